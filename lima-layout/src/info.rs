@@ -1,0 +1,151 @@
+//! The hostagent's HTTP API on `ha.sock`, reduced to `GET /v1/info`.
+//!
+//! One request per connection, `Connection: close`: that is all a status
+//! probe needs, so a few lines of HTTP/1.1 replace an HTTP stack.
+
+use crate::socket::{UnixListener, UnixStream};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Info {
+    pub ssh_local_port: u16,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum InfoError {
+    #[error("cannot connect to {path}: {source}")]
+    Connect {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("no answer from {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("bad answer from {path}: {message}")]
+    BadAnswer { path: String, message: String },
+}
+
+/// Asks a hostagent for `/v1/info`, waiting at most `timeout` for each read.
+pub fn query_info(socket: &Path, timeout: Duration) -> Result<Info, InfoError> {
+    let path = socket.display().to_string();
+    let io = |source| InfoError::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut stream = UnixStream::connect(socket).map_err(|source| InfoError::Connect {
+        path: path.clone(),
+        source,
+    })?;
+    stream.set_read_timeout(Some(timeout)).map_err(io)?;
+    stream.set_write_timeout(Some(timeout)).map_err(io)?;
+    stream
+        .write_all(b"GET /v1/info HTTP/1.1\r\nHost: lima-hostagent\r\nConnection: close\r\n\r\n")
+        .map_err(io)?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).map_err(io)?;
+    let bad = |message: String| InfoError::BadAnswer {
+        path: path.clone(),
+        message,
+    };
+    let (head, body) = answer
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| bad(format!("no header end in {answer:?}")))?;
+    let status_line = head.lines().next().unwrap_or_default();
+    if status_line.split_whitespace().nth(1) != Some("200") {
+        return Err(bad(format!("status line {status_line:?}")));
+    }
+    serde_json::from_str(body).map_err(|e| bad(format!("body {body:?}: {e}")))
+}
+
+/// Serves `/v1/info` on `listener` until the listener fails (it is closed
+/// when the process exits). Runs on the calling thread.
+pub fn serve_info(listener: UnixListener, info: &Info) {
+    let body = serde_json::to_string(info).expect("Info serialises");
+    for stream in listener.incoming() {
+        let Ok(stream) = stream else { break };
+        let _ = answer_one(stream, &body);
+    }
+}
+
+fn answer_one(stream: UnixStream, info_body: &str) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let mut reader = BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line)?;
+    // Drain the headers so the client sees a clean close.
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
+    let (status, body) = match request_line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["GET", "/v1/info", ..] => ("200 OK", info_body.to_owned()),
+        _ => ("404 Not Found", "{\"message\":\"not found\"}".to_owned()),
+    };
+    let mut stream = reader.into_inner();
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}
+
+/// Binds the socket, reporting a path beyond the platform's limit clearly.
+pub fn bind(socket: &Path) -> std::io::Result<UnixListener> {
+    let len = socket.as_os_str().len();
+    if len > crate::paths::max_socket_path_len() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "socket path {} is {len} bytes, over the platform limit of {}",
+                socket.display(),
+                crate::paths::max_socket_path_len()
+            ),
+        ));
+    }
+    UnixListener::bind(socket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_served_info_is_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ha.sock");
+        let listener = bind(&sock).unwrap();
+        std::thread::spawn(move || {
+            serve_info(
+                listener,
+                &Info {
+                    ssh_local_port: 60022,
+                },
+            )
+        });
+        let info = query_info(&sock, Duration::from_secs(2)).unwrap();
+        assert_eq!(info.ssh_local_port, 60022);
+    }
+
+    #[test]
+    fn a_missing_socket_is_a_connect_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = query_info(&dir.path().join("none.sock"), Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, InfoError::Connect { .. }));
+        assert!(err.to_string().contains("none.sock"));
+    }
+
+    #[test]
+    fn an_over_long_socket_path_is_refused_with_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("x".repeat(120)).with_extension("sock");
+        let err = bind(&sock).unwrap_err();
+        assert!(err.to_string().contains("over the platform limit"), "{err}");
+    }
+}

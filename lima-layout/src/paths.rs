@@ -1,0 +1,145 @@
+//! Paths inside LIMA_HOME.
+
+use std::path::{Path, PathBuf};
+
+/// An entry of an instance directory whose name ends in one of these is a
+/// "tmp file": a forced stop removes it.
+pub const TMP_SUFFIXES: [&str; 3] = [".pid", ".sock", ".tmp"];
+
+/// True when `name` (a file name, not a path) is a tmp file.
+pub fn is_tmp_file_name(name: &str) -> bool {
+    TMP_SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
+}
+
+/// The root of a Lima installation (`LIMA_HOME`, by default `~/.lima`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimaHome(PathBuf);
+
+impl LimaHome {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self(path.into())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn instance(&self, name: &str) -> InstancePaths {
+        InstancePaths {
+            name: name.to_owned(),
+            dir: self.0.join(name),
+        }
+    }
+
+    /// `_config/`, where the user's SSH key pair lives.
+    pub fn config_dir(&self) -> PathBuf {
+        self.0.join("_config")
+    }
+
+    pub fn user_private_key(&self) -> PathBuf {
+        self.config_dir().join("user")
+    }
+
+    pub fn user_public_key(&self) -> PathBuf {
+        self.config_dir().join("user.pub")
+    }
+
+    /// `_disks/<disk>/`, one additional disk.
+    pub fn disk_dir(&self, disk: &str) -> PathBuf {
+        self.0.join("_disks").join(disk)
+    }
+
+    /// `_disks/<disk>/in_use_by`: present while an instance holds the disk.
+    pub fn disk_in_use_by(&self, disk: &str) -> PathBuf {
+        self.disk_dir(disk).join("in_use_by")
+    }
+}
+
+/// The files of one instance directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePaths {
+    pub name: String,
+    pub dir: PathBuf,
+}
+
+impl InstancePaths {
+    pub fn lima_yaml(&self) -> PathBuf {
+        self.dir.join("lima.yaml")
+    }
+    pub fn ha_pid(&self) -> PathBuf {
+        self.dir.join("ha.pid")
+    }
+    pub fn ha_sock(&self) -> PathBuf {
+        self.dir.join("ha.sock")
+    }
+    pub fn ha_stdout_log(&self) -> PathBuf {
+        self.dir.join("ha.stdout.log")
+    }
+    pub fn ha_stderr_log(&self) -> PathBuf {
+        self.dir.join("ha.stderr.log")
+    }
+    /// `<vmType>.pid`, the VM driver's pid file (`qemu.pid`, ...).
+    pub fn driver_pid(&self, vm_type: crate::VmType) -> PathBuf {
+        self.dir.join(format!("{}.pid", vm_type.as_str()))
+    }
+    /// The instance's main disk image; the driver holds a lock on it.
+    pub fn disk_image(&self) -> PathBuf {
+        self.dir.join("diffdisk")
+    }
+    /// WSL2 distro name of this instance.
+    pub fn wsl_distro(&self) -> String {
+        format!("lima-{}", self.name)
+    }
+}
+
+/// Reads a pid file: `None` when it is missing or does not hold a positive
+/// decimal number (a trailing newline is allowed).
+pub fn read_pid_file(path: &Path) -> Option<u32> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.trim().parse::<u32>().ok().filter(|pid| *pid > 0)
+}
+
+/// Writes a pid file atomically (temporary name, then rename), so a reader
+/// never sees a half-written number.
+pub fn write_pid_file(path: &Path, pid: u32) -> std::io::Result<()> {
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{file_name}.{}.tmp", std::process::id()));
+    std::fs::write(&tmp, format!("{pid}\n"))?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The longest Unix socket path the platform accepts (bytes, without the
+/// terminating NUL).
+pub const fn max_socket_path_len() -> usize {
+    if cfg!(target_os = "macos") { 103 } else { 107 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_file_names_are_matched_by_suffix_only() {
+        assert!(is_tmp_file_name("ha.pid"));
+        assert!(is_tmp_file_name("serial[1].sock"));
+        assert!(is_tmp_file_name("x.tmp"));
+        assert!(!is_tmp_file_name("lima.yaml"));
+        assert!(!is_tmp_file_name("ha.pid.bak"));
+    }
+
+    #[test]
+    fn pid_files_round_trip_and_reject_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ha.pid");
+        assert_eq!(read_pid_file(&path), None);
+        write_pid_file(&path, 4242).unwrap();
+        assert_eq!(read_pid_file(&path), Some(4242));
+        std::fs::write(&path, "0").unwrap();
+        assert_eq!(read_pid_file(&path), None);
+        std::fs::write(&path, "12ab").unwrap();
+        assert_eq!(read_pid_file(&path), None);
+    }
+}

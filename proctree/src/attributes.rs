@@ -1,0 +1,36 @@
+//! Spawn attributes requested for a child, applied in one place so that one
+//! attribute can never replace another.
+
+use std::process::Command;
+
+/// What a reconciler asks of the processes it starts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SpawnAttributes {
+    /// A process group (Windows: console process group) of its own, so that
+    /// an interrupt sent to it reaches nobody else.
+    pub own_process_group: bool,
+    /// Lower scheduling priority (Unix: nice +5; Windows:
+    /// `BELOW_NORMAL_PRIORITY_CLASS`), so a busy VM cannot starve its
+    /// supervisor.
+    pub background_priority: bool,
+}
+
+impl SpawnAttributes {
+    /// Sets every requested attribute on `cmd`.
+    pub fn apply(&self, cmd: &mut Command) {
+        crate::platform::apply_attributes(*self, cmd);
+    }
+}
+
+/// The attributes a process can observe about itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ObservedAttributes {
+    pub own_process_group: bool,
+    pub background_priority: bool,
+}
+
+impl ObservedAttributes {
+    pub fn of_current_process() -> Self {
+        crate::platform::observe_own_attributes()
+    }
+}

@@ -1,0 +1,91 @@
+//! Process control that a VM reconciler and its test harness share: spawning
+//! into a group of its own, interrupting a group, killing a whole tree, and a
+//! process table to ask who is alive and who descends from whom.
+
+mod attributes;
+mod table;
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+use unix as platform;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+use windows as platform;
+
+pub use attributes::{ObservedAttributes, SpawnAttributes};
+pub use table::{ProcessInfo, ProcessTable};
+
+/// Errors of a signalling or killing call, naming the process.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("cannot signal pid {pid}: {source}")]
+    Signal { pid: u32, source: std::io::Error },
+    #[error("cannot kill pid {pid}: {source}")]
+    Kill { pid: u32, source: std::io::Error },
+}
+
+/// Delivers the graceful interrupt to the process group whose id is `group`
+/// (Unix: SIGINT to the group; Windows: CTRL_BREAK_EVENT to the console
+/// group, whose id is the pid of the process that was created with
+/// `CREATE_NEW_PROCESS_GROUP`).
+pub fn interrupt_group(group: u32) -> Result<(), SignalError> {
+    platform::interrupt_group(group).map_err(|source| SignalError::Signal { pid: group, source })
+}
+
+/// Delivers the graceful interrupt to the caller's own process group: every
+/// process sharing it receives it, the caller included. Only the regressed
+/// reconciler does this on purpose.
+pub fn interrupt_own_group() -> Result<(), SignalError> {
+    platform::interrupt_own_group().map_err(|source| SignalError::Signal {
+        pid: std::process::id(),
+        source,
+    })
+}
+
+/// Kills one process outright (SIGKILL / TerminateProcess).
+pub fn kill(pid: u32) -> Result<(), SignalError> {
+    platform::kill(pid).map_err(|source| SignalError::Kill { pid, source })
+}
+
+/// Kills `pid` and every process descending from it. The tree is read from a
+/// fresh process table before the first kill; the root dies first so that it
+/// cannot start new children, and on Unix its process group goes with it.
+/// Returns the pids that were killed; every failure is reported, the first
+/// one as the error, after every kill has been tried.
+pub fn kill_tree(pid: u32) -> Result<Vec<u32>, SignalError> {
+    let table = ProcessTable::snapshot();
+    let mut victims = vec![pid];
+    victims.extend(table.descendants(pid));
+    let mut killed = Vec::new();
+    let mut first_error = None;
+    for victim in victims {
+        match platform::kill(victim) {
+            Ok(()) => killed.push(victim),
+            Err(e) if victim != pid && platform::is_gone_error(&e) => {}
+            Err(source) => {
+                first_error.get_or_insert(SignalError::Kill {
+                    pid: victim,
+                    source,
+                });
+            }
+        }
+    }
+    platform::kill_group_if_leader(pid);
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(killed),
+    }
+}
+
+/// True while `pid` names a running process (a zombie counts as dead).
+pub fn is_alive(pid: u32) -> bool {
+    ProcessTable::snapshot_of(&[pid]).is_alive(pid)
+}
+
+/// Asks a service to shut down the way an operator would (Unix: SIGTERM;
+/// Windows: CTRL_BREAK_EVENT to the console group the service leads).
+pub fn request_shutdown(pid: u32) -> Result<(), SignalError> {
+    platform::request_shutdown(pid).map_err(|source| SignalError::Signal { pid, source })
+}

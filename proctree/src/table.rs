@@ -1,0 +1,132 @@
+//! A snapshot of the process table, read through `sysinfo`.
+
+use std::collections::HashMap;
+use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub pid: u32,
+    pub parent: Option<u32>,
+    pub name: String,
+    pub cmd: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub start_time: u64,
+    pub zombie: bool,
+    pub environ: Vec<String>,
+}
+
+impl ProcessInfo {
+    /// True when any command-line argument contains `needle`.
+    pub fn cmd_contains(&self, needle: &str) -> bool {
+        self.cmd.iter().any(|arg| arg.contains(needle))
+    }
+
+    /// The value of an environment variable, when the table could read it.
+    pub fn env_var(&self, key: &str) -> Option<&str> {
+        self.environ.iter().find_map(|entry| {
+            entry
+                .strip_prefix(key)
+                .and_then(|rest| rest.strip_prefix('='))
+        })
+    }
+}
+
+/// Processes as they were when the snapshot was taken.
+#[derive(Debug, Default)]
+pub struct ProcessTable {
+    processes: HashMap<u32, ProcessInfo>,
+}
+
+impl ProcessTable {
+    /// Every process, with command lines and environments.
+    pub fn snapshot() -> Self {
+        Self::read(ProcessesToUpdate::All, true)
+    }
+
+    /// Only the named processes, with command lines (cheaper than a full
+    /// snapshot when checking a few pids).
+    pub fn snapshot_of(pids: &[u32]) -> Self {
+        let pids: Vec<Pid> = pids.iter().map(|p| Pid::from_u32(*p)).collect();
+        Self::read(ProcessesToUpdate::Some(&pids), false)
+    }
+
+    fn read(which: ProcessesToUpdate<'_>, with_environ: bool) -> Self {
+        // Only unsupported platforms fail here; every platform this project
+        // builds for (Linux, macOS, Windows) has a process table.
+        let mut system = System::new().expect("the process table is readable on this platform");
+        let mut kind = ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always);
+        if with_environ {
+            kind = kind.with_environ(UpdateKind::Always);
+        }
+        system.refresh_processes_specifics(which, true, kind);
+        let processes = system
+            .processes()
+            .iter()
+            .filter(|(_, p)| p.thread_kind().is_none())
+            .map(|(pid, p)| {
+                let info = ProcessInfo {
+                    pid: pid.as_u32(),
+                    parent: p.parent().map(Pid::as_u32),
+                    name: p.name().to_string_lossy().into_owned(),
+                    cmd: p
+                        .cmd()
+                        .iter()
+                        .map(|a| a.to_string_lossy().into_owned())
+                        .collect(),
+                    start_time: p.start_time(),
+                    zombie: matches!(p.status(), ProcessStatus::Zombie | ProcessStatus::Dead),
+                    environ: p
+                        .environ()
+                        .iter()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .collect(),
+                };
+                (info.pid, info)
+            })
+            .collect();
+        Self { processes }
+    }
+
+    pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
+        self.processes.get(&pid)
+    }
+
+    pub fn is_alive(&self, pid: u32) -> bool {
+        self.get(pid).is_some_and(|p| !p.zombie)
+    }
+
+    /// Every live process.
+    pub fn iter(&self) -> impl Iterator<Item = &ProcessInfo> {
+        self.processes.values().filter(|p| !p.zombie)
+    }
+
+    /// Every live process descending from `root` (not `root` itself),
+    /// parents before children.
+    pub fn descendants(&self, root: u32) -> Vec<u32> {
+        let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
+        for p in self.iter() {
+            if let Some(parent) = p.parent {
+                children.entry(parent).or_default().push(p.pid);
+            }
+        }
+        let mut found = Vec::new();
+        let mut frontier = vec![root];
+        while let Some(pid) = frontier.pop() {
+            for child in children.get(&pid).into_iter().flatten() {
+                // A recycled pid could make a cycle; never visit twice.
+                if *child != root && !found.contains(child) {
+                    found.push(*child);
+                    frontier.push(*child);
+                }
+            }
+        }
+        found
+    }
+
+    /// Live processes whose environment holds `key=value`.
+    pub fn with_env(&self, key: &str, value: &str) -> Vec<&ProcessInfo> {
+        self.iter()
+            .filter(|p| p.env_var(key) == Some(value))
+            .collect()
+    }
+}

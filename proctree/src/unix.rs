@@ -1,0 +1,89 @@
+use crate::{ObservedAttributes, SpawnAttributes};
+use std::io;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+
+/// Niceness added by `background_priority`.
+const BACKGROUND_NICENESS: libc::c_int = 5;
+
+fn check(result: libc::c_int) -> io::Result<()> {
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn as_pid(pid: u32) -> io::Result<libc::pid_t> {
+    libc::pid_t::try_from(pid)
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad pid {pid}")))
+}
+
+pub fn interrupt_group(group: u32) -> io::Result<()> {
+    // SAFETY: killpg has no memory-safety preconditions.
+    check(unsafe { libc::killpg(as_pid(group)?, libc::SIGINT) })
+}
+
+pub fn interrupt_own_group() -> io::Result<()> {
+    // SAFETY: as above; 0 addresses the caller's own group.
+    check(unsafe { libc::kill(0, libc::SIGINT) })
+}
+
+pub fn request_shutdown(pid: u32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(as_pid(pid)?, libc::SIGTERM) })
+}
+
+pub fn kill(pid: u32) -> io::Result<()> {
+    // SAFETY: kill has no memory-safety preconditions.
+    check(unsafe { libc::kill(as_pid(pid)?, libc::SIGKILL) })
+}
+
+pub fn is_gone_error(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(libc::ESRCH)
+}
+
+/// A process that leads its own group may have left members that no longer
+/// descend from it (their parent died first): the group kill reaches them.
+pub fn kill_group_if_leader(pid: u32) {
+    let Ok(pid) = as_pid(pid) else { return };
+    // SAFETY: getpgid and killpg have no memory-safety preconditions.
+    unsafe {
+        if libc::getpgid(pid) == pid {
+            libc::killpg(pid, libc::SIGKILL);
+        }
+    }
+}
+
+pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
+    if attributes.own_process_group {
+        cmd.process_group(0);
+    }
+    if attributes.background_priority {
+        // SAFETY: nice() is async-signal-safe, as pre_exec requires.
+        unsafe {
+            cmd.pre_exec(|| {
+                *libc::__errno_location() = 0;
+                if libc::nice(BACKGROUND_NICENESS) == -1 && *libc::__errno_location() != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+}
+
+pub fn observe_own_attributes() -> ObservedAttributes {
+    // SAFETY: these calls only read the caller's own attributes.
+    unsafe {
+        let pid = libc::getpid();
+        let parent_nice = libc::getpriority(libc::PRIO_PROCESS, libc::getppid() as libc::id_t);
+        let own_nice = libc::getpriority(libc::PRIO_PROCESS, 0);
+        ObservedAttributes {
+            own_process_group: libc::getpgrp() == pid,
+            background_priority: own_nice > parent_nice,
+        }
+    }
+}

@@ -1,0 +1,74 @@
+use crate::{ObservedAttributes, SpawnAttributes};
+use std::io;
+use std::os::windows::process::CommandExt;
+use std::process::Command;
+use windows_sys::Win32::Foundation::{CloseHandle, ERROR_INVALID_PARAMETER};
+use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+use windows_sys::Win32::System::Threading::{
+    BELOW_NORMAL_PRIORITY_CLASS, CREATE_NEW_PROCESS_GROUP, GetCurrentProcess, GetPriorityClass,
+    OpenProcess, PROCESS_TERMINATE, TerminateProcess,
+};
+
+fn check(ok: i32) -> io::Result<()> {
+    if ok != 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+pub fn interrupt_group(group: u32) -> io::Result<()> {
+    // SAFETY: plain Win32 call without pointers.
+    check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) })
+}
+
+pub fn interrupt_own_group() -> io::Result<()> {
+    // SAFETY: as above; group 0 is every process on the caller's console.
+    check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, 0) })
+}
+
+pub fn request_shutdown(pid: u32) -> io::Result<()> {
+    interrupt_group(pid)
+}
+
+pub fn kill(pid: u32) -> io::Result<()> {
+    // SAFETY: the handle is checked and closed on every path.
+    unsafe {
+        let handle = OpenProcess(PROCESS_TERMINATE, 0, pid);
+        if handle.is_null() {
+            return Err(io::Error::last_os_error());
+        }
+        let result = check(TerminateProcess(handle, 1));
+        CloseHandle(handle);
+        result
+    }
+}
+
+pub fn is_gone_error(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32)
+}
+
+/// Windows has no group kill: the tree walk already reached every member.
+pub fn kill_group_if_leader(_pid: u32) {}
+
+pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
+    let mut flags = 0;
+    if attributes.own_process_group {
+        flags |= CREATE_NEW_PROCESS_GROUP;
+    }
+    if attributes.background_priority {
+        flags |= BELOW_NORMAL_PRIORITY_CLASS;
+    }
+    cmd.creation_flags(flags);
+}
+
+pub fn observe_own_attributes() -> ObservedAttributes {
+    // SAFETY: reads the priority class of the current process only.
+    let class = unsafe { GetPriorityClass(GetCurrentProcess()) };
+    ObservedAttributes {
+        // A console group of one's own cannot be read back on Windows; the
+        // fake reports the flag the reconciler passed it on its command line.
+        own_process_group: std::env::var_os("LIMAVM_FAKE_NEW_GROUP").is_some(),
+        background_priority: class == BELOW_NORMAL_PRIORITY_CLASS,
+    }
+}

@@ -1,0 +1,53 @@
+//! Tree kills and group interrupts against real processes.
+#![cfg(unix)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn kill_tree_reaches_grandchildren() {
+    // sh starts a sleeping grandchild and prints its pid.
+    let mut child = Command::new("sh")
+        .args(["-c", "sleep 600 & echo $!; wait"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let grandchild: u32 = line.trim().parse().unwrap();
+    assert!(proctree::is_alive(grandchild));
+    let killed = proctree::kill_tree(child.id()).unwrap();
+    assert!(killed.contains(&grandchild), "killed {killed:?}");
+    child.wait().unwrap();
+    wait_until("the grandchild to die", || !proctree::is_alive(grandchild));
+}
+
+#[test]
+fn spawn_attributes_are_all_applied() {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", "ps -o pgid=,nice= -p $$"])
+        .stdout(Stdio::piped());
+    proctree::SpawnAttributes {
+        own_process_group: true,
+        background_priority: true,
+    }
+    .apply(&mut cmd);
+    let child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let out = String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!(fields[0], pid.to_string(), "pgid in {out:?}");
+    assert_ne!(fields[1], "0", "nice in {out:?}");
+}
