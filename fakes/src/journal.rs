@@ -40,9 +40,11 @@ pub mod event {
     pub const SHUTDOWN_COMPLETE: &str = "shutdown_complete";
     /// driver: the disk image lock is held: `{"path": "..."}`.
     pub const DISK_LOCKED: &str = "disk_locked";
-    /// ssh-keygen: a key file was written: `{"path": "..."}`.
+    /// ssh-keygen: a key pair was written:
+    /// `{"path": "...", "public_path": "..."}`.
     pub const KEY_WRITTEN: &str = "key_written";
-    /// wsl.exe: distro state changed: `{"distro": "...", "state": "..."}`.
+    /// wsl.exe: distro state changed: `{"distro": "...", "state": "..."}`,
+    /// state `Stopped` (also on import), `Running` or `Unregistered`.
     pub const DISTRO_STATE: &str = "distro_state";
 }
 

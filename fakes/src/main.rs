@@ -1,1 +1,5 @@
-fn main() {}
+//! `limavm-fake`: the multicall fake; the name it runs under picks the tool.
+
+fn main() {
+    std::process::exit(fakes::run_multicall());
+}

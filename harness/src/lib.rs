@@ -1,1 +1,53 @@
+//! The test harness: a sandbox per scenario, fake or real tools on its PATH,
+//! a fault plan, the fakes' journal, process and port observation, and
+//! drivers for the reconciler under test.
 
+pub mod binaries;
+pub mod driver;
+pub mod eventually;
+pub mod faults;
+pub mod journal;
+pub mod leaks;
+pub mod ports;
+pub mod reference;
+pub mod sandbox;
+pub mod template;
+pub mod toolset;
+
+pub use binaries::Binaries;
+pub use driver::{Condition, ReconcilerDriver, VmSpec, VmView};
+pub use eventually::{WaitError, eventually};
+pub use faults::FaultPlanBuilder;
+pub use journal::Journal;
+pub use leaks::LeakReport;
+pub use reference::{ReferenceDriver, ReferenceSettings};
+pub use sandbox::Sandbox;
+pub use template::Template;
+pub use toolset::{ToolChoice, Toolset};
+
+/// Errors of the harness itself (not of the system under test).
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "binary {name} not found (looked in {looked_in}); build it with `cargo build --workspace --bins`"
+    )]
+    BinaryMissing { name: String, looked_in: String },
+    #[error("tool {tool} not found on PATH for the real toolset")]
+    RealToolMissing { tool: String },
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+    #[error("reconciler under test: {0}")]
+    Driver(String),
+}
+
+impl HarnessError {
+    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
+        let what = what.into();
+        move |source| HarnessError::Io { what, source }
+    }
+}

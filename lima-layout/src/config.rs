@@ -120,6 +120,10 @@ impl LimaConfig {
         })
     }
 
+    pub fn to_yaml(&self) -> String {
+        serde_norway::to_string(self).expect("a LimaConfig serialises")
+    }
+
     pub fn disk_names(&self) -> impl Iterator<Item = &str> {
         self.additional_disks.iter().map(AdditionalDisk::name)
     }

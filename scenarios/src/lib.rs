@@ -1,1 +1,17 @@
+//! The findings catalogue as code: one scenario per finding, each run against
+//! a reconciler with the regression switched off (it must pass) and on (it
+//! must fail, naming the symptom).
 
+pub mod catalogue;
+pub mod checks;
+pub mod context;
+pub mod cross_path;
+mod findings;
+pub mod multicall;
+pub mod report;
+pub mod runner;
+pub mod steps;
+
+pub use catalogue::{CATALOGUE, Finding};
+pub use context::{Ctx, ScenarioError, ScenarioResult};
+pub use runner::{Outcome, Variant, run_finding};

@@ -1,0 +1,47 @@
+//! How a fake fails: a usage error (exit 2) or the tool's own failure.
+
+use crate::plan::PlanError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FakeError {
+    /// A bad command line, fault plan or state file: exit code 2.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// The tool failed the way the real one would: its message and code.
+    #[error("{message}")]
+    Failed { code: i32, message: String },
+}
+
+impl FakeError {
+    /// A usage error, prefixed with the tool so the message says who refused.
+    pub fn usage(tool: &str, message: impl std::fmt::Display) -> Self {
+        FakeError::Usage(format!("{tool} (limavm fake): {message}"))
+    }
+
+    /// A failure with exit code 1.
+    pub fn failed(message: impl Into<String>) -> Self {
+        FakeError::Failed {
+            code: 1,
+            message: message.into(),
+        }
+    }
+
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            FakeError::Usage(_) | FakeError::Plan(_) => 2,
+            FakeError::Failed { code, .. } => *code,
+        }
+    }
+}
+
+/// An OS error as the C library words it (`strerror`), without Rust's
+/// `(os error N)` suffix: the real tools print it that way.
+pub fn os_error_text(error: &std::io::Error) -> String {
+    let text = error.to_string();
+    match text.find(" (os error ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}

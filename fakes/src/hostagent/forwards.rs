@@ -1,0 +1,88 @@
+//! Port forwards: one `ssh -L` child per `portForwards` entry, as Lima's
+//! hostagent runs them.
+
+use crate::journal::JournalWriter;
+use crate::spawn::{kill_and_reap, spawn_tool, wait_while_alive};
+use lima_layout::PortForward;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Child;
+use std::time::Duration;
+
+/// How long an `ssh` child gets to take its port.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Default)]
+pub struct Forwards {
+    children: Vec<Child>,
+}
+
+impl Forwards {
+    /// Starts one child per forward with a host port and waits until each
+    /// holds its port or has failed. Returns the failures; a failed forward
+    /// does not stop the hostagent (the guest is up, a port is not).
+    pub fn start(
+        &mut self,
+        forwards: &[PortForward],
+        ssh_port: u16,
+        journal: &JournalWriter,
+    ) -> Vec<String> {
+        let mut errors = Vec::new();
+        for forward in forwards.iter().filter(|f| f.host_port != 0) {
+            if let Err(e) = self.start_one(forward, ssh_port, journal) {
+                errors.push(format!(
+                    "forwarding 127.0.0.1:{} to guest port {}: {e}",
+                    forward.host_port, forward.guest_port
+                ));
+            }
+        }
+        errors
+    }
+
+    fn start_one(
+        &mut self,
+        forward: &PortForward,
+        ssh_port: u16,
+        journal: &JournalWriter,
+    ) -> Result<(), String> {
+        let port = forward.host_port;
+        // Free before the child starts means: whoever answers later is it.
+        let free_before = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+        let args: Vec<String> = [
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            &format!("127.0.0.1:{port}:localhost:{}", forward.guest_port),
+            "-p",
+            &ssh_port.to_string(),
+            "lima@127.0.0.1",
+        ]
+        .map(str::to_owned)
+        .into();
+        let mut child = spawn_tool("ssh", &args, journal)?;
+        let result = wait_while_alive(&mut child, "ssh", READY_TIMEOUT, || {
+            free_before && accepts_connections(port)
+        });
+        // A child still alive after a failed wait may hold the port later:
+        // keep it so shutdown stops it.
+        if !matches!(child.try_wait(), Ok(Some(_))) {
+            self.children.push(child);
+        }
+        result
+    }
+
+    /// Stops every child outright.
+    pub fn stop(&mut self) {
+        self.children.iter_mut().for_each(kill_and_reap);
+        self.children.clear();
+    }
+}
+
+fn accepts_connections(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        CONNECT_TIMEOUT,
+    )
+    .is_ok()
+}

@@ -1,0 +1,225 @@
+//! `limactl hostagent`: the process a reconciler starts per VM. It writes
+//! its pid file, answers `/v1/info` on its socket, holds the additional
+//! disks, runs the driver and the `ssh` forwards, prints Lima's JSON events,
+//! and on the graceful interrupt stops all of that and removes its tmp
+//! files. Killed outright, it does nothing: its children live on.
+
+mod disks;
+mod driver;
+mod events;
+mod forwards;
+
+use crate::error::FakeError;
+use crate::interrupts::Interrupts;
+use crate::invocation::{Invocation, lima_home};
+use crate::journal::event;
+use disks::DiskClaims;
+use driver::Driver;
+use forwards::Forwards;
+use lima_layout::info::{Info, bind, serve_info};
+use lima_layout::paths::{read_pid_file, write_pid_file};
+use lima_layout::{HostagentStatus, InstancePaths, LimaConfig, LimaHome};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct HostagentArgs {
+    pub pidfile: PathBuf,
+    pub socket: PathBuf,
+    pub name: String,
+}
+
+pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeError> {
+    let home = lima_home()?;
+    let instance = home.instance(&args.name);
+    let config = LimaConfig::load(&instance.lima_yaml())
+        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    let interrupts = Interrupts::install()?;
+    let observed = proctree::ObservedAttributes::of_current_process();
+    invocation.journal.record(
+        event::SPAWN_ATTRIBUTES,
+        json!({
+            "own_process_group": observed.own_process_group,
+            "background_priority": observed.background_priority,
+        }),
+    );
+    let mut agent = Agent {
+        invocation,
+        args,
+        home,
+        instance,
+        config,
+        wrote_pid_file: false,
+        bound_socket: false,
+        disks: DiskClaims::default(),
+        driver: None,
+        forwards: Forwards::default(),
+    };
+    let forward_errors = match agent.start() {
+        Ok(errors) => errors,
+        Err(message) => {
+            agent.stop(false);
+            return Err(FakeError::failed(message));
+        }
+    };
+    for error in &forward_errors {
+        eprintln!("{error}");
+    }
+    events::print(HostagentStatus {
+        running: true,
+        degraded: !forward_errors.is_empty(),
+        errors: forward_errors,
+        ssh_local_port: agent.config.ssh.local_port,
+        ..HostagentStatus::default()
+    });
+    agent.await_stop(&interrupts);
+    agent.stop(invocation.faults.keep_children());
+    events::print(HostagentStatus {
+        exiting: true,
+        ..HostagentStatus::default()
+    });
+    invocation
+        .journal
+        .record(event::SHUTDOWN_COMPLETE, json!({}));
+    Ok(0)
+}
+
+/// What one hostagent holds, so that every way out releases exactly that.
+struct Agent<'a> {
+    invocation: &'a Invocation,
+    args: &'a HostagentArgs,
+    home: LimaHome,
+    instance: InstancePaths,
+    config: LimaConfig,
+    wrote_pid_file: bool,
+    bound_socket: bool,
+    disks: DiskClaims,
+    driver: Option<Driver>,
+    forwards: Forwards,
+}
+
+impl Agent<'_> {
+    /// Brings everything up; returns the port forwards that failed.
+    fn start(&mut self) -> Result<Vec<String>, String> {
+        let journal = &self.invocation.journal;
+        self.write_pid_file()?;
+        journal.record(
+            event::PID_FILE_WRITTEN,
+            json!({ "path": self.args.pidfile }),
+        );
+        self.listen()?;
+        journal.record(event::LISTENING, json!({ "path": self.args.socket }));
+        let disks: Vec<String> = self.config.disk_names().map(str::to_owned).collect();
+        for disk in &disks {
+            self.disks.claim(&self.home, &self.instance, disk)?;
+        }
+        self.driver = Some(Driver::start(&self.instance, &self.config, journal)?);
+        Ok(self.forwards.start(
+            &self.config.port_forwards,
+            self.config.ssh.local_port,
+            journal,
+        ))
+    }
+
+    /// Lima refuses to start over a pid file whose process is alive.
+    fn write_pid_file(&mut self) -> Result<(), String> {
+        let path = &self.args.pidfile;
+        let me = std::process::id();
+        if let Some(pid) = read_pid_file(path).filter(|pid| *pid != me && proctree::is_alive(*pid))
+        {
+            return Err(format!(
+                "pidfile {} already exists and names a live process ({pid})",
+                path.display()
+            ));
+        }
+        write_pid_file(path, me)
+            .map_err(|e| format!("cannot write pid file {}: {e}", path.display()))?;
+        self.wrote_pid_file = true;
+        Ok(())
+    }
+
+    fn listen(&mut self) -> Result<(), String> {
+        let socket = &self.args.socket;
+        // A socket file left by a dead hostagent would make bind fail; the
+        // pid file check above showed no live one owns it.
+        if socket.symlink_metadata().is_ok() {
+            let _ = std::fs::remove_file(socket);
+        }
+        let listener =
+            bind(socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
+        self.bound_socket = true;
+        let info = Info {
+            ssh_local_port: self.config.ssh.local_port,
+        };
+        std::thread::spawn(move || serve_info(listener, &info));
+        Ok(())
+    }
+
+    /// Waits for an interrupt that ends the hostagent, applying the
+    /// interrupt faults on the way.
+    fn await_stop(&mut self, interrupts: &Interrupts) {
+        let invocation = self.invocation;
+        let journal = &invocation.journal;
+        let mut replaced = false;
+        loop {
+            interrupts.next(journal);
+            if invocation.faults.replace_driver() && !replaced {
+                replaced = true;
+                self.replace_driver();
+            }
+            if !invocation.faults.ignore_interrupt() {
+                break;
+            }
+            journal.record(event::INTERRUPT_IGNORED, json!({}));
+        }
+        if let Some(delay) = invocation.faults.slow_exit() {
+            std::thread::sleep(delay);
+        }
+    }
+
+    fn replace_driver(&mut self) {
+        let journal = &self.invocation.journal;
+        let Some(driver) = &mut self.driver else {
+            return;
+        };
+        match driver.replace(journal) {
+            Ok((old, new)) => {
+                journal.record(event::DRIVER_REPLACED, json!({ "old": old, "new": new }))
+            }
+            Err(e) => eprintln!("replacing the driver failed: {e}"),
+        }
+    }
+
+    /// Stops what was started and removes what was made, logging each step
+    /// that fails and carrying on.
+    fn stop(&mut self, keep_children: bool) {
+        let journal = &self.invocation.journal;
+        if !keep_children {
+            self.forwards.stop();
+        }
+        let mut errors = Vec::new();
+        let mut tmp_files = Vec::new();
+        if let Some(mut driver) = self.driver.take() {
+            errors.extend(driver.stop(journal));
+            tmp_files.extend(driver.pid_file().map(PathBuf::from));
+        }
+        errors.extend(self.disks.release());
+        if self.bound_socket {
+            tmp_files.push(self.args.socket.clone());
+        }
+        if self.wrote_pid_file {
+            tmp_files.push(self.args.pidfile.clone());
+        }
+        for file in tmp_files {
+            match std::fs::remove_file(&file) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    errors.push(format!("cannot remove {}: {e}", file.display()));
+                }
+                _ => {}
+            }
+        }
+        for error in errors {
+            eprintln!("shutdown: {error}");
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The graceful interrupt: SIGINT (and SIGTERM, SIGHUP) on Unix,
+//! CTRL_C / CTRL_BREAK on Windows, turned into messages on a channel.
+
+use crate::error::FakeError;
+use crate::journal::{JournalWriter, event};
+use serde_json::json;
+use std::sync::mpsc::{Receiver, channel};
+
+pub struct Interrupts {
+    arrivals: Receiver<()>,
+}
+
+impl Interrupts {
+    /// Takes over the interrupt signals for the rest of the process's life
+    /// (only once per process).
+    pub fn install() -> Result<Self, FakeError> {
+        let (sender, arrivals) = channel();
+        ctrlc::set_handler(move || {
+            let _ = sender.send(());
+        })
+        .map_err(|e| FakeError::failed(format!("cannot handle interrupts: {e}")))?;
+        Ok(Self { arrivals })
+    }
+
+    /// Blocks until the next interrupt and journals it.
+    pub fn next(&self, journal: &JournalWriter) {
+        // The sender lives in the handler for the whole process: recv only
+        // returns when an interrupt arrived.
+        let _ = self.arrivals.recv();
+        journal.record(event::INTERRUPT_RECEIVED, json!({}));
+    }
+
+    /// Blocks until an interrupt the process honours. With `ignore`, every
+    /// interrupt is journaled as ignored and this never returns.
+    pub fn wait_honoured(&self, journal: &JournalWriter, ignore: bool) {
+        loop {
+            self.next(journal);
+            if !ignore {
+                return;
+            }
+            journal.record(event::INTERRUPT_IGNORED, json!({}));
+        }
+    }
+}

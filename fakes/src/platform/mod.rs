@@ -1,0 +1,11 @@
+//! The few things the fakes do differently on Unix and on Windows.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;

@@ -1,0 +1,50 @@
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// `_disks/<disk>/in_use_by`: a symlink to the instance directory, as Lima
+/// makes it.
+pub fn mark_disk_in_use(marker: &Path, instance_dir: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(instance_dir, marker)
+}
+
+/// The instance a disk marker names.
+pub fn disk_user(marker: &Path) -> Option<PathBuf> {
+    std::fs::read_link(marker).ok()
+}
+
+/// Creates (or truncates) a file only its owner may read: a private key.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// The permission bits of a private key that others may access, as
+/// ssh-keygen refuses such keys.
+pub fn too_open_key_mode(path: &Path) -> Option<u32> {
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
+pub fn host_name() -> String {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // within it on success (we also stop at its end).
+    let result = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if result != 0 {
+        return "localhost".to_owned();
+    }
+    let end = buffer.iter().position(|b| *b == 0).unwrap_or(buffer.len());
+    String::from_utf8_lossy(&buffer[..end]).into_owned()
+}
+
+pub fn user_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "user".to_owned())
+}

@@ -1,0 +1,34 @@
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// `_disks/<disk>/in_use_by`: creating symlinks needs a privilege on
+/// Windows, so the marker is a file holding the instance directory.
+pub fn mark_disk_in_use(marker: &Path, instance_dir: &Path) -> io::Result<()> {
+    std::fs::write(marker, instance_dir.to_string_lossy().as_bytes())
+}
+
+pub fn disk_user(marker: &Path) -> Option<PathBuf> {
+    std::fs::read_to_string(marker).ok().map(PathBuf::from)
+}
+
+/// Windows keys are protected by ACLs that the fake leaves as they are.
+pub fn create_private_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+}
+
+pub fn too_open_key_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+pub fn host_name() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "localhost".to_owned())
+}
+
+pub fn user_name() -> String {
+    std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
+}

@@ -1,0 +1,239 @@
+//! `ssh`: holds the host side of every `-L` forward until it is stopped.
+//! Nothing is forwarded anywhere; what matters to a reconciler is that the
+//! ports are taken while ssh lives and free once it is gone.
+
+use crate::error::{FakeError, os_error_text};
+use crate::getopt::getopt;
+use crate::interrupts::Interrupts;
+use crate::invocation::Invocation;
+use crate::journal::event;
+use serde_json::json;
+use std::net::TcpListener;
+
+const TOOL: &str = "ssh";
+/// OpenSSH 9.2's option letters; `:` marks those that take a value.
+const OPTIONS: &str = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
+/// The exit code of ssh's `fatal()`.
+const FATAL: i32 = 255;
+
+/// `-L [bind_address:]port:host:hostport` (or `...:remote_socket`).
+#[derive(Debug, PartialEq, Eq)]
+struct LocalForward {
+    bind_address: String,
+    port: u16,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct SshArgs {
+    forwards: Vec<LocalForward>,
+    exit_on_forward_failure: bool,
+}
+
+pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+    let args = parse(&invocation.args)?;
+    let interrupts = Interrupts::install()?;
+    let journal = &invocation.journal;
+    let mut held: Vec<TcpListener> = Vec::new();
+    for forward in &args.forwards {
+        match crate::ports::bind(&forward.bind_address, forward.port) {
+            Ok(listener) => {
+                journal.record(event::PORT_BOUND, json!({ "port": forward.port }));
+                held.push(listener);
+            }
+            Err(error) => {
+                let text = os_error_text(&error);
+                journal.record(
+                    event::PORT_BIND_FAILED,
+                    json!({ "port": forward.port, "error": text }),
+                );
+                eprint!(
+                    "bind [{}]:{}: {text}\r\nchannel_setup_fwd_listener_tcpip: cannot listen to port: {}\r\n",
+                    forward.bind_address, forward.port, forward.port
+                );
+                eprint!("Could not request local forwarding.\r\n");
+                // Without ExitOnForwardFailure the real ssh carries on.
+                if args.exit_on_forward_failure {
+                    return Ok(FATAL);
+                }
+            }
+        }
+    }
+    interrupts.wait_honoured(journal, invocation.faults.ignore_interrupt());
+    drop(held);
+    Ok(0)
+}
+
+fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
+    let usage = |m: String| FakeError::usage(TOOL, m);
+    let parsed = getopt(args, OPTIONS).map_err(|e| usage(e.to_string()))?;
+    if parsed.operands.is_empty() {
+        return Err(usage("missing destination (user@host)".into()));
+    }
+    let mut forwards = Vec::new();
+    let mut exit_on_forward_failure = false;
+    for (letter, value) in &parsed.options {
+        let value = value.as_deref().unwrap_or_default();
+        match letter {
+            'L' => {
+                forwards.push(parse_forward(value).ok_or_else(|| {
+                    usage(format!("Bad local forwarding specification '{value}'"))
+                })?)
+            }
+            'o' => {
+                if let Some(answer) = option_value(value, "ExitOnForwardFailure") {
+                    exit_on_forward_failure = answer.eq_ignore_ascii_case("yes");
+                }
+            }
+            'p' => {
+                value
+                    .parse::<u16>()
+                    .map_err(|_| usage(format!("Bad port '{value}'")))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(SshArgs {
+        forwards,
+        exit_on_forward_failure,
+    })
+}
+
+/// The value of `-o Key=value` or `-o "Key value"` when `Key` is `key`
+/// (ssh option names are case-insensitive).
+fn option_value<'a>(option: &'a str, key: &str) -> Option<&'a str> {
+    let split = option.find(['=', ' ', '\t'])?;
+    let (name, value) = option.split_at(split);
+    name.eq_ignore_ascii_case(key)
+        .then(|| value[1..].trim_start_matches(['=', ' ', '\t']))
+}
+
+fn parse_forward(spec: &str) -> Option<LocalForward> {
+    let fields = split_fields(spec)?;
+    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
+    let (bind, port) = match fields[..] {
+        // bind:port:host:hostport
+        [bind, port, _, _] => (Some(bind), port),
+        // port:host:hostport, or bind:port:remote_socket
+        [first, _, _] if first.parse::<u16>().is_ok() => (None, first),
+        [bind, port, _] => (Some(bind), port),
+        // port:remote_socket
+        [port, _] => (None, port),
+        _ => return None,
+    };
+    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
+    let bind_address = match bind {
+        None | Some("localhost") => "127.0.0.1",
+        Some("" | "*") => "0.0.0.0",
+        Some(address) => address,
+    };
+    Some(LocalForward {
+        bind_address: bind_address.to_owned(),
+        port,
+    })
+}
+
+/// Splits on `:` outside `[...]` (IPv6 addresses), dropping the brackets.
+fn split_fields(spec: &str) -> Option<Vec<String>> {
+    let mut fields = vec![String::new()];
+    let mut in_brackets = false;
+    for c in spec.chars() {
+        match c {
+            '[' if !in_brackets => in_brackets = true,
+            ']' if in_brackets => in_brackets = false,
+            ':' if !in_brackets => fields.push(String::new()),
+            c => fields.last_mut()?.push(c),
+        }
+    }
+    (!in_brackets).then_some(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn forward(bind: &str, port: u16) -> LocalForward {
+        LocalForward {
+            bind_address: bind.into(),
+            port,
+        }
+    }
+
+    #[test]
+    fn forward_specs_in_every_form() {
+        assert_eq!(
+            parse_forward("8080:localhost:80"),
+            Some(forward("127.0.0.1", 8080))
+        );
+        assert_eq!(
+            parse_forward("127.0.0.2:8080:localhost:80"),
+            Some(forward("127.0.0.2", 8080))
+        );
+        assert_eq!(parse_forward("*:8080:h:80"), Some(forward("0.0.0.0", 8080)));
+        assert_eq!(
+            parse_forward("[::1]:8080:[::1]:80"),
+            Some(forward("::1", 8080))
+        );
+        assert_eq!(
+            parse_forward("8080:/run/sock"),
+            Some(forward("127.0.0.1", 8080))
+        );
+        assert_eq!(
+            parse_forward("localhost:8080:/run/s"),
+            Some(forward("127.0.0.1", 8080))
+        );
+        assert_eq!(parse_forward("x:y"), None);
+        assert_eq!(parse_forward("0:h:80"), None);
+        assert_eq!(parse_forward("1:2:3:4:5"), None);
+    }
+
+    #[test]
+    fn lima_s_command_line_parses_with_joined_and_separate_values() {
+        let args = parse(&strings(&[
+            "-F",
+            "/dev/null",
+            "-N",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-L",
+            "127.0.0.1:8080:localhost:80",
+            "-L9090:localhost:90",
+            "-p",
+            "60022",
+            "-i",
+            "/k",
+            "lima@127.0.0.1",
+        ]))
+        .unwrap();
+        assert!(args.exit_on_forward_failure);
+        assert_eq!(
+            args.forwards,
+            [forward("127.0.0.1", 8080), forward("127.0.0.1", 9090)]
+        );
+    }
+
+    #[test]
+    fn option_names_are_case_insensitive_and_take_both_separators() {
+        assert_eq!(
+            option_value("exitonforwardfailure yes", "ExitOnForwardFailure"),
+            Some("yes")
+        );
+        assert_eq!(
+            option_value("ExitOnForwardFailure=no", "ExitOnForwardFailure"),
+            Some("no")
+        );
+        assert_eq!(option_value("Port=1", "ExitOnForwardFailure"), None);
+    }
+
+    #[test]
+    fn a_missing_destination_or_bad_forward_is_a_usage_error() {
+        assert_eq!(parse(&strings(&["-N"])).unwrap_err().exit_code(), 2);
+        let err = parse(&strings(&["-L", "nope", "h"])).unwrap_err();
+        assert!(err.to_string().contains("'nope'"), "{err}");
+        let err = parse(&strings(&["-Z", "h"])).unwrap_err();
+        assert!(err.to_string().contains("-- Z"), "{err}");
+    }
+}

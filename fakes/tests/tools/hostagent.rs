@@ -1,0 +1,557 @@
+//! `limactl hostagent`: bring-up, `/v1/info`, the driver and forwards, the
+//! graceful shutdown, and each interrupt fault.
+
+use crate::sandbox::{
+    Running, Sandbox, assert_port_held, eventually, free_port, hostagent_events, port_is_free,
+    stderr_of, wait_port_free,
+};
+use fakes::journal::event;
+use lima_layout::paths::read_pid_file;
+use lima_layout::{HostagentEvent, InstancePaths};
+use serde_json::json;
+use std::fs::File;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+struct Vm {
+    paths: InstancePaths,
+    ssh_port: u16,
+    forwards: Vec<u16>,
+}
+
+fn qemu_vm(sandbox: &Sandbox, forwards: usize, disks: &[&str]) -> Vm {
+    let ssh_port = free_port();
+    let forwards: Vec<u16> = (0..forwards).map(|_| free_port()).collect();
+    let mut yaml = format!(
+        "vmType: qemu\nssh:\n  localPort: {ssh_port}\nadditionalDisks: {disks:?}\nportForwards:\n"
+    );
+    for (index, port) in forwards.iter().enumerate() {
+        yaml += &format!("- guestPort: {}\n  hostPort: {port}\n", 8000 + index);
+    }
+    if forwards.is_empty() {
+        yaml += "  []\n";
+    }
+    for disk in disks {
+        std::fs::create_dir_all(sandbox.lima_home().disk_dir(disk)).unwrap();
+    }
+    Vm {
+        paths: sandbox.instance("vm1", &yaml),
+        ssh_port,
+        forwards,
+    }
+}
+
+fn wsl_vm(sandbox: &Sandbox) -> Vm {
+    Vm {
+        paths: sandbox.instance("w1", "vmType: wsl2\n"),
+        ssh_port: 0,
+        forwards: Vec::new(),
+    }
+}
+
+fn hostagent_command(sandbox: &Sandbox, paths: &InstancePaths) -> Command {
+    let mut cmd = sandbox.command("limactl");
+    cmd.args(["hostagent", "--pidfile"])
+        .arg(paths.ha_pid())
+        .arg("--socket")
+        .arg(paths.ha_sock())
+        .arg(&paths.name)
+        .stdout(File::create(paths.ha_stdout_log()).unwrap())
+        .stderr(File::create(paths.ha_stderr_log()).unwrap());
+    cmd
+}
+
+fn start(sandbox: &Sandbox, vm: &Vm) -> Running {
+    let hostagent = sandbox.spawn(hostagent_command(sandbox, &vm.paths));
+    wait_for_event(&vm.paths, "running", |e| e.status.running);
+    hostagent
+}
+
+fn wait_for_event(
+    paths: &InstancePaths,
+    what: &str,
+    wanted: impl Fn(&HostagentEvent) -> bool,
+) -> HostagentEvent {
+    eventually(&format!("the hostagent's {what} event"), || {
+        let events = hostagent_events(&paths.ha_stdout_log());
+        events.iter().find(|e| wanted(e)).cloned().ok_or_else(|| {
+            let stderr = std::fs::read_to_string(paths.ha_stderr_log()).unwrap_or_default();
+            format!("events {events:?}, stderr {stderr:?}")
+        })
+    })
+}
+
+fn children(sandbox: &Sandbox, tool: &str) -> Vec<u32> {
+    sandbox
+        .events(event::CHILD_STARTED)
+        .iter()
+        .filter(|e| e.tool == "limactl" && e.detail_str("tool") == Some(tool))
+        .filter_map(|e| e.detail_u64("pid").map(|p| p as u32))
+        .collect()
+}
+
+fn run_to_exit(sandbox: &Sandbox, paths: &InstancePaths) -> (Option<i32>, String) {
+    let mut hostagent = sandbox.spawn(hostagent_command(sandbox, paths));
+    let code = hostagent.wait_exit().code();
+    (
+        code,
+        std::fs::read_to_string(paths.ha_stderr_log()).unwrap(),
+    )
+}
+
+fn all_gone(pids: &[u32]) {
+    eventually(&format!("pids {pids:?} to be gone"), || {
+        let alive: Vec<u32> = pids
+            .iter()
+            .copied()
+            .filter(|p| proctree::is_alive(*p))
+            .collect();
+        alive
+            .is_empty()
+            .then_some(())
+            .ok_or(format!("alive: {alive:?}"))
+    });
+}
+
+#[test]
+fn a_qemu_vm_comes_up_and_shuts_down_cleanly() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 2, &["data"]);
+    let mut hostagent = start(&sandbox, &vm);
+    let running = wait_for_event(&vm.paths, "running", |e| e.status.running);
+    assert_eq!(running.status.ssh_local_port, vm.ssh_port);
+    assert!(!running.status.degraded, "{running:?}");
+    assert!(running.time.ends_with('Z'), "{running:?}");
+
+    assert_eq!(read_pid_file(&vm.paths.ha_pid()), Some(hostagent.pid()));
+    let info = lima_layout::info::query_info(&vm.paths.ha_sock(), Duration::from_secs(2)).unwrap();
+    assert_eq!(info.ssh_local_port, vm.ssh_port);
+    let qemu = children(&sandbox, "qemu-system-x86_64");
+    assert_eq!(qemu.len(), 1);
+    assert_eq!(
+        read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
+        Some(qemu[0])
+    );
+    let ssh = children(&sandbox, "ssh");
+    assert_eq!(ssh.len(), 2);
+    for port in vm.forwards.iter().chain([&vm.ssh_port]) {
+        assert_port_held(*port, "the hostagent's children");
+    }
+    let marker = sandbox.lima_home().disk_in_use_by("data");
+    assert!(marker.symlink_metadata().is_ok(), "in_use_by missing");
+    #[cfg(unix)]
+    assert_eq!(std::fs::read_link(&marker).unwrap(), vm.paths.dir);
+
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    wait_for_event(&vm.paths, "exiting", |e| e.status.exiting);
+    for file in [
+        vm.paths.ha_pid(),
+        vm.paths.ha_sock(),
+        vm.paths.driver_pid(lima_layout::VmType::Qemu),
+        marker,
+    ] {
+        assert!(
+            file.symlink_metadata().is_err(),
+            "{} left behind",
+            file.display()
+        );
+    }
+    for port in vm.forwards.iter().chain([&vm.ssh_port]) {
+        assert!(port_is_free(*port), "port {port} still bound");
+    }
+    sandbox.wait_no_live_processes();
+    sandbox.wait_for_event("limactl", event::SHUTDOWN_COMPLETE);
+}
+
+#[test]
+fn spawn_attributes_report_what_the_parent_set() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut cmd = hostagent_command(&sandbox, &vm.paths);
+    proctree::SpawnAttributes {
+        own_process_group: true,
+        background_priority: true,
+    }
+    .apply(&mut cmd);
+    let _hostagent = sandbox.spawn(cmd);
+    let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
+    assert_eq!(
+        observed.details,
+        json!({"own_process_group": true, "background_priority": true})
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_hostagent_sharing_its_parent_s_group_reports_it() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut cmd = Command::new(sandbox.tool_path("limactl"));
+    cmd.env_clear()
+        .envs(sandbox.env())
+        .args(["hostagent", "--pidfile"])
+        .arg(vm.paths.ha_pid())
+        .arg("--socket")
+        .arg(vm.paths.ha_sock())
+        .arg("vm1")
+        .stdout(std::process::Stdio::null());
+    let _hostagent = sandbox.spawn(cmd);
+    let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
+    assert_eq!(
+        observed.details,
+        json!({"own_process_group": false, "background_priority": false})
+    );
+}
+
+#[test]
+fn a_missing_additional_disk_fails_and_leaves_nothing_behind() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    std::fs::write(
+        vm.paths.lima_yaml(),
+        "vmType: qemu\nadditionalDisks: [nope]\n",
+    )
+    .unwrap();
+    let (code, stderr) = run_to_exit(&sandbox, &vm.paths);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("\"nope\" not found"), "{stderr}");
+    assert!(!vm.paths.ha_pid().exists() && !vm.paths.ha_sock().exists());
+    assert!(
+        children(&sandbox, "qemu-system-x86_64").is_empty(),
+        "a driver started"
+    );
+}
+
+#[test]
+fn an_over_long_socket_path_is_a_clear_error() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut cmd = sandbox.command("limactl");
+    let socket = vm.paths.dir.join(format!("{}.sock", "s".repeat(120)));
+    cmd.args(["hostagent", "--pidfile"])
+        .arg(vm.paths.ha_pid())
+        .arg("--socket")
+        .arg(&socket)
+        .arg("vm1");
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr_of(&output).contains("over the platform limit"),
+        "{}",
+        stderr_of(&output)
+    );
+    assert!(
+        !vm.paths.ha_pid().exists(),
+        "the pid file outlived a failed start"
+    );
+}
+
+#[test]
+fn a_pid_file_naming_a_live_process_is_refused() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    std::fs::write(vm.paths.ha_pid(), format!("{}\n", std::process::id())).unwrap();
+    let (code, stderr) = run_to_exit(&sandbox, &vm.paths);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("already exists"), "{stderr}");
+    assert_eq!(read_pid_file(&vm.paths.ha_pid()), Some(std::process::id()));
+}
+
+#[test]
+fn a_missing_instance_is_named() {
+    let sandbox = Sandbox::new();
+    let paths = sandbox.lima_home().instance("ghost");
+    std::fs::create_dir_all(&paths.dir).unwrap();
+    let (code, stderr) = run_to_exit(&sandbox, &paths);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("lima.yaml"), "{stderr}");
+}
+
+#[test]
+fn a_driver_that_cannot_start_fails_the_hostagent() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 1, &["data"]);
+    // Another QEMU holds the instance's disk.
+    let mut rival = sandbox.command("qemu-system-x86_64");
+    rival.arg("-drive").arg(format!(
+        "file={},format=raw",
+        vm.paths.disk_image().display()
+    ));
+    let _rival = sandbox.spawn(rival);
+    sandbox.wait_for_event("qemu", event::DISK_LOCKED);
+    let (code, stderr) = run_to_exit(&sandbox, &vm.paths);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("Failed to get \"write\" lock"), "{stderr}");
+    assert!(stderr.contains("qemu.pid"), "{stderr}");
+    assert!(!vm.paths.ha_pid().exists());
+    assert!(
+        sandbox
+            .lima_home()
+            .disk_in_use_by("data")
+            .symlink_metadata()
+            .is_err()
+    );
+    assert!(
+        children(&sandbox, "ssh").is_empty(),
+        "forwards started without a driver"
+    );
+}
+
+#[test]
+fn command_line_errors_exit_2() {
+    let sandbox = Sandbox::new();
+    for (args, needle) in [
+        (&["start", "vm1"][..], "unsupported in the fake"),
+        (&["hostagent", "--socket", "s", "vm1"][..], "--pidfile"),
+    ] {
+        let mut cmd = sandbox.command("limactl");
+        cmd.args(args);
+        let output = sandbox.run(cmd);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&output).contains(needle),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+}
+
+#[test]
+fn a_taken_forward_port_degrades_but_does_not_stop_the_vm() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 2, &[]);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", vm.forwards[0])).unwrap();
+    let mut hostagent = start(&sandbox, &vm);
+    let running = wait_for_event(&vm.paths, "running", |e| e.status.running);
+    assert!(running.status.degraded, "{running:?}");
+    let port = vm.forwards[0].to_string();
+    assert!(
+        running.status.errors.iter().any(|e| e.contains(&port)),
+        "{running:?}"
+    );
+    assert_port_held(vm.forwards[1], "the working forward");
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    wait_port_free(vm.forwards[1]);
+}
+
+#[test]
+fn killed_outright_it_leaves_its_children_running() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 1, &["data"]);
+    let mut hostagent = start(&sandbox, &vm);
+    hostagent.kill();
+    let survivors: Vec<u32> = children(&sandbox, "ssh")
+        .into_iter()
+        .chain(children(&sandbox, "qemu-system-x86_64"))
+        .collect();
+    assert_eq!(survivors.len(), 2);
+    for pid in &survivors {
+        assert!(
+            proctree::is_alive(*pid),
+            "child {pid} died with the hostagent"
+        );
+    }
+    assert_port_held(vm.forwards[0], "the orphaned ssh");
+    assert!(
+        vm.paths.ha_pid().exists(),
+        "a killed hostagent removed its pid file"
+    );
+    assert!(
+        sandbox
+            .lima_home()
+            .disk_in_use_by("data")
+            .symlink_metadata()
+            .is_ok()
+    );
+    for pid in &survivors {
+        proctree::kill(*pid).unwrap();
+    }
+    wait_port_free(vm.forwards[0]);
+}
+
+#[test]
+fn fault_ignore_interrupt_keeps_everything_running() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}]}));
+    let vm = qemu_vm(&sandbox, 1, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    for round in 1..=2 {
+        hostagent.interrupt();
+        eventually(&format!("{round} ignored interrupts"), || {
+            let ignored = sandbox.events(event::INTERRUPT_IGNORED).len();
+            (ignored == round)
+                .then_some(())
+                .ok_or(format!("{ignored} ignored"))
+        });
+    }
+    hostagent.assert_keeps_running(Duration::from_millis(200), "ignore_interrupt");
+    assert_eq!(read_pid_file(&vm.paths.ha_pid()), Some(hostagent.pid()));
+    assert_port_held(
+        vm.forwards[0],
+        "ssh under a hostagent that ignored the interrupt",
+    );
+    assert!(sandbox.events(event::SHUTDOWN_COMPLETE).is_empty());
+}
+
+#[test]
+fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "keep_children"}}]}));
+    let vm = qemu_vm(&sandbox, 2, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    let ssh = children(&sandbox, "ssh");
+    for pid in &ssh {
+        assert!(
+            proctree::is_alive(*pid),
+            "ssh {pid} was stopped despite keep_children"
+        );
+    }
+    for port in &vm.forwards {
+        assert_port_held(*port, "a kept ssh child");
+    }
+    all_gone(&children(&sandbox, "qemu-system-x86_64"));
+    assert!(!vm.paths.ha_pid().exists());
+    for pid in &ssh {
+        proctree::kill(*pid).unwrap();
+    }
+    for port in &vm.forwards {
+        wait_port_free(*port);
+    }
+}
+
+#[test]
+fn fault_slow_exit_delays_the_shutdown() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(
+        json!({"rules": [{"tool": "limactl", "fault": {"kind": "slow_exit", "ms": 400}}]}),
+    );
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    let interrupted = Instant::now();
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    assert!(
+        interrupted.elapsed() >= Duration::from_millis(400),
+        "exited after {:?}",
+        interrupted.elapsed()
+    );
+    sandbox.wait_for_event("limactl", event::SHUTDOWN_COMPLETE);
+}
+
+#[test]
+fn fault_replace_driver_swaps_the_driver_before_ignoring_the_interrupt() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [
+        {"tool": "limactl", "fault": {"kind": "replace_driver"}},
+        {"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}
+    ]}));
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    let old = children(&sandbox, "qemu-system-x86_64")[0];
+    hostagent.interrupt();
+    let replaced = sandbox.wait_for_event("limactl", event::DRIVER_REPLACED);
+    let new = replaced.detail_u64("new").unwrap() as u32;
+    assert_eq!(replaced.detail_u64("old"), Some(u64::from(old)));
+    assert_ne!(new, old);
+    assert_eq!(
+        read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
+        Some(new)
+    );
+    all_gone(&[old]);
+    assert!(proctree::is_alive(new));
+    assert!(
+        !proctree::ProcessTable::snapshot()
+            .descendants(hostagent.pid())
+            .contains(&new),
+        "the replacement driver {new} still descends from the hostagent"
+    );
+    assert_port_held(vm.ssh_port, "the new driver");
+    sandbox.wait_for_event("limactl", event::INTERRUPT_IGNORED);
+    assert!(!hostagent.has_exited());
+}
+
+#[test]
+fn fault_replace_driver_then_a_graceful_exit_stops_the_new_driver() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "replace_driver"}}]}));
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    let replaced = sandbox.events(event::DRIVER_REPLACED);
+    assert_eq!(replaced.len(), 1);
+    all_gone(&children(&sandbox, "qemu-system-x86_64"));
+    assert!(!vm.paths.driver_pid(lima_layout::VmType::Qemu).exists());
+    assert!(port_is_free(vm.ssh_port));
+}
+
+fn distro_running(sandbox: &Sandbox, distro: &str) -> bool {
+    let mut cmd = sandbox.command("wsl.exe");
+    cmd.args(["--list", "--quiet", "--running"]);
+    let output = sandbox.run(cmd);
+    fakes::decode_wsl_output(&output.stdout)
+        .lines()
+        .any(|l| l == distro)
+}
+
+fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
+    sandbox
+        .events(event::INVOKED)
+        .iter()
+        .filter(|e| e.tool == "wsl.exe" && e.details["args"][0] == first_arg)
+        .count()
+}
+
+#[test]
+fn a_wsl2_vm_imports_runs_and_terminates_its_distro() {
+    let sandbox = Sandbox::new();
+    let vm = wsl_vm(&sandbox);
+    let mut hostagent = start(&sandbox, &vm);
+    assert!(distro_running(&sandbox, "lima-w1"));
+    assert_eq!(wsl_invocations(&sandbox, "--import"), 1);
+    assert!(children(&sandbox, "qemu-system-x86_64").is_empty());
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    assert!(!distro_running(&sandbox, "lima-w1"));
+    assert_eq!(wsl_invocations(&sandbox, "--terminate"), 1);
+    assert!(!vm.paths.ha_pid().exists() && !vm.paths.ha_sock().exists());
+    sandbox.wait_no_live_processes();
+}
+
+#[test]
+fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
+    let sandbox = Sandbox::new();
+    let vm = wsl_vm(&sandbox);
+    let mut import = sandbox.command("wsl.exe");
+    import
+        .args(["--import", "lima-w1"])
+        .arg(&vm.paths.dir)
+        .arg(vm.paths.disk_image());
+    assert!(sandbox.run(import).status.success());
+    let _hostagent = start(&sandbox, &vm);
+    assert_eq!(wsl_invocations(&sandbox, "--import"), 1, "imported twice");
+    assert!(distro_running(&sandbox, "lima-w1"));
+}
+
+#[test]
+fn a_wsl2_driver_replacement_keeps_the_distro_running() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [
+        {"tool": "limactl", "fault": {"kind": "replace_driver"}},
+        {"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}
+    ]}));
+    let vm = wsl_vm(&sandbox);
+    let hostagent = start(&sandbox, &vm);
+    hostagent.interrupt();
+    let replaced = sandbox.wait_for_event("limactl", event::DRIVER_REPLACED);
+    all_gone(&[replaced.detail_u64("old").unwrap() as u32]);
+    assert!(proctree::is_alive(
+        replaced.detail_u64("new").unwrap() as u32
+    ));
+    assert!(distro_running(&sandbox, "lima-w1"));
+}

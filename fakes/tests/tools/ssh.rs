@@ -1,0 +1,164 @@
+//! `ssh`: holding `-L` ports, failing on taken ones, and the interrupt.
+
+use crate::sandbox::{
+    Sandbox, assert_port_held, free_port, port_is_free, stderr_of, wait_port_free,
+};
+use fakes::journal::event;
+use serde_json::json;
+use std::net::TcpListener;
+use std::time::Duration;
+
+fn forward_args(ports: &[u16]) -> Vec<String> {
+    let mut args = vec![
+        "-N".to_owned(),
+        "-o".into(),
+        "ExitOnForwardFailure=yes".into(),
+    ];
+    for port in ports {
+        args.push("-L".into());
+        args.push(format!("127.0.0.1:{port}:localhost:80"));
+    }
+    args.extend(["-p", "60022", "lima@127.0.0.1"].map(str::to_owned));
+    args
+}
+
+fn bound_ports(sandbox: &Sandbox) -> Vec<u64> {
+    sandbox
+        .events(event::PORT_BOUND)
+        .iter()
+        .filter_map(|e| e.detail_u64("port"))
+        .collect()
+}
+
+#[test]
+fn holds_every_forward_until_interrupted() {
+    let sandbox = Sandbox::new();
+    let (joined, separate, bare) = (free_port(), free_port(), free_port());
+    let mut cmd = sandbox.command("ssh");
+    cmd.args([
+        "-F",
+        "/dev/null",
+        "-i",
+        "/no/key",
+        "-N",
+        "-o",
+        "ExitOnForwardFailure=yes",
+    ])
+    .arg(format!("-L127.0.0.1:{joined}:localhost:80"))
+    .args(["-L", &format!("127.0.0.1:{separate}:localhost:81")])
+    .args(["-L", &format!("{bare}:localhost:82")])
+    .args(["-p2222", "-l", "lima", "127.0.0.1"]);
+    let mut ssh = sandbox.spawn(cmd);
+    crate::sandbox::eventually("three port_bound entries", || {
+        let bound = bound_ports(&sandbox);
+        (bound.len() == 3).then_some(()).ok_or(format!("{bound:?}"))
+    });
+    for port in [joined, separate, bare] {
+        assert_port_held(port, "ssh");
+    }
+    ssh.interrupt();
+    assert_eq!(ssh.wait_exit().code(), Some(0));
+    for port in [joined, separate, bare] {
+        assert!(
+            port_is_free(port),
+            "port {port} still bound after ssh exited"
+        );
+    }
+    sandbox.wait_for_event("ssh", event::INTERRUPT_RECEIVED);
+}
+
+#[test]
+fn exits_255_when_a_forwarded_port_is_taken() {
+    let sandbox = Sandbox::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let free = free_port();
+    let mut cmd = sandbox.command("ssh");
+    cmd.args(forward_args(&[free, taken_port]));
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(255));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.starts_with(&format!(
+            "bind [127.0.0.1]:{taken_port}: Address already in use\r\n"
+        )),
+        "{stderr}"
+    );
+    let failed = sandbox.events(event::PORT_BIND_FAILED);
+    assert_eq!(failed[0].detail_u64("port"), Some(u64::from(taken_port)));
+    assert!(
+        failed[0]
+            .detail_str("error")
+            .is_some_and(|e| e.contains("in use")),
+        "{failed:?}"
+    );
+    assert!(
+        port_is_free(free),
+        "the port bound before the failure was kept"
+    );
+}
+
+#[test]
+fn without_exit_on_forward_failure_a_taken_port_is_reported_and_the_rest_held() {
+    let sandbox = Sandbox::new();
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let free = free_port();
+    let mut cmd = sandbox.command("ssh");
+    cmd.args([
+        "-N",
+        "-L",
+        &format!("{taken_port}:h:1"),
+        "-L",
+        &format!("{free}:h:2"),
+        "h",
+    ]);
+    let mut ssh = sandbox.spawn(cmd);
+    sandbox.wait_for_event("ssh", event::PORT_BIND_FAILED);
+    sandbox.wait_for_event("ssh", event::PORT_BOUND);
+    assert_port_held(free, "ssh");
+    assert!(
+        !ssh.has_exited(),
+        "ssh gave up without ExitOnForwardFailure"
+    );
+    ssh.interrupt();
+    assert_eq!(ssh.wait_exit().code(), Some(0));
+    wait_port_free(free);
+}
+
+#[test]
+fn fault_ignore_interrupt_keeps_the_ports() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [{"tool": "ssh", "fault": {"kind": "ignore_interrupt"}}]}));
+    let port = free_port();
+    let mut cmd = sandbox.command("ssh");
+    cmd.args(forward_args(&[port]));
+    let mut ssh = sandbox.spawn(cmd);
+    sandbox.wait_for_event("ssh", event::PORT_BOUND);
+    ssh.interrupt();
+    sandbox.wait_for_event("ssh", event::INTERRUPT_IGNORED);
+    ssh.assert_keeps_running(Duration::from_millis(200), "ignore_interrupt");
+    assert_port_held(port, "ssh ignoring the interrupt");
+    ssh.kill();
+    wait_port_free(port);
+}
+
+#[test]
+fn bad_command_lines_exit_2() {
+    let sandbox = Sandbox::new();
+    for (args, needle) in [
+        (&["-N", "-L", "8080:h:80"][..], "destination"),
+        (&["-L", "eighty", "h"][..], "'eighty'"),
+        (&["-Z", "h"][..], "-- Z"),
+    ] {
+        let mut cmd = sandbox.command("ssh");
+        cmd.args(args);
+        let output = sandbox.run(cmd);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        assert!(
+            stderr_of(&output).contains(needle),
+            "{args:?}: {}",
+            stderr_of(&output)
+        );
+    }
+}

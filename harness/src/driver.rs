@@ -1,0 +1,148 @@
+//! "A reconciler under test", as scenarios see it: a service to start, stop
+//! and crash, and LimaVM resources to apply, read, patch and delete.
+
+use crate::HarnessError;
+use crate::template::Template;
+use serde_json::Value;
+use std::time::Duration;
+
+/// The resource a scenario applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub name: String,
+    pub running: bool,
+    pub template: Template,
+}
+
+impl VmSpec {
+    pub fn new(name: &str, template: Template) -> Self {
+        Self {
+            name: name.to_owned(),
+            running: true,
+            template,
+        }
+    }
+
+    /// The resource document, in the reference reconciler's schema.
+    pub fn to_document(&self) -> Value {
+        serde_json::json!({
+            "apiVersion": "limavm.dev/v1alpha1",
+            "kind": "LimaVM",
+            "metadata": {"name": self.name},
+            "spec": {
+                "running": self.running,
+                "vmType": self.template.vm_type().as_str(),
+                "template": self.template.to_yaml(),
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub kind: String,
+    pub status: String,
+    pub reason: String,
+    pub message: String,
+}
+
+/// What a scenario reads back of a resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VmView {
+    pub name: String,
+    pub generation: u64,
+    pub observed_generation: u64,
+    pub finalizers: Vec<String>,
+    pub deletion_requested: bool,
+    pub restart_count: u64,
+    pub conditions: Vec<Condition>,
+    pub raw: Value,
+}
+
+impl VmView {
+    /// Reads a k8s-style document (`metadata`, `status.conditions`).
+    pub fn from_document(doc: &Value) -> Self {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
+        let conditions = doc["status"]["conditions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| Condition {
+                kind: text(&c["type"]),
+                status: text(&c["status"]),
+                reason: text(&c["reason"]),
+                message: text(&c["message"]),
+            })
+            .collect();
+        Self {
+            name: text(&doc["metadata"]["name"]),
+            generation: doc["metadata"]["generation"].as_u64().unwrap_or(0),
+            observed_generation: doc["status"]["observedGeneration"].as_u64().unwrap_or(0),
+            finalizers: doc["metadata"]["finalizers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(text)
+                .collect(),
+            deletion_requested: !doc["metadata"]["deletionTimestamp"].is_null(),
+            restart_count: doc["status"]["restartCount"].as_u64().unwrap_or(0),
+            conditions,
+            raw: doc.clone(),
+        }
+    }
+
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// `Running=<status>/<reason>`, for messages.
+    pub fn running_summary(&self) -> String {
+        match self.condition("Running") {
+            Some(c) => format!(
+                "Running={} reason={} message={:?}",
+                c.status, c.reason, c.message
+            ),
+            None => "no Running condition".to_owned(),
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.condition("Running")
+            .is_some_and(|c| c.status == "True")
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.condition("Running")
+            .is_some_and(|c| c.status == "False" && c.reason == "Stopped")
+    }
+}
+
+pub trait ReconcilerDriver {
+    /// Starts the service without waiting; returns its pid.
+    fn spawn_service(&mut self) -> Result<u32, HarnessError>;
+    /// Waits until the service just spawned is ready, or fails with why not.
+    fn wait_ready(&mut self) -> Result<(), HarnessError>;
+    /// Starts the service and waits until it is ready.
+    fn start_service(&mut self) -> Result<(), HarnessError> {
+        self.spawn_service()?;
+        self.wait_ready()
+    }
+    /// Asks the service to shut down (SIGTERM / CTRL_BREAK) and waits up to
+    /// `timeout`; returns its exit code.
+    fn stop_service(&mut self, timeout: Duration) -> Result<Option<i32>, HarnessError>;
+    /// Kills the service outright, leaving its hostagents behind.
+    fn crash_service(&mut self) -> Result<(), HarnessError>;
+    /// The service's pid while it runs.
+    fn service_pid(&self) -> Option<u32>;
+    /// True while the service process is alive.
+    fn service_alive(&self) -> bool;
+
+    fn apply(&mut self, vm: &VmSpec) -> Result<(), HarnessError>;
+    fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError>;
+    fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError>;
+    fn delete(&mut self, name: &str) -> Result<(), HarnessError>;
+    fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError>;
+
+    /// Everything the service has logged so far.
+    fn log_text(&self) -> String;
+}

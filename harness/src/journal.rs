@@ -1,0 +1,79 @@
+//! Reading the fakes' journal back, with the queries scenarios need.
+
+use fakes::journal::{JournalEntry, event, read_journal};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct Journal {
+    path: PathBuf,
+}
+
+/// A port some fake bound, and who bound it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoundPort {
+    pub port: u16,
+    pub pid: u32,
+    pub tool: String,
+}
+
+impl Journal {
+    pub fn new(path: PathBuf) -> Self {
+        Self { path }
+    }
+
+    pub fn entries(&self) -> Vec<JournalEntry> {
+        // A journal that cannot be read is an empty one: the assertions that
+        // need entries then fail with what they expected to find.
+        read_journal(&self.path).unwrap_or_default()
+    }
+
+    /// Entries of one event, optionally from one tool only.
+    pub fn events(&self, tool: Option<&str>, name: &str) -> Vec<JournalEntry> {
+        self.entries()
+            .into_iter()
+            .filter(|e| e.event == name && tool.is_none_or(|t| e.tool == t))
+            .collect()
+    }
+
+    /// Every pid that wrote to the journal.
+    pub fn pids(&self) -> BTreeSet<u32> {
+        self.entries().iter().map(|e| e.pid).collect()
+    }
+
+    /// Pids of one tool's invocations whose arguments include `arg`.
+    pub fn pids_invoked_with(&self, tool: &str, arg: &str) -> Vec<u32> {
+        self.events(Some(tool), event::INVOKED)
+            .iter()
+            .filter(|e| {
+                e.details["args"]
+                    .as_array()
+                    .is_some_and(|args| args.iter().any(|a| a.as_str() == Some(arg)))
+            })
+            .map(|e| e.pid)
+            .collect()
+    }
+
+    pub fn bound_ports(&self) -> Vec<BoundPort> {
+        self.events(None, event::PORT_BOUND)
+            .into_iter()
+            .filter_map(|e| {
+                Some(BoundPort {
+                    port: u16::try_from(e.detail_u64("port")?).ok()?,
+                    pid: e.pid,
+                    tool: e.tool.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The last 20 entries, one per line, for failure messages.
+    pub fn tail(&self) -> String {
+        let entries = self.entries();
+        entries[entries.len().saturating_sub(20)..]
+            .iter()
+            .map(|e| format!("{} pid {} {} {}", e.tool, e.pid, e.event, e.details))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}

@@ -1,0 +1,332 @@
+//! The driver for the reference reconciler: `limavm-reconciler serve` as
+//! the service, its `ctl` for writes, its resource files for reads.
+
+use crate::driver::{ReconcilerDriver, VmSpec, VmView};
+use crate::template::Template;
+use crate::{HarnessError, Sandbox, eventually};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// The service's timeouts and regression switches. `fast()` is what
+/// scenarios use: short enough that a run takes well under a second of
+/// waiting, long enough to stay clear of scheduling noise on 2 cores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceSettings {
+    pub regressions: Vec<String>,
+    pub poll_interval: Duration,
+    pub start_timeout: Duration,
+    pub graceful_timeout: Duration,
+    pub wsl_timeout: Duration,
+    pub delete_timeout: Duration,
+    pub keygen_timeout: Duration,
+    pub delete_backoff: Duration,
+    pub delete_backoff_max: Duration,
+    pub delete_retry_budget: u32,
+    pub restart_backoff: Duration,
+    /// How long a dropped driver waits for its service to shut down.
+    pub drop_shutdown_timeout: Duration,
+    /// PATH holds the sandbox's `bin/` only (to make a tool missing).
+    pub isolated_path: bool,
+}
+
+impl ReferenceSettings {
+    pub fn fast() -> Self {
+        Self {
+            regressions: Vec::new(),
+            poll_interval: Duration::from_millis(20),
+            start_timeout: Duration::from_secs(10),
+            graceful_timeout: Duration::from_millis(500),
+            wsl_timeout: Duration::from_millis(500),
+            delete_timeout: Duration::from_millis(500),
+            keygen_timeout: Duration::from_secs(5),
+            delete_backoff: Duration::from_millis(50),
+            delete_backoff_max: Duration::from_millis(400),
+            delete_retry_budget: 8,
+            restart_backoff: Duration::from_millis(100),
+            drop_shutdown_timeout: Duration::from_secs(15),
+            isolated_path: false,
+        }
+    }
+
+    pub fn with_regression(mut self, id: &str) -> Self {
+        self.regressions.push(id.to_owned());
+        self
+    }
+
+    fn args(&self) -> Vec<String> {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        let mut args = vec![
+            format!("--poll-interval={}", ms(self.poll_interval)),
+            format!("--start-timeout={}", ms(self.start_timeout)),
+            format!("--graceful-timeout={}", ms(self.graceful_timeout)),
+            format!("--wsl-timeout={}", ms(self.wsl_timeout)),
+            format!("--delete-timeout={}", ms(self.delete_timeout)),
+            format!("--keygen-timeout={}", ms(self.keygen_timeout)),
+            format!("--delete-backoff={}", ms(self.delete_backoff)),
+            format!("--delete-backoff-max={}", ms(self.delete_backoff_max)),
+            format!("--delete-retry-budget={}", self.delete_retry_budget),
+            format!("--restart-backoff={}", ms(self.restart_backoff)),
+        ];
+        args.extend(self.regressions.iter().map(|id| format!("--regress={id}")));
+        args
+    }
+}
+
+pub struct ReferenceDriver<'s> {
+    sandbox: &'s Sandbox,
+    settings: ReferenceSettings,
+    state_dir: PathBuf,
+    service: Option<u32>,
+}
+
+/// How long the service gets to become ready (key generation included).
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+impl<'s> ReferenceDriver<'s> {
+    pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
+        Self::with_state(sandbox, settings, sandbox.state_dir())
+    }
+
+    /// A service with a state directory of its own (several services may
+    /// share one LIMA_HOME).
+    pub fn with_state(
+        sandbox: &'s Sandbox,
+        settings: ReferenceSettings,
+        state_dir: PathBuf,
+    ) -> Self {
+        Self {
+            sandbox,
+            settings,
+            state_dir,
+            service: None,
+        }
+    }
+
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state_dir
+    }
+
+    pub fn settings(&self) -> &ReferenceSettings {
+        &self.settings
+    }
+
+    fn service_json(&self) -> PathBuf {
+        self.state_dir.join("service.json")
+    }
+
+    fn service_output(&self) -> PathBuf {
+        self.state_dir.join("service.out.log")
+    }
+
+    fn resource_file(&self, name: &str) -> PathBuf {
+        self.state_dir
+            .join("resources")
+            .join(format!("{name}.json"))
+    }
+
+    /// The service's own stdout and stderr, for failure messages.
+    pub fn service_output_text(&self) -> String {
+        std::fs::read_to_string(self.service_output()).unwrap_or_default()
+    }
+
+    fn launch(&mut self) -> Result<u32, HarnessError> {
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(HarnessError::io("creating the service's state directory"))?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.service_output())
+            .map_err(HarnessError::io("opening the service output file"))?;
+        let err = out
+            .try_clone()
+            .map_err(HarnessError::io("opening the service output file"))?;
+        let mut cmd = self.sandbox.command(self.sandbox.reconciler_exe());
+        cmd.arg("serve")
+            .arg("--lima-home")
+            .arg(self.sandbox.lima_home().path())
+            .arg("--state")
+            .arg(&self.state_dir)
+            .args(self.settings.args())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
+        if self.settings.isolated_path {
+            cmd.env("PATH", self.sandbox.bin_dir());
+        }
+        let pid = self.sandbox.spawn(cmd)?;
+        self.service = Some(pid);
+        Ok(pid)
+    }
+
+    fn wait_until_ready(&mut self, pid: u32) -> Result<(), HarnessError> {
+        let mut exited = false;
+        let ready = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
+            if let Some(code) = self.sandbox.try_reap(pid) {
+                exited = true;
+                return Err(format!(
+                    "the service exited with {code:?} before it was ready; its output:\n{}",
+                    self.service_output_text()
+                ));
+            }
+            let text = std::fs::read_to_string(self.service_json()).unwrap_or_default();
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if doc["ready"] == true && doc["pid"].as_u64() == Some(u64::from(pid)) {
+                Ok(())
+            } else {
+                Err(format!("service.json is {text:?}"))
+            }
+        })
+        .map_err(|e| HarnessError::Driver(e.to_string()));
+        if exited {
+            self.service = None;
+        }
+        ready
+    }
+
+    fn ctl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
+        let mut cmd = self.sandbox.command(self.sandbox.reconciler_exe());
+        cmd.arg("ctl")
+            .arg("--state")
+            .arg(&self.state_dir)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if stdin.is_some() {
+            cmd.stdin(Stdio::piped());
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(HarnessError::io("running limavm-reconciler ctl"))?;
+        if let Some(text) = stdin {
+            use std::io::Write;
+            let mut pipe = child.stdin.take().expect("stdin is piped");
+            pipe.write_all(text.as_bytes())
+                .map_err(HarnessError::io("writing to ctl"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .map_err(HarnessError::io("running limavm-reconciler ctl"))?;
+        if !out.status.success() {
+            return Err(HarnessError::Driver(format!(
+                "ctl {args:?} failed with {}: {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    fn patch(&self, name: &str, patch: serde_json::Value) -> Result<(), HarnessError> {
+        self.ctl(
+            &["patch", name, "--type=merge", "-p", &patch.to_string()],
+            None,
+        )
+        .map(|_| ())
+    }
+}
+
+impl ReconcilerDriver for ReferenceDriver<'_> {
+    fn spawn_service(&mut self) -> Result<u32, HarnessError> {
+        self.launch()
+    }
+
+    fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let pid = self
+            .service
+            .ok_or_else(|| HarnessError::Driver("no service was started".into()))?;
+        self.wait_until_ready(pid)
+    }
+
+    fn stop_service(&mut self, timeout: Duration) -> Result<Option<i32>, HarnessError> {
+        let Some(pid) = self.service else {
+            return Ok(None);
+        };
+        if let Some(code) = self.sandbox.try_reap(pid) {
+            self.service = None;
+            return Ok(code);
+        }
+        proctree::request_shutdown(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
+        let code = self.sandbox.wait_child(pid, timeout)?;
+        self.service = None;
+        Ok(code)
+    }
+
+    fn crash_service(&mut self) -> Result<(), HarnessError> {
+        if let Some(pid) = self.service.take() {
+            proctree::kill(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
+            self.sandbox.wait_child(pid, Duration::from_secs(10))?;
+        }
+        Ok(())
+    }
+
+    fn service_pid(&self) -> Option<u32> {
+        self.service
+    }
+
+    fn service_alive(&self) -> bool {
+        self.service
+            .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
+    }
+
+    fn apply(&mut self, vm: &VmSpec) -> Result<(), HarnessError> {
+        self.ctl(&["apply", "-f", "-"], Some(&vm.to_document().to_string()))
+            .map(|_| ())
+    }
+
+    fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError> {
+        self.patch(name, serde_json::json!({"spec": {"running": running}}))
+    }
+
+    fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError> {
+        self.patch(
+            name,
+            serde_json::json!({"spec": {"template": template.to_yaml(), "vmType": template.vm_type().as_str()}}),
+        )
+    }
+
+    fn delete(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.ctl(&["delete", name], None).map(|_| ())
+    }
+
+    fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError> {
+        // The store writes documents atomically, so a plain read never sees
+        // half of one.
+        match std::fs::read_to_string(self.resource_file(name)) {
+            Ok(text) => {
+                let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+                    HarnessError::Driver(format!("resource {name} is not JSON: {e}"))
+                })?;
+                Ok(Some(VmView::from_document(&doc)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(HarnessError::Io {
+                what: format!("reading resource {name}"),
+                source: e,
+            }),
+        }
+    }
+
+    fn log_text(&self) -> String {
+        let log =
+            std::fs::read_to_string(self.state_dir.join("reconciler.log")).unwrap_or_default();
+        format!("{log}{}", self.service_output_text())
+    }
+}
+
+impl Drop for ReferenceDriver<'_> {
+    /// Stops the service the way an operator would, so that what it leaves
+    /// behind is what the leak check judges; a service that does not stop in
+    /// time is killed (and the sandbox then kills what it left).
+    fn drop(&mut self) {
+        if self.service.is_some()
+            && self
+                .stop_service(self.settings.drop_shutdown_timeout)
+                .is_err()
+        {
+            if let Some(pid) = self.service.take() {
+                let _ = proctree::kill(pid);
+                let _ = self.sandbox.wait_child(pid, Duration::from_secs(5));
+            }
+        }
+    }
+}

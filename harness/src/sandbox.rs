@@ -1,0 +1,370 @@
+//! One temporary root per scenario, holding HOME, LIMA_HOME, the reconciler's
+//! state, a shim `bin/` with the tools, the fault plan and the journal.
+//!
+//! The root's path contains `[1]` and a space on purpose: every scenario
+//! runs under a path that breaks code treating paths as patterns or words.
+//! Dropping the sandbox, also on panic, kills everything started inside it
+//! and reports what was still alive.
+
+use crate::leaks::{LeakReport, LeakedPort, LeakedProcess};
+use crate::{Binaries, FaultPlanBuilder, HarnessError, Journal, ToolChoice, Toolset, eventually};
+use fakes::plan::Tool;
+use lima_layout::LimaHome;
+use proctree::{ProcessTable, SpawnAttributes};
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Environment variable carrying the sandbox id into every process started
+/// inside it: the mark by which the harness recognises its own processes.
+pub const SANDBOX_ENV: &str = "LIMAVM_SANDBOX";
+
+/// How long cleanup waits for killed processes to die and ports to free.
+const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
+
+pub struct Sandbox {
+    root: tempfile::TempDir,
+    id: String,
+    binaries: Binaries,
+    toolset: Toolset,
+    children: Mutex<Vec<Child>>,
+}
+
+impl Sandbox {
+    /// A sandbox with every tool faked.
+    pub fn new(binaries: &Binaries) -> Result<Self, HarnessError> {
+        Self::with_toolset(binaries, Toolset::fakes())
+    }
+
+    pub fn with_toolset(binaries: &Binaries, toolset: Toolset) -> Result<Self, HarnessError> {
+        Self::under(&std::env::temp_dir(), binaries, toolset)
+    }
+
+    /// A sandbox whose root is created inside `parent` (for hostile or long
+    /// parent paths).
+    pub fn under(
+        parent: &Path,
+        binaries: &Binaries,
+        toolset: Toolset,
+    ) -> Result<Self, HarnessError> {
+        let root = tempfile::Builder::new()
+            .prefix("limavm [1] ")
+            .tempdir_in(parent)
+            .map_err(HarnessError::io("creating the sandbox root"))?;
+        let id = root
+            .path()
+            .file_name()
+            .map(|n| n.to_string_lossy().replace(' ', "-"))
+            .unwrap_or_default();
+        let sandbox = Self {
+            root,
+            id,
+            binaries: binaries.clone(),
+            toolset,
+            children: Mutex::new(Vec::new()),
+        };
+        for dir in [
+            sandbox.home(),
+            sandbox.lima_home_dir(),
+            sandbox.state_dir(),
+            sandbox.bin_dir(),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
+        }
+        sandbox.install_tools()?;
+        Ok(sandbox)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+    pub fn home(&self) -> PathBuf {
+        self.root().join("home")
+    }
+    fn lima_home_dir(&self) -> PathBuf {
+        self.home().join(".lima")
+    }
+    pub fn lima_home(&self) -> LimaHome {
+        LimaHome::new(self.lima_home_dir())
+    }
+    pub fn state_dir(&self) -> PathBuf {
+        self.root().join("state")
+    }
+    pub fn bin_dir(&self) -> PathBuf {
+        self.root().join("bin")
+    }
+    pub fn plan_path(&self) -> PathBuf {
+        self.root().join("faults.json")
+    }
+    pub fn journal_path(&self) -> PathBuf {
+        self.root().join("journal.jsonl")
+    }
+    pub fn journal(&self) -> Journal {
+        Journal::new(self.journal_path())
+    }
+    pub fn binaries(&self) -> &Binaries {
+        &self.binaries
+    }
+
+    /// Where the shim for executable `name` (`wsl.exe`, `ssh`...) lives;
+    /// on Windows every shim ends in `.exe`.
+    pub fn tool_path(&self, name: &str) -> PathBuf {
+        if cfg!(windows) {
+            let stem = name.trim_end_matches(".exe");
+            self.bin_dir().join(format!("{stem}.exe"))
+        } else {
+            self.bin_dir().join(name)
+        }
+    }
+
+    /// Takes a tool off the sandbox's PATH.
+    pub fn remove_tool(&self, tool: Tool) -> Result<(), HarnessError> {
+        for name in tool.executable_names() {
+            let path = self.tool_path(name);
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .map_err(HarnessError::io(format!("removing {}", path.display())))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The reference reconciler, linked into the sandbox under its own name
+    /// (a multicall binary picks its role by that name).
+    pub fn reconciler_exe(&self) -> PathBuf {
+        self.root()
+            .join("sut")
+            .join(format!("limavm-reconciler{}", std::env::consts::EXE_SUFFIX))
+    }
+
+    pub fn set_faults(&self, plan: &FaultPlanBuilder) -> Result<(), HarnessError> {
+        plan.write_to(&self.plan_path())
+            .map_err(HarnessError::io("writing the fault plan"))
+    }
+
+    fn install_tools(&self) -> Result<(), HarnessError> {
+        for tool in Tool::ALL {
+            let target = match self.toolset.choice(tool) {
+                ToolChoice::Fake => self.binaries.fake.clone(),
+                ToolChoice::Real => Toolset::resolve_real(tool)?,
+            };
+            for name in tool.executable_names() {
+                let link = self.tool_path(name);
+                if !link.exists() {
+                    link_executable(&target, &link)?;
+                }
+            }
+        }
+        let sut = self.reconciler_exe();
+        std::fs::create_dir_all(sut.parent().expect("sut has a parent"))
+            .map_err(HarnessError::io("creating the sut directory"))?;
+        link_executable(&self.binaries.reconciler, &sut)
+    }
+
+    /// The environment every process of the sandbox gets.
+    pub fn env(&self) -> Vec<(String, OsString)> {
+        let mut path = vec![self.bin_dir()];
+        path.extend(
+            std::env::var_os("PATH")
+                .iter()
+                .flat_map(std::env::split_paths),
+        );
+        let path = std::env::join_paths(path).expect("sandbox PATH entries hold no separator");
+        vec![
+            ("HOME".into(), self.home().into()),
+            ("USERPROFILE".into(), self.home().into()),
+            ("LIMA_HOME".into(), self.lima_home_dir().into()),
+            ("PATH".into(), path),
+            (fakes::plan::FAULT_PLAN_ENV.into(), self.plan_path().into()),
+            (
+                fakes::journal::JOURNAL_ENV.into(),
+                self.journal_path().into(),
+            ),
+            (
+                "LIMAVM_FAKE_WSL_STATE".into(),
+                self.root().join("wsl-state.json").into(),
+            ),
+            (SANDBOX_ENV.into(), self.id.clone().into()),
+        ]
+    }
+
+    /// A command with the sandbox's environment.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.envs(self.env())
+            .current_dir(self.root())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Starts `cmd` in a process group of its own (so that nothing it sends
+    /// to "its own group" reaches the test runner) and keeps the child to
+    /// reap it. Returns the pid.
+    pub fn spawn(&self, mut cmd: Command) -> Result<u32, HarnessError> {
+        SpawnAttributes {
+            own_process_group: true,
+            background_priority: false,
+        }
+        .apply(&mut cmd);
+        let child = cmd.spawn().map_err(HarnessError::io(format!(
+            "starting {:?}",
+            cmd.get_program()
+        )))?;
+        let pid = child.id();
+        self.children.lock().expect("children lock").push(child);
+        Ok(pid)
+    }
+
+    /// Reaps a child the sandbox started, if it has exited; returns its exit
+    /// code (`None` for a signal) once it has.
+    pub fn try_reap(&self, pid: u32) -> Option<Option<i32>> {
+        let mut children = self.children.lock().expect("children lock");
+        let index = children.iter().position(|c| c.id() == pid)?;
+        let status = children[index].try_wait().ok()??;
+        children.remove(index);
+        Some(status.code())
+    }
+
+    /// Waits (bounded) for a child the sandbox started to exit.
+    pub fn wait_child(&self, pid: u32, timeout: Duration) -> Result<Option<i32>, HarnessError> {
+        Ok(eventually(timeout, &format!("pid {pid} to exit"), || {
+            self.try_reap(pid)
+                .ok_or_else(|| format!("pid {pid} still running"))
+        })?)
+    }
+
+    /// Live processes carrying this sandbox's mark.
+    pub fn live_processes(&self) -> Vec<proctree::ProcessInfo> {
+        ProcessTable::snapshot()
+            .with_env(SANDBOX_ENV, &self.id)
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    /// What is alive or held right now, without changing anything.
+    pub fn leak_report(&self) -> LeakReport {
+        self.reap_exited();
+        let processes = self
+            .live_processes()
+            .into_iter()
+            .map(|p| LeakedProcess {
+                pid: p.pid,
+                name: p.name.clone(),
+                cmd: p.cmd.join(" "),
+            })
+            .collect();
+        let ports = self
+            .journal()
+            .bound_ports()
+            .into_iter()
+            .filter(|b| !crate::ports::is_free(b.port))
+            .map(|b| LeakedPort {
+                port: b.port,
+                pid: b.pid,
+                tool: b.tool,
+            })
+            .collect();
+        LeakReport { processes, ports }
+    }
+
+    /// The leak report once it is clean, or as it stands after `timeout`:
+    /// a process killed a moment ago may take that moment to go.
+    pub fn settled_leak_report(&self, timeout: Duration) -> LeakReport {
+        let mut last = LeakReport::default();
+        let _ = eventually(timeout, "the sandbox to be clean", || {
+            last = self.leak_report();
+            if last.is_clean() {
+                Ok(())
+            } else {
+                Err(last.to_string())
+            }
+        });
+        last
+    }
+
+    /// Kills every process of the sandbox and waits for their ports to be
+    /// released. Returns what was found still running beforehand.
+    pub fn cleanup(&self) -> LeakReport {
+        let found = self.leak_report();
+        for process in &found.processes {
+            // The sandbox mark proves the process is ours to kill.
+            let _ = proctree::kill_tree(process.pid);
+        }
+        self.reap_all();
+        let _ = eventually(CLEANUP_DEADLINE, "sandbox processes to die", || {
+            let left = self.live_processes();
+            if left.is_empty() {
+                Ok(())
+            } else {
+                for p in &left {
+                    let _ = proctree::kill(p.pid);
+                }
+                self.reap_exited();
+                Err(format!("{} alive", left.len()))
+            }
+        });
+        let _ = eventually(CLEANUP_DEADLINE, "sandbox ports to be free", || {
+            let held: Vec<u16> = found
+                .ports
+                .iter()
+                .map(|p| p.port)
+                .filter(|p| !crate::ports::is_free(*p))
+                .collect();
+            if held.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{held:?} held"))
+            }
+        });
+        found
+    }
+
+    fn reap_exited(&self) {
+        let mut children = self.children.lock().expect("children lock");
+        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+    }
+
+    fn reap_all(&self) {
+        let mut children = self.children.lock().expect("children lock");
+        for child in children.iter_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        children.clear();
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let leaks = self.cleanup();
+        if !leaks.is_clean() {
+            eprintln!(
+                "sandbox {}: cleaned up after the scenario: {leaks}",
+                self.id
+            );
+        }
+    }
+}
+
+/// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
+/// link's name), a hard link or else a copy on Windows.
+fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
+    let what = format!("installing {} as {}", target.display(), link.display());
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(target, link).map_err(HarnessError::io(what))
+    }
+    #[cfg(windows)]
+    {
+        std::fs::hard_link(target, link)
+            .or_else(|_| std::fs::copy(target, link).map(|_| ()))
+            .map_err(HarnessError::io(what))
+    }
+}

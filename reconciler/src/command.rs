@@ -1,0 +1,291 @@
+//! Every external command the reconciler waits for (`wsl.exe`,
+//! `ssh-keygen`) runs through [`run`]: stdin closed, stdout and stderr
+//! captured, and, when bounded, its whole tree killed at the deadline.
+
+use crate::settings::format_duration;
+use std::ffi::{OsStr, OsString};
+use std::io::Read;
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+/// How long captured output may trail the exit (a grandchild holding the
+/// pipe must not keep the caller waiting).
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone)]
+pub struct ExternalCommand {
+    /// The name used in messages (`wsl.exe`), whatever path runs it.
+    pub tool: String,
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub env: Vec<(OsString, OsString)>,
+    /// `None` waits for ever (only regressions ask for that).
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CommandOutput {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{tool} not found on PATH")]
+    NotFound { tool: String },
+    #[error("cannot run {tool}: {source}")]
+    Spawn {
+        tool: String,
+        source: std::io::Error,
+    },
+    #[error("{tool} did not finish within {}{}", format_duration(*timeout), stderr_suffix(stderr))]
+    TimedOut {
+        tool: String,
+        timeout: Duration,
+        stderr: String,
+    },
+    #[error("lost track of {tool}: {source}")]
+    Wait {
+        tool: String,
+        source: std::io::Error,
+    },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    let stderr = stderr.trim();
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!(" (stderr: {stderr})")
+    }
+}
+
+impl ExternalCommand {
+    pub fn new(tool: &str, program: impl AsRef<OsStr>) -> Self {
+        Self {
+            tool: tool.to_owned(),
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: Vec::new(),
+            timeout: None,
+        }
+    }
+
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
+        self
+    }
+
+    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// `wsl.exe --terminate lima-vm1`, for messages.
+    pub fn display(&self) -> String {
+        let mut text = self.tool.clone();
+        for arg in &self.args {
+            text.push(' ');
+            text.push_str(&arg.to_string_lossy());
+        }
+        text
+    }
+
+    pub fn run(&self) -> Result<CommandOutput, CommandError> {
+        run(self)
+    }
+}
+
+pub fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
+    let tool = command.tool.clone();
+    let mut cmd = Command::new(&command.program);
+    cmd.args(&command.args)
+        .envs(command.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // A group of its own lets the timeout kill reach every member.
+    proctree::SpawnAttributes {
+        own_process_group: true,
+        background_priority: false,
+    }
+    .apply(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            CommandError::NotFound { tool: tool.clone() }
+        } else {
+            CommandError::Spawn {
+                tool: tool.clone(),
+                source,
+            }
+        }
+    })?;
+    let pid = child.id();
+    let stdout = capture(child.stdout.take());
+    let stderr = capture(child.stderr.take());
+    let (exit_tx, exit_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    let waited = match command.timeout {
+        None => exit_rx.recv().map_err(|_| ()),
+        Some(timeout) => match exit_rx.recv_timeout(timeout) {
+            Ok(result) => Ok(result),
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // The waiter thread has not reaped it, so the pid is still ours.
+                let _ = proctree::kill_tree(pid);
+                let _ = exit_rx.recv_timeout(OUTPUT_GRACE);
+                return Err(CommandError::TimedOut {
+                    tool,
+                    timeout,
+                    stderr: String::from_utf8_lossy(&collect(stderr)).into_owned(),
+                });
+            }
+        },
+    };
+    let status = match waited {
+        Ok(Ok(status)) => status,
+        Ok(Err(source)) => return Err(CommandError::Wait { tool, source }),
+        Err(()) => {
+            return Err(CommandError::Wait {
+                tool,
+                source: std::io::Error::other("the waiting thread stopped"),
+            });
+        }
+    };
+    Ok(CommandOutput {
+        status,
+        stdout: collect(stdout),
+        stderr: collect(stderr),
+    })
+}
+
+type Captured = mpsc::Receiver<Vec<u8>>;
+
+fn capture(pipe: Option<impl Read + Send + 'static>) -> Captured {
+    let (tx, rx) = mpsc::channel();
+    if let Some(mut pipe) = pipe {
+        thread::spawn(move || {
+            let mut buffer = Vec::new();
+            let _ = pipe.read_to_end(&mut buffer);
+            let _ = tx.send(buffer);
+        });
+    }
+    rx
+}
+
+fn collect(captured: Captured) -> Vec<u8> {
+    captured.recv_timeout(OUTPUT_GRACE).unwrap_or_default()
+}
+
+/// Text of a tool's output: UTF-16LE when it looks like it (`wsl.exe`
+/// without `WSL_UTF8=1`), UTF-8 otherwise.
+pub fn decode_output(bytes: &[u8]) -> String {
+    let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || looks_like_utf16le(bytes);
+    if !utf16 {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let body = bytes.strip_prefix(&[0xFF, 0xFE]).unwrap_or(bytes);
+    let units: Vec<u16> = body
+        .chunks_exact(2)
+        .map(|pair| u16::from_le_bytes([pair[0], pair[1]]))
+        .collect();
+    String::from_utf16_lossy(&units)
+}
+
+/// Mostly-ASCII UTF-16LE has a zero in (nearly) every odd byte.
+fn looks_like_utf16le(bytes: &[u8]) -> bool {
+    if bytes.len() < 2 || bytes.len() % 2 != 0 {
+        return false;
+    }
+    let odd = bytes.len() / 2;
+    let zeros = bytes.iter().skip(1).step_by(2).filter(|b| **b == 0).count();
+    zeros * 4 >= odd * 3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn utf16le(text: &str) -> Vec<u8> {
+        text.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    #[test]
+    fn decodes_utf16le_with_and_without_a_bom_and_plain_utf8() {
+        let text = "There is no distribution with the supplied name.\r\n";
+        assert_eq!(decode_output(&utf16le(text)), text);
+        let mut with_bom = vec![0xFF, 0xFE];
+        with_bom.extend(utf16le("lima-vm1"));
+        assert_eq!(decode_output(&with_bom), "lima-vm1");
+        assert_eq!(decode_output("lima-vm1\n".as_bytes()), "lima-vm1\n");
+        assert_eq!(decode_output("ü".as_bytes()), "ü");
+        assert_eq!(decode_output(b""), "");
+    }
+
+    #[test]
+    fn a_missing_program_is_named() {
+        let err = ExternalCommand::new("ssh-keygen", "limavm-no-such-program")
+            .timeout(Some(Duration::from_secs(5)))
+            .run()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "ssh-keygen not found on PATH");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn output_and_status_are_captured() {
+        let out = ExternalCommand::new("sh", "sh")
+            .arg("-c")
+            .arg("echo out; echo err >&2; exit 3")
+            .env("LIMAVM_X", "1")
+            .timeout(Some(Duration::from_secs(10)))
+            .run()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3));
+        assert_eq!(out.stdout, b"out\n");
+        assert_eq!(out.stderr, b"err\n");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_hung_tree_is_killed_at_the_deadline() {
+        // sh leaves a grandchild that would hold the pipes for ten minutes.
+        let started = Instant::now();
+        let err = ExternalCommand::new("wsl.exe", "sh")
+            .arg("-c")
+            .arg("echo stuck >&2; sleep 600 & echo $! > \"$0\"; wait")
+            .arg(std::env::temp_dir().join(format!("limavm-cmd-{}", std::process::id())))
+            .timeout(Some(Duration::from_millis(300)))
+            .run()
+            .unwrap_err();
+        let elapsed = started.elapsed();
+        let text = err.to_string();
+        assert!(text.starts_with("wsl.exe did not finish within 300ms"), "{text}");
+        assert!(text.contains("stuck"), "{text}");
+        assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+        let pid_file = std::env::temp_dir().join(format!("limavm-cmd-{}", std::process::id()));
+        let grandchild: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        std::fs::remove_file(&pid_file).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while proctree::is_alive(grandchild) {
+            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            thread::yield_now();
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Deleting an instance for a resource that is being deleted: force it
+//! down, unregister the WSL2 distro, remove the directory. A failure keeps
+//! the finalizer and is retried with exponential backoff.
+
+use crate::forced_stop::ForcedStopReport;
+use crate::instance::Instance;
+use crate::settings::Settings;
+use crate::wsl::{self, WslOutcome};
+use lima_layout::VmType;
+use std::time::Duration;
+
+/// Why a delete attempt failed, and what it left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub error: String,
+    /// Human-readable leftovers, e.g. "WSL2 distro lima-vm1 still registered".
+    pub left_behind: Vec<String>,
+}
+
+/// The wait before retry `attempt` (1-based): `base * 2^(attempt-1)`,
+/// capped at `max`.
+pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(32);
+    base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
+}
+
+/// True when `attempts` failures spend the budget (0: unlimited).
+pub fn budget_spent(budget: u32, attempts: u32) -> bool {
+    budget > 0 && attempts >= budget
+}
+
+/// Deletes the instance after the forced stop that `stopped` reports.
+pub fn delete_instance(
+    settings: &Settings,
+    instance: &Instance,
+    stopped: &ForcedStopReport,
+) -> Result<(), DeleteFailure> {
+    if stopped.kill_failed() {
+        let error = stopped.summary();
+        let mut left_behind: Vec<String> = [instance.driver_pid, instance.hostagent_pid]
+            .into_iter()
+            .flatten()
+            .filter(|pid| proctree::is_alive(*pid))
+            .map(|pid| format!("process {pid} still running"))
+            .collect();
+        left_behind.push(format!(
+            "instance directory {} still present",
+            instance.paths.dir.display()
+        ));
+        if instance.vm_type == VmType::Wsl2 {
+            left_behind.push(format!(
+                "WSL2 distro {} still registered",
+                instance.wsl_distro()
+            ));
+        }
+        return Err(DeleteFailure { error, left_behind });
+    }
+    if instance.vm_type == VmType::Wsl2 {
+        let distro = instance.wsl_distro();
+        let timeout = settings.wsl_bound(settings.delete_timeout);
+        match wsl::unregister(&settings.tools.wsl, &distro, timeout) {
+            Ok(WslOutcome::Done) | Ok(WslOutcome::NotFound) => {}
+            Err(e) => {
+                return Err(DeleteFailure {
+                    error: e.to_string(),
+                    left_behind: vec![
+                        format!("WSL2 distro {distro} still registered"),
+                        format!(
+                            "instance directory {} still present",
+                            instance.paths.dir.display()
+                        ),
+                    ],
+                });
+            }
+        }
+    }
+    match std::fs::remove_dir_all(&instance.paths.dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DeleteFailure {
+            error: format!("cannot remove {}: {e}", instance.paths.dir.display()),
+            left_behind: vec![format!(
+                "instance directory {} still present",
+                instance.paths.dir.display()
+            )],
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::instance::inspect;
+
+    #[test]
+    fn backoff_doubles_from_the_base_and_stops_at_the_cap() {
+        let s = Duration::from_secs;
+        let delays: Vec<Duration> = (1..=8).map(|n| backoff_delay(s(1), s(60), n)).collect();
+        assert_eq!(delays, [s(1), s(2), s(4), s(8), s(16), s(32), s(60), s(60)]);
+        assert_eq!(backoff_delay(s(1), s(60), 0), s(1));
+        assert_eq!(backoff_delay(s(1), s(60), u32::MAX), s(60));
+        let ms = Duration::from_millis;
+        assert_eq!(backoff_delay(ms(100), ms(250), 2), ms(200));
+        assert_eq!(backoff_delay(ms(100), ms(250), 3), ms(250));
+    }
+
+    #[test]
+    fn the_budget_counts_failed_attempts() {
+        assert!(!budget_spent(3, 2));
+        assert!(budget_spent(3, 3));
+        assert!(!budget_spent(0, 1000), "0 retries for ever");
+    }
+
+    #[test]
+    fn a_qemu_instance_is_deleted_with_its_directory() {
+        let home = tempfile::tempdir().unwrap();
+        let settings = Settings::new(home.path(), home.path().join("state"));
+        let paths = settings.lima_home.instance("vm1");
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(paths.lima_yaml(), "vmType: qemu\n").unwrap();
+        let instance = inspect(&settings.lima_home, "vm1", VmType::Qemu);
+        delete_instance(&settings, &instance, &ForcedStopReport::default()).unwrap();
+        assert!(!paths.dir.exists());
+        // Deleting what is already gone succeeds.
+        delete_instance(&settings, &instance, &ForcedStopReport::default()).unwrap();
+    }
+
+    #[test]
+    fn a_failed_unregister_names_the_distro_left_behind() {
+        let home = tempfile::tempdir().unwrap();
+        let mut settings = Settings::new(home.path(), home.path().join("state"));
+        settings.tools.wsl = "limavm-no-such-wsl".into();
+        let paths = settings.lima_home.instance("vm1");
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(paths.lima_yaml(), "vmType: wsl2\n").unwrap();
+        let instance = inspect(&settings.lima_home, "vm1", VmType::Wsl2);
+        let failure =
+            delete_instance(&settings, &instance, &ForcedStopReport::default()).unwrap_err();
+        assert_eq!(failure.error, "wsl.exe not found on PATH");
+        assert!(failure.left_behind.contains(&"WSL2 distro lima-vm1 still registered".to_owned()));
+        assert!(paths.dir.exists(), "the directory stays for the retry");
+    }
+}

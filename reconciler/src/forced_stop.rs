@@ -1,0 +1,581 @@
+//! The one forced-stop routine. Every path that has to force an instance
+//! down ends here: after a graceful wait that ran out, for a deletion, when
+//! cleaning up after a crash, at service shutdown and in orphan recovery.
+//!
+//! Order (Lima's `StopForcibly`, with the review's fixes): kill the driver's
+//! and the hostagent's whole trees, each only after checking the pid is
+//! really this instance's; terminate the WSL2 distro; then, only if every
+//! kill succeeded, release additional disks and remove the tmp files found
+//! by listing the directory. Every failed step is logged with its context.
+
+use crate::identity::{Identity, driver_identity, hostagent_identity};
+use crate::instance::Instance;
+use crate::logging::Shown;
+use crate::regression::Regression;
+use crate::settings::Settings;
+use crate::wsl::{self, WslOutcome};
+use lima_layout::{TMP_SUFFIXES, VmType, is_tmp_file_name};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long killed processes get to disappear before their files go.
+const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    KillDriver,
+    KillHostagent,
+    WslTerminate,
+    ReleaseDisk,
+    RemoveTmpFile,
+}
+
+impl Step {
+    /// The `step` field of the log line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::KillDriver => "kill driver",
+            Step::KillHostagent => "kill hostagent",
+            Step::WslTerminate => "wsl terminate",
+            Step::ReleaseDisk => "release disk",
+            Step::RemoveTmpFile => "remove tmp file",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure {
+    pub step: Step,
+    pub error: String,
+}
+
+/// A pid that a pid file named but that is not this instance's process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedPid {
+    pub pid: u32,
+    pub pid_file: PathBuf,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForcedStopReport {
+    /// Every pid killed, roots and descendants.
+    pub killed: Vec<u32>,
+    pub refused: Vec<RefusedPid>,
+    pub wsl: Option<WslOutcome>,
+    pub released_disks: Vec<String>,
+    pub removed_files: Vec<PathBuf>,
+    pub failures: Vec<StepFailure>,
+    /// Disks and tmp files were left alone because a kill failed.
+    pub kept_files: bool,
+}
+
+impl ForcedStopReport {
+    pub fn kill_failed(&self) -> bool {
+        self.failures
+            .iter()
+            .any(|f| matches!(f.step, Step::KillDriver | Step::KillHostagent))
+    }
+
+    pub fn failed(&self, step: Step) -> bool {
+        self.failures.iter().any(|f| f.step == step)
+    }
+
+    /// One line for a status message.
+    pub fn summary(&self) -> String {
+        if self.failures.is_empty() {
+            return "forced stop complete".to_owned();
+        }
+        let failed: Vec<String> = self
+            .failures
+            .iter()
+            .map(|f| format!("{}: {}", f.step.as_str(), f.error))
+            .collect();
+        format!("forced stop incomplete: {}", failed.join("; "))
+    }
+}
+
+/// Forces `instance` down (see the module comment).
+pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
+    let mut run = Run {
+        settings,
+        instance,
+        report: ForcedStopReport::default(),
+    };
+    let mut roots = Vec::new();
+    if let Some(pid) = instance.driver_pid {
+        let pid_file = instance.paths.driver_pid(instance.vm_type);
+        roots.extend(run.kill(Step::KillDriver, pid, &pid_file));
+    }
+    if let Some(pid) = instance.hostagent_pid {
+        roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
+    }
+    wait_for_exit(&roots);
+    if instance.vm_type == VmType::Wsl2 {
+        run.terminate_distro();
+    }
+    if run.report.kill_failed() {
+        // Removing the pid files would make a live process look stopped.
+        run.report.kept_files = true;
+        tracing::warn!(
+            instance = %Shown(instance.name()),
+            "a kill failed: keeping the pid files, disk locks and sockets"
+        );
+    } else {
+        if !settings.is_on(Regression::DiskLockLeak) {
+            run.release_disks();
+        }
+        run.remove_tmp_files();
+    }
+    let report = run.report;
+    tracing::info!(
+        instance = %Shown(instance.name()),
+        killed = ?report.killed,
+        removed_files = report.removed_files.len(),
+        failed_steps = report.failures.len(),
+        "forced stop done"
+    );
+    report
+}
+
+struct Run<'a> {
+    settings: &'a Settings,
+    instance: &'a Instance,
+    report: ForcedStopReport,
+}
+
+impl Run<'_> {
+    fn fail(&mut self, step: Step, error: String) {
+        if !self.settings.is_on(Regression::SilentCleanupErrors) {
+            tracing::warn!(
+                instance = %Shown(self.instance.name()),
+                step = step.as_str(),
+                error = error.as_str(),
+                "forced stop step failed"
+            );
+        }
+        self.report.failures.push(StepFailure { step, error });
+    }
+
+    /// Kills the tree of `pid` when it is this instance's; returns the pid
+    /// when it was killed.
+    fn kill(&mut self, step: Step, pid: u32, pid_file: &Path) -> Option<u32> {
+        let identity = if self.settings.is_on(Regression::RecycledPidKill) {
+            Identity::Ours
+        } else {
+            match step {
+                Step::KillDriver => driver_identity(pid, &self.instance.paths.dir),
+                _ => hostagent_identity(pid, self.instance.name()),
+            }
+        };
+        match identity {
+            Identity::Gone => None,
+            Identity::Foreign { description } => {
+                tracing::warn!(
+                    instance = %Shown(self.instance.name()),
+                    pid,
+                    pid_file = %pid_file.display(),
+                    process = description.as_str(),
+                    "the pid file names a process that is not this instance's; not signalling it, treating the pid file as stale"
+                );
+                self.report.refused.push(RefusedPid {
+                    pid,
+                    pid_file: pid_file.to_owned(),
+                    description,
+                });
+                None
+            }
+            Identity::Ours => {
+                let result = if self.settings.is_on(Regression::OrphanedPortHolders) {
+                    proctree::kill(pid).map(|()| vec![pid])
+                } else {
+                    proctree::kill_tree(pid)
+                };
+                match result {
+                    Ok(killed) => {
+                        self.report.killed.extend(killed);
+                        Some(pid)
+                    }
+                    // It died on its own between the check and the kill.
+                    Err(_) if !proctree::is_alive(pid) => None,
+                    Err(e) => {
+                        self.fail(step, e.to_string());
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    fn terminate_distro(&mut self) {
+        let distro = self.instance.wsl_distro();
+        let timeout = self.settings.wsl_bound(self.settings.wsl_timeout);
+        match wsl::terminate(&self.settings.tools.wsl, &distro, timeout) {
+            Ok(outcome) => self.report.wsl = Some(outcome),
+            Err(e) => self.fail(Step::WslTerminate, e.to_string()),
+        }
+    }
+
+    fn release_disks(&mut self) {
+        for disk in &self.instance.disks {
+            let lock = self.settings.lima_home.disk_in_use_by(disk);
+            if std::fs::symlink_metadata(&lock).is_err() {
+                continue; // not locked
+            }
+            if let Some(holder) = other_holder(&lock, &self.instance.paths.dir) {
+                tracing::warn!(
+                    instance = %Shown(self.instance.name()),
+                    disk = %Shown(disk),
+                    holder = %holder.display(),
+                    "the disk is locked by another instance; leaving its lock"
+                );
+                continue;
+            }
+            match remove_link(&lock) {
+                Ok(()) => self.report.released_disks.push(disk.clone()),
+                Err(e) => self.fail(
+                    Step::ReleaseDisk,
+                    format!("disk {disk}: {}: {e}", lock.display()),
+                ),
+            }
+        }
+    }
+
+    fn remove_tmp_files(&mut self) {
+        let candidates = if self.settings.is_on(Regression::BracketedHomePath) {
+            glob_tmp_files(&self.instance.paths.dir)
+        } else {
+            match list_tmp_files(&self.instance.paths.dir) {
+                Ok(found) => found,
+                Err(e) => {
+                    let dir = self.instance.paths.dir.display().to_string();
+                    self.fail(Step::RemoveTmpFile, format!("cannot list {dir}: {e}"));
+                    return;
+                }
+            }
+        };
+        for path in candidates {
+            match std::fs::remove_file(&path) {
+                Ok(()) => self.report.removed_files.push(path),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => self.fail(Step::RemoveTmpFile, format!("{}: {e}", path.display())),
+            }
+        }
+    }
+}
+
+/// The tmp files of `dir`, found by listing it and matching name suffixes:
+/// the path is never read as a pattern.
+pub fn list_tmp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
+        if !is_dir && is_tmp_file_name(&entry.file_name().to_string_lossy()) {
+            found.push(entry.path());
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The regressed lookup: `<dir>/*<suffix>` as glob patterns, pattern
+/// errors discarded, as Go's `filepath.Glob` callers did.
+fn glob_tmp_files(dir: &Path) -> Vec<PathBuf> {
+    TMP_SUFFIXES
+        .iter()
+        .filter_map(|suffix| {
+            let pattern = dir.join(format!("*{suffix}"));
+            glob::glob(&pattern.to_string_lossy()).ok()
+        })
+        .flat_map(|paths| paths.filter_map(Result::ok))
+        .collect()
+}
+
+/// The instance directory an `in_use_by` link points at, when that is an
+/// existing directory other than `instance_dir`.
+fn other_holder(lock: &Path, instance_dir: &Path) -> Option<PathBuf> {
+    let target = std::fs::read_link(lock).ok()?;
+    let target = lock.parent()?.join(target);
+    let holder = target.canonicalize().ok()?;
+    let ours = instance_dir.canonicalize().ok()?;
+    (holder != ours).then_some(holder)
+}
+
+/// Removes a link whether it is a file link or, on Windows, a directory
+/// link or junction (which only `remove_dir` removes).
+fn remove_link(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => match std::fs::symlink_metadata(path) {
+            Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => {
+                std::fs::remove_dir(path)
+            }
+            _ => Err(e),
+        },
+    }
+}
+
+fn wait_for_exit(pids: &[u32]) {
+    let deadline = Instant::now() + KILL_SETTLE_TIMEOUT;
+    while pids.iter().any(|pid| proctree::is_alive(*pid)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::instance::inspect;
+    use crate::regression::Regressions;
+    use crate::test_support::{Spawned, wait_until};
+    use lima_layout::InstancePaths;
+    use std::os::unix::fs::PermissionsExt;
+
+    const LIFETIME: &str = "sleep 600 & wait";
+
+    struct Fixture {
+        _root: tempfile::TempDir,
+        settings: Settings,
+        paths: InstancePaths,
+    }
+
+    /// An instance directory under a LIMA_HOME whose path has `[1]` in it.
+    fn fixture(vm_type: &str) -> Fixture {
+        let root = tempfile::tempdir().unwrap();
+        let lima_home = root.path().join("home[1] x").join(".lima");
+        let mut settings = Settings::new(&lima_home, root.path().join("state"));
+        settings.tools.wsl = "limavm-no-such-wsl".into();
+        let paths = settings.lima_home.instance("vm1");
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(
+            paths.lima_yaml(),
+            format!("vmType: {vm_type}\nadditionalDisks: [data]\n"),
+        )
+        .unwrap();
+        Fixture {
+            _root: root,
+            settings,
+            paths,
+        }
+    }
+
+    impl Fixture {
+        fn hostagent(&self) -> Spawned {
+            let pid_file = self.paths.ha_pid();
+            let spawned = Spawned::sh(LIFETIME, &["hostagent", "--pidfile", pid_file.to_str().unwrap(), "vm1"]);
+            std::fs::write(pid_file, spawned.pid().to_string()).unwrap();
+            spawned
+        }
+
+        fn driver(&self) -> Spawned {
+            let pid_file = self.paths.dir.join("qemu.pid");
+            let spawned = Spawned::sh(LIFETIME, &["qemu", "-pidfile", pid_file.to_str().unwrap()]);
+            std::fs::write(pid_file, spawned.pid().to_string()).unwrap();
+            spawned
+        }
+
+        fn lock_disk(&self) -> PathBuf {
+            let lock = self.settings.lima_home.disk_in_use_by("data");
+            std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(&self.paths.dir, &lock).unwrap();
+            lock
+        }
+
+        fn tmp_files(&self) -> Vec<String> {
+            let mut names: Vec<String> = list_tmp_files(&self.paths.dir)
+                .unwrap()
+                .iter()
+                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        }
+
+        fn stop(&self) -> ForcedStopReport {
+            forced_stop(&self.settings, &inspect(&self.settings.lima_home, "vm1", VmType::Qemu))
+        }
+    }
+
+    fn descendants(pid: u32) -> Vec<u32> {
+        proctree::ProcessTable::snapshot().descendants(pid)
+    }
+
+    #[test]
+    fn kills_both_trees_releases_disks_and_removes_tmp_files_by_listing() {
+        let fx = fixture("qemu");
+        let mut hostagent = fx.hostagent();
+        let mut driver = fx.driver();
+        wait_until("the sleeping children", Duration::from_secs(10), || {
+            !descendants(hostagent.pid()).is_empty() && !descendants(driver.pid()).is_empty()
+        });
+        let grandchildren: Vec<u32> = [hostagent.pid(), driver.pid()]
+            .iter()
+            .flat_map(|p| descendants(*p))
+            .collect();
+        for name in ["ha.sock", "serial[1].sock", "x.tmp"] {
+            std::fs::write(fx.paths.dir.join(name), "").unwrap();
+        }
+        let lock = fx.lock_disk();
+
+        let report = fx.stop();
+
+        assert!(report.failures.is_empty(), "{report:?}");
+        for pid in [hostagent.pid(), driver.pid()].iter().chain(&grandchildren) {
+            assert!(report.killed.contains(pid), "{pid} not in {:?}", report.killed);
+        }
+        hostagent.wait();
+        driver.wait();
+        wait_until("the grandchildren to die", Duration::from_secs(10), || {
+            grandchildren.iter().all(|p| !proctree::is_alive(*p))
+        });
+        assert_eq!(fx.tmp_files(), Vec::<String>::new());
+        assert!(fx.paths.lima_yaml().exists(), "lima.yaml is not a tmp file");
+        assert_eq!(report.released_disks, ["data"]);
+        assert!(std::fs::symlink_metadata(&lock).is_err());
+    }
+
+    #[test]
+    fn a_bystander_named_by_a_stale_pid_file_survives() {
+        let fx = fixture("qemu");
+        let bystander = Spawned::sh(LIFETIME, &["bystander"]);
+        std::fs::write(fx.paths.ha_pid(), bystander.pid().to_string()).unwrap();
+        std::fs::write(fx.paths.dir.join("qemu.pid"), bystander.pid().to_string()).unwrap();
+
+        let report = fx.stop();
+
+        assert!(report.killed.is_empty(), "{report:?}");
+        assert_eq!(report.refused.len(), 2, "{report:?}");
+        assert!(report.refused[0].description.contains("bystander"));
+        assert!(proctree::is_alive(bystander.pid()));
+        assert_eq!(fx.tmp_files(), Vec::<String>::new(), "stale pid files go");
+    }
+
+    #[test]
+    fn recycled_pid_kill_regression_kills_the_bystander() {
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::RecycledPidKill]);
+        let mut bystander = Spawned::sh(LIFETIME, &["bystander"]);
+        std::fs::write(fx.paths.ha_pid(), bystander.pid().to_string()).unwrap();
+        let report = fx.stop();
+        assert!(report.killed.contains(&bystander.pid()), "{report:?}");
+        bystander.wait();
+    }
+
+    #[test]
+    fn orphaned_port_holders_regression_leaves_the_children() {
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::OrphanedPortHolders]);
+        let mut hostagent = fx.hostagent();
+        wait_until("the sleeping child", Duration::from_secs(10), || {
+            !descendants(hostagent.pid()).is_empty()
+        });
+        let children = descendants(hostagent.pid());
+        let report = fx.stop();
+        assert_eq!(report.killed, [hostagent.pid()]);
+        hostagent.wait();
+        for child in &children {
+            assert!(proctree::is_alive(*child), "{child} was killed");
+            proctree::kill(*child).unwrap();
+        }
+    }
+
+    #[test]
+    fn bracketed_home_path_regression_misses_the_tmp_files() {
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::BracketedHomePath]);
+        std::fs::write(fx.paths.ha_pid(), "999999999").unwrap();
+        std::fs::write(fx.paths.ha_sock(), "").unwrap();
+        let report = fx.stop();
+        assert!(report.removed_files.is_empty(), "{report:?}");
+        assert_eq!(fx.tmp_files(), ["ha.pid", "ha.sock"]);
+    }
+
+    #[test]
+    fn disk_lock_leak_regression_keeps_the_lock() {
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::DiskLockLeak]);
+        let lock = fx.lock_disk();
+        let report = fx.stop();
+        assert!(report.released_disks.is_empty());
+        assert!(std::fs::symlink_metadata(&lock).is_ok());
+    }
+
+    #[test]
+    fn a_lock_held_by_another_instance_is_left_alone() {
+        let fx = fixture("qemu");
+        let other = fx.settings.lima_home.instance("vm2").dir;
+        std::fs::create_dir_all(&other).unwrap();
+        let lock = fx.settings.lima_home.disk_in_use_by("data");
+        std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&other, &lock).unwrap();
+        let report = fx.stop();
+        assert!(report.released_disks.is_empty());
+        assert!(report.failures.is_empty());
+        assert!(std::fs::symlink_metadata(&lock).is_ok());
+    }
+
+    #[test]
+    fn wsl2_terminate_failure_is_a_logged_step_failure() {
+        let fx = fixture("wsl2");
+        let (report, log) = with_captured_log(|| fx.stop());
+        assert_eq!(report.failures.len(), 1, "{report:?}");
+        assert_eq!(report.failures[0].step, Step::WslTerminate);
+        assert!(report.failures[0].error.contains("wsl.exe not found on PATH"));
+        let line = log
+            .lines()
+            .find(|l| l.contains("step=\"wsl terminate\""))
+            .unwrap_or_else(|| panic!("no wsl terminate line in {log}"));
+        assert!(line.contains("instance=vm1"), "{line}");
+        assert!(line.contains("error=\"wsl.exe not found on PATH\""), "{line}");
+    }
+
+    #[test]
+    fn an_unremovable_tmp_file_is_logged_and_silenced_by_the_regression() {
+        if is_root() {
+            // Root ignores directory permissions; nothing can be made unremovable.
+            return;
+        }
+        let mut fx = fixture("qemu");
+        std::fs::write(fx.paths.ha_sock(), "").unwrap();
+        let dir = fx.paths.dir.clone();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let (report, log) = with_captured_log(|| fx.stop());
+        assert!(report.failed(Step::RemoveTmpFile), "{report:?}");
+        assert!(log.contains("step=\"remove tmp file\""), "{log}");
+        fx.settings.regressions = Regressions::of([Regression::SilentCleanupErrors]);
+        let (report, log) = with_captured_log(|| fx.stop());
+        assert!(report.failed(Step::RemoveTmpFile));
+        assert!(!log.contains("step="), "{log}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    #[test]
+    fn silent_cleanup_errors_regression_drops_the_log_line() {
+        let mut fx = fixture("wsl2");
+        fx.settings.regressions = Regressions::of([Regression::SilentCleanupErrors]);
+        let (report, log) = with_captured_log(|| fx.stop());
+        assert!(report.failed(Step::WslTerminate));
+        assert!(!log.contains("wsl terminate"), "{log}");
+    }
+
+    fn is_root() -> bool {
+        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    }
+
+    fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+        let buffer = crate::test_support::LogBuffer::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(buffer.clone())
+            .with_ansi(false)
+            .finish();
+        let result = tracing::subscriber::with_default(subscriber, f);
+        (result, buffer.contents())
+    }
+}

@@ -1,0 +1,66 @@
+//! Orphan recovery: when the service first sees a resource, an instance
+//! whose hostagent still runs has no watcher (the previous service died).
+//! It cannot be adopted: it is interrupted, given the graceful wait, forced
+//! if needed, and the worker then starts afresh if the spec says so.
+
+use crate::forced_stop::{ForcedStopReport, forced_stop, list_tmp_files};
+use crate::identity::{Identity, hostagent_identity};
+use crate::instance::inspect;
+use crate::logging::Shown;
+use crate::regression::Regression;
+use crate::settings::Settings;
+use crate::stop::{StopOutcome, StopPath, Target, stop_instance};
+use lima_layout::VmType;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recovery {
+    /// Nothing was running and nothing was left behind.
+    Clean,
+    /// A live hostagent was stopped.
+    OrphanStopped { pid: u32, outcome: StopOutcome },
+    /// No hostagent ran, but pid files or sockets were left: cleaned.
+    LeftoversCleaned(ForcedStopReport),
+}
+
+pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
+    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+    if !instance.exists() {
+        return Recovery::Clean;
+    }
+    if let Some(pid) = instance.hostagent_pid
+        && hostagent_identity(pid, name) == Identity::Ours
+    {
+        tracing::warn!(
+            instance = %Shown(name),
+            pid,
+            "found an orphaned hostagent this service did not start; stopping it"
+        );
+        let outcome = if settings.is_on(Regression::OrphanRecoverySkipsGraceful) {
+            let report = forced_stop(settings, &instance);
+            StopOutcome {
+                graceful: false,
+                exited: !proctree::is_alive(pid),
+                forced: Some(report),
+            }
+        } else {
+            stop_instance(
+                settings,
+                name,
+                assumed_vm_type,
+                Target::Orphan(pid),
+                StopPath::OrphanRecovery,
+            )
+        };
+        return Recovery::OrphanStopped { pid, outcome };
+    }
+    let leftovers = list_tmp_files(&instance.paths.dir).unwrap_or_default();
+    if leftovers.is_empty() {
+        return Recovery::Clean;
+    }
+    tracing::info!(
+        instance = %Shown(name),
+        files = leftovers.len(),
+        "no hostagent runs, but files of a previous run are left; cleaning up"
+    );
+    Recovery::LeftoversCleaned(forced_stop(settings, &instance))
+}

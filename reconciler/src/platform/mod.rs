@@ -1,0 +1,11 @@
+//! The few things the reconciler itself does differently per platform
+//! (signals, groups and kills live in `proctree`).
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;

@@ -1,0 +1,272 @@
+//! The LimaVM resource: a Kubernetes-style document with spec and status.
+
+use lima_layout::VmType;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
+
+pub const API_VERSION: &str = "limavm.dev/v1alpha1";
+pub const KIND: &str = "LimaVM";
+/// Held while the resource owns an instance; deletion waits for it.
+pub const CLEANUP_FINALIZER: &str = "limavm.dev/cleanup";
+
+pub const CONDITION_RUNNING: &str = "Running";
+pub const CONDITION_CLEANUP: &str = "Cleanup";
+
+/// Reasons of the `Running` condition.
+pub mod reason {
+    pub const STARTING: &str = "Starting";
+    pub const STARTED: &str = "Started";
+    pub const STOPPING: &str = "Stopping";
+    pub const STOPPED: &str = "Stopped";
+    pub const START_FAILED: &str = "StartFailed";
+    pub const INVALID_NAME: &str = "InvalidName";
+    /// Reasons of the `Cleanup` condition.
+    pub const DELETE_FAILED: &str = "DeleteFailed";
+    pub const DELETE_RETRY_BUDGET_SPENT: &str = "DeleteRetryBudgetSpent";
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LimaVm {
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    #[serde(default = "default_kind")]
+    pub kind: String,
+    pub metadata: Metadata,
+    #[serde(default)]
+    pub spec: Spec,
+    #[serde(default)]
+    pub status: Status,
+}
+
+fn default_api_version() -> String {
+    API_VERSION.to_owned()
+}
+
+fn default_kind() -> String {
+    KIND.to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default)]
+    pub generation: u64,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    #[serde(default)]
+    pub finalizers: Vec<String>,
+    #[serde(default)]
+    pub deletion_timestamp: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Spec {
+    #[serde(default)]
+    pub running: bool,
+    #[serde(default)]
+    pub vm_type: VmType,
+    /// The `lima.yaml` text; `vmType` is set from `spec.vmType` on top.
+    #[serde(default)]
+    pub template: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    #[serde(default)]
+    pub observed_generation: u64,
+    #[serde(default)]
+    pub restart_count: u32,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default)]
+    pub deletion: DeletionStatus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: String,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub last_transition_time: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeletionStatus {
+    #[serde(default)]
+    pub attempts: u32,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub next_retry: Option<String>,
+}
+
+impl LimaVm {
+    /// A new resource as `apply` creates it.
+    pub fn new(name: impl Into<String>, spec: Spec) -> Self {
+        Self {
+            api_version: default_api_version(),
+            kind: default_kind(),
+            metadata: Metadata {
+                name: name.into(),
+                generation: 1,
+                ..Metadata::default()
+            },
+            spec,
+            status: Status::default(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metadata.name
+    }
+
+    pub fn is_being_deleted(&self) -> bool {
+        self.metadata.deletion_timestamp.is_some()
+    }
+
+    pub fn has_finalizer(&self, finalizer: &str) -> bool {
+        self.metadata.finalizers.iter().any(|f| f == finalizer)
+    }
+
+    pub fn to_value(&self) -> serde_json::Value {
+        serde_json::to_value(self).expect("a LimaVM serialises")
+    }
+
+    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
+        serde_json::from_value(value).map_err(|e| e.to_string())
+    }
+}
+
+impl Status {
+    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.kind == kind)
+    }
+
+    /// Sets a condition; its transition time moves only when its status does.
+    pub fn set_condition(&mut self, kind: &str, status: bool, reason: &str, message: &str) {
+        let status = if status { "True" } else { "False" };
+        match self.conditions.iter_mut().find(|c| c.kind == kind) {
+            Some(existing) => {
+                if existing.status != status {
+                    existing.last_transition_time = now_rfc3339();
+                }
+                existing.status = status.to_owned();
+                existing.reason = reason.to_owned();
+                existing.message = message.to_owned();
+            }
+            None => self.conditions.push(Condition {
+                kind: kind.to_owned(),
+                status: status.to_owned(),
+                reason: reason.to_owned(),
+                message: message.to_owned(),
+                last_transition_time: now_rfc3339(),
+            }),
+        }
+    }
+
+    pub fn remove_condition(&mut self, kind: &str) {
+        self.conditions.retain(|c| c.kind != kind);
+    }
+}
+
+impl Condition {
+    pub fn is_true(&self) -> bool {
+        self.status == "True"
+    }
+}
+
+/// Now, as `2026-03-19T17:37:41Z`.
+pub fn now_rfc3339() -> String {
+    rfc3339(SystemTime::now())
+}
+
+pub fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(time).to_string()
+}
+
+/// How long until an RFC 3339 time (zero when it has passed); `None` when
+/// the text is not such a time.
+pub fn time_until(text: &str) -> Option<Duration> {
+    let when = humantime::parse_rfc3339_weak(text).ok()?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_shape_is_written() {
+        let mut vm = LimaVm::new(
+            "vm1",
+            Spec {
+                running: true,
+                vm_type: VmType::Qemu,
+                template: "images: []\n".into(),
+            },
+        );
+        vm.status
+            .set_condition(CONDITION_RUNNING, true, reason::STARTED, "up");
+        let value = vm.to_value();
+        assert_eq!(value["apiVersion"], API_VERSION);
+        assert_eq!(value["kind"], KIND);
+        assert_eq!(value["metadata"]["generation"], 1);
+        assert_eq!(value["metadata"]["deletionTimestamp"], serde_json::Value::Null);
+        assert_eq!(value["spec"]["vmType"], "qemu");
+        assert_eq!(value["status"]["observedGeneration"], 0);
+        assert_eq!(value["status"]["deletion"]["attempts"], 0);
+        assert_eq!(value["status"]["deletion"]["nextRetry"], serde_json::Value::Null);
+        let condition = &value["status"]["conditions"][0];
+        assert_eq!(condition["type"], "Running");
+        assert_eq!(condition["status"], "True");
+        assert!(condition["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(LimaVm::from_value(value).unwrap(), vm);
+    }
+
+    #[test]
+    fn transition_time_moves_only_with_the_status() {
+        let mut status = Status::default();
+        status.set_condition("Running", false, reason::STARTING, "a");
+        status.conditions[0].last_transition_time = "earlier".into();
+        status.set_condition("Running", false, reason::STARTED, "b");
+        assert_eq!(status.conditions[0].last_transition_time, "earlier");
+        assert_eq!(status.conditions[0].reason, "Started");
+        status.set_condition("Running", true, reason::STARTED, "c");
+        assert_ne!(status.conditions[0].last_transition_time, "earlier");
+    }
+
+    #[test]
+    fn unknown_spec_fields_are_refused_by_name() {
+        let err = LimaVm::from_value(serde_json::json!({
+            "metadata": {"name": "a"}, "spec": {"runing": true}
+        }))
+        .unwrap_err();
+        assert!(err.contains("runing"), "{err}");
+    }
+
+    #[test]
+    fn times_until_an_rfc3339_instant() {
+        let later = rfc3339(SystemTime::now() + Duration::from_secs(100));
+        let left = time_until(&later).unwrap();
+        assert!(left > Duration::from_secs(90) && left <= Duration::from_secs(100));
+        assert_eq!(time_until("2000-01-01T00:00:00Z"), Some(Duration::ZERO));
+        assert_eq!(time_until("tomorrow"), None);
+    }
+}

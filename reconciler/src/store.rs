@@ -1,0 +1,655 @@
+//! The resource store: one JSON document per LimaVM under
+//! `<state>/resources/`, written atomically, every read-modify-write under
+//! an exclusive lock on `<state>/resources/.lock` (reads take it shared, so
+//! a rename never races an open reader on Windows).
+
+use crate::atomic_file;
+use crate::merge_patch;
+use crate::resource::{API_VERSION, KIND, LimaVm, Spec, Status, now_rfc3339};
+use serde_json::Value;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid LimaVM document: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("invalid LimaVM: {0}")]
+    Invalid(String),
+    #[error("limavms {name:?} not found")]
+    NotFound { name: String },
+}
+
+impl StoreError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+        move |source| StoreError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
+/// One document found by [`Store::scan`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scanned {
+    Valid(LimaVm),
+    /// A file that cannot be read as a LimaVM; nothing can be written into it.
+    Corrupt { path: PathBuf, error: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchOutcome {
+    Patched,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// No finalizer held it: the document is gone.
+    Removed,
+    /// Finalizers hold it: the deletion timestamp is set and the reconciler
+    /// removes the document once they are released.
+    Pending,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    resources: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when needed) the store of a state directory.
+    pub fn open(state_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let resources = state_dir.as_ref().join("resources");
+        std::fs::create_dir_all(&resources).map_err(StoreError::io(&resources))?;
+        Ok(Self { resources })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.resources
+    }
+
+    /// The file that holds the resource `name`.
+    pub fn path_of(&self, name: &str) -> PathBuf {
+        self.resources.join(file_name_for(name))
+    }
+
+    /// Creates the resource, or updates its spec, labels and annotations;
+    /// the generation moves when the spec changes. Status, finalizers and
+    /// the deletion timestamp are never taken from the applied document.
+    pub fn apply(&self, document: Value) -> Result<ApplyOutcome, StoreError> {
+        let applied = parse_applied(document)?;
+        let _lock = self.lock(true)?;
+        let path = self.path_of(applied.name());
+        match read_typed(&path)? {
+            None => {
+                let mut created = LimaVm::new(applied.name(), applied.spec);
+                created.metadata.labels = applied.metadata.labels;
+                created.metadata.annotations = applied.metadata.annotations;
+                write_typed(&path, &created)?;
+                Ok(ApplyOutcome::Created)
+            }
+            Some(existing) => {
+                let mut updated = existing.clone();
+                if updated.spec != applied.spec {
+                    updated.spec = applied.spec;
+                    updated.metadata.generation += 1;
+                }
+                updated.metadata.labels = applied.metadata.labels;
+                updated.metadata.annotations = applied.metadata.annotations;
+                if updated == existing {
+                    return Ok(ApplyOutcome::Unchanged);
+                }
+                write_typed(&path, &updated)?;
+                Ok(ApplyOutcome::Configured)
+            }
+        }
+    }
+
+    pub fn get(&self, name: &str) -> Result<Option<LimaVm>, StoreError> {
+        let _lock = self.lock(false)?;
+        read_typed(&self.path_of(name))
+    }
+
+    /// Every valid resource, by name; corrupt documents are left out (see
+    /// [`Store::scan`] to hear about them).
+    pub fn list(&self) -> Result<Vec<LimaVm>, StoreError> {
+        Ok(self
+            .scan()?
+            .into_iter()
+            .filter_map(|scanned| match scanned {
+                Scanned::Valid(vm) => Some(vm),
+                Scanned::Corrupt { .. } => None,
+            })
+            .collect())
+    }
+
+    /// Every document, valid or not, sorted by file name.
+    pub fn scan(&self) -> Result<Vec<Scanned>, StoreError> {
+        let _lock = self.lock(false)?;
+        let entries = std::fs::read_dir(&self.resources).map_err(StoreError::io(&self.resources))?;
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.path())
+            .filter(|path| is_document_file(path))
+            .collect();
+        paths.sort();
+        let mut found = Vec::new();
+        for path in paths {
+            match read_typed(&path) {
+                Ok(None) => {} // removed since the listing
+                Ok(Some(vm)) if self.path_of(vm.name()) != path => found.push(Scanned::Corrupt {
+                    error: format!(
+                        "it holds metadata.name {:?}, whose file is {}",
+                        vm.name(),
+                        file_name_for(vm.name())
+                    ),
+                    path,
+                }),
+                Ok(Some(vm)) => found.push(Scanned::Valid(vm)),
+                Err(error) => found.push(Scanned::Corrupt {
+                    path,
+                    error: error.to_string(),
+                }),
+            }
+        }
+        Ok(found)
+    }
+
+    /// Applies an RFC 7386 merge patch to the document. The name, the
+    /// generation, the deletion timestamp and the status cannot be patched.
+    pub fn patch_merge(&self, name: &str, patch: &Value) -> Result<PatchOutcome, StoreError> {
+        let _lock = self.lock(true)?;
+        let path = self.path_of(name);
+        let existing = read_typed(&path)?.ok_or_else(|| StoreError::NotFound {
+            name: name.to_owned(),
+        })?;
+        let mut document = existing.to_value();
+        merge_patch::apply(&mut document, patch);
+        let mut patched = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+        if patched.name() != existing.name() {
+            return Err(StoreError::Invalid(format!(
+                "metadata.name cannot be changed (from {:?} to {:?})",
+                existing.name(),
+                patched.name()
+            )));
+        }
+        check_kind(&patched.api_version, &patched.kind)?;
+        patched.status = existing.status.clone();
+        patched.metadata.deletion_timestamp = existing.metadata.deletion_timestamp.clone();
+        patched.metadata.generation = existing.metadata.generation;
+        if patched.spec != existing.spec {
+            patched.metadata.generation += 1;
+        }
+        if patched == existing {
+            return Ok(PatchOutcome::Unchanged);
+        }
+        if patched.is_being_deleted() && patched.metadata.finalizers.is_empty() {
+            remove_document(&path)?;
+        } else {
+            write_typed(&path, &patched)?;
+        }
+        Ok(PatchOutcome::Patched)
+    }
+
+    /// Deletes the resource: at once when no finalizer holds it, otherwise
+    /// by setting its deletion timestamp.
+    pub fn delete(&self, name: &str) -> Result<DeleteOutcome, StoreError> {
+        let _lock = self.lock(true)?;
+        let path = self.path_of(name);
+        let mut vm = read_typed(&path)?.ok_or_else(|| StoreError::NotFound {
+            name: name.to_owned(),
+        })?;
+        if vm.metadata.finalizers.is_empty() {
+            remove_document(&path)?;
+            return Ok(DeleteOutcome::Removed);
+        }
+        if vm.metadata.deletion_timestamp.is_none() {
+            vm.metadata.deletion_timestamp = Some(now_rfc3339());
+            write_typed(&path, &vm)?;
+        }
+        Ok(DeleteOutcome::Pending)
+    }
+
+    /// Changes the status of `name`; `false` when the resource is gone.
+    pub fn update_status(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut Status),
+    ) -> Result<bool, StoreError> {
+        self.update(name, |vm| change(&mut vm.status))
+    }
+
+    /// Adds a finalizer; `false` when the resource is gone.
+    pub fn add_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
+        self.update(name, |vm| {
+            if !vm.has_finalizer(finalizer) {
+                vm.metadata.finalizers.push(finalizer.to_owned());
+            }
+        })
+    }
+
+    /// Removes a finalizer, and the whole document when it is being deleted
+    /// and no finalizer is left. `true` when the document is gone now.
+    pub fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
+        let _lock = self.lock(true)?;
+        let path = self.path_of(name);
+        let Some(mut vm) = read_typed(&path)? else {
+            return Ok(true);
+        };
+        vm.metadata.finalizers.retain(|f| f != finalizer);
+        if vm.is_being_deleted() && vm.metadata.finalizers.is_empty() {
+            remove_document(&path)?;
+            return Ok(true);
+        }
+        write_typed(&path, &vm)?;
+        Ok(false)
+    }
+
+    fn update(&self, name: &str, change: impl FnOnce(&mut LimaVm)) -> Result<bool, StoreError> {
+        let _lock = self.lock(true)?;
+        let path = self.path_of(name);
+        let Some(existing) = read_typed(&path)? else {
+            return Ok(false);
+        };
+        let mut updated = existing.clone();
+        change(&mut updated);
+        if updated != existing {
+            write_typed(&path, &updated)?;
+        }
+        Ok(true)
+    }
+
+    /// Holds the store lock until the returned file is dropped.
+    fn lock(&self, exclusive: bool) -> Result<File, StoreError> {
+        let path = self.resources.join(".lock");
+        let lock_error = |source| StoreError::Lock {
+            path: path.clone(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(lock_error)?;
+        if exclusive {
+            file.lock().map_err(lock_error)?;
+        } else {
+            file.lock_shared().map_err(lock_error)?;
+        }
+        Ok(file)
+    }
+}
+
+fn parse_applied(mut document: Value) -> Result<LimaVm, StoreError> {
+    let Value::Object(members) = &mut document else {
+        return Err(StoreError::Invalid("the document is not a JSON object".into()));
+    };
+    members.remove("status");
+    let name = members
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .ok_or_else(|| StoreError::Invalid("metadata.name is required".into()))?;
+    if !name.is_string() {
+        return Err(StoreError::Invalid(format!(
+            "metadata.name must be a string, not {name}"
+        )));
+    }
+    let applied = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+    check_kind(&applied.api_version, &applied.kind)?;
+    Ok(applied)
+}
+
+fn check_kind(api_version: &str, kind: &str) -> Result<(), StoreError> {
+    if kind != KIND {
+        return Err(StoreError::Invalid(format!(
+            "kind {kind:?} is not {KIND:?}"
+        )));
+    }
+    if api_version != API_VERSION {
+        return Err(StoreError::Invalid(format!(
+            "apiVersion {api_version:?} is not {API_VERSION:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn is_document_file(path: &Path) -> bool {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return false;
+    };
+    !name.starts_with('.') && name.ends_with(".json")
+}
+
+fn read_typed(path: &Path) -> Result<Option<LimaVm>, StoreError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |message: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        message,
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    LimaVm::from_value(value).map(Some).map_err(corrupt)
+}
+
+fn write_typed(path: &Path, vm: &LimaVm) -> Result<(), StoreError> {
+    let mut text = serde_json::to_string_pretty(vm).expect("a LimaVM serialises");
+    text.push('\n');
+    atomic_file::write(path, text.as_bytes()).map_err(StoreError::io(path))
+}
+
+fn remove_document(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::Io {
+            path: path.to_owned(),
+            source: e,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// `<name>.json`, with every character that is unsafe in a file name on
+/// some platform written `%XX` (UTF-8 bytes), so that any name, including
+/// ones the reconciler will refuse as instance names, has its own file.
+pub fn file_name_for(name: &str) -> String {
+    if name.is_empty() {
+        // No other name encodes to a lone '%'.
+        return "%.json".to_owned();
+    }
+    let last = name.chars().count() - 1;
+    let reserved_device = is_windows_device_name(name);
+    let mut encoded = String::new();
+    for (index, c) in name.chars().enumerate() {
+        let unsafe_here = matches!(
+            c,
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' | '%'
+        ) || c.is_control()
+            || (index == 0 && (c == '.' || reserved_device))
+            || (index == last && (c == ' ' || c == '.'));
+        if unsafe_here {
+            let mut buf = [0; 4];
+            for byte in c.encode_utf8(&mut buf).bytes() {
+                encoded.push_str(&format!("%{byte:02X}"));
+            }
+        } else {
+            encoded.push(c);
+        }
+    }
+    encoded.push_str(".json");
+    encoded
+}
+
+/// `CON`, `nul.txt`, `COM1`...: names Windows keeps for devices.
+fn is_windows_device_name(name: &str) -> bool {
+    let stem = name.split('.').next().unwrap_or_default().trim_end();
+    let upper = stem.to_ascii_uppercase();
+    matches!(upper.as_str(), "CON" | "PRN" | "AUX" | "NUL")
+        || ((upper.starts_with("COM") || upper.starts_with("LPT"))
+            && upper.len() == 4
+            && upper.as_bytes()[3].is_ascii_digit())
+}
+
+/// Builds a document from a typed spec (for callers that have no JSON).
+pub fn document(name: &str, spec: &Spec) -> Value {
+    serde_json::json!({
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "metadata": {"name": name},
+        "spec": spec,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::CLEANUP_FINALIZER;
+    use serde_json::json;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        (dir, store)
+    }
+
+    fn vm_doc(name: &str, running: bool) -> Value {
+        json!({
+            "apiVersion": API_VERSION, "kind": KIND,
+            "metadata": {"name": name, "labels": {"team": "a"}},
+            "spec": {"running": running, "vmType": "qemu", "template": "images: []\n"}
+        })
+    }
+
+    #[test]
+    fn apply_creates_then_bumps_the_generation_only_for_spec_changes() {
+        let (_dir, store) = store();
+        assert_eq!(store.apply(vm_doc("vm1", true)).unwrap(), ApplyOutcome::Created);
+        let vm = store.get("vm1").unwrap().unwrap();
+        assert_eq!(vm.metadata.generation, 1);
+        assert!(vm.metadata.finalizers.is_empty());
+        assert_eq!(vm.metadata.labels["team"], "a");
+        assert_eq!(store.apply(vm_doc("vm1", true)).unwrap(), ApplyOutcome::Unchanged);
+
+        let mut relabelled = vm_doc("vm1", true);
+        relabelled["metadata"]["labels"]["team"] = json!("b");
+        assert_eq!(store.apply(relabelled).unwrap(), ApplyOutcome::Configured);
+        assert_eq!(store.get("vm1").unwrap().unwrap().metadata.generation, 1);
+
+        assert_eq!(store.apply(vm_doc("vm1", false)).unwrap(), ApplyOutcome::Configured);
+        assert_eq!(store.get("vm1").unwrap().unwrap().metadata.generation, 2);
+    }
+
+    #[test]
+    fn apply_never_touches_status_or_finalizers() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        store.add_finalizer("vm1", CLEANUP_FINALIZER).unwrap();
+        store
+            .update_status("vm1", |s| s.restart_count = 3)
+            .unwrap();
+        let mut doc = vm_doc("vm1", false);
+        doc["status"] = json!({"restartCount": 99, "conditions": "garbage"});
+        doc["metadata"]["finalizers"] = json!([]);
+        store.apply(doc).unwrap();
+        let vm = store.get("vm1").unwrap().unwrap();
+        assert_eq!(vm.status.restart_count, 3);
+        assert_eq!(vm.metadata.finalizers, [CLEANUP_FINALIZER]);
+        assert!(!vm.spec.running);
+    }
+
+    #[test]
+    fn apply_refuses_documents_that_are_not_limavms() {
+        let (_dir, store) = store();
+        for (doc, expected) in [
+            (json!([1]), "not a JSON object"),
+            (json!({"spec": {}}), "metadata.name is required"),
+            (json!({"metadata": {"name": 3}}), "must be a string"),
+            (json!({"kind": "Pod", "metadata": {"name": "a"}}), "\"Pod\""),
+            (
+                json!({"apiVersion": "v1", "metadata": {"name": "a"}}),
+                "apiVersion",
+            ),
+            (json!({"metadata": {"name": "a"}, "spec": {"vmType": "hyperv"}}), "hyperv"),
+        ] {
+            let err = store.apply(doc.clone()).unwrap_err().to_string();
+            assert!(err.contains(expected), "{doc}: {err}");
+        }
+        assert!(store.list().unwrap().is_empty());
+    }
+
+    #[test]
+    fn merge_patch_changes_the_spec_and_bumps_the_generation() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        let outcome = store
+            .patch_merge("vm1", &json!({"spec": {"running": false}, "status": {"restartCount": 7}}))
+            .unwrap();
+        assert_eq!(outcome, PatchOutcome::Patched);
+        let vm = store.get("vm1").unwrap().unwrap();
+        assert!(!vm.spec.running);
+        assert_eq!(vm.spec.template, "images: []\n");
+        assert_eq!(vm.metadata.generation, 2);
+        assert_eq!(vm.status.restart_count, 0, "status is not patchable");
+        assert_eq!(
+            store.patch_merge("vm1", &json!({"spec": {"running": false}})).unwrap(),
+            PatchOutcome::Unchanged
+        );
+        let err = store
+            .patch_merge("vm1", &json!({"metadata": {"name": "other"}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("cannot be changed"), "{err}");
+        assert!(matches!(
+            store.patch_merge("none", &json!({})),
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+
+    #[test]
+    fn delete_without_finalizers_removes_at_once() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        assert_eq!(store.delete("vm1").unwrap(), DeleteOutcome::Removed);
+        assert!(store.get("vm1").unwrap().is_none());
+        assert!(matches!(store.delete("vm1"), Err(StoreError::NotFound { .. })));
+    }
+
+    #[test]
+    fn delete_with_a_finalizer_waits_for_its_removal() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        store.add_finalizer("vm1", CLEANUP_FINALIZER).unwrap();
+        assert_eq!(store.delete("vm1").unwrap(), DeleteOutcome::Pending);
+        let vm = store.get("vm1").unwrap().unwrap();
+        let stamp = vm.metadata.deletion_timestamp.clone().unwrap();
+        assert_eq!(store.delete("vm1").unwrap(), DeleteOutcome::Pending);
+        assert_eq!(
+            store.get("vm1").unwrap().unwrap().metadata.deletion_timestamp,
+            Some(stamp),
+            "a second delete keeps the first timestamp"
+        );
+        assert!(store.remove_finalizer("vm1", CLEANUP_FINALIZER).unwrap());
+        assert!(store.get("vm1").unwrap().is_none());
+    }
+
+    #[test]
+    fn patching_away_the_last_finalizer_of_a_deleted_resource_removes_it() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        store.add_finalizer("vm1", CLEANUP_FINALIZER).unwrap();
+        store.delete("vm1").unwrap();
+        store
+            .patch_merge("vm1", &json!({"metadata": {"finalizers": null}}))
+            .unwrap();
+        assert!(store.get("vm1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_corrupt_document_is_reported_by_path_and_others_still_list() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("good", true)).unwrap();
+        std::fs::write(store.path_of("bad"), "{not json").unwrap();
+        std::fs::write(
+            store.dir().join("stray.json"),
+            serde_json::to_string(&vm_doc("other", true)).unwrap(),
+        )
+        .unwrap();
+        let scanned = store.scan().unwrap();
+        let corrupt: Vec<&PathBuf> = scanned
+            .iter()
+            .filter_map(|s| match s {
+                Scanned::Corrupt { path, .. } => Some(path),
+                Scanned::Valid(_) => None,
+            })
+            .collect();
+        assert_eq!(corrupt, [&store.path_of("bad"), &store.dir().join("stray.json")]);
+        let names: Vec<String> = store.list().unwrap().iter().map(|v| v.name().to_owned()).collect();
+        assert_eq!(names, ["good"]);
+        let err = store.get("bad").unwrap_err().to_string();
+        assert!(err.contains("bad.json"), "{err}");
+        assert!(store.update_status("bad", |s| s.restart_count = 1).is_err());
+        assert_eq!(std::fs::read_to_string(store.path_of("bad")).unwrap(), "{not json");
+    }
+
+    #[test]
+    fn writes_are_atomic_and_leave_no_temporaries() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        let writers: Vec<_> = (0..4)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for n in 0..25 {
+                        store
+                            .update_status("vm1", |s| s.restart_count += 1)
+                            .unwrap();
+                        store
+                            .patch_merge("vm1", &json!({"metadata": {"labels": {"w": format!("{i}-{n}")}}}))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for _ in 0..100 {
+            // Every read sees a whole document.
+            store.get("vm1").unwrap().unwrap();
+        }
+        for writer in writers {
+            writer.join().unwrap();
+        }
+        assert_eq!(store.get("vm1").unwrap().unwrap().status.restart_count, 100);
+        let mut names: Vec<String> = std::fs::read_dir(store.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [".lock", "vm1.json"]);
+    }
+
+    #[test]
+    fn every_name_gets_a_distinct_safe_file_name() {
+        let names = [
+            "vm1", "", ".", "..", "a/b", "a\\b", "a%2Fb", "_config", "con", "CON.x", "com1",
+            "tail.", "tail ", "x:y", "we[1]rd {*?} ü", "-dash", "a\0b",
+        ];
+        let files: std::collections::BTreeSet<String> =
+            names.iter().map(|n| file_name_for(n)).collect();
+        assert_eq!(files.len(), names.len(), "{files:?}");
+        assert_eq!(file_name_for("vm1"), "vm1.json");
+        assert_eq!(file_name_for("we[1]rd {*?} ü"), "we[1]rd {%2A%3F} ü.json");
+        for file in &files {
+            assert!(!file.contains(['/', '\\', ':', '*', '?', '\0']), "{file}");
+            assert!(!file.starts_with('.'), "{file}");
+        }
+        let (_dir, store) = store();
+        for name in names {
+            store.apply(vm_doc(name, false)).unwrap();
+            assert_eq!(store.get(name).unwrap().unwrap().name(), name);
+        }
+        assert_eq!(store.list().unwrap().len(), names.len());
+    }
+}

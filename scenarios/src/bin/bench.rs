@@ -1,0 +1,112 @@
+//! `bench`: the harness's own speed, as medians over repeated runs.
+//!
+//! - sandbox: create a sandbox with the fakes installed, then drop it;
+//! - hostagent: spawn the fake hostagent until its socket answers /v1/info;
+//! - lifecycle: reference reconciler, apply until Running=True and
+//!   running=false until Stopped.
+
+use anyhow::Context;
+use clap::Parser;
+use harness::{Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, VmSpec, eventually};
+use lima_layout::VmType;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Args {
+    /// Repetitions of each measurement.
+    #[arg(long, short, default_value_t = 20)]
+    runs: usize,
+}
+
+fn main() -> anyhow::Result<()> {
+    if let Some(code) = scenarios::multicall::dispatch() {
+        std::process::exit(code);
+    }
+    let args = Args::parse();
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let binaries = Binaries::multicall(&exe);
+    report("sandbox set up + torn down", measure(args.runs, || {
+        let started = Instant::now();
+        drop(Sandbox::new(&binaries)?);
+        Ok(vec![started.elapsed()])
+    })?);
+    report("fake hostagent spawn -> /v1/info", measure(args.runs, || hostagent_ready(&binaries))?);
+    let lifecycle = measure(args.runs.min(10), || lifecycle(&binaries))?;
+    let (apply, stop): (Vec<_>, Vec<_>) = lifecycle.chunks(2).map(|c| (c[0], c[1])).unzip();
+    report("reconciler apply -> Running=True", apply);
+    report("reconciler running=false -> Stopped", stop);
+    Ok(())
+}
+
+fn measure(
+    runs: usize,
+    mut once: impl FnMut() -> anyhow::Result<Vec<Duration>>,
+) -> anyhow::Result<Vec<Duration>> {
+    let _warm_up = once()?;
+    let mut all = Vec::new();
+    for _ in 0..runs {
+        all.extend(once()?);
+    }
+    Ok(all)
+}
+
+fn report(what: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{what:40} median {:8.2} ms  min {:8.2} ms  max {:8.2} ms  ({} runs)",
+        ms(samples[samples.len() / 2]),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1]),
+        samples.len()
+    );
+}
+
+fn hostagent_ready(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
+    let sandbox = Sandbox::new(binaries)?;
+    let instance = sandbox.lima_home().instance("bench");
+    std::fs::create_dir_all(&instance.dir)?;
+    std::fs::write(instance.lima_yaml(), Template::new(VmType::Qemu).to_yaml())?;
+    let started = Instant::now();
+    let mut cmd = sandbox.command(sandbox.tool_path("limactl"));
+    cmd.arg("hostagent")
+        .arg("--pidfile")
+        .arg(instance.ha_pid())
+        .arg("--socket")
+        .arg(instance.ha_sock())
+        .arg("bench");
+    let pid = sandbox.spawn(cmd)?;
+    eventually(Duration::from_secs(10), "/v1/info to answer", || {
+        lima_layout::info::query_info(&instance.ha_sock(), Duration::from_secs(1))
+            .map_err(|e| e.to_string())
+    })?;
+    let elapsed = started.elapsed();
+    proctree::interrupt_group(pid)?;
+    sandbox.wait_child(pid, Duration::from_secs(10))?;
+    Ok(vec![elapsed])
+}
+
+fn lifecycle(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
+    let sandbox = Sandbox::new(binaries)?;
+    let mut svc = ReferenceDriver::new(&sandbox, ReferenceSettings::fast());
+    svc.start_service()?;
+    let vm = VmSpec::new("bench", Template::new(VmType::Qemu));
+    let started = Instant::now();
+    svc.apply(&vm)?;
+    wait(&mut svc, |v| v.is_running())?;
+    let apply = started.elapsed();
+    let started = Instant::now();
+    svc.set_running("bench", false)?;
+    wait(&mut svc, |v| v.is_stopped())?;
+    Ok(vec![apply, started.elapsed()])
+}
+
+fn wait(svc: &mut ReferenceDriver<'_>, wanted: impl Fn(&harness::VmView) -> bool) -> anyhow::Result<()> {
+    eventually(Duration::from_secs(20), "the resource state", || match svc.get("bench") {
+        Ok(Some(v)) if wanted(&v) => Ok(()),
+        Ok(v) => Err(format!("{:?}", v.map(|v| v.running_summary()))),
+        Err(e) => Err(e.to_string()),
+    })?;
+    Ok(())
+}

@@ -1,0 +1,198 @@
+//! `reproduce`: runs the findings catalogue against the reconciler under
+//! test and reports, per finding, the fixed and the regressed verdict.
+//! Like every binary of this crate it is also multicall (see
+//! `scenarios::multicall`).
+
+use anyhow::{Context, bail};
+use clap::{Parser, ValueEnum};
+use fakes::plan::Tool;
+use harness::{Binaries, Toolset};
+use indicatif::{ProgressBar, ProgressStyle};
+use scenarios::catalogue::{self, CATALOGUE, Finding};
+use scenarios::report;
+use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Target {
+    /// The reference reconciler of this project, with its regression switches.
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ToolsetArg {
+    /// Every tool is a fault-injecting fake.
+    Fake,
+    /// Every tool is the real one found on PATH.
+    Real,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Variants {
+    Both,
+    Fixed,
+    Regressed,
+}
+
+/// Reproduce every finding of the review: each scenario must fail with its
+/// regression switched on and pass without it.
+#[derive(Debug, Parser)]
+#[command(name = "reproduce", version)]
+struct Args {
+    /// Run only these findings (repeatable).
+    #[arg(long = "only", value_name = "ID")]
+    only: Vec<String>,
+    #[arg(long, value_enum, default_value = "reference")]
+    target: Target,
+    #[arg(long, value_enum, default_value = "fake")]
+    toolset: ToolsetArg,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Which runs of each finding.
+    #[arg(long, value_enum, default_value = "both")]
+    variants: Variants,
+    /// Scenarios run at once (default: the number of cores).
+    #[arg(long, short)]
+    jobs: Option<usize>,
+    /// List the findings and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn main() -> ExitCode {
+    if let Some(code) = scenarios::multicall::dispatch() {
+        return ExitCode::from(u8::try_from(code).unwrap_or(1));
+    }
+    match reproduce(Args::parse()) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("reproduce: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
+    if only.is_empty() {
+        return Ok(CATALOGUE.iter().collect());
+    }
+    only.iter()
+        .map(|id| {
+            catalogue::find(id).with_context(|| {
+                let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id).collect();
+                format!("unknown finding {id:?}; the findings are: {}", ids.join(", "))
+            })
+        })
+        .collect()
+}
+
+fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
+    Ok(match choice {
+        ToolsetArg::Fake => Toolset::fakes(),
+        ToolsetArg::Real => {
+            let missing: Vec<&str> = Tool::ALL
+                .into_iter()
+                .filter(|t| Toolset::resolve_real(*t).is_err())
+                .map(Tool::as_str)
+                .collect();
+            if !missing.is_empty() {
+                bail!(
+                    "--toolset real needs every tool on PATH; missing: {}",
+                    missing.join(", ")
+                );
+            }
+            Tool::ALL.into_iter().fold(Toolset::fakes(), Toolset::with_real)
+        }
+    })
+}
+
+fn reproduce(args: Args) -> anyhow::Result<bool> {
+    let findings = selected(&args.only)?;
+    if args.list {
+        for f in &findings {
+            println!("{:32} {}", f.id, f.title);
+        }
+        return Ok(true);
+    }
+    let Target::Reference = args.target;
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let mut config = RunConfig::new(Binaries::multicall(&exe));
+    config.toolset = toolset(args.toolset)?;
+    let variants: Vec<Variant> = match args.variants {
+        Variants::Both => vec![Variant::Fixed, Variant::Regressed],
+        Variants::Fixed => vec![Variant::Fixed],
+        Variants::Regressed => vec![Variant::Regressed],
+    };
+    let tasks: Vec<(&Finding, Variant)> = findings
+        .iter()
+        .flat_map(|f| variants.iter().map(move |v| (*f, *v)))
+        .collect();
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let outcomes = run_all(&tasks, &config, jobs);
+    let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
+    let rows = report::rows(&ids, &outcomes);
+    match args.format {
+        Format::Table => println!("{}", report::table(&rows)),
+        Format::Json => println!("{}", report::json(&rows)),
+        Format::Markdown => println!("{}", report::markdown(&rows)),
+    }
+    Ok(report::Summary::all_as_expected(&rows))
+}
+
+/// Runs the tasks on `jobs` threads, showing progress on stderr: a bar on a
+/// terminal, one line per finished run elsewhere (CI logs).
+fn run_all(tasks: &[(&Finding, Variant)], config: &RunConfig, jobs: usize) -> Vec<Outcome> {
+    let bar = if std::io::stderr().is_terminal() {
+        ProgressBar::new(tasks.len() as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
+            .expect("the progress template is valid")
+            .progress_chars("=> "),
+    );
+    let queue = Mutex::new(tasks.iter());
+    let outcomes = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(tasks.len()) {
+            scope.spawn(|| {
+                loop {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some((finding, variant)) = next else { break };
+                    bar.set_message(finding.id);
+                    let outcome = run_finding(finding, *variant, config);
+                    let line = format!(
+                        "{:32} {:9} {:14} {:5.1}s",
+                        outcome.id,
+                        format!("{:?}", outcome.variant).to_lowercase(),
+                        outcome.verdict.label(),
+                        outcome.duration.as_secs_f64()
+                    );
+                    if bar.is_hidden() {
+                        eprintln!("{line}");
+                    } else {
+                        bar.println(line);
+                    }
+                    bar.inc(1);
+                    outcomes.lock().expect("outcomes lock").push(outcome);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    outcomes.into_inner().expect("outcomes lock")
+}

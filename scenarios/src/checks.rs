@@ -1,0 +1,124 @@
+//! End-state checks: what a clean stop leaves (and does not leave).
+
+use crate::context::ScenarioResult;
+use crate::symptom;
+use harness::{Sandbox, eventually};
+use lima_layout::{InstancePaths, is_tmp_file_name};
+use std::time::Duration;
+
+/// How long a process just killed, or a port just closed, may take to go.
+pub const VANISH: Duration = Duration::from_secs(3);
+
+/// No `*.pid`, `*.sock`, `*.tmp` entry left in the instance directory.
+pub fn no_tmp_files(instance: &InstancePaths) -> ScenarioResult {
+    let left = tmp_files(instance);
+    if left.is_empty() {
+        Ok(())
+    } else {
+        Err(symptom!(
+            "tmp files left in {}: {}",
+            instance.dir.display(),
+            left.join(", ")
+        ))
+    }
+}
+
+pub fn tmp_files(instance: &InstancePaths) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(&instance.dir) else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| is_tmp_file_name(n))
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every port bound by a fake is free again, within `VANISH`.
+pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
+    let held = |sandbox: &Sandbox| -> Vec<String> {
+        let bound = sandbox.journal().bound_ports();
+        ports
+            .iter()
+            .filter(|p| !harness::ports::is_free(**p))
+            .map(|p| {
+                let holders: Vec<String> = bound
+                    .iter()
+                    .filter(|b| b.port == *p && proctree::is_alive(b.pid))
+                    .map(|b| format!("{} pid {}", b.tool, b.pid))
+                    .collect();
+                if holders.is_empty() {
+                    format!("port {p} still held")
+                } else {
+                    format!("port {p} still held by {}", holders.join(", "))
+                }
+            })
+            .collect()
+    };
+    eventually(VANISH, "forwarded ports to be free", || {
+        let left = held(sandbox);
+        if left.is_empty() { Ok(()) } else { Err(left.join("; ")) }
+    })
+    .map_err(|e| symptom!("{}", e.last_seen))
+}
+
+/// No process of the sandbox alive except `keep` (the service).
+pub fn only_alive(sandbox: &Sandbox, keep: &[u32]) -> ScenarioResult {
+    eventually(VANISH, "the VM's processes to be gone", || {
+        let extra: Vec<String> = sandbox
+            .live_processes()
+            .into_iter()
+            .filter(|p| !keep.contains(&p.pid))
+            .map(|p| format!("{} (pid {}) still alive: {}", p.name, p.pid, p.cmd.join(" ")))
+            .collect();
+        if extra.is_empty() { Ok(()) } else { Err(extra.join("; ")) }
+    })
+    .map_err(|e| symptom!("{}", e.last_seen))
+}
+
+/// `pid` is dead within `VANISH`; `what` names it in the symptom.
+pub fn dead(pid: u32, what: &str) -> ScenarioResult {
+    eventually(VANISH, what, || {
+        if proctree::is_alive(pid) {
+            let cmd = proctree::ProcessTable::snapshot_of(&[pid])
+                .get(pid)
+                .map(|p| p.cmd.join(" "))
+                .unwrap_or_default();
+            Err(format!("{what} (pid {pid}) still alive: {cmd}"))
+        } else {
+            Ok(())
+        }
+    })
+    .map_err(|e| symptom!("{}", e.last_seen))
+}
+
+/// Registered and running WSL2 distros, as `wsl.exe --list` reports them.
+pub fn wsl_distros(sandbox: &Sandbox, running_only: bool) -> Vec<String> {
+    let mut cmd = sandbox.command(sandbox.tool_path("wsl.exe"));
+    cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
+    if running_only {
+        cmd.arg("--running");
+    }
+    let Ok(out) = cmd.output() else {
+        return Vec::new();
+    };
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().to_owned())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The WSL2 distro is not running (and, with `registered: false`, gone).
+pub fn distro_down(sandbox: &Sandbox, distro: &str, registered: bool) -> ScenarioResult {
+    let running = wsl_distros(sandbox, true);
+    if running.iter().any(|d| d == distro) {
+        return Err(symptom!("WSL2 distro {distro} still running"));
+    }
+    if !registered && wsl_distros(sandbox, false).iter().any(|d| d == distro) {
+        return Err(symptom!("WSL2 distro {distro} still registered"));
+    }
+    Ok(())
+}

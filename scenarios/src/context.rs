@@ -1,0 +1,81 @@
+//! What a scenario works with: its sandbox, the reconciler settings for this
+//! run, and a way to start services of the reconciler under test.
+
+use harness::{HarnessError, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox};
+use std::path::PathBuf;
+
+/// Why a scenario failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    /// The reconciler misbehaved: the message names what was observed
+    /// (the port and who holds it, the file left, the process killed...).
+    Symptom(String),
+    /// The harness could not do its part; says nothing about the reconciler.
+    Harness(String),
+}
+
+impl std::fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ScenarioError::Symptom(m) => write!(f, "{m}"),
+            ScenarioError::Harness(m) => write!(f, "harness error: {m}"),
+        }
+    }
+}
+
+impl From<HarnessError> for ScenarioError {
+    fn from(e: HarnessError) -> Self {
+        ScenarioError::Harness(e.to_string())
+    }
+}
+
+pub type ScenarioResult = Result<(), ScenarioError>;
+
+/// A symptom, formatted.
+#[macro_export]
+macro_rules! symptom {
+    ($($arg:tt)*) => {
+        $crate::context::ScenarioError::Symptom(format!($($arg)*))
+    };
+}
+
+/// Fails with the symptom unless `condition` holds.
+pub fn ensure(condition: bool, symptom: impl FnOnce() -> String) -> ScenarioResult {
+    if condition {
+        Ok(())
+    } else {
+        Err(ScenarioError::Symptom(symptom()))
+    }
+}
+
+pub struct Ctx<'s> {
+    pub sandbox: &'s Sandbox,
+    pub settings: ReferenceSettings,
+}
+
+impl<'s> Ctx<'s> {
+    pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
+        Self { sandbox, settings }
+    }
+
+    /// A driver for a service of the reconciler under test, not started yet.
+    pub fn service(&self) -> Box<dyn ReconcilerDriver + 's> {
+        self.service_with_state(self.sandbox.state_dir())
+    }
+
+    /// The same, with a state directory of its own.
+    pub fn service_with_state(&self, state_dir: PathBuf) -> Box<dyn ReconcilerDriver + 's> {
+        Box::new(ReferenceDriver::with_state(
+            self.sandbox,
+            self.settings.clone(),
+            state_dir,
+        ))
+    }
+
+    /// A started service.
+    pub fn started_service(&self) -> Result<Box<dyn ReconcilerDriver + 's>, ScenarioError> {
+        let mut service = self.service();
+        service.start_service()?;
+        Ok(service)
+    }
+}

@@ -1,0 +1,125 @@
+//! The cross-path matrix: the same fault, entered through every stop path,
+//! must leave the same clean state.
+
+use crate::checks;
+use crate::context::{Ctx, ScenarioResult, ensure};
+use crate::findings::{qemu_vm, wsl_vm};
+use crate::steps::{self, SETTLE};
+use fakes::plan::{Fault, Tool};
+use harness::{FaultPlanBuilder, Template, VmSpec, VmView};
+use lima_layout::paths::read_pid_file;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopPath {
+    RunningFalse,
+    Restart,
+    Delete,
+    ServiceShutdown,
+    OrphanRecovery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathFault {
+    IgnoresInterrupt,
+    ReplacesDriver,
+    PortHolders,
+    Wsl2Distro,
+}
+
+impl PathFault {
+    fn plan(self) -> FaultPlanBuilder {
+        let plan = FaultPlanBuilder::new();
+        match self {
+            PathFault::IgnoresInterrupt | PathFault::PortHolders => {
+                plan.always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+            }
+            PathFault::ReplacesDriver => plan
+                .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+                .always(Tool::Limactl, &["hostagent"], Fault::ReplaceDriver),
+            PathFault::Wsl2Distro => plan,
+        }
+    }
+
+    fn vm(self) -> VmSpec {
+        match self {
+            PathFault::PortHolders => qemu_vm("vm", 2),
+            PathFault::Wsl2Distro => wsl_vm("vm"),
+            _ => qemu_vm("vm", 0),
+        }
+    }
+}
+
+/// Starts a VM under `fault`, stops it through `path`, and checks that
+/// nothing of the first run survives: its processes, ports, tmp files and
+/// (for WSL2) the running distro.
+pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResult {
+    ctx.sandbox.set_faults(&fault.plan())?;
+    let vm = fault.vm();
+    let ports = vm.template.host_ports();
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &vm)?;
+    let before: Vec<u32> = ctx.sandbox.live_processes().iter().map(|p| p.pid).collect();
+    let first_hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    let bound = ctx.settings.graceful_timeout + SETTLE;
+    match path {
+        StopPath::RunningFalse => steps::stop_vm(svc.as_mut(), "vm", bound)?,
+        StopPath::Restart => {
+            let changed = Template::new(vm.template.vm_type());
+            let changed = vm
+                .template
+                .host_ports()
+                .into_iter()
+                .enumerate()
+                .fold(changed, |t, (i, p)| t.forward(9000 + i as u16, p));
+            svc.set_template("vm", &changed)?;
+            steps::wait_for(svc.as_mut(), "vm", bound, "a restart with the new template", |v: &VmView| {
+                v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
+            })?;
+        }
+        StopPath::Delete => {
+            svc.delete("vm")?;
+            steps::wait_gone(svc.as_mut(), "vm", bound)?;
+            ensure(!instance.dir.exists(), || {
+                format!("instance directory {} left after delete", instance.dir.display())
+            })?;
+        }
+        StopPath::ServiceShutdown => {
+            let code = svc.stop_service(bound)?;
+            ensure(code == Some(0), || format!("the service exited with {code:?}"))?;
+        }
+        StopPath::OrphanRecovery => {
+            svc.crash_service()?;
+            svc.start_service()?;
+            steps::wait_for(svc.as_mut(), "vm", bound, "the orphan replaced", |v: &VmView| {
+                v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
+            })?;
+        }
+    }
+    let service = svc.service_pid();
+    for pid in before.iter().filter(|p| Some(**p) != service) {
+        checks::dead(*pid, "a process of the first run")?;
+    }
+    let replaced = ctx
+        .sandbox
+        .journal()
+        .events(Some("limactl"), fakes::journal::event::DRIVER_REPLACED);
+    for entry in replaced {
+        let new = entry.detail_u64("new").unwrap_or_default() as u32;
+        checks::dead(new, "the driver started during shutdown")?;
+    }
+    let restarted = matches!(path, StopPath::Restart | StopPath::OrphanRecovery);
+    if restarted {
+        // A new run holds the ports again; what matters is that the old
+        // holders are dead (checked above).
+        return Ok(());
+    }
+    checks::ports_free(ctx.sandbox, &ports)?;
+    checks::no_tmp_files(&instance)?;
+    if fault == PathFault::Wsl2Distro {
+        checks::distro_down(ctx.sandbox, "lima-vm", path == StopPath::Delete)?;
+    }
+    ensure(svc.service_alive() || path == StopPath::ServiceShutdown, || {
+        "the service died during the stop".into()
+    })
+}

@@ -1,0 +1,188 @@
+//! The user's SSH key pair: generated once, under a lock, atomically, and
+//! repaired when half of it is missing.
+
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::symptom;
+use fakes::plan::{Fault, Tool};
+use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Services racing for one config directory.
+const RACERS: usize = 4;
+
+/// The private key parses, and the public key file holds its public half.
+fn valid_pair(config_dir: &Path) -> Result<(), String> {
+    let private_path = config_dir.join("user");
+    let public_path = config_dir.join("user.pub");
+    let private_text = std::fs::read_to_string(&private_path)
+        .map_err(|e| format!("private key {} unreadable: {e}", private_path.display()))?;
+    let private = ssh_key::PrivateKey::from_openssh(&private_text).map_err(|e| {
+        format!(
+            "private key {} is not a valid OpenSSH key ({} bytes): {e}",
+            private_path.display(),
+            private_text.len()
+        )
+    })?;
+    let public_text = std::fs::read_to_string(&public_path)
+        .map_err(|e| format!("public key {} missing: {e}", public_path.display()))?;
+    let public = ssh_key::PublicKey::from_openssh(public_text.trim())
+        .map_err(|e| format!("public key {} is not valid: {e}", public_path.display()))?;
+    if public.key_data() != private.public_key().key_data() {
+        return Err(format!(
+            "key pair mismatch: {} is not the public half of {}",
+            public_path.display(),
+            private_path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
+    ctx.sandbox.lima_home().config_dir()
+}
+
+/// Files of the config directory other than the pair and the lock.
+fn stray_key_files(config_dir: &Path) -> Vec<String> {
+    std::fs::read_dir(config_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "user" && n != "user.pub" && !n.ends_with(".lock"))
+        .collect()
+}
+
+/// The first line of a service's output that names an error.
+fn first_error_line(svc: &dyn ReconcilerDriver) -> String {
+    let log = svc.log_text();
+    log.lines()
+        .find(|l| l.contains("ERROR") || l.contains("rror"))
+        .unwrap_or_else(|| log.lines().last().unwrap_or_default())
+        .to_owned()
+}
+
+pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::SshKeygen,
+        &["-t"],
+        Fault::Delay { ms: 300 },
+    ))?;
+    let mut services: Vec<Box<dyn ReconcilerDriver + '_>> = (0..RACERS)
+        .map(|i| ctx.service_with_state(ctx.sandbox.root().join(format!("state-{i}"))))
+        .collect();
+    for svc in &mut services {
+        svc.spawn_service()?;
+    }
+    let failed: Vec<String> = services
+        .iter_mut()
+        .filter_map(|svc| {
+            svc.wait_ready()
+                .err()
+                .map(|_| first_error_line(svc.as_ref()))
+        })
+        .collect();
+    ensure(failed.is_empty(), || {
+        format!(
+            "{} of {RACERS} services racing on one config dir failed to start: {}",
+            failed.len(),
+            failed.join(" | ")
+        )
+    })?;
+    valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)?;
+    let stray = stray_key_files(&config_dir(ctx));
+    ensure(stray.is_empty(), || {
+        format!("more than one key pair: stray files {stray:?} in _config")
+    })
+}
+
+pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().times(
+        Tool::SshKeygen,
+        &["-t"],
+        1,
+        Fault::CrashHalfWay,
+    ))?;
+    // The first start may fail: its ssh-keygen died. What matters is what
+    // the second start accepts.
+    {
+        let mut first = ctx.service();
+        let _ = first.start_service();
+    }
+    let mut second = ctx.service();
+    second.start_service().map_err(|e| {
+        symptom!("the second start failed after a crashed ssh-keygen: {e}")
+    })?;
+    valid_pair(&config_dir(ctx)).map_err(|e| symptom!("after the second start: {e}"))
+}
+
+pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
+    let dir = config_dir(ctx);
+    std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
+    let status = ctx
+        .sandbox
+        .command(ctx.sandbox.tool_path("ssh-keygen"))
+        .args(["-t", "ed25519", "-q", "-N", "", "-C", "lima", "-f"])
+        .arg(dir.join("user"))
+        .status()
+        .map_err(|e| ScenarioError::Harness(format!("pre-generating the key: {e}")))?;
+    if !status.success() {
+        return Err(ScenarioError::Harness(format!("ssh-keygen exited with {status}")));
+    }
+    std::fs::remove_file(dir.join("user.pub")).map_err(|e| ScenarioError::Harness(e.to_string()))?;
+    let private_before = std::fs::read(dir.join("user")).unwrap_or_default();
+    let mut svc = ctx.service();
+    svc.start_service()?;
+    ensure(dir.join("user.pub").exists(), || {
+        format!("public key {} still missing after start", dir.join("user.pub").display())
+    })?;
+    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    ensure(std::fs::read(dir.join("user")).unwrap_or_default() == private_before, || {
+        "the private key was replaced instead of deriving the public key".into()
+    })
+}
+
+pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::SshKeygen,
+        &["-t"],
+        Fault::Hang,
+    ))?;
+    let mut settings = ctx.settings.clone();
+    settings.keygen_timeout = Duration::from_millis(500);
+    let hung = Ctx::new(ctx.sandbox, settings.clone());
+    let mut svc = hung.service();
+    let pid = svc.spawn_service()?;
+    let margin = Duration::from_secs(5);
+    let started = Instant::now();
+    let exited = eventually(settings.keygen_timeout + margin, "the service to give up", || {
+        ctx.sandbox
+            .try_reap(pid)
+            .ok_or_else(|| format!("service pid {pid} still starting"))
+    });
+    let code = exited.map_err(|_| {
+        let keygens = ctx.sandbox.journal().pids_invoked_with("ssh-keygen", "-t");
+        symptom!(
+            "service still starting {:?} after launch: the hung ssh-keygen (pid {keygens:?}) \
+             is awaited without a bound (keygen timeout {:?})",
+            started.elapsed(),
+            settings.keygen_timeout
+        )
+    })?;
+    let output = svc.log_text();
+    ensure(code != Some(0) && output.contains("ssh-keygen"), || {
+        format!("the service exited with {code:?} without naming ssh-keygen: {output}")
+    })?;
+    drop(svc);
+
+    // Missing from PATH: the error names the missing tool.
+    ctx.sandbox.remove_tool(Tool::SshKeygen)?;
+    settings.isolated_path = true;
+    let isolated = Ctx::new(ctx.sandbox, settings);
+    let mut svc = isolated.service_with_state(ctx.sandbox.root().join("state-no-keygen"));
+    let result = svc.start_service();
+    let output = svc.log_text();
+    ensure(result.is_err() && output.contains("ssh-keygen") && output.contains("not found"), || {
+        format!("with ssh-keygen missing from PATH the service did not fail naming it: {output}")
+    })
+}

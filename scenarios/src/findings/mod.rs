@@ -1,0 +1,22 @@
+//! One scenario per finding, grouped by the part of the lifecycle it probes.
+
+pub mod keys;
+pub mod orphan;
+pub mod stop;
+pub mod wsl;
+
+use harness::{Template, VmSpec, ports::pick_free_port};
+use lima_layout::VmType;
+
+/// A QEMU VM forwarding `forwards` guest ports to freshly picked host ports.
+pub fn qemu_vm(name: &str, forwards: usize) -> VmSpec {
+    let template = (0..forwards).fold(Template::new(VmType::Qemu), |t, i| {
+        t.forward(8000 + i as u16, pick_free_port())
+    });
+    VmSpec::new(name, template)
+}
+
+/// A WSL2 VM (its distro is `lima-<name>`).
+pub fn wsl_vm(name: &str) -> VmSpec {
+    VmSpec::new(name, Template::new(VmType::Wsl2))
+}

@@ -1,0 +1,219 @@
+//! Stopping a VM: graceful interrupt, forced fallback, the forced-stop
+//! routine's steps.
+
+use super::qemu_vm;
+use crate::checks;
+use crate::context::{Ctx, ScenarioResult, ensure};
+use crate::steps::{self, SETTLE};
+use crate::symptom;
+use fakes::journal::event;
+use fakes::plan::{Fault, Tool};
+use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
+use lima_layout::paths::{read_pid_file, write_pid_file};
+use std::time::{Duration, Instant};
+
+fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
+    Ok(ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::Limactl,
+        &["hostagent"],
+        Fault::IgnoreInterrupt,
+    ))?)
+}
+
+/// A stop that has to fall back to force: the bound for it.
+fn forced_stop_bound(ctx: &Ctx) -> Duration {
+    ctx.settings.graceful_timeout + SETTLE
+}
+
+pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    let vm = qemu_vm("vm", 1);
+    steps::start_vm(svc.as_mut(), &vm)?;
+    let service_pid = svc.service_pid().unwrap_or_default();
+    svc.set_running("vm", false)?;
+    let mut service_died = false;
+    let stopped = eventually(SETTLE, "the graceful stop", || {
+        if !svc.service_alive() {
+            service_died = true;
+            return Ok(());
+        }
+        match svc.get("vm") {
+            Ok(Some(view)) if view.is_stopped() => Ok(()),
+            Ok(view) => Err(view.map(|v| v.running_summary()).unwrap_or_default()),
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    ensure(!service_died, || {
+        format!(
+            "the reconciler (pid {service_pid}) died when VM vm was stopped gracefully: \
+             the interrupt reached the reconciler's own process group"
+        )
+    })?;
+    stopped.map_err(|e| symptom!("VM vm: {e}"))?;
+    steps::service_answers(svc.as_mut(), &probe_vm()).map_err(|e| {
+        symptom!("the reconciler (pid {service_pid}) stopped answering after the graceful stop: {e}")
+    })
+}
+
+/// A resource that only has to be observed, never started.
+fn probe_vm() -> VmSpec {
+    let mut probe = qemu_vm("probe", 0);
+    probe.running = false;
+    probe
+}
+
+pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
+    hostagent_ignores_interrupt(ctx)?;
+    let mut svc = ctx.started_service()?;
+    let vm = qemu_vm("vm", 2);
+    let ports = vm.template.host_ports();
+    steps::start_vm(svc.as_mut(), &vm)?;
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    checks::ports_free(ctx.sandbox, &ports)?;
+    checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
+    // The next start must bind the same ports again.
+    let bound_before = ctx.sandbox.journal().bound_ports().len();
+    svc.set_running("vm", true)?;
+    steps::wait_for(svc.as_mut(), "vm", SETTLE, "Running=True after restart", VmView::is_running)?;
+    let rebound: Vec<u16> = ctx.sandbox.journal().bound_ports()[bound_before..]
+        .iter()
+        .map(|b| b.port)
+        .collect();
+    ensure(ports.iter().all(|p| rebound.contains(p)), || {
+        format!("the restarted VM did not bind its ports {ports:?} again (bound {rebound:?})")
+    })
+}
+
+pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
+    hostagent_ignores_interrupt(ctx)?;
+    let mut svc = ctx.started_service()?;
+    let vm = qemu_vm("vm", 0);
+    steps::start_vm(svc.as_mut(), &vm)?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    ensure(instance.dir.to_string_lossy().contains("[1]"), || {
+        "the sandbox path lost its brackets".into()
+    })?;
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    checks::no_tmp_files(&instance)?;
+    svc.set_running("vm", true)?;
+    steps::wait_for(svc.as_mut(), "vm", SETTLE, "Running=True on the next start", VmView::is_running)
+        .map(|_| ())
+}
+
+pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
+    hostagent_ignores_interrupt(ctx)?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 1))?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    let margin = Duration::from_secs(3);
+    let bound = ctx.settings.graceful_timeout + margin;
+    let started = Instant::now();
+    svc.set_running("vm", false)?;
+    steps::wait_for(svc.as_mut(), "vm", bound, "Running=False reason=Stopped", VmView::is_stopped)
+        .map_err(|e| {
+            symptom!(
+                "the stop did not complete within the graceful timeout ({:?}) plus {margin:?} \
+                 ({:?} elapsed; hostagent pid {hostagent} alive: {}): {e}",
+                ctx.settings.graceful_timeout,
+                started.elapsed(),
+                proctree::is_alive(hostagent)
+            )
+        })?;
+    checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
+    checks::no_tmp_files(&instance)
+}
+
+pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(
+        &FaultPlanBuilder::new()
+            .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+            .always(Tool::Limactl, &["hostagent"], Fault::ReplaceDriver),
+    )?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    let replaced = ctx
+        .sandbox
+        .journal()
+        .events(Some("limactl"), event::DRIVER_REPLACED);
+    ensure(!replaced.is_empty(), || {
+        "the hostagent never replaced its driver (fault not applied)".into()
+    })?;
+    for entry in &replaced {
+        let new = entry.detail_u64("new").unwrap_or_default() as u32;
+        checks::dead(new, "the driver started during shutdown (stop via running=false)")?;
+    }
+    checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
+    checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm"))
+}
+
+pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
+    hostagent_ignores_interrupt(ctx)?;
+    let lima_home = ctx.sandbox.lima_home();
+    std::fs::create_dir_all(lima_home.disk_dir("data"))
+        .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
+    let mut svc = ctx.started_service()?;
+    let mut vm = qemu_vm("vm", 0);
+    vm.template = vm.template.disk("data");
+    steps::start_vm(svc.as_mut(), &vm)?;
+    let in_use_by = lima_home.disk_in_use_by("data");
+    if std::fs::symlink_metadata(&in_use_by).is_err() {
+        return Err(crate::ScenarioError::Harness(format!(
+            "{} was never created by the hostagent",
+            in_use_by.display()
+        )));
+    }
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    ensure(std::fs::symlink_metadata(&in_use_by).is_err(), || {
+        format!(
+            "_disks/data/in_use_by still present after the forced stop: {}",
+            in_use_by.display()
+        )
+    })
+}
+
+pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    // A process the harness owns, whose pid a stale ha.pid now names.
+    let mut bystander = ctx.sandbox.command(ctx.sandbox.tool_path("ssh"));
+    bystander.args(["-N", "bystander@127.0.0.1"]);
+    let bystander = ctx.sandbox.spawn(bystander)?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    write_pid_file(&instance.ha_pid(), bystander)
+        .map_err(|e| crate::ScenarioError::Harness(format!("writing the stale ha.pid: {e}")))?;
+    svc.delete("vm")?;
+    steps::wait_gone(svc.as_mut(), "vm", SETTLE)?;
+    ensure(ctx.sandbox.try_reap(bystander).is_none(), || {
+        format!("bystander pid {bystander} (named by a stale ha.pid) was killed by the forced stop")
+    })?;
+    ensure(!instance.dir.exists(), || {
+        format!("instance directory {} left after delete", instance.dir.display())
+    })
+}
+
+pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    let reports = ctx
+        .sandbox
+        .journal()
+        .events(Some("limactl"), event::SPAWN_ATTRIBUTES);
+    let report = reports.last().ok_or_else(|| {
+        crate::ScenarioError::Harness("the hostagent journaled no spawn attributes".into())
+    })?;
+    let missing: Vec<&str> = ["own_process_group", "background_priority"]
+        .into_iter()
+        .filter(|key| report.details[*key] != true)
+        .collect();
+    ensure(missing.is_empty(), || {
+        format!(
+            "hostagent pid {} was spawned without {}: it observed {}",
+            report.pid,
+            missing.join(" and "),
+            report.details
+        )
+    })
+}

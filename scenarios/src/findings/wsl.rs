@@ -1,0 +1,150 @@
+//! WSL2: bounded `wsl.exe` calls, deletion behind the finalizer, and the
+//! service-shutdown fallback.
+
+use super::wsl_vm;
+use crate::checks;
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::steps::{self, SETTLE};
+use crate::symptom;
+use fakes::plan::{Fault, Tool};
+use harness::{FaultPlanBuilder, VmView, eventually};
+use std::time::{Duration, Instant};
+
+pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().times(
+        Tool::Wsl,
+        &["--unregister"],
+        2,
+        Fault::Hang,
+    ))?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
+    svc.delete("vm")?;
+    let mut failure_reported = false;
+    let mut outcome: Option<ScenarioResult> = None;
+    let waited = eventually(SETTLE, "the deletion to finish", || {
+        match svc.get("vm") {
+            Ok(Some(view)) => {
+                if view
+                    .condition("Cleanup")
+                    .is_some_and(|c| c.status == "False")
+                {
+                    failure_reported = true;
+                }
+                Err(format!("finalizers {:?}, conditions {:?}", view.finalizers, view.conditions))
+            }
+            Ok(None) => {
+                outcome = Some(checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
+                    symptom!("resource vm was deleted while the backend delete had failed: {e}")
+                }));
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    });
+    waited.map_err(|e| symptom!("VM vm: {e}"))?;
+    outcome.unwrap_or(Ok(()))?;
+    ensure(failure_reported, || {
+        "the failed deletes were never reported in the resource's status".into()
+    })
+}
+
+pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::Limactl,
+        &["hostagent"],
+        Fault::IgnoreInterrupt,
+    ))?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
+    let code = svc.stop_service(SETTLE)?;
+    ensure(code == Some(0), || format!("the service exited with {code:?} on SIGTERM"))?;
+    checks::distro_down(ctx.sandbox, "lima-vm", true)
+        .map_err(|e| symptom!("after the service shut down: {e}"))?;
+    checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm"))?;
+    checks::only_alive(ctx.sandbox, &[])
+}
+
+const WSL_TIMEOUT_MESSAGE: &str =
+    "The operation timed out because a response was not received from the virtual machine or container.";
+
+pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(
+        &FaultPlanBuilder::new()
+            .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+            .always(
+                Tool::Wsl,
+                &["--terminate"],
+                Fault::Fail {
+                    code: 1,
+                    stderr: WSL_TIMEOUT_MESSAGE.into(),
+                },
+            ),
+    )?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &wsl_vm("quiet-vm"))?;
+    svc.set_running("quiet-vm", false)?;
+    let names_the_failure = |line: &str| {
+        line.contains("quiet-vm") && line.contains("terminate") && line.contains(WSL_TIMEOUT_MESSAGE)
+    };
+    let bound = ctx.settings.graceful_timeout + SETTLE;
+    eventually(bound, "a log line about the failed wsl.exe --terminate", || {
+        let log = svc.log_text();
+        if log.lines().any(names_the_failure) {
+            Ok(())
+        } else {
+            Err(format!("{} log lines, none names it", log.lines().count()))
+        }
+    })
+    .map_err(|e| {
+        symptom!(
+            "no log line names the failed `wsl.exe --terminate lima-quiet-vm` of instance quiet-vm \
+             (error {WSL_TIMEOUT_MESSAGE:?}): {}",
+            e.last_seen
+        )
+    })
+    .map(|_| ())
+}
+
+pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(
+        &FaultPlanBuilder::new()
+            .always(Tool::Limactl, &["hostagent", "stuck"], Fault::IgnoreInterrupt)
+            .always(Tool::Wsl, &["--terminate", "lima-stuck"], Fault::Hang),
+    )?;
+    let mut svc = ctx.started_service()?;
+    steps::start_vm(svc.as_mut(), &wsl_vm("stuck"))?;
+    let started = Instant::now();
+    svc.set_running("stuck", false)?;
+    // Another VM is reconciled while the first one's stop is stuck.
+    steps::start_vm(svc.as_mut(), &wsl_vm("other"))
+        .map_err(|e| symptom!("VM other was not reconciled while stuck was stopping: {e}"))?;
+    let margin = Duration::from_secs(3);
+    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + margin;
+    let stopped = steps::wait_for(
+        svc.as_mut(),
+        "stuck",
+        bound.saturating_sub(started.elapsed()),
+        "Running=False reason=Stopped",
+        VmView::is_stopped,
+    );
+    stopped.map_err(|e| {
+        let hung = ctx
+            .sandbox
+            .journal()
+            .pids_invoked_with("wsl.exe", "--terminate")
+            .into_iter()
+            .filter(|pid| proctree::is_alive(*pid))
+            .map(|pid| pid.to_string())
+            .collect::<Vec<_>>();
+        match e {
+            ScenarioError::Symptom(m) => symptom!(
+                "the stop of stuck did not complete within {bound:?}: \
+                 `wsl.exe --terminate lima-stuck` (pid {}) never returned; {m}",
+                hung.join(", ")
+            ),
+            other => other,
+        }
+    })?;
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! One executable, many roles: installed under a tool's name it is that
+//! fake; as `limavm-reconciler` it is the reference reconciler. A sandbox
+//! built from this one binary needs nothing else.
+
+use fakes::plan::Tool;
+use std::path::Path;
+
+/// Runs the role `argv[0]` names, if it names one; returns its exit code.
+pub fn dispatch() -> Option<i32> {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    if Tool::from_executable(&argv0).is_some() {
+        return Some(fakes::run_multicall());
+    }
+    if Path::new(&argv0)
+        .file_stem()
+        .is_some_and(|stem| stem == "limavm-reconciler")
+    {
+        return Some(reconciler::cli_main());
+    }
+    None
+}

@@ -1,0 +1,74 @@
+//! Steps scenarios share: bring a VM up, stop it through one path, wait for
+//! a resource to reach a state.
+
+use crate::context::{ScenarioError, ScenarioResult};
+use crate::symptom;
+use harness::{ReconcilerDriver, VmSpec, VmView, eventually};
+use std::time::Duration;
+
+/// Generous bound for things that take milliseconds when they work.
+pub const SETTLE: Duration = Duration::from_secs(20);
+
+/// Waits for `name` to satisfy `wanted`; the symptom says what `what` was
+/// waited for and what the resource looked like last.
+pub fn wait_for(
+    svc: &mut dyn ReconcilerDriver,
+    name: &str,
+    timeout: Duration,
+    what: &str,
+    mut wanted: impl FnMut(&VmView) -> bool,
+) -> Result<VmView, ScenarioError> {
+    let mut harness_error = None;
+    let result = eventually(timeout, what, || match svc.get(name) {
+        Ok(Some(view)) if wanted(&view) => Ok(view),
+        Ok(Some(view)) => Err(view.running_summary()),
+        Ok(None) => Err(format!("{name} does not exist")),
+        Err(e) => {
+            harness_error = Some(e.to_string());
+            Err(format!("cannot read {name}"))
+        }
+    });
+    match (result, harness_error) {
+        (Ok(view), _) => Ok(view),
+        (Err(_), Some(e)) => Err(ScenarioError::Harness(e)),
+        (Err(e), None) => Err(symptom!("VM {name}: {e}")),
+    }
+}
+
+/// Applies `spec` and waits for Running=True.
+pub fn start_vm(svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> Result<VmView, ScenarioError> {
+    svc.apply(spec)?;
+    wait_for(svc, &spec.name, SETTLE, "Running=True", VmView::is_running)
+}
+
+/// Sets running=false and waits up to `timeout` for Running=False/Stopped.
+pub fn stop_vm(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {
+    svc.set_running(name, false)?;
+    wait_for(svc, name, timeout, "Running=False reason=Stopped", VmView::is_stopped).map(|_| ())
+}
+
+/// Waits until the resource is gone.
+pub fn wait_gone(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {
+    let mut last = String::new();
+    let gone = eventually(timeout, "the resource to disappear", || match svc.get(name) {
+        Ok(None) => Ok(()),
+        Ok(Some(view)) => {
+            last = format!(
+                "finalizers {:?}, conditions {:?}",
+                view.finalizers, view.conditions
+            );
+            Err(last.clone())
+        }
+        Err(e) => Err(e.to_string()),
+    });
+    gone.map_err(|e| symptom!("VM {name} was not deleted: {e}"))
+}
+
+/// True when the service still reconciles: a spec change is observed.
+pub fn service_answers(svc: &mut dyn ReconcilerDriver, probe: &VmSpec) -> ScenarioResult {
+    svc.apply(probe)?;
+    wait_for(svc, &probe.name, SETTLE, "the change to be observed", |v| {
+        v.generation > 0 && v.observed_generation >= v.generation
+    })
+    .map(|_| ())
+}
