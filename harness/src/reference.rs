@@ -159,28 +159,30 @@ impl<'s> ReferenceDriver<'s> {
     }
 
     fn wait_until_ready(&mut self, pid: u32) -> Result<(), HarnessError> {
-        let mut exited = false;
-        let ready = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
+        // An exit ends the wait at once: the probe reports it as a value.
+        let outcome = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
             if let Some(code) = self.sandbox.try_reap(pid) {
-                exited = true;
-                return Err(format!(
-                    "the service exited with {code:?} before it was ready; its output:\n{}",
-                    self.service_output_text()
-                ));
+                return Ok(Some(code));
             }
             let text = std::fs::read_to_string(self.service_json()).unwrap_or_default();
             let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             if doc["ready"] == true && doc["pid"].as_u64() == Some(u64::from(pid)) {
-                Ok(())
+                Ok(None)
             } else {
                 Err(format!("service.json is {text:?}"))
             }
         })
-        .map_err(|e| HarnessError::Driver(e.to_string()));
-        if exited {
-            self.service = None;
+        .map_err(|e| HarnessError::Driver(e.to_string()))?;
+        match outcome {
+            None => Ok(()),
+            Some(code) => {
+                self.service = None;
+                Err(HarnessError::Driver(format!(
+                    "the service exited with {code:?} before it was ready; its output:\n{}",
+                    self.service_output_text()
+                )))
+            }
         }
-        ready
     }
 
     fn ctl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {

@@ -30,6 +30,9 @@ pub struct Sandbox {
     binaries: Binaries,
     toolset: Toolset,
     children: Mutex<Vec<Child>>,
+    /// Exit codes of reaped children, so that every later question about
+    /// them gets the same answer.
+    exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
 }
 
 impl Sandbox {
@@ -64,6 +67,7 @@ impl Sandbox {
             binaries: binaries.clone(),
             toolset,
             children: Mutex::new(Vec::new()),
+            exited: Mutex::new(std::collections::HashMap::new()),
         };
         for dir in [
             sandbox.home(),
@@ -75,6 +79,8 @@ impl Sandbox {
                 .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
         }
         sandbox.install_tools()?;
+        // Fakes refuse a plan file that is named but missing: start empty.
+        sandbox.set_faults(&FaultPlanBuilder::new())?;
         Ok(sandbox)
     }
 
@@ -224,11 +230,8 @@ impl Sandbox {
     /// Reaps a child the sandbox started, if it has exited; returns its exit
     /// code (`None` for a signal) once it has.
     pub fn try_reap(&self, pid: u32) -> Option<Option<i32>> {
-        let mut children = self.children.lock().expect("children lock");
-        let index = children.iter().position(|c| c.id() == pid)?;
-        let status = children[index].try_wait().ok()??;
-        children.remove(index);
-        Some(status.code())
+        self.reap_exited();
+        self.exited.lock().expect("exited lock").get(&pid).copied()
     }
 
     /// Waits (bounded) for a child the sandbox started to exit.
@@ -328,7 +331,14 @@ impl Sandbox {
 
     fn reap_exited(&self) {
         let mut children = self.children.lock().expect("children lock");
-        children.retain_mut(|c| !matches!(c.try_wait(), Ok(Some(_))));
+        let mut exited = self.exited.lock().expect("exited lock");
+        children.retain_mut(|c| match c.try_wait() {
+            Ok(Some(status)) => {
+                exited.insert(c.id(), status.code());
+                false
+            }
+            _ => true,
+        });
     }
 
     fn reap_all(&self) {

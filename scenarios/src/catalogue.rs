@@ -26,7 +26,10 @@ pub static CATALOGUE: &[Finding] = &[
     Finding {
         id: "console-group-signal",
         title: "graceful interrupt hits the reconciler's own process group",
-        symptom_markers: &["died when VM vm was stopped gracefully", "stopped answering"],
+        symptom_markers: &[
+            "died when VM vm was stopped gracefully",
+            "stopped answering",
+        ],
         scenario: stop::console_group_signal,
         unsupported_here: None,
     },
@@ -89,7 +92,11 @@ pub static CATALOGUE: &[Finding] = &[
     Finding {
         id: "concurrent-keygen-race",
         title: "services starting at once race ssh-keygen",
-        symptom_markers: &["failed to start", "key pair mismatch", "more than one key pair"],
+        symptom_markers: &[
+            "failed to start",
+            "key pair mismatch",
+            "more than one key pair",
+        ],
         scenario: keys::concurrent_keygen_race,
         unsupported_here: None,
     },

@@ -7,7 +7,7 @@ use lima_layout::{InstancePaths, is_tmp_file_name};
 use std::time::Duration;
 
 /// How long a process just killed, or a port just closed, may take to go.
-pub const VANISH: Duration = Duration::from_secs(3);
+pub const VANISH: Duration = Duration::from_secs(2);
 
 /// No `*.pid`, `*.sock`, `*.tmp` entry left in the instance directory.
 pub fn no_tmp_files(instance: &InstancePaths) -> ScenarioResult {
@@ -59,7 +59,11 @@ pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
     };
     eventually(VANISH, "forwarded ports to be free", || {
         let left = held(sandbox);
-        if left.is_empty() { Ok(()) } else { Err(left.join("; ")) }
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(left.join("; "))
+        }
     })
     .map_err(|e| symptom!("{}", e.last_seen))
 }
@@ -71,9 +75,20 @@ pub fn only_alive(sandbox: &Sandbox, keep: &[u32]) -> ScenarioResult {
             .live_processes()
             .into_iter()
             .filter(|p| !keep.contains(&p.pid))
-            .map(|p| format!("{} (pid {}) still alive: {}", p.name, p.pid, p.cmd.join(" ")))
+            .map(|p| {
+                format!(
+                    "{} (pid {}) still alive: {}",
+                    p.name,
+                    p.pid,
+                    p.cmd.join(" ")
+                )
+            })
             .collect();
-        if extra.is_empty() { Ok(()) } else { Err(extra.join("; ")) }
+        if extra.is_empty() {
+            Ok(())
+        } else {
+            Err(extra.join("; "))
+        }
     })
     .map_err(|e| symptom!("{}", e.last_seen))
 }

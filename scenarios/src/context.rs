@@ -29,6 +29,13 @@ impl From<HarnessError> for ScenarioError {
     }
 }
 
+/// A wait for a precondition the scenario sets up itself.
+impl From<harness::WaitError> for ScenarioError {
+    fn from(e: harness::WaitError) -> Self {
+        ScenarioError::Harness(e.to_string())
+    }
+}
+
 pub type ScenarioResult = Result<(), ScenarioError>;
 
 /// A symptom, formatted.

@@ -73,27 +73,46 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
                 .enumerate()
                 .fold(changed, |t, (i, p)| t.forward(9000 + i as u16, p));
             svc.set_template("vm", &changed)?;
-            steps::wait_for(svc.as_mut(), "vm", bound, "a restart with the new template", |v: &VmView| {
-                v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
-            })?;
+            steps::wait_for(
+                svc.as_mut(),
+                "vm",
+                bound,
+                "a restart with the new template",
+                |v: &VmView| {
+                    v.is_running()
+                        && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
+                },
+            )?;
         }
         StopPath::Delete => {
             svc.delete("vm")?;
             steps::wait_gone(svc.as_mut(), "vm", bound)?;
             ensure(!instance.dir.exists(), || {
-                format!("instance directory {} left after delete", instance.dir.display())
+                format!(
+                    "instance directory {} left after delete",
+                    instance.dir.display()
+                )
             })?;
         }
         StopPath::ServiceShutdown => {
             let code = svc.stop_service(bound)?;
-            ensure(code == Some(0), || format!("the service exited with {code:?}"))?;
+            ensure(code == Some(0), || {
+                format!("the service exited with {code:?}")
+            })?;
         }
         StopPath::OrphanRecovery => {
             svc.crash_service()?;
             svc.start_service()?;
-            steps::wait_for(svc.as_mut(), "vm", bound, "the orphan replaced", |v: &VmView| {
-                v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
-            })?;
+            steps::wait_for(
+                svc.as_mut(),
+                "vm",
+                bound,
+                "the orphan replaced",
+                |v: &VmView| {
+                    v.is_running()
+                        && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
+                },
+            )?;
         }
     }
     let service = svc.service_pid();
@@ -119,7 +138,8 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     if fault == PathFault::Wsl2Distro {
         checks::distro_down(ctx.sandbox, "lima-vm", path == StopPath::Delete)?;
     }
-    ensure(svc.service_alive() || path == StopPath::ServiceShutdown, || {
-        "the service died during the stop".into()
-    })
+    ensure(
+        svc.service_alive() || path == StopPath::ServiceShutdown,
+        || "the service died during the stop".into(),
+    )
 }

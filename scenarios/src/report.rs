@@ -102,7 +102,7 @@ fn seconds(row: &Row) -> String {
 pub fn table(rows: &[Row]) -> String {
     let mut table = Table::new();
     table
-        .load_preset(UTF8_FULL_CONDENSED)
+        .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(["finding", "fixed", "regressed (symptom)", "time"]);
     for row in rows {

@@ -30,7 +30,10 @@ pub enum Verdict {
 impl Verdict {
     /// True when the outcome is what the catalogue expects.
     pub fn as_expected(self) -> bool {
-        matches!(self, Verdict::Passed | Verdict::Reproduced | Verdict::Unsupported)
+        matches!(
+            self,
+            Verdict::Passed | Verdict::Reproduced | Verdict::Unsupported
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -87,12 +90,20 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
         variant,
         verdict,
         message,
-        leaked: if leaks.is_clean() { String::new() } else { leaks.to_string() },
+        leaked: if leaks.is_clean() {
+            String::new()
+        } else {
+            leaks.to_string()
+        },
         leaks,
         duration: started.elapsed(),
     };
     if let Some(reason) = finding.unsupported_here {
-        return outcome(Verdict::Unsupported, reason.to_owned(), LeakReport::default());
+        return outcome(
+            Verdict::Unsupported,
+            reason.to_owned(),
+            LeakReport::default(),
+        );
     }
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
@@ -101,8 +112,9 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
     let mut settings = config.settings.clone();
     if variant == Variant::Regressed {
         settings = settings.with_regression(finding.id);
-        // A regressed service may be stuck for good: do not wait long for it.
-        settings.drop_shutdown_timeout = settings.graceful_timeout * 2 + Duration::from_secs(1);
+        // A regressed service may be stuck for good, and what it leaves is
+        // not judged: give it no more than one graceful wait to go.
+        settings.drop_shutdown_timeout = settings.graceful_timeout;
     }
     let result = {
         let ctx = Ctx::new(&sandbox, settings);
@@ -112,10 +124,17 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_default();
-            Err(ScenarioError::Harness(format!("the scenario panicked: {text}")))
+            Err(ScenarioError::Harness(format!(
+                "the scenario panicked: {text}"
+            )))
         })
     };
-    let leaks = sandbox.settled_leak_report(LEAK_SETTLE);
+    // A regressed run is expected to leave things behind: no point waiting
+    // for them to go.
+    let leaks = match variant {
+        Variant::Fixed => sandbox.settled_leak_report(LEAK_SETTLE),
+        Variant::Regressed => sandbox.leak_report(),
+    };
     let (verdict, message) = judge(finding, variant, result, &leaks);
     if !verdict.as_expected() {
         keep_artifacts(&sandbox, finding.id, variant);
@@ -129,7 +148,9 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
 pub const ARTIFACTS_ENV: &str = "LIMAVM_ARTIFACTS_DIR";
 
 fn keep_artifacts(sandbox: &Sandbox, id: &str, variant: Variant) {
-    let Some(dir) = std::env::var_os(ARTIFACTS_ENV) else { return };
+    let Some(dir) = std::env::var_os(ARTIFACTS_ENV) else {
+        return;
+    };
     let dest = std::path::Path::new(&dir).join(format!("{id}-{variant:?}").to_lowercase());
     if std::fs::create_dir_all(&dest).is_err() {
         return;

@@ -44,22 +44,31 @@ pub fn start_vm(svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> Result<VmView,
 /// Sets running=false and waits up to `timeout` for Running=False/Stopped.
 pub fn stop_vm(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {
     svc.set_running(name, false)?;
-    wait_for(svc, name, timeout, "Running=False reason=Stopped", VmView::is_stopped).map(|_| ())
+    wait_for(
+        svc,
+        name,
+        timeout,
+        "Running=False reason=Stopped",
+        VmView::is_stopped,
+    )
+    .map(|_| ())
 }
 
 /// Waits until the resource is gone.
 pub fn wait_gone(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {
     let mut last = String::new();
-    let gone = eventually(timeout, "the resource to disappear", || match svc.get(name) {
-        Ok(None) => Ok(()),
-        Ok(Some(view)) => {
-            last = format!(
-                "finalizers {:?}, conditions {:?}",
-                view.finalizers, view.conditions
-            );
-            Err(last.clone())
+    let gone = eventually(timeout, "the resource to disappear", || {
+        match svc.get(name) {
+            Ok(None) => Ok(()),
+            Ok(Some(view)) => {
+                last = format!(
+                    "finalizers {:?}, conditions {:?}",
+                    view.finalizers, view.conditions
+                );
+                Err(last.clone())
+            }
+            Err(e) => Err(e.to_string()),
         }
-        Err(e) => Err(e.to_string()),
     });
     gone.map_err(|e| symptom!("VM {name} was not deleted: {e}"))
 }

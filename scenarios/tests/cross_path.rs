@@ -29,7 +29,10 @@ fn every_stop_path_ends_clean(
     {
         let ctx = Ctx::new(&sandbox, ReferenceSettings::fast());
         if let Err(e) = stop_through(&ctx, path, fault) {
-            panic!("{path:?} under {fault:?}: {e}\njournal tail:\n{}", sandbox.journal().tail());
+            panic!(
+                "{path:?} under {fault:?}: {e}\njournal tail:\n{}",
+                sandbox.journal().tail()
+            );
         }
     }
     let leaks = sandbox.settled_leak_report(Duration::from_secs(3));

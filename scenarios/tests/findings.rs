@@ -8,7 +8,9 @@ use scenarios::catalogue;
 use scenarios::runner::{RunConfig, Variant, Verdict, run_finding};
 
 fn config() -> RunConfig {
-    RunConfig::new(Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref()))
+    RunConfig::new(Binaries::multicall(
+        env!("CARGO_BIN_EXE_reproduce").as_ref(),
+    ))
 }
 
 fn run(id: &str, variant: Variant) -> scenarios::Outcome {

@@ -7,7 +7,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use harness::{Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, VmSpec, eventually};
+use harness::{
+    Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, VmSpec,
+    eventually,
+};
 use lima_layout::VmType;
 use std::time::{Duration, Instant};
 
@@ -26,12 +29,18 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let exe = std::env::current_exe().context("locating this executable")?;
     let binaries = Binaries::multicall(&exe);
-    report("sandbox set up + torn down", measure(args.runs, || {
-        let started = Instant::now();
-        drop(Sandbox::new(&binaries)?);
-        Ok(vec![started.elapsed()])
-    })?);
-    report("fake hostagent spawn -> /v1/info", measure(args.runs, || hostagent_ready(&binaries))?);
+    report(
+        "sandbox set up + torn down",
+        measure(args.runs, || {
+            let started = Instant::now();
+            drop(Sandbox::new(&binaries)?);
+            Ok(vec![started.elapsed()])
+        })?,
+    );
+    report(
+        "fake hostagent spawn -> /v1/info",
+        measure(args.runs, || hostagent_ready(&binaries))?,
+    );
     let lifecycle = measure(args.runs.min(10), || lifecycle(&binaries))?;
     let (apply, stop): (Vec<_>, Vec<_>) = lifecycle.chunks(2).map(|c| (c[0], c[1])).unzip();
     report("reconciler apply -> Running=True", apply);
@@ -102,11 +111,18 @@ fn lifecycle(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
     Ok(vec![apply, started.elapsed()])
 }
 
-fn wait(svc: &mut ReferenceDriver<'_>, wanted: impl Fn(&harness::VmView) -> bool) -> anyhow::Result<()> {
-    eventually(Duration::from_secs(20), "the resource state", || match svc.get("bench") {
-        Ok(Some(v)) if wanted(&v) => Ok(()),
-        Ok(v) => Err(format!("{:?}", v.map(|v| v.running_summary()))),
-        Err(e) => Err(e.to_string()),
-    })?;
+fn wait(
+    svc: &mut ReferenceDriver<'_>,
+    wanted: impl Fn(&harness::VmView) -> bool,
+) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(20),
+        "the resource state",
+        || match svc.get("bench") {
+            Ok(Some(v)) if wanted(&v) => Ok(()),
+            Ok(v) => Err(format!("{:?}", v.map(|v| v.running_summary()))),
+            Err(e) => Err(e.to_string()),
+        },
+    )?;
     Ok(())
 }

@@ -90,7 +90,10 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
         .map(|id| {
             catalogue::find(id).with_context(|| {
                 let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id).collect();
-                format!("unknown finding {id:?}; the findings are: {}", ids.join(", "))
+                format!(
+                    "unknown finding {id:?}; the findings are: {}",
+                    ids.join(", ")
+                )
             })
         })
         .collect()
@@ -111,7 +114,9 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
                     missing.join(", ")
                 );
             }
-            Tool::ALL.into_iter().fold(Toolset::fakes(), Toolset::with_real)
+            Tool::ALL
+                .into_iter()
+                .fold(Toolset::fakes(), Toolset::with_real)
         }
     })
 }
@@ -172,7 +177,9 @@ fn run_all(tasks: &[(&Finding, Variant)], config: &RunConfig, jobs: usize) -> Ve
             scope.spawn(|| {
                 loop {
                     let next = queue.lock().expect("queue lock").next();
-                    let Some((finding, variant)) = next else { break };
+                    let Some((finding, variant)) = next else {
+                        break;
+                    };
                     bar.set_message(finding.id);
                     let outcome = run_finding(finding, *variant, config);
                     let line = format!(

@@ -2,6 +2,7 @@
 //! repaired when half of it is missing.
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::steps::SETTLE;
 use crate::symptom;
 use fakes::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
@@ -71,7 +72,18 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     let mut services: Vec<Box<dyn ReconcilerDriver + '_>> = (0..RACERS)
         .map(|i| ctx.service_with_state(ctx.sandbox.root().join(format!("state-{i}"))))
         .collect();
-    for svc in &mut services {
+    // The others start while the first one's (slow) ssh-keygen runs: the
+    // window in which "key missing?" is answered wrongly without a lock.
+    services[0].spawn_service()?;
+    eventually(SETTLE, "the first service to run ssh-keygen", || {
+        let runs = ctx.sandbox.journal().pids_invoked_with("ssh-keygen", "-t");
+        if runs.is_empty() {
+            Err("no ssh-keygen yet".to_owned())
+        } else {
+            Ok(())
+        }
+    })?;
+    for svc in &mut services[1..] {
         svc.spawn_service()?;
     }
     let failed: Vec<String> = services
@@ -110,10 +122,17 @@ pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
         let _ = first.start_service();
     }
     let mut second = ctx.service();
-    second.start_service().map_err(|e| {
-        symptom!("the second start failed after a crashed ssh-keygen: {e}")
-    })?;
-    valid_pair(&config_dir(ctx)).map_err(|e| symptom!("after the second start: {e}"))
+    let started = second.start_service();
+    let pair = valid_pair(&config_dir(ctx));
+    match (started, pair) {
+        (Ok(()), Ok(())) => Ok(()),
+        (Ok(()), Err(pair)) => Err(symptom!("after the second start: {pair}")),
+        (Err(_), pair) => Err(symptom!(
+            "the second start failed after a crashed ssh-keygen ({}): {}",
+            pair.err().unwrap_or_else(|| "the key pair is valid".into()),
+            first_error_line(second.as_ref())
+        )),
+    }
 }
 
 pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
@@ -127,19 +146,26 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
         .status()
         .map_err(|e| ScenarioError::Harness(format!("pre-generating the key: {e}")))?;
     if !status.success() {
-        return Err(ScenarioError::Harness(format!("ssh-keygen exited with {status}")));
+        return Err(ScenarioError::Harness(format!(
+            "ssh-keygen exited with {status}"
+        )));
     }
-    std::fs::remove_file(dir.join("user.pub")).map_err(|e| ScenarioError::Harness(e.to_string()))?;
+    std::fs::remove_file(dir.join("user.pub"))
+        .map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let private_before = std::fs::read(dir.join("user")).unwrap_or_default();
     let mut svc = ctx.service();
     svc.start_service()?;
     ensure(dir.join("user.pub").exists(), || {
-        format!("public key {} still missing after start", dir.join("user.pub").display())
+        format!(
+            "public key {} still missing after start",
+            dir.join("user.pub").display()
+        )
     })?;
     valid_pair(&dir).map_err(ScenarioError::Symptom)?;
-    ensure(std::fs::read(dir.join("user")).unwrap_or_default() == private_before, || {
-        "the private key was replaced instead of deriving the public key".into()
-    })
+    ensure(
+        std::fs::read(dir.join("user")).unwrap_or_default() == private_before,
+        || "the private key was replaced instead of deriving the public key".into(),
+    )
 }
 
 pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
@@ -153,13 +179,17 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     let hung = Ctx::new(ctx.sandbox, settings.clone());
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
-    let margin = Duration::from_secs(5);
+    let margin = Duration::from_secs(3);
     let started = Instant::now();
-    let exited = eventually(settings.keygen_timeout + margin, "the service to give up", || {
-        ctx.sandbox
-            .try_reap(pid)
-            .ok_or_else(|| format!("service pid {pid} still starting"))
-    });
+    let exited = eventually(
+        settings.keygen_timeout + margin,
+        "the service to give up",
+        || {
+            ctx.sandbox
+                .try_reap(pid)
+                .ok_or_else(|| format!("service pid {pid} still starting"))
+        },
+    );
     let code = exited.map_err(|_| {
         let keygens = ctx.sandbox.journal().pids_invoked_with("ssh-keygen", "-t");
         symptom!(
@@ -182,7 +212,12 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     let mut svc = isolated.service_with_state(ctx.sandbox.root().join("state-no-keygen"));
     let result = svc.start_service();
     let output = svc.log_text();
-    ensure(result.is_err() && output.contains("ssh-keygen") && output.contains("not found"), || {
-        format!("with ssh-keygen missing from PATH the service did not fail naming it: {output}")
-    })
+    ensure(
+        result.is_err() && output.contains("ssh-keygen") && output.contains("not found"),
+        || {
+            format!(
+                "with ssh-keygen missing from PATH the service did not fail naming it: {output}"
+            )
+        },
+    )
 }

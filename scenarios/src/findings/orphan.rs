@@ -15,9 +15,15 @@ pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
     let orphan = read_pid_file(&instance.ha_pid()).unwrap_or_default();
     svc.crash_service()?;
     svc.start_service()?;
-    steps::wait_for(svc.as_mut(), "vm", SETTLE, "Running=True with a new hostagent", |v: &VmView| {
-        v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|pid| pid != orphan)
-    })?;
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        SETTLE,
+        "Running=True with a new hostagent",
+        |v: &VmView| {
+            v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|pid| pid != orphan)
+        },
+    )?;
     checks::dead(orphan, "the orphaned hostagent")?;
     let interrupted = ctx
         .sandbox

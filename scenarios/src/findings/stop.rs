@@ -51,7 +51,9 @@ pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
     })?;
     stopped.map_err(|e| symptom!("VM vm: {e}"))?;
     steps::service_answers(svc.as_mut(), &probe_vm()).map_err(|e| {
-        symptom!("the reconciler (pid {service_pid}) stopped answering after the graceful stop: {e}")
+        symptom!(
+            "the reconciler (pid {service_pid}) stopped answering after the graceful stop: {e}"
+        )
     })
 }
 
@@ -74,7 +76,13 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     // The next start must bind the same ports again.
     let bound_before = ctx.sandbox.journal().bound_ports().len();
     svc.set_running("vm", true)?;
-    steps::wait_for(svc.as_mut(), "vm", SETTLE, "Running=True after restart", VmView::is_running)?;
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        SETTLE,
+        "Running=True after restart",
+        VmView::is_running,
+    )?;
     let rebound: Vec<u16> = ctx.sandbox.journal().bound_ports()[bound_before..]
         .iter()
         .map(|b| b.port)
@@ -96,8 +104,14 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
     checks::no_tmp_files(&instance)?;
     svc.set_running("vm", true)?;
-    steps::wait_for(svc.as_mut(), "vm", SETTLE, "Running=True on the next start", VmView::is_running)
-        .map(|_| ())
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        SETTLE,
+        "Running=True on the next start",
+        VmView::is_running,
+    )
+    .map(|_| ())
 }
 
 pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
@@ -110,16 +124,22 @@ pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     let bound = ctx.settings.graceful_timeout + margin;
     let started = Instant::now();
     svc.set_running("vm", false)?;
-    steps::wait_for(svc.as_mut(), "vm", bound, "Running=False reason=Stopped", VmView::is_stopped)
-        .map_err(|e| {
-            symptom!(
-                "the stop did not complete within the graceful timeout ({:?}) plus {margin:?} \
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        bound,
+        "Running=False reason=Stopped",
+        VmView::is_stopped,
+    )
+    .map_err(|e| {
+        symptom!(
+            "the stop did not complete within the graceful timeout ({:?}) plus {margin:?} \
                  ({:?} elapsed; hostagent pid {hostagent} alive: {}): {e}",
-                ctx.settings.graceful_timeout,
-                started.elapsed(),
-                proctree::is_alive(hostagent)
-            )
-        })?;
+            ctx.settings.graceful_timeout,
+            started.elapsed(),
+            proctree::is_alive(hostagent)
+        )
+    })?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     checks::no_tmp_files(&instance)
 }
@@ -142,7 +162,10 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     })?;
     for entry in &replaced {
         let new = entry.detail_u64("new").unwrap_or_default() as u32;
-        checks::dead(new, "the driver started during shutdown (stop via running=false)")?;
+        checks::dead(
+            new,
+            "the driver started during shutdown (stop via running=false)",
+        )?;
     }
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm"))
@@ -186,11 +209,20 @@ pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
         .map_err(|e| crate::ScenarioError::Harness(format!("writing the stale ha.pid: {e}")))?;
     svc.delete("vm")?;
     steps::wait_gone(svc.as_mut(), "vm", SETTLE)?;
-    ensure(ctx.sandbox.try_reap(bystander).is_none(), || {
+    let survived = ctx.sandbox.try_reap(bystander).is_none();
+    if survived {
+        // Ours to stop, now that it has served.
+        let _ = proctree::kill(bystander);
+        ctx.sandbox.wait_child(bystander, SETTLE)?;
+    }
+    ensure(survived, || {
         format!("bystander pid {bystander} (named by a stale ha.pid) was killed by the forced stop")
     })?;
     ensure(!instance.dir.exists(), || {
-        format!("instance directory {} left after delete", instance.dir.display())
+        format!(
+            "instance directory {} left after delete",
+            instance.dir.display()
+        )
     })
 }
 

@@ -22,25 +22,28 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     svc.delete("vm")?;
     let mut failure_reported = false;
     let mut outcome: Option<ScenarioResult> = None;
-    let waited = eventually(SETTLE, "the deletion to finish", || {
-        match svc.get("vm") {
-            Ok(Some(view)) => {
-                if view
-                    .condition("Cleanup")
-                    .is_some_and(|c| c.status == "False")
-                {
-                    failure_reported = true;
-                }
-                Err(format!("finalizers {:?}, conditions {:?}", view.finalizers, view.conditions))
+    let waited = eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
+        Ok(Some(view)) => {
+            if view
+                .condition("Cleanup")
+                .is_some_and(|c| c.status == "False")
+            {
+                failure_reported = true;
             }
-            Ok(None) => {
-                outcome = Some(checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
-                    symptom!("resource vm was deleted while the backend delete had failed: {e}")
-                }));
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
+            Err(format!(
+                "finalizers {:?}, conditions {:?}",
+                view.finalizers, view.conditions
+            ))
         }
+        Ok(None) => {
+            outcome = Some(
+                checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
+                    symptom!("resource vm was deleted while the backend delete had failed: {e}")
+                }),
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
     });
     waited.map_err(|e| symptom!("VM vm: {e}"))?;
     outcome.unwrap_or(Ok(()))?;
@@ -58,15 +61,16 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
     let code = svc.stop_service(SETTLE)?;
-    ensure(code == Some(0), || format!("the service exited with {code:?} on SIGTERM"))?;
+    ensure(code == Some(0), || {
+        format!("the service exited with {code:?} on SIGTERM")
+    })?;
     checks::distro_down(ctx.sandbox, "lima-vm", true)
         .map_err(|e| symptom!("after the service shut down: {e}"))?;
     checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm"))?;
     checks::only_alive(ctx.sandbox, &[])
 }
 
-const WSL_TIMEOUT_MESSAGE: &str =
-    "The operation timed out because a response was not received from the virtual machine or container.";
+const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response was not received from the virtual machine or container.";
 
 pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
@@ -85,17 +89,25 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     steps::start_vm(svc.as_mut(), &wsl_vm("quiet-vm"))?;
     svc.set_running("quiet-vm", false)?;
     let names_the_failure = |line: &str| {
-        line.contains("quiet-vm") && line.contains("terminate") && line.contains(WSL_TIMEOUT_MESSAGE)
+        line.contains("quiet-vm")
+            && line.contains("terminate")
+            && line.contains(WSL_TIMEOUT_MESSAGE)
     };
-    let bound = ctx.settings.graceful_timeout + SETTLE;
-    eventually(bound, "a log line about the failed wsl.exe --terminate", || {
-        let log = svc.log_text();
-        if log.lines().any(names_the_failure) {
-            Ok(())
-        } else {
-            Err(format!("{} log lines, none names it", log.lines().count()))
-        }
-    })
+    // The forced stop runs after the graceful wait; its wsl.exe call fails
+    // at once, so the line is due right after.
+    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + Duration::from_secs(3);
+    eventually(
+        bound,
+        "a log line about the failed wsl.exe --terminate",
+        || {
+            let log = svc.log_text();
+            if log.lines().any(names_the_failure) {
+                Ok(())
+            } else {
+                Err(format!("{} log lines, none names it", log.lines().count()))
+            }
+        },
+    )
     .map_err(|e| {
         symptom!(
             "no log line names the failed `wsl.exe --terminate lima-quiet-vm` of instance quiet-vm \
@@ -109,7 +121,11 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
 pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
-            .always(Tool::Limactl, &["hostagent", "stuck"], Fault::IgnoreInterrupt)
+            .always(
+                Tool::Limactl,
+                &["hostagent", "stuck"],
+                Fault::IgnoreInterrupt,
+            )
             .always(Tool::Wsl, &["--terminate", "lima-stuck"], Fault::Hang),
     )?;
     let mut svc = ctx.started_service()?;
