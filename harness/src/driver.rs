@@ -25,16 +25,46 @@ impl VmSpec {
 
     /// The resource document, in the reference reconciler's schema.
     pub fn to_document(&self) -> Value {
+        self.document(&ResourceKind::reference())
+    }
+
+    /// The resource document for a reconciler whose resources are `kind`.
+    pub fn document(&self, kind: &ResourceKind) -> Value {
+        let mut metadata = serde_json::json!({"name": self.name});
+        if let Some(namespace) = kind.namespace.as_deref().filter(|n| !n.is_empty()) {
+            metadata["namespace"] = namespace.into();
+        }
         serde_json::json!({
-            "apiVersion": "limavm.dev/v1alpha1",
-            "kind": "LimaVM",
-            "metadata": {"name": self.name},
+            "apiVersion": kind.api_version,
+            "kind": kind.kind,
+            "metadata": metadata,
             "spec": {
                 "running": self.running,
                 "vmType": self.template.vm_type().as_str(),
                 "template": self.template.to_yaml(),
             }
         })
+    }
+}
+
+/// Which resources a reconciler owns.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceKind {
+    pub api_version: String,
+    pub kind: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+}
+
+impl ResourceKind {
+    /// The reference reconciler's LimaVM.
+    pub fn reference() -> Self {
+        Self {
+            api_version: "limavm.dev/v1alpha1".into(),
+            kind: "LimaVM".into(),
+            namespace: None,
+        }
     }
 }
 
@@ -62,8 +92,15 @@ pub struct VmView {
 impl VmView {
     /// Reads a k8s-style document (`metadata`, `status.conditions`).
     pub fn from_document(doc: &Value) -> Self {
+        Self::from_document_with(doc, &["status", "conditions"])
+    }
+
+    /// The same, with the conditions at another path (`["status", "x"]`).
+    pub fn from_document_with(doc: &Value, conditions_path: &[&str]) -> Self {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        let conditions = doc["status"]["conditions"]
+        let conditions = conditions_path
+            .iter()
+            .fold(doc, |v, key| &v[*key])
             .as_array()
             .into_iter()
             .flatten()

@@ -5,23 +5,28 @@
 pub mod binaries;
 pub mod driver;
 pub mod eventually;
+pub mod external;
 pub mod faults;
 pub mod journal;
 pub mod leaks;
 pub mod ports;
 pub mod reference;
 pub mod sandbox;
+pub mod service;
+pub mod target;
 pub mod template;
 pub mod toolset;
 
 pub use binaries::Binaries;
-pub use driver::{Condition, ReconcilerDriver, VmSpec, VmView};
+pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};
 pub use eventually::{WaitError, eventually};
+pub use external::{ExternalDriver, TargetFile};
 pub use faults::FaultPlanBuilder;
 pub use journal::Journal;
 pub use leaks::LeakReport;
 pub use reference::{ReferenceDriver, ReferenceSettings};
 pub use sandbox::Sandbox;
+pub use target::Target;
 pub use template::Template;
 pub use toolset::{ToolChoice, Toolset};
 
@@ -43,6 +48,12 @@ pub enum HarnessError {
     Wait(#[from] WaitError),
     #[error("reconciler under test: {0}")]
     Driver(String),
+    #[error("{what} failed with {status}: {stderr}")]
+    Cli {
+        what: String,
+        status: String,
+        stderr: String,
+    },
 }
 
 impl HarnessError {

@@ -2,10 +2,10 @@
 //! the service, its `ctl` for writes, its resource files for reads.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView};
+use crate::service::{ServiceProcess, run_cli};
 use crate::template::Template;
-use crate::{HarnessError, Sandbox, eventually};
-use std::path::PathBuf;
-use std::process::Stdio;
+use crate::{HarnessError, Sandbox};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The service's timeouts and regression switches. `fast()` is what
@@ -77,11 +77,8 @@ pub struct ReferenceDriver<'s> {
     sandbox: &'s Sandbox,
     settings: ReferenceSettings,
     state_dir: PathBuf,
-    service: Option<u32>,
+    service: ServiceProcess<'s>,
 }
-
-/// How long the service gets to become ready (key generation included).
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl<'s> ReferenceDriver<'s> {
     pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
@@ -98,25 +95,17 @@ impl<'s> ReferenceDriver<'s> {
         Self {
             sandbox,
             settings,
+            service: ServiceProcess::new(sandbox, state_dir.join("service.out.log")),
             state_dir,
-            service: None,
         }
     }
 
-    pub fn state_dir(&self) -> &std::path::Path {
+    pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
     pub fn settings(&self) -> &ReferenceSettings {
         &self.settings
-    }
-
-    fn service_json(&self) -> PathBuf {
-        self.state_dir.join("service.json")
-    }
-
-    fn service_output(&self) -> PathBuf {
-        self.state_dir.join("service.out.log")
     }
 
     fn resource_file(&self, name: &str) -> PathBuf {
@@ -125,97 +114,17 @@ impl<'s> ReferenceDriver<'s> {
             .join(format!("{name}.json"))
     }
 
-    /// The service's own stdout and stderr, for failure messages.
-    pub fn service_output_text(&self) -> String {
-        std::fs::read_to_string(self.service_output()).unwrap_or_default()
-    }
-
-    fn launch(&mut self) -> Result<u32, HarnessError> {
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(HarnessError::io("creating the service's state directory"))?;
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.service_output())
-            .map_err(HarnessError::io("opening the service output file"))?;
-        let err = out
-            .try_clone()
-            .map_err(HarnessError::io("opening the service output file"))?;
-        let mut cmd = self.sandbox.command(self.sandbox.reconciler_exe());
-        cmd.arg("serve")
-            .arg("--lima-home")
-            .arg(self.sandbox.lima_home().path())
-            .arg("--state")
-            .arg(&self.state_dir)
-            .args(self.settings.args())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err));
-        if self.settings.isolated_path {
-            cmd.env("PATH", self.sandbox.bin_dir());
-        }
-        let pid = self.sandbox.spawn(cmd)?;
-        self.service = Some(pid);
-        Ok(pid)
-    }
-
-    fn wait_until_ready(&mut self, pid: u32) -> Result<(), HarnessError> {
-        // An exit ends the wait at once: the probe reports it as a value.
-        let outcome = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
-            if let Some(code) = self.sandbox.try_reap(pid) {
-                return Ok(Some(code));
-            }
-            let text = std::fs::read_to_string(self.service_json()).unwrap_or_default();
-            let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-            if doc["ready"] == true && doc["pid"].as_u64() == Some(u64::from(pid)) {
-                Ok(None)
-            } else {
-                Err(format!("service.json is {text:?}"))
-            }
-        })
-        .map_err(|e| HarnessError::Driver(e.to_string()))?;
-        match outcome {
-            None => Ok(()),
-            Some(code) => {
-                self.service = None;
-                Err(HarnessError::Driver(format!(
-                    "the service exited with {code:?} before it was ready; its output:\n{}",
-                    self.service_output_text()
-                )))
-            }
-        }
-    }
-
     fn ctl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
         let mut cmd = self.sandbox.command(self.sandbox.reconciler_exe());
         cmd.arg("ctl")
             .arg("--state")
             .arg(&self.state_dir)
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if stdin.is_some() {
-            cmd.stdin(Stdio::piped());
-        }
-        let mut child = cmd
-            .spawn()
-            .map_err(HarnessError::io("running limavm-reconciler ctl"))?;
-        if let Some(text) = stdin {
-            use std::io::Write;
-            let mut pipe = child.stdin.take().expect("stdin is piped");
-            pipe.write_all(text.as_bytes())
-                .map_err(HarnessError::io("writing to ctl"))?;
-        }
-        let out = child
-            .wait_with_output()
-            .map_err(HarnessError::io("running limavm-reconciler ctl"))?;
-        if !out.status.success() {
-            return Err(HarnessError::Driver(format!(
-                "ctl {args:?} failed with {}: {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            )));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+            .args(args);
+        run_cli(
+            cmd,
+            stdin,
+            &format!("limavm-reconciler ctl {}", args.join(" ")),
+        )
     }
 
     fn patch(&self, name: &str, patch: serde_json::Value) -> Result<(), HarnessError> {
@@ -229,45 +138,47 @@ impl<'s> ReferenceDriver<'s> {
 
 impl ReconcilerDriver for ReferenceDriver<'_> {
     fn spawn_service(&mut self) -> Result<u32, HarnessError> {
-        self.launch()
+        let mut cmd = self.sandbox.command(self.sandbox.reconciler_exe());
+        cmd.arg("serve")
+            .arg("--lima-home")
+            .arg(self.sandbox.lima_home().path())
+            .arg("--state")
+            .arg(&self.state_dir)
+            .args(self.settings.args());
+        if self.settings.isolated_path {
+            cmd.env("PATH", self.sandbox.bin_dir());
+        }
+        self.service.spawn(cmd)
     }
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
-        let pid = self
-            .service
-            .ok_or_else(|| HarnessError::Driver("no service was started".into()))?;
-        self.wait_until_ready(pid)
+        let service_json = self.state_dir.join("service.json");
+        let pid = self.service.pid();
+        self.service.wait_ready(|| {
+            let text = std::fs::read_to_string(&service_json).unwrap_or_default();
+            let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+            if doc["ready"] == true && doc["pid"].as_u64() == pid.map(u64::from) {
+                Ok(())
+            } else {
+                Err(format!("service.json is {text:?}"))
+            }
+        })
     }
 
     fn stop_service(&mut self, timeout: Duration) -> Result<Option<i32>, HarnessError> {
-        let Some(pid) = self.service else {
-            return Ok(None);
-        };
-        if let Some(code) = self.sandbox.try_reap(pid) {
-            self.service = None;
-            return Ok(code);
-        }
-        proctree::request_shutdown(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
-        let code = self.sandbox.wait_child(pid, timeout)?;
-        self.service = None;
-        Ok(code)
+        self.service.stop(timeout, None)
     }
 
     fn crash_service(&mut self) -> Result<(), HarnessError> {
-        if let Some(pid) = self.service.take() {
-            proctree::kill(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
-            self.sandbox.wait_child(pid, Duration::from_secs(10))?;
-        }
-        Ok(())
+        self.service.crash()
     }
 
     fn service_pid(&self) -> Option<u32> {
-        self.service
+        self.service.pid()
     }
 
     fn service_alive(&self) -> bool {
-        self.service
-            .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
+        self.service.alive()
     }
 
     fn apply(&mut self, vm: &VmSpec) -> Result<(), HarnessError> {
@@ -311,7 +222,7 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
     fn log_text(&self) -> String {
         let log =
             std::fs::read_to_string(self.state_dir.join("reconciler.log")).unwrap_or_default();
-        format!("{log}{}", self.service_output_text())
+        format!("{log}{}", self.service.output_text())
     }
 }
 
@@ -320,15 +231,7 @@ impl Drop for ReferenceDriver<'_> {
     /// behind is what the leak check judges; a service that does not stop in
     /// time is killed (and the sandbox then kills what it left).
     fn drop(&mut self) {
-        if self.service.is_some()
-            && self
-                .stop_service(self.settings.drop_shutdown_timeout)
-                .is_err()
-        {
-            if let Some(pid) = self.service.take() {
-                let _ = proctree::kill(pid);
-                let _ = self.sandbox.wait_child(pid, Duration::from_secs(5));
-            }
-        }
+        self.service
+            .shut_down(self.settings.drop_shutdown_timeout, None);
     }
 }

@@ -1,7 +1,7 @@
 //! What a scenario works with: its sandbox, the reconciler settings for this
 //! run, and a way to start services of the reconciler under test.
 
-use harness::{HarnessError, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox};
+use harness::{HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target};
 use std::path::PathBuf;
 
 /// Why a scenario failed.
@@ -58,11 +58,26 @@ pub fn ensure(condition: bool, symptom: impl FnOnce() -> String) -> ScenarioResu
 pub struct Ctx<'s> {
     pub sandbox: &'s Sandbox,
     pub settings: ReferenceSettings,
+    pub target: Target,
 }
 
 impl<'s> Ctx<'s> {
+    /// A context driving the reference reconciler.
     pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
-        Self { sandbox, settings }
+        Self::for_target(sandbox, settings, Target::Reference)
+    }
+
+    pub fn for_target(sandbox: &'s Sandbox, settings: ReferenceSettings, target: Target) -> Self {
+        Self {
+            sandbox,
+            settings,
+            target,
+        }
+    }
+
+    /// The same target and sandbox, other settings.
+    pub fn with_settings(&self, settings: ReferenceSettings) -> Self {
+        Self::for_target(self.sandbox, settings, self.target.clone())
     }
 
     /// A driver for a service of the reconciler under test, not started yet.
@@ -72,11 +87,8 @@ impl<'s> Ctx<'s> {
 
     /// The same, with a state directory of its own.
     pub fn service_with_state(&self, state_dir: PathBuf) -> Box<dyn ReconcilerDriver + 's> {
-        Box::new(ReferenceDriver::with_state(
-            self.sandbox,
-            self.settings.clone(),
-            state_dir,
-        ))
+        self.target
+            .driver(self.sandbox, self.settings.clone(), state_dir)
     }
 
     /// A started service.

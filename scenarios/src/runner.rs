@@ -3,7 +3,7 @@
 
 use crate::catalogue::Finding;
 use crate::context::{Ctx, ScenarioError};
-use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Toolset};
+use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Target, Toolset};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -67,6 +67,7 @@ pub struct RunConfig {
     pub binaries: Binaries,
     pub toolset: Toolset,
     pub settings: ReferenceSettings,
+    pub target: Target,
 }
 
 impl RunConfig {
@@ -75,6 +76,7 @@ impl RunConfig {
             binaries,
             toolset: Toolset::fakes(),
             settings: ReferenceSettings::fast(),
+            target: Target::Reference,
         }
     }
 }
@@ -117,7 +119,7 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
         settings.drop_shutdown_timeout = settings.graceful_timeout;
     }
     let result = {
-        let ctx = Ctx::new(&sandbox, settings);
+        let ctx = Ctx::for_target(&sandbox, settings, config.target.clone());
         catch_unwind(AssertUnwindSafe(|| (finding.scenario)(&ctx))).unwrap_or_else(|panic| {
             let text = panic
                 .downcast_ref::<String>()

@@ -6,7 +6,7 @@
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
 use fakes::plan::Tool;
-use harness::{Binaries, Toolset};
+use harness::{Binaries, Target, Toolset};
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
 use scenarios::report;
@@ -14,12 +14,6 @@ use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Mutex;
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum Target {
-    /// The reference reconciler of this project, with its regression switches.
-    Reference,
-}
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum ToolsetArg {
@@ -51,8 +45,10 @@ struct Args {
     /// Run only these findings (repeatable).
     #[arg(long = "only", value_name = "ID")]
     only: Vec<String>,
-    #[arg(long, value_enum, default_value = "reference")]
-    target: Target,
+    /// `reference` (built in), or a target file (`fixtures/targets/*.toml`)
+    /// describing another reconciler's kubectl-style CLI.
+    #[arg(long, default_value = "reference")]
+    target: String,
     #[arg(long, value_enum, default_value = "fake")]
     toolset: ToolsetArg,
     #[arg(long, value_enum, default_value = "table")]
@@ -129,10 +125,10 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         }
         return Ok(true);
     }
-    let Target::Reference = args.target;
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe));
     config.toolset = toolset(args.toolset)?;
+    config.target = Target::parse(&args.target)?;
     let variants: Vec<Variant> = match args.variants {
         Variants::Both => vec![Variant::Fixed, Variant::Regressed],
         Variants::Fixed => vec![Variant::Fixed],

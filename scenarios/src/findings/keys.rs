@@ -176,7 +176,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     ))?;
     let mut settings = ctx.settings.clone();
     settings.keygen_timeout = Duration::from_millis(500);
-    let hung = Ctx::new(ctx.sandbox, settings.clone());
+    let hung = ctx.with_settings(settings.clone());
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
     let margin = Duration::from_secs(3);
@@ -208,7 +208,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     // Missing from PATH: the error names the missing tool.
     ctx.sandbox.remove_tool(Tool::SshKeygen)?;
     settings.isolated_path = true;
-    let isolated = Ctx::new(ctx.sandbox, settings);
+    let isolated = ctx.with_settings(settings);
     let mut svc = isolated.service_with_state(ctx.sandbox.root().join("state-no-keygen"));
     let result = svc.start_service();
     let output = svc.log_text();

@@ -1,0 +1,69 @@
+//! Which reconciler the scenarios drive.
+
+use crate::external::{ExternalDriver, TargetError, TargetFile};
+use crate::{ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Environment variable naming a target file for the test suites.
+pub const TARGET_ENV: &str = "HARNESS_TARGET";
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// The reference reconciler, driven through its files and `ctl`.
+    Reference,
+    /// Any reconciler with a kubectl-style CLI, described by a target file.
+    External(Arc<TargetFile>),
+}
+
+impl Target {
+    /// `reference`, or the path of a target file.
+    pub fn parse(spec: &str) -> Result<Self, TargetError> {
+        if spec == "reference" {
+            Ok(Target::Reference)
+        } else {
+            Ok(Target::External(Arc::new(TargetFile::load(Path::new(
+                spec,
+            ))?)))
+        }
+    }
+
+    /// The target `HARNESS_TARGET` names, the reference one by default.
+    pub fn from_env() -> Result<Self, TargetError> {
+        std::env::var(TARGET_ENV).map_or(Ok(Target::Reference), |spec| Self::parse(&spec))
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Target::Reference => "reference",
+            Target::External(file) => &file.name,
+        }
+    }
+
+    /// True when the target can switch a finding's regression on.
+    pub fn supports_regressions(&self) -> bool {
+        match self {
+            Target::Reference => true,
+            Target::External(file) => file.supports_regressions(),
+        }
+    }
+
+    pub fn driver<'s>(
+        &self,
+        sandbox: &'s Sandbox,
+        settings: ReferenceSettings,
+        state_dir: PathBuf,
+    ) -> Box<dyn ReconcilerDriver + 's> {
+        match self {
+            Target::Reference => {
+                Box::new(ReferenceDriver::with_state(sandbox, settings, state_dir))
+            }
+            Target::External(file) => Box::new(ExternalDriver::new(
+                sandbox,
+                TargetFile::clone(file),
+                settings,
+                state_dir,
+            )),
+        }
+    }
+}
