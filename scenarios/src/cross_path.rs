@@ -6,7 +6,8 @@ use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::findings::{qemu_vm, wsl_vm};
 use crate::steps::{self, SETTLE};
 use fakes::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, Template, VmSpec, VmView};
+use harness::ports::pick_free_port;
+use harness::{FaultPlanBuilder, VmSpec, VmView};
 use lima_layout::paths::read_pid_file;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,13 +66,8 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     match path {
         StopPath::RunningFalse => steps::stop_vm(svc.as_mut(), "vm", bound)?,
         StopPath::Restart => {
-            let changed = Template::new(vm.template.vm_type());
-            let changed = vm
-                .template
-                .host_ports()
-                .into_iter()
-                .enumerate()
-                .fold(changed, |t, (i, p)| t.forward(9000 + i as u16, p));
+            // One more forward makes it a different template.
+            let changed = vm.template.clone().forward(9000, pick_free_port());
             svc.set_template("vm", &changed)?;
             steps::wait_for(
                 svc.as_mut(),
@@ -136,7 +132,7 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     checks::ports_free(ctx.sandbox, &ports)?;
     checks::no_tmp_files(&instance)?;
     if fault == PathFault::Wsl2Distro {
-        checks::distro_down(ctx.sandbox, "lima-vm", path == StopPath::Delete)?;
+        checks::distro_down(ctx.sandbox, "lima-vm", path != StopPath::Delete)?;
     }
     ensure(
         svc.service_alive() || path == StopPath::ServiceShutdown,
