@@ -47,6 +47,16 @@ impl VmSpec {
     }
 }
 
+/// The merge patch that sets `spec.running`.
+pub fn running_patch(running: bool) -> Value {
+    serde_json::json!({"spec": {"running": running}})
+}
+
+/// The merge patch that replaces the template (and the VM type with it).
+pub fn template_patch(template: &Template) -> Value {
+    serde_json::json!({"spec": {"template": template.to_yaml(), "vmType": template.vm_type().as_str()}})
+}
+
 /// Which resources a reconciler owns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,9 @@
 //! Drive any reconciler through a kubectl-style command line, described by
 //! a target file (TOML). See `fixtures/targets/README.md` for the format.
 
-use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
+use crate::driver::{
+    ReconcilerDriver, ResourceKind, VmSpec, VmView, running_patch, template_patch,
+};
 use crate::reference::ReferenceSettings;
 use crate::service::{ServiceProcess, run_cli};
 use crate::template::Template;
@@ -405,14 +407,11 @@ impl ReconcilerDriver for ExternalDriver<'_> {
     }
 
     fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError> {
-        self.patch(name, serde_json::json!({"spec": {"running": running}}))
+        self.patch(name, running_patch(running))
     }
 
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError> {
-        self.patch(
-            name,
-            serde_json::json!({"spec": {"template": template.to_yaml(), "vmType": template.vm_type().as_str()}}),
-        )
+        self.patch(name, template_patch(template))
     }
 
     fn delete(&mut self, name: &str) -> Result<(), HarnessError> {

@@ -1,7 +1,7 @@
 //! The driver for the reference reconciler: `limavm-reconciler serve` as
 //! the service, its `ctl` for writes, its resource files for reads.
 
-use crate::driver::{ReconcilerDriver, VmSpec, VmView};
+use crate::driver::{ReconcilerDriver, VmSpec, VmView, running_patch, template_patch};
 use crate::service::{ServiceProcess, run_cli};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
@@ -108,10 +108,28 @@ impl<'s> ReferenceDriver<'s> {
         &self.settings
     }
 
-    fn resource_file(&self, name: &str) -> PathBuf {
-        self.state_dir
-            .join("resources")
-            .join(format!("{name}.json"))
+    /// The file of resource `name`. The store writes most names as
+    /// `<name>.json` but escapes characters a file name cannot hold (`/`,
+    /// `%`, a leading `.`, more on Windows); rather than copy its encoding,
+    /// an escaped name is found by the `metadata.name` inside the documents.
+    fn resource_file(&self, name: &str) -> Option<PathBuf> {
+        let dir = self.state_dir.join("resources");
+        let holds_name = |path: &Path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+                .is_some_and(|doc| doc["metadata"]["name"] == name)
+        };
+        let plain = dir.join(format!("{name}.json"));
+        if is_plain_file_name(name) && holds_name(&plain) {
+            return Some(plain);
+        }
+        std::fs::read_dir(&dir)
+            .ok()?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| is_document_file(path))
+            .find(|path| holds_name(path))
     }
 
     fn ctl(&self, args: &[&str], stdin: Option<&str>) -> Result<String, HarnessError> {
@@ -128,12 +146,37 @@ impl<'s> ReferenceDriver<'s> {
     }
 
     fn patch(&self, name: &str, patch: serde_json::Value) -> Result<(), HarnessError> {
+        // `--` first: a name such as `-rf` must not read as options.
         self.ctl(
-            &["patch", name, "--type=merge", "-p", &patch.to_string()],
+            &[
+                "patch",
+                "--type=merge",
+                "-p",
+                &patch.to_string(),
+                "--",
+                name,
+            ],
             None,
         )
         .map(|_| ())
     }
+}
+
+/// True when the store surely writes `name` as `<name>.json`: one
+/// component, no escape character, not hidden. On Windows every name is
+/// looked up by content (device names such as `CON` must never be opened).
+fn is_plain_file_name(name: &str) -> bool {
+    !cfg!(windows)
+        && !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\\', '%', '\0'])
+}
+
+/// A resource document, not a lock or an atomic write's temporary.
+fn is_document_file(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| !n.starts_with('.') && n.ends_with(".json"))
 }
 
 impl ReconcilerDriver for ReferenceDriver<'_> {
@@ -187,24 +230,24 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
     }
 
     fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError> {
-        self.patch(name, serde_json::json!({"spec": {"running": running}}))
+        self.patch(name, running_patch(running))
     }
 
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError> {
-        self.patch(
-            name,
-            serde_json::json!({"spec": {"template": template.to_yaml(), "vmType": template.vm_type().as_str()}}),
-        )
+        self.patch(name, template_patch(template))
     }
 
     fn delete(&mut self, name: &str) -> Result<(), HarnessError> {
-        self.ctl(&["delete", name], None).map(|_| ())
+        self.ctl(&["delete", "--", name], None).map(|_| ())
     }
 
     fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError> {
         // The store writes documents atomically, so a plain read never sees
         // half of one.
-        match std::fs::read_to_string(self.resource_file(name)) {
+        let Some(file) = self.resource_file(name) else {
+            return Ok(None);
+        };
+        match std::fs::read_to_string(file) {
             Ok(text) => {
                 let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
                     HarnessError::Driver(format!("resource {name} is not JSON: {e}"))
