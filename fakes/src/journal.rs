@@ -36,6 +36,9 @@ pub mod event {
     pub const INTERRUPT_IGNORED: &str = "interrupt_ignored";
     /// hostagent: a new driver replaced the old: `{"old": N, "new": N}`.
     pub const DRIVER_REPLACED: &str = "driver_replaced";
+    /// limactl start --foreground: the instance is prepared and the process
+    /// becomes the hostagent (exec, same pid): `{"args": [...]}`.
+    pub const HOSTAGENT_EXEC: &str = "hostagent_exec";
     /// hostagent: graceful shutdown finished, tmp files removed.
     pub const SHUTDOWN_COMPLETE: &str = "shutdown_complete";
     /// driver: the disk image lock is held: `{"path": "..."}`.

@@ -1,9 +1,14 @@
-//! `limactl`: only the `hostagent` subcommand is faked. Other subcommands
-//! (`start --foreground` may come later) are refused by name.
+//! `limactl`: the two ways a reconciler starts a hostagent are faked:
+//! `hostagent --pidfile P --socket S NAME`, and `start --foreground NAME`,
+//! which prepares the instance and then becomes that hostagent (see
+//! [`start`]). Other subcommands are refused by name.
+
+mod start;
 
 use crate::error::FakeError;
 use crate::hostagent::HostagentArgs;
 use crate::invocation::Invocation;
+use start::StartArgs;
 use std::path::PathBuf;
 
 const TOOL: &str = "limactl";
@@ -11,37 +16,57 @@ const TOOL: &str = "limactl";
 #[derive(Debug, PartialEq, Eq)]
 enum Subcommand {
     Hostagent(HostagentArgs),
+    Start(StartArgs),
 }
 
 pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     match parse(&invocation.args)? {
         Subcommand::Hostagent(args) => crate::hostagent::run(invocation, &args),
+        Subcommand::Start(args) => start::run(invocation, &args),
     }
 }
 
 fn parse(args: &[String]) -> Result<Subcommand, FakeError> {
     let usage = |m: String| FakeError::usage(TOOL, m);
-    let mut rest = args.iter().skip_while(|a| *a == "--debug");
+    let mut rest = args.iter().skip_while(|a| is_global_flag(a));
+    let tail = |rest: &mut dyn Iterator<Item = &String>| rest.cloned().collect::<Vec<_>>();
     match rest.next().map(String::as_str) {
-        Some("hostagent") => Ok(Subcommand::Hostagent(parse_hostagent(
-            &rest.cloned().collect::<Vec<_>>(),
-        )?)),
+        Some("hostagent") => Ok(Subcommand::Hostagent(parse_hostagent(&tail(&mut rest))?)),
+        Some("start") => Ok(Subcommand::Start(start::parse(&tail(&mut rest))?)),
         Some(other) => Err(usage(format!(
-            "subcommand {other:?} is unsupported in the fake (only hostagent)"
+            "subcommand {other:?} is unsupported in the fake (only hostagent and start --foreground)"
         ))),
         None => Err(usage(
-            "missing subcommand (the fake supports hostagent)".into(),
+            "missing subcommand (the fake supports hostagent and start --foreground)".into(),
         )),
     }
 }
 
-/// `hostagent --pidfile P --socket S [--debug] NAME`; values may also be
-/// joined with `=`, as cobra allows.
+/// Lima's persistent flags that take no value and change nothing a fake
+/// does: `--debug`, `--tty[=bool]`, `-y`/`--yes`.
+fn is_global_flag(arg: &str) -> bool {
+    matches!(
+        arg,
+        "--debug" | "--tty" | "--tty=true" | "--tty=false" | "-y" | "--yes"
+    )
+}
+
+/// `hostagent --pidfile P --socket S [--debug] [--] NAME`; values may also
+/// be joined with `=`, as cobra allows.
 fn parse_hostagent(args: &[String]) -> Result<HostagentArgs, FakeError> {
     let usage = |m: String| FakeError::usage(TOOL, format!("hostagent: {m}"));
     let (mut pidfile, mut socket, mut name) = (None, None, None);
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {
+        if arg == "--" {
+            // What follows is the name, however it looks.
+            let operands: Vec<&String> = rest.by_ref().collect();
+            match (name.is_none(), operands.as_slice()) {
+                (true, [instance]) => name = Some((*instance).clone()),
+                _ => return Err(usage(format!("unexpected arguments {operands:?}"))),
+            }
+            break;
+        }
         let (flag, joined) = match arg.split_once('=') {
             Some((flag, value)) if flag.starts_with("--") => (flag, Some(value.to_owned())),
             _ => (arg.as_str(), None),
@@ -104,9 +129,26 @@ mod tests {
     }
 
     #[test]
+    fn a_name_after_the_double_dash_may_look_like_an_option() {
+        let parsed = parse(&strings(&[
+            "hostagent",
+            "--pidfile",
+            "p",
+            "--socket",
+            "s",
+            "--",
+            "-vm",
+        ]))
+        .unwrap();
+        let Subcommand::Hostagent(args) = parsed else {
+            panic!("not a hostagent: {parsed:?}");
+        };
+        assert_eq!(args.name, "-vm");
+    }
+
+    #[test]
     fn missing_and_unknown_arguments_are_named() {
         for (args, needle) in [
-            (&["start", "vm1"][..], "\"start\""),
             (&["hostagent", "--socket", "s", "vm1"][..], "--pidfile"),
             (&["hostagent", "--pidfile", "p", "vm1"][..], "--socket"),
             (
@@ -126,6 +168,7 @@ mod tests {
                 "--tty",
             ),
             (&["hostagent", "--pidfile"][..], "--pidfile needs a value"),
+            (&["stop", "vm1"][..], "\"stop\""),
             (&[][..], "missing subcommand"),
         ] {
             let err = parse(&strings(args)).unwrap_err();

@@ -10,6 +10,7 @@ pub mod faults;
 pub mod journal;
 pub mod leaks;
 pub mod ports;
+pub mod real_lima;
 pub mod reference;
 pub mod sandbox;
 pub mod service;
@@ -42,7 +43,9 @@ pub enum HarnessError {
         "binary {name} not found (looked in {looked_in}); build it with `cargo build --workspace --bins`"
     )]
     BinaryMissing { name: String, looked_in: String },
-    #[error("tool {tool} not found on PATH for the real toolset")]
+    #[error(
+        "tool {tool} not found for the real toolset (limactl: `just real-lima-install`; the others: PATH)"
+    )]
     RealToolMissing { tool: String },
     #[error(transparent)]
     Wait(#[from] WaitError),

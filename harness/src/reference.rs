@@ -8,6 +8,9 @@ use crate::{HarnessError, Sandbox};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// The `--hostagent-entry` value for real Lima.
+pub const START_FOREGROUND: &str = "start-foreground";
+
 /// The service's timeouts and regression switches. `fast()` is what
 /// scenarios use: short enough that a run takes well under a second of
 /// waiting, long enough to stay clear of scheduling noise on 2 cores.
@@ -28,6 +31,11 @@ pub struct ReferenceSettings {
     pub drop_shutdown_timeout: Duration,
     /// PATH holds the sandbox's `bin/` only (to make a tool missing).
     pub isolated_path: bool,
+    /// `--hostagent-entry`: how the service starts a hostagent (`hostagent`
+    /// by default; `start-foreground` for real Lima, which prepares the
+    /// instance's disks before it becomes the hostagent). Not passed when
+    /// unset.
+    pub hostagent_entry: Option<String>,
 }
 
 impl ReferenceSettings {
@@ -46,7 +54,18 @@ impl ReferenceSettings {
             restart_backoff: Duration::from_millis(100),
             drop_shutdown_timeout: Duration::from_secs(15),
             isolated_path: false,
+            hostagent_entry: None,
         }
+    }
+
+    /// The settings for `toolset`: real Lima is started with
+    /// `limactl start --foreground` (the plain `hostagent` entry expects a
+    /// prepared instance, which only a start makes).
+    pub fn for_toolset(mut self, toolset: &crate::Toolset) -> Self {
+        if toolset.has_real_lima() {
+            self.hostagent_entry = Some(START_FOREGROUND.to_owned());
+        }
+        self
     }
 
     pub fn with_regression(mut self, id: &str) -> Self {
@@ -69,6 +88,11 @@ impl ReferenceSettings {
             format!("--restart-backoff={}", ms(self.restart_backoff)),
         ];
         args.extend(self.regressions.iter().map(|id| format!("--regress={id}")));
+        args.extend(
+            self.hostagent_entry
+                .iter()
+                .map(|entry| format!("--hostagent-entry={entry}")),
+        );
         args
     }
 }
@@ -276,5 +300,27 @@ impl Drop for ReferenceDriver<'_> {
     fn drop(&mut self) {
         self.service
             .shut_down(self.settings.drop_shutdown_timeout, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Toolset;
+
+    #[test]
+    fn the_hostagent_entry_is_passed_only_for_real_lima() {
+        let entry = |settings: ReferenceSettings| {
+            settings
+                .args()
+                .into_iter()
+                .filter(|a| a.starts_with("--hostagent-entry"))
+                .collect::<Vec<_>>()
+        };
+        assert!(entry(ReferenceSettings::fast().for_toolset(&Toolset::fakes())).is_empty());
+        assert_eq!(
+            entry(ReferenceSettings::fast().for_toolset(&Toolset::real_lima())),
+            ["--hostagent-entry=start-foreground"]
+        );
     }
 }

@@ -21,11 +21,17 @@ use std::time::Duration;
 /// inside it: the mark by which the harness recognises its own processes.
 pub const SANDBOX_ENV: &str = "LIMAVM_SANDBOX";
 
+/// The start of a sandbox root's name: a bracket pair and a space, so that
+/// code treating paths as patterns or words fails under every scenario.
+pub const DEFAULT_ROOT_PREFIX: &str = "limavm [1] ";
+
 /// How long cleanup waits for killed processes to die and ports to free.
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
 pub struct Sandbox {
     root: tempfile::TempDir,
+    /// Where the tool shims live when `<root>/bin` cannot be a PATH entry.
+    shims: Option<tempfile::TempDir>,
     id: String,
     binaries: Binaries,
     toolset: Toolset,
@@ -52,10 +58,33 @@ impl Sandbox {
         binaries: &Binaries,
         toolset: Toolset,
     ) -> Result<Self, HarnessError> {
+        Self::under_with_prefix(parent, DEFAULT_ROOT_PREFIX, binaries, toolset)
+    }
+
+    /// A sandbox whose root inside `parent` is named `prefix` plus a random
+    /// suffix. Property tests pass a plain, short prefix so that every
+    /// hostile character of the path is one they generated (and shrink).
+    pub fn under_with_prefix(
+        parent: &Path,
+        prefix: &str,
+        binaries: &Binaries,
+        toolset: Toolset,
+    ) -> Result<Self, HarnessError> {
         let root = tempfile::Builder::new()
-            .prefix("limavm [1] ")
+            .prefix(prefix)
             .tempdir_in(parent)
             .map_err(HarnessError::io("creating the sandbox root"))?;
+        // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
+        // Windows): under such a root, the shims go to a plain directory.
+        let shims = match std::env::join_paths([root.path().join("bin")]) {
+            Ok(_) => None,
+            Err(_) => Some(
+                tempfile::Builder::new()
+                    .prefix("limavm-bin-")
+                    .tempdir()
+                    .map_err(HarnessError::io("creating the shim directory"))?,
+            ),
+        };
         let id = root
             .path()
             .file_name()
@@ -63,6 +92,7 @@ impl Sandbox {
             .unwrap_or_default();
         let sandbox = Self {
             root,
+            shims,
             id,
             binaries: binaries.clone(),
             toolset,
@@ -102,8 +132,12 @@ impl Sandbox {
     pub fn state_dir(&self) -> PathBuf {
         self.root().join("state")
     }
+    /// The shim directory, first on PATH.
     pub fn bin_dir(&self) -> PathBuf {
-        self.root().join("bin")
+        match &self.shims {
+            Some(dir) => dir.path().to_owned(),
+            None => self.root().join("bin"),
+        }
     }
     pub fn plan_path(&self) -> PathBuf {
         self.root().join("faults.json")
@@ -117,6 +151,10 @@ impl Sandbox {
     pub fn binaries(&self) -> &Binaries {
         &self.binaries
     }
+    /// Which tools are real here.
+    pub fn toolset(&self) -> &Toolset {
+        &self.toolset
+    }
 
     /// Where the shim for executable `name` (`wsl.exe`, `ssh`...) lives;
     /// on Windows every shim ends in `.exe`.
@@ -127,6 +165,20 @@ impl Sandbox {
         } else {
             self.bin_dir().join(name)
         }
+    }
+
+    /// The fake playing `name`, whatever the toolset: installed on first use
+    /// in a directory off PATH (for helpers such as a bystander process).
+    pub fn fake_tool_path(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        let dir = self.root().join("fakes");
+        let stem = name.trim_end_matches(".exe");
+        let path = dir.join(format!("{stem}{}", std::env::consts::EXE_SUFFIX));
+        if !path.exists() {
+            std::fs::create_dir_all(&dir)
+                .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
+            link_executable(&self.binaries.fake, &path)?;
+        }
+        Ok(path)
     }
 
     /// Takes a tool off the sandbox's PATH.
@@ -158,6 +210,11 @@ impl Sandbox {
         for tool in Tool::ALL {
             let target = match self.toolset.choice(tool) {
                 ToolChoice::Fake => self.binaries.fake.clone(),
+                ToolChoice::Real if tool == Tool::Limactl => {
+                    // Real limactl may need a shim that drops root.
+                    crate::real_lima::install_limactl(&self.tool_path("limactl"))?;
+                    continue;
+                }
                 ToolChoice::Real => Toolset::resolve_real(tool)?,
             };
             for name in tool.executable_names() {
@@ -365,7 +422,7 @@ impl Drop for Sandbox {
 
 /// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
 /// link's name), a hard link or else a copy on Windows.
-fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
+pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
     #[cfg(unix)]
     {

@@ -2,11 +2,20 @@
 
 use lima_layout::config::AdditionalDisk;
 use lima_layout::{LimaConfig, PortForward, VmType};
+use serde_norway::{Mapping, Value};
+use std::path::Path;
+
+/// `fixtures/lima/blank-disk.yaml`: what real Lima needs besides the
+/// fields the fakes read (see that file).
+const BLANK_DISK_TEMPLATE: &str = include_str!("../../fixtures/lima/blank-disk.yaml");
 
 /// A template under construction; `to_yaml` gives the lima.yaml text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Template {
     config: LimaConfig,
+    /// Keys for real Lima that `LimaConfig` does not model; the fields it
+    /// does model override them.
+    base: Option<Mapping>,
 }
 
 impl Template {
@@ -16,6 +25,29 @@ impl Template {
                 vm_type,
                 ..LimaConfig::default()
             },
+            base: None,
+        }
+    }
+
+    /// A QEMU VM for real Lima whose image is `blank_disk`, a local disk
+    /// without an OS (`fixtures/lima/blank-disk.yaml`).
+    pub fn blank_disk(blank_disk: &Path) -> Self {
+        let mut base: Mapping =
+            serde_norway::from_str(BLANK_DISK_TEMPLATE).expect("the blank-disk fixture is YAML");
+        let location = blank_disk.to_string_lossy().into_owned();
+        if let Some(Value::Sequence(images)) = base.get_mut("images") {
+            for image in images.iter_mut() {
+                if let Value::Mapping(image) = image {
+                    image.insert("location".into(), location.clone().into());
+                }
+            }
+        }
+        Self {
+            config: LimaConfig {
+                vm_type: VmType::Qemu,
+                ..LimaConfig::default()
+            },
+            base: Some(base),
         }
     }
 
@@ -63,6 +95,35 @@ impl Template {
     }
 
     pub fn to_yaml(&self) -> String {
-        self.config.to_yaml()
+        let Some(base) = &self.base else {
+            return self.config.to_yaml();
+        };
+        let mut merged = base.clone();
+        let modelled: Mapping =
+            serde_norway::from_str(&self.config.to_yaml()).expect("a LimaConfig is a mapping");
+        for (key, value) in modelled {
+            merged.insert(key, value);
+        }
+        serde_norway::to_string(&merged).expect("a YAML mapping serialises")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_blank_disk_template_keeps_lima_s_keys_and_takes_the_modelled_ones() {
+        let yaml = Template::blank_disk(Path::new("/d [1]/blank.qcow2"))
+            .ssh_port(60022)
+            .disk("data")
+            .to_yaml();
+        let doc: Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(doc["images"][0]["location"], "/d [1]/blank.qcow2");
+        assert_eq!(doc["firmware"]["legacyBIOS"], true);
+        assert_eq!(doc["ssh"]["localPort"], 60022);
+        let config = LimaConfig::parse(&yaml).unwrap();
+        assert_eq!(config.vm_type, VmType::Qemu);
+        assert_eq!(config.disk_names().collect::<Vec<_>>(), ["data"]);
     }
 }

@@ -23,6 +23,19 @@ impl Toolset {
         Self::default()
     }
 
+    /// Real Lima: the real `limactl` (with its QEMU, `ssh` and
+    /// `ssh-keygen`); `wsl.exe` stays fake, as real WSL2 is Windows-only.
+    pub fn real_lima() -> Self {
+        [Tool::Limactl, Tool::Qemu, Tool::Ssh, Tool::SshKeygen]
+            .into_iter()
+            .fold(Self::fakes(), Self::with_real)
+    }
+
+    /// True when `limactl` is the real one.
+    pub fn has_real_lima(&self) -> bool {
+        self.choice(Tool::Limactl) == ToolChoice::Real
+    }
+
     pub fn with_real(mut self, tool: Tool) -> Self {
         self.real.insert(tool.as_str(), ());
         self
@@ -36,10 +49,15 @@ impl Toolset {
         }
     }
 
-    /// The real executable for `tool`, found on PATH.
+    /// The real executable for `tool`: `limactl` from the project's tools
+    /// directory or PATH (see `real_lima`), the others from PATH.
     pub fn resolve_real(tool: Tool) -> Result<PathBuf, HarnessError> {
         let name = tool.executable_names()[0];
-        which::which(name).map_err(|_| HarnessError::RealToolMissing {
+        let found = match tool {
+            Tool::Limactl => crate::real_lima::limactl_path(),
+            _ => which::which(name).ok(),
+        };
+        found.ok_or_else(|| HarnessError::RealToolMissing {
             tool: name.to_owned(),
         })
     }

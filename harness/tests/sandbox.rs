@@ -2,7 +2,7 @@
 //! test leaks.
 
 use fakes::journal::{JournalWriter, event};
-use harness::{Binaries, FaultPlanBuilder, Sandbox, eventually, ports};
+use harness::{Binaries, FaultPlanBuilder, Sandbox, Toolset, eventually, ports};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -86,6 +86,21 @@ fn the_root_path_is_hostile_and_holds_the_layout() {
         assert!(sandbox.tool_path(tool).exists(), "{tool} not installed");
     }
     assert!(sandbox.reconciler_exe().exists());
+    let env = sandbox.env();
+    let path = &env.iter().find(|(k, _)| k == "PATH").unwrap().1;
+    assert_eq!(std::env::split_paths(path).next(), Some(sandbox.bin_dir()));
+}
+
+#[test]
+fn a_root_whose_path_cannot_be_on_path_keeps_its_shims_elsewhere() {
+    let separator = if cfg!(windows) { ";" } else { ":" };
+    let parent = tempfile::tempdir().unwrap();
+    let hostile = parent.path().join(format!("a{separator}b"));
+    std::fs::create_dir(&hostile).unwrap();
+    let sandbox = Sandbox::under(&hostile, &binaries(), Toolset::fakes()).unwrap();
+    assert!(sandbox.home().starts_with(&hostile));
+    assert!(!sandbox.bin_dir().starts_with(&hostile));
+    assert!(sandbox.tool_path("limactl").exists());
     let env = sandbox.env();
     let path = &env.iter().find(|(k, _)| k == "PATH").unwrap().1;
     assert_eq!(std::env::split_paths(path).next(), Some(sandbox.bin_dir()));

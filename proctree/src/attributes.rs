@@ -33,4 +33,12 @@ impl ObservedAttributes {
     pub fn of_current_process() -> Self {
         crate::platform::observe_own_attributes()
     }
+
+    /// What the outside sees of process `pid` whose parent is `parent`
+    /// (for a real tool, which reports nothing itself). `None` when either
+    /// is gone, or on Windows, where another process's creation flags are
+    /// not observable.
+    pub fn of_process(pid: u32, parent: u32) -> Option<Self> {
+        crate::platform::observe_attributes_of(pid, parent)
+    }
 }

@@ -75,6 +75,30 @@ pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     }
 }
 
+/// The niceness of `pid`, `None` when it is gone.
+fn niceness(pid: libc::pid_t) -> Option<libc::c_int> {
+    // SAFETY: getpriority has no memory-safety preconditions; errno is
+    // cleared first because -1 is also a valid niceness.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let nice = libc::getpriority(libc::PRIO_PROCESS, pid as libc::id_t);
+        (nice != -1 || *libc::__errno_location() == 0).then_some(nice)
+    }
+}
+
+pub fn observe_attributes_of(pid: u32, parent: u32) -> Option<ObservedAttributes> {
+    let (pid, parent) = (as_pid(pid).ok()?, as_pid(parent).ok()?);
+    // SAFETY: getpgid has no memory-safety preconditions.
+    let group = unsafe { libc::getpgid(pid) };
+    if group == -1 {
+        return None;
+    }
+    Some(ObservedAttributes {
+        own_process_group: group == pid,
+        background_priority: niceness(pid)? > niceness(parent)?,
+    })
+}
+
 pub fn observe_own_attributes() -> ObservedAttributes {
     // SAFETY: these calls only read the caller's own attributes.
     unsafe {

@@ -62,6 +62,10 @@ pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     cmd.creation_flags(flags);
 }
 
+pub fn observe_attributes_of(_pid: u32, _parent: u32) -> Option<ObservedAttributes> {
+    None
+}
+
 pub fn observe_own_attributes() -> ObservedAttributes {
     // SAFETY: reads the priority class of the current process only.
     let class = unsafe { GetPriorityClass(GetCurrentProcess()) };

@@ -51,3 +51,34 @@ fn spawn_attributes_are_all_applied() {
     assert_eq!(fields[0], pid.to_string(), "pgid in {out:?}");
     assert_ne!(fields[1], "0", "nice in {out:?}");
 }
+
+#[test]
+fn another_process_s_attributes_are_observed_from_outside() {
+    let mut cmd = Command::new("sleep");
+    cmd.arg("600");
+    proctree::SpawnAttributes {
+        own_process_group: true,
+        background_priority: true,
+    }
+    .apply(&mut cmd);
+    let mut grouped = cmd.spawn().unwrap();
+    let mut plain = Command::new("sleep").arg("600").spawn().unwrap();
+    let me = std::process::id();
+    let seen = |pid| proctree::ObservedAttributes::of_process(pid, me).unwrap();
+    assert_eq!(
+        seen(grouped.id()),
+        proctree::ObservedAttributes {
+            own_process_group: true,
+            background_priority: true
+        }
+    );
+    assert_eq!(seen(plain.id()), proctree::ObservedAttributes::default());
+    for child in [&mut grouped, &mut plain] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    assert_eq!(
+        proctree::ObservedAttributes::of_process(plain.id(), me),
+        None
+    );
+}

@@ -61,6 +61,11 @@ mod tests {
         let a = unique_sibling(Path::new("/x/doc.json"), "t");
         let b = unique_sibling(Path::new("/x/doc.json"), "t");
         assert_ne!(a, b);
-        assert!(a.file_name().unwrap().to_string_lossy().starts_with(".doc.json.t-"));
+        assert!(
+            a.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".doc.json.t-")
+        );
     }
 }

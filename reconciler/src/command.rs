@@ -205,7 +205,7 @@ pub fn decode_output(bytes: &[u8]) -> String {
 
 /// Mostly-ASCII UTF-16LE has a zero in (nearly) every odd byte.
 fn looks_like_utf16le(bytes: &[u8]) -> bool {
-    if bytes.len() < 2 || bytes.len() % 2 != 0 {
+    if bytes.len() < 2 || !bytes.len().is_multiple_of(2) {
         return false;
     }
     let odd = bytes.len() / 2;
@@ -216,7 +216,6 @@ fn looks_like_utf16le(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Instant;
 
     fn utf16le(text: &str) -> Vec<u8> {
         text.encode_utf16().flat_map(u16::to_le_bytes).collect()
@@ -261,6 +260,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_hung_tree_is_killed_at_the_deadline() {
+        use std::time::Instant;
         // sh leaves a grandchild that would hold the pipes for ten minutes.
         let started = Instant::now();
         let err = ExternalCommand::new("wsl.exe", "sh")
@@ -272,7 +272,10 @@ mod tests {
             .unwrap_err();
         let elapsed = started.elapsed();
         let text = err.to_string();
-        assert!(text.starts_with("wsl.exe did not finish within 300ms"), "{text}");
+        assert!(
+            text.starts_with("wsl.exe did not finish within 300ms"),
+            "{text}"
+        );
         assert!(text.contains("stuck"), "{text}");
         assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
         let pid_file = std::env::temp_dir().join(format!("limavm-cmd-{}", std::process::id()));
@@ -284,7 +287,10 @@ mod tests {
         std::fs::remove_file(&pid_file).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while proctree::is_alive(grandchild) {
-            assert!(Instant::now() < deadline, "grandchild {grandchild} survived");
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
             thread::yield_now();
         }
     }

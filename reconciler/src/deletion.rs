@@ -137,7 +137,11 @@ mod tests {
         let failure =
             delete_instance(&settings, &instance, &ForcedStopReport::default()).unwrap_err();
         assert_eq!(failure.error, "wsl.exe not found on PATH");
-        assert!(failure.left_behind.contains(&"WSL2 distro lima-vm1 still registered".to_owned()));
+        assert!(
+            failure
+                .left_behind
+                .contains(&"WSL2 distro lima-vm1 still registered".to_owned())
+        );
         assert!(paths.dir.exists(), "the directory stays for the retry");
     }
 }

@@ -82,7 +82,15 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["event"], DELETE_RETRY_BUDGET_SPENT);
         assert_eq!(lines[0]["instance"], "vm1");
-        assert_eq!(lines[0]["leftBehind"][0], "WSL2 distro lima-vm1 still registered");
-        assert!(lines[0]["message"].as_str().unwrap().contains("lima-vm1 still registered"));
+        assert_eq!(
+            lines[0]["leftBehind"][0],
+            "WSL2 distro lima-vm1 still registered"
+        );
+        assert!(
+            lines[0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("lima-vm1 still registered")
+        );
     }
 }

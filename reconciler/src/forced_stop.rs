@@ -10,7 +10,7 @@
 
 use crate::identity::{Identity, driver_identity, hostagent_identity};
 use crate::instance::Instance;
-use crate::logging::Shown;
+use crate::logging::{Shown, ShownPath};
 use crate::regression::Regression;
 use crate::settings::Settings;
 use crate::wsl::{self, WslOutcome};
@@ -174,7 +174,7 @@ impl Run<'_> {
                 tracing::warn!(
                     instance = %Shown(self.instance.name()),
                     pid,
-                    pid_file = %pid_file.display(),
+                    pid_file = %ShownPath(pid_file),
                     process = description.as_str(),
                     "the pid file names a process that is not this instance's; not signalling it, treating the pid file as stale"
                 );
@@ -226,7 +226,7 @@ impl Run<'_> {
                 tracing::warn!(
                     instance = %Shown(self.instance.name()),
                     disk = %Shown(disk),
-                    holder = %holder.display(),
+                    holder = %ShownPath(&holder),
                     "the disk is locked by another instance; leaving its lock"
                 );
                 continue;
@@ -314,9 +314,7 @@ fn remove_link(path: &Path) -> std::io::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => match std::fs::symlink_metadata(path) {
-            Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => {
-                std::fs::remove_dir(path)
-            }
+            Ok(meta) if meta.is_dir() || meta.file_type().is_symlink() => std::fs::remove_dir(path),
             _ => Err(e),
         },
     }
@@ -369,7 +367,10 @@ mod tests {
     impl Fixture {
         fn hostagent(&self) -> Spawned {
             let pid_file = self.paths.ha_pid();
-            let spawned = Spawned::sh(LIFETIME, &["hostagent", "--pidfile", pid_file.to_str().unwrap(), "vm1"]);
+            let spawned = Spawned::sh(
+                LIFETIME,
+                &["hostagent", "--pidfile", pid_file.to_str().unwrap(), "vm1"],
+            );
             std::fs::write(pid_file, spawned.pid().to_string()).unwrap();
             spawned
         }
@@ -399,7 +400,10 @@ mod tests {
         }
 
         fn stop(&self) -> ForcedStopReport {
-            forced_stop(&self.settings, &inspect(&self.settings.lima_home, "vm1", VmType::Qemu))
+            forced_stop(
+                &self.settings,
+                &inspect(&self.settings.lima_home, "vm1", VmType::Qemu),
+            )
         }
     }
 
@@ -428,7 +432,11 @@ mod tests {
 
         assert!(report.failures.is_empty(), "{report:?}");
         for pid in [hostagent.pid(), driver.pid()].iter().chain(&grandchildren) {
-            assert!(report.killed.contains(pid), "{pid} not in {:?}", report.killed);
+            assert!(
+                report.killed.contains(pid),
+                "{pid} not in {:?}",
+                report.killed
+            );
         }
         hostagent.wait();
         driver.wait();
@@ -527,13 +535,20 @@ mod tests {
         let (report, log) = with_captured_log(|| fx.stop());
         assert_eq!(report.failures.len(), 1, "{report:?}");
         assert_eq!(report.failures[0].step, Step::WslTerminate);
-        assert!(report.failures[0].error.contains("wsl.exe not found on PATH"));
+        assert!(
+            report.failures[0]
+                .error
+                .contains("wsl.exe not found on PATH")
+        );
         let line = log
             .lines()
             .find(|l| l.contains("step=\"wsl terminate\""))
             .unwrap_or_else(|| panic!("no wsl terminate line in {log}"));
         assert!(line.contains("instance=vm1"), "{line}");
-        assert!(line.contains("error=\"wsl.exe not found on PATH\""), "{line}");
+        assert!(
+            line.contains("error=\"wsl.exe not found on PATH\""),
+            "{line}"
+        );
     }
 
     #[test]
@@ -566,7 +581,9 @@ mod tests {
     }
 
     fn is_root() -> bool {
-        std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+        std::fs::metadata("/proc/self")
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+            .unwrap_or(false)
     }
 
     fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {

@@ -2,7 +2,7 @@
 //! the JSON events it prints on stdout.
 
 use crate::regression::Regression;
-use crate::settings::{Settings, format_duration};
+use crate::settings::{HostagentEntry, Settings, format_duration};
 use lima_layout::paths::read_pid_file;
 use lima_layout::{HostagentEvent, InstancePaths};
 use proctree::SpawnAttributes;
@@ -30,11 +30,11 @@ pub enum StartError {
     },
     #[error("{0}")]
     Template(#[from] crate::template::TemplateError),
-    #[error("the hostagent exited ({status}) before writing ha.pid{}", quoted_tail(stderr_tail))]
-    ExitedEarly {
-        status: String,
-        stderr_tail: String,
-    },
+    #[error(
+        "the hostagent exited ({status}) before writing ha.pid{}",
+        quoted_tail(stderr_tail)
+    )]
+    ExitedEarly { status: String, stderr_tail: String },
     #[error("ha.pid did not appear within {}{}", format_duration(*timeout), quoted_tail(stderr_tail))]
     PidFileTimeout {
         timeout: Duration,
@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error("the service is shutting down")]
     ShuttingDown,
+    #[error("the resource was removed")]
+    ResourceGone,
 }
 
 fn quoted_tail(tail: &str) -> String {
@@ -81,20 +83,36 @@ fn set_own_process_group(attributes: &mut SpawnAttributes, replace: bool) {
     }
 }
 
-/// Starts `limactl hostagent --pidfile DIR/ha.pid --socket DIR/ha.sock NAME`
-/// with its output in the two log files (truncated first).
+/// Starts the hostagent through the configured entry point: `limactl
+/// hostagent --pidfile DIR/ha.pid --socket DIR/ha.sock NAME` with its output
+/// in the two log files (truncated first), or `limactl start --foreground
+/// --tty=false NAME`, which writes those logs itself (its own output before
+/// that goes to `ha.start.log`).
 pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartError> {
-    let log = |path: PathBuf| {
-        File::create(&path).map_err(|source| StartError::Prepare { path, source })
-    };
-    let stdout = log(paths.ha_stdout_log())?;
-    let stderr = log(paths.ha_stderr_log())?;
+    let log =
+        |path: PathBuf| File::create(&path).map_err(|source| StartError::Prepare { path, source });
     let mut cmd = Command::new(&settings.tools.limactl);
-    cmd.arg("hostagent")
-        .arg("--pidfile")
-        .arg(paths.ha_pid())
-        .arg("--socket")
-        .arg(paths.ha_sock());
+    let (stdout, stderr) = match settings.hostagent_entry {
+        HostagentEntry::Hostagent => {
+            cmd.arg("hostagent")
+                .arg("--pidfile")
+                .arg(paths.ha_pid())
+                .arg("--socket")
+                .arg(paths.ha_sock());
+            (log(paths.ha_stdout_log())?, log(paths.ha_stderr_log())?)
+        }
+        HostagentEntry::StartForeground => {
+            cmd.args(["start", "--foreground", "--tty=false"]);
+            let start_log = log(paths.dir.join("ha.start.log"))?;
+            let copy = start_log
+                .try_clone()
+                .map_err(|source| StartError::Prepare {
+                    path: paths.dir.join("ha.start.log"),
+                    source,
+                })?;
+            (start_log, copy)
+        }
+    };
     if paths.name.starts_with('-') {
         // A name must never read as an option.
         cmd.arg("--");
@@ -272,7 +290,11 @@ mod tests {
         let mut tail = EventTail::new(path.clone());
         assert!(tail.poll().is_empty(), "no file yet");
         let mut file = File::create(&path).unwrap();
-        write!(file, "level=info msg=booting\n{{\"status\":{{\"running\":tr").unwrap();
+        write!(
+            file,
+            "level=info msg=booting\n{{\"status\":{{\"running\":tr"
+        )
+        .unwrap();
         assert!(tail.poll().is_empty(), "half a line");
         writeln!(file, "ue,\"sshLocalPort\":60022}}}}").unwrap();
         let events = tail.poll();

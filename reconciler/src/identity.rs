@@ -3,6 +3,10 @@
 
 use proctree::{ProcessInfo, ProcessTable};
 use std::path::Path;
+use std::time::Duration;
+
+const CMDLINE_RETRIES: u32 = 20;
+const CMDLINE_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
@@ -30,18 +34,23 @@ pub fn driver_identity(pid: u32, instance_dir: &Path) -> Identity {
 }
 
 fn identify(pid: u32, is_ours: impl Fn(&ProcessInfo) -> bool) -> Identity {
-    let table = ProcessTable::snapshot_of(&[pid]);
-    match table.get(pid) {
-        Some(process) if !process.zombie => {
-            if is_ours(process) {
-                Identity::Ours
-            } else {
-                Identity::Foreign {
-                    description: describe(process),
-                }
-            }
+    let mut process = None;
+    for _ in 0..CMDLINE_RETRIES {
+        let table = ProcessTable::snapshot_of(&[pid]);
+        process = table.get(pid).filter(|p| !p.zombie).cloned();
+        // A process caught in the middle of exec shows an empty command
+        // line for a moment; a moment later it is readable.
+        if process.as_ref().is_none_or(|p| !p.cmd.is_empty()) {
+            break;
         }
-        _ => Identity::Gone,
+        std::thread::sleep(CMDLINE_RETRY_PAUSE);
+    }
+    match process {
+        Some(process) if is_ours(&process) => Identity::Ours,
+        Some(process) => Identity::Foreign {
+            description: describe(&process),
+        },
+        None => Identity::Gone,
     }
 }
 
@@ -76,7 +85,10 @@ mod tests {
     #[test]
     fn a_driver_is_recognised_by_its_instance_directory() {
         let dir = Path::new("/tmp/home[1]/.lima/vm1");
-        let driver = Spawned::sh("sleep 600 & wait", &["qemu", "-pidfile", "/tmp/home[1]/.lima/vm1/qemu.pid"]);
+        let driver = Spawned::sh(
+            "sleep 600 & wait",
+            &["qemu", "-pidfile", "/tmp/home[1]/.lima/vm1/qemu.pid"],
+        );
         assert_eq!(driver_identity(driver.pid(), dir), Identity::Ours);
         assert!(matches!(
             driver_identity(driver.pid(), Path::new("/tmp/home[1]/.lima/vm2")),

@@ -40,8 +40,7 @@ pub fn init(log_file: &Path, format: LogFormat) -> Result<(), LoggingError> {
             path: log_file.display().to_string(),
             source,
         })?;
-    let filter =
-        EnvFilter::try_from_env(LOG_FILTER_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env(LOG_FILTER_ENV).unwrap_or_else(|_| EnvFilter::new("info"));
     let writer = std::io::stderr.and(Mutex::new(file));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -78,6 +77,15 @@ impl fmt::Display for Shown<'_> {
     }
 }
 
+/// A path field, quoted like [`Shown`] when it holds spaces or quotes.
+pub struct ShownPath<'a>(pub &'a std::path::Path);
+
+impl fmt::Display for ShownPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        Shown(&self.0.to_string_lossy()).fmt(f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,5 +97,7 @@ mod tests {
         assert_eq!(Shown("my vm").to_string(), "\"my vm\"");
         assert_eq!(Shown("a=b").to_string(), "\"a=b\"");
         assert_eq!(Shown("").to_string(), "\"\"");
+        let path = std::path::Path::new("/tmp/a [1] b/x");
+        assert_eq!(ShownPath(path).to_string(), "\"/tmp/a [1] b/x\"");
     }
 }

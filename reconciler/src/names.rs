@@ -84,17 +84,36 @@ mod tests {
         ));
         assert!(matches!(
             check("a\\b"),
-            Err(InvalidName::PathSeparator { separator: '\\', .. })
+            Err(InvalidName::PathSeparator {
+                separator: '\\',
+                ..
+            })
         ));
         assert!(matches!(check("a\0b"), Err(InvalidName::Nul(_))));
-        assert!(matches!(check("_config"), Err(InvalidName::LeadingUnderscore(_))));
-        assert!(check("_disks").unwrap_err().to_string().contains("_config and _disks"));
+        assert!(matches!(
+            check("_config"),
+            Err(InvalidName::LeadingUnderscore(_))
+        ));
+        assert!(
+            check("_disks")
+                .unwrap_err()
+                .to_string()
+                .contains("_config and _disks")
+        );
     }
 
     #[test]
     fn hostile_but_harmless_names_are_allowed() {
         for name in [
-            "vm1", "we[1]rd", "with space", "glob*?{x}", "ünïcødé", "-dash", "..x", "a.b", "a_",
+            "vm1",
+            "we[1]rd",
+            "with space",
+            "glob*?{x}",
+            "ünïcødé",
+            "-dash",
+            "..x",
+            "a.b",
+            "a_",
         ] {
             assert_eq!(check(name), Ok(()), "{name}");
         }
@@ -110,6 +129,9 @@ mod tests {
         let err = validate_instance_name(&home, &format!("{longest}n")).unwrap_err();
         assert!(matches!(err, InvalidName::SocketPathTooLong { .. }));
         let text = err.to_string();
-        assert!(text.contains("ha.sock") && text.contains("over the platform limit"), "{text}");
+        assert!(
+            text.contains("ha.sock") && text.contains("over the platform limit"),
+            "{text}"
+        );
     }
 }

@@ -198,6 +198,11 @@ pub fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
+/// As [`rfc3339`] with milliseconds, for times that short backoffs set.
+pub fn rfc3339_millis(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 /// How long until an RFC 3339 time (zero when it has passed); `None` when
 /// the text is not such a time.
 pub fn time_until(text: &str) -> Option<Duration> {
@@ -228,15 +233,26 @@ mod tests {
         assert_eq!(value["apiVersion"], API_VERSION);
         assert_eq!(value["kind"], KIND);
         assert_eq!(value["metadata"]["generation"], 1);
-        assert_eq!(value["metadata"]["deletionTimestamp"], serde_json::Value::Null);
+        assert_eq!(
+            value["metadata"]["deletionTimestamp"],
+            serde_json::Value::Null
+        );
         assert_eq!(value["spec"]["vmType"], "qemu");
         assert_eq!(value["status"]["observedGeneration"], 0);
         assert_eq!(value["status"]["deletion"]["attempts"], 0);
-        assert_eq!(value["status"]["deletion"]["nextRetry"], serde_json::Value::Null);
+        assert_eq!(
+            value["status"]["deletion"]["nextRetry"],
+            serde_json::Value::Null
+        );
         let condition = &value["status"]["conditions"][0];
         assert_eq!(condition["type"], "Running");
         assert_eq!(condition["status"], "True");
-        assert!(condition["lastTransitionTime"].as_str().unwrap().ends_with('Z'));
+        assert!(
+            condition["lastTransitionTime"]
+                .as_str()
+                .unwrap()
+                .ends_with('Z')
+        );
         assert_eq!(LimaVm::from_value(value).unwrap(), vm);
     }
 

@@ -25,6 +25,20 @@ impl Default for Tools {
     }
 }
 
+/// How the hostagent is launched.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostagentEntry {
+    /// `limactl hostagent --pidfile DIR/ha.pid --socket DIR/ha.sock NAME`:
+    /// the instance is ready to run (the fakes, or an instance Lima
+    /// prepared before).
+    #[default]
+    Hostagent,
+    /// `limactl start --foreground --tty=false NAME`: real Lima prepares the
+    /// instance (disks, cidata) and then becomes the hostagent itself, with
+    /// its pid file, socket and logs at Lima's default places.
+    StartForeground,
+}
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub lima_home: LimaHome,
@@ -43,6 +57,7 @@ pub struct Settings {
     pub restart_backoff: Duration,
     pub regressions: Regressions,
     pub tools: Tools,
+    pub hostagent_entry: HostagentEntry,
 }
 
 impl Settings {
@@ -63,6 +78,7 @@ impl Settings {
             restart_backoff: Duration::from_secs(1),
             regressions: Regressions::none(),
             tools: Tools::default(),
+            hostagent_entry: HostagentEntry::default(),
         }
     }
 
@@ -124,7 +140,10 @@ mod tests {
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
         assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(format_duration(Duration::from_micros(1_500_700)), "1s 500ms");
+        assert_eq!(
+            format_duration(Duration::from_micros(1_500_700)),
+            "1s 500ms"
+        );
         assert_eq!(format_duration(Duration::ZERO), "0s");
     }
 
@@ -136,10 +155,8 @@ mod tests {
             settings.wsl_bound(settings.wsl_timeout),
             Some(Duration::from_secs(30))
         );
-        settings.regressions = Regressions::of([
-            Regression::KeygenUnbounded,
-            Regression::WslHangUnbounded,
-        ]);
+        settings.regressions =
+            Regressions::of([Regression::KeygenUnbounded, Regression::WslHangUnbounded]);
         assert_eq!(settings.keygen_bound(), None);
         assert_eq!(settings.wsl_bound(settings.delete_timeout), None);
     }

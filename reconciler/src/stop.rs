@@ -154,13 +154,12 @@ pub fn stop_instance(
             exited,
         };
     }
-    let instance = if path == StopPath::RunningFalse
-        && settings.is_on(Regression::DivergentShutdownPaths)
-    {
-        read_before_wait
-    } else {
-        inspect(&settings.lima_home, name, assumed_vm_type)
-    };
+    let instance =
+        if path == StopPath::RunningFalse && settings.is_on(Regression::DivergentShutdownPaths) {
+            read_before_wait
+        } else {
+            inspect(&settings.lima_home, name, assumed_vm_type)
+        };
     let report = forced_stop(settings, &with_hostagent(instance, &target));
     let exited = target.wait_for_exit(Some(Instant::now() + REAP_TIMEOUT));
     if !exited {
@@ -205,4 +204,206 @@ fn with_hostagent(mut instance: Instance, target: &Target<'_>) -> Instance {
         instance.hostagent_pid = Some(child.id());
     }
     instance
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::regression::Regressions;
+    use crate::test_support::{Spawned, wait_until};
+    use lima_layout::paths::read_pid_file;
+    use std::path::{Path, PathBuf};
+
+    struct Fixture {
+        _root: tempfile::TempDir,
+        settings: Settings,
+        dir: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let root = tempfile::tempdir().unwrap();
+        let mut settings = Settings::new(root.path().join("li[1]ma"), root.path().join("state"));
+        settings.graceful_timeout = Duration::from_millis(300);
+        let dir = settings.lima_home.instance("vm1").dir;
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("lima.yaml"), "vmType: qemu\n").unwrap();
+        Fixture {
+            _root: root,
+            settings,
+            dir,
+        }
+    }
+
+    impl Fixture {
+        /// A stand-in hostagent: `script` runs as `sh -c` with `$0` =
+        /// hostagent, `$1` = vm1, `$2` = the instance directory.
+        fn hostagent(&self, script: &str) -> Spawned {
+            let agent = Spawned::sh(script, &["hostagent", "vm1", self.dir.to_str().unwrap()]);
+            std::fs::write(self.dir.join("ha.pid"), agent.pid().to_string()).unwrap();
+            agent
+        }
+
+        fn stop(&self, agent: &mut Spawned, path: StopPath) -> StopOutcome {
+            let mut child = agent.take_child();
+            let outcome = stop_instance(
+                &self.settings,
+                "vm1",
+                VmType::Qemu,
+                Target::Child(&mut child),
+                path,
+            );
+            *agent = Spawned::from_child(child);
+            outcome
+        }
+    }
+
+    /// Kills, when dropped, the replacement driver a test hostagent started
+    /// (it runs in a session of its own, out of every tree).
+    struct DriverGuard(PathBuf);
+
+    impl Drop for DriverGuard {
+        fn drop(&mut self) {
+            if let Some(pid) = read_pid_file(&self.0.join("replacement.txt"))
+                && crate::identity::driver_identity(pid, &self.0) == crate::identity::Identity::Ours
+            {
+                let _ = proctree::kill_tree(pid);
+            }
+        }
+    }
+
+    /// The script's child exists only once the line setting its trap ran.
+    fn wait_for_child_of(agent: &Spawned) {
+        wait_until("the script's child", Duration::from_secs(10), || {
+            !proctree::ProcessTable::snapshot()
+                .descendants(agent.pid())
+                .is_empty()
+        });
+    }
+
+    fn driver_pid(dir: &Path) -> Option<u32> {
+        read_pid_file(&dir.join("qemu.pid")).filter(|pid| {
+            crate::identity::driver_identity(*pid, dir) == crate::identity::Identity::Ours
+        })
+    }
+
+    #[test]
+    fn an_interrupted_hostagent_stops_gracefully_with_nothing_forced() {
+        let fx = fixture();
+        let mut agent = fx.hostagent("trap 'exit 0' INT; sleep 600 & wait");
+        let outcome = fx.stop(&mut agent, StopPath::RunningFalse);
+        assert!(outcome.graceful && outcome.exited, "{outcome:?}");
+        assert!(outcome.forced.is_none());
+    }
+
+    #[test]
+    fn an_ignored_interrupt_falls_back_to_the_forced_stop() {
+        let fx = fixture();
+        let mut agent = fx.hostagent("trap '' INT; sleep 600 & wait");
+        wait_for_child_of(&agent);
+        let started = Instant::now();
+        let outcome = fx.stop(&mut agent, StopPath::Restart);
+        assert!(!outcome.graceful && outcome.exited, "{outcome:?}");
+        let report = outcome.forced.unwrap();
+        assert!(report.killed.contains(&agent.pid()), "{report:?}");
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert!(!fx.dir.join("ha.pid").exists());
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn shutdown_fallback_regression_only_kills_the_hostagent() {
+        let mut fx = fixture();
+        fx.settings.regressions = Regressions::of([Regression::ShutdownFallbackSkipsCleanup]);
+        let mut agent = fx.hostagent("trap '' INT; sleep 600 & wait");
+        wait_for_child_of(&agent);
+        let outcome = fx.stop(&mut agent, StopPath::ServiceShutdown);
+        assert!(outcome.exited && outcome.forced.is_none(), "{outcome:?}");
+        assert!(fx.dir.join("ha.pid").exists(), "no cleanup happened");
+    }
+
+    #[test]
+    fn ignored_signal_regression_waits_for_the_hostagent_itself() {
+        let mut fx = fixture();
+        fx.settings.regressions = Regressions::of([Regression::IgnoredSignalFallback]);
+        // It ignores the interrupt and leaves by itself a little later.
+        let mut agent = fx.hostagent("trap '' INT; sleep 1; exit 0");
+        wait_for_child_of(&agent);
+        let outcome = fx.stop(&mut agent, StopPath::RunningFalse);
+        assert!(
+            outcome.exited && !outcome.graceful && outcome.forced.is_none(),
+            "{outcome:?}"
+        );
+        assert!(fx.dir.join("ha.pid").exists(), "no forced stop ran");
+    }
+
+    /// The hostagent replaces its driver when interrupted and then ignores
+    /// the interrupt: only a re-read of `qemu.pid` finds the new driver.
+    const REPLACES_DRIVER: &str = r#"
+        trap 'kill $(cat "$2/qemu.pid"); (setsid sh -c "sleep 600 & wait" qemu "$2" & echo $! > "$2/replacement.txt"; cp "$2/replacement.txt" "$2/qemu.pid.new"; mv "$2/qemu.pid.new" "$2/qemu.pid")' INT
+        sh -c 'sleep 600 & wait' qemu "$2" & echo $! > "$2/qemu.pid.new"; mv "$2/qemu.pid.new" "$2/qemu.pid"
+        while :; do sleep 1 & wait; done
+    "#;
+
+    struct ReplacedDriverRun {
+        first: u32,
+        /// The driver started during the wait.
+        replacement: u32,
+        /// `qemu.pid` is still there at the end.
+        pid_file_left: bool,
+        outcome: StopOutcome,
+        _guard: DriverGuard,
+        _fixture: Fixture,
+    }
+
+    fn replaced_driver_run(regressions: Regressions) -> ReplacedDriverRun {
+        let mut fx = fixture();
+        fx.settings.regressions = regressions;
+        let guard = DriverGuard(fx.dir.clone());
+        let mut agent = fx.hostagent(REPLACES_DRIVER);
+        wait_until("the first driver", Duration::from_secs(10), || {
+            driver_pid(&fx.dir).is_some()
+        });
+        let first = driver_pid(&fx.dir).unwrap();
+        let outcome = fx.stop(&mut agent, StopPath::RunningFalse);
+        ReplacedDriverRun {
+            first,
+            replacement: read_pid_file(&fx.dir.join("replacement.txt"))
+                .expect("the hostagent replaced its driver"),
+            pid_file_left: fx.dir.join("qemu.pid").exists(),
+            outcome,
+            _guard: guard,
+            _fixture: fx,
+        }
+    }
+
+    #[test]
+    fn the_forced_stop_reads_the_instance_again_after_the_wait() {
+        let run = replaced_driver_run(Regressions::none());
+        assert_ne!(run.replacement, run.first);
+        let report = run.outcome.forced.as_ref().unwrap();
+        assert!(report.killed.contains(&run.replacement), "{report:?}");
+        assert!(!run.pid_file_left);
+        wait_until(
+            "the replacement driver to die",
+            Duration::from_secs(10),
+            || !proctree::is_alive(run.replacement),
+        );
+    }
+
+    #[test]
+    fn divergent_paths_regression_force_stops_with_the_stale_driver_pid() {
+        let run = replaced_driver_run(Regressions::of([Regression::DivergentShutdownPaths]));
+        assert_ne!(run.first, run.replacement, "the driver was replaced");
+        assert!(
+            proctree::is_alive(run.replacement),
+            "the replacement survived"
+        );
+        assert!(
+            !run.outcome
+                .forced
+                .unwrap()
+                .killed
+                .contains(&run.replacement)
+        );
+    }
 }

@@ -42,9 +42,12 @@ impl StoreError {
 /// One document found by [`Store::scan`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Scanned {
-    Valid(LimaVm),
+    Valid(Box<LimaVm>),
     /// A file that cannot be read as a LimaVM; nothing can be written into it.
-    Corrupt { path: PathBuf, error: String },
+    Corrupt {
+        path: PathBuf,
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +103,7 @@ impl Store {
         let path = self.path_of(applied.name());
         match read_typed(&path)? {
             None => {
-                let mut created = LimaVm::new(applied.name(), applied.spec);
+                let mut created = LimaVm::new(applied.metadata.name.clone(), applied.spec);
                 created.metadata.labels = applied.metadata.labels;
                 created.metadata.annotations = applied.metadata.annotations;
                 write_typed(&path, &created)?;
@@ -135,7 +138,7 @@ impl Store {
             .scan()?
             .into_iter()
             .filter_map(|scanned| match scanned {
-                Scanned::Valid(vm) => Some(vm),
+                Scanned::Valid(vm) => Some(*vm),
                 Scanned::Corrupt { .. } => None,
             })
             .collect())
@@ -144,7 +147,8 @@ impl Store {
     /// Every document, valid or not, sorted by file name.
     pub fn scan(&self) -> Result<Vec<Scanned>, StoreError> {
         let _lock = self.lock(false)?;
-        let entries = std::fs::read_dir(&self.resources).map_err(StoreError::io(&self.resources))?;
+        let entries =
+            std::fs::read_dir(&self.resources).map_err(StoreError::io(&self.resources))?;
         let mut paths: Vec<PathBuf> = entries
             .filter_map(Result::ok)
             .map(|entry| entry.path())
@@ -163,7 +167,7 @@ impl Store {
                     ),
                     path,
                 }),
-                Ok(Some(vm)) => found.push(Scanned::Valid(vm)),
+                Ok(Some(vm)) => found.push(Scanned::Valid(Box::new(vm))),
                 Err(error) => found.push(Scanned::Corrupt {
                     path,
                     error: error.to_string(),
@@ -301,7 +305,9 @@ impl Store {
 
 fn parse_applied(mut document: Value) -> Result<LimaVm, StoreError> {
     let Value::Object(members) = &mut document else {
-        return Err(StoreError::Invalid("the document is not a JSON object".into()));
+        return Err(StoreError::Invalid(
+            "the document is not a JSON object".into(),
+        ));
     };
     members.remove("status");
     let name = members
@@ -374,24 +380,28 @@ fn remove_document(path: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// `<name>.json`, with every character that is unsafe in a file name on
-/// some platform written `%XX` (UTF-8 bytes), so that any name, including
-/// ones the reconciler will refuse as instance names, has its own file.
+/// `<name>.json`. Characters that cannot be in a file name on this platform
+/// (and `%`, the escape itself) are written `%XX` (UTF-8 bytes); so is a
+/// leading `.`, which would make `.`/`..` or hide the file. Any name,
+/// including ones the reconciler refuses as instance names, gets a file of
+/// its own, and ordinary names keep the plain `<name>.json`.
 pub fn file_name_for(name: &str) -> String {
     if name.is_empty() {
         // No other name encodes to a lone '%'.
         return "%.json".to_owned();
     }
     let last = name.chars().count() - 1;
-    let reserved_device = is_windows_device_name(name);
+    let windows = cfg!(windows);
+    let reserved_device = windows && is_windows_device_name(name);
     let mut encoded = String::new();
     for (index, c) in name.chars().enumerate() {
-        let unsafe_here = matches!(
-            c,
-            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' | '%'
-        ) || c.is_control()
-            || (index == 0 && (c == '.' || reserved_device))
-            || (index == last && (c == ' ' || c == '.'));
+        let unsafe_here = matches!(c, '/' | '%' | '\0')
+            || (index == 0 && c == '.')
+            || (windows
+                && (matches!(c, '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
+                    || c.is_control()
+                    || (index == 0 && reserved_device)
+                    || (index == last && (c == ' ' || c == '.'))));
         if unsafe_here {
             let mut buf = [0; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
@@ -448,19 +458,28 @@ mod tests {
     #[test]
     fn apply_creates_then_bumps_the_generation_only_for_spec_changes() {
         let (_dir, store) = store();
-        assert_eq!(store.apply(vm_doc("vm1", true)).unwrap(), ApplyOutcome::Created);
+        assert_eq!(
+            store.apply(vm_doc("vm1", true)).unwrap(),
+            ApplyOutcome::Created
+        );
         let vm = store.get("vm1").unwrap().unwrap();
         assert_eq!(vm.metadata.generation, 1);
         assert!(vm.metadata.finalizers.is_empty());
         assert_eq!(vm.metadata.labels["team"], "a");
-        assert_eq!(store.apply(vm_doc("vm1", true)).unwrap(), ApplyOutcome::Unchanged);
+        assert_eq!(
+            store.apply(vm_doc("vm1", true)).unwrap(),
+            ApplyOutcome::Unchanged
+        );
 
         let mut relabelled = vm_doc("vm1", true);
         relabelled["metadata"]["labels"]["team"] = json!("b");
         assert_eq!(store.apply(relabelled).unwrap(), ApplyOutcome::Configured);
         assert_eq!(store.get("vm1").unwrap().unwrap().metadata.generation, 1);
 
-        assert_eq!(store.apply(vm_doc("vm1", false)).unwrap(), ApplyOutcome::Configured);
+        assert_eq!(
+            store.apply(vm_doc("vm1", false)).unwrap(),
+            ApplyOutcome::Configured
+        );
         assert_eq!(store.get("vm1").unwrap().unwrap().metadata.generation, 2);
     }
 
@@ -469,9 +488,7 @@ mod tests {
         let (_dir, store) = store();
         store.apply(vm_doc("vm1", true)).unwrap();
         store.add_finalizer("vm1", CLEANUP_FINALIZER).unwrap();
-        store
-            .update_status("vm1", |s| s.restart_count = 3)
-            .unwrap();
+        store.update_status("vm1", |s| s.restart_count = 3).unwrap();
         let mut doc = vm_doc("vm1", false);
         doc["status"] = json!({"restartCount": 99, "conditions": "garbage"});
         doc["metadata"]["finalizers"] = json!([]);
@@ -494,7 +511,10 @@ mod tests {
                 json!({"apiVersion": "v1", "metadata": {"name": "a"}}),
                 "apiVersion",
             ),
-            (json!({"metadata": {"name": "a"}, "spec": {"vmType": "hyperv"}}), "hyperv"),
+            (
+                json!({"metadata": {"name": "a"}, "spec": {"vmType": "hyperv"}}),
+                "hyperv",
+            ),
         ] {
             let err = store.apply(doc.clone()).unwrap_err().to_string();
             assert!(err.contains(expected), "{doc}: {err}");
@@ -507,7 +527,10 @@ mod tests {
         let (_dir, store) = store();
         store.apply(vm_doc("vm1", true)).unwrap();
         let outcome = store
-            .patch_merge("vm1", &json!({"spec": {"running": false}, "status": {"restartCount": 7}}))
+            .patch_merge(
+                "vm1",
+                &json!({"spec": {"running": false}, "status": {"restartCount": 7}}),
+            )
             .unwrap();
         assert_eq!(outcome, PatchOutcome::Patched);
         let vm = store.get("vm1").unwrap().unwrap();
@@ -516,7 +539,9 @@ mod tests {
         assert_eq!(vm.metadata.generation, 2);
         assert_eq!(vm.status.restart_count, 0, "status is not patchable");
         assert_eq!(
-            store.patch_merge("vm1", &json!({"spec": {"running": false}})).unwrap(),
+            store
+                .patch_merge("vm1", &json!({"spec": {"running": false}}))
+                .unwrap(),
             PatchOutcome::Unchanged
         );
         let err = store
@@ -535,7 +560,10 @@ mod tests {
         store.apply(vm_doc("vm1", true)).unwrap();
         assert_eq!(store.delete("vm1").unwrap(), DeleteOutcome::Removed);
         assert!(store.get("vm1").unwrap().is_none());
-        assert!(matches!(store.delete("vm1"), Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            store.delete("vm1"),
+            Err(StoreError::NotFound { .. })
+        ));
     }
 
     #[test]
@@ -548,7 +576,12 @@ mod tests {
         let stamp = vm.metadata.deletion_timestamp.clone().unwrap();
         assert_eq!(store.delete("vm1").unwrap(), DeleteOutcome::Pending);
         assert_eq!(
-            store.get("vm1").unwrap().unwrap().metadata.deletion_timestamp,
+            store
+                .get("vm1")
+                .unwrap()
+                .unwrap()
+                .metadata
+                .deletion_timestamp,
             Some(stamp),
             "a second delete keeps the first timestamp"
         );
@@ -586,13 +619,24 @@ mod tests {
                 Scanned::Valid(_) => None,
             })
             .collect();
-        assert_eq!(corrupt, [&store.path_of("bad"), &store.dir().join("stray.json")]);
-        let names: Vec<String> = store.list().unwrap().iter().map(|v| v.name().to_owned()).collect();
+        assert_eq!(
+            corrupt,
+            [&store.path_of("bad"), &store.dir().join("stray.json")]
+        );
+        let names: Vec<String> = store
+            .list()
+            .unwrap()
+            .iter()
+            .map(|v| v.name().to_owned())
+            .collect();
         assert_eq!(names, ["good"]);
         let err = store.get("bad").unwrap_err().to_string();
         assert!(err.contains("bad.json"), "{err}");
         assert!(store.update_status("bad", |s| s.restart_count = 1).is_err());
-        assert_eq!(std::fs::read_to_string(store.path_of("bad")).unwrap(), "{not json");
+        assert_eq!(
+            std::fs::read_to_string(store.path_of("bad")).unwrap(),
+            "{not json"
+        );
     }
 
     #[test]
@@ -608,7 +652,10 @@ mod tests {
                             .update_status("vm1", |s| s.restart_count += 1)
                             .unwrap();
                         store
-                            .patch_merge("vm1", &json!({"metadata": {"labels": {"w": format!("{i}-{n}")}}}))
+                            .patch_merge(
+                                "vm1",
+                                &json!({"metadata": {"labels": {"w": format!("{i}-{n}")}}}),
+                            )
                             .unwrap();
                     }
                 })
@@ -633,16 +680,37 @@ mod tests {
     #[test]
     fn every_name_gets_a_distinct_safe_file_name() {
         let names = [
-            "vm1", "", ".", "..", "a/b", "a\\b", "a%2Fb", "_config", "con", "CON.x", "com1",
-            "tail.", "tail ", "x:y", "we[1]rd {*?} ü", "-dash", "a\0b",
+            "vm1",
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a%2Fb",
+            "_config",
+            "con",
+            "CON.x",
+            "com1",
+            "tail.",
+            "tail ",
+            "x:y",
+            "we[1]rd {*?} ü",
+            "-dash",
+            "a\0b",
         ];
         let files: std::collections::BTreeSet<String> =
             names.iter().map(|n| file_name_for(n)).collect();
         assert_eq!(files.len(), names.len(), "{files:?}");
         assert_eq!(file_name_for("vm1"), "vm1.json");
-        assert_eq!(file_name_for("we[1]rd {*?} ü"), "we[1]rd {%2A%3F} ü.json");
+        assert_eq!(file_name_for("a/b"), "a%2Fb.json");
+        assert_eq!(file_name_for(".."), "%2E..json");
+        if cfg!(windows) {
+            assert_eq!(file_name_for("we[1]rd {*?} ü"), "we[1]rd {%2A%3F} ü.json");
+        } else {
+            assert_eq!(file_name_for("we[1]rd {*?} ü"), "we[1]rd {*?} ü.json");
+        }
         for file in &files {
-            assert!(!file.contains(['/', '\\', ':', '*', '?', '\0']), "{file}");
+            assert!(!file.contains(['/', '\0']), "{file}");
             assert!(!file.starts_with('.'), "{file}");
         }
         let (_dir, store) = store();

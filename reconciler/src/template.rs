@@ -68,6 +68,9 @@ mod tests {
         let err = render_lima_yaml(&spec("a: [", VmType::Qemu)).unwrap_err();
         assert!(matches!(err, TemplateError::Parse(_)));
         let err = render_lima_yaml(&spec("- 1\n", VmType::Qemu)).unwrap_err();
-        assert_eq!(err.to_string(), "spec.template must be a YAML mapping, not a sequence");
+        assert_eq!(
+            err.to_string(),
+            "spec.template must be a YAML mapping, not a sequence"
+        );
     }
 }

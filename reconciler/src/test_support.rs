@@ -40,8 +40,10 @@ impl Spawned {
         self.pid
     }
 
-    pub fn child_mut(&mut self) -> &mut Child {
-        self.child.as_mut().expect("not yet reaped")
+    /// Hands the child over (the guard then no longer kills it; give it
+    /// back with [`Spawned::from_child`]).
+    pub fn take_child(&mut self) -> Child {
+        self.child.take().expect("not yet reaped")
     }
 
     /// Waits for the process to exit and reaps it.

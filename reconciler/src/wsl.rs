@@ -117,10 +117,7 @@ mod tests {
             .collect();
         let judged = judge("wsl.exe --unregister lima-a", &output(255, &utf16, b""));
         assert_eq!(judged.unwrap(), WslOutcome::NotFound);
-        assert_eq!(
-            judge("w", &output(0, b"", b"")).unwrap(),
-            WslOutcome::Done
-        );
+        assert_eq!(judge("w", &output(0, b"", b"")).unwrap(), WslOutcome::Done);
     }
 
     #[test]

@@ -2,7 +2,20 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{keys, orphan, stop, wsl};
+use crate::findings::{keys, orphan, real_lima, stop, wsl};
+
+/// How a finding runs against real Lima (`--toolset real`: real limactl,
+/// QEMU, ssh and ssh-keygen, the blank-disk template).
+#[derive(Debug, Clone, Copy)]
+pub enum OnRealLima {
+    /// The catalogue's scenario runs as it is.
+    Same,
+    /// A scenario of its own, checking the defect through what real Lima
+    /// makes observable.
+    Own(fn(&Ctx) -> ScenarioResult),
+    /// It needs a fault only the fakes inject: why.
+    NeedsFakes(&'static str),
+}
 
 pub struct Finding {
     /// The stable ID, also the reference reconciler's regression switch.
@@ -14,13 +27,35 @@ pub struct Finding {
     pub scenario: fn(&Ctx) -> ScenarioResult,
     /// Why the scenario cannot run on this OS, if it cannot.
     pub unsupported_here: Option<&'static str>,
+    pub on_real_lima: OnRealLima,
 }
 
 impl Finding {
+    /// The scenario to run with `toolset`, or why it cannot run there.
+    pub fn scenario_for(
+        &self,
+        toolset: &harness::Toolset,
+    ) -> Result<fn(&Ctx) -> ScenarioResult, &'static str> {
+        if let Some(reason) = self.unsupported_here {
+            return Err(reason);
+        }
+        if !toolset.has_real_lima() {
+            return Ok(self.scenario);
+        }
+        match self.on_real_lima {
+            OnRealLima::Same => Ok(self.scenario),
+            OnRealLima::Own(scenario) => Ok(scenario),
+            OnRealLima::NeedsFakes(reason) => Err(reason),
+        }
+    }
+
     pub fn names_symptom(&self, message: &str) -> bool {
         self.symptom_markers.iter().any(|m| message.contains(m))
     }
 }
+
+/// Why the WSL2 findings need the fakes on Linux and macOS.
+const WSL: &str = "needs wsl.exe to hang or fail on demand; only the fake wsl.exe does (real WSL2 is Windows-only)";
 
 pub static CATALOGUE: &[Finding] = &[
     Finding {
@@ -32,6 +67,7 @@ pub static CATALOGUE: &[Finding] = &[
         ],
         scenario: stop::console_group_signal,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
     },
     Finding {
         id: "orphaned-port-holders",
@@ -39,6 +75,11 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still held by ssh"],
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs port holders that no pid file names (ssh forwards, which need a guest OS): \
+             without a guest, real Lima's only port holder is QEMU, which qemu.pid names, so \
+             even the regressed forced stop kills it",
+        ),
     },
     Finding {
         id: "bracketed-home-path",
@@ -46,6 +87,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["tmp files left in"],
         scenario: stop::bracketed_home_path,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
     },
     Finding {
         id: "finalizer-after-failed-delete",
@@ -53,6 +95,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still registered"],
         scenario: wsl::finalizer_after_failed_delete,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
     },
     Finding {
         id: "shutdown-fallback-skips-cleanup",
@@ -60,6 +103,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still running"],
         scenario: wsl::shutdown_fallback_skips_cleanup,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
     },
     Finding {
         id: "silent-cleanup-errors",
@@ -67,6 +111,9 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["no log line names"],
         scenario: wsl::silent_cleanup_errors,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a forced-stop step to fail (wsl.exe --terminate exiting 1), which only the fake wsl.exe does",
+        ),
     },
     Finding {
         id: "spawn-attributes-overwritten",
@@ -74,6 +121,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["was spawned without"],
         scenario: stop::spawn_attributes_overwritten,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Own(real_lima::spawn_attributes_overwritten),
     },
     Finding {
         id: "divergent-shutdown-paths",
@@ -81,6 +129,9 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["the driver started during shutdown", "still alive"],
         scenario: stop::divergent_shutdown_paths,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that replaces its driver while shutting down (fault replace_driver)",
+        ),
     },
     Finding {
         id: "orphan-recovery-skips-graceful",
@@ -88,6 +139,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["without the graceful interrupt"],
         scenario: orphan::orphan_recovery_skips_graceful,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Own(real_lima::orphan_recovery_skips_graceful),
     },
     Finding {
         id: "concurrent-keygen-race",
@@ -99,6 +151,9 @@ pub static CATALOGUE: &[Finding] = &[
         ],
         scenario: keys::concurrent_keygen_race,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a slow ssh-keygen (fault delay) to hold the race window open; the real one is too quick to race reliably",
+        ),
     },
     Finding {
         id: "partial-key-after-crash",
@@ -106,6 +161,9 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["is not a valid OpenSSH key"],
         scenario: keys::partial_key_after_crash,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs ssh-keygen to die half way through writing the key (fault crash_half_way)",
+        ),
     },
     Finding {
         id: "missing-public-key",
@@ -113,6 +171,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still missing after start"],
         scenario: keys::missing_public_key,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
     },
     Finding {
         id: "keygen-unbounded",
@@ -120,6 +179,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["awaited without a bound"],
         scenario: keys::keygen_unbounded,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes("needs ssh-keygen to hang (fault hang)"),
     },
     Finding {
         id: "disk-lock-leak",
@@ -127,6 +187,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["in_use_by still present"],
         scenario: stop::disk_lock_leak,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Own(real_lima::disk_lock_leak),
     },
     Finding {
         id: "recycled-pid-kill",
@@ -134,6 +195,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["bystander pid"],
         scenario: stop::recycled_pid_kill,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
     },
     Finding {
         id: "ignored-signal-fallback",
@@ -141,6 +203,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["did not complete within the graceful timeout"],
         scenario: stop::ignored_signal_fallback,
         unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
     },
     Finding {
         id: "wsl-hang-unbounded",
@@ -148,6 +211,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["never returned"],
         scenario: wsl::wsl_hang_unbounded,
         unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
     },
 ];
 

@@ -4,6 +4,8 @@ use crate::context::ScenarioResult;
 use crate::symptom;
 use harness::{Sandbox, eventually};
 use lima_layout::{InstancePaths, is_tmp_file_name};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a process just killed, or a port just closed, may take to go.
@@ -136,4 +138,26 @@ pub fn distro_down(sandbox: &Sandbox, distro: &str, registered: bool) -> Scenari
         return Err(symptom!("WSL2 distro {distro} still registered"));
     }
     Ok(())
+}
+
+/// Every path below `root` (relative to it, links not followed), except
+/// what lies below `skip`: a snapshot to tell what a step created.
+pub fn file_tree(root: &Path, skip: &Path) -> BTreeSet<PathBuf> {
+    let mut found = BTreeSet::new();
+    let mut pending = vec![root.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.starts_with(skip) {
+                continue;
+            }
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                pending.push(path.clone());
+            }
+            if let Ok(relative) = path.strip_prefix(root) {
+                found.insert(relative.to_owned());
+            }
+        }
+    }
+    found
 }

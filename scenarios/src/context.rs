@@ -1,7 +1,7 @@
 //! What a scenario works with: its sandbox, the reconciler settings for this
 //! run, and a way to start services of the reconciler under test.
 
-use harness::{HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target};
+use harness::{HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target, VmSpec};
 use std::path::PathBuf;
 
 /// Why a scenario failed.
@@ -96,5 +96,25 @@ impl<'s> Ctx<'s> {
         let mut service = self.service();
         service.start_service()?;
         Ok(service)
+    }
+
+    /// True when the VMs are real Lima's (the blank-disk template: the
+    /// hostagent and QEMU run, no guest OS ever boots).
+    pub fn real_lima(&self) -> bool {
+        self.sandbox.toolset().has_real_lima()
+    }
+
+    /// A QEMU VM. With the fakes, `forwards` guest ports go to picked host
+    /// ports through `ssh` children. On real Lima forwards need a guest, so
+    /// there are none: the blank-disk template with a picked SSH port,
+    /// which QEMU itself holds.
+    pub fn qemu_vm(&self, name: &str, forwards: usize) -> Result<VmSpec, ScenarioError> {
+        if !self.real_lima() {
+            return Ok(crate::findings::qemu_vm(name, forwards));
+        }
+        let disk = harness::real_lima::blank_disk(&self.sandbox.root().join("images"))?;
+        let template =
+            harness::Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+        Ok(VmSpec::new(name, template))
     }
 }

@@ -7,6 +7,8 @@ pub mod checks;
 pub mod context;
 pub mod cross_path;
 mod findings;
+pub mod hostile;
+pub mod key_pair;
 pub mod multicall;
 pub mod report;
 pub mod runner;
@@ -14,4 +16,5 @@ pub mod steps;
 
 pub use catalogue::{CATALOGUE, Finding};
 pub use context::{Ctx, ScenarioError, ScenarioResult};
+pub use findings::{qemu_vm, wsl_vm};
 pub use runner::{Outcome, Variant, run_finding};

@@ -79,6 +79,13 @@ impl RunConfig {
             target: Target::Reference,
         }
     }
+
+    /// The same, with `toolset` and the settings it needs.
+    pub fn with_toolset(mut self, toolset: Toolset) -> Self {
+        self.settings = self.settings.for_toolset(&toolset);
+        self.toolset = toolset;
+        self
+    }
 }
 
 /// How long processes get to go after a scenario before they count as
@@ -100,13 +107,16 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
         leaks,
         duration: started.elapsed(),
     };
-    if let Some(reason) = finding.unsupported_here {
-        return outcome(
-            Verdict::Unsupported,
-            reason.to_owned(),
-            LeakReport::default(),
-        );
-    }
+    let scenario = match finding.scenario_for(&config.toolset) {
+        Ok(scenario) => scenario,
+        Err(reason) => {
+            return outcome(
+                Verdict::Unsupported,
+                reason.to_owned(),
+                LeakReport::default(),
+            );
+        }
+    };
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
         Err(e) => return outcome(Verdict::HarnessError, e.to_string(), LeakReport::default()),
@@ -120,7 +130,7 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
     }
     let result = {
         let ctx = Ctx::for_target(&sandbox, settings, config.target.clone());
-        catch_unwind(AssertUnwindSafe(|| (finding.scenario)(&ctx))).unwrap_or_else(|panic| {
+        catch_unwind(AssertUnwindSafe(|| scenario(&ctx))).unwrap_or_else(|panic| {
             let text = panic
                 .downcast_ref::<String>()
                 .cloned()

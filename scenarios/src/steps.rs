@@ -1,9 +1,11 @@
 //! Steps scenarios share: bring a VM up, stop it through one path, wait for
 //! a resource to reach a state.
 
-use crate::context::{ScenarioError, ScenarioResult};
+use crate::context::{Ctx, ScenarioError, ScenarioResult};
 use crate::symptom;
+use harness::real_lima::lima_status;
 use harness::{ReconcilerDriver, VmSpec, VmView, eventually};
+use lima_layout::VmType;
 use std::time::Duration;
 
 /// Generous bound for things that take milliseconds when they work.
@@ -39,6 +41,35 @@ pub fn wait_for(
 pub fn start_vm(svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> Result<VmView, ScenarioError> {
     svc.apply(spec)?;
     wait_for(svc, &spec.name, SETTLE, "Running=True", VmView::is_running)
+}
+
+/// Waits until VM `name` is up: Running=True with the fakes. On real Lima
+/// the blank-disk guest never boots, so never reports running: up is then
+/// what `limactl list` calls Running, the hostagent answering and its QEMU
+/// alive, while the resource is still starting.
+pub fn wait_up(
+    ctx: &Ctx,
+    svc: &mut dyn ReconcilerDriver,
+    name: &str,
+    what: &str,
+) -> Result<VmView, ScenarioError> {
+    if !ctx.real_lima() {
+        return wait_for(svc, name, SETTLE, what, VmView::is_running);
+    }
+    let instance = ctx.sandbox.lima_home().instance(name);
+    wait_for(svc, name, SETTLE, what, |view| {
+        view.is_running()
+            || (view
+                .condition("Running")
+                .is_some_and(|c| c.reason == "Starting")
+                && lima_status(&instance, VmType::Qemu).is_running())
+    })
+}
+
+/// Applies `spec` and waits until the VM is up (see [`wait_up`]).
+pub fn bring_up(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> ScenarioResult {
+    svc.apply(spec)?;
+    wait_up(ctx, svc, &spec.name, "the VM to be up").map(|_| ())
 }
 
 /// Sets running=false and waits up to `timeout` for Running=False/Stopped.
@@ -80,4 +111,14 @@ pub fn service_answers(svc: &mut dyn ReconcilerDriver, probe: &VmSpec) -> Scenar
         v.generation > 0 && v.observed_generation >= v.generation
     })
     .map(|_| ())
+}
+
+/// The first line of a service's output that names an error (else its
+/// last line), for failure messages.
+pub fn first_error_line(svc: &dyn ReconcilerDriver) -> String {
+    let log = svc.log_text();
+    log.lines()
+        .find(|l| l.contains("ERROR") || l.contains("rror"))
+        .unwrap_or_else(|| log.lines().last().unwrap_or_default())
+        .to_owned()
 }

@@ -2,7 +2,7 @@
 //! nothing behind) and `regressed` (the scenario fails with the finding's
 //! own switch on, and its message names the symptom).
 
-use harness::{Binaries, Target};
+use harness::Binaries;
 use rstest::rstest;
 use scenarios::catalogue;
 use scenarios::runner::{RunConfig, Variant, Verdict, run_finding};

@@ -48,3 +48,23 @@ pub fn user_name() -> String {
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "user".to_owned())
 }
+
+/// Makes `stdout` and `stderr` this process's fds 1 and 2, as
+/// `limactl start --foreground` does with the hostagent's log files.
+pub fn redirect_stdio(stdout: &File, stderr: &File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    for (file, target) in [(stdout, 1), (stderr, 2)] {
+        // SAFETY: both descriptors are valid for the call; dup2 has no
+        // memory-safety preconditions.
+        if unsafe { libc::dup2(file.as_raw_fd(), target) } == -1 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Replaces this process with `cmd` (same pid); returns only on failure.
+pub fn exec(mut cmd: std::process::Command, arg0: &std::ffi::OsStr) -> io::Error {
+    use std::os::unix::process::CommandExt;
+    cmd.arg0(arg0).exec()
+}

@@ -32,3 +32,16 @@ pub fn host_name() -> String {
 pub fn user_name() -> String {
     std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
 }
+
+/// Lima runs no foreground hostagent on Windows, so nothing redirects.
+pub fn redirect_stdio(_stdout: &File, _stderr: &File) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "no stdio redirection on Windows",
+    ))
+}
+
+/// Windows has no exec: a process cannot become another program.
+pub fn exec(_cmd: std::process::Command, _arg0: &std::ffi::OsStr) -> io::Error {
+    io::Error::new(io::ErrorKind::Unsupported, "no exec on Windows")
+}

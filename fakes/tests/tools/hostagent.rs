@@ -302,7 +302,8 @@ fn a_driver_that_cannot_start_fails_the_hostagent() {
 fn command_line_errors_exit_2() {
     let sandbox = Sandbox::new();
     for (args, needle) in [
-        (&["start", "vm1"][..], "unsupported in the fake"),
+        (&["stop", "vm1"][..], "unsupported in the fake"),
+        (&["start", "vm1"][..], "only `start --foreground`"),
         (&["hostagent", "--socket", "s", "vm1"][..], "--pidfile"),
     ] {
         let mut cmd = sandbox.command("limactl");

@@ -8,4 +8,6 @@ mod multicall;
 mod qemu;
 mod sandbox;
 mod ssh;
+#[cfg(unix)]
+mod start_foreground;
 mod wsl;

@@ -154,3 +154,19 @@ fn faults_that_do_not_apply_are_journaled_and_ignored() {
         Some("crash_half_way")
     );
 }
+
+/// Lima ignores `--foreground` on Windows; the fake refuses it there.
+#[cfg(windows)]
+#[test]
+fn start_foreground_is_refused_on_windows() {
+    let sandbox = Sandbox::new();
+    let mut cmd = sandbox.command("limactl");
+    cmd.args(["start", "--foreground", "vm1"]);
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr_of(&output).contains("Windows"),
+        "{}",
+        stderr_of(&output)
+    );
+}

@@ -3,13 +3,18 @@
 //! - sandbox: create a sandbox with the fakes installed, then drop it;
 //! - hostagent: spawn the fake hostagent until its socket answers /v1/info;
 //! - lifecycle: reference reconciler, apply until Running=True and
-//!   running=false until Stopped.
+//!   running=false until Stopped;
+//! - `--real-lima`: real Lima against the fakes, for the same blank-disk
+//!   instance: `limactl start --foreground` until Lima's Running (ha.pid,
+//!   /v1/info, qemu.pid), and the reference forced stop until every process
+//!   is gone.
 
 use anyhow::Context;
 use clap::Parser;
+use harness::real_lima::lima_status;
 use harness::{
-    Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, VmSpec,
-    eventually,
+    Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, Toolset,
+    VmSpec, eventually,
 };
 use lima_layout::VmType;
 use std::time::{Duration, Instant};
@@ -20,6 +25,9 @@ struct Args {
     /// Repetitions of each measurement.
     #[arg(long, short, default_value_t = 20)]
     runs: usize,
+    /// Only compare real Lima with the fakes (needs `just real-lima-install`).
+    #[arg(long)]
+    real_lima: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +37,9 @@ fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let exe = std::env::current_exe().context("locating this executable")?;
     let binaries = Binaries::multicall(&exe);
+    if args.real_lima {
+        return real_lima_against_fakes(&binaries, args.runs);
+    }
     report(
         "sandbox set up + torn down",
         measure(args.runs, || {
@@ -125,4 +136,56 @@ fn wait(
         },
     )?;
     Ok(())
+}
+
+fn real_lima_against_fakes(binaries: &Binaries, runs: usize) -> anyhow::Result<()> {
+    if let Err(why) = harness::real_lima::availability() {
+        anyhow::bail!("--real-lima: {why}");
+    }
+    for (label, toolset) in [("fake", Toolset::fakes()), ("real", Toolset::real_lima())] {
+        let samples = measure(runs, || start_and_force(binaries, &toolset))?;
+        let (start, stop): (Vec<_>, Vec<_>) = samples.chunks(2).map(|c| (c[0], c[1])).unzip();
+        report(&format!("{label}: start --foreground -> Running"), start);
+        report(&format!("{label}: forced stop -> all gone"), stop);
+    }
+    Ok(())
+}
+
+/// One blank-disk instance: started as the reconciler's `start-foreground`
+/// entry does, then forced down by the reference routine.
+fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec<Duration>> {
+    let sandbox = Sandbox::with_toolset(binaries, toolset.clone())?;
+    let disk = harness::real_lima::blank_disk(&sandbox.root().join("images"))?;
+    let template = Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+    let instance = sandbox.lima_home().instance("bench");
+    std::fs::create_dir_all(&instance.dir)?;
+    std::fs::write(instance.lima_yaml(), template.to_yaml())?;
+    let started = Instant::now();
+    let mut cmd = sandbox.command(sandbox.tool_path("limactl"));
+    cmd.args(["start", "--foreground", "--tty=false", "bench"])
+        .stdout(std::fs::File::create(instance.ha_stdout_log())?)
+        .stderr(std::fs::File::create(instance.ha_stderr_log())?);
+    sandbox.spawn(cmd)?;
+    eventually(
+        Duration::from_secs(30),
+        "Lima's Running",
+        || match lima_status(&instance, VmType::Qemu) {
+            status if status.is_running() => Ok(()),
+            status => Err(format!("{status:?}")),
+        },
+    )?;
+    let start = started.elapsed();
+    let started = Instant::now();
+    let settings = reconciler::Settings::new(sandbox.lima_home().path(), sandbox.state_dir());
+    let found = reconciler::instance::inspect(&sandbox.lima_home(), "bench", VmType::Qemu);
+    reconciler::forced_stop::forced_stop(&settings, &found);
+    eventually(Duration::from_secs(10), "every process gone", || {
+        let left = sandbox.live_processes().len();
+        if left == 0 {
+            Ok(())
+        } else {
+            Err(format!("{left} alive"))
+        }
+    })?;
+    Ok(vec![start, started.elapsed()])
 }

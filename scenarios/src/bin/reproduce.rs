@@ -5,7 +5,6 @@
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
-use fakes::plan::Tool;
 use harness::{Binaries, Target, Toolset};
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
@@ -19,7 +18,9 @@ use std::sync::Mutex;
 enum ToolsetArg {
     /// Every tool is a fault-injecting fake.
     Fake,
-    /// Every tool is the real one found on PATH.
+    /// Real Lima: the real limactl (installed by `just real-lima-install`),
+    /// QEMU, ssh and ssh-keygen; wsl.exe stays fake. Findings that need a
+    /// fault only the fakes inject report unsupported, with the reason.
     Real,
 }
 
@@ -99,20 +100,10 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
     Ok(match choice {
         ToolsetArg::Fake => Toolset::fakes(),
         ToolsetArg::Real => {
-            let missing: Vec<&str> = Tool::ALL
-                .into_iter()
-                .filter(|t| Toolset::resolve_real(*t).is_err())
-                .map(Tool::as_str)
-                .collect();
-            if !missing.is_empty() {
-                bail!(
-                    "--toolset real needs every tool on PATH; missing: {}",
-                    missing.join(", ")
-                );
+            if let Err(why) = harness::real_lima::availability() {
+                bail!("--toolset real: {why}");
             }
-            Tool::ALL
-                .into_iter()
-                .fold(Toolset::fakes(), Toolset::with_real)
+            Toolset::real_lima()
         }
     })
 }
@@ -126,8 +117,7 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         return Ok(true);
     }
     let exe = std::env::current_exe().context("locating this executable")?;
-    let mut config = RunConfig::new(Binaries::multicall(&exe));
-    config.toolset = toolset(args.toolset)?;
+    let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
     config.target = Target::parse(&args.target)?;
     let variants: Vec<Variant> = match args.variants {
         Variants::Both => vec![Variant::Fixed, Variant::Regressed],

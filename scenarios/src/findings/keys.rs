@@ -2,65 +2,18 @@
 //! repaired when half of it is missing.
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
-use crate::steps::SETTLE;
+use crate::key_pair::{exactly_one_valid_pair, valid_pair};
+use crate::steps::{SETTLE, first_error_line};
 use crate::symptom;
 use fakes::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Services racing for one config directory.
 const RACERS: usize = 4;
 
-/// The private key parses, and the public key file holds its public half.
-fn valid_pair(config_dir: &Path) -> Result<(), String> {
-    let private_path = config_dir.join("user");
-    let public_path = config_dir.join("user.pub");
-    let private_text = std::fs::read_to_string(&private_path)
-        .map_err(|e| format!("private key {} unreadable: {e}", private_path.display()))?;
-    let private = ssh_key::PrivateKey::from_openssh(&private_text).map_err(|e| {
-        format!(
-            "private key {} is not a valid OpenSSH key ({} bytes): {e}",
-            private_path.display(),
-            private_text.len()
-        )
-    })?;
-    let public_text = std::fs::read_to_string(&public_path)
-        .map_err(|e| format!("public key {} missing: {e}", public_path.display()))?;
-    let public = ssh_key::PublicKey::from_openssh(public_text.trim())
-        .map_err(|e| format!("public key {} is not valid: {e}", public_path.display()))?;
-    if public.key_data() != private.public_key().key_data() {
-        return Err(format!(
-            "key pair mismatch: {} is not the public half of {}",
-            public_path.display(),
-            private_path.display()
-        ));
-    }
-    Ok(())
-}
-
 fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sandbox.lima_home().config_dir()
-}
-
-/// Files of the config directory other than the pair and the lock.
-fn stray_key_files(config_dir: &Path) -> Vec<String> {
-    std::fs::read_dir(config_dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "user" && n != "user.pub" && !n.ends_with(".lock"))
-        .collect()
-}
-
-/// The first line of a service's output that names an error.
-fn first_error_line(svc: &dyn ReconcilerDriver) -> String {
-    let log = svc.log_text();
-    log.lines()
-        .find(|l| l.contains("ERROR") || l.contains("rror"))
-        .unwrap_or_else(|| log.lines().last().unwrap_or_default())
-        .to_owned()
 }
 
 pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
@@ -101,11 +54,7 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
             failed.join(" | ")
         )
     })?;
-    valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)?;
-    let stray = stray_key_files(&config_dir(ctx));
-    ensure(stray.is_empty(), || {
-        format!("more than one key pair: stray files {stray:?} in _config")
-    })
+    exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
 }
 
 pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {

@@ -2,6 +2,7 @@
 
 pub mod keys;
 pub mod orphan;
+pub mod real_lima;
 pub mod stop;
 pub mod wsl;
 

@@ -27,8 +27,8 @@ fn forced_stop_bound(ctx: &Ctx) -> Duration {
 
 pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
-    let vm = qemu_vm("vm", 1);
-    steps::start_vm(svc.as_mut(), &vm)?;
+    let vm = ctx.qemu_vm("vm", 1)?;
+    steps::bring_up(ctx, svc.as_mut(), &vm)?;
     let service_pid = svc.service_pid().unwrap_or_default();
     svc.set_running("vm", false)?;
     let mut service_died = false;
@@ -95,8 +95,8 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
 pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
-    let vm = qemu_vm("vm", 0);
-    steps::start_vm(svc.as_mut(), &vm)?;
+    let vm = ctx.qemu_vm("vm", 0)?;
+    steps::bring_up(ctx, svc.as_mut(), &vm)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     ensure(instance.dir.to_string_lossy().contains("[1]"), || {
         "the sandbox path lost its brackets".into()
@@ -104,20 +104,15 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
     checks::no_tmp_files(&instance)?;
     svc.set_running("vm", true)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        SETTLE,
-        "Running=True on the next start",
-        VmView::is_running,
-    )
-    .map(|_| ())
+    steps::wait_up(ctx, svc.as_mut(), "vm", "the VM up on the next start").map(|_| ())
 }
 
 pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
+    // On real Lima nobody answers the power button, so the real hostagent
+    // outlives the graceful wait as one that ignores the interrupt does.
     hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
-    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 1))?;
+    steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
     let margin = Duration::from_secs(3);
@@ -198,10 +193,11 @@ pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
 
 pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
-    steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
     steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
-    // A process the harness owns, whose pid a stale ha.pid now names.
-    let mut bystander = ctx.sandbox.command(ctx.sandbox.tool_path("ssh"));
+    // A process the harness owns, whose pid a stale ha.pid now names: the
+    // fake ssh, which stays up (a real one would give up at once).
+    let mut bystander = ctx.sandbox.command(ctx.sandbox.fake_tool_path("ssh")?);
     bystander.args(["-N", "bystander@127.0.0.1"]);
     let bystander = ctx.sandbox.spawn(bystander)?;
     let instance = ctx.sandbox.lima_home().instance("vm");

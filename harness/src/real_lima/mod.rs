@@ -1,0 +1,70 @@
+//! Real Lima for `--toolset real`: where the installed `limactl` is (see
+//! `scripts/install-real-lima`), how the sandbox's shim runs it, the blank
+//! disk the template boots, and Lima's own status of an instance.
+
+mod disk;
+mod locate;
+#[cfg(unix)]
+mod privilege;
+mod status;
+
+pub use disk::blank_disk;
+pub use locate::{GUEST_AGENT, TOOLS_DIR_ENV, limactl_path};
+pub use status::{LimaStatus, lima_status};
+
+use crate::HarnessError;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Set to `true` by CI: a real-Lima test then fails instead of skipping
+/// when real Lima is not installed.
+pub const CI_ENV: &str = "CI";
+/// `skip`: a CI job on a runner that cannot host real Lima (macOS,
+/// Windows) says so explicitly, and the tests skip even with `CI=true`.
+pub const OPT_OUT_ENV: &str = "LIMAVM_REAL_LIMA";
+
+/// Why real Lima cannot run here, or `Ok` when it can. Checked once.
+pub fn availability() -> Result<(), String> {
+    static CHECKED: OnceLock<Result<(), String>> = OnceLock::new();
+    CHECKED.get_or_init(check).clone()
+}
+
+fn check() -> Result<(), String> {
+    if !cfg!(unix) {
+        return Err("real Lima is driven on Linux and macOS only".to_owned());
+    }
+    let limactl = limactl_path().ok_or_else(|| {
+        "limactl is not installed: run `just real-lima-install` (scripts/install-real-lima)"
+            .to_owned()
+    })?;
+    locate::check_guest_agent(&limactl)?;
+    for tool in ["qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"] {
+        which::which(tool).map_err(|_| format!("{tool} is not on PATH"))?;
+    }
+    #[cfg(unix)]
+    privilege::check()?;
+    Ok(())
+}
+
+/// True when CI demands real Lima (`CI=true`, and no `LIMAVM_REAL_LIMA=skip`).
+pub fn required() -> bool {
+    std::env::var(CI_ENV).is_ok_and(|v| v == "true")
+        && !std::env::var(OPT_OUT_ENV).is_ok_and(|v| v == "skip")
+}
+
+/// Installs the shim for the real `limactl` at `link`: a plain link, or,
+/// when the harness runs as root, a script that drops to the unprivileged
+/// user first (limactl refuses root).
+pub fn install_limactl(link: &Path) -> Result<(), HarnessError> {
+    let limactl = limactl_path().ok_or_else(|| HarnessError::RealToolMissing {
+        tool: "limactl".to_owned(),
+    })?;
+    #[cfg(unix)]
+    if let Some(script) = privilege::shim_script(&limactl).map_err(HarnessError::Driver)? {
+        return privilege::write_script(link, &script).map_err(HarnessError::io(format!(
+            "writing the limactl shim {}",
+            link.display()
+        )));
+    }
+    crate::sandbox::link_executable(&limactl, link)
+}

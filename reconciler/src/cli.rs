@@ -1,0 +1,347 @@
+//! The `limavm-reconciler` command line: `serve`, `regressions`, `ctl`.
+
+use crate::ctl::{self, CtlArgs};
+use crate::logging::{self, LogFormat};
+use crate::regression::{Regression, Regressions};
+use crate::service;
+use crate::settings::{Settings, parse_duration};
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Environment variable with comma-separated regression IDs, added to `--regress`.
+pub const REGRESS_ENV: &str = "LIMAVM_REGRESS";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "limavm-reconciler",
+    version,
+    about = "The reference Lima-backed VM reconciler, with one regression switch per finding"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Runs the reconciler service until SIGTERM/SIGINT (Windows: CTRL_BREAK/CTRL_C).
+    Serve(ServeArgs),
+    /// Lists the regression switches, one `ID  description` a line.
+    Regressions,
+    /// kubectl-style access to the resources: apply, get, patch, delete, wait.
+    Ctl(CtlArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Lima's home directory.
+    #[arg(long, env = "LIMA_HOME", value_name = "DIR")]
+    pub lima_home: PathBuf,
+    /// The state directory: resources/, service.json, reconciler.log, events.jsonl.
+    #[arg(long, value_name = "DIR")]
+    pub state: PathBuf,
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+    /// How long to wait for the hostagent's ha.pid.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub start_timeout: Duration,
+    /// How long a hostagent gets to stop after the interrupt.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub graceful_timeout: Duration,
+    /// Bound of `wsl.exe --terminate`.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub wsl_timeout: Duration,
+    /// Bound of `wsl.exe --unregister`.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub delete_timeout: Duration,
+    /// Bound of each `ssh-keygen` call and of the wait for the key lock.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub keygen_timeout: Duration,
+    /// Wait before the first delete retry; doubles per failed attempt.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub delete_backoff: Duration,
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub delete_backoff_max: Duration,
+    /// Failed delete attempts before the finalizer is dropped with a recorded report (0: no limit).
+    #[arg(long, default_value_t = 8)]
+    pub delete_retry_budget: u32,
+    /// Wait before restarting a hostagent that exited unexpectedly.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    pub restart_backoff: Duration,
+    /// Switch on a regression (repeatable; see `regressions`).
+    #[arg(long = "regress", value_name = "ID")]
+    pub regress: Vec<Regression>,
+    /// How to launch the hostagent: `hostagent` (default), or
+    /// `start-foreground` for real Lima (`limactl start --foreground`).
+    #[arg(long, value_enum, env = "LIMAVM_HOSTAGENT_ENTRY", default_value_t)]
+    pub hostagent_entry: crate::settings::HostagentEntry,
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: LogFormat,
+}
+
+/// Runs the command line of this process; returns the exit code.
+pub fn cli_main() -> i32 {
+    cli_main_from(std::env::args_os())
+}
+
+/// Runs a command line (the first item is the program name).
+pub fn cli_main_from<I, T>(args: I) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Regressions => {
+            print!("{}", regressions_listing());
+            0
+        }
+        Command::Ctl(args) => ctl::run(
+            args,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        ),
+    }
+}
+
+/// `ID  description` lines, aligned.
+pub fn regressions_listing() -> String {
+    let width = Regression::ALL
+        .iter()
+        .map(|r| r.id().len())
+        .max()
+        .unwrap_or(0);
+    Regression::ALL
+        .iter()
+        .map(|r| format!("{:<width$}  {}\n", r.id(), r.description()))
+        .collect()
+}
+
+fn serve(args: ServeArgs) -> i32 {
+    let regress_env = std::env::var(REGRESS_ENV).unwrap_or_default();
+    let log_format = args.log_format;
+    let settings = match settings_from(args, &regress_env) {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&settings.state_dir) {
+        eprintln!(
+            "error: cannot create the state directory {}: {e}",
+            settings.state_dir.display()
+        );
+        return 1;
+    }
+    match run_service(settings, log_format) {
+        Ok(()) => 0,
+        Err(e) => {
+            tracing::error!(
+                error = format!("{e:#}").as_str(),
+                "the reconciler service failed"
+            );
+            eprintln!("error: {e:#}");
+            1
+        }
+    }
+}
+
+fn run_service(settings: Settings, log_format: LogFormat) -> anyhow::Result<()> {
+    logging::init(&settings.log_file(), log_format).context("cannot set up logging")?;
+    service::serve(settings).context("the reconciler service failed")
+}
+
+/// Settings from the arguments plus `LIMAVM_REGRESS`.
+pub fn settings_from(args: ServeArgs, regress_env: &str) -> anyhow::Result<Settings> {
+    let mut regressions = Regressions::of(args.regress);
+    let from_env = Regressions::parse_list(regress_env).context(REGRESS_ENV)?;
+    regressions.extend(&from_env);
+    let lima_home = std::path::absolute(&args.lima_home)
+        .with_context(|| format!("--lima-home {}", args.lima_home.display()))?;
+    let state_dir = std::path::absolute(&args.state)
+        .with_context(|| format!("--state {}", args.state.display()))?;
+    let mut settings = Settings::new(lima_home, state_dir);
+    settings.poll_interval = args.poll_interval;
+    settings.start_timeout = args.start_timeout;
+    settings.graceful_timeout = args.graceful_timeout;
+    settings.wsl_timeout = args.wsl_timeout;
+    settings.delete_timeout = args.delete_timeout;
+    settings.keygen_timeout = args.keygen_timeout;
+    settings.delete_backoff = args.delete_backoff;
+    settings.delete_backoff_max = args.delete_backoff_max;
+    settings.delete_retry_budget = args.delete_retry_budget;
+    settings.restart_backoff = args.restart_backoff;
+    settings.hostagent_entry = args.hostagent_entry;
+    settings.regressions = regressions;
+    Ok(settings)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("limavm-reconciler").chain(args.iter().copied()))
+    }
+
+    fn serve_args(args: &[&str]) -> ServeArgs {
+        match parse(args).unwrap().command {
+            Command::Serve(args) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn serve_takes_durations_and_repeated_regressions() {
+        let args = serve_args(&[
+            "serve",
+            "--lima-home",
+            "/l",
+            "--state",
+            "/s",
+            "--graceful-timeout",
+            "250ms",
+            "--regress",
+            "disk-lock-leak",
+            "--regress",
+            "recycled-pid-kill",
+            "--log-format",
+            "json",
+        ]);
+        assert_eq!(args.graceful_timeout, Duration::from_millis(250));
+        assert_eq!(args.poll_interval, Duration::from_millis(100));
+        assert_eq!(args.log_format, LogFormat::Json);
+        let settings = settings_from(args, "wsl-hang-unbounded").unwrap();
+        assert_eq!(
+            settings.regressions,
+            Regressions::of([
+                Regression::DiskLockLeak,
+                Regression::RecycledPidKill,
+                Regression::WslHangUnbounded
+            ])
+        );
+        assert_eq!(settings.delete_retry_budget, 8);
+    }
+
+    #[test]
+    fn an_unknown_regression_is_a_usage_error_listing_the_valid_ids() {
+        let err = parse(&[
+            "serve",
+            "--lima-home",
+            "/l",
+            "--state",
+            "/s",
+            "--regress",
+            "bogus",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(
+            text.contains("bogus") && text.contains("disk-lock-leak"),
+            "{text}"
+        );
+        let args = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        let err = settings_from(args, "disk-lock-leak,bogus").unwrap_err();
+        let text = format!("{err:#}");
+        assert!(
+            text.contains("LIMAVM_REGRESS") && text.contains("wsl-hang-unbounded"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_duration_is_a_usage_error() {
+        let err = parse(&[
+            "serve",
+            "--lima-home",
+            "/l",
+            "--state",
+            "/s",
+            "--start-timeout",
+            "soon",
+        ])
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("soon"));
+    }
+
+    #[test]
+    fn the_listing_has_every_id_once() {
+        let listing = regressions_listing();
+        assert_eq!(listing.lines().count(), Regression::ALL.len());
+        for regression in Regression::ALL {
+            assert!(
+                listing.lines().any(
+                    |l| l.starts_with(regression.id()) && l.ends_with(regression.description())
+                ),
+                "{regression}"
+            );
+        }
+    }
+
+    #[test]
+    fn ctl_parses_kubectl_style_arguments() {
+        for args in [
+            &["ctl", "--state", "/s", "apply", "-f", "-"][..],
+            &["ctl", "--state", "/s", "get", "-o", "json"],
+            &["ctl", "--state", "/s", "get", "vm1", "-o", "json"],
+            &[
+                "ctl",
+                "--state",
+                "/s",
+                "patch",
+                "vm1",
+                "--type=merge",
+                "-p",
+                "{}",
+            ],
+            &[
+                "ctl",
+                "--state",
+                "/s",
+                "delete",
+                "vm1",
+                "--wait",
+                "--timeout",
+                "5s",
+            ],
+            &["ctl", "--state", "/s", "delete", "vm1", "--wait=false"],
+            &[
+                "ctl",
+                "--state",
+                "/s",
+                "wait",
+                "vm1",
+                "--for=delete",
+                "--timeout",
+                "5s",
+            ],
+            &[
+                "ctl",
+                "--state",
+                "/s",
+                "wait",
+                "vm1",
+                "--for=condition=Running=True",
+            ],
+        ] {
+            parse(args).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        }
+        assert!(parse(&["ctl", "--state", "/s", "get", "-o", "xml"]).is_err());
+        assert!(parse(&["ctl", "--state", "/s", "delete"]).is_err());
+        assert!(parse(&["ctl", "--state", "/s", "patch", "vm1"]).is_err());
+    }
+}

@@ -1,0 +1,701 @@
+//! One worker thread per LimaVM. It receives the latest version of its
+//! resource from the service loop and drives its instance toward it; a
+//! worker stuck on its VM (a hung `wsl.exe`, a long graceful wait) delays
+//! no other VM and not the service loop.
+
+use crate::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
+use crate::event_log::{self, RecordedEvent};
+use crate::forced_stop::forced_stop;
+use crate::hostagent::{self, EventTail, Hostagent, StartError};
+use crate::instance::inspect;
+use crate::logging::{Shown, ShownPath};
+use crate::names::{InvalidName, validate_instance_name};
+use crate::orphan;
+use crate::regression::Regression;
+use crate::resource::{
+    CLEANUP_FINALIZER, CONDITION_CLEANUP, CONDITION_RUNNING, LimaVm, Status, reason,
+    rfc3339_millis, time_until,
+};
+use crate::settings::{Settings, format_duration};
+use crate::stop::{StopPath, Target, stop_instance};
+use crate::store::Store;
+use crate::template::render_lima_yaml;
+use lima_layout::paths::read_pid_file;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The longest wait between retries of a start that keeps failing.
+const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a force-killed hostagent gets to be reaped during deletion.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What every worker shares with the service loop.
+pub struct Shared {
+    pub settings: Settings,
+    pub store: Store,
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub fn new(settings: Settings, store: Store) -> Self {
+        Self {
+            settings,
+            store,
+            shutting_down: AtomicBool::new(false),
+        }
+    }
+
+    pub fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
+    }
+
+    pub fn shutdown_flag(&self) -> &AtomicBool {
+        &self.shutting_down
+    }
+}
+
+pub enum Message {
+    Update(Box<LimaVm>),
+    /// The document is no longer in the store.
+    Gone,
+}
+
+pub struct WorkerHandle {
+    pub inbox: Sender<Message>,
+    pub thread: JoinHandle<()>,
+}
+
+pub fn spawn(shared: Arc<Shared>, name: String) -> std::io::Result<WorkerHandle> {
+    let (inbox, messages) = channel();
+    let thread_name = format!("vm {name}");
+    let worker = Worker::new(shared, name, messages);
+    let thread = std::thread::Builder::new()
+        .name(thread_name)
+        .spawn(move || worker.run())?;
+    Ok(WorkerHandle { inbox, thread })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Finished,
+}
+
+struct Worker {
+    name: String,
+    shared: Arc<Shared>,
+    messages: Receiver<Message>,
+    tick: Duration,
+    latest: Option<LimaVm>,
+    gone: bool,
+    first_sight_done: bool,
+    hostagent: Option<Hostagent>,
+    /// The generation whose spec the worker has acted on.
+    acted_generation: Option<u64>,
+    /// No start before this (after a crash or a failed start).
+    start_not_before: Option<Instant>,
+    start_failures: u32,
+    delete_not_before: Option<Instant>,
+}
+
+impl Worker {
+    fn new(shared: Arc<Shared>, name: String, messages: Receiver<Message>) -> Self {
+        let tick = shared
+            .settings
+            .poll_interval
+            .clamp(Duration::from_millis(5), Duration::from_millis(100));
+        Self {
+            name,
+            shared,
+            messages,
+            tick,
+            latest: None,
+            gone: false,
+            first_sight_done: false,
+            hostagent: None,
+            acted_generation: None,
+            start_not_before: None,
+            start_failures: 0,
+            delete_not_before: None,
+        }
+    }
+
+    fn settings(&self) -> &Settings {
+        &self.shared.settings
+    }
+
+    fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    fn run(mut self) {
+        loop {
+            let inbox_open = self.receive();
+            if self.shared.is_shutting_down() || !inbox_open {
+                self.shut_down();
+                return;
+            }
+            if self.gone {
+                self.resource_removed();
+                return;
+            }
+            let Some(vm) = self.latest.clone() else {
+                continue;
+            };
+            if self.reconcile(&vm) == Flow::Finished {
+                return;
+            }
+        }
+    }
+
+    /// Waits up to one tick for news and keeps only the latest; `false`
+    /// when the service loop is gone.
+    fn receive(&mut self) -> bool {
+        let first = match self.messages.recv_timeout(self.tick) {
+            Ok(message) => Some(message),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return false,
+        };
+        for message in first.into_iter().chain(self.messages.try_iter()) {
+            match message {
+                Message::Update(vm) => {
+                    self.latest = Some(*vm);
+                    self.gone = false;
+                }
+                Message::Gone => self.gone = true,
+            }
+        }
+        true
+    }
+
+    fn reconcile(&mut self, vm: &LimaVm) -> Flow {
+        let name_check = validate_instance_name(&self.settings().lima_home, &self.name);
+        if !self.first_sight_done {
+            self.first_sight_done = true;
+            self.first_sight(vm, name_check.is_ok());
+        }
+        if vm.is_being_deleted() {
+            return self.reconcile_deletion(vm, name_check.is_ok());
+        }
+        if let Err(invalid) = name_check {
+            self.report_invalid_name(vm, &invalid);
+            return Flow::Continue;
+        }
+        self.watch_hostagent(vm);
+        if vm.spec.running {
+            self.ensure_running(vm);
+        } else {
+            self.ensure_stopped(vm);
+        }
+        Flow::Continue
+    }
+
+    /// Orphan recovery, and picking up a deletion backoff where a previous
+    /// service left it.
+    fn first_sight(&mut self, vm: &LimaVm, name_ok: bool) {
+        if vm.is_being_deleted() {
+            let wait = vm
+                .status
+                .deletion
+                .next_retry
+                .as_deref()
+                .and_then(time_until);
+            self.delete_not_before = wait.map(|w| Instant::now() + w);
+            return;
+        }
+        if name_ok {
+            orphan::recover(self.settings(), &self.name, vm.spec.vm_type);
+        }
+    }
+
+    fn report_invalid_name(&mut self, vm: &LimaVm, invalid: &InvalidName) {
+        let generation = vm.metadata.generation;
+        if self.acted_generation == Some(generation) {
+            return;
+        }
+        tracing::error!(instance = %Shown(&self.name), error = invalid.to_string().as_str(), "invalid instance name");
+        let message = invalid.to_string();
+        self.write_status(|status| {
+            status.observed_generation = generation;
+            status.set_condition(CONDITION_RUNNING, false, reason::INVALID_NAME, &message);
+        });
+        self.acted_generation = Some(generation);
+    }
+
+    /// Follows the hostagent's events and notices an exit nobody asked for.
+    fn watch_hostagent(&mut self, vm: &LimaVm) {
+        let Some(agent) = self.hostagent.as_mut() else {
+            return;
+        };
+        let mut started_message = None;
+        for event in agent.events.poll() {
+            if event.status.running && !agent.running_reported {
+                agent.running_reported = true;
+                started_message = Some(format!(
+                    "the VM is running (hostagent pid {}, ssh port {})",
+                    agent.pid(),
+                    event.status.ssh_local_port
+                ));
+            }
+            if event.status.exiting {
+                tracing::info!(instance = %Shown(&self.name), "the hostagent announced it is exiting");
+            }
+        }
+        let exit = agent.exited();
+        let pid = agent.pid();
+        if let Some(message) = started_message {
+            self.start_failures = 0;
+            tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+            self.write_status(|status| {
+                status.set_condition(CONDITION_RUNNING, true, reason::STARTED, &message)
+            });
+        }
+        let Some(exit) = exit else {
+            return;
+        };
+        self.hostagent = None;
+        tracing::warn!(
+            instance = %Shown(&self.name),
+            pid,
+            status = %exit,
+            "the hostagent exited unexpectedly; cleaning up after it"
+        );
+        let instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
+        forced_stop(self.settings(), &instance);
+        if !vm.spec.running {
+            let message = format!("the hostagent (pid {pid}) exited ({exit})");
+            self.write_status(|status| {
+                status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, &message)
+            });
+            return;
+        }
+        let delay = self.settings().restart_backoff;
+        self.start_not_before = Some(Instant::now() + delay);
+        let message = format!(
+            "the hostagent (pid {pid}) exited unexpectedly ({exit}); restarting in {}",
+            format_duration(delay)
+        );
+        self.write_status(|status| {
+            status.restart_count += 1;
+            status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message);
+        });
+    }
+
+    fn ensure_running(&mut self, vm: &LimaVm) {
+        let generation = vm.metadata.generation;
+        let config_text = match render_lima_yaml(&vm.spec) {
+            Ok(text) => text,
+            Err(e) => {
+                if self.acted_generation != Some(generation) {
+                    self.acted_generation = Some(generation);
+                    let message = e.to_string();
+                    self.write_status(|status| {
+                        status.observed_generation = generation;
+                        status.set_condition(
+                            CONDITION_RUNNING,
+                            false,
+                            reason::START_FAILED,
+                            &message,
+                        );
+                    });
+                }
+                return;
+            }
+        };
+        if let Some(agent) = self.hostagent.as_mut() {
+            if agent.config_text != config_text {
+                tracing::info!(instance = %Shown(&self.name), "the template changed; restarting the VM");
+                self.write_status(|status| {
+                    status.observed_generation = generation;
+                    status.set_condition(
+                        CONDITION_RUNNING,
+                        false,
+                        reason::STOPPING,
+                        "the template changed; restarting",
+                    );
+                });
+                if !self.stop_own_hostagent(vm, StopPath::Restart) {
+                    return;
+                }
+                self.start(vm, config_text);
+            } else if self.acted_generation != Some(generation) {
+                self.acted_generation = Some(generation);
+                self.write_status(|status| status.observed_generation = generation);
+            }
+            return;
+        }
+        let waiting = self
+            .start_not_before
+            .is_some_and(|not_before| Instant::now() < not_before);
+        if waiting && self.acted_generation == Some(generation) {
+            return;
+        }
+        self.start(vm, config_text);
+    }
+
+    fn start(&mut self, vm: &LimaVm, config_text: String) {
+        let generation = vm.metadata.generation;
+        let retrying = self.start_failures > 0 && self.acted_generation == Some(generation);
+        self.acted_generation = Some(generation);
+        self.start_not_before = None;
+        if !retrying {
+            self.write_status(|status| {
+                status.observed_generation = generation;
+                status.set_condition(
+                    CONDITION_RUNNING,
+                    false,
+                    reason::STARTING,
+                    "starting the hostagent",
+                );
+            });
+        }
+        match self.try_start(vm, config_text) {
+            Ok(agent) => {
+                let message = format!(
+                    "hostagent pid {} started; waiting for the VM to boot",
+                    agent.pid()
+                );
+                tracing::info!(instance = %Shown(&self.name), pid = agent.pid(), "hostagent started");
+                self.hostagent = Some(agent);
+                self.write_status(|status| {
+                    status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message)
+                });
+            }
+            Err(StartError::ShuttingDown | StartError::ResourceGone) => {}
+            Err(e) => self.start_failed(&e),
+        }
+    }
+
+    fn try_start(&mut self, vm: &LimaVm, config_text: String) -> Result<Hostagent, StartError> {
+        let settings = self.shared.settings.clone();
+        let paths = settings.lima_home.instance(&self.name);
+        let prepare = |path: std::path::PathBuf| move |source| StartError::Prepare { path, source };
+        match self.store().add_finalizer(&self.name, CLEANUP_FINALIZER) {
+            Ok(true) => {}
+            Ok(false) => return Err(StartError::ResourceGone),
+            Err(e) => {
+                return Err(StartError::Prepare {
+                    path: self.store().path_of(&self.name),
+                    source: std::io::Error::other(e.to_string()),
+                });
+            }
+        }
+        std::fs::create_dir_all(&paths.dir).map_err(prepare(paths.dir.clone()))?;
+        crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
+            .map_err(prepare(paths.lima_yaml()))?;
+        let previous_pid = read_pid_file(&paths.ha_pid());
+        let mut child = hostagent::spawn(&settings, &paths)?;
+        match hostagent::wait_for_pid_file(
+            &mut child,
+            &paths,
+            previous_pid,
+            settings.start_timeout,
+            self.shared.shutdown_flag(),
+        ) {
+            Ok(_) => Ok(Hostagent {
+                child,
+                config_text,
+                events: EventTail::new(paths.ha_stdout_log()),
+                running_reported: false,
+            }),
+            Err(StartError::ShuttingDown) => {
+                // The shutdown stops it like any other running hostagent.
+                self.hostagent = Some(Hostagent {
+                    child,
+                    config_text,
+                    events: EventTail::new(paths.ha_stdout_log()),
+                    running_reported: false,
+                });
+                Err(StartError::ShuttingDown)
+            }
+            Err(e) => {
+                if matches!(child.try_wait(), Ok(None)) {
+                    stop_instance(
+                        &settings,
+                        &self.name,
+                        vm.spec.vm_type,
+                        Target::Child(&mut child),
+                        StopPath::StartFailed,
+                    );
+                } else {
+                    let instance = inspect(&settings.lima_home, &self.name, vm.spec.vm_type);
+                    forced_stop(&settings, &instance);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn start_failed(&mut self, error: &StartError) {
+        self.start_failures += 1;
+        let delay = backoff_delay(
+            self.settings().restart_backoff,
+            MAX_START_BACKOFF,
+            self.start_failures,
+        );
+        self.start_not_before = Some(Instant::now() + delay);
+        let message = format!("{error} (retrying in {})", format_duration(delay));
+        tracing::error!(
+            instance = %Shown(&self.name),
+            error = error.to_string().as_str(),
+            retry_in = %format_duration(delay),
+            "the VM did not start"
+        );
+        self.write_status(|status| {
+            status.set_condition(CONDITION_RUNNING, false, reason::START_FAILED, &message)
+        });
+    }
+
+    fn ensure_stopped(&mut self, vm: &LimaVm) {
+        let generation = vm.metadata.generation;
+        self.start_not_before = None;
+        self.start_failures = 0;
+        if self.hostagent.is_some() {
+            self.acted_generation = Some(generation);
+            self.write_status(|status| {
+                status.observed_generation = generation;
+                status.set_condition(
+                    CONDITION_RUNNING,
+                    false,
+                    reason::STOPPING,
+                    "stopping the hostagent",
+                );
+            });
+            if self.stop_own_hostagent(vm, StopPath::RunningFalse) {
+                self.write_status(|status| {
+                    status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "stopped")
+                });
+            }
+            return;
+        }
+        if self.acted_generation != Some(generation) {
+            self.acted_generation = Some(generation);
+            self.write_status(|status| {
+                status.observed_generation = generation;
+                status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "not running");
+            });
+        }
+    }
+
+    /// Stops the hostagent this worker started; `false` when it survived
+    /// (it is kept, and the stop is tried again on the next pass).
+    fn stop_own_hostagent(&mut self, vm: &LimaVm, path: StopPath) -> bool {
+        let Some(mut agent) = self.hostagent.take() else {
+            return true;
+        };
+        let settings = self.shared.settings.clone();
+        let outcome = stop_instance(
+            &settings,
+            &self.name,
+            vm.spec.vm_type,
+            Target::Child(&mut agent.child),
+            path,
+        );
+        if !outcome.exited {
+            self.hostagent = Some(agent);
+            return false;
+        }
+        true
+    }
+
+    fn reconcile_deletion(&mut self, vm: &LimaVm, name_ok: bool) -> Flow {
+        self.start_not_before = None;
+        if self
+            .delete_not_before
+            .is_some_and(|not_before| Instant::now() < not_before)
+        {
+            return Flow::Continue;
+        }
+        if !vm.has_finalizer(CLEANUP_FINALIZER) || !name_ok {
+            // Nothing of ours to clean (a bad name never got an instance).
+            if self.hostagent.is_some() {
+                self.force_down_for_deletion(vm);
+            }
+            return self.release_finalizer();
+        }
+        tracing::info!(
+            instance = %Shown(&self.name),
+            attempt = vm.status.deletion.attempts + 1,
+            "deleting the instance"
+        );
+        let (instance, report) = self.force_down_for_deletion(vm);
+        match delete_instance(self.settings(), &instance, &report) {
+            Ok(()) => {
+                tracing::info!(instance = %Shown(&self.name), "deleted the instance");
+                self.release_finalizer()
+            }
+            Err(failure) => self.delete_failed(failure),
+        }
+    }
+
+    /// Deletion forces the instance down directly, after reading it again.
+    fn force_down_for_deletion(
+        &mut self,
+        vm: &LimaVm,
+    ) -> (
+        crate::instance::Instance,
+        crate::forced_stop::ForcedStopReport,
+    ) {
+        let mut instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
+        if let Some(agent) = &self.hostagent {
+            instance.hostagent_pid = Some(agent.pid());
+        }
+        let report = forced_stop(self.settings(), &instance);
+        if let Some(mut agent) = self.hostagent.take() {
+            let deadline = Instant::now() + REAP_TIMEOUT;
+            while matches!(agent.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if matches!(agent.child.try_wait(), Ok(None)) {
+                self.hostagent = Some(agent);
+            }
+        }
+        (instance, report)
+    }
+
+    fn delete_failed(&mut self, failure: DeleteFailure) -> Flow {
+        let name = self.name.clone();
+        if self
+            .settings()
+            .is_on(Regression::FinalizerAfterFailedDelete)
+        {
+            tracing::error!(
+                instance = %Shown(&name),
+                error = failure.error.as_str(),
+                "failed to delete the instance (proceeding with finalizer removal)"
+            );
+            return self.release_finalizer();
+        }
+        let settings = self.shared.settings.clone();
+        let mut attempts = 0;
+        let mut spent = false;
+        let mut delay = Duration::ZERO;
+        self.write_status(|status| {
+            let deletion = &mut status.deletion;
+            deletion.attempts += 1;
+            deletion.last_error = Some(failure.error.clone());
+            attempts = deletion.attempts;
+            spent = budget_spent(settings.delete_retry_budget, attempts);
+            if spent {
+                deletion.next_retry = None;
+                let message = format!(
+                    "gave up after {attempts} failed delete attempts: {}; left behind: {}",
+                    failure.error,
+                    failure.left_behind.join(", ")
+                );
+                status.set_condition(
+                    CONDITION_CLEANUP,
+                    false,
+                    reason::DELETE_RETRY_BUDGET_SPENT,
+                    &message,
+                );
+            } else {
+                delay = backoff_delay(
+                    settings.delete_backoff,
+                    settings.delete_backoff_max,
+                    attempts,
+                );
+                deletion.next_retry = Some(rfc3339_millis(SystemTime::now() + delay));
+                let message = format!(
+                    "delete attempt {attempts} failed: {}; retrying in {}",
+                    failure.error,
+                    format_duration(delay)
+                );
+                status.set_condition(CONDITION_CLEANUP, false, reason::DELETE_FAILED, &message);
+            }
+            status.set_condition(
+                CONDITION_RUNNING,
+                false,
+                reason::STOPPED,
+                "stopped for deletion",
+            );
+        });
+        if !spent {
+            tracing::warn!(
+                instance = %Shown(&name),
+                attempt = attempts,
+                error = failure.error.as_str(),
+                retry_in = %format_duration(delay),
+                "deleting the instance failed; keeping the finalizer and retrying"
+            );
+            self.delete_not_before = Some(Instant::now() + delay);
+            return Flow::Continue;
+        }
+        tracing::error!(
+            instance = %Shown(&name),
+            attempts,
+            error = failure.error.as_str(),
+            left_behind = failure.left_behind.join(", ").as_str(),
+            "the delete retry budget is spent; removing the finalizer and leaving resources behind"
+        );
+        let event = RecordedEvent::delete_retry_budget_spent(
+            &name,
+            attempts,
+            &failure.error,
+            failure.left_behind,
+        );
+        if let Err(e) = event_log::append(&settings.events_file(), &event) {
+            tracing::error!(
+                file = %ShownPath(&settings.events_file()),
+                error = e.to_string().as_str(),
+                "cannot record the abandoned deletion"
+            );
+        }
+        self.release_finalizer()
+    }
+
+    fn release_finalizer(&mut self) -> Flow {
+        match self.store().remove_finalizer(&self.name, CLEANUP_FINALIZER) {
+            Ok(true) => Flow::Finished,
+            // Other finalizers still hold the document; nothing left for us.
+            Ok(false) => Flow::Continue,
+            Err(e) => {
+                tracing::error!(instance = %Shown(&self.name), error = e.to_string().as_str(), "cannot remove the finalizer");
+                Flow::Continue
+            }
+        }
+    }
+
+    fn shut_down(&mut self) {
+        let Some(vm) = self.latest.clone() else {
+            return;
+        };
+        if self.hostagent.is_none() {
+            return;
+        }
+        if self.stop_own_hostagent(&vm, StopPath::ServiceShutdown) {
+            self.write_status(|status| {
+                status.set_condition(
+                    CONDITION_RUNNING,
+                    false,
+                    reason::STOPPED,
+                    "stopped because the reconciler service shut down",
+                )
+            });
+        }
+    }
+
+    fn resource_removed(&mut self) {
+        if let Some(vm) = self.latest.clone() {
+            tracing::warn!(instance = %Shown(&self.name), "the resource was removed while its VM ran; stopping it");
+            self.stop_own_hostagent(&vm, StopPath::ResourceRemoved);
+        }
+    }
+
+    fn write_status(&self, change: impl FnOnce(&mut Status)) {
+        if let Err(e) = self.store().update_status(&self.name, change) {
+            tracing::error!(
+                instance = %Shown(&self.name),
+                error = e.to_string().as_str(),
+                "cannot write the status"
+            );
+        }
+    }
+}

@@ -1,0 +1,341 @@
+//! The `limavm-reconciler` binary as a black box, with nothing but the real
+//! `ssh-keygen` on PATH (the fake tools are exercised by `scenarios/`).
+#![cfg(unix)]
+
+use serde_json::Value;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const EXE: &str = env!("CARGO_BIN_EXE_limavm-reconciler");
+
+/// A sandbox whose PATH holds only the tools a test links into `bin/`.
+struct Sandbox {
+    root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("limavm [1] ")
+            .tempdir()
+            .unwrap();
+        std::fs::create_dir_all(root.path().join("bin")).unwrap();
+        Self { root }
+    }
+
+    fn with_ssh_keygen(self) -> Self {
+        std::os::unix::fs::symlink("/usr/bin/ssh-keygen", self.bin().join("ssh-keygen")).unwrap();
+        self
+    }
+
+    fn bin(&self) -> PathBuf {
+        self.root.path().join("bin")
+    }
+    fn lima_home(&self) -> PathBuf {
+        self.root.path().join("lima")
+    }
+    fn state(&self) -> PathBuf {
+        self.root.path().join("state")
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(EXE);
+        cmd.env_clear()
+            .env("PATH", self.bin())
+            .env("HOME", self.root.path())
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().unwrap()
+    }
+
+    fn serve(&self, extra: &[&str]) -> Service {
+        let mut cmd = self.command();
+        cmd.arg("serve")
+            .arg("--lima-home")
+            .arg(self.lima_home())
+            .arg("--state")
+            .arg(self.state())
+            .args(["--poll-interval", "20ms", "--keygen-timeout", "10s"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            // Its own group: nothing it signals can reach the test runner.
+            .process_group(0);
+        Service(Some(cmd.spawn().unwrap()))
+    }
+
+    fn ctl(&self, args: &[&str], stdin: &str) -> Output {
+        let mut child = self
+            .command()
+            .arg("ctl")
+            .arg("--state")
+            .arg(self.state())
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    fn get(&self, name: &str) -> Value {
+        let out = self.ctl(&["get", name, "-o", "json"], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// The service process; killed when dropped (also on panic).
+struct Service(Option<Child>);
+
+impl Service {
+    fn pid(&self) -> u32 {
+        self.0.as_ref().unwrap().id()
+    }
+
+    fn wait_exit(&mut self, timeout: Duration) -> Output {
+        let deadline = Instant::now() + timeout;
+        let child = self.0.as_mut().unwrap();
+        while child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the service did not exit in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = proctree::kill_tree(child.id());
+            let _ = child.wait();
+        }
+    }
+}
+
+fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn running_condition(doc: &Value) -> Option<(String, String, String)> {
+    doc["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Running")
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_owned(),
+                c["reason"].as_str().unwrap_or_default().to_owned(),
+                c["message"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+}
+
+fn vm(name: &str) -> String {
+    serde_json::json!({
+        "apiVersion": "limavm.dev/v1alpha1", "kind": "LimaVM",
+        "metadata": {"name": name},
+        "spec": {"running": true, "vmType": "qemu", "template": "images: []\n"}
+    })
+    .to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn regressions_lists_every_switch() {
+    let out = Sandbox::new().run(&["regressions"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(text.lines().count(), 17, "{text}");
+    assert!(text.lines().any(|l| l.starts_with("wsl-hang-unbounded ")));
+}
+
+#[test]
+fn an_unknown_regression_exits_2_naming_the_valid_ones() {
+    let sandbox = Sandbox::new();
+    let lima_home = sandbox.lima_home();
+    let state = sandbox.state();
+    let common = [
+        "serve",
+        "--lima-home",
+        lima_home.to_str().unwrap(),
+        "--state",
+        state.to_str().unwrap(),
+    ];
+    let mut args = common.to_vec();
+    args.extend(["--regress", "bogus"]);
+    let out = sandbox.run(&args);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("disk-lock-leak"), "{}", stderr(&out));
+
+    let out = sandbox
+        .command()
+        .args(common)
+        .env("LIMAVM_REGRESS", "disk-lock-leak,bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = stderr(&out);
+    assert!(
+        text.contains("LIMAVM_REGRESS") && text.contains("\"bogus\""),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_missing_ssh_keygen_fails_the_start_with_its_name() {
+    let sandbox = Sandbox::new();
+    let mut service = sandbox.serve(&[]);
+    let out = service.wait_exit(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("ssh-keygen not found on PATH"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!sandbox.state().join("service.json").exists());
+    let log = std::fs::read_to_string(sandbox.state().join("reconciler.log")).unwrap();
+    assert!(log.contains("ssh-keygen not found on PATH"), "{log}");
+}
+
+#[test]
+fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
+    let sandbox = Sandbox::new().with_ssh_keygen();
+    let mut service = sandbox.serve(&["--restart-backoff", "50ms"]);
+    let service_json = sandbox.state().join("service.json");
+    let ready: Value = eventually("service.json", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&service_json).ok()?;
+        serde_json::from_str(&text).ok()
+    });
+    assert_eq!(ready["pid"], service.pid());
+    assert_eq!(ready["ready"], true);
+    assert!(sandbox.lima_home().join("_config/user.pub").exists());
+
+    assert!(
+        sandbox
+            .ctl(&["apply", "-f", "-"], &vm("vm1"))
+            .status
+            .success()
+    );
+    assert!(
+        sandbox
+            .ctl(&["apply", "-f", "-"], &vm("_disks"))
+            .status
+            .success()
+    );
+    let (_, _, message) = eventually("StartFailed", Duration::from_secs(10), || {
+        running_condition(&sandbox.get("vm1")).filter(|c| c.1 == "StartFailed")
+    });
+    assert!(message.contains("limactl not found on PATH"), "{message}");
+    let doc = sandbox.get("vm1");
+    assert_eq!(doc["status"]["observedGeneration"], 1);
+    assert_eq!(doc["metadata"]["finalizers"][0], "limavm.dev/cleanup");
+
+    let condition = eventually("InvalidName", Duration::from_secs(10), || {
+        running_condition(&sandbox.get("_disks")).filter(|c| c.1 == "InvalidName")
+    });
+    assert_eq!(condition.0, "False");
+    assert!(
+        !sandbox.lima_home().join("_disks").exists(),
+        "nothing created"
+    );
+    assert_eq!(
+        sandbox.get("_disks")["metadata"]["finalizers"],
+        serde_json::json!([])
+    );
+
+    // A corrupt document is skipped, logged by name, and harms nobody.
+    std::fs::write(sandbox.state().join("resources/broken.json"), "{").unwrap();
+    let log_path = sandbox.state().join("reconciler.log");
+    eventually(
+        "the corrupt document's log line",
+        Duration::from_secs(10),
+        || {
+            std::fs::read_to_string(&log_path)
+                .ok()
+                .filter(|log| log.contains("broken.json"))
+        },
+    );
+    assert!(
+        sandbox
+            .ctl(
+                &[
+                    "patch",
+                    "_disks",
+                    "--type=merge",
+                    "-p",
+                    r#"{"spec":{"running":false}}"#
+                ],
+                ""
+            )
+            .status
+            .success()
+    );
+    eventually("generation 2 observed", Duration::from_secs(10), || {
+        (sandbox.get("_disks")["status"]["observedGeneration"] == 2).then_some(())
+    });
+
+    // Deleting a VM whose instance never ran drops the finalizer.
+    assert!(
+        sandbox
+            .ctl(&["delete", "vm1", "--wait", "--timeout", "10s"], "")
+            .status
+            .success()
+    );
+    assert!(!sandbox.lima_home().join("vm1").exists());
+
+    proctree::request_shutdown(service.pid()).unwrap();
+    let out = service.wait_exit(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!service_json.exists());
+    let log = std::fs::read_to_string(log_path).unwrap();
+    assert!(log.contains("the reconciler service stopped"), "{log}");
+}
+
+#[test]
+fn json_logs_carry_fields_at_the_top_level() {
+    let sandbox = Sandbox::new();
+    let mut service = sandbox.serve(&["--log-format", "json"]);
+    service.wait_exit(Duration::from_secs(20));
+    let log = std::fs::read_to_string(sandbox.state().join("reconciler.log")).unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let starting = lines
+        .iter()
+        .find(|l| l["message"] == "starting the reconciler service")
+        .unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(starting["level"], "INFO");
+    assert!(starting["state"].as_str().unwrap().contains("state"));
+}

@@ -1,0 +1,138 @@
+//! Scenarios of their own for real Lima (`--toolset real`, the blank-disk
+//! template), for findings whose catalogue scenario relies on what only the
+//! fakes show: spawn attributes the hostagent reports itself, the journal
+//! of interrupts, a bare directory as an additional disk. Each checks the
+//! same defect through what real Lima makes observable.
+
+use crate::checks;
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::steps::{self, SETTLE};
+use harness::real_lima::{LimaStatus, lima_status};
+use harness::{VmView, eventually};
+use lima_layout::VmType;
+use lima_layout::paths::read_pid_file;
+use std::io::Read;
+use std::time::Duration;
+
+/// What the real hostagent logs when the graceful interrupt arrives.
+const INTERRUPT_LOGGED: &str = "Received SIGINT";
+
+/// The stop falls back to force: nobody answers the power button.
+fn forced_stop_bound(ctx: &Ctx) -> Duration {
+    ctx.settings.graceful_timeout + SETTLE
+}
+
+fn harness_error(what: &str) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
+    move |e| ScenarioError::Harness(format!("{what}: {e}"))
+}
+
+/// The hostagent reports nothing about itself, but its process group and
+/// niceness are visible from outside.
+pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let hostagent = read_pid_file(&instance.ha_pid())
+        .ok_or_else(|| ScenarioError::Harness("ha.pid is missing while the VM is up".into()))?;
+    let service = svc.service_pid().unwrap_or_default();
+    // `limactl start --foreground` execs into the hostagent, so the
+    // service's child is the hostagent itself.
+    let observed =
+        proctree::ObservedAttributes::of_process(hostagent, service).ok_or_else(|| {
+            ScenarioError::Harness(format!("hostagent pid {hostagent} cannot be observed"))
+        })?;
+    let missing: Vec<&str> = [
+        ("own_process_group", observed.own_process_group),
+        ("background_priority", observed.background_priority),
+    ]
+    .into_iter()
+    .filter(|(_, present)| !present)
+    .map(|(name, _)| name)
+    .collect();
+    ensure(missing.is_empty(), || {
+        format!(
+            "hostagent pid {hostagent} was spawned without {}: seen from outside, {observed:?}",
+            missing.join(" and ")
+        )
+    })
+}
+
+/// The real hostagent logs the interrupt to its stderr log. The next start
+/// truncates that file and Lima then replaces it, so the orphan's file is
+/// held open and followed while the restarted service recovers the orphan.
+pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let orphan = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    let mut orphan_log = std::fs::File::open(instance.ha_stderr_log())
+        .map_err(harness_error("opening the hostagent's stderr log"))?;
+    svc.crash_service()?;
+    svc.spawn_service()?;
+    let mut log = String::new();
+    let interrupted = eventually(SETTLE, "the orphan to log the interrupt or die", || {
+        let mut fresh = String::new();
+        let _ = orphan_log.read_to_string(&mut fresh);
+        log.push_str(&fresh);
+        if log.contains(INTERRUPT_LOGGED) {
+            Ok(true)
+        } else if !proctree::is_alive(orphan) {
+            Ok(false)
+        } else {
+            Err(format!("orphan {orphan} alive, no interrupt logged"))
+        }
+    })?;
+    svc.wait_ready()?;
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        SETTLE,
+        "a new hostagent up",
+        |_: &VmView| {
+            matches!(lima_status(&instance, VmType::Qemu),
+                LimaStatus::Running { hostagent, .. } if hostagent != orphan)
+        },
+    )?;
+    checks::dead(orphan, "the orphaned hostagent")?;
+    ensure(interrupted, || {
+        format!(
+            "orphaned hostagent pid {orphan} was killed without the graceful interrupt \
+             (its stderr log has no {INTERRUPT_LOGGED:?})"
+        )
+    })
+}
+
+/// A real additional disk, made with `limactl disk create`: Lima marks it
+/// `in_use_by` the instance while it runs.
+pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
+    let output = ctx
+        .sandbox
+        .command(ctx.sandbox.tool_path("limactl"))
+        .args(["disk", "create", "data", "--size", "64MiB"])
+        .output()
+        .map_err(harness_error("running limactl disk create"))?;
+    if !output.status.success() {
+        return Err(ScenarioError::Harness(format!(
+            "limactl disk create failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    let mut svc = ctx.started_service()?;
+    let mut vm = ctx.qemu_vm("vm", 0)?;
+    vm.template = vm.template.disk("data");
+    steps::bring_up(ctx, svc.as_mut(), &vm)?;
+    let in_use_by = ctx.sandbox.lima_home().disk_in_use_by("data");
+    if std::fs::symlink_metadata(&in_use_by).is_err() {
+        return Err(ScenarioError::Harness(format!(
+            "Lima never created {}",
+            in_use_by.display()
+        )));
+    }
+    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    ensure(std::fs::symlink_metadata(&in_use_by).is_err(), || {
+        format!(
+            "_disks/data/in_use_by still present after the forced stop: {}",
+            in_use_by.display()
+        )
+    })
+}

@@ -1,0 +1,320 @@
+//! Hostile names: path components for directories and instances, instance
+//! names padded up to the socket path limit, and names that cannot be
+//! instance names at all.
+
+use super::corpus::{corpus, is_file_name_here};
+use lima_layout::LimaHome;
+use lima_layout::paths::max_socket_path_len;
+use proptest::prelude::*;
+use proptest::sample::select;
+use std::path::{Path, PathBuf};
+
+/// Bracket expressions: a path read as a glob pattern breaks on them (the
+/// review's finding), so they get a weight of their own.
+const BRACKET_PIECES: &[&str] = &["[", "[1]", "[a-z]"];
+/// Other characters that glob, brace, history, home, variable or printf
+/// syntax give a meaning to.
+const PATTERN_PIECES: &[&str] = &["]", "*", "?", "{a,b}", "!", "~", "$", "%"];
+/// Spaces, commas and non-ASCII of one to four UTF-8 bytes.
+const OTHER_PIECES: &[&str] = &[" ", ",", "ü", "日本", "🦀", "1"];
+
+/// The pieces this OS accepts inside a file name (Windows has no `*`, `?`).
+fn pieces_here(pieces: &[&'static str]) -> Vec<&'static str> {
+    pieces
+        .iter()
+        .copied()
+        .filter(|piece| is_file_name_here(&format!("a{piece}a")))
+        .collect()
+}
+
+/// One piece of a generated name; shrinks to `a`, a piece that matters to
+/// no one.
+fn piece() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        1 => Just("a"),
+        2 => select(pieces_here(BRACKET_PIECES)),
+        3 => select(pieces_here(PATTERN_PIECES)),
+        2 => select(pieces_here(OTHER_PIECES)),
+    ]
+}
+
+/// A generated name: up to eight pieces, maybe a leading dash (an option
+/// to any command line it reaches), maybe a trailing dot (Unix only:
+/// Windows strips it).
+pub fn generated_component() -> impl Strategy<Value = String> {
+    let trailing_dot = if cfg!(windows) {
+        Just(false).boxed()
+    } else {
+        any::<bool>().boxed()
+    };
+    (
+        any::<bool>(),
+        prop::collection::vec(piece(), 1..=8),
+        trailing_dot,
+    )
+        .prop_map(|(leading_dash, pieces, trailing_dot)| {
+            let mut name = String::new();
+            if leading_dash {
+                name.push('-');
+            }
+            name.extend(pieces);
+            if trailing_dot {
+                name.push('.');
+            }
+            name
+        })
+        .prop_filter("a file name on this OS", |name| is_file_name_here(name))
+}
+
+/// Any hostile path component: from the corpus (shrinks to `plain`) or
+/// generated (three times in four).
+pub fn path_component() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => select(corpus()),
+        3 => generated_component(),
+    ]
+}
+
+/// True when `name` can be a Lima instance: a file name on every OS Lima
+/// runs on (no `\`, a separator on Windows), and not one of the names Lima
+/// keeps for itself (`_config`, `_disks`: anything starting with `_`).
+pub fn is_usable_instance_name(name: &str) -> bool {
+    is_file_name_here(name) && !name.contains('\\') && !name.starts_with('_')
+}
+
+/// An instance name: a hostile component, maybe padded with `n` so that
+/// its `ha.sock` is `socket_slack` bytes short of the platform limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceName {
+    pub base: String,
+    pub socket_slack: Option<usize>,
+}
+
+impl InstanceName {
+    /// The name under `lima_home`: the base, cut where it would not fit,
+    /// padded when asked for; `None` when `lima_home` leaves no room.
+    pub fn resolve(&self, lima_home: &LimaHome) -> Option<String> {
+        let room = name_room(lima_home)?;
+        let length = match self.socket_slack {
+            Some(slack) => room.checked_sub(slack)?,
+            None => self.base.len().min(room),
+        };
+        fit(&self.base, length)
+    }
+}
+
+/// Usable instance names, near the socket limit half of the time.
+pub fn instance_name() -> impl Strategy<Value = InstanceName> {
+    (usable_component(), prop::option::of(0usize..=4))
+        .prop_map(|(base, socket_slack)| InstanceName { base, socket_slack })
+}
+
+/// `<lima_home>/<name>/ha.sock` minus the name: two separators and `ha.sock`.
+fn socket_overhead(lima_home: &LimaHome) -> usize {
+    lima_home.path().as_os_str().len() + 2 + "ha.sock".len()
+}
+
+/// How many bytes an instance name may have before its `ha.sock` path is
+/// longer than the platform allows (`None`: not even one).
+pub fn name_room(lima_home: &LimaHome) -> Option<usize> {
+    max_socket_path_len()
+        .checked_sub(socket_overhead(lima_home))
+        .filter(|room| *room > 0)
+}
+
+/// `base` brought to exactly `length` bytes: padded with `n`, or cut at a
+/// character boundary and ended with `n` (never with a dot or a space,
+/// which Windows would strip).
+fn fit(base: &str, length: usize) -> Option<String> {
+    if length == 0 {
+        return None;
+    }
+    if base.len() == length {
+        return Some(base.to_owned());
+    }
+    let mut kept = String::new();
+    for c in base.chars() {
+        if kept.len() + c.len_utf8() >= length {
+            break;
+        }
+        kept.push(c);
+    }
+    let padding = length - kept.len();
+    kept.extend(std::iter::repeat_n('n', padding));
+    Some(kept)
+}
+
+/// A name the reconciler must refuse: it would escape LIMA_HOME, collide
+/// with Lima's own directories, or make `ha.sock` too long to bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnusableName {
+    Empty,
+    /// `.` or `..`: LIMA_HOME itself, or its parent.
+    DotName(&'static str),
+    /// Components joined by `/` or `\`, such as `../x`.
+    WithSeparator {
+        before: String,
+        separator: char,
+        after: String,
+    },
+    /// `_config`, `_disks`, or any name starting with `_`.
+    LimaReserved(String),
+    /// A usable name made `excess` bytes too long for `ha.sock`.
+    OverSocketLimit {
+        base: String,
+        excess: usize,
+    },
+}
+
+impl UnusableName {
+    pub fn resolve(&self, lima_home: &LimaHome) -> String {
+        match self {
+            UnusableName::Empty => String::new(),
+            UnusableName::DotName(name) => (*name).to_owned(),
+            UnusableName::WithSeparator {
+                before,
+                separator,
+                after,
+            } => format!("{before}{separator}{after}"),
+            UnusableName::LimaReserved(name) => name.clone(),
+            UnusableName::OverSocketLimit { base, excess } => {
+                let limit = max_socket_path_len().saturating_sub(socket_overhead(lima_home));
+                fit(base, limit + excess).expect("an excess of at least one byte")
+            }
+        }
+    }
+
+    /// Words the refusal must contain to say why the name was refused.
+    pub fn explained_by(&self) -> Vec<String> {
+        let words: &[&str] = match self {
+            UnusableName::Empty => &["empty"],
+            UnusableName::DotName(name) => return vec![format!("{name:?}")],
+            UnusableName::WithSeparator { .. } => &["separator"],
+            UnusableName::LimaReserved(_) => &["_config"],
+            UnusableName::OverSocketLimit { .. } => &["socket", "limit"],
+        };
+        words.iter().map(|w| (*w).to_owned()).collect()
+    }
+}
+
+/// One side of a name with a separator: `..` (to climb out) or hostile.
+fn separated_part() -> impl Strategy<Value = String> {
+    prop_oneof![Just("..".to_owned()), path_component()]
+}
+
+pub fn unusable_name() -> impl Strategy<Value = UnusableName> {
+    prop_oneof![
+        Just(UnusableName::Empty),
+        select(vec![".", ".."]).prop_map(UnusableName::DotName),
+        (separated_part(), select(vec!['/', '\\']), separated_part()).prop_map(
+            |(before, separator, after)| UnusableName::WithSeparator {
+                before,
+                separator,
+                after,
+            }
+        ),
+        prop_oneof![
+            select(vec!["_config".to_owned(), "_disks".to_owned()]),
+            usable_component().prop_map(|n| format!("_{n}")),
+        ]
+        .prop_map(UnusableName::LimaReserved),
+        (usable_component(), 1usize..=24)
+            .prop_map(|(base, excess)| UnusableName::OverSocketLimit { base, excess }),
+    ]
+}
+
+/// A component with nothing wrong as an instance name, so that a name
+/// built from it has only the one defect it is made to have.
+fn usable_component() -> impl Strategy<Value = String> {
+    path_component().prop_filter("a usable instance name", |n| is_usable_instance_name(n))
+}
+
+/// A directory named by a hostile component, inside a fresh temporary
+/// directory of its own; dropping it removes both and all they hold.
+pub struct HostileDir {
+    outer: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl HostileDir {
+    pub fn create(component: &str) -> std::io::Result<Self> {
+        // A short prefix leaves room for names near the socket limit.
+        let outer = tempfile::Builder::new().prefix("lv").tempdir()?;
+        let path = outer.path().join(component);
+        std::fs::create_dir(&path)?;
+        Ok(Self { outer, path })
+    }
+
+    /// The hostile directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The temporary directory around it: anything a test created, even by
+    /// climbing out of the hostile one with `..`, is below this.
+    pub fn outer(&self) -> &Path {
+        self.outer.path()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+
+    #[test]
+    fn fitted_names_have_the_exact_length_and_end_safely() {
+        assert_eq!(fit("abc", 3).as_deref(), Some("abc"));
+        assert_eq!(fit("ab", 5).as_deref(), Some("abnnn"));
+        assert_eq!(fit("日本", 4).as_deref(), Some("日n"));
+        assert_eq!(fit("x. ", 2).as_deref(), Some("xn"));
+        assert_eq!(fit("abc", 0), None);
+    }
+
+    #[test]
+    fn padded_names_put_ha_sock_exactly_at_the_limit() {
+        let home = LimaHome::new(std::env::temp_dir().join("lv[1]").join(".lima"));
+        let name = InstanceName {
+            base: "-r[f] 日本".into(),
+            socket_slack: Some(0),
+        }
+        .resolve(&home)
+        .unwrap();
+        let socket = home.instance(&name).ha_sock();
+        assert_eq!(socket.as_os_str().len(), max_socket_path_len());
+        let over = UnusableName::OverSocketLimit {
+            base: "x".into(),
+            excess: 1,
+        }
+        .resolve(&home);
+        let socket = home.instance(&over).ha_sock();
+        assert_eq!(socket.as_os_str().len(), max_socket_path_len() + 1);
+    }
+
+    #[test]
+    fn most_components_hold_a_bracket() {
+        // So that a property over a directory and an instance name meets
+        // a bracketed path in nearly every case.
+        let mut runner = TestRunner::deterministic();
+        let total = 2000;
+        let bracketed = (0..total)
+            .filter(|_| {
+                let name = path_component().new_tree(&mut runner).unwrap().current();
+                name.contains('[')
+            })
+            .count();
+        assert!(bracketed * 2 > total, "{bracketed} of {total}");
+    }
+
+    #[test]
+    fn generated_names_are_valid_here_and_usable_ones_usable() {
+        let mut runner = TestRunner::deterministic();
+        for _ in 0..500 {
+            let name = path_component().new_tree(&mut runner).unwrap().current();
+            assert!(is_file_name_here(&name), "{name:?}");
+            let instance = instance_name().new_tree(&mut runner).unwrap().current();
+            assert!(is_usable_instance_name(&instance.base), "{instance:?}");
+        }
+    }
+}

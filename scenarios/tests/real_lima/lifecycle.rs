@@ -1,0 +1,142 @@
+//! The reference reconciler driving real Lima: start, a graceful stop that
+//! completes when the guest powers off, and a forced stop that takes the
+//! whole tree (hostagent and QEMU) with the SSH port and the disk lock.
+//! The sandbox's LIMA_HOME is under a path with `[1]` and a space.
+
+use crate::support::{
+    EXIT, blank_template, power_off_when_asked, real_lima_here, real_sandbox, tmp_files,
+    wait_running,
+};
+use harness::{ReconcilerDriver, ReferenceDriver, ReferenceSettings, Toolset, VmSpec, eventually};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn settings(graceful_timeout: Duration) -> ReferenceSettings {
+    ReferenceSettings {
+        graceful_timeout,
+        ..ReferenceSettings::fast().for_toolset(&Toolset::real_lima())
+    }
+}
+
+fn wait_stopped(svc: &mut ReferenceDriver<'_>, timeout: Duration) {
+    eventually(timeout, "Running=False reason=Stopped", || {
+        match svc.get("vm") {
+            Ok(Some(view)) if view.is_stopped() => Ok(()),
+            Ok(view) => Err(format!("{:?}", view.map(|v| v.running_summary()))),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}\nreconciler log:\n{}", svc.log_text()));
+}
+
+/// The instance Running under the service (the hostagent is the
+/// service's child, so the service pid stands in for "still starting").
+fn wait_running_under(
+    sandbox: &harness::Sandbox,
+    svc: &ReferenceDriver<'_>,
+    instance: &lima_layout::InstancePaths,
+) -> (u32, u32, u16) {
+    wait_running(
+        sandbox,
+        instance,
+        svc.service_pid().expect("the service runs"),
+    )
+}
+
+fn disk_unlocked(disk: &std::path::Path) -> bool {
+    Command::new("qemu-img")
+        .arg("info")
+        .arg(disk)
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn a_graceful_stop_completes_when_the_guest_powers_off() {
+    if !real_lima_here() {
+        return;
+    }
+    let sandbox = real_sandbox();
+    let lima_home = sandbox.lima_home().path().to_string_lossy().into_owned();
+    assert!(
+        lima_home.contains("[1]") && lima_home.contains(' '),
+        "{lima_home}"
+    );
+    let graceful = Duration::from_secs(30);
+    let mut svc = ReferenceDriver::new(&sandbox, settings(graceful));
+    svc.start_service().unwrap();
+    let template = blank_template(&sandbox);
+    let port = template.host_ports()[0];
+    svc.apply(&VmSpec::new("vm", template)).unwrap();
+    let instance = sandbox.lima_home().instance("vm");
+    let (hostagent, qemu, _) = wait_running_under(&sandbox, &svc, &instance);
+
+    let asked = Instant::now();
+    svc.set_running("vm", false).unwrap();
+    power_off_when_asked(&sandbox, &instance, qemu);
+    wait_stopped(&mut svc, EXIT);
+    assert!(
+        asked.elapsed() < graceful,
+        "the stop took {:?}: it waited out the graceful timeout",
+        asked.elapsed()
+    );
+    for pid in [hostagent, qemu] {
+        assert!(!proctree::is_alive(pid), "pid {pid} still alive");
+    }
+    assert!(harness::ports::is_free(port), "SSH port {port} still held");
+    assert_eq!(tmp_files(&instance), Vec::<String>::new());
+}
+
+#[test]
+fn a_forced_stop_takes_the_whole_tree_with_port_and_disk_lock() {
+    if !real_lima_here() {
+        return;
+    }
+    let sandbox = real_sandbox();
+    let mut svc = ReferenceDriver::new(&sandbox, settings(Duration::from_millis(500)));
+    svc.start_service().unwrap();
+    let template = blank_template(&sandbox);
+    let port = template.host_ports()[0];
+    svc.apply(&VmSpec::new("vm", template)).unwrap();
+    let instance = sandbox.lima_home().instance("vm");
+    let (hostagent, qemu, _) = wait_running_under(&sandbox, &svc, &instance);
+
+    // Nobody answers the power button: the graceful wait runs out.
+    svc.set_running("vm", false).unwrap();
+    wait_stopped(&mut svc, EXIT);
+    let service = svc.service_pid().unwrap();
+    eventually(Duration::from_secs(5), "the tree to be gone", || {
+        let left: Vec<u32> = sandbox
+            .live_processes()
+            .iter()
+            .map(|p| p.pid)
+            .filter(|pid| *pid != service)
+            .collect();
+        if left.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("alive: {left:?}"))
+        }
+    })
+    .unwrap();
+    for pid in [hostagent, qemu] {
+        assert!(!proctree::is_alive(pid), "pid {pid} still alive");
+    }
+    assert!(harness::ports::is_free(port), "SSH port {port} still held");
+    assert!(
+        disk_unlocked(&instance.dir.join("disk")),
+        "the disk is still locked"
+    );
+    assert_eq!(tmp_files(&instance), Vec::<String>::new());
+    let stderr = std::fs::read_to_string(instance.ha_stderr_log()).unwrap_or_default();
+    assert!(
+        stderr.contains("Received SIGINT"),
+        "the real hostagent got the graceful interrupt first: {stderr}"
+    );
+
+    // Nothing of the first run stands in the way of the next start: it
+    // gets the same SSH port and the disk again.
+    svc.set_running("vm", true).unwrap();
+    let (_, _, ssh_port) = wait_running_under(&sandbox, &svc, &instance);
+    assert_eq!(ssh_port, port);
+}

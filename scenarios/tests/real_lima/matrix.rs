@@ -1,0 +1,63 @@
+//! Every finding through `run_finding` with `--toolset real`, as
+//! `reproduce --toolset real` runs it: the ones real Lima can show, fixed
+//! and regressed; the others report unsupported with their reason.
+
+use crate::support::{binaries, real_lima_here};
+use harness::Toolset;
+use rstest::rstest;
+use scenarios::catalogue::{self, OnRealLima};
+use scenarios::runner::{RunConfig, Variant, Verdict, run_finding};
+
+fn real_config() -> RunConfig {
+    RunConfig::new(binaries()).with_toolset(Toolset::real_lima())
+}
+
+#[rstest]
+#[case::console_group_signal("console-group-signal")]
+#[case::bracketed_home_path("bracketed-home-path")]
+#[case::spawn_attributes_overwritten("spawn-attributes-overwritten")]
+#[case::orphan_recovery_skips_graceful("orphan-recovery-skips-graceful")]
+#[case::missing_public_key("missing-public-key")]
+#[case::disk_lock_leak("disk-lock-leak")]
+#[case::recycled_pid_kill("recycled-pid-kill")]
+#[case::ignored_signal_fallback("ignored-signal-fallback")]
+fn on_real_lima(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
+    if !real_lima_here() {
+        return;
+    }
+    let finding = catalogue::find(id).unwrap();
+    let outcome = run_finding(finding, variant, &real_config());
+    let expected = match variant {
+        Variant::Fixed => Verdict::Passed,
+        Variant::Regressed => Verdict::Reproduced,
+    };
+    assert_eq!(
+        outcome.verdict, expected,
+        "{id} {variant:?} on real Lima: {} {}",
+        outcome.message, outcome.leaked
+    );
+}
+
+#[test]
+fn the_matrix_covers_every_finding_real_lima_can_run() {
+    let source = include_str!("matrix.rs");
+    for finding in catalogue::CATALOGUE {
+        let listed = source.contains(&format!("(\"{}\")", finding.id));
+        let runs = !matches!(finding.on_real_lima, OnRealLima::NeedsFakes(_));
+        assert_eq!(listed, runs, "finding {}", finding.id);
+    }
+}
+
+#[test]
+fn findings_that_need_the_fakes_say_why_without_starting_anything() {
+    for finding in catalogue::CATALOGUE {
+        let OnRealLima::NeedsFakes(reason) = finding.on_real_lima else {
+            continue;
+        };
+        for variant in [Variant::Fixed, Variant::Regressed] {
+            let outcome = run_finding(finding, variant, &real_config());
+            assert_eq!(outcome.verdict, Verdict::Unsupported, "{}", finding.id);
+            assert_eq!(outcome.message, reason);
+        }
+    }
+}
