@@ -5,7 +5,7 @@
 
 use crate::support::{
     EXIT, binaries, blank_template, entries, instance, power_off_when_asked, real_lima_here,
-    real_sandbox, start_foreground, tmp_files, wait_running,
+    real_sandbox, start_foreground, tmp_files, wait_for_qmp, wait_running,
 };
 use fakes::plan::Tool;
 use harness::{Sandbox, Template, Toolset, eventually};
@@ -68,9 +68,11 @@ fn interrupt_and_observe(
     sandbox: &Sandbox,
     vm: &InstancePaths,
     hostagent: u32,
+    ready_for_interrupt: impl FnOnce(),
     guest: impl FnOnce(u32),
 ) -> AfterInterrupt {
     let (_, qemu, _) = wait_running(sandbox, vm, hostagent);
+    ready_for_interrupt();
     proctree::interrupt_group(hostagent).unwrap();
     guest(qemu);
     let code = sandbox.wait_child(hostagent, EXIT).unwrap();
@@ -100,7 +102,8 @@ fn on_the_interrupt_the_fake_hostagent_does_what_the_real_one_does() {
     let real = real_sandbox();
     let real_vm = instance(&real, "vm", &blank_template(&real));
     let real_pid = start_foreground(&real, &real_vm);
-    let real_end = interrupt_and_observe(&real, &real_vm, real_pid, |qemu| {
+    let qmp_open = || wait_for_qmp(&real_vm);
+    let real_end = interrupt_and_observe(&real, &real_vm, real_pid, qmp_open, |qemu| {
         power_off_when_asked(&real, &real_vm, qemu)
     });
 
@@ -109,7 +112,7 @@ fn on_the_interrupt_the_fake_hostagent_does_what_the_real_one_does() {
         .ssh_port(harness::ports::pick_free_port());
     let fake_vm = instance(&fake, "vm", &template);
     let fake_pid = start_foreground(&fake, &fake_vm);
-    let fake_end = interrupt_and_observe(&fake, &fake_vm, fake_pid, |_| {});
+    let fake_end = interrupt_and_observe(&fake, &fake_vm, fake_pid, || {}, |_| {});
 
     let expected = AfterInterrupt {
         code: Some(0),

@@ -5,7 +5,7 @@
 
 use crate::support::{
     EXIT, blank_template, power_off_when_asked, real_lima_here, real_sandbox, tmp_files,
-    wait_running,
+    wait_for_qmp, wait_running,
 };
 use harness::{ReconcilerDriver, ReferenceDriver, ReferenceSettings, Toolset, VmSpec, eventually};
 use std::process::Command;
@@ -71,6 +71,7 @@ fn a_graceful_stop_completes_when_the_guest_powers_off() {
     let instance = sandbox.lima_home().instance("vm");
     let (hostagent, qemu, _) = wait_running_under(&sandbox, &svc, &instance);
 
+    wait_for_qmp(&instance);
     let asked = Instant::now();
     svc.set_running("vm", false).unwrap();
     power_off_when_asked(&sandbox, &instance, qemu);

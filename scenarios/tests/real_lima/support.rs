@@ -92,6 +92,19 @@ pub fn log_tail(path: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
+/// Waits until QEMU has opened its QMP socket. Real Lima presses the power
+/// button through it; a stop asked for before that makes Lima kill QEMU
+/// instead.
+pub fn wait_for_qmp(instance: &InstancePaths) {
+    let qmp = instance.dir.join("qmp.sock");
+    eventually(EXIT, "QEMU's QMP socket", || {
+        qmp.exists()
+            .then_some(())
+            .ok_or_else(|| format!("no {}", qmp.display()))
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// What the real hostagent logs when it presses the power button.
 const POWER_BUTTON_LOGGED: &str = "system_powerdown";
 
