@@ -144,12 +144,18 @@ pub fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 // The waiter thread has not reaped it, so the pid is still ours.
                 let _ = proctree::kill_tree(pid);
-                let _ = exit_rx.recv_timeout(OUTPUT_GRACE);
-                return Err(CommandError::TimedOut {
-                    tool,
-                    timeout,
-                    stderr: String::from_utf8_lossy(&collect(stderr)).into_owned(),
-                });
+                match exit_rx.recv_timeout(OUTPUT_GRACE) {
+                    // It finished on its own just as the bound ran out (the
+                    // kill found it gone): that result is the real one.
+                    Ok(Ok(status)) if status.success() => Ok(Ok(status)),
+                    _ => {
+                        return Err(CommandError::TimedOut {
+                            tool,
+                            timeout,
+                            stderr: String::from_utf8_lossy(&collect(stderr)).into_owned(),
+                        });
+                    }
+                }
             }
         },
     };

@@ -62,6 +62,33 @@ pub fn unregister(
     call(program, "--unregister", distro, timeout)
 }
 
+/// Whether `wsl.exe --list --quiet` names `distro` (bounded like every
+/// call). Names are compared without case, as WSL does.
+pub fn is_registered(
+    program: &OsStr,
+    distro: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, WslError> {
+    let command = ExternalCommand::new("wsl.exe", program)
+        .arg("--list")
+        .arg("--quiet")
+        .env("WSL_UTF8", "1")
+        .timeout(timeout);
+    let output = command.run()?;
+    let stdout = decode_output(&output.stdout);
+    if !output.status.success() {
+        return Err(WslError::Failed {
+            command: command.display(),
+            status: output.status.to_string(),
+            stdout,
+            stderr: decode_output(&output.stderr),
+        });
+    }
+    Ok(stdout
+        .lines()
+        .any(|line| line.trim().eq_ignore_ascii_case(distro)))
+}
+
 fn call(
     program: &OsStr,
     verb: &str,

@@ -65,6 +65,16 @@ pub enum WslCall {
 }
 
 impl WslCall {
+    /// True when the call runs past `timeout`: only then does its bound
+    /// matter.
+    pub fn outlasts(self, timeout: Duration) -> bool {
+        match self {
+            WslCall::Prompt => false,
+            WslCall::Slow { ms } => Duration::from_millis(ms) > timeout,
+            WslCall::Hangs => true,
+        }
+    }
+
     pub fn fault(self) -> Option<Fault> {
         match self {
             WslCall::Prompt => None,
