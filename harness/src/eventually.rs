@@ -19,6 +19,17 @@ pub struct WaitError {
 pub fn eventually<T>(
     timeout: Duration,
     what: &str,
+    probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, WaitError> {
+    eventually_every(POLL, timeout, what, probe)
+}
+
+/// `eventually`, checking every `poll` (benchmarks poll tighter, so that
+/// the poll interval does not become what they measure).
+pub fn eventually_every<T>(
+    poll: Duration,
+    timeout: Duration,
+    what: &str,
     mut probe: impl FnMut() -> Result<T, String>,
 ) -> Result<T, WaitError> {
     let start = Instant::now();
@@ -32,7 +43,7 @@ pub fn eventually<T>(
                     last_seen,
                 });
             }
-            Err(_) => std::thread::sleep(POLL),
+            Err(_) => std::thread::sleep(poll),
         }
     }
 }

@@ -20,7 +20,7 @@ pub mod toolset;
 
 pub use binaries::Binaries;
 pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};
-pub use eventually::{WaitError, eventually};
+pub use eventually::{WaitError, eventually, eventually_every};
 pub use external::{ExternalDriver, TargetFile};
 pub use faults::FaultPlanBuilder;
 pub use journal::Journal;

@@ -14,10 +14,20 @@ use clap::Parser;
 use harness::real_lima::lima_status;
 use harness::{
     Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, Toolset,
-    VmSpec, eventually,
+    VmSpec, WaitError, eventually_every,
 };
 use lima_layout::VmType;
 use std::time::{Duration, Instant};
+
+/// Waits polling every millisecond: a coarser poll would be what is
+/// measured.
+fn wait_for<T>(
+    timeout: Duration,
+    what: &str,
+    probe: impl FnMut() -> Result<T, String>,
+) -> Result<T, WaitError> {
+    eventually_every(Duration::from_millis(1), timeout, what, probe)
+}
 
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
@@ -95,9 +105,10 @@ fn hostagent_ready(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
         .arg(instance.ha_pid())
         .arg("--socket")
         .arg(instance.ha_sock())
-        .arg("bench");
+        .arg("bench")
+        .stdout(std::process::Stdio::null());
     let pid = sandbox.spawn(cmd)?;
-    eventually(Duration::from_secs(10), "/v1/info to answer", || {
+    wait_for(Duration::from_secs(10), "/v1/info to answer", || {
         lima_layout::info::query_info(&instance.ha_sock(), Duration::from_secs(1))
             .map_err(|e| e.to_string())
     })?;
@@ -126,7 +137,7 @@ fn wait(
     svc: &mut ReferenceDriver<'_>,
     wanted: impl Fn(&harness::VmView) -> bool,
 ) -> anyhow::Result<()> {
-    eventually(
+    wait_for(
         Duration::from_secs(20),
         "the resource state",
         || match svc.get("bench") {
@@ -166,7 +177,7 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
         .stdout(std::fs::File::create(instance.ha_stdout_log())?)
         .stderr(std::fs::File::create(instance.ha_stderr_log())?);
     sandbox.spawn(cmd)?;
-    eventually(
+    wait_for(
         Duration::from_secs(30),
         "Lima's Running",
         || match lima_status(&instance, VmType::Qemu) {
@@ -179,7 +190,7 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
     let settings = reconciler::Settings::new(sandbox.lima_home().path(), sandbox.state_dir());
     let found = reconciler::instance::inspect(&sandbox.lima_home(), "bench", VmType::Qemu);
     reconciler::forced_stop::forced_stop(&settings, &found);
-    eventually(Duration::from_secs(10), "every process gone", || {
+    wait_for(Duration::from_secs(10), "every process gone", || {
         let left = sandbox.live_processes().len();
         if left == 0 {
             Ok(())
