@@ -9,6 +9,10 @@ use windows_sys::Win32::System::Threading::{
     OpenProcess, PROCESS_TERMINATE, TerminateProcess,
 };
 
+/// Set in a child's environment when it was created with
+/// `CREATE_NEW_PROCESS_GROUP` (see [`observe_own_attributes`]).
+const NEW_GROUP_MARKER_ENV: &str = "LIMAVM_FAKE_NEW_GROUP";
+
 fn check(ok: i32) -> io::Result<()> {
     if ok != 0 {
         Ok(())
@@ -55,6 +59,12 @@ pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     let mut flags = 0;
     if attributes.own_process_group {
         flags |= CREATE_NEW_PROCESS_GROUP;
+        // A process cannot read its console group back on Windows; this
+        // marker, set together with the flag, is what it can observe.
+        cmd.env(NEW_GROUP_MARKER_ENV, "1");
+    } else {
+        // Inherited from a parent that had a group of its own: not true here.
+        cmd.env_remove(NEW_GROUP_MARKER_ENV);
     }
     if attributes.background_priority {
         flags |= BELOW_NORMAL_PRIORITY_CLASS;
@@ -71,8 +81,8 @@ pub fn observe_own_attributes() -> ObservedAttributes {
     let class = unsafe { GetPriorityClass(GetCurrentProcess()) };
     ObservedAttributes {
         // A console group of one's own cannot be read back on Windows; the
-        // fake reports the flag the reconciler passed it on its command line.
-        own_process_group: std::env::var_os("LIMAVM_FAKE_NEW_GROUP").is_some(),
+        // marker `apply_attributes` sets with the flag stands in for it.
+        own_process_group: std::env::var_os(NEW_GROUP_MARKER_ENV).is_some(),
         background_priority: class == BELOW_NORMAL_PRIORITY_CLASS,
     }
 }

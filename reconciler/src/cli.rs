@@ -134,7 +134,7 @@ fn serve(args: ServeArgs) -> i32 {
     let settings = match settings_from(args, &regress_env) {
         Ok(settings) => settings,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             return 2;
         }
     };
@@ -148,11 +148,9 @@ fn serve(args: ServeArgs) -> i32 {
     match run_service(settings, log_format) {
         Ok(()) => 0,
         Err(e) => {
-            tracing::error!(
-                error = format!("{e:#}").as_str(),
-                "the reconciler service failed"
-            );
-            eprintln!("error: {e:#}");
+            let text = describe(&e);
+            tracing::error!(error = text.as_str(), "the reconciler service failed");
+            eprintln!("error: {text}");
             1
         }
     }
@@ -161,6 +159,23 @@ fn serve(args: ServeArgs) -> i32 {
 fn run_service(settings: Settings, log_format: LogFormat) -> anyhow::Result<()> {
     logging::init(&settings.log_file(), log_format).context("cannot set up logging")?;
     service::serve(settings).context("the reconciler service failed")
+}
+
+/// The error and its causes on one line, each cause once (the library's
+/// messages already quote the cause they wrap).
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 /// Settings from the arguments plus `LIMAVM_REGRESS`.
@@ -259,6 +274,21 @@ mod tests {
         assert!(
             text.contains("LIMAVM_REGRESS") && text.contains("wsl-hang-unbounded"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn errors_are_described_with_each_cause_once() {
+        let keys = crate::keys::KeyError::Command(crate::command::CommandError::TimedOut {
+            tool: "ssh-keygen".into(),
+            timeout: Duration::from_millis(300),
+            stderr: String::new(),
+        });
+        let error = anyhow::Error::new(service::ServiceError::Keys(keys))
+            .context("the reconciler service failed");
+        assert_eq!(
+            describe(&error),
+            "the reconciler service failed: cannot prepare the SSH keys: ssh-keygen did not finish within 300ms"
         );
     }
 

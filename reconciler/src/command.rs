@@ -94,8 +94,13 @@ impl ExternalCommand {
     pub fn display(&self) -> String {
         let mut text = self.tool.clone();
         for arg in &self.args {
+            let arg = arg.to_string_lossy();
             text.push(' ');
-            text.push_str(&arg.to_string_lossy());
+            if arg.is_empty() || arg.contains(char::is_whitespace) {
+                text.push_str(&format!("{arg:?}"));
+            } else {
+                text.push_str(&arg);
+            }
         }
         text
     }
@@ -237,6 +242,16 @@ mod tests {
         assert_eq!(decode_output("lima-vm1\n".as_bytes()), "lima-vm1\n");
         assert_eq!(decode_output("ü".as_bytes()), "ü");
         assert_eq!(decode_output(b""), "");
+    }
+
+    #[test]
+    fn the_display_quotes_empty_and_spaced_arguments() {
+        let command = ExternalCommand::new("ssh-keygen", "/usr/bin/ssh-keygen")
+            .arg("-N")
+            .arg("")
+            .arg("-f")
+            .arg("/a b/user");
+        assert_eq!(command.display(), "ssh-keygen -N \"\" -f \"/a b/user\"");
     }
 
     #[test]

@@ -197,12 +197,11 @@ fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
     }
 }
 
-/// The forced stop must reach a child of ours even when `ha.pid` is gone
-/// or names something else: the child is known to be the hostagent.
+/// The forced stop must reach the hostagent even when `ha.pid` is gone or
+/// names something else by now: the target is known to be it (and the
+/// forced stop checks its identity again before signalling).
 fn with_hostagent(mut instance: Instance, target: &Target<'_>) -> Instance {
-    if let Target::Child(child) = target {
-        instance.hostagent_pid = Some(child.id());
-    }
+    instance.hostagent_pid = Some(target.pid());
     instance
 }
 
@@ -244,16 +243,13 @@ mod tests {
         }
 
         fn stop(&self, agent: &mut Spawned, path: StopPath) -> StopOutcome {
-            let mut child = agent.take_child();
-            let outcome = stop_instance(
+            stop_instance(
                 &self.settings,
                 "vm1",
                 VmType::Qemu,
-                Target::Child(&mut child),
+                Target::Child(agent.child_mut()),
                 path,
-            );
-            *agent = Spawned::from_child(child);
-            outcome
+            )
         }
     }
 
@@ -289,7 +285,7 @@ mod tests {
     #[test]
     fn an_interrupted_hostagent_stops_gracefully_with_nothing_forced() {
         let fx = fixture();
-        let mut agent = fx.hostagent("trap 'exit 0' INT; sleep 600 & wait");
+        let mut agent = fx.hostagent("trap 'kill $!; exit 0' INT; sleep 600 & wait");
         let outcome = fx.stop(&mut agent, StopPath::RunningFalse);
         assert!(outcome.graceful && outcome.exited, "{outcome:?}");
         assert!(outcome.forced.is_none());

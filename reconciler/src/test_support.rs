@@ -4,8 +4,8 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A process a test started; it and its descendants are killed when the
-/// guard drops, also when the test panics.
+/// A process a test started; it, its descendants and its process group are
+/// killed when the guard drops, also when the test panics.
 pub struct Spawned {
     child: Option<Child>,
     pid: u32,
@@ -40,10 +40,8 @@ impl Spawned {
         self.pid
     }
 
-    /// Hands the child over (the guard then no longer kills it; give it
-    /// back with [`Spawned::from_child`]).
-    pub fn take_child(&mut self) -> Child {
-        self.child.take().expect("not yet reaped")
+    pub fn child_mut(&mut self) -> &mut Child {
+        self.child.as_mut().expect("not yet reaped")
     }
 
     /// Waits for the process to exit and reaps it.
@@ -60,6 +58,13 @@ impl Drop for Spawned {
             let _ = proctree::kill_tree(self.pid);
             let _ = child.kill();
             let _ = child.wait();
+        }
+        // The group outlives a leader that was already reaped (a test may
+        // have stopped it gracefully, leaving members behind); it was
+        // created for this process alone, so its id is still ours.
+        // SAFETY: killpg has no memory-safety preconditions.
+        unsafe {
+            libc::killpg(self.pid as libc::pid_t, libc::SIGKILL);
         }
     }
 }
