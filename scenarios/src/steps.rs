@@ -1,7 +1,7 @@
 //! Steps scenarios share: bring a VM up, stop it through one path, wait for
 //! a resource to reach a state.
 
-use crate::context::{Ctx, ScenarioError, ScenarioResult};
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::symptom;
 use harness::real_lima::lima_status;
 use harness::{ReconcilerDriver, VmSpec, VmView, eventually};
@@ -107,10 +107,23 @@ pub fn wait_gone(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) 
 /// True when the service still reconciles: a spec change is observed.
 pub fn service_answers(svc: &mut dyn ReconcilerDriver, probe: &VmSpec) -> ScenarioResult {
     svc.apply(probe)?;
-    wait_for(svc, &probe.name, SETTLE, "the change to be observed", |v| {
-        v.generation > 0 && v.observed_generation >= v.generation
+    // A service that has died will never answer: say so at once.
+    let answered = eventually(SETTLE, "the change to be observed", || {
+        if !svc.service_alive() {
+            return Ok(false);
+        }
+        match svc.get(&probe.name) {
+            Ok(Some(v)) if v.generation > 0 && v.observed_generation >= v.generation => Ok(true),
+            Ok(Some(v)) => Err(format!(
+                "generation {}, observed {}",
+                v.generation, v.observed_generation
+            )),
+            Ok(None) => Err(format!("{} does not exist", probe.name)),
+            Err(e) => Err(e.to_string()),
+        }
     })
-    .map(|_| ())
+    .map_err(|e| symptom!("VM {}: {e}", probe.name))?;
+    ensure(answered, || "the service is no longer running".to_owned())
 }
 
 /// The first line of a service's output that names an error (else its
