@@ -126,6 +126,27 @@ pub fn service_answers(svc: &mut dyn ReconcilerDriver, probe: &VmSpec) -> Scenar
     ensure(answered, || "the service is no longer running".to_owned())
 }
 
+/// Waits for every service just spawned to be ready; the symptom counts
+/// those that failed and quotes why.
+pub fn all_ready(services: &mut [Box<dyn ReconcilerDriver + '_>]) -> ScenarioResult {
+    let failed: Vec<String> = services
+        .iter_mut()
+        .filter_map(|svc| {
+            svc.wait_ready()
+                .err()
+                .map(|_| first_error_line(svc.as_ref()))
+        })
+        .collect();
+    ensure(failed.is_empty(), || {
+        format!(
+            "{} of {} services racing on one config dir failed to start: {}",
+            failed.len(),
+            services.len(),
+            failed.join(" | ")
+        )
+    })
+}
+
 /// The first line of a service's output that names an error (else its
 /// last line), for failure messages.
 pub fn first_error_line(svc: &dyn ReconcilerDriver) -> String {

@@ -22,7 +22,7 @@ use scenarios::hostile::{
     UnusableName, WslCall, hostagent_exit, instance_name, keygen_delay_ms, path_component,
     racing_services, unregister_script, unusable_name, wsl_call,
 };
-use scenarios::steps::{self, SETTLE, first_error_line};
+use scenarios::steps::{self, SETTLE};
 use scenarios::{checks, key_pair, qemu_vm, symptom, wsl_vm};
 use std::fmt::Debug;
 use std::path::Path;
@@ -354,22 +354,7 @@ fn racing_services_share_one_key_pair(
         for svc in &mut services {
             svc.spawn_service()?;
         }
-        let failed: Vec<String> = services
-            .iter_mut()
-            .filter_map(|svc| {
-                svc.wait_ready()
-                    .err()
-                    .map(|_| first_error_line(svc.as_ref()))
-            })
-            .collect();
-        ensure(failed.is_empty(), || {
-            format!(
-                "{} of {} services racing on one config dir failed to start: {}",
-                failed.len(),
-                case.services,
-                failed.join(" | ")
-            )
-        })?;
+        steps::all_ready(&mut services)?;
         key_pair::exactly_one_valid_pair(&sandbox.lima_home().config_dir())
             .map_err(|e| symptom!("{e}"))
     })();

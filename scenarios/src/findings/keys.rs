@@ -3,7 +3,7 @@
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::key_pair::{exactly_one_valid_pair, valid_pair};
-use crate::steps::{SETTLE, first_error_line};
+use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
 use fakes::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
@@ -39,21 +39,7 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     for svc in &mut services[1..] {
         svc.spawn_service()?;
     }
-    let failed: Vec<String> = services
-        .iter_mut()
-        .filter_map(|svc| {
-            svc.wait_ready()
-                .err()
-                .map(|_| first_error_line(svc.as_ref()))
-        })
-        .collect();
-    ensure(failed.is_empty(), || {
-        format!(
-            "{} of {RACERS} services racing on one config dir failed to start: {}",
-            failed.len(),
-            failed.join(" | ")
-        )
-    })?;
+    steps::all_ready(&mut services)?;
     exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
 }
 

@@ -12,15 +12,9 @@ use harness::{VmView, eventually};
 use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
 use std::io::Read;
-use std::time::Duration;
 
 /// What the real hostagent logs when the graceful interrupt arrives.
 const INTERRUPT_LOGGED: &str = "Received SIGINT";
-
-/// The stop falls back to force: nobody answers the power button.
-fn forced_stop_bound(ctx: &Ctx) -> Duration {
-    ctx.settings.graceful_timeout + SETTLE
-}
 
 fn harness_error(what: &str) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
     move |e| ScenarioError::Harness(format!("{what}: {e}"))
@@ -117,22 +111,5 @@ pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
             String::from_utf8_lossy(&output.stderr).trim()
         )));
     }
-    let mut svc = ctx.started_service()?;
-    let mut vm = ctx.qemu_vm("vm", 0)?;
-    vm.template = vm.template.disk("data");
-    steps::bring_up(ctx, svc.as_mut(), &vm)?;
-    let in_use_by = ctx.sandbox.lima_home().disk_in_use_by("data");
-    if std::fs::symlink_metadata(&in_use_by).is_err() {
-        return Err(ScenarioError::Harness(format!(
-            "Lima never created {}",
-            in_use_by.display()
-        )));
-    }
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
-    ensure(std::fs::symlink_metadata(&in_use_by).is_err(), || {
-        format!(
-            "_disks/data/in_use_by still present after the forced stop: {}",
-            in_use_by.display()
-        )
-    })
+    super::stop::disk_released_by_forced_stop(ctx)
 }

@@ -21,7 +21,7 @@ fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
 }
 
 /// A stop that has to fall back to force: the bound for it.
-fn forced_stop_bound(ctx: &Ctx) -> Duration {
+pub(crate) fn forced_stop_bound(ctx: &Ctx) -> Duration {
     ctx.settings.graceful_timeout + SETTLE
 }
 
@@ -168,14 +168,19 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
 
 pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
     hostagent_ignores_interrupt(ctx)?;
-    let lima_home = ctx.sandbox.lima_home();
-    std::fs::create_dir_all(lima_home.disk_dir("data"))
+    std::fs::create_dir_all(ctx.sandbox.lima_home().disk_dir("data"))
         .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
+    disk_released_by_forced_stop(ctx)
+}
+
+/// Runs a VM on the additional disk `data` (which the caller made), stops
+/// it by force, and checks that the disk is no longer marked in use.
+pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
-    let mut vm = qemu_vm("vm", 0);
+    let mut vm = ctx.qemu_vm("vm", 0)?;
     vm.template = vm.template.disk("data");
-    steps::start_vm(svc.as_mut(), &vm)?;
-    let in_use_by = lima_home.disk_in_use_by("data");
+    steps::bring_up(ctx, svc.as_mut(), &vm)?;
+    let in_use_by = ctx.sandbox.lima_home().disk_in_use_by("data");
     if std::fs::symlink_metadata(&in_use_by).is_err() {
         return Err(crate::ScenarioError::Harness(format!(
             "{} was never created by the hostagent",
