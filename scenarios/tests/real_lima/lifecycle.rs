@@ -43,12 +43,19 @@ fn wait_running_under(
     )
 }
 
-fn disk_unlocked(disk: &std::path::Path) -> bool {
-    Command::new("qemu-img")
+/// `qemu-img info` opens the image with a shared lock, which QEMU's write
+/// lock refuses; its error says why when it fails.
+fn disk_unlocked(disk: &std::path::Path) -> Result<(), String> {
+    let output = Command::new("qemu-img")
         .arg("info")
         .arg(disk)
         .output()
-        .is_ok_and(|o| o.status.success())
+        .map_err(|e| format!("cannot run qemu-img: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).trim().to_owned())
+    }
 }
 
 #[test]
@@ -123,11 +130,18 @@ fn a_forced_stop_takes_the_whole_tree_with_port_and_disk_lock() {
     for pid in [hostagent, qemu] {
         assert!(!proctree::is_alive(pid), "pid {pid} still alive");
     }
-    assert!(harness::ports::is_free(port), "SSH port {port} still held");
-    assert!(
-        disk_unlocked(&instance.dir.join("disk")),
-        "the disk is still locked"
-    );
+    // A process just killed may take a moment to let go of its port and
+    // its lock.
+    eventually(Duration::from_secs(5), "the SSH port to be free", || {
+        harness::ports::is_free(port)
+            .then_some(())
+            .ok_or_else(|| format!("port {port} still held"))
+    })
+    .unwrap();
+    eventually(Duration::from_secs(5), "the disk to be unlocked", || {
+        disk_unlocked(&instance.dir.join("disk"))
+    })
+    .unwrap();
     assert_eq!(tmp_files(&instance), Vec::<String>::new());
     let stderr = std::fs::read_to_string(instance.ha_stderr_log()).unwrap_or_default();
     assert!(
