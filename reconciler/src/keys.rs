@@ -9,7 +9,7 @@
 //! temporaries first; bound every `ssh-keygen` call.
 
 use crate::atomic_file;
-use crate::command::{CommandError, ExternalCommand};
+use crate::command::{CommandError, CommandOutput, ExternalCommand};
 use crate::logging::ShownPath;
 use crate::platform;
 use crate::regression::Regression;
@@ -172,14 +172,7 @@ impl Keys<'_> {
         tracing::info!(key = %ShownPath(&self.public), "deriving the missing or mismatched public key");
         platform::restrict_to_owner(&self.private).map_err(io(&self.private))?;
         let command = self.keygen().arg("-y").arg("-f").arg(&self.private);
-        let output = command.run()?;
-        if !output.status.success() {
-            return Err(KeyError::KeygenFailed {
-                command: command.display(),
-                status: output.status.to_string(),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
+        let output = run_keygen(&command)?;
         let text = String::from_utf8_lossy(&output.stdout);
         let mut text = text.trim().to_owned();
         text.push('\n');
@@ -224,14 +217,7 @@ impl Keys<'_> {
             .arg("lima")
             .arg("-f")
             .arg(path);
-        let output = command.run()?;
-        if !output.status.success() {
-            return Err(KeyError::KeygenFailed {
-                command: command.display(),
-                status: output.status.to_string(),
-                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
-            });
-        }
+        run_keygen(&command)?;
         Ok(())
     }
 
@@ -531,4 +517,18 @@ mod tests {
             "{err}"
         );
     }
+}
+
+/// Runs an `ssh-keygen` call; a non-zero exit is an error quoting its
+/// stderr.
+fn run_keygen(command: &ExternalCommand) -> Result<CommandOutput, KeyError> {
+    let output = command.run()?;
+    if !output.status.success() {
+        return Err(KeyError::KeygenFailed {
+            command: command.display(),
+            status: output.status.to_string(),
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        });
+    }
+    Ok(output)
 }

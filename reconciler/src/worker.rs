@@ -222,10 +222,7 @@ impl Worker {
         }
         tracing::error!(instance = %Shown(&self.name), error = invalid.to_string().as_str(), "invalid instance name");
         let message = invalid.to_string();
-        self.write_status(|status| {
-            status.observed_generation = generation;
-            status.set_condition(CONDITION_RUNNING, false, reason::INVALID_NAME, &message);
-        });
+        self.report_running(generation, false, reason::INVALID_NAME, &message);
         self.acted_generation = Some(generation);
     }
 
@@ -296,15 +293,7 @@ impl Worker {
                 if self.acted_generation != Some(generation) {
                     self.acted_generation = Some(generation);
                     let message = e.to_string();
-                    self.write_status(|status| {
-                        status.observed_generation = generation;
-                        status.set_condition(
-                            CONDITION_RUNNING,
-                            false,
-                            reason::START_FAILED,
-                            &message,
-                        );
-                    });
+                    self.report_running(generation, false, reason::START_FAILED, &message);
                 }
                 return;
             }
@@ -312,15 +301,12 @@ impl Worker {
         if let Some(agent) = self.hostagent.as_mut() {
             if agent.config_text != config_text {
                 tracing::info!(instance = %Shown(&self.name), "the template changed; restarting the VM");
-                self.write_status(|status| {
-                    status.observed_generation = generation;
-                    status.set_condition(
-                        CONDITION_RUNNING,
-                        false,
-                        reason::STOPPING,
-                        "the template changed; restarting",
-                    );
-                });
+                self.report_running(
+                    generation,
+                    false,
+                    reason::STOPPING,
+                    "the template changed; restarting",
+                );
                 if !self.stop_own_hostagent(vm, StopPath::Restart) {
                     return;
                 }
@@ -346,15 +332,12 @@ impl Worker {
         self.acted_generation = Some(generation);
         self.start_not_before = None;
         if !retrying {
-            self.write_status(|status| {
-                status.observed_generation = generation;
-                status.set_condition(
-                    CONDITION_RUNNING,
-                    false,
-                    reason::STARTING,
-                    "starting the hostagent",
-                );
-            });
+            self.report_running(
+                generation,
+                false,
+                reason::STARTING,
+                "starting the hostagent",
+            );
         }
         match self.try_start(vm, config_text) {
             Ok(agent) => {
@@ -459,15 +442,12 @@ impl Worker {
         self.start_failures = 0;
         if self.hostagent.is_some() {
             self.acted_generation = Some(generation);
-            self.write_status(|status| {
-                status.observed_generation = generation;
-                status.set_condition(
-                    CONDITION_RUNNING,
-                    false,
-                    reason::STOPPING,
-                    "stopping the hostagent",
-                );
-            });
+            self.report_running(
+                generation,
+                false,
+                reason::STOPPING,
+                "stopping the hostagent",
+            );
             if self.stop_own_hostagent(vm, StopPath::RunningFalse) {
                 self.write_status(|status| {
                     status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "stopped")
@@ -477,10 +457,7 @@ impl Worker {
         }
         if self.acted_generation != Some(generation) {
             self.acted_generation = Some(generation);
-            self.write_status(|status| {
-                status.observed_generation = generation;
-                status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "not running");
-            });
+            self.report_running(generation, false, reason::STOPPED, "not running");
         }
     }
 
@@ -687,6 +664,14 @@ impl Worker {
             tracing::warn!(instance = %Shown(&self.name), "the resource was removed while its VM ran; stopping it");
             self.stop_own_hostagent(&vm, StopPath::ResourceRemoved);
         }
+    }
+
+    /// Records the Running condition and that `generation` was acted on.
+    fn report_running(&self, generation: u64, running: bool, reason: &str, message: &str) {
+        self.write_status(|status| {
+            status.observed_generation = generation;
+            status.set_condition(CONDITION_RUNNING, running, reason, message);
+        });
     }
 
     fn write_status(&self, change: impl FnOnce(&mut Status)) {
