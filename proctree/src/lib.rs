@@ -49,12 +49,43 @@ pub fn kill(pid: u32) -> Result<(), SignalError> {
     platform::kill(pid).map_err(|source| SignalError::Kill { pid, source })
 }
 
-/// Kills `pid` and every process descending from it. The tree is read from a
+/// Starts `cmd` with `attributes` so that [`kill_tree`] can later reach
+/// every process it starts, also children whose parent already died.
+/// Windows: in a job object of its own, assigned before the child runs (it
+/// is created suspended); its descendants join the job. Unix: a plain spawn;
+/// a process group of its own (`attributes.own_process_group`) plays that
+/// part. Errors: the spawn's, or a suspended child that cannot be resumed
+/// (it is killed then); a job that cannot be made leaves the child running
+/// outside any job, reachable by the tree walk only.
+pub fn spawn_contained(
+    cmd: &mut std::process::Command,
+    attributes: SpawnAttributes,
+) -> std::io::Result<std::process::Child> {
+    platform::spawn_contained(attributes, cmd)
+}
+
+/// True when this Windows build runs under Wine (its ntdll exports
+/// `wine_get_version`); always false on other platforms. Wine runs Windows
+/// programs but lacks some of what a test may need (AF_UNIX sockets, console
+/// control events).
+pub fn running_under_wine() -> bool {
+    platform::running_under_wine()
+}
+
+/// Kills `pid` and every process descending from it.
+///
+/// When this process started `pid` with [`spawn_contained`] on Windows and
+/// `pid` is still in its job, the job is terminated: every process in it
+/// dies, orphans included, and its members are returned. Otherwise (a
+/// process found rather than started, or on Unix) the tree is read from a
 /// fresh process table before the first kill; the root dies first so that it
 /// cannot start new children, and on Unix its process group goes with it.
 /// Returns the pids that were killed; every failure is reported, the first
 /// one as the error, after every kill has been tried.
 pub fn kill_tree(pid: u32) -> Result<Vec<u32>, SignalError> {
+    if let Ok(Some(killed)) = platform::terminate_job_of(pid) {
+        return Ok(killed);
+    }
     let table = ProcessTable::snapshot();
     let mut victims = vec![pid];
     victims.extend(table.descendants(pid));
@@ -88,4 +119,33 @@ pub fn is_alive(pid: u32) -> bool {
 /// Windows: CTRL_BREAK_EVENT to the console group the service leads).
 pub fn request_shutdown(pid: u32) -> Result<(), SignalError> {
     platform::request_shutdown(pid).map_err(|source| SignalError::Signal { pid, source })
+}
+
+/// What Wine lacks that some tests need, for [`skip_under_wine`].
+pub mod wine_lacks {
+    /// Wine (8) has no AF_UNIX sockets: binding `ha.sock` fails with
+    /// WSAEAFNOSUPPORT (10047).
+    pub const AF_UNIX: &str = "AF_UNIX sockets (ha.sock): Wine fails them with WSAEAFNOSUPPORT";
+    /// Wine does not deliver CTRL_BREAK_EVENT to a console process group.
+    pub const CONSOLE_EVENTS: &str =
+        "console control events (CTRL_BREAK_EVENT to a process group), which Wine does not deliver";
+}
+
+/// For tests: true when running under Wine, after writing
+/// `SKIPPED under Wine: TEST: needs WHAT` to stderr (past the test
+/// harness's output capture, so every skip shows). A test calls it first
+/// and returns at once when it is true; elsewhere, a real Windows included,
+/// it is false and the test runs.
+pub fn skip_under_wine(needs: &str) -> bool {
+    if !running_under_wine() {
+        return false;
+    }
+    use std::io::Write;
+    let thread = std::thread::current();
+    let test = thread.name().unwrap_or("a test");
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED under Wine: {test}: needs {needs}"
+    );
+    true
 }

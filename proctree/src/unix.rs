@@ -1,7 +1,7 @@
 use crate::{ObservedAttributes, SpawnAttributes};
 use std::io;
 use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// Niceness added by `background_priority`.
 const BACKGROUND_NICENESS: libc::c_int = 5;
@@ -57,16 +57,34 @@ pub fn kill_group_if_leader(pid: u32) {
     }
 }
 
+/// Unix has no job objects: a process group of its own, when the
+/// attributes ask for one, is what lets a tree kill reach orphans.
+pub fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
+    apply_attributes(attributes, cmd);
+    cmd.spawn()
+}
+
+/// No job objects on Unix.
+pub fn terminate_job_of(_pid: u32) -> io::Result<Option<Vec<u32>>> {
+    Ok(None)
+}
+
+pub fn running_under_wine() -> bool {
+    false
+}
+
 pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     if attributes.own_process_group {
         cmd.process_group(0);
     }
     if attributes.background_priority {
-        // SAFETY: nice() is async-signal-safe, as pre_exec requires.
+        // SAFETY: nice() and setting errno are async-signal-safe, as
+        // pre_exec requires.
         unsafe {
             cmd.pre_exec(|| {
-                *libc::__errno_location() = 0;
-                if libc::nice(BACKGROUND_NICENESS) == -1 && *libc::__errno_location() != 0 {
+                // -1 is also a valid niceness: only errno tells failure.
+                errno::set_errno(errno::Errno(0));
+                if libc::nice(BACKGROUND_NICENESS) == -1 && errno::errno().0 != 0 {
                     return Err(io::Error::last_os_error());
                 }
                 Ok(())
@@ -77,13 +95,11 @@ pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
 
 /// The niceness of `pid`, `None` when it is gone.
 fn niceness(pid: libc::pid_t) -> Option<libc::c_int> {
-    // SAFETY: getpriority has no memory-safety preconditions; errno is
-    // cleared first because -1 is also a valid niceness.
-    unsafe {
-        *libc::__errno_location() = 0;
-        let nice = libc::getpriority(libc::PRIO_PROCESS, pid as libc::id_t);
-        (nice != -1 || *libc::__errno_location() == 0).then_some(nice)
-    }
+    // errno is cleared first because -1 is also a valid niceness.
+    errno::set_errno(errno::Errno(0));
+    // SAFETY: getpriority has no memory-safety preconditions.
+    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, pid as libc::id_t) };
+    (nice != -1 || errno::errno().0 == 0).then_some(nice)
 }
 
 pub fn observe_attributes_of(pid: u32, parent: u32) -> Option<ObservedAttributes> {

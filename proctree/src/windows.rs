@@ -1,12 +1,16 @@
+mod job;
+
 use crate::{ObservedAttributes, SpawnAttributes};
+pub use job::terminate_job_of;
 use std::io;
 use std::os::windows::process::CommandExt;
-use std::process::Command;
+use std::process::{Child, Command};
 use windows_sys::Win32::Foundation::{CloseHandle, ERROR_INVALID_PARAMETER};
 use windows_sys::Win32::System::Console::{CTRL_BREAK_EVENT, GenerateConsoleCtrlEvent};
+use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleW, GetProcAddress};
 use windows_sys::Win32::System::Threading::{
-    BELOW_NORMAL_PRIORITY_CLASS, CREATE_NEW_PROCESS_GROUP, GetCurrentProcess, GetPriorityClass,
-    OpenProcess, PROCESS_TERMINATE, TerminateProcess,
+    BELOW_NORMAL_PRIORITY_CLASS, CREATE_NEW_PROCESS_GROUP, CREATE_SUSPENDED, GetCurrentProcess,
+    GetPriorityClass, OpenProcess, PROCESS_TERMINATE, TerminateProcess,
 };
 
 /// Set in a child's environment when it was created with
@@ -56,7 +60,29 @@ pub fn is_gone_error(error: &io::Error) -> bool {
 pub fn kill_group_if_leader(_pid: u32) {}
 
 pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
-    let mut flags = 0;
+    apply_attributes_with_flags(attributes, cmd, 0);
+}
+
+/// Spawns into a job object of its own (see [`job`]).
+pub fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
+    apply_attributes_with_flags(attributes, cmd, CREATE_SUSPENDED);
+    job::spawn_in_job(cmd)
+}
+
+/// True when ntdll exports `wine_get_version`, which only Wine's does.
+pub fn running_under_wine() -> bool {
+    let ntdll: Vec<u16> = "ntdll.dll\0".encode_utf16().collect();
+    // SAFETY: both strings are NUL-terminated; ntdll is loaded in every
+    // process, and the module handle needs no release.
+    unsafe {
+        let module = GetModuleHandleW(ntdll.as_ptr());
+        !module.is_null() && GetProcAddress(module, c"wine_get_version".as_ptr().cast()).is_some()
+    }
+}
+
+/// Sets the attributes' creation flags together with `extra_flags`.
+fn apply_attributes_with_flags(attributes: SpawnAttributes, cmd: &mut Command, extra_flags: u32) {
+    let mut flags = extra_flags;
     if attributes.own_process_group {
         flags |= CREATE_NEW_PROCESS_GROUP;
         // A process cannot read its console group back on Windows; this

@@ -4,7 +4,10 @@
 //!
 //! Order (Lima's `StopForcibly`, with the review's fixes): kill the driver's
 //! and the hostagent's whole trees, each only after checking the pid is
-//! really this instance's; terminate the WSL2 distro; then, only if every
+//! really this instance's (a hostagent this process started is killed with
+//! its job object on Windows, which reaches children whose parent already
+//! died; a process found instead, as orphan recovery finds them, by a walk
+//! of the process table); terminate the WSL2 distro; then, only if every
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 

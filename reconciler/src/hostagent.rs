@@ -122,8 +122,9 @@ pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartE
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr);
-    spawn_attributes(settings).apply(&mut cmd);
-    cmd.spawn().map_err(|e| {
+    // Contained: on Windows a job object holds the hostagent and everything
+    // it starts, so a forced stop kills the whole tree, orphans included.
+    proctree::spawn_contained(&mut cmd, spawn_attributes(settings)).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             StartError::LimactlNotFound
         } else {
