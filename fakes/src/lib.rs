@@ -6,6 +6,7 @@
 //! personality. [`run_multicall`] is the whole program; any binary can
 //! dispatch to it.
 
+pub mod install;
 pub mod journal;
 pub mod plan;
 

@@ -421,17 +421,9 @@ impl Drop for Sandbox {
 }
 
 /// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
-/// link's name), a hard link or else a copy on Windows.
+/// link's name), a hard link to the target or to one staged copy per
+/// directory on Windows (see [`fakes::install`]).
 pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
-    #[cfg(unix)]
-    {
-        std::os::unix::fs::symlink(target, link).map_err(HarnessError::io(what))
-    }
-    #[cfg(windows)]
-    {
-        std::fs::hard_link(target, link)
-            .or_else(|_| std::fs::copy(target, link).map(|_| ()))
-            .map_err(HarnessError::io(what))
-    }
+    fakes::install::install_executable(target, link).map_err(HarnessError::io(what))
 }

@@ -249,24 +249,25 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     /// Whatever a test left running in the sandbox (children that outlived
-    /// their parent included) dies here.
+    /// their parent included) dies here, and is gone before the directory
+    /// is removed: Windows cannot delete an executable that still runs.
     fn drop(&mut self) {
-        for process in self.live_processes() {
-            let _ = proctree::kill(process.pid);
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let live = self.live_processes();
+            if live.is_empty() || Instant::now() >= deadline {
+                break;
+            }
+            for process in live {
+                let _ = proctree::kill(process.pid);
+            }
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 }
 
-#[cfg(unix)]
 fn install(fake: &Path, link: &Path) {
-    std::os::unix::fs::symlink(fake, link).unwrap();
-}
-
-#[cfg(windows)]
-fn install(fake: &Path, link: &Path) {
-    if std::fs::hard_link(fake, link).is_err() {
-        std::fs::copy(fake, link).unwrap();
-    }
+    fakes::install::install_executable(fake, link).unwrap();
 }
 
 /// A started fake, killed with its whole tree when dropped unless it has
