@@ -5,7 +5,7 @@
 
 use crate::socket::{UnixListener, UnixStream};
 use serde::{Deserialize, Serialize};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::Duration;
 
@@ -47,20 +47,57 @@ pub fn query_info(socket: &Path, timeout: Duration) -> Result<Info, InfoError> {
     stream
         .write_all(b"GET /v1/info HTTP/1.1\r\nHost: lima-hostagent\r\nConnection: close\r\n\r\n")
         .map_err(io)?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).map_err(io)?;
+    let (status_line, body) = read_answer(BufReader::new(stream)).map_err(io)?;
     let bad = |message: String| InfoError::BadAnswer {
         path: path.clone(),
         message,
     };
-    let (head, body) = answer
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| bad(format!("no header end in {answer:?}")))?;
-    let status_line = head.lines().next().unwrap_or_default();
     if status_line.split_whitespace().nth(1) != Some("200") {
         return Err(bad(format!("status line {status_line:?}")));
     }
-    serde_json::from_str(body).map_err(|e| bad(format!("body {body:?}: {e}")))
+    serde_json::from_str(&body).map_err(|e| bad(format!("body {body:?}: {e}")))
+}
+
+/// The status line and body of an HTTP/1.1 answer. The body is read by its
+/// `Content-Length`, not to the end of the stream: a server that resets the
+/// connection after a complete answer (as Windows does when a socket is
+/// closed with unread data) still gives a good one. Without the header the
+/// body is whatever comes until the peer closes.
+fn read_answer(mut reader: impl BufRead) -> std::io::Result<(String, String)> {
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line)?;
+    let mut content_length = None;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("the answer ended inside its headers (status line {status_line:?})"),
+            ));
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = header.split_once(':')
+            && name.trim().eq_ignore_ascii_case("content-length")
+        {
+            content_length = value.trim().parse::<usize>().ok();
+        }
+    }
+    let mut body = Vec::new();
+    match content_length {
+        Some(len) => {
+            body.resize(len, 0);
+            reader.read_exact(&mut body)?;
+        }
+        None => {
+            reader.read_to_end(&mut body)?;
+        }
+    }
+    let body = String::from_utf8(body)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+    Ok((status_line.trim_end().to_owned(), body))
 }
 
 /// Serves `/v1/info` on `listener` until the listener fails (it is closed
@@ -131,6 +168,34 @@ mod tests {
         });
         let info = query_info(&sock, Duration::from_secs(2)).unwrap();
         assert_eq!(info.ssh_local_port, 60022);
+    }
+
+    #[test]
+    fn an_answer_is_read_by_its_content_length_and_an_error_after_it_is_ignored() {
+        /// Gives `data`, then fails as a reset connection does.
+        struct ThenReset(std::io::Cursor<Vec<u8>>);
+        impl std::io::Read for ThenReset {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                match self.0.read(buf)? {
+                    0 => Err(std::io::ErrorKind::ConnectionReset.into()),
+                    n => Ok(n),
+                }
+            }
+        }
+        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 22\r\n\r\n{\"sshLocalPort\":60022}";
+        let (status, body) = read_answer(BufReader::new(ThenReset(std::io::Cursor::new(
+            answer.to_vec(),
+        ))))
+        .unwrap();
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert_eq!(body, "{\"sshLocalPort\":60022}");
+
+        let cut = b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n{}";
+        let err = read_answer(BufReader::new(std::io::Cursor::new(cut.to_vec()))).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::UnexpectedEof);
+        let headless = b"HTTP/1.1 200 OK\r\nContent-Type: x";
+        let err = read_answer(BufReader::new(std::io::Cursor::new(headless.to_vec()))).unwrap_err();
+        assert!(err.to_string().contains("inside its headers"), "{err}");
     }
 
     #[test]
