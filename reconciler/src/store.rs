@@ -385,12 +385,15 @@ fn remove_document(path: &Path) -> Result<(), StoreError> {
 /// leading `.`, which would make `.`/`..` or hide the file. Any name,
 /// including ones the reconciler refuses as instance names, gets a file of
 /// its own, and ordinary names keep the plain `<name>.json`.
+///
+/// A trailing `.` or space of the name is kept on Windows too: Windows
+/// strips those only at the end of a whole file name, and the file name
+/// always ends in `.json`. So `..` is `%2E..json` on every platform.
 pub fn file_name_for(name: &str) -> String {
     if name.is_empty() {
         // No other name encodes to a lone '%'.
         return "%.json".to_owned();
     }
-    let last = name.chars().count() - 1;
     let windows = cfg!(windows);
     let reserved_device = windows && is_windows_device_name(name);
     let mut encoded = String::new();
@@ -400,8 +403,7 @@ pub fn file_name_for(name: &str) -> String {
             || (windows
                 && (matches!(c, '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|')
                     || c.is_control()
-                    || (index == 0 && reserved_device)
-                    || (index == last && (c == ' ' || c == '.'))));
+                    || (index == 0 && reserved_device)));
         if unsafe_here {
             let mut buf = [0; 4];
             for byte in c.encode_utf8(&mut buf).bytes() {
@@ -704,6 +706,8 @@ mod tests {
         assert_eq!(file_name_for("vm1"), "vm1.json");
         assert_eq!(file_name_for("a/b"), "a%2Fb.json");
         assert_eq!(file_name_for(".."), "%2E..json");
+        assert_eq!(file_name_for("tail."), "tail..json");
+        assert_eq!(file_name_for("tail "), "tail .json");
         if cfg!(windows) {
             assert_eq!(file_name_for("we[1]rd {*?} ü"), "we[1]rd {%2A%3F} ü.json");
         } else {
