@@ -30,6 +30,13 @@ lint:
 windows-check:
     ../shared/tools/windows-check .
 
+macos-check:
+    ../shared/tools/macos-check .
+
+# The Windows build's tests under Wine, with pass/fail/skip counts.
+wine-tests *args:
+    scripts/wine-tests {{args}}
+
 # Type-check, then run the tests under Wine.
 windows-test *args:
     ../shared/tools/windows-test . {{args}}
