@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
 use scenarios::report;
 use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -63,6 +63,10 @@ struct Args {
     /// List the findings and exit.
     #[arg(long)]
     list: bool,
+    /// Kill the processes and remove the sandbox directories that an earlier,
+    /// killed run left (found by their sandbox mark and run name), then go on.
+    #[arg(long)]
+    clean_leftovers: bool,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +87,14 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
     if only.is_empty() {
         return Ok(CATALOGUE.iter().collect());
     }
-    only.iter()
+    let mut unique: Vec<&String> = Vec::new();
+    for id in only {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    unique
+        .into_iter()
         .map(|id| {
             catalogue::find(id).with_context(|| {
                 let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id).collect();
@@ -116,6 +127,8 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         }
         return Ok(true);
     }
+    interrupts::install()?;
+    leftovers(args.clean_leftovers);
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
     config.target = Target::parse(&args.target)?;
@@ -135,12 +148,55 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     let outcomes = run_all(&tasks, &config, jobs);
     let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
     let rows = report::rows(&ids, &outcomes);
-    match args.format {
-        Format::Table => println!("{}", report::table(&rows)),
-        Format::Json => println!("{}", report::json(&rows)),
-        Format::Markdown => println!("{}", report::markdown(&rows)),
-    }
+    let text = match args.format {
+        Format::Table => report::table(&rows),
+        Format::Json => report::json(&rows),
+        Format::Markdown => report::markdown(&rows),
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .context("cannot write the report to stdout")?;
     Ok(report::Summary::all_as_expected(&rows))
+}
+
+/// Reports what earlier, killed runs left; removes it when asked.
+fn leftovers(clean: bool) {
+    let temp = std::env::temp_dir();
+    if clean {
+        let removed = harness::runs::remove_leftovers(&temp);
+        if !removed.is_empty() {
+            eprintln!("reproduce: removed what earlier runs left: {removed}");
+        }
+        return;
+    }
+    let found = harness::runs::leftovers(&temp);
+    if !found.is_empty() {
+        eprintln!(
+            "reproduce: earlier runs that were killed left {found}\n\
+             reproduce: run with --clean-leftovers to remove them"
+        );
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (Windows: CTRL_C, CTRL_BREAK, closing the
+/// console) stop the run: every live sandbox is cleaned, what was cleaned
+/// is said, and the process exits with 130.
+mod interrupts {
+    use anyhow::Context;
+
+    /// The exit code of an interrupted run (128 + SIGINT, by convention).
+    pub const INTERRUPTED_EXIT: i32 = 130;
+
+    pub fn install() -> anyhow::Result<()> {
+        ctrlc::set_handler(|| {
+            eprintln!("reproduce: interrupted: stopping every scenario and cleaning its sandbox");
+            let cleaned = harness::runs::stop_all();
+            eprintln!("reproduce: interrupted; cleaned {cleaned}");
+            std::process::exit(INTERRUPTED_EXIT);
+        })
+        .context("cannot install the interrupt handler")
+    }
 }
 
 /// Runs the tasks on `jobs` threads, showing progress on stderr: a bar on a
