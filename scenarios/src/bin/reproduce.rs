@@ -121,14 +121,14 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
 
 fn reproduce(args: Args) -> anyhow::Result<bool> {
     let findings = selected(&args.only)?;
+    interrupts::install()?;
+    leftovers(args.clean_leftovers);
     if args.list {
         for f in &findings {
             println!("{:32} {}", f.id, f.title);
         }
         return Ok(true);
     }
-    interrupts::install()?;
-    leftovers(args.clean_leftovers);
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
     config.target = Target::parse(&args.target)?;
