@@ -336,12 +336,13 @@ impl<'s> ExternalDriver<'s> {
         ))
     }
 
-    fn stop_command(&self) -> Option<std::process::Command> {
-        self.target
-            .service
-            .stop_command
-            .as_ref()
-            .map(|c| self.command(&self.expand(c, &[])))
+    fn stop_command(&self) -> Option<(std::process::Command, Duration)> {
+        self.target.service.stop_command.as_ref().map(|c| {
+            (
+                self.command(&self.expand(c, &[])),
+                self.settings.command_timeout,
+            )
+        })
     }
 }
 

@@ -104,12 +104,13 @@ impl<'s> ServiceProcess<'s> {
             .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
     }
 
-    /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`)
-    /// and waits up to `timeout`; returns its exit code.
+    /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`
+    /// run within its bound) and waits up to `timeout`; returns its exit
+    /// code.
     pub fn stop(
         &mut self,
         timeout: Duration,
-        stop_command: Option<Command>,
+        stop_command: Option<(Command, Duration)>,
     ) -> Result<Option<i32>, HarnessError> {
         let Some(pid) = self.pid else {
             return Ok(None);
@@ -119,8 +120,8 @@ impl<'s> ServiceProcess<'s> {
             return Ok(code);
         }
         match stop_command {
-            Some(cmd) => {
-                run_cli(cmd, None, "the service's stop_command", timeout)?;
+            Some((cmd, bound)) => {
+                run_cli(cmd, None, "the service's stop_command", bound)?;
             }
             None => {
                 proctree::request_shutdown(pid).map_err(|e| HarnessError::Driver(e.to_string()))?
@@ -143,7 +144,7 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Stops the service within `timeout`, killing it when it does not go.
-    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<Command>) {
+    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<(Command, Duration)>) {
         if self.pid.is_some() && self.stop(timeout, stop_command).is_err() {
             let _ = self.crash();
         }

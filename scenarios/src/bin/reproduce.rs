@@ -63,6 +63,11 @@ struct Args {
     /// List the findings and exit.
     #[arg(long)]
     list: bool,
+    /// The bound of every command run for the target (CLI verbs, ready and
+    /// stop commands): at it the command's process group is killed and the
+    /// run ends as a harness error naming the command.
+    #[arg(long, default_value = "15s", value_parser = parse_command_timeout)]
+    command_timeout: std::time::Duration,
     /// Kill the processes and remove the sandbox directories that an earlier,
     /// killed run left (found by their sandbox mark and run name), then go on.
     #[arg(long)]
@@ -107,6 +112,16 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
         .collect()
 }
 
+/// A duration of 1 ms to 1 hour.
+fn parse_command_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let max = std::time::Duration::from_secs(3600);
+    match reconciler::settings::parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0s".to_owned()),
+        d if d > max => Err("must be at most 1h".to_owned()),
+        d => Ok(d),
+    }
+}
+
 fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
     Ok(match choice {
         ToolsetArg::Fake => Toolset::fakes(),
@@ -121,6 +136,7 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
 
 fn reproduce(args: Args) -> anyhow::Result<bool> {
     let findings = selected(&args.only)?;
+    let target = Target::parse(&args.target)?;
     interrupts::install()?;
     leftovers(args.clean_leftovers);
     if args.list {
@@ -131,7 +147,8 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     }
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
-    config.target = Target::parse(&args.target)?;
+    config.target = target;
+    config.settings.command_timeout = args.command_timeout;
     let variants: Vec<Variant> = match args.variants {
         Variants::Both => vec![Variant::Fixed, Variant::Regressed],
         Variants::Fixed => vec![Variant::Fixed],
