@@ -348,3 +348,80 @@ fn a_regression_exported_in_the_users_shell_does_not_reach_the_service() {
     assert!(stdout.contains("\"passed\""), "{stdout}");
     assert_clean(tmp.path(), &stderr);
 }
+
+/// Runs the fixed variant of [`FINDING`] with `TMPDIR` at `tmp`; returns
+/// the outcome and stderr.
+fn run_fixed_in(tmp: &Path) -> (serde_json::Value, String) {
+    let run = Run::start(
+        tmp,
+        &["--only", FINDING, "--variants", "fixed", "--format", "json"],
+    );
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (report["findings"][0]["fixed"].clone(), stderr)
+}
+
+#[test]
+fn a_tmpdir_holding_the_path_separator_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let hostile = tmp.path().join("a:b");
+    std::fs::create_dir(&hostile).unwrap();
+    let (outcome, stderr) = run_fixed_in(&hostile);
+    assert_harness_error(&outcome, "holds the PATH list separator");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_clean(&hostile, &stderr);
+}
+
+#[test]
+fn a_tmpdir_too_long_for_sockets_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let long = tmp.path().join("d".repeat(100));
+    std::fs::create_dir(&long).unwrap();
+    let (outcome, stderr) = run_fixed_in(&long);
+    assert_harness_error(&outcome, "is too long: an instance's socket");
+    assert_clean(&long, &stderr);
+}
+
+#[test]
+fn a_fault_plan_removed_during_the_run_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let run = started_run(tmp.path());
+    let dir = sandbox_dirs(tmp.path()).pop().expect("a sandbox directory");
+    std::fs::remove_file(tmp.path().join(dir).join("faults.json")).unwrap();
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("HARNESS ERROR"), "{stdout}");
+    assert!(stdout.contains("was removed during the run"), "{stdout}");
+    assert_clean(tmp.path(), &stderr);
+}
+
+#[test]
+fn a_full_stdout_is_an_error_naming_it_not_a_panic() {
+    let tmp = Tmp::new();
+    for args in [
+        &["--list"][..],
+        &["--only", FINDING, "--variants", "fixed"],
+    ] {
+        let run = Run::start_with(tmp.path(), args, |cmd| {
+            cmd.stdout(std::fs::File::create("/dev/full").unwrap());
+        });
+        let (code, stderr) = run.finish();
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the report to stdout") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_clean(tmp.path(), "");
+}
+
+#[test]
+fn a_finding_named_twice_is_run_and_reported_once() {
+    let tmp = Tmp::new();
+    let run = Run::start(tmp.path(), &["--list", "--only", FINDING, "--only", FINDING]);
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}

@@ -140,9 +140,11 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     interrupts::install()?;
     leftovers(args.clean_leftovers);
     if args.list {
-        for f in &findings {
-            println!("{:32} {}", f.id, f.title);
-        }
+        let text: String = findings
+            .iter()
+            .map(|f| format!("{:32} {}\n", f.id, f.title))
+            .collect();
+        print_stdout(&text)?;
         return Ok(true);
     }
     let exe = std::env::current_exe().context("locating this executable")?;
@@ -170,11 +172,18 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         Format::Json => report::json(&rows),
         Format::Markdown => report::markdown(&rows),
     };
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{text}")
-        .and_then(|()| stdout.flush())
-        .context("cannot write the report to stdout")?;
+    print_stdout(&format!("{text}\n"))?;
     Ok(report::Summary::all_as_expected(&rows))
+}
+
+/// Writes `text` to stdout; a failure (a full device, a closed pipe) is an
+/// error naming stdout, not a panic.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the report to stdout")
 }
 
 /// Reports what earlier, killed runs left; removes it when asked.
