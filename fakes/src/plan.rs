@@ -114,6 +114,14 @@ pub enum Fault {
     ReplaceDriver,
 }
 
+/// The exit codes a process can return here: Unix keeps the low 8 bits of
+/// the status (so 256 would read as 0 and -1 as 255); Windows keeps all 32.
+pub const EXIT_CODES: std::ops::RangeInclusive<i32> = if cfg!(windows) {
+    i32::MIN..=i32::MAX
+} else {
+    0..=255
+};
+
 fn default_fail_code() -> i32 {
     1
 }
@@ -184,6 +192,15 @@ impl FaultPlan {
             if rule.times == Some(0) {
                 return Err(format!(
                     "rules[{index}].times: 0 would never apply; omit the rule"
+                ));
+            }
+            if let Fault::Fail { code, .. } = rule.fault
+                && !EXIT_CODES.contains(&code)
+            {
+                return Err(format!(
+                    "rules[{index}].fault.code: {code} is not an exit code this platform can return ({}..={})",
+                    EXIT_CODES.start(),
+                    EXIT_CODES.end()
                 ));
             }
         }
@@ -274,6 +291,26 @@ mod tests {
 
     fn args(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn fail_codes_the_platform_cannot_return_are_refused() {
+        let plan = |code: i64| {
+            FaultPlan::parse(&format!(
+                r#"{{"rules":[{{"tool":"ssh","fault":{{"kind":"fail","code":{code}}}}}]}}"#
+            ))
+        };
+        assert!(plan(1).is_ok());
+        assert!(plan(255).is_ok());
+        if cfg!(unix) {
+            for code in [300, -1, 256] {
+                let err = plan(code).unwrap_err();
+                assert!(
+                    err.contains(&format!("fault.code: {code} is not an exit code")),
+                    "{err}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@ use crate::driver::{
     ReconcilerDriver, ResourceKind, VmSpec, VmView, running_patch, template_patch,
 };
 use crate::reference::ReferenceSettings;
-use crate::service::{ServiceProcess, run_cli};
+use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
 use serde::Deserialize;
@@ -138,6 +138,12 @@ impl TargetFile {
                 return Err(format!("{field} is empty: it must name a command"));
             }
         }
+        if let Some(key) = self.service.env.keys().find(|k| is_harness_variable(k)) {
+            return Err(format!(
+                "service.env sets {key}, a variable the harness sets itself \
+                 (LIMAVM_*, LIMA_HOME, HOME, USERPROFILE): remove it"
+            ));
+        }
         if self.service.ready_file.is_none() && self.service.ready_command.is_none() {
             return Err("service needs ready_file or ready_command".into());
         }
@@ -202,6 +208,14 @@ impl TargetFile {
             namespace: self.resource.namespace.clone(),
         }
     }
+}
+
+/// True for the variables by which the harness finds and isolates what it
+/// starts (the sandbox mark, the fault plan, the journal...): a target may
+/// not override them.
+fn is_harness_variable(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    upper.starts_with("LIMAVM_") || ["LIMA_HOME", "HOME", "USERPROFILE"].contains(&upper.as_str())
 }
 
 /// The first unknown `{placeholder}` in `arg`, if any.
@@ -302,6 +316,7 @@ impl<'s> ExternalDriver<'s> {
             self.command(&args),
             stdin,
             &format!("{} {}", self.target.name, args[1..].join(" ")),
+            self.settings.command_timeout,
         )
     }
 
@@ -321,12 +336,13 @@ impl<'s> ExternalDriver<'s> {
         ))
     }
 
-    fn stop_command(&self) -> Option<std::process::Command> {
-        self.target
-            .service
-            .stop_command
-            .as_ref()
-            .map(|c| self.command(&self.expand(c, &[])))
+    fn stop_command(&self) -> Option<(std::process::Command, Duration)> {
+        self.target.service.stop_command.as_ref().map(|c| {
+            (
+                self.command(&self.expand(c, &[])),
+                self.settings.command_timeout,
+            )
+        })
     }
 }
 
@@ -374,6 +390,7 @@ impl ReconcilerDriver for ExternalDriver<'_> {
                 .ready_command
                 .as_ref()
                 .map(|c| self.expand(c, &[])),
+            timeout: self.settings.command_timeout,
         };
         let sandbox = self.sandbox;
         self.service.wait_ready(|| ready.holds(sandbox))
@@ -460,19 +477,26 @@ fn command(sandbox: &Sandbox, args: &[String]) -> std::process::Command {
 struct ReadyCheck {
     /// This file exists...
     file: Option<PathBuf>,
-    /// ...and/or this command exits 0.
+    /// ...and/or this command exits 0...
     command: Option<Vec<String>>,
+    /// ...within this bound.
+    timeout: Duration,
 }
 
 impl ReadyCheck {
-    fn holds(&self, sandbox: &Sandbox) -> Result<(), String> {
+    fn holds(&self, sandbox: &Sandbox) -> Result<(), NotReady> {
         if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
-            return Err(format!("{} does not exist yet", path.display()));
+            return Err(NotReady::Yet(format!(
+                "{} does not exist yet",
+                path.display()
+            )));
         }
         if let Some(args) = &self.command {
-            let status = command(sandbox, args).status().map_err(|e| e.to_string())?;
-            if !status.success() {
-                return Err(format!("ready_command exited with {status}"));
+            match run_cli(command(sandbox, args), None, "ready_command", self.timeout) {
+                Ok(_) => {}
+                // Exited non-zero: not ready yet.
+                Err(e @ HarnessError::Cli { .. }) => return Err(NotReady::Yet(e.to_string())),
+                Err(e) => return Err(NotReady::Never(e)),
             }
         }
         Ok(())
@@ -546,6 +570,16 @@ kind = "LimaVM"
             err.contains("no-such-kubectl-here") && err.contains("not found"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_service_env_overriding_the_harness_is_refused_naming_it() {
+        for key in ["LIMAVM_SANDBOX", "limavm_regress", "LIMA_HOME"] {
+            let err = parse(&format!("{GOOD}\n[service.env]\n{key} = \"x\"\n")).unwrap_err();
+            assert!(err.contains(&format!("service.env sets {key}")), "{err}");
+        }
+        let ok = format!("{GOOD}\n[service.env]\nRUST_LOG = \"debug\"\n");
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

@@ -39,9 +39,19 @@ impl FaultPlanBuilder {
     }
 
     /// Writes the plan atomically, so a fake never reads half of it.
+    /// Writes the plan (atomically); a plan the fakes would refuse (an exit
+    /// code the platform cannot return...) is refused here, with their
+    /// reason, as `InvalidInput`.
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
+        let text = self.plan.to_json();
+        fakes::plan::FaultPlan::parse(&text).map_err(|message| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("invalid fault plan: {message}"),
+            )
+        })?;
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, self.plan.to_json())?;
+        std::fs::write(&tmp, text)?;
         std::fs::rename(tmp, path)
     }
 }

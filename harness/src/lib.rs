@@ -12,6 +12,7 @@ pub mod leaks;
 pub mod ports;
 pub mod real_lima;
 pub mod reference;
+pub mod runs;
 pub mod sandbox;
 pub mod service;
 pub mod target;
@@ -51,6 +52,16 @@ pub enum HarnessError {
     Wait(#[from] WaitError),
     #[error("reconciler under test: {0}")]
     Driver(String),
+    #[error("{what} did not finish within {timeout:?} (killed with its process group){}", if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") })]
+    CommandHung {
+        what: String,
+        timeout: std::time::Duration,
+        stderr: String,
+    },
+    #[error("the run was interrupted: no sandbox or process starts any more")]
+    Interrupted,
+    #[error("{0}")]
+    Setup(String),
     #[error("{what} failed with {status}: {stderr}")]
     Cli {
         what: String,

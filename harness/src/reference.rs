@@ -2,7 +2,7 @@
 //! the service, its `ctl` for writes, its resource files for reads.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView, running_patch, template_patch};
-use crate::service::{ServiceProcess, run_cli};
+use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
 use std::path::{Path, PathBuf};
@@ -29,6 +29,10 @@ pub struct ReferenceSettings {
     pub restart_backoff: Duration,
     /// How long a dropped driver waits for its service to shut down.
     pub drop_shutdown_timeout: Duration,
+    /// The bound of every command the harness runs for the target (a CLI
+    /// verb, a ready or stop command); at it the command's group is killed
+    /// and the scenario ends with a harness error naming the command.
+    pub command_timeout: Duration,
     /// PATH holds the sandbox's `bin/` only (to make a tool missing).
     pub isolated_path: bool,
     /// `--hostagent-entry`: how the service starts a hostagent (`hostagent`
@@ -53,6 +57,7 @@ impl ReferenceSettings {
             delete_retry_budget: 8,
             restart_backoff: Duration::from_millis(100),
             drop_shutdown_timeout: Duration::from_secs(15),
+            command_timeout: Duration::from_secs(15),
             isolated_path: false,
             hostagent_entry: None,
         }
@@ -166,6 +171,7 @@ impl<'s> ReferenceDriver<'s> {
             cmd,
             stdin,
             &format!("limavm-reconciler ctl {}", args.join(" ")),
+            self.settings.command_timeout,
         )
     }
 
@@ -227,7 +233,7 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
             if doc["ready"] == true && doc["pid"].as_u64() == pid.map(u64::from) {
                 Ok(())
             } else {
-                Err(format!("service.json is {text:?}"))
+                Err(NotReady::Yet(format!("service.json is {text:?}")))
             }
         })
     }

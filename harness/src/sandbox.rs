@@ -25,6 +25,38 @@ pub const SANDBOX_ENV: &str = "LIMAVM_SANDBOX";
 /// code treating paths as patterns or words fails under every scenario.
 pub const DEFAULT_ROOT_PREFIX: &str = "limavm [1] ";
 
+/// The variables of the harness's own environment that sandbox processes
+/// inherit: what the platform's tools need to run at all. Everything else
+/// they get is the sandbox's (see [`Sandbox::env`]).
+pub const INHERITED_ENV: &[&str] = &[
+    "TMPDIR",
+    "TMP",
+    "TEMP",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "TZ",
+    "TERM",
+    "RUST_BACKTRACE",
+    "SystemRoot",
+    "SYSTEMROOT",
+    "SystemDrive",
+    "windir",
+    "ComSpec",
+    "PATHEXT",
+    "USERNAME",
+    "COMPUTERNAME",
+    "LOCALAPPDATA",
+    "APPDATA",
+    "ProgramData",
+];
+
+/// The instance-name length a sandbox in the temporary directory must leave
+/// room for in socket paths (the catalogue's names are shorter).
+const SOCKET_ROOM_NAME_LEN: usize = 24;
+
 /// How long cleanup waits for killed processes to die and ports to free.
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -47,8 +79,25 @@ impl Sandbox {
         Self::with_toolset(binaries, Toolset::fakes())
     }
 
+    /// A sandbox in the temporary directory, refused when that directory
+    /// leaves no room for the sockets of an instance with an ordinary name.
     pub fn with_toolset(binaries: &Binaries, toolset: Toolset) -> Result<Self, HarnessError> {
-        Self::under(&std::env::temp_dir(), binaries, toolset)
+        let sandbox = Self::under(&std::env::temp_dir(), binaries, toolset)?;
+        let socket = sandbox
+            .lima_home_dir()
+            .join("x".repeat(SOCKET_ROOM_NAME_LEN))
+            .join("ha.sock");
+        let len = socket.as_os_str().len();
+        if len > lima_layout::paths::max_socket_path_len() {
+            return Err(HarnessError::Setup(format!(
+                "the temporary directory {} is too long: an instance's socket {} would be \
+                 {len} bytes, over the platform limit of {} (set TMPDIR to a shorter directory)",
+                std::env::temp_dir().display(),
+                socket.display(),
+                lima_layout::paths::max_socket_path_len()
+            )));
+        }
+        Ok(sandbox)
     }
 
     /// A sandbox whose root is created inside `parent` (for hostile or long
@@ -70,20 +119,39 @@ impl Sandbox {
         binaries: &Binaries,
         toolset: Toolset,
     ) -> Result<Self, HarnessError> {
+        if crate::runs::stopping() {
+            return Err(HarnessError::Interrupted);
+        }
         let root = tempfile::Builder::new()
             .prefix(prefix)
             .tempdir_in(parent)
-            .map_err(HarnessError::io("creating the sandbox root"))?;
+            .map_err(HarnessError::io(format!(
+                "creating the sandbox root in {}",
+                parent.display()
+            )))?;
+        crate::runs::mark_dir(root.path())
+            .map_err(HarnessError::io("marking the sandbox root with its run"))?;
         // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
         // Windows): under such a root, the shims go to a plain directory.
         let shims = match std::env::join_paths([root.path().join("bin")]) {
             Ok(_) => None,
-            Err(_) => Some(
-                tempfile::Builder::new()
+            Err(_) => {
+                let shims = tempfile::Builder::new()
                     .prefix("limavm-bin-")
                     .tempdir()
-                    .map_err(HarnessError::io("creating the shim directory"))?,
-            ),
+                    .map_err(HarnessError::io("creating the shim directory"))?;
+                if std::env::join_paths([shims.path()]).is_err() {
+                    return Err(HarnessError::Setup(format!(
+                        "the temporary directory {} holds the PATH list separator {:?}: \
+                         the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
+                        std::env::temp_dir().display(),
+                        if cfg!(windows) { ';' } else { ':' }
+                    )));
+                }
+                crate::runs::mark_dir(shims.path())
+                    .map_err(HarnessError::io("marking the shim directory with its run"))?;
+                Some(shims)
+            }
         };
         let id = root
             .path()
@@ -99,6 +167,12 @@ impl Sandbox {
             children: Mutex::new(Vec::new()),
             exited: Mutex::new(std::collections::HashMap::new()),
         };
+        crate::runs::register(
+            &sandbox.id,
+            std::iter::once(sandbox.root().to_owned())
+                .chain(sandbox.shims.as_ref().map(|d| d.path().to_owned()))
+                .collect(),
+        );
         for dir in [
             sandbox.home(),
             sandbox.lima_home_dir(),
@@ -230,7 +304,8 @@ impl Sandbox {
         link_executable(&self.binaries.reconciler, &sut)
     }
 
-    /// The environment every process of the sandbox gets.
+    /// The environment every process of the sandbox gets, whole: the
+    /// harness's own environment contributes only [`INHERITED_ENV`].
     pub fn env(&self) -> Vec<(String, OsString)> {
         let mut path = vec![self.bin_dir()];
         path.extend(
@@ -238,29 +313,43 @@ impl Sandbox {
                 .iter()
                 .flat_map(std::env::split_paths),
         );
+        // The shim directory was checked when the sandbox was made, and the
+        // other entries come from splitting PATH.
         let path = std::env::join_paths(path).expect("sandbox PATH entries hold no separator");
-        vec![
-            ("HOME".into(), self.home().into()),
-            ("USERPROFILE".into(), self.home().into()),
-            ("LIMA_HOME".into(), self.lima_home_dir().into()),
-            ("PATH".into(), path),
-            (fakes::plan::FAULT_PLAN_ENV.into(), self.plan_path().into()),
-            (
-                fakes::journal::JOURNAL_ENV.into(),
-                self.journal_path().into(),
-            ),
-            (
-                "LIMAVM_FAKE_WSL_STATE".into(),
-                self.root().join("wsl-state.json").into(),
-            ),
-            (SANDBOX_ENV.into(), self.id.clone().into()),
-        ]
+        let inherited = INHERITED_ENV
+            .iter()
+            .filter_map(|k| std::env::var_os(k).map(|v| ((*k).to_owned(), v)));
+        inherited
+            .chain([
+                ("HOME".into(), self.home().into()),
+                ("USERPROFILE".into(), self.home().into()),
+                ("LIMA_HOME".into(), self.lima_home_dir().into()),
+                ("PATH".into(), path),
+                (fakes::plan::FAULT_PLAN_ENV.into(), self.plan_path().into()),
+                (
+                    fakes::journal::JOURNAL_ENV.into(),
+                    self.journal_path().into(),
+                ),
+                (
+                    "LIMAVM_FAKE_WSL_STATE".into(),
+                    self.root().join("wsl-state.json").into(),
+                ),
+                (SANDBOX_ENV.into(), self.id.clone().into()),
+                (
+                    crate::runs::OWNER_ENV.into(),
+                    crate::runs::this_run().into(),
+                ),
+            ])
+            .collect()
     }
 
-    /// A command with the sandbox's environment.
+    /// A command with the sandbox's environment and nothing else of the
+    /// harness's (a `LIMAVM_REGRESS` in the user's shell must not reach the
+    /// service).
     pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
         let mut cmd = Command::new(program);
-        cmd.envs(self.env())
+        cmd.env_clear()
+            .envs(self.env())
             .current_dir(self.root())
             .stdin(Stdio::null());
         cmd
@@ -275,10 +364,12 @@ impl Sandbox {
             background_priority: false,
         }
         .apply(&mut cmd);
-        let child = cmd.spawn().map_err(HarnessError::io(format!(
-            "starting {:?}",
-            cmd.get_program()
-        )))?;
+        let child = crate::runs::start_process(|| {
+            cmd.spawn().map_err(HarnessError::io(format!(
+                "starting {:?}",
+                cmd.get_program()
+            )))
+        })?;
         let pid = child.id();
         self.children.lock().expect("children lock").push(child);
         Ok(pid)
@@ -411,6 +502,7 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let leaks = self.cleanup();
+        crate::runs::unregister(&self.id);
         if !leaks.is_clean() {
             eprintln!(
                 "sandbox {}: cleaned up after the scenario: {leaks}",

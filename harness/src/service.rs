@@ -5,10 +5,21 @@
 use crate::{HarnessError, Sandbox, eventually};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 /// How long a service gets to become ready (key generation included).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Why a readiness check did not hold.
+#[derive(Debug)]
+pub enum NotReady {
+    /// Not yet: what was seen.
+    Yet(String),
+    /// The check itself failed (a ready command that hung): waiting on
+    /// would not help.
+    Never(HarnessError),
+}
 
 pub struct ServiceProcess<'s> {
     sandbox: &'s Sandbox,
@@ -55,24 +66,30 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Waits until `ready()` holds; a service that exits first ends the wait
-    /// at once with its exit code and output.
+    /// at once with its exit code and output, and so does a check that
+    /// answers [`NotReady::Never`].
     pub fn wait_ready(
         &mut self,
-        mut ready: impl FnMut() -> Result<(), String>,
+        mut ready: impl FnMut() -> Result<(), NotReady>,
     ) -> Result<(), HarnessError> {
         let pid = self
             .pid
             .ok_or_else(|| HarnessError::Driver("no service was started".into()))?;
         let outcome = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
             if let Some(code) = self.sandbox.try_reap(pid) {
-                return Ok(Some(code));
+                return Ok(Some(Ok(code)));
             }
-            ready().map(|()| None)
+            match ready() {
+                Ok(()) => Ok(None),
+                Err(NotReady::Yet(seen)) => Err(seen),
+                Err(NotReady::Never(e)) => Ok(Some(Err(e))),
+            }
         })
         .map_err(|e| HarnessError::Driver(e.to_string()))?;
         match outcome {
             None => Ok(()),
-            Some(code) => {
+            Some(Err(e)) => Err(e),
+            Some(Ok(code)) => {
                 self.pid = None;
                 Err(HarnessError::Driver(format!(
                     "the service exited with {code:?} before it was ready; its output:\n{}",
@@ -87,12 +104,13 @@ impl<'s> ServiceProcess<'s> {
             .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
     }
 
-    /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`)
-    /// and waits up to `timeout`; returns its exit code.
+    /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`
+    /// run within its bound) and waits up to `timeout`; returns its exit
+    /// code.
     pub fn stop(
         &mut self,
         timeout: Duration,
-        stop_command: Option<Command>,
+        stop_command: Option<(Command, Duration)>,
     ) -> Result<Option<i32>, HarnessError> {
         let Some(pid) = self.pid else {
             return Ok(None);
@@ -102,15 +120,8 @@ impl<'s> ServiceProcess<'s> {
             return Ok(code);
         }
         match stop_command {
-            Some(mut cmd) => {
-                let status = cmd
-                    .status()
-                    .map_err(HarnessError::io("running the service's stop command"))?;
-                if !status.success() {
-                    return Err(HarnessError::Driver(format!(
-                        "the service's stop command exited with {status}"
-                    )));
-                }
+            Some((cmd, bound)) => {
+                run_cli(cmd, None, "the service's stop_command", bound)?;
             }
             None => {
                 proctree::request_shutdown(pid).map_err(|e| HarnessError::Driver(e.to_string()))?
@@ -133,37 +144,48 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Stops the service within `timeout`, killing it when it does not go.
-    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<Command>) {
+    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<(Command, Duration)>) {
         if self.pid.is_some() && self.stop(timeout, stop_command).is_err() {
             let _ = self.crash();
         }
     }
 }
 
-/// Runs a short command of the target's CLI; fails with its stderr.
-pub fn run_cli(mut cmd: Command, stdin: Option<&str>, what: &str) -> Result<String, HarnessError> {
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if stdin.is_some() {
-        cmd.stdin(Stdio::piped());
+/// Runs one command the harness needs from a target (a CLI verb, a ready
+/// or stop command) within `timeout`, in a process group of its own that is
+/// killed whole at the deadline; `what` names it in every error. Fails when
+/// it exits non-zero (with its stderr), when it does not finish in time,
+/// and when a process it started still holds its output after it exited.
+pub fn run_cli(
+    mut cmd: Command,
+    stdin: Option<&str>,
+    what: &str,
+    timeout: Duration,
+) -> Result<String, HarnessError> {
+    let done = crate::runs::start_process(|| {
+        proctree::run_bounded(&mut cmd, stdin.map(str::as_bytes), Some(timeout)).map_err(
+            |e| match e {
+                proctree::BoundedError::TimedOut { stderr, .. } => HarnessError::CommandHung {
+                    what: what.to_owned(),
+                    timeout,
+                    stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
+                },
+                other => HarnessError::Driver(format!("{what}: {other}")),
+            },
+        )
+    })?;
+    if done.output_held {
+        return Err(HarnessError::Driver(format!(
+            "{what} exited, but a process it started still held its output {:?} later (killed)",
+            proctree::bounded::OUTPUT_GRACE
+        )));
     }
-    let mut child = cmd
-        .spawn()
-        .map_err(HarnessError::io(format!("running {what}")))?;
-    if let Some(text) = stdin {
-        use std::io::Write;
-        let mut pipe = child.stdin.take().expect("stdin is piped");
-        pipe.write_all(text.as_bytes())
-            .map_err(HarnessError::io(format!("writing to {what}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .map_err(HarnessError::io(format!("running {what}")))?;
-    if !out.status.success() {
+    if !done.status.success() {
         return Err(HarnessError::Cli {
             what: what.to_owned(),
-            status: out.status.to_string(),
-            stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            status: done.status.to_string(),
+            stderr: String::from_utf8_lossy(&done.stderr).trim().to_owned(),
         });
     }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
 }

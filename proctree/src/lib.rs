@@ -3,6 +3,7 @@
 //! process table to ask who is alive and who descends from whom.
 
 mod attributes;
+pub mod bounded;
 mod table;
 
 #[cfg(unix)]
@@ -15,6 +16,7 @@ mod windows;
 use windows as platform;
 
 pub use attributes::{ObservedAttributes, SpawnAttributes};
+pub use bounded::{BoundedError, Finished, run_bounded};
 pub use table::{ProcessInfo, ProcessTable};
 
 /// Errors of a signalling or killing call, naming the process.

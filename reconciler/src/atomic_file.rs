@@ -16,12 +16,24 @@ pub fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(
-        ".{file_name}.{tag}-{}-{}-{nanos}",
+    let suffix = format!(
+        ".{tag}-{}-{}-{nanos}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+    );
+    // The unique suffix must not push a long (but valid) name over the
+    // file-name limit: the start of the name is enough to recognise it.
+    let room = MAX_FILE_NAME_BYTES.saturating_sub(suffix.len() + 1);
+    let mut end = file_name.len().min(room);
+    while !file_name.is_char_boundary(end) {
+        end -= 1;
+    }
+    path.with_file_name(format!(".{}{suffix}", &file_name[..end]))
 }
+
+/// The longest file name (bytes) every supported file system takes
+/// (`NAME_MAX` on Linux and macOS; Windows counts 255 UTF-16 units).
+pub const MAX_FILE_NAME_BYTES: usize = 255;
 
 pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = unique_sibling(path, "write");
@@ -54,6 +66,22 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["doc.json"]);
+    }
+
+    #[test]
+    fn a_long_name_gets_a_temporary_name_that_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        for len in [200, 226, 240, 250] {
+            let path = dir.path().join(format!("{}.json", "é".repeat(len / 2)));
+            if std::fs::write(&path, b"x").is_err() {
+                continue; // longer than this file system takes at all
+            }
+            let sibling = unique_sibling(&path, "write");
+            let name = sibling.file_name().unwrap().to_string_lossy().into_owned();
+            assert!(name.len() <= MAX_FILE_NAME_BYTES, "{len}: {}", name.len());
+            write(&path, b"two").unwrap();
+            assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        }
     }
 
     #[test]

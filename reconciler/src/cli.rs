@@ -4,7 +4,7 @@ use crate::ctl::{self, CtlArgs};
 use crate::logging::{self, LogFormat};
 use crate::regression::{Regression, Regressions};
 use crate::service;
-use crate::settings::{Settings, parse_duration};
+use crate::settings::{Settings, parse_duration, parse_interval};
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use std::ffi::OsString;
@@ -43,7 +43,7 @@ pub struct ServeArgs {
     /// The state directory: resources/, service.json, reconciler.log, events.jsonl.
     #[arg(long, value_name = "DIR")]
     pub state: PathBuf,
-    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    #[arg(long, default_value = "100ms", value_parser = parse_interval)]
     pub poll_interval: Duration,
     /// How long to wait for the hostagent's ha.pid.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
@@ -138,13 +138,15 @@ fn serve(args: ServeArgs) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&settings.state_dir) {
-        eprintln!(
-            "error: cannot create the state directory {}: {e}",
-            settings.state_dir.display()
-        );
-        return 1;
-    }
+    // Held until the service returns: a second service on this state
+    // directory refuses to start.
+    let _lock = match crate::state_lock::StateLock::acquire(&settings.state_dir) {
+        Ok(lock) => lock,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
     match run_service(settings, log_format) {
         Ok(()) => 0,
         Err(e) => {
@@ -306,6 +308,22 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("soon"));
+    }
+
+    #[test]
+    fn durations_a_deadline_cannot_hold_and_a_zero_poll_are_usage_errors() {
+        for (option, value, says) in [
+            ("--keygen-timeout", "18446744073709551615s", "longer than the longest"),
+            ("--graceful-timeout", "18446744073709551615s", "longer than the longest"),
+            ("--start-timeout", "18446744073709551615s", "longer than the longest"),
+            ("--poll-interval", "0s", "is zero"),
+        ] {
+            let err = parse(&["serve", "--lima-home", "/l", "--state", "/s", option, value])
+                .unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{option}");
+            let text = err.to_string();
+            assert!(text.contains(option) && text.contains(says), "{text}");
+        }
     }
 
     #[test]

@@ -230,12 +230,26 @@ fn get(
         Some(OutputFormat::Yaml) => serde_norway::to_string(&value).expect("JSON values serialise"),
         Some(OutputFormat::Name) => items
             .iter()
-            .map(|vm| format!("{QUALIFIED}/{}\n", vm.name()))
+            .map(|vm| format!("{QUALIFIED}/{}\n", printable(vm.name())))
             .collect(),
         None => table(&items),
     };
     out.write_all(text.as_bytes())
         .map_err(|e| failed(format!("cannot write the output: {e}")))
+}
+
+/// `text` with every control character escaped (`\u{1b}`, `\n`): a name
+/// must not move the cursor or recolour the terminal it is printed to.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn table(items: &[LimaVm]) -> String {
@@ -248,9 +262,9 @@ fn table(items: &[LimaVm]) -> String {
     for vm in items {
         let running = vm.status.condition(CONDITION_RUNNING);
         rows.push([
-            vm.name().to_owned(),
-            running.map_or("Unknown".to_owned(), |c| c.status.clone()),
-            running.map_or(String::new(), |c| c.reason.clone()),
+            printable(vm.name()),
+            running.map_or("Unknown".to_owned(), |c| printable(&c.status)),
+            running.map_or(String::new(), |c| printable(&c.reason)),
             vm.status.restart_count.to_string(),
         ]);
     }
@@ -323,24 +337,90 @@ fn wait_until(
     }
 }
 
+/// The largest document `apply` reads (bytes); a LimaVM is a few hundred.
+pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
+
+/// The deepest nesting of `[`/`{` `apply` parses (a LimaVM has 4 levels).
+pub const MAX_DOCUMENT_DEPTH: usize = 32;
+
 fn read_document(file: &str, stdin: &mut dyn Read) -> Result<Value, CtlError> {
-    let mut text = String::new();
+    let source = if file == "-" { "stdin" } else { file };
+    let too_large = || {
+        failed(format!(
+            "{source} is larger than the largest document accepted, {MAX_DOCUMENT_BYTES} bytes"
+        ))
+    };
+    let mut bytes = Vec::new();
     if file == "-" {
         stdin
-            .read_to_string(&mut text)
+            .take(MAX_DOCUMENT_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| failed(format!("cannot read stdin: {e}")))?;
     } else {
-        text = std::fs::read_to_string(file)
+        let opened = std::fs::File::open(file)
+            .map_err(|e| failed(format!("cannot read {file}: {e}")))?;
+        if opened.metadata().is_ok_and(|m| m.len() > MAX_DOCUMENT_BYTES) {
+            return Err(too_large());
+        }
+        opened
+            .take(MAX_DOCUMENT_BYTES + 1)
+            .read_to_end(&mut bytes)
             .map_err(|e| failed(format!("cannot read {file}: {e}")))?;
     }
-    serde_json::from_str(&text).or_else(|json_error| {
-        serde_norway::from_str(&text).map_err(|_| {
-            failed(format!(
-                "{} is neither JSON nor YAML: {json_error}",
-                if file == "-" { "stdin" } else { file }
-            ))
-        })
-    })
+    if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
+        return Err(too_large());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| failed(format!("{source} is not UTF-8: {e}")))?;
+    if nesting_depth(&text) > MAX_DOCUMENT_DEPTH {
+        return Err(failed(format!(
+            "{source} nests deeper than the deepest document accepted, {MAX_DOCUMENT_DEPTH} levels"
+        )));
+    }
+    // Each document is parsed as what it was meant to be, so that its
+    // errors come from that parser: `.json` or a `{`/`[` start is JSON,
+    // anything else YAML.
+    let lower = file.to_ascii_lowercase();
+    let json = lower.ends_with(".json")
+        || (!lower.ends_with(".yaml")
+            && !lower.ends_with(".yml")
+            && text.trim_start().starts_with(['{', '[']));
+    if json {
+        serde_json::from_str(&text).map_err(|e| failed(format!("{source} is not valid JSON: {e}")))
+    } else {
+        serde_norway::from_str(&text)
+            .map_err(|e| failed(format!("{source} is not valid YAML: {e}")))
+    }
+}
+
+/// The deepest nesting of `[` and `{` outside quoted strings (an upper
+/// bound for YAML flow collections as well as JSON).
+fn nesting_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    deepest = deepest.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    deepest
 }
 
 /// `NAME`, `limavm NAME` or `limavm/NAME`.
@@ -499,6 +579,56 @@ mod tests {
         assert!(ran.err.contains("not valid JSON"), "{}", ran.err);
         let ran = ctl(state.path(), &["get", "pods", "y"], "");
         assert!(ran.err.contains("\"pods\""), "{}", ran.err);
+    }
+
+    #[test]
+    fn yaml_errors_come_from_the_yaml_parser_and_json_errors_from_json() {
+        let state = tempfile::tempdir().unwrap();
+        let file = state.path().join("vm.yaml");
+        std::fs::write(&file, "metadata:\n  name: [y\n").unwrap();
+        let ran = ctl(state.path(), &["apply", "-f", file.to_str().unwrap()], "");
+        assert_eq!(ran.code, 1);
+        assert!(ran.err.contains("is not valid YAML"), "{}", ran.err);
+        assert!(!ran.err.contains("JSON"), "{}", ran.err);
+        let ran = ctl(state.path(), &["apply", "-f", "-"], "{\"metadata\": ");
+        assert!(ran.err.contains("stdin is not valid JSON"), "{}", ran.err);
+    }
+
+    #[test]
+    fn huge_and_deeply_nested_documents_are_refused_at_once() {
+        let state = tempfile::tempdir().unwrap();
+        let started = Instant::now();
+        let huge = "[".repeat(50 * 1024 * 1024);
+        let ran = ctl(state.path(), &["apply", "-f", "-"], &huge);
+        assert_eq!(ran.code, 1);
+        assert!(ran.err.contains("larger than the largest document accepted"), "{}", ran.err);
+        let file = state.path().join("huge.json");
+        std::fs::write(&file, &huge).unwrap();
+        let ran = ctl(state.path(), &["apply", "-f", file.to_str().unwrap()], "");
+        assert!(ran.err.contains("larger than the largest document accepted"), "{}", ran.err);
+        drop(huge);
+        let deep = "[".repeat(100_000);
+        let ran = ctl(state.path(), &["apply", "-f", "-"], &deep);
+        assert!(ran.err.contains("nests deeper than"), "{}", ran.err);
+        let ran = ctl(state.path(), &["apply", "-f", "-"], &format!("a: {}", "[".repeat(1000)));
+        assert!(ran.err.contains("nests deeper than"), "{}", ran.err);
+        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn control_characters_in_names_are_escaped_in_tables_and_names() {
+        let state = tempfile::tempdir().unwrap();
+        let doc = serde_json::json!({
+            "apiVersion": "limavm.dev/v1alpha1", "kind": "LimaVM",
+            "metadata": {"name": "evil\u{1b}[2Jname\n"}, "spec": {"running": false}
+        });
+        let ran = ctl(state.path(), &["apply", "-f", "-"], &doc.to_string());
+        assert_eq!(ran.code, 0, "{}", ran.err);
+        for args in [&["get"][..], &["get", "-o", "name"]] {
+            let ran = ctl(state.path(), args, "");
+            assert!(!ran.out.contains('\u{1b}'), "{args:?}: {:?}", ran.out);
+            assert!(ran.out.contains("evil\\u{1b}[2Jname\\n"), "{args:?}: {:?}", ran.out);
+        }
     }
 
     #[test]

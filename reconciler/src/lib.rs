@@ -26,6 +26,7 @@ pub mod regression;
 pub mod resource;
 pub mod service;
 pub mod settings;
+pub mod state_lock;
 pub mod stop;
 pub mod store;
 pub mod template;

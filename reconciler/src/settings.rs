@@ -113,9 +113,35 @@ impl Settings {
     }
 }
 
-/// Parses a duration such as `250ms`, `2s` or `1m 30s`.
+/// The longest duration any option accepts: a deadline this far ahead is
+/// representable on every platform (an `Instant` plus
+/// `18446744073709551615s` overflows), and no wait of this project is
+/// meant to be longer.
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Parses a duration such as `250ms`, `2s` or `1m 30s`, of at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim()).map_err(|e| format!("invalid duration {text:?}: {e}"))
+    let duration = humantime::parse_duration(text.trim())
+        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is longer than the longest accepted, {}",
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
+}
+
+/// [`parse_duration`] for an interval between polls: not zero (a zero
+/// interval busy-loops a core).
+pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!(
+            "interval {text:?} is zero: the service would poll without pause (use at least 1ms)"
+        )),
+        d => Ok(d),
+    }
 }
 
 /// Formats a duration the way it is written on the command line.
@@ -138,6 +164,14 @@ mod tests {
         assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
         assert!(parse_duration("soon").unwrap_err().contains("soon"));
+        assert_eq!(parse_duration("7days"), Ok(MAX_DURATION));
+        assert!(
+            parse_duration("18446744073709551615s")
+                .unwrap_err()
+                .contains("longer than the longest accepted, 7days")
+        );
+        assert!(parse_interval("0s").unwrap_err().contains("is zero"));
+        assert_eq!(parse_interval("1ms"), Ok(Duration::from_millis(1)));
         assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
         assert_eq!(format_duration(Duration::from_secs(30)), "30s");
         assert_eq!(

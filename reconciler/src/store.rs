@@ -7,8 +7,10 @@ use crate::atomic_file;
 use crate::merge_patch;
 use crate::resource::{API_VERSION, KIND, LimaVm, Spec, Status, now_rfc3339};
 use serde_json::Value;
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -75,14 +77,74 @@ pub enum DeleteOutcome {
 #[derive(Debug, Clone)]
 pub struct Store {
     resources: PathBuf,
+    /// Documents as last parsed, with the file stamp they were parsed at:
+    /// a poll re-reads only the documents that changed.
+    parsed: Arc<Mutex<HashMap<PathBuf, (Stamp, LimaVm)>>>,
+}
+
+/// What identifies one version of a document file: a write replaces the
+/// file (new inode on Unix) and sets its modification time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> Option<Self> {
+        let meta = std::fs::metadata(path).ok()?;
+        Some(Self {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(&meta),
+        })
+    }
 }
 
 impl Store {
     /// Opens (creating when needed) the store of a state directory.
     pub fn open(state_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let resources = state_dir.as_ref().join("resources");
+        let state_dir = state_dir.as_ref();
+        if state_dir.exists() && !state_dir.is_dir() {
+            return Err(StoreError::Io {
+                path: state_dir.to_owned(),
+                source: std::io::Error::other("the state directory is a file, not a directory"),
+            });
+        }
+        let resources = state_dir.join("resources");
         std::fs::create_dir_all(&resources).map_err(StoreError::io(&resources))?;
-        Ok(Self { resources })
+        Ok(Self {
+            resources,
+            parsed: Arc::default(),
+        })
+    }
+
+    /// The document at `path`, parsed again only when its file changed.
+    fn read(&self, path: &Path) -> Result<Option<LimaVm>, StoreError> {
+        let Some(stamp) = Stamp::of(path) else {
+            self.lock_parsed().remove(path);
+            return read_typed(path);
+        };
+        if let Some((seen, vm)) = self.lock_parsed().get(path)
+            && *seen == stamp
+        {
+            return Ok(Some(vm.clone()));
+        }
+        // Stamped before reading: a write in between makes the next read
+        // see a new stamp and parse again.
+        let vm = read_typed(path)?;
+        match &vm {
+            Some(vm) => self.lock_parsed().insert(path.to_owned(), (stamp, vm.clone())),
+            None => self.lock_parsed().remove(path),
+        };
+        Ok(vm)
+    }
+
+    fn lock_parsed(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, (Stamp, LimaVm)>> {
+        self.parsed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn dir(&self) -> &Path {
@@ -101,7 +163,7 @@ impl Store {
         let applied = parse_applied(document)?;
         let _lock = self.lock(true)?;
         let path = self.path_of(applied.name());
-        match read_typed(&path)? {
+        match self.read(&path)? {
             None => {
                 let mut created = LimaVm::new(applied.metadata.name.clone(), applied.spec);
                 created.metadata.labels = applied.metadata.labels;
@@ -128,7 +190,7 @@ impl Store {
 
     pub fn get(&self, name: &str) -> Result<Option<LimaVm>, StoreError> {
         let _lock = self.lock(false)?;
-        read_typed(&self.path_of(name))
+        self.read(&self.path_of(name))
     }
 
     /// Every valid resource, by name; corrupt documents are left out (see
@@ -157,7 +219,7 @@ impl Store {
         paths.sort();
         let mut found = Vec::new();
         for path in paths {
-            match read_typed(&path) {
+            match self.read(&path) {
                 Ok(None) => {} // removed since the listing
                 Ok(Some(vm)) if self.path_of(vm.name()) != path => found.push(Scanned::Corrupt {
                     error: format!(
@@ -182,7 +244,7 @@ impl Store {
     pub fn patch_merge(&self, name: &str, patch: &Value) -> Result<PatchOutcome, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
-        let existing = read_typed(&path)?.ok_or_else(|| StoreError::NotFound {
+        let existing = self.read(&path)?.ok_or_else(|| StoreError::NotFound {
             name: name.to_owned(),
         })?;
         let mut document = existing.to_value();
@@ -218,7 +280,7 @@ impl Store {
     pub fn delete(&self, name: &str) -> Result<DeleteOutcome, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
-        let mut vm = read_typed(&path)?.ok_or_else(|| StoreError::NotFound {
+        let mut vm = self.read(&path)?.ok_or_else(|| StoreError::NotFound {
             name: name.to_owned(),
         })?;
         if vm.metadata.finalizers.is_empty() {
@@ -255,7 +317,7 @@ impl Store {
     pub fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
-        let Some(mut vm) = read_typed(&path)? else {
+        let Some(mut vm) = self.read(&path)? else {
             return Ok(true);
         };
         vm.metadata.finalizers.retain(|f| f != finalizer);
@@ -270,7 +332,7 @@ impl Store {
     fn update(&self, name: &str, change: impl FnOnce(&mut LimaVm)) -> Result<bool, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
-        let Some(existing) = read_typed(&path)? else {
+        let Some(existing) = self.read(&path)? else {
             return Ok(false);
         };
         let mut updated = existing.clone();

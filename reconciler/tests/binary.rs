@@ -339,3 +339,58 @@ fn json_logs_carry_fields_at_the_top_level() {
     assert_eq!(starting["level"], "INFO");
     assert!(starting["state"].as_str().unwrap().contains("state"));
 }
+
+#[test]
+fn a_second_service_on_one_state_refuses_naming_the_first_which_keeps_working() {
+    let sandbox = Sandbox::new().with_ssh_keygen();
+    let mut first = sandbox.serve(&[]);
+    let service_json = sandbox.state().join("service.json");
+    eventually("the first service to be ready", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&service_json).ok()?;
+        let doc: Value = serde_json::from_str(&text).ok()?;
+        (doc["ready"] == true).then_some(())
+    });
+    let out = sandbox.serve(&[]).wait_exit(Duration::from_secs(20));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(
+        text.contains("already serves the state directory")
+            && text.contains(&format!("(pid {})", first.pid())),
+        "{text}"
+    );
+    // The first still serves: a new resource gets its finalizer.
+    let applied = sandbox.ctl(&["apply", "-f", "-"], &vm("after"));
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    eventually("the first service to take the new VM", Duration::from_secs(20), || {
+        running_condition(&sandbox.get("after")).map(|_| ())
+    });
+    assert!(first.0.as_mut().unwrap().try_wait().unwrap().is_none());
+}
+
+#[test]
+fn durations_a_deadline_cannot_hold_are_refused_at_parse_time() {
+    let sandbox = Sandbox::new();
+    let (lima_home, state) = (sandbox.lima_home(), sandbox.state());
+    for (option, value) in [
+        ("--keygen-timeout", "18446744073709551615s"),
+        ("--graceful-timeout", "18446744073709551615s"),
+        ("--start-timeout", "18446744073709551615s"),
+        ("--poll-interval", "0s"),
+    ] {
+        let out = sandbox.run(&[
+            "serve",
+            "--lima-home",
+            lima_home.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            option,
+            value,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{option}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(option) && !stderr(&out).contains("panicked"),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

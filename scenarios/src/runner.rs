@@ -141,6 +141,15 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
             )))
         })
     };
+    // The fakes refuse a plan that is named but gone: every tool call after
+    // that failed for the harness's sake, not the reconciler's.
+    let result = match result {
+        _ if !sandbox.plan_path().exists() => Err(ScenarioError::Harness(format!(
+            "the fault plan {} was removed during the run",
+            sandbox.plan_path().display()
+        ))),
+        result => result,
+    };
     // A regressed run is expected to leave things behind: no point waiting
     // for them to go.
     let leaks = match variant {

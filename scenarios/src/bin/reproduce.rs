@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
 use scenarios::report;
 use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
@@ -63,6 +63,15 @@ struct Args {
     /// List the findings and exit.
     #[arg(long)]
     list: bool,
+    /// The bound of every command run for the target (CLI verbs, ready and
+    /// stop commands): at it the command's process group is killed and the
+    /// run ends as a harness error naming the command.
+    #[arg(long, default_value = "15s", value_parser = parse_command_timeout)]
+    command_timeout: std::time::Duration,
+    /// Kill the processes and remove the sandbox directories that an earlier,
+    /// killed run left (found by their sandbox mark and run name), then go on.
+    #[arg(long)]
+    clean_leftovers: bool,
 }
 
 fn main() -> ExitCode {
@@ -83,7 +92,14 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
     if only.is_empty() {
         return Ok(CATALOGUE.iter().collect());
     }
-    only.iter()
+    let mut unique: Vec<&String> = Vec::new();
+    for id in only {
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    unique
+        .into_iter()
         .map(|id| {
             catalogue::find(id).with_context(|| {
                 let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id).collect();
@@ -94,6 +110,16 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
             })
         })
         .collect()
+}
+
+/// A duration of 1 ms to 1 hour.
+fn parse_command_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let max = std::time::Duration::from_secs(3600);
+    match reconciler::settings::parse_duration(text)? {
+        d if d.is_zero() => Err("must be more than 0s".to_owned()),
+        d if d > max => Err("must be at most 1h".to_owned()),
+        d => Ok(d),
+    }
 }
 
 fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
@@ -110,15 +136,21 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
 
 fn reproduce(args: Args) -> anyhow::Result<bool> {
     let findings = selected(&args.only)?;
+    let target = Target::parse(&args.target)?;
+    interrupts::install()?;
+    leftovers(args.clean_leftovers);
     if args.list {
-        for f in &findings {
-            println!("{:32} {}", f.id, f.title);
-        }
+        let text: String = findings
+            .iter()
+            .map(|f| format!("{:32} {}\n", f.id, f.title))
+            .collect();
+        print_stdout(&text)?;
         return Ok(true);
     }
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
-    config.target = Target::parse(&args.target)?;
+    config.target = target;
+    config.settings.command_timeout = args.command_timeout;
     let variants: Vec<Variant> = match args.variants {
         Variants::Both => vec![Variant::Fixed, Variant::Regressed],
         Variants::Fixed => vec![Variant::Fixed],
@@ -135,12 +167,62 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     let outcomes = run_all(&tasks, &config, jobs);
     let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
     let rows = report::rows(&ids, &outcomes);
-    match args.format {
-        Format::Table => println!("{}", report::table(&rows)),
-        Format::Json => println!("{}", report::json(&rows)),
-        Format::Markdown => println!("{}", report::markdown(&rows)),
-    }
+    let text = match args.format {
+        Format::Table => report::table(&rows),
+        Format::Json => report::json(&rows),
+        Format::Markdown => report::markdown(&rows),
+    };
+    print_stdout(&format!("{text}\n"))?;
     Ok(report::Summary::all_as_expected(&rows))
+}
+
+/// Writes `text` to stdout; a failure (a full device, a closed pipe) is an
+/// error naming stdout, not a panic.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+        .context("cannot write the report to stdout")
+}
+
+/// Reports what earlier, killed runs left; removes it when asked.
+fn leftovers(clean: bool) {
+    let temp = std::env::temp_dir();
+    if clean {
+        let removed = harness::runs::remove_leftovers(&temp);
+        if !removed.is_empty() {
+            eprintln!("reproduce: removed what earlier runs left: {removed}");
+        }
+        return;
+    }
+    let found = harness::runs::leftovers(&temp);
+    if !found.is_empty() {
+        eprintln!(
+            "reproduce: earlier runs that were killed left {found}\n\
+             reproduce: run with --clean-leftovers to remove them"
+        );
+    }
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP (Windows: CTRL_C, CTRL_BREAK, closing the
+/// console) stop the run: every live sandbox is cleaned, what was cleaned
+/// is said, and the process exits with 130.
+mod interrupts {
+    use anyhow::Context;
+
+    /// The exit code of an interrupted run (128 + SIGINT, by convention).
+    pub const INTERRUPTED_EXIT: i32 = 130;
+
+    pub fn install() -> anyhow::Result<()> {
+        ctrlc::set_handler(|| {
+            eprintln!("reproduce: interrupted: stopping every scenario and cleaning its sandbox");
+            let cleaned = harness::runs::stop_all();
+            eprintln!("reproduce: interrupted; cleaned {cleaned}");
+            std::process::exit(INTERRUPTED_EXIT);
+        })
+        .context("cannot install the interrupt handler")
+    }
 }
 
 /// Runs the tasks on `jobs` threads, showing progress on stderr: a bar on a

@@ -1,0 +1,252 @@
+//! Running a command to its end within a deadline: in a process group of
+//! its own, stdin fed (or closed), stdout and stderr captured by threads,
+//! and at the deadline the whole tree killed. A process the command leaves
+//! behind holding its output pipes cannot keep the caller waiting either:
+//! the output is read for at most [`OUTPUT_GRACE`] after the exit, then the
+//! group is killed and what was read is returned, marked as held.
+
+use std::io::{Read, Write};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread;
+use std::time::Duration;
+
+/// How long captured output may trail the command's exit (a grandchild
+/// holding the pipe must not keep the caller waiting).
+pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+
+/// A command that ran to its end.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+    /// True when a process the command started still held stdout or stderr
+    /// [`OUTPUT_GRACE`] after it exited (its group was then killed, and the
+    /// output is what was read until then).
+    pub output_held: bool,
+}
+
+/// Why a bounded run gave no [`Finished`].
+#[derive(Debug, thiserror::Error)]
+pub enum BoundedError {
+    /// The program could not be started (`ErrorKind::NotFound`: not found).
+    #[error("cannot start it: {0}")]
+    Spawn(#[source] std::io::Error),
+    /// The deadline passed; the tree was killed. Holds what it had written.
+    #[error("it did not finish within {timeout:?}")]
+    TimedOut {
+        timeout: Duration,
+        stdout: Vec<u8>,
+        stderr: Vec<u8>,
+    },
+    /// Waiting for it failed.
+    #[error("lost track of it: {0}")]
+    Wait(#[source] std::io::Error),
+}
+
+/// Runs `cmd` to its end, feeding it `stdin` (closed when `None`), killing
+/// its whole tree when `timeout` passes (`None` waits for ever). The
+/// command's stdio settings are replaced; it gets a process group of its
+/// own.
+pub fn run_bounded(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+) -> Result<Finished, BoundedError> {
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    crate::SpawnAttributes {
+        own_process_group: true,
+        background_priority: false,
+    }
+    .apply(cmd);
+    let mut child = cmd.spawn().map_err(BoundedError::Spawn)?;
+    let pid = child.id();
+    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        // A writer thread: a command that never reads cannot block us.
+        let text = text.to_vec();
+        thread::spawn(move || {
+            let _ = pipe.write_all(&text);
+        });
+    }
+    let stdout = Captured::start(child.stdout.take());
+    let stderr = Captured::start(child.stderr.take());
+    let (exit_tx, exit_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let _ = exit_tx.send(child.wait());
+    });
+    let waited = match timeout {
+        None => exit_rx.recv().ok(),
+        Some(timeout) => match exit_rx.recv_timeout(timeout) {
+            Ok(result) => Some(result),
+            Err(mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                // The waiter thread has not reaped it, so the pid is still ours.
+                let _ = crate::kill_tree(pid);
+                match exit_rx.recv_timeout(OUTPUT_GRACE) {
+                    // It finished on its own just as the bound ran out (the
+                    // kill found it gone): that result is the real one.
+                    Ok(Ok(status)) if status.success() => Some(Ok(status)),
+                    _ => {
+                        stdout.wait(OUTPUT_GRACE);
+                        stderr.wait(OUTPUT_GRACE);
+                        return Err(BoundedError::TimedOut {
+                            timeout,
+                            stdout: stdout.take(),
+                            stderr: stderr.take(),
+                        });
+                    }
+                }
+            }
+        },
+    };
+    let status = match waited {
+        Some(Ok(status)) => status,
+        Some(Err(source)) => return Err(BoundedError::Wait(source)),
+        None => {
+            return Err(BoundedError::Wait(std::io::Error::other(
+                "the waiting thread stopped",
+            )));
+        }
+    };
+    let closed = stdout.wait(OUTPUT_GRACE) & stderr.wait(OUTPUT_GRACE);
+    if !closed {
+        // Whoever holds the pipes is in the group the command led.
+        crate::platform::kill_group(pid);
+    }
+    Ok(Finished {
+        status,
+        stdout: stdout.take(),
+        stderr: stderr.take(),
+        output_held: !closed,
+    })
+}
+
+/// One output pipe, read by a thread into a shared buffer.
+struct Captured {
+    buffer: Arc<Mutex<Vec<u8>>>,
+    done: mpsc::Receiver<()>,
+}
+
+impl Captured {
+    fn start(pipe: Option<impl Read + Send + 'static>) -> Self {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let (tx, done) = mpsc::channel();
+        match pipe {
+            Some(mut pipe) => {
+                let buffer = Arc::clone(&buffer);
+                thread::spawn(move || {
+                    let mut chunk = [0u8; 8192];
+                    while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                        buffer
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .extend_from_slice(&chunk[..n]);
+                    }
+                    let _ = tx.send(());
+                });
+            }
+            None => {
+                let _ = tx.send(());
+            }
+        }
+        Self { buffer, done }
+    }
+
+    /// Waits up to `grace` for the end of the output; true when it came.
+    fn wait(&self, grace: Duration) -> bool {
+        !matches!(
+            self.done.recv_timeout(grace),
+            Err(mpsc::RecvTimeoutError::Timeout)
+        )
+    }
+
+    fn take(&self) -> Vec<u8> {
+        std::mem::take(&mut *self.buffer.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    fn sh(script: &str) -> Command {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(script);
+        cmd
+    }
+
+    #[test]
+    fn output_status_and_stdin_are_passed() {
+        let done = run_bounded(
+            &mut sh("cat; echo err >&2; exit 3"),
+            Some(b"in"),
+            Some(Duration::from_secs(10)),
+        )
+        .unwrap();
+        assert_eq!(done.status.code(), Some(3));
+        assert_eq!(done.stdout, b"in");
+        assert_eq!(done.stderr, b"err\n");
+        assert!(!done.output_held);
+    }
+
+    #[test]
+    fn a_hung_command_is_killed_at_the_deadline_with_what_it_wrote() {
+        let started = Instant::now();
+        let err = run_bounded(
+            &mut sh("echo partial; exec sleep 600"),
+            None,
+            Some(Duration::from_millis(200)),
+        )
+        .unwrap_err();
+        match err {
+            BoundedError::TimedOut { stdout, .. } => assert_eq!(stdout, b"partial\n"),
+            other => panic!("{other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_grandchild_holding_stdout_is_killed_and_the_output_kept() {
+        let dir = tempfile_dir();
+        let pid_file = dir.join("grandchild.pid");
+        let script = format!(
+            "echo '{{}}'; sleep 600 & echo $! > '{}'; exit 0",
+            pid_file.display()
+        );
+        let done = run_bounded(&mut sh(&script), None, Some(Duration::from_secs(20))).unwrap();
+        assert!(done.output_held);
+        assert_eq!(done.stdout, b"{}\n");
+        let grandchild: u32 = std::fs::read_to_string(&pid_file)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while crate::is_alive(grandchild) {
+            assert!(
+                Instant::now() < deadline,
+                "grandchild {grandchild} survived"
+            );
+            thread::yield_now();
+        }
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "proctree-bounded-{}-{:?}",
+            std::process::id(),
+            thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}

@@ -1,0 +1,427 @@
+//! `reproduce` as a user runs it, with hostile circumstances: interrupted
+//! mid-run (SIGINT to its process group and SIGTERM stop the run and clean
+//! every sandbox, saying so; after SIGKILL, the next run reports what was
+//! left and `--clean-leftovers` removes it), targets whose commands hang,
+//! an environment that tries to leak into the sandbox, and failures of the
+//! harness's own (which must end as harness errors, never as verdicts).
+//! Each run gets a temporary directory of its own, so that what is left is
+//! counted there and by the sandbox mark, never confused with other tests'
+//! sandboxes.
+#![cfg(unix)]
+
+use harness::eventually;
+use proctree::ProcessTable;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const FINDING: &str = "orphaned-port-holders";
+const EXIT_DEADLINE: Duration = Duration::from_secs(30);
+
+/// A `reproduce` run in a process group of its own; killed with its
+/// group and reaped when dropped.
+struct Run {
+    child: Child,
+    stdout: Reader,
+    stderr: Reader,
+}
+
+type Reader = std::thread::JoinHandle<String>;
+
+fn reader(pipe: Option<impl std::io::Read + Send + 'static>) -> Reader {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
+}
+
+impl Run {
+    fn start(tmp: &Path, args: &[&str]) -> Self {
+        Self::start_with(tmp, args, |_| {})
+    }
+
+    fn start_with(tmp: &Path, args: &[&str], adjust: impl FnOnce(&mut Command)) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_reproduce"));
+        cmd.args(args)
+            .env("TMPDIR", tmp)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        adjust(&mut cmd);
+        proctree::SpawnAttributes {
+            own_process_group: true,
+            background_priority: false,
+        }
+        .apply(&mut cmd);
+        let mut child = cmd.spawn().expect("reproduce starts");
+        Self {
+            stdout: reader(child.stdout.take()),
+            stderr: reader(child.stderr.take()),
+            child,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits (bounded) for the exit; returns the code and stderr.
+    fn finish(self) -> (Option<i32>, String) {
+        let (code, _, stderr) = self.output();
+        (code, stderr)
+    }
+
+    /// Waits (bounded) for the exit; returns the code, stdout and stderr.
+    fn output(mut self) -> (Option<i32>, String, String) {
+        let status = eventually(EXIT_DEADLINE, "reproduce to exit", || {
+            self.child
+                .try_wait()
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "still running".to_owned())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let take = |r: &mut Reader| {
+            std::mem::replace(r, std::thread::spawn(String::new))
+                .join()
+                .unwrap_or_default()
+        };
+        let (stdout, stderr) = (take(&mut self.stdout), take(&mut self.stderr));
+        (status.code(), stdout, stderr)
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // Only while unreaped is the pid surely still this child's.
+        if let Ok(None) = self.child.try_wait() {
+            let _ = proctree::kill_tree(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A temporary directory for one run; on drop (also on panic) whatever a
+/// killed run left there is removed.
+struct Tmp(tempfile::TempDir);
+
+impl Tmp {
+    fn new() -> Self {
+        Self(tempfile::tempdir().unwrap())
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+}
+
+impl Drop for Tmp {
+    fn drop(&mut self) {
+        harness::runs::remove_leftovers(self.0.path());
+    }
+}
+
+/// Processes of sandboxes made under `tmp` (by their mark and TMPDIR).
+fn sandbox_processes(tmp: &Path) -> Vec<String> {
+    let tmp = tmp.to_string_lossy();
+    ProcessTable::snapshot()
+        .iter()
+        .filter(|p| {
+            p.env_var(harness::sandbox::SANDBOX_ENV).is_some()
+                && p.env_var("TMPDIR") == Some(tmp.as_ref())
+        })
+        .map(|p| format!("{} (pid {})", p.name, p.pid))
+        .collect()
+}
+
+fn sandbox_dirs(tmp: &Path) -> Vec<String> {
+    std::fs::read_dir(tmp)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("limavm"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts a run of one finding and waits until its service is up.
+fn started_run(tmp: &Path) -> Run {
+    let run = Run::start(tmp, &["--only", FINDING, "--variants", "fixed", "-j", "1"]);
+    eventually(Duration::from_secs(30), "a sandbox process to run", || {
+        let found = sandbox_processes(tmp);
+        if found.is_empty() {
+            Err("none yet".to_owned())
+        } else {
+            Ok(())
+        }
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    run
+}
+
+fn assert_clean(tmp: &Path, stderr: &str) {
+    assert_eq!(sandbox_processes(tmp), Vec::<String>::new(), "{stderr}");
+    assert_eq!(sandbox_dirs(tmp), Vec::<String>::new(), "{stderr}");
+}
+
+#[test]
+fn sigint_to_the_group_stops_the_run_and_cleans_every_sandbox() {
+    let tmp = Tmp::new();
+    let run = started_run(tmp.path());
+    proctree::interrupt_group(run.pid()).unwrap();
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; cleaned"), "{stderr}");
+    assert!(stderr.contains("directory"), "{stderr}");
+    assert_clean(tmp.path(), &stderr);
+}
+
+#[test]
+fn sigterm_stops_the_run_and_cleans_every_sandbox() {
+    let tmp = Tmp::new();
+    let run = started_run(tmp.path());
+    proctree::request_shutdown(run.pid()).unwrap();
+    let (code, stderr) = run.finish();
+    assert_eq!(code, Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; cleaned"), "{stderr}");
+    assert_clean(tmp.path(), &stderr);
+}
+
+#[test]
+fn after_sigkill_the_next_run_reports_and_removes_what_was_left() {
+    let tmp = Tmp::new();
+    let run = started_run(tmp.path());
+    proctree::kill(run.pid()).unwrap();
+    let (code, _) = run.finish();
+    assert_eq!(code, None);
+    assert!(!sandbox_processes(tmp.path()).is_empty());
+    assert!(!sandbox_dirs(tmp.path()).is_empty());
+
+    let (code, stderr) = Run::start(tmp.path(), &["--list"]).finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stderr.contains("earlier runs that were killed left") && stderr.contains("--clean-leftovers"),
+        "{stderr}"
+    );
+    assert!(!sandbox_dirs(tmp.path()).is_empty(), "reporting removed nothing");
+
+    let (code, stderr) = Run::start(tmp.path(), &["--list", "--clean-leftovers"]).finish();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("removed what earlier runs left"), "{stderr}");
+    let left = eventually(Duration::from_secs(10), "the leftovers to be gone", || {
+        let (p, d) = (sandbox_processes(tmp.path()), sandbox_dirs(tmp.path()));
+        if p.is_empty() && d.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{p:?} {d:?}"))
+        }
+    });
+    left.unwrap_or_else(|e| panic!("{e}\n{stderr}"));
+}
+
+/// The reference target file with `edit` applied, written into `dir`.
+fn target_file(dir: &Path, edit: impl FnOnce(String) -> String) -> String {
+    let text = include_str!("../../fixtures/targets/reference-ctl.toml");
+    let path = dir.join("target.toml");
+    std::fs::write(&path, edit(text.to_owned())).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// A CLI prefix that runs `script` for the verb `verb` and the reference
+/// `ctl` for every other.
+fn prefix_with(verb: &str, script: &str) -> String {
+    format!(
+        "prefix = [\"sh\", \"-c\", 'r=\"$1\"; s=\"$2\"; shift 2; if [ \"$1\" = {verb} ]; then {script}; fi; exec \"$r\" ctl --state \"$s\" \"$@\"', \"sh\", \"{{reconciler}}\", \"{{state}}\"]"
+    )
+}
+
+const REFERENCE_PREFIX: &str = r#"prefix = ["{reconciler}", "ctl", "--state", "{state}"]"#;
+
+/// Runs one finding's fixed variant against `target`; returns the JSON
+/// outcome and stderr, and checks the sandbox was cleaned.
+fn run_target(tmp: &Path, target: &str, finding: &str) -> (serde_json::Value, String) {
+    let run = Run::start(
+        tmp,
+        &[
+            "--target",
+            target,
+            "--only",
+            finding,
+            "--variants",
+            "fixed",
+            "--format",
+            "json",
+            "--command-timeout",
+            "1s",
+        ],
+    );
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_clean(tmp, &stderr);
+    (report["findings"][0]["fixed"].clone(), stderr)
+}
+
+fn assert_harness_error(outcome: &serde_json::Value, names: &str) {
+    assert_eq!(outcome["verdict"], "harness-error", "{outcome}");
+    let message = outcome["message"].as_str().unwrap_or_default();
+    assert!(message.contains(names), "{outcome}");
+}
+
+#[test]
+fn a_get_that_hangs_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let target = target_file(tmp.path(), |t| {
+        t.replace(REFERENCE_PREFIX, &prefix_with("get", "exec sleep 600"))
+    });
+    let (outcome, _) = run_target(tmp.path(), &target, "orphaned-port-holders");
+    assert_harness_error(&outcome, "did not finish within 1s");
+    assert_harness_error(&outcome, " get ");
+}
+
+#[test]
+fn a_get_whose_child_holds_stdout_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let target = target_file(tmp.path(), |t| {
+        t.replace(
+            REFERENCE_PREFIX,
+            &prefix_with("get", "\"$r\" ctl --state \"$s\" \"$@\"; sleep 600 & exit 0"),
+        )
+    });
+    let (outcome, _) = run_target(tmp.path(), &target, "orphaned-port-holders");
+    assert_harness_error(&outcome, "still held its output");
+    assert_harness_error(&outcome, " get ");
+}
+
+#[test]
+fn a_ready_command_that_never_returns_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let target = target_file(tmp.path(), |t| {
+        t.replace(
+            r#"ready_file = "{state}/service.json""#,
+            r#"ready_command = ["sleep", "600"]"#,
+        )
+    });
+    let (outcome, _) = run_target(tmp.path(), &target, "orphaned-port-holders");
+    assert_harness_error(&outcome, "ready_command did not finish within 1s");
+}
+
+#[test]
+fn a_stop_command_that_hangs_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let target = target_file(tmp.path(), |t| {
+        t.replace(
+            r#"ready_file = "{state}/service.json""#,
+            "ready_file = \"{state}/service.json\"\nstop_command = [\"sleep\", \"600\"]",
+        )
+    });
+    let (outcome, _) = run_target(tmp.path(), &target, "shutdown-fallback-skips-cleanup");
+    assert_harness_error(&outcome, "stop_command did not finish within");
+}
+
+#[test]
+fn a_target_env_setting_the_sandbox_mark_is_refused_naming_it() {
+    let tmp = Tmp::new();
+    let target = target_file(tmp.path(), |t| {
+        format!("{t}\n[service.env]\nLIMAVM_SANDBOX = \"elsewhere\"\n")
+    });
+    let (code, stderr) = Run::start(tmp.path(), &["--target", &target, "--list"]).finish();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("service.env sets LIMAVM_SANDBOX"), "{stderr}");
+}
+
+#[test]
+fn a_regression_exported_in_the_users_shell_does_not_reach_the_service() {
+    let tmp = Tmp::new();
+    let run = Run::start_with(
+        tmp.path(),
+        &["--only", FINDING, "--variants", "fixed", "--format", "json"],
+        |cmd| {
+            cmd.env(reconciler::cli::REGRESS_ENV, FINDING);
+        },
+    );
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("\"passed\""), "{stdout}");
+    assert_clean(tmp.path(), &stderr);
+}
+
+/// Runs the fixed variant of [`FINDING`] with `TMPDIR` at `tmp`; returns
+/// the outcome and stderr.
+fn run_fixed_in(tmp: &Path) -> (serde_json::Value, String) {
+    let run = Run::start(
+        tmp,
+        &["--only", FINDING, "--variants", "fixed", "--format", "json"],
+    );
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    (report["findings"][0]["fixed"].clone(), stderr)
+}
+
+#[test]
+fn a_tmpdir_holding_the_path_separator_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let hostile = tmp.path().join("a:b");
+    std::fs::create_dir(&hostile).unwrap();
+    let (outcome, stderr) = run_fixed_in(&hostile);
+    assert_harness_error(&outcome, "holds the PATH list separator");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_clean(&hostile, &stderr);
+}
+
+#[test]
+fn a_tmpdir_too_long_for_sockets_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let long = tmp.path().join("d".repeat(100));
+    std::fs::create_dir(&long).unwrap();
+    let (outcome, stderr) = run_fixed_in(&long);
+    assert_harness_error(&outcome, "is too long: an instance's socket");
+    assert_clean(&long, &stderr);
+}
+
+#[test]
+fn a_fault_plan_removed_during_the_run_is_a_harness_error_naming_it() {
+    let tmp = Tmp::new();
+    let run = started_run(tmp.path());
+    let dir = sandbox_dirs(tmp.path()).pop().expect("a sandbox directory");
+    std::fs::remove_file(tmp.path().join(dir).join("faults.json")).unwrap();
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("HARNESS ERROR"), "{stdout}");
+    assert!(stdout.contains("was removed during the run"), "{stdout}");
+    assert_clean(tmp.path(), &stderr);
+}
+
+#[test]
+fn a_full_stdout_is_an_error_naming_it_not_a_panic() {
+    let tmp = Tmp::new();
+    for args in [
+        &["--list"][..],
+        &["--only", FINDING, "--variants", "fixed"],
+    ] {
+        let run = Run::start_with(tmp.path(), args, |cmd| {
+            cmd.stdout(std::fs::File::create("/dev/full").unwrap());
+        });
+        let (code, stderr) = run.finish();
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("cannot write the report to stdout") && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_clean(tmp.path(), "");
+}
+
+#[test]
+fn a_finding_named_twice_is_run_and_reported_once() {
+    let tmp = Tmp::new();
+    let run = Run::start(tmp.path(), &["--list", "--only", FINDING, "--only", FINDING]);
+    let (code, stdout, stderr) = run.output();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}
