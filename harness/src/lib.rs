@@ -15,6 +15,8 @@ pub mod reference;
 pub mod sandbox;
 pub mod service;
 pub mod target;
+pub mod target_lima;
+pub mod target_schema;
 pub mod template;
 pub mod toolset;
 

@@ -111,7 +111,9 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     ))?;
     let mut settings = ctx.settings.clone();
     settings.keygen_timeout = Duration::from_millis(500);
-    let hung = ctx.with_settings(settings.clone());
+    let hung = ctx.with_settings(settings);
+    // A target's fixed keygen timeout wins over the short one asked for.
+    let mut settings = hung.settings.clone();
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
     let margin = Duration::from_secs(3);
