@@ -2,9 +2,9 @@
 //! a target file (TOML). See `fixtures/targets/README.md` for the format.
 
 use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
-use crate::target_lima::now_rfc3339;
 use crate::reference::ReferenceSettings;
 use crate::service::{ServiceProcess, run_cli};
+use crate::target_lima::now_rfc3339;
 use crate::target_schema::{
     Change, ChangeTracker, Changes, FixedTimeouts, Observed, StatusMap, expand_value,
     placeholders_in, status_fingerprint,
@@ -449,7 +449,12 @@ impl<'s> ExternalDriver<'s> {
     }
 
     /// The values of the placeholders of a VM's documents and changes.
-    fn vm_values(&self, name: &str, vm: Option<&VmSpec>, running: Option<bool>) -> impl Fn(&str) -> String {
+    fn vm_values(
+        &self,
+        name: &str,
+        vm: Option<&VmSpec>,
+        running: Option<bool>,
+    ) -> impl Fn(&str) -> String {
         let mut extra: Vec<(&str, String)> = vec![("name", name.to_owned())];
         if let Some(vm) = vm {
             extra.push(("template", vm.template.to_yaml()));
@@ -474,9 +479,7 @@ impl<'s> ExternalDriver<'s> {
         self.before_change(name)?;
         let values = self.vm_values(name, vm, running);
         match change {
-            Change::Patch { patch } => {
-                self.patch(name, expand_value(&patch, &values))
-            }
+            Change::Patch { patch } => self.patch(name, expand_value(&patch, &values)),
             Change::Reapply { reapply } => {
                 let docs: Vec<serde_json::Value> = self
                     .target
@@ -486,7 +489,8 @@ impl<'s> ExternalDriver<'s> {
                     .filter(|d| reapply.iter().any(|k| d["kind"] == k.as_str()))
                     .map(|d| expand_value(d, &values))
                     .collect();
-                docs.iter().try_for_each(|doc| self.apply_document(name, doc))
+                docs.iter()
+                    .try_for_each(|doc| self.apply_document(name, doc))
             }
         }
     }
@@ -730,12 +734,18 @@ impl ReconcilerDriver for ExternalDriver<'_> {
     }
 
     fn request_restart(&mut self, name: &str) -> Result<(), HarnessError> {
-        let change = self.target.resource.changes.restart.clone().ok_or_else(|| {
-            HarnessError::Driver(format!(
-                "target {} declares no resource.changes.restart",
-                self.target.name
-            ))
-        })?;
+        let change = self
+            .target
+            .resource
+            .changes
+            .restart
+            .clone()
+            .ok_or_else(|| {
+                HarnessError::Driver(format!(
+                    "target {} declares no resource.changes.restart",
+                    self.target.name
+                ))
+            })?;
         self.change(name, change, None, None)
     }
 

@@ -66,6 +66,9 @@ mod tests {
         let other = dir.path().join("other");
         std::fs::create_dir_all(&other).unwrap();
         let err = link_lima_home(&other, &sandbox_home).unwrap_err();
-        assert!(err.to_string().contains("is not the harness's link"), "{err}");
+        assert!(
+            err.to_string().contains("is not the harness's link"),
+            "{err}"
+        );
     }
 }

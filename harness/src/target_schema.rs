@@ -18,7 +18,9 @@ pub fn expand_value(template: &Value, values: &dyn Fn(&str) -> String) -> Value 
     match template {
         Value::String(s) if s == "{running}" => Value::Bool(values("running") == "true"),
         Value::String(s) => Value::String(expand_text(s, values)),
-        Value::Array(items) => Value::Array(items.iter().map(|v| expand_value(v, values)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|v| expand_value(v, values)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (expand_text(k, values), expand_value(v, values)))
@@ -346,7 +348,10 @@ pub struct ChangeTracker {
 impl ChangeTracker {
     /// Records a change to `name` whose conditions read `before`.
     pub fn changed(&mut self, name: &str, before: String) {
-        let entry = self.vms.entry(name.to_owned()).or_insert((0, String::new()));
+        let entry = self
+            .vms
+            .entry(name.to_owned())
+            .or_insert((0, String::new()));
         entry.0 += 1;
         entry.1 = before;
     }
@@ -420,14 +425,20 @@ cleanup_failed = [{ type = "Deleted", status = "False" }]
 "#,
         )
         .unwrap();
-        let mut v = view(&[("Created", "True", "Created"), ("Running", "Unknown", "Reconciling")]);
+        let mut v = view(&[
+            ("Created", "True", "Created"),
+            ("Running", "Unknown", "Reconciling"),
+        ]);
         map.apply(&mut v);
         assert_eq!(v.condition("Running").unwrap().reason, "Starting");
         assert!(v.condition("Created").is_some());
         let mut v = view(&[("Running", "False", "StartFailed")]);
         map.apply(&mut v);
         assert_eq!(v.condition("Running").unwrap().reason, "StartFailed");
-        let mut v = view(&[("Running", "False", "Stopped"), ("Deleted", "False", "Busy")]);
+        let mut v = view(&[
+            ("Running", "False", "Stopped"),
+            ("Deleted", "False", "Busy"),
+        ]);
         map.apply(&mut v);
         assert!(v.is_stopped());
         assert_eq!(v.condition("Cleanup").unwrap().reason, "Busy");
@@ -453,7 +464,8 @@ cleanup_failed = [{ type = "Deleted", status = "False" }]
 
     #[test]
     fn fixed_timeouts_replace_the_settings() {
-        let fixed: FixedTimeouts = toml::from_str("graceful = \"30s\"\npid_file_wait = \"5s\"").unwrap();
+        let fixed: FixedTimeouts =
+            toml::from_str("graceful = \"30s\"\npid_file_wait = \"5s\"").unwrap();
         let settings = fixed.apply(ReferenceSettings::fast());
         assert_eq!(settings.graceful_timeout, Duration::from_secs(30));
         assert_eq!(fixed.describe(), "graceful 30s, pid_file_wait 5s");
