@@ -91,6 +91,11 @@ pub struct ServiceSection {
     /// Extra environment for the service, on top of the sandbox's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A JSON file holding an array of strings, appended to `start` at
+    /// every start (a service whose setup writes its own arguments, such
+    /// as `args.json`).
+    #[serde(default)]
+    pub args_file: Option<String>,
     /// Commands run in order before the service first starts with a state
     /// directory (`rdd service create ...`), as the service's user; each
     /// must exit 0.
@@ -197,6 +202,7 @@ impl TargetFile {
             path: path.to_owned(),
             message,
         };
+        let text = crate::target_lima::expand_env(&text).map_err(invalid)?;
         let target: TargetFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         target.validate().map_err(invalid)?;
         Ok(target)
@@ -314,6 +320,10 @@ impl TargetFile {
                 optional(&self.service.kubeconfig_command),
             ),
             ("lima.home", self.lima.home.iter().cloned().collect()),
+            (
+                "service.args_file",
+                self.service.args_file.iter().cloned().collect(),
+            ),
             ("cli.prefix", self.cli.prefix.clone()),
             ("cli.apply", self.cli.apply.clone()),
             ("cli.get", self.cli.get.clone()),
@@ -634,6 +644,10 @@ impl ReconcilerDriver for ExternalDriver<'_> {
                 "target {} declares no regression_args: cannot switch on {:?}",
                 self.target.name, self.settings.regressions
             )));
+        }
+        if let Some(file) = &self.target.service.args_file {
+            let file = self.expand(std::slice::from_ref(file), &[]).remove(0);
+            args.extend(crate::target_lima::read_args_file(Path::new(&file))?);
         }
         let mut cmd = self.service_command(&args)?;
         if self.settings.isolated_path {

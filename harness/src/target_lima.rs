@@ -38,6 +38,41 @@ pub fn link_lima_home(path: &Path, sandbox_home: &Path) -> Result<(), HarnessErr
     }
 }
 
+/// Replaces every `{env:NAME}` in a target file's text by the value of
+/// environment variable NAME (escaped for a TOML basic string); an unset
+/// variable is an error naming it.
+pub fn expand_env(text: &str) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find("{env:") {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 5..];
+        let close = after
+            .find('}')
+            .ok_or_else(|| "an {env: placeholder is not closed".to_owned())?;
+        let name = &after[..close];
+        let value = std::env::var(name).map_err(|_| {
+            format!("environment variable {name} is not set (the file uses {{env:{name}}})")
+        })?;
+        out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// The arguments in `path`, a JSON array of strings.
+pub fn read_args_file(path: &Path) -> Result<Vec<String>, HarnessError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(HarnessError::io(format!("reading {}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| {
+        HarnessError::Driver(format!(
+            "{} is not a JSON array of strings: {e}",
+            path.display()
+        ))
+    })
+}
+
 /// Writes `text` to `path` (replacing it), for a ready check.
 pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
@@ -47,6 +82,20 @@ pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
 /// every call (a restart annotation).
 pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn env_placeholders_are_replaced_escaped_and_an_unset_one_is_named() {
+        let path = std::env::var("PATH").unwrap();
+        let text = expand_env("start = [\"{env:PATH}\"]").unwrap();
+        assert_eq!(text, format!("start = [\"{path}\"]"));
+        let err = expand_env("x = \"{env:LIMAVM_SURELY_UNSET_VAR}\"").unwrap_err();
+        assert!(err.contains("LIMAVM_SURELY_UNSET_VAR is not set"), "{err}");
+    }
 }
 
 #[cfg(all(test, unix))]
