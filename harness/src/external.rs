@@ -284,12 +284,12 @@ impl TargetFile {
             ("template", &changes.template),
             ("restart", &changes.restart),
         ] {
-            if let Some(Change::Reapply { reapply }) = change {
-                if let Some(kind) = reapply.iter().find(|k| !kinds.contains(&k.as_str())) {
-                    return Err(format!(
-                        "resource.changes.{field}: no document of kind {kind} to re-apply"
-                    ));
-                }
+            if let Some(Change::Reapply { reapply }) = change
+                && let Some(kind) = reapply.iter().find(|k| !kinds.contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "resource.changes.{field}: no document of kind {kind} to re-apply"
+                ));
             }
         }
         Ok(())
