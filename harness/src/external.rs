@@ -634,6 +634,11 @@ impl<'s> ExternalDriver<'s> {
 
 impl ReconcilerDriver for ExternalDriver<'_> {
     fn spawn_service(&mut self) -> Result<u32, HarnessError> {
+        // The setup may write what the start reads (`args_file`).
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(HarnessError::io("creating the service's state directory"))?;
+        self.link_lima_home()?;
+        self.setup()?;
         let mut args = self.expand(&self.target.service.start, &[]);
         if let Some(regression_args) = &self.target.service.regression_args {
             for id in &self.settings.regressions {
@@ -653,10 +658,6 @@ impl ReconcilerDriver for ExternalDriver<'_> {
         if self.settings.isolated_path {
             cmd.env("PATH", self.sandbox.bin_dir());
         }
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(HarnessError::io("creating the service's state directory"))?;
-        self.link_lima_home()?;
-        self.setup()?;
         if let Some(file) = self.ready_file() {
             // A previous (crashed) service's marker must not count.
             match std::fs::remove_file(&file) {

@@ -90,9 +90,19 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     let private_before = std::fs::read(dir.join("user")).unwrap_or_default();
     let mut svc = ctx.service();
     svc.start_service()?;
+    let mut vm_start = String::new();
+    if !dir.join("user.pub").exists() {
+        // A reconciler may make its keys when the first VM starts (as
+        // Lima itself does), not when the service starts.
+        vm_start = match steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?) {
+            Ok(()) => "the service and a VM started".into(),
+            Err(ScenarioError::Symptom(e)) => format!("the VM did not come up: {e}"),
+            Err(e) => return Err(e),
+        };
+    }
     ensure(dir.join("user.pub").exists(), || {
         format!(
-            "public key {} still missing after start",
+            "public key {} still missing after start ({vm_start})",
             dir.join("user.pub").display()
         )
     })?;
