@@ -189,6 +189,13 @@ pub trait ReconcilerDriver {
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError>;
     fn delete(&mut self, name: &str) -> Result<(), HarnessError>;
     fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError>;
+    /// Asks for a restart of VM `name`; fails for a reconciler that has no
+    /// way to ask for one.
+    fn request_restart(&mut self, name: &str) -> Result<(), HarnessError> {
+        Err(HarnessError::Driver(format!(
+            "this reconciler has no way to ask for a restart of {name}"
+        )))
+    }
 
     /// Everything the service has logged so far.
     fn log_text(&self) -> String;

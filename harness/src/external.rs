@@ -1,11 +1,14 @@
 //! Drive any reconciler through a kubectl-style command line, described by
 //! a target file (TOML). See `fixtures/targets/README.md` for the format.
 
-use crate::driver::{
-    ReconcilerDriver, ResourceKind, VmSpec, VmView, running_patch, template_patch,
-};
+use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
 use crate::reference::ReferenceSettings;
 use crate::service::{NotReady, ServiceProcess, run_cli};
+use crate::target_lima::now_rfc3339;
+use crate::target_schema::{
+    Change, ChangeTracker, Changes, FixedTimeouts, Observed, StatusMap, expand_value,
+    placeholders_in, status_fingerprint,
+};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
 use serde::Deserialize;
@@ -13,7 +16,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TargetFile {
     /// A short name for reports.
@@ -21,9 +24,49 @@ pub struct TargetFile {
     pub service: ServiceSection,
     pub cli: CliSection,
     pub resource: ResourceSection,
+    /// How the target's conditions map onto the harness's notions; without
+    /// it they are read as the reference's (`Running`, `Cleanup`).
+    #[serde(default)]
+    pub status: Option<StatusMap>,
+    #[serde(default)]
+    pub lima: LimaSection,
+    /// The target's own fixed timeouts.
+    #[serde(default)]
+    pub timeouts: FixedTimeouts,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// How the target uses Lima.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimaSection {
+    /// Where the target keeps its Lima instances when it does not follow
+    /// `LIMA_HOME` (a path template such as `{home}/.rd2/lima`): the
+    /// harness makes that path a link to the sandbox's Lima home, so that
+    /// every check looks where the target writes.
+    #[serde(default)]
+    pub home: Option<String>,
+    /// The target embeds Lima and re-executes itself as the hostagent: no
+    /// `limactl` is called, faults go one layer lower (QEMU, `ssh`,
+    /// `wsl.exe`).
+    #[serde(default)]
+    pub embedded_hostagent: bool,
+    /// The spawn attributes the target gives its hostagent
+    /// (`own_process_group`, `background_priority`); the
+    /// spawn-attributes scenario checks these. Default: `own_process_group`.
+    #[serde(default)]
+    pub spawn_attributes: Option<Vec<String>>,
+}
+
+impl LimaSection {
+    /// The spawn attributes a hostagent of this target must have.
+    pub fn spawn_attributes(&self) -> Vec<String> {
+        self.spawn_attributes
+            .clone()
+            .unwrap_or_else(|| vec!["own_process_group".to_owned()])
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSection {
     /// The command that runs the service in the foreground.
@@ -48,9 +91,29 @@ pub struct ServiceSection {
     /// Extra environment for the service, on top of the sandbox's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// A JSON file holding an array of strings, appended to `start` at
+    /// every start (a service whose setup writes its own arguments, such
+    /// as `args.json`).
+    #[serde(default)]
+    pub args_file: Option<String>,
+    /// Commands run in order before the service first starts with a state
+    /// directory (`rdd service create ...`), as the service's user; each
+    /// must exit 0.
+    #[serde(default)]
+    pub setup: Vec<Vec<String>>,
+    /// A command whose stdout is a kubeconfig: run until it succeeds while
+    /// waiting for the service to be ready, saved to `{kubeconfig}`.
+    #[serde(default)]
+    pub kubeconfig_command: Option<Vec<String>>,
+    /// The service must not run as root (Lima refuses it): when the harness
+    /// is root, the service, its setup, stop and kubeconfig commands run as
+    /// the unprivileged user the real-Lima shim uses (`limavm`, through
+    /// `setpriv`, keeping CAP_DAC_OVERRIDE; see scripts/install-real-lima).
+    #[serde(default)]
+    pub unprivileged: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CliSection {
     /// What every CLI call starts with (`["kubectl", "--context", "x"]`).
@@ -63,7 +126,7 @@ pub struct CliSection {
     pub not_found: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceSection {
     pub api_version: String,
@@ -73,6 +136,16 @@ pub struct ResourceSection {
     /// Dotted path of the conditions list in a resource document.
     #[serde(default = "default_conditions")]
     pub conditions: String,
+    /// The documents applied for one VM, in order (one `cli.apply` each),
+    /// as templates; without, the reference's single LimaVM document.
+    #[serde(default)]
+    pub documents: Vec<serde_json::Value>,
+    /// How a change is seen to be observed.
+    #[serde(default)]
+    pub observed: Observed,
+    /// How each change is made.
+    #[serde(default)]
+    pub changes: Changes,
 }
 
 fn default_conditions() -> String {
@@ -111,6 +184,12 @@ const PLACEHOLDERS: &[&str] = &[
     "delete_backoff_max",
     "delete_retry_budget",
     "restart_backoff",
+    "namespace",
+    "kubeconfig",
+    "running",
+    "template",
+    "vm_type",
+    "now",
 ];
 
 impl TargetFile {
@@ -123,6 +202,7 @@ impl TargetFile {
             path: path.to_owned(),
             message,
         };
+        let text = crate::target_lima::expand_env(&text).map_err(invalid)?;
         let target: TargetFile = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
         target.validate().map_err(invalid)?;
         Ok(target)
@@ -147,6 +227,7 @@ impl TargetFile {
         if self.service.ready_file.is_none() && self.service.ready_command.is_none() {
             return Err("service needs ready_file or ready_command".into());
         }
+        self.validate_documents()?;
         for (field, args) in self.all_templates() {
             for arg in &args {
                 check_placeholders(arg).map_err(|p| {
@@ -165,6 +246,56 @@ impl TargetFile {
         ] {
             if !program.contains('{') && which::which(program).is_err() {
                 return Err(format!("{field}: command {program:?} not found"));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_documents(&self) -> Result<(), String> {
+        let mut values: Vec<(String, &serde_json::Value)> = self
+            .resource
+            .documents
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("resource.documents[{i}]"), d))
+            .collect();
+        let changes = self.resource.changes.all();
+        values.extend(changes.iter().map(|(f, v)| (f.to_string(), v)));
+        for (field, value) in values {
+            if let Some(p) = placeholders_in(value)
+                .into_iter()
+                .find(|p| !PLACEHOLDERS.contains(&p.as_str()))
+            {
+                return Err(format!(
+                    "{field}: unknown placeholder {{{p}}} (known: {})",
+                    PLACEHOLDERS.join(", ")
+                ));
+            }
+        }
+        let kinds: Vec<&str> = self
+            .resource
+            .documents
+            .iter()
+            .map(|d| d["kind"].as_str().unwrap_or_default())
+            .collect();
+        if !kinds.is_empty() && !kinds.contains(&self.resource.kind.as_str()) {
+            return Err(format!(
+                "resource.documents: none is of kind {} (resource.kind)",
+                self.resource.kind
+            ));
+        }
+        let changes = &self.resource.changes;
+        for (field, change) in [
+            ("running", &changes.running),
+            ("template", &changes.template),
+            ("restart", &changes.restart),
+        ] {
+            if let Some(Change::Reapply { reapply }) = change
+                && let Some(kind) = reapply.iter().find(|k| !kinds.contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "resource.changes.{field}: no document of kind {kind} to re-apply"
+                ));
             }
         }
         Ok(())
@@ -189,6 +320,16 @@ impl TargetFile {
                 optional(&self.service.regression_args),
             ),
             ("service.log_files", self.service.log_files.clone()),
+            ("service.setup", self.service.setup.concat()),
+            (
+                "service.kubeconfig_command",
+                optional(&self.service.kubeconfig_command),
+            ),
+            ("lima.home", self.lima.home.iter().cloned().collect()),
+            (
+                "service.args_file",
+                self.service.args_file.iter().cloned().collect(),
+            ),
             ("cli.prefix", self.cli.prefix.clone()),
             ("cli.apply", self.cli.apply.clone()),
             ("cli.get", self.cli.get.clone()),
@@ -199,6 +340,11 @@ impl TargetFile {
 
     pub fn supports_regressions(&self) -> bool {
         self.service.regression_args.is_some()
+    }
+
+    /// `settings` with the target's fixed timeouts in place.
+    pub fn settings(&self, settings: ReferenceSettings) -> ReferenceSettings {
+        self.timeouts.apply(settings)
     }
 
     fn kind(&self) -> ResourceKind {
@@ -239,6 +385,8 @@ pub struct ExternalDriver<'s> {
     settings: ReferenceSettings,
     state_dir: PathBuf,
     service: ServiceProcess<'s>,
+    /// Generations of a target without `observedGeneration`.
+    tracker: ChangeTracker,
 }
 
 impl<'s> ExternalDriver<'s> {
@@ -254,7 +402,13 @@ impl<'s> ExternalDriver<'s> {
             target,
             settings,
             state_dir,
+            tracker: ChangeTracker::default(),
         }
+    }
+
+    /// Where `{kubeconfig}` points: the output of `kubeconfig_command`.
+    fn kubeconfig_path(&self) -> PathBuf {
+        self.state_dir.join("kubeconfig")
     }
 
     fn values(&self, extra: &[(&str, String)]) -> BTreeMap<&'static str, String> {
@@ -278,6 +432,12 @@ impl<'s> ExternalDriver<'s> {
             ("delete_backoff_max", ms(s.delete_backoff_max)),
             ("delete_retry_budget", s.delete_retry_budget.to_string()),
             ("restart_backoff", ms(s.restart_backoff)),
+            ("now", now_rfc3339()),
+            (
+                "namespace",
+                self.target.resource.namespace.clone().unwrap_or_default(),
+            ),
+            ("kubeconfig", path(&self.kubeconfig_path())),
         ]);
         for (key, value) in extra {
             let key = PLACEHOLDERS
@@ -302,6 +462,133 @@ impl<'s> ExternalDriver<'s> {
 
     fn command(&self, args: &[String]) -> std::process::Command {
         command(self.sandbox, args)
+    }
+
+    /// A command of the service's own (start, setup, stop, kubeconfig): run
+    /// unprivileged when the target says so.
+    fn service_command(&self, args: &[String]) -> Result<std::process::Command, HarnessError> {
+        let mut cmd = self.command(&self.privileged_args(args)?);
+        cmd.envs(&self.target.service.env);
+        Ok(cmd)
+    }
+
+    /// The values of the placeholders of a VM's documents and changes.
+    fn vm_values(
+        &self,
+        name: &str,
+        vm: Option<&VmSpec>,
+        running: Option<bool>,
+    ) -> impl Fn(&str) -> String {
+        let mut extra: Vec<(&str, String)> = vec![("name", name.to_owned())];
+        if let Some(vm) = vm {
+            extra.push(("template", vm.template.to_yaml()));
+            extra.push(("vm_type", vm.template.vm_type().as_str().to_owned()));
+            extra.push(("running", vm.running.to_string()));
+        }
+        if let Some(running) = running {
+            extra.push(("running", running.to_string()));
+        }
+        let values = self.values(&extra);
+        move |key: &str| values.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Makes `change` to VM `name`; `vm` gives the documents' values.
+    fn change(
+        &mut self,
+        name: &str,
+        change: Change,
+        vm: Option<&VmSpec>,
+        running: Option<bool>,
+    ) -> Result<(), HarnessError> {
+        self.before_change(name)?;
+        let values = self.vm_values(name, vm, running);
+        match change {
+            Change::Patch { patch } => self.patch(name, expand_value(&patch, &values)),
+            Change::Reapply { reapply } => {
+                let docs: Vec<serde_json::Value> = self
+                    .target
+                    .resource
+                    .documents
+                    .iter()
+                    .filter(|d| reapply.iter().any(|k| d["kind"] == k.as_str()))
+                    .map(|d| expand_value(d, &values))
+                    .collect();
+                docs.iter()
+                    .try_for_each(|doc| self.apply_document(name, doc))
+            }
+        }
+    }
+
+    fn apply_document(&self, name: &str, doc: &serde_json::Value) -> Result<(), HarnessError> {
+        self.cli(
+            &self.target.cli.apply,
+            &[("name", name.to_owned())],
+            Some(&doc.to_string()),
+        )
+        .map(|_| ())
+    }
+
+    /// With `observed = "status-change"`: remembers the conditions before a
+    /// change.
+    fn before_change(&mut self, name: &str) -> Result<(), HarnessError> {
+        if self.target.resource.observed != Observed::StatusChange {
+            return Ok(());
+        }
+        let before = self
+            .get_document(name)?
+            .map(|doc| status_fingerprint(&doc, &self.conditions_path()))
+            .unwrap_or_default();
+        self.tracker.changed(name, before);
+        Ok(())
+    }
+
+    fn conditions_path(&self) -> Vec<&str> {
+        self.target.resource.conditions.split('.').collect()
+    }
+
+    /// The resource document, or `None` when there is no such resource.
+    fn get_document(&self, name: &str) -> Result<Option<serde_json::Value>, HarnessError> {
+        match self.cli(&self.target.cli.get, &[("name", name.to_owned())], None) {
+            Ok(text) => serde_json::from_str(&text).map(Some).map_err(|e| {
+                HarnessError::Driver(format!(
+                    "{} get {name} printed no JSON: {e}",
+                    self.target.name
+                ))
+            }),
+            Err(HarnessError::Cli { stderr, .. })
+                if stderr.contains(&self.target.cli.not_found) =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Runs the setup commands once per state directory.
+    fn setup(&self) -> Result<(), HarnessError> {
+        let marker = self.state_dir.join(".harness-setup-done");
+        if self.target.service.setup.is_empty() || marker.exists() {
+            return Ok(());
+        }
+        for args in &self.target.service.setup {
+            let args = self.expand(args, &[]);
+            run_cli(
+                self.service_command(&args)?,
+                None,
+                &format!("{} setup {}", self.target.name, args.join(" ")),
+                self.settings.command_timeout,
+            )?;
+        }
+        std::fs::write(&marker, b"").map_err(HarnessError::io("marking the setup done"))
+    }
+
+    /// Links the target's own Lima home to the sandbox's.
+    fn link_lima_home(&self) -> Result<(), HarnessError> {
+        let Some(home) = &self.target.lima.home else {
+            return Ok(());
+        };
+        let path = PathBuf::from(self.expand(std::slice::from_ref(home), &[]).remove(0));
+        crate::target_lima::link_lima_home(&path, self.sandbox.lima_home().path())
     }
 
     fn cli(
@@ -337,17 +624,37 @@ impl<'s> ExternalDriver<'s> {
     }
 
     fn stop_command(&self) -> Option<(std::process::Command, Duration)> {
-        self.target.service.stop_command.as_ref().map(|c| {
-            (
-                self.command(&self.expand(c, &[])),
-                self.settings.command_timeout,
-            )
-        })
+        let args = self.expand(self.target.service.stop_command.as_ref()?, &[]);
+        // Without the privileges to drop, the stop command runs as is.
+        let cmd = self
+            .service_command(&args)
+            .unwrap_or_else(|_| self.command(&args));
+        Some((cmd, self.settings.command_timeout))
+    }
+
+    /// `args` prefixed as the service's own commands are (see
+    /// `service_command`).
+    fn privileged_args(&self, args: &[String]) -> Result<Vec<String>, HarnessError> {
+        if !self.target.service.unprivileged {
+            return Ok(args.to_vec());
+        }
+        let prefix = crate::real_lima::drop_privileges_prefix().map_err(|e| {
+            HarnessError::Driver(format!(
+                "target {} must run unprivileged: {e}",
+                self.target.name
+            ))
+        })?;
+        Ok([prefix.unwrap_or_default(), args.to_vec()].concat())
     }
 }
 
 impl ReconcilerDriver for ExternalDriver<'_> {
     fn spawn_service(&mut self) -> Result<u32, HarnessError> {
+        // The setup may write what the start reads (`args_file`).
+        std::fs::create_dir_all(&self.state_dir)
+            .map_err(HarnessError::io("creating the service's state directory"))?;
+        self.link_lima_home()?;
+        self.setup()?;
         let mut args = self.expand(&self.target.service.start, &[]);
         if let Some(regression_args) = &self.target.service.regression_args {
             for id in &self.settings.regressions {
@@ -359,13 +666,14 @@ impl ReconcilerDriver for ExternalDriver<'_> {
                 self.target.name, self.settings.regressions
             )));
         }
-        let mut cmd = self.command(&args);
-        cmd.envs(&self.target.service.env);
+        if let Some(file) = &self.target.service.args_file {
+            let file = self.expand(std::slice::from_ref(file), &[]).remove(0);
+            args.extend(crate::target_lima::read_args_file(Path::new(&file))?);
+        }
+        let mut cmd = self.service_command(&args)?;
         if self.settings.isolated_path {
             cmd.env("PATH", self.sandbox.bin_dir());
         }
-        std::fs::create_dir_all(&self.state_dir)
-            .map_err(HarnessError::io("creating the service's state directory"))?;
         if let Some(file) = self.ready_file() {
             // A previous (crashed) service's marker must not count.
             match std::fs::remove_file(&file) {
@@ -382,7 +690,15 @@ impl ReconcilerDriver for ExternalDriver<'_> {
     }
 
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
+        let kubeconfig = match &self.target.service.kubeconfig_command {
+            Some(args) => Some((
+                self.privileged_args(&self.expand(args, &[]))?,
+                self.kubeconfig_path(),
+            )),
+            None => None,
+        };
         let ready = ReadyCheck {
+            kubeconfig,
             file: self.ready_file(),
             command: self
                 .target
@@ -414,21 +730,55 @@ impl ReconcilerDriver for ExternalDriver<'_> {
     }
 
     fn apply(&mut self, vm: &VmSpec) -> Result<(), HarnessError> {
-        let doc = vm.document(&self.target.kind()).to_string();
-        self.cli(
-            &self.target.cli.apply,
-            &[("name", vm.name.clone())],
-            Some(&doc),
-        )
-        .map(|_| ())
+        if self.target.resource.documents.is_empty() {
+            let doc = vm.document(&self.target.kind());
+            return self.apply_document(&vm.name, &doc);
+        }
+        self.before_change(&vm.name)?;
+        let values = self.vm_values(&vm.name, Some(vm), None);
+        let docs: Vec<serde_json::Value> = self
+            .target
+            .resource
+            .documents
+            .iter()
+            .map(|d| expand_value(d, &values))
+            .collect();
+        docs.iter()
+            .try_for_each(|doc| self.apply_document(&vm.name, doc))
     }
 
     fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError> {
-        self.patch(name, running_patch(running))
+        let change = self.target.resource.changes.running();
+        self.change(name, change, None, Some(running))
     }
 
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError> {
-        self.patch(name, template_patch(template))
+        let change = self.target.resource.changes.template();
+        // The documents of a re-applied template keep the VM's running
+        // state as it is in the resource.
+        let running = self
+            .get(name)?
+            .and_then(|v| v.raw["spec"]["running"].as_bool())
+            .unwrap_or(true);
+        let mut vm = VmSpec::new(name, template.clone());
+        vm.running = running;
+        self.change(name, change, Some(&vm), Some(running))
+    }
+
+    fn request_restart(&mut self, name: &str) -> Result<(), HarnessError> {
+        let change = self
+            .target
+            .resource
+            .changes
+            .restart
+            .clone()
+            .ok_or_else(|| {
+                HarnessError::Driver(format!(
+                    "target {} declares no resource.changes.restart",
+                    self.target.name
+                ))
+            })?;
+        self.change(name, change, None, None)
     }
 
     fn delete(&mut self, name: &str) -> Result<(), HarnessError> {
@@ -437,24 +787,19 @@ impl ReconcilerDriver for ExternalDriver<'_> {
     }
 
     fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError> {
-        match self.cli(&self.target.cli.get, &[("name", name.to_owned())], None) {
-            Ok(text) => {
-                let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-                    HarnessError::Driver(format!(
-                        "{} get {name} printed no JSON: {e}",
-                        self.target.name
-                    ))
-                })?;
-                let path: Vec<&str> = self.target.resource.conditions.split('.').collect();
-                Ok(Some(VmView::from_document_with(&doc, &path)))
-            }
-            Err(HarnessError::Cli { stderr, .. })
-                if stderr.contains(&self.target.cli.not_found) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(e),
+        let Some(doc) = self.get_document(name)? else {
+            return Ok(None);
+        };
+        let path = self.conditions_path();
+        let mut view = VmView::from_document_with(&doc, &path);
+        if self.target.resource.observed == Observed::StatusChange {
+            self.tracker
+                .fill(&mut view, &status_fingerprint(&doc, &path));
         }
+        if let Some(map) = &self.target.status {
+            map.apply(&mut view);
+        }
+        Ok(Some(view))
     }
 
     fn log_text(&self) -> String {
@@ -475,6 +820,8 @@ fn command(sandbox: &Sandbox, args: &[String]) -> std::process::Command {
 
 /// When a target's service counts as ready.
 struct ReadyCheck {
+    /// This command (full words) prints a kubeconfig, saved to the path...
+    kubeconfig: Option<(Vec<String>, PathBuf)>,
     /// This file exists...
     file: Option<PathBuf>,
     /// ...and/or this command exits 0...
@@ -485,6 +832,19 @@ struct ReadyCheck {
 
 impl ReadyCheck {
     fn holds(&self, sandbox: &Sandbox) -> Result<(), NotReady> {
+        if let Some((args, path)) = &self.kubeconfig {
+            match run_cli(
+                command(sandbox, args),
+                None,
+                "kubeconfig_command",
+                self.timeout,
+            ) {
+                Ok(text) => crate::target_lima::write_file(path, &text).map_err(NotReady::Yet)?,
+                // Exited non-zero: the service is not serving yet.
+                Err(e @ HarnessError::Cli { .. }) => return Err(NotReady::Yet(e.to_string())),
+                Err(e) => return Err(NotReady::Never(e)),
+            }
+        }
         if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
             return Err(NotReady::Yet(format!(
                 "{} does not exist yet",

@@ -16,6 +16,8 @@ pub mod runs;
 pub mod sandbox;
 pub mod service;
 pub mod target;
+pub mod target_lima;
+pub mod target_schema;
 pub mod template;
 pub mod toolset;
 

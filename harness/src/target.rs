@@ -48,6 +48,41 @@ impl Target {
         }
     }
 
+    /// `settings` with the target's fixed timeouts in place: what
+    /// scenarios derive their expectations from.
+    pub fn settings(&self, settings: ReferenceSettings) -> ReferenceSettings {
+        match self {
+            Target::Reference => settings,
+            Target::External(file) => file.settings(settings),
+        }
+    }
+
+    /// The target's fixed timeouts, as `graceful 30s` (empty when none).
+    pub fn fixed_timeouts(&self) -> String {
+        match self {
+            Target::Reference => String::new(),
+            Target::External(file) => file.timeouts.describe(),
+        }
+    }
+
+    /// The spawn attributes its hostagents must have
+    /// (`own_process_group`, `background_priority`).
+    pub fn spawn_attributes(&self) -> Vec<String> {
+        match self {
+            Target::Reference => vec!["own_process_group".into(), "background_priority".into()],
+            Target::External(file) => file.lima.spawn_attributes(),
+        }
+    }
+
+    /// True when the target embeds Lima and re-executes itself as the
+    /// hostagent (no `limactl` on PATH is called).
+    pub fn embeds_hostagent(&self) -> bool {
+        match self {
+            Target::Reference => false,
+            Target::External(file) => file.lima.embedded_hostagent,
+        }
+    }
+
     pub fn driver<'s>(
         &self,
         sandbox: &'s Sandbox,

@@ -9,6 +9,17 @@ use std::path::Path;
 /// fields the fakes read (see that file).
 const BLANK_DISK_TEMPLATE: &str = include_str!("../../fixtures/lima/blank-disk.yaml");
 
+/// The image location of templates for the fakes: never read.
+const NO_OS_IMAGE: &str = "/nonexistent/limavm-harness/no-os.qcow2";
+
+/// The host's architecture in Lima's terms (`x86_64`, `aarch64`...).
+fn lima_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "arm" => "armv7l",
+        other => other,
+    }
+}
+
 /// A template under construction; `to_yaml` gives the lima.yaml text.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Template {
@@ -94,9 +105,23 @@ impl Template {
         self.config.disk_names().map(str::to_owned).collect()
     }
 
+    /// The lima.yaml text. Every template is valid by Lima's own rules (a
+    /// reconciler may validate it before anything runs): one without a
+    /// base gets an `images` entry for the host's architecture, a local
+    /// location that is never read (Lima does not require it to exist; the
+    /// fakes boot no image).
     pub fn to_yaml(&self) -> String {
         let Some(base) = &self.base else {
-            return self.config.to_yaml();
+            let mut doc: Mapping =
+                serde_norway::from_str(&self.config.to_yaml()).expect("a LimaConfig is a mapping");
+            let mut image = Mapping::new();
+            image.insert("location".into(), NO_OS_IMAGE.into());
+            image.insert("arch".into(), lima_arch().into());
+            doc.insert(
+                "images".into(),
+                Value::Sequence(vec![Value::Mapping(image)]),
+            );
+            return serde_norway::to_string(&doc).expect("a YAML mapping serialises");
         };
         let mut merged = base.clone();
         let modelled: Mapping =
@@ -111,6 +136,16 @@ impl Template {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_template_has_an_image_as_lima_requires() {
+        let yaml = Template::new(VmType::Qemu).forward(80, 8080).to_yaml();
+        let doc: Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(doc["images"][0]["location"], NO_OS_IMAGE);
+        assert_eq!(doc["images"][0]["arch"], lima_arch());
+        let config = LimaConfig::parse(&yaml).unwrap();
+        assert_eq!(config.port_forwards[0].host_port, 8080);
+    }
 
     #[test]
     fn the_blank_disk_template_keeps_lima_s_keys_and_takes_the_modelled_ones() {

@@ -3,6 +3,7 @@
 
 use crate::context::{Ctx, ScenarioResult};
 use crate::findings::{keys, orphan, real_lima, stop, wsl};
+use crate::steps::SETTLE;
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
 /// QEMU, ssh and ssh-keygen, the blank-disk template).
@@ -28,7 +29,58 @@ pub struct Finding {
     /// Why the scenario cannot run on this OS, if it cannot.
     pub unsupported_here: Option<&'static str>,
     pub on_real_lima: OnRealLima,
+    /// How it runs against a target that embeds its hostagent.
+    pub on_embedded: OnEmbedded,
+    /// Timeouts the scenario needs shorter than a bound of its own.
+    pub needs: &'static [TimeoutNeed],
 }
+
+/// How a finding runs against a target that embeds Lima and re-executes
+/// itself as the hostagent (`[lima] embedded_hostagent`): no `limactl` is
+/// called, so faults go to QEMU, `ssh` and `wsl.exe`, and symptoms are
+/// checked from outside (instance directory, processes, ports, the journal
+/// of the fakes still on PATH).
+#[derive(Debug, Clone, Copy)]
+pub enum OnEmbedded {
+    /// The scenario needs nothing of the fake hostagent.
+    Same,
+    /// It needs a fault or a journal entry of the fake hostagent: why.
+    NeedsFakeHostagent(&'static str),
+}
+
+/// A timeout the scenario needs below a bound: a target whose fixed
+/// timeout is not gets "cannot run here", not a verdict.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeoutNeed {
+    /// The timeout's name in a target file's `[timeouts]` (`graceful`).
+    pub timeout: &'static str,
+    pub below: std::time::Duration,
+    pub why: &'static str,
+}
+
+impl TimeoutNeed {
+    /// Why `settings` cannot run the scenario, if they cannot.
+    pub fn unmet(&self, settings: &harness::ReferenceSettings) -> Option<String> {
+        let value = match self.timeout {
+            "graceful" => settings.graceful_timeout,
+            "start" => settings.start_timeout,
+            "wsl" => settings.wsl_timeout,
+            "delete" => settings.delete_timeout,
+            "keygen" => settings.keygen_timeout,
+            _ => return None,
+        };
+        (value >= self.below).then(|| {
+            format!(
+                "needs {} timeout < {:?}, target has {:?}: {}",
+                self.timeout, self.below, value, self.why
+            )
+        })
+    }
+}
+
+/// Why a scenario needs the fake hostagent to ignore the graceful
+/// interrupt.
+const HA_IGNORES: &str = "needs a hostagent that ignores the graceful interrupt (fault ignore_interrupt of the fake hostagent); an embedded hostagent is the target's own code";
 
 impl Finding {
     /// The scenario to run with `toolset`, or why it cannot run there.
@@ -39,6 +91,32 @@ impl Finding {
         if let Some(reason) = self.unsupported_here {
             return Err(reason);
         }
+        let scenario = self.scenario_on_toolset(toolset)?;
+        Ok(scenario)
+    }
+
+    /// The scenario for `target` on `toolset`, or why it cannot run there.
+    pub fn scenario_for_target(
+        &self,
+        toolset: &harness::Toolset,
+        target: &harness::Target,
+    ) -> Result<fn(&Ctx) -> ScenarioResult, &'static str> {
+        let scenario = self.scenario_for(toolset)?;
+        match self.on_embedded {
+            // Real Lima's scenarios never rely on the fake hostagent.
+            OnEmbedded::NeedsFakeHostagent(why)
+                if target.embeds_hostagent() && !toolset.has_real_lima() =>
+            {
+                Err(why)
+            }
+            _ => Ok(scenario),
+        }
+    }
+
+    fn scenario_on_toolset(
+        &self,
+        toolset: &harness::Toolset,
+    ) -> Result<fn(&Ctx) -> ScenarioResult, &'static str> {
         if !toolset.has_real_lima() {
             return Ok(self.scenario);
         }
@@ -68,6 +146,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::console_group_signal,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "orphaned-port-holders",
@@ -80,6 +160,8 @@ pub static CATALOGUE: &[Finding] = &[
              without a guest, real Lima's only port holder is QEMU, which qemu.pid names, so \
              even the regressed forced stop kills it",
         ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
     Finding {
         id: "bracketed-home-path",
@@ -88,6 +170,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::bracketed_home_path,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
     Finding {
         id: "finalizer-after-failed-delete",
@@ -96,6 +180,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::finalizer_after_failed_delete,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "shutdown-fallback-skips-cleanup",
@@ -104,6 +190,12 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::shutdown_fallback_skips_cleanup,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[TimeoutNeed {
+            timeout: "graceful",
+            below: SETTLE,
+            why: "the service's shutdown (graceful wait, then force) must end within the harness's 20 s stop wait",
+        }],
     },
     Finding {
         id: "silent-cleanup-errors",
@@ -114,6 +206,8 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs a forced-stop step to fail (wsl.exe --terminate exiting 1), which only the fake wsl.exe does",
         ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
     Finding {
         id: "spawn-attributes-overwritten",
@@ -122,6 +216,10 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::spawn_attributes_overwritten,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::spawn_attributes_overwritten),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "reads the spawn attributes the fake hostagent journals; with --toolset real they are observed from outside (process group, niceness) instead",
+        ),
+        needs: &[],
     },
     Finding {
         id: "divergent-shutdown-paths",
@@ -132,6 +230,10 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs a hostagent that replaces its driver while shutting down (fault replace_driver)",
         ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that replaces its driver while shutting down (fault replace_driver of the fake hostagent)",
+        ),
+        needs: &[],
     },
     Finding {
         id: "orphan-recovery-skips-graceful",
@@ -140,6 +242,10 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: orphan::orphan_recovery_skips_graceful,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::orphan_recovery_skips_graceful),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "reads the interrupt the fake hostagent journals; with --toolset real the hostagent's own log is read instead",
+        ),
+        needs: &[],
     },
     Finding {
         id: "concurrent-keygen-race",
@@ -154,6 +260,8 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs a slow ssh-keygen (fault delay) to hold the race window open; the real one is too quick to race reliably",
         ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "partial-key-after-crash",
@@ -164,6 +272,8 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs ssh-keygen to die half way through writing the key (fault crash_half_way)",
         ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "missing-public-key",
@@ -172,6 +282,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: keys::missing_public_key,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "keygen-unbounded",
@@ -180,6 +292,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: keys::keygen_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes("needs ssh-keygen to hang (fault hang)"),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "disk-lock-leak",
@@ -188,6 +302,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::disk_lock_leak,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::disk_lock_leak),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
     Finding {
         id: "recycled-pid-kill",
@@ -196,6 +312,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::recycled_pid_kill,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
     },
     Finding {
         id: "ignored-signal-fallback",
@@ -204,6 +322,8 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::ignored_signal_fallback,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
     Finding {
         id: "wsl-hang-unbounded",
@@ -212,8 +332,37 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::wsl_hang_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
     },
 ];
+
+/// A finding for `reproduce --list`: its ID and title, then how it runs on
+/// real Lima and against a target that embeds its hostagent.
+pub fn describe(f: &Finding) -> String {
+    let real = match f.on_real_lima {
+        OnRealLima::Same => "runs as it is".to_owned(),
+        OnRealLima::Own(_) => "a scenario of its own, observing through real Lima".to_owned(),
+        OnRealLima::NeedsFakes(why) => format!("cannot run: {why}"),
+    };
+    let embedded = match f.on_embedded {
+        OnEmbedded::Same => "runs (with the fakes or real Lima)".to_owned(),
+        OnEmbedded::NeedsFakeHostagent(why) => {
+            format!("with --toolset real as on real Lima; with the fakes cannot run: {why}")
+        }
+    };
+    let mut text = format!(
+        "{:32} {}\n{:32}   real Lima: {real}\n{:32}   embedded hostagent: {embedded}",
+        f.id, f.title, "", ""
+    );
+    for need in f.needs {
+        text.push_str(&format!(
+            "\n{:32}   needs {} timeout < {:?}: {}",
+            "", need.timeout, need.below, need.why
+        ));
+    }
+    text
+}
 
 pub fn find(id: &str) -> Option<&'static Finding> {
     CATALOGUE.iter().find(|f| f.id == id)

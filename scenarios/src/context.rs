@@ -67,10 +67,12 @@ impl<'s> Ctx<'s> {
         Self::for_target(sandbox, settings, Target::Reference)
     }
 
+    /// A context driving `target`; its fixed timeouts replace those of
+    /// `settings` (here and in every `with_settings`).
     pub fn for_target(sandbox: &'s Sandbox, settings: ReferenceSettings, target: Target) -> Self {
         Self {
             sandbox,
-            settings,
+            settings: target.settings(settings),
             target,
         }
     }

@@ -2,6 +2,7 @@
 //! a reconciler with the regression switched off (it must pass) and on (it
 //! must fail, naming the symptom).
 
+pub mod audit;
 pub mod catalogue;
 pub mod checks;
 pub mod context;

@@ -107,7 +107,7 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
         leaks,
         duration: started.elapsed(),
     };
-    let scenario = match finding.scenario_for(&config.toolset) {
+    let scenario = match finding.scenario_for_target(&config.toolset, &config.target) {
         Ok(scenario) => scenario,
         Err(reason) => {
             return outcome(
@@ -117,6 +117,10 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
             );
         }
     };
+    let resolved = config.target.settings(config.settings.clone());
+    if let Some(why) = finding.needs.iter().find_map(|n| n.unmet(&resolved)) {
+        return outcome(Verdict::Unsupported, why, LeakReport::default());
+    }
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
         Err(e) => return outcome(Verdict::HarnessError, e.to_string(), LeakReport::default()),

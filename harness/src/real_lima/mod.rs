@@ -46,6 +46,21 @@ fn check() -> Result<(), String> {
     Ok(())
 }
 
+/// The words to put before a command so that it runs unprivileged, as the
+/// limactl shim does (`setpriv` to the `limavm` user, keeping
+/// CAP_DAC_OVERRIDE); `None` when the harness is not root or not on Unix.
+/// Fails when the user or setpriv is missing.
+pub fn drop_privileges_prefix() -> Result<Option<Vec<String>>, String> {
+    #[cfg(unix)]
+    {
+        privilege::drop_privileges_prefix()
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(None)
+    }
+}
+
 /// True when CI demands real Lima (`CI=true`, and no `LIMAVM_REAL_LIMA=skip`).
 pub fn required() -> bool {
     std::env::var(CI_ENV).is_ok_and(|v| v == "true")

@@ -51,16 +51,41 @@ pub fn shim_script(limactl: &Path) -> Result<Option<String>, String> {
         return Ok(None);
     }
     let user = user();
-    let (uid, gid) = (id_of(&user, "-u")?, id_of(&user, "-g")?);
+    let prefix = setpriv_args(&user)?;
     Ok(Some(format!(
         "#!/bin/sh\n\
          # limactl refuses to run as root: run it as {user}, keeping the pid and\n\
          # the environment (see scripts/install-real-lima for CAP_DAC_OVERRIDE).\n\
-         exec setpriv --reuid={uid} --regid={gid} --clear-groups \\\n  \
-         --inh-caps=-all,+dac_override --ambient-caps=+dac_override \\\n  \
-         --bounding-set=-all,+dac_override -- {} \"$@\"\n",
+         exec {} {} \"$@\"\n",
+        prefix.join(" "),
         shell_quoted(&limactl.to_string_lossy())
     )))
+}
+
+/// `setpriv ... --` dropping to `user` (keeping CAP_DAC_OVERRIDE).
+fn setpriv_args(user: &str) -> Result<Vec<String>, String> {
+    let (uid, gid) = (id_of(user, "-u")?, id_of(user, "-g")?);
+    Ok([
+        "setpriv".to_owned(),
+        format!("--reuid={uid}"),
+        format!("--regid={gid}"),
+        "--clear-groups".to_owned(),
+        "--inh-caps=-all,+dac_override".to_owned(),
+        "--ambient-caps=+dac_override".to_owned(),
+        "--bounding-set=-all,+dac_override".to_owned(),
+        "--".to_owned(),
+    ]
+    .to_vec())
+}
+
+/// The words to put before a command so that it runs as the unprivileged
+/// user, as the limactl shim does: `None` when the harness is not root.
+pub fn drop_privileges_prefix() -> Result<Option<Vec<String>>, String> {
+    if !is_root() {
+        return Ok(None);
+    }
+    check()?;
+    setpriv_args(&user()).map(Some)
 }
 
 /// Single quotes, each embedded quote closed, escaped and reopened.

@@ -60,7 +60,8 @@ struct Args {
     /// Scenarios run at once (default: the number of cores).
     #[arg(long, short)]
     jobs: Option<usize>,
-    /// List the findings and exit.
+    /// List the findings (with how each runs on real Lima and against a
+    /// target that embeds its hostagent) and exit.
     #[arg(long)]
     list: bool,
     /// The bound of every command run for the target (CLI verbs, ready and
@@ -72,6 +73,15 @@ struct Args {
     /// killed run left (found by their sandbox mark and run name), then go on.
     #[arg(long)]
     clean_leftovers: bool,
+    /// Give the audit verdict (absent / PRESENT / cannot run here / harness
+    /// error) from the fixed runs only. The default for a target without
+    /// regression switches.
+    #[arg(long)]
+    audit: bool,
+    /// A second target file (another build of the same reconciler): audit
+    /// both and report per finding what appeared or went away.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -142,7 +152,7 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     if args.list {
         let text: String = findings
             .iter()
-            .map(|f| format!("{:32} {}\n", f.id, f.title))
+            .map(|f| format!("{}\n", catalogue::describe(f)))
             .collect();
         print_stdout(&text)?;
         return Ok(true);
@@ -151,6 +161,9 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
     config.target = target;
     config.settings.command_timeout = args.command_timeout;
+    if args.audit || args.baseline.is_some() || !config.target.supports_regressions() {
+        return audit(&args, &findings, config);
+    }
     let variants: Vec<Variant> = match args.variants {
         Variants::Both => vec![Variant::Fixed, Variant::Regressed],
         Variants::Fixed => vec![Variant::Fixed],
@@ -223,6 +236,61 @@ mod interrupts {
         })
         .context("cannot install the interrupt handler")
     }
+}
+
+/// The audit of the target (and of the baseline, with the difference).
+/// Succeeds when nothing is PRESENT and the harness did its part.
+fn audit(args: &Args, findings: &[&'static Finding], config: RunConfig) -> anyhow::Result<bool> {
+    use scenarios::audit;
+    let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .max(1);
+    let tasks: Vec<(&Finding, Variant)> = findings.iter().map(|f| (*f, Variant::Fixed)).collect();
+    let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
+    let name = config.target.name().to_owned();
+    let rows = audit::rows(&ids, &run_all(&tasks, &config, jobs));
+    let Some(baseline) = baseline else {
+        let text = match args.format {
+            Format::Table => audit::table(&name, &rows),
+            Format::Json => format!("{:#}", audit::json(&name, &rows)),
+            Format::Markdown => audit::markdown(&name, &rows),
+        };
+        print_stdout(&format!("{text}\n"))?;
+        return Ok(audit::clean(&rows));
+    };
+    let base_name = baseline.name().to_owned();
+    let base_config = RunConfig {
+        target: baseline,
+        ..config
+    };
+    let base_rows = audit::rows(&ids, &run_all(&tasks, &base_config, jobs));
+    let diffs = audit::diff(&base_rows, &rows);
+    let text = match args.format {
+        Format::Table => format!(
+            "{}\n\n{}\n\n{}",
+            audit::table(&base_name, &base_rows),
+            audit::table(&name, &rows),
+            audit::diff_table(&base_name, &name, &diffs)
+        ),
+        Format::Json => format!(
+            "{:#}",
+            serde_json::json!({
+                "baseline": audit::json(&base_name, &base_rows),
+                "target": audit::json(&name, &rows),
+                "difference": audit::diff_json(&diffs),
+            })
+        ),
+        Format::Markdown => format!(
+            "{}\n{}\n{}",
+            audit::markdown(&base_name, &base_rows),
+            audit::markdown(&name, &rows),
+            audit::diff_markdown(&base_name, &name, &diffs)
+        ),
+    };
+    print_stdout(&format!("{text}\n"))?;
+    Ok(audit::clean(&rows))
 }
 
 /// Runs the tasks on `jobs` threads, showing progress on stderr: a bar on a

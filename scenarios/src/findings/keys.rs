@@ -90,9 +90,19 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     let private_before = std::fs::read(dir.join("user")).unwrap_or_default();
     let mut svc = ctx.service();
     svc.start_service()?;
+    let mut vm_start = String::new();
+    if !dir.join("user.pub").exists() {
+        // A reconciler may make its keys when the first VM starts (as
+        // Lima itself does), not when the service starts.
+        vm_start = match steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?) {
+            Ok(()) => "the service and a VM started".into(),
+            Err(ScenarioError::Symptom(e)) => format!("the VM did not come up: {e}"),
+            Err(e) => return Err(e),
+        };
+    }
     ensure(dir.join("user.pub").exists(), || {
         format!(
-            "public key {} still missing after start",
+            "public key {} still missing after start ({vm_start})",
             dir.join("user.pub").display()
         )
     })?;
@@ -111,7 +121,9 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     ))?;
     let mut settings = ctx.settings.clone();
     settings.keygen_timeout = Duration::from_millis(500);
-    let hung = ctx.with_settings(settings.clone());
+    let hung = ctx.with_settings(settings);
+    // A target's fixed keygen timeout wins over the short one asked for.
+    let mut settings = hung.settings.clone();
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
     let margin = Duration::from_secs(3);

@@ -35,12 +35,14 @@ pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
         proctree::ObservedAttributes::of_process(hostagent, service).ok_or_else(|| {
             ScenarioError::Harness(format!("hostagent pid {hostagent} cannot be observed"))
         })?;
+    // Only what the target declares it asks for.
+    let wanted = ctx.target.spawn_attributes();
     let missing: Vec<&str> = [
         ("own_process_group", observed.own_process_group),
         ("background_priority", observed.background_priority),
     ]
     .into_iter()
-    .filter(|(_, present)| !present)
+    .filter(|(name, present)| !present && wanted.iter().any(|w| w == name))
     .map(|(name, _)| name)
     .collect();
     ensure(missing.is_empty(), || {

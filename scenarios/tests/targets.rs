@@ -1,0 +1,89 @@
+//! The target-file features that need no foreign reconciler, on every CI
+//! build: `fixtures/targets/reference-foreign.toml` drives the reference
+//! reconciler as a foreign one (document templates, patch templates, a
+//! status map, status-change observation, a fixed graceful timeout, its own
+//! Lima home, setup and kubeconfig commands, no regression switches). A
+//! few findings, fixed runs only: the audit must say `absent` or `cannot
+//! run here`, with the reason the catalogue gives.
+
+use harness::{Binaries, Target};
+use scenarios::audit::{self, Audit};
+use scenarios::catalogue;
+use scenarios::runner::{RunConfig, Variant, run_finding};
+
+fn target(file: &str) -> Target {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/targets/").to_owned() + file;
+    Target::parse(&path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn audit_of(target: Target, id: &str) -> audit::AuditRow {
+    let mut config = RunConfig::new(Binaries::multicall(
+        env!("CARGO_BIN_EXE_reproduce").as_ref(),
+    ));
+    config.target = target;
+    let finding = catalogue::find(id).unwrap();
+    audit::audit(&run_finding(finding, Variant::Fixed, &config))
+}
+
+#[test]
+fn the_foreign_schema_fixture_gives_absent_verdicts() {
+    let foreign = target("reference-foreign.toml");
+    assert!(!foreign.supports_regressions());
+    for id in [
+        "console-group-signal",
+        "bracketed-home-path",
+        "missing-public-key",
+    ] {
+        let row = audit_of(foreign.clone(), id);
+        assert_eq!(row.audit, Audit::Absent, "{id}: {}", row.text());
+    }
+}
+
+#[test]
+fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
+    // SAFETY: no other thread of this test binary reads or writes the
+    // environment (nextest runs each test in a process of its own).
+    unsafe { std::env::set_var("RDD_BIN", env!("CARGO_BIN_EXE_reproduce")) };
+    let rdd = target("rancher-desktop-daemon.toml");
+    assert!(rdd.embeds_hostagent() && !rdd.supports_regressions());
+    let settings = rdd.settings(harness::ReferenceSettings::fast());
+    let finding = catalogue::find("shutdown-fallback-skips-cleanup").unwrap();
+    let why = finding.needs.iter().find_map(|n| n.unmet(&settings));
+    assert!(
+        why.as_deref()
+            .is_some_and(|w| w.contains("needs graceful timeout < 20s, target has 30s")),
+        "{why:?}"
+    );
+    assert_eq!(rdd.spawn_attributes(), ["own_process_group"]);
+    // The foreign fixture's 1 s graceful timeout fits.
+    let foreign = target("reference-foreign.toml").settings(harness::ReferenceSettings::fast());
+    assert!(finding.needs.iter().all(|n| n.unmet(&foreign).is_none()));
+}
+
+#[test]
+fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
+    // The same reconciler with one defect built in (a regression switch on
+    // its start command, as another build would have it).
+    let Target::External(file) = target("reference-foreign.toml") else {
+        unreachable!("a target file")
+    };
+    let mut defective = harness::TargetFile::clone(&file);
+    defective.name = "reference-foreign-defective".into();
+    defective
+        .service
+        .start
+        .push("--regress=bracketed-home-path".into());
+    let present = audit_of(Target::External(defective.into()), "bracketed-home-path");
+    assert_eq!(present.audit, Audit::Present, "{}", present.text());
+    assert!(
+        present.message.contains("tmp files left in"),
+        "{}",
+        present.text()
+    );
+    let absent = audit_of(Target::External(file), "bracketed-home-path");
+    let diffs = audit::diff(
+        std::slice::from_ref(&present),
+        std::slice::from_ref(&absent),
+    );
+    assert_eq!(diffs[0].change, audit::Change::WentAway);
+}
