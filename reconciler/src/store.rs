@@ -137,7 +137,9 @@ impl Store {
         // see a new stamp and parse again.
         let vm = read_typed(path)?;
         match &vm {
-            Some(vm) => self.lock_parsed().insert(path.to_owned(), (stamp, vm.clone())),
+            Some(vm) => self
+                .lock_parsed()
+                .insert(path.to_owned(), (stamp, vm.clone())),
             None => self.lock_parsed().remove(path),
         };
         Ok(vm)
