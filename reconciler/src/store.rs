@@ -666,6 +666,23 @@ mod tests {
     }
 
     #[test]
+    fn a_document_changed_behind_the_cache_is_read_again() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        assert!(store.get("vm1").unwrap().unwrap().spec.running);
+        // Another process (a second Store) changes it: same length, new file.
+        Store::open(store.dir().parent().unwrap())
+            .unwrap()
+            .apply(vm_doc("vm1", false))
+            .unwrap();
+        assert!(!store.get("vm1").unwrap().unwrap().spec.running);
+        std::fs::write(store.path_of("vm1"), "{not json").unwrap();
+        assert!(matches!(store.get("vm1"), Err(StoreError::Corrupt { .. })));
+        std::fs::remove_file(store.path_of("vm1")).unwrap();
+        assert!(store.get("vm1").unwrap().is_none());
+    }
+
+    #[test]
     fn a_corrupt_document_is_reported_by_path_and_others_still_list() {
         let (_dir, store) = store();
         store.apply(vm_doc("good", true)).unwrap();
