@@ -151,6 +151,10 @@ impl<'s> ServiceProcess<'s> {
     }
 }
 
+/// The bound of the harness's own tool calls inside a sandbox (preparing a
+/// key or a disk, listing distros): generous, as they are not under test.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs one command the harness needs from a target (a CLI verb, a ready
 /// or stop command) within `timeout`, in a process group of its own that is
 /// killed whole at the deadline; `what` names it in every error. Fails when
