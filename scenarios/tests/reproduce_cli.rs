@@ -124,12 +124,17 @@ impl Drop for Tmp {
 
 /// Processes of sandboxes made under `tmp` (by their mark and TMPDIR).
 fn sandbox_processes(tmp: &Path) -> Vec<String> {
+    marked_processes(tmp, |_| true)
+}
+
+fn marked_processes(tmp: &Path, also: impl Fn(&proctree::ProcessInfo) -> bool) -> Vec<String> {
     let tmp = tmp.to_string_lossy();
     ProcessTable::snapshot()
         .iter()
         .filter(|p| {
             p.env_var(harness::sandbox::SANDBOX_ENV).is_some()
                 && p.env_var("TMPDIR") == Some(tmp.as_ref())
+                && also(p)
         })
         .map(|p| format!("{} (pid {})", p.name, p.pid))
         .collect()
@@ -150,14 +155,19 @@ fn sandbox_dirs(tmp: &Path) -> Vec<String> {
 /// Starts a run of one finding and waits until its service is up.
 fn started_run(tmp: &Path) -> Run {
     let run = Run::start(tmp, &["--only", FINDING, "--variants", "fixed", "-j", "1"]);
-    eventually(Duration::from_secs(30), "a sandbox process to run", || {
-        let found = sandbox_processes(tmp);
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(())
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "a sandbox's service to run",
+        || {
+            // The service, not a short-lived CLI call: it lives until stopped.
+            let found = marked_processes(tmp, |p| p.cmd.iter().any(|a| a == "serve"));
+            if found.is_empty() {
+                Err("none yet".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     run
 }
