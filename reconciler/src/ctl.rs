@@ -638,6 +638,20 @@ mod tests {
     }
 
     #[test]
+    fn a_state_path_naming_a_file_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        std::fs::write(&file, "").unwrap();
+        let ran = ctl(&file, &["get"], "");
+        assert_eq!(ran.code, 1);
+        assert!(
+            ran.err.contains("is a file, not a directory"),
+            "{}",
+            ran.err
+        );
+    }
+
+    #[test]
     fn control_characters_in_names_are_escaped_in_tables_and_names() {
         let state = tempfile::tempdir().unwrap();
         let doc = serde_json::json!({
