@@ -92,7 +92,20 @@ struct Stamp {
     inode: u64,
 }
 
+/// How old a file's modification time must be before its stamp is trusted:
+/// two writes within one timestamp tick (and a reused inode) can give equal
+/// stamps to different contents, so a recently written file is parsed again.
+const STAMP_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Stamp {
+    /// True when the file was last written long enough ago that a later
+    /// write must show in its modification time.
+    fn settled(&self) -> bool {
+        self.modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STAMP_SETTLE)
+    }
+
     fn of(path: &Path) -> Option<Self> {
         let meta = std::fs::metadata(path).ok()?;
         Some(Self {
@@ -130,6 +143,7 @@ impl Store {
         };
         if let Some((seen, vm)) = self.lock_parsed().get(path)
             && *seen == stamp
+            && stamp.settled()
         {
             return Ok(Some(vm.clone()));
         }
