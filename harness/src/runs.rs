@@ -288,6 +288,6 @@ mod tests {
         let other_start: u64 = start.parse::<u64>().unwrap() + 1;
         assert!(!run_is_alive(&format!("{pid}@{other_start}"), &table));
         assert!(!run_is_alive("not a run", &table));
-        assert!(!run_is_alive(&format!("{pid}"), &table));
+        assert!(!run_is_alive(pid, &table));
     }
 }

@@ -151,6 +151,10 @@ impl<'s> ServiceProcess<'s> {
     }
 }
 
+/// The bound of the harness's own tool calls inside a sandbox (preparing a
+/// key or a disk, listing distros): generous, as they are not under test.
+pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Runs one command the harness needs from a target (a CLI verb, a ready
 /// or stop command) within `timeout`, in a process group of its own that is
 /// killed whole at the deadline; `what` names it in every error. Fails when
@@ -162,18 +166,22 @@ pub fn run_cli(
     what: &str,
     timeout: Duration,
 ) -> Result<String, HarnessError> {
-    let done = crate::runs::start_process(|| {
-        proctree::run_bounded(&mut cmd, stdin.map(str::as_bytes), Some(timeout)).map_err(
-            |e| match e {
+    // Not under the start lock: a stop must not wait for a whole command.
+    // One that starts as the run stops carries the mark and is killed by it.
+    if crate::runs::stopping() {
+        return Err(HarnessError::Interrupted);
+    }
+    let done =
+        proctree::run_bounded(&mut cmd, stdin.map(str::as_bytes), Some(timeout)).map_err(|e| {
+            match e {
                 proctree::BoundedError::TimedOut { stderr, .. } => HarnessError::CommandHung {
                     what: what.to_owned(),
                     timeout,
                     stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
                 },
                 other => HarnessError::Driver(format!("{what}: {other}")),
-            },
-        )
-    })?;
+            }
+        })?;
     if done.output_held {
         return Err(HarnessError::Driver(format!(
             "{what} exited, but a process it started still held its output {:?} later (killed)",

@@ -313,13 +313,25 @@ mod tests {
     #[test]
     fn durations_a_deadline_cannot_hold_and_a_zero_poll_are_usage_errors() {
         for (option, value, says) in [
-            ("--keygen-timeout", "18446744073709551615s", "longer than the longest"),
-            ("--graceful-timeout", "18446744073709551615s", "longer than the longest"),
-            ("--start-timeout", "18446744073709551615s", "longer than the longest"),
+            (
+                "--keygen-timeout",
+                "18446744073709551615s",
+                "longer than the longest",
+            ),
+            (
+                "--graceful-timeout",
+                "18446744073709551615s",
+                "longer than the longest",
+            ),
+            (
+                "--start-timeout",
+                "18446744073709551615s",
+                "longer than the longest",
+            ),
             ("--poll-interval", "0s", "is zero"),
         ] {
-            let err = parse(&["serve", "--lima-home", "/l", "--state", "/s", option, value])
-                .unwrap_err();
+            let err =
+                parse(&["serve", "--lima-home", "/l", "--state", "/s", option, value]).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{option}");
             let text = err.to_string();
             assert!(text.contains(option) && text.contains(says), "{text}");

@@ -357,9 +357,12 @@ fn read_document(file: &str, stdin: &mut dyn Read) -> Result<Value, CtlError> {
             .read_to_end(&mut bytes)
             .map_err(|e| failed(format!("cannot read stdin: {e}")))?;
     } else {
-        let opened = std::fs::File::open(file)
-            .map_err(|e| failed(format!("cannot read {file}: {e}")))?;
-        if opened.metadata().is_ok_and(|m| m.len() > MAX_DOCUMENT_BYTES) {
+        let opened =
+            std::fs::File::open(file).map_err(|e| failed(format!("cannot read {file}: {e}")))?;
+        if opened
+            .metadata()
+            .is_ok_and(|m| m.len() > MAX_DOCUMENT_BYTES)
+        {
             return Err(too_large());
         }
         opened
@@ -370,7 +373,8 @@ fn read_document(file: &str, stdin: &mut dyn Read) -> Result<Value, CtlError> {
     if bytes.len() as u64 > MAX_DOCUMENT_BYTES {
         return Err(too_large());
     }
-    let text = String::from_utf8(bytes).map_err(|e| failed(format!("{source} is not UTF-8: {e}")))?;
+    let text =
+        String::from_utf8(bytes).map_err(|e| failed(format!("{source} is not UTF-8: {e}")))?;
     if nesting_depth(&text) > MAX_DOCUMENT_DEPTH {
         return Err(failed(format!(
             "{source} nests deeper than the deepest document accepted, {MAX_DOCUMENT_DEPTH} levels"
@@ -601,18 +605,50 @@ mod tests {
         let huge = "[".repeat(50 * 1024 * 1024);
         let ran = ctl(state.path(), &["apply", "-f", "-"], &huge);
         assert_eq!(ran.code, 1);
-        assert!(ran.err.contains("larger than the largest document accepted"), "{}", ran.err);
+        assert!(
+            ran.err
+                .contains("larger than the largest document accepted"),
+            "{}",
+            ran.err
+        );
         let file = state.path().join("huge.json");
         std::fs::write(&file, &huge).unwrap();
         let ran = ctl(state.path(), &["apply", "-f", file.to_str().unwrap()], "");
-        assert!(ran.err.contains("larger than the largest document accepted"), "{}", ran.err);
+        assert!(
+            ran.err
+                .contains("larger than the largest document accepted"),
+            "{}",
+            ran.err
+        );
         drop(huge);
         let deep = "[".repeat(100_000);
         let ran = ctl(state.path(), &["apply", "-f", "-"], &deep);
         assert!(ran.err.contains("nests deeper than"), "{}", ran.err);
-        let ran = ctl(state.path(), &["apply", "-f", "-"], &format!("a: {}", "[".repeat(1000)));
+        let ran = ctl(
+            state.path(),
+            &["apply", "-f", "-"],
+            &format!("a: {}", "[".repeat(1000)),
+        );
         assert!(ran.err.contains("nests deeper than"), "{}", ran.err);
-        assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_state_path_naming_a_file_is_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        std::fs::write(&file, "").unwrap();
+        let ran = ctl(&file, &["get"], "");
+        assert_eq!(ran.code, 1);
+        assert!(
+            ran.err.contains("is a file, not a directory"),
+            "{}",
+            ran.err
+        );
     }
 
     #[test]
@@ -627,7 +663,11 @@ mod tests {
         for args in [&["get"][..], &["get", "-o", "name"]] {
             let ran = ctl(state.path(), args, "");
             assert!(!ran.out.contains('\u{1b}'), "{args:?}: {:?}", ran.out);
-            assert!(ran.out.contains("evil\\u{1b}[2Jname\\n"), "{args:?}: {:?}", ran.out);
+            assert!(
+                ran.out.contains("evil\\u{1b}[2Jname\\n"),
+                "{args:?}: {:?}",
+                ran.out
+            );
         }
     }
 

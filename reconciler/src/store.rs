@@ -92,7 +92,20 @@ struct Stamp {
     inode: u64,
 }
 
+/// How old a file's modification time must be before its stamp is trusted:
+/// two writes within one timestamp tick (and a reused inode) can give equal
+/// stamps to different contents, so a recently written file is parsed again.
+const STAMP_SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl Stamp {
+    /// True when the file was last written long enough ago that a later
+    /// write must show in its modification time.
+    fn settled(&self) -> bool {
+        self.modified
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STAMP_SETTLE)
+    }
+
     fn of(path: &Path) -> Option<Self> {
         let meta = std::fs::metadata(path).ok()?;
         Some(Self {
@@ -130,6 +143,7 @@ impl Store {
         };
         if let Some((seen, vm)) = self.lock_parsed().get(path)
             && *seen == stamp
+            && stamp.settled()
         {
             return Ok(Some(vm.clone()));
         }
@@ -137,7 +151,9 @@ impl Store {
         // see a new stamp and parse again.
         let vm = read_typed(path)?;
         match &vm {
-            Some(vm) => self.lock_parsed().insert(path.to_owned(), (stamp, vm.clone())),
+            Some(vm) => self
+                .lock_parsed()
+                .insert(path.to_owned(), (stamp, vm.clone())),
             None => self.lock_parsed().remove(path),
         };
         Ok(vm)
@@ -662,6 +678,23 @@ mod tests {
         store
             .patch_merge("vm1", &json!({"metadata": {"finalizers": null}}))
             .unwrap();
+        assert!(store.get("vm1").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_document_changed_behind_the_cache_is_read_again() {
+        let (_dir, store) = store();
+        store.apply(vm_doc("vm1", true)).unwrap();
+        assert!(store.get("vm1").unwrap().unwrap().spec.running);
+        // Another process (a second Store) changes it: same length, new file.
+        Store::open(store.dir().parent().unwrap())
+            .unwrap()
+            .apply(vm_doc("vm1", false))
+            .unwrap();
+        assert!(!store.get("vm1").unwrap().unwrap().spec.running);
+        std::fs::write(store.path_of("vm1"), "{not json").unwrap();
+        assert!(matches!(store.get("vm1"), Err(StoreError::Corrupt { .. })));
+        std::fs::remove_file(store.path_of("vm1")).unwrap();
         assert!(store.get("vm1").unwrap().is_none());
     }
 

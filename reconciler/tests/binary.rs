@@ -345,11 +345,15 @@ fn a_second_service_on_one_state_refuses_naming_the_first_which_keeps_working() 
     let sandbox = Sandbox::new().with_ssh_keygen();
     let mut first = sandbox.serve(&[]);
     let service_json = sandbox.state().join("service.json");
-    eventually("the first service to be ready", Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&service_json).ok()?;
-        let doc: Value = serde_json::from_str(&text).ok()?;
-        (doc["ready"] == true).then_some(())
-    });
+    eventually(
+        "the first service to be ready",
+        Duration::from_secs(20),
+        || {
+            let text = std::fs::read_to_string(&service_json).ok()?;
+            let doc: Value = serde_json::from_str(&text).ok()?;
+            (doc["ready"] == true).then_some(())
+        },
+    );
     let out = sandbox.serve(&[]).wait_exit(Duration::from_secs(20));
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stderr(&out);
@@ -361,9 +365,11 @@ fn a_second_service_on_one_state_refuses_naming_the_first_which_keeps_working() 
     // The first still serves: a new resource gets its finalizer.
     let applied = sandbox.ctl(&["apply", "-f", "-"], &vm("after"));
     assert!(applied.status.success(), "{}", stderr(&applied));
-    eventually("the first service to take the new VM", Duration::from_secs(20), || {
-        running_condition(&sandbox.get("after")).map(|_| ())
-    });
+    eventually(
+        "the first service to take the new VM",
+        Duration::from_secs(20),
+        || running_condition(&sandbox.get("after")).map(|_| ()),
+    );
     assert!(first.0.as_mut().unwrap().try_wait().unwrap().is_none());
 }
 

@@ -118,7 +118,8 @@ pub fn wsl_distros(sandbox: &Sandbox, running_only: bool) -> Vec<String> {
     if running_only {
         cmd.arg("--running");
     }
-    let Ok(out) = cmd.output() else {
+    let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(harness::service::TOOL_TIMEOUT))
+    else {
         return Vec::new();
     };
     String::from_utf8_lossy(&out.stdout)

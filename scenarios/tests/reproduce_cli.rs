@@ -124,12 +124,17 @@ impl Drop for Tmp {
 
 /// Processes of sandboxes made under `tmp` (by their mark and TMPDIR).
 fn sandbox_processes(tmp: &Path) -> Vec<String> {
+    marked_processes(tmp, |_| true)
+}
+
+fn marked_processes(tmp: &Path, also: impl Fn(&proctree::ProcessInfo) -> bool) -> Vec<String> {
     let tmp = tmp.to_string_lossy();
     ProcessTable::snapshot()
         .iter()
         .filter(|p| {
             p.env_var(harness::sandbox::SANDBOX_ENV).is_some()
                 && p.env_var("TMPDIR") == Some(tmp.as_ref())
+                && also(p)
         })
         .map(|p| format!("{} (pid {})", p.name, p.pid))
         .collect()
@@ -150,14 +155,19 @@ fn sandbox_dirs(tmp: &Path) -> Vec<String> {
 /// Starts a run of one finding and waits until its service is up.
 fn started_run(tmp: &Path) -> Run {
     let run = Run::start(tmp, &["--only", FINDING, "--variants", "fixed", "-j", "1"]);
-    eventually(Duration::from_secs(30), "a sandbox process to run", || {
-        let found = sandbox_processes(tmp);
-        if found.is_empty() {
-            Err("none yet".to_owned())
-        } else {
-            Ok(())
-        }
-    })
+    eventually(
+        Duration::from_secs(30),
+        "a sandbox's service to run",
+        || {
+            // The service, not a short-lived CLI call: it lives until stopped.
+            let found = marked_processes(tmp, |p| p.cmd.iter().any(|a| a == "serve"));
+            if found.is_empty() {
+                Err("none yet".to_owned())
+            } else {
+                Ok(())
+            }
+        },
+    )
     .unwrap_or_else(|e| panic!("{e}"));
     run
 }
@@ -203,14 +213,21 @@ fn after_sigkill_the_next_run_reports_and_removes_what_was_left() {
     let (code, stderr) = Run::start(tmp.path(), &["--list"]).finish();
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stderr.contains("earlier runs that were killed left") && stderr.contains("--clean-leftovers"),
+        stderr.contains("earlier runs that were killed left")
+            && stderr.contains("--clean-leftovers"),
         "{stderr}"
     );
-    assert!(!sandbox_dirs(tmp.path()).is_empty(), "reporting removed nothing");
+    assert!(
+        !sandbox_dirs(tmp.path()).is_empty(),
+        "reporting removed nothing"
+    );
 
     let (code, stderr) = Run::start(tmp.path(), &["--list", "--clean-leftovers"]).finish();
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("removed what earlier runs left"), "{stderr}");
+    assert!(
+        stderr.contains("removed what earlier runs left"),
+        "{stderr}"
+    );
     let left = eventually(Duration::from_secs(10), "the leftovers to be gone", || {
         let (p, d) = (sandbox_processes(tmp.path()), sandbox_dirs(tmp.path()));
         if p.is_empty() && d.is_empty() {
@@ -260,7 +277,8 @@ fn run_target(tmp: &Path, target: &str, finding: &str) -> (serde_json::Value, St
     );
     let (code, stdout, stderr) = run.output();
     assert_eq!(code, Some(1), "{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let report: serde_json::Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_clean(tmp, &stderr);
     (report["findings"][0]["fixed"].clone(), stderr)
 }
@@ -288,7 +306,10 @@ fn a_get_whose_child_holds_stdout_is_a_harness_error_naming_it() {
     let target = target_file(tmp.path(), |t| {
         t.replace(
             REFERENCE_PREFIX,
-            &prefix_with("get", "\"$r\" ctl --state \"$s\" \"$@\"; sleep 600 & exit 0"),
+            &prefix_with(
+                "get",
+                "\"$r\" ctl --state \"$s\" \"$@\"; sleep 600 & exit 0",
+            ),
         )
     });
     let (outcome, _) = run_target(tmp.path(), &target, "orphaned-port-holders");
@@ -330,7 +351,10 @@ fn a_target_env_setting_the_sandbox_mark_is_refused_naming_it() {
     });
     let (code, stderr) = Run::start(tmp.path(), &["--target", &target, "--list"]).finish();
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("service.env sets LIMAVM_SANDBOX"), "{stderr}");
+    assert!(
+        stderr.contains("service.env sets LIMAVM_SANDBOX"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -400,10 +424,7 @@ fn a_fault_plan_removed_during_the_run_is_a_harness_error_naming_it() {
 #[test]
 fn a_full_stdout_is_an_error_naming_it_not_a_panic() {
     let tmp = Tmp::new();
-    for args in [
-        &["--list"][..],
-        &["--only", FINDING, "--variants", "fixed"],
-    ] {
+    for args in [&["--list"][..], &["--only", FINDING, "--variants", "fixed"]] {
         let run = Run::start_with(tmp.path(), args, |cmd| {
             cmd.stdout(std::fs::File::create("/dev/full").unwrap());
         });
@@ -420,7 +441,10 @@ fn a_full_stdout_is_an_error_naming_it_not_a_panic() {
 #[test]
 fn a_finding_named_twice_is_run_and_reported_once() {
     let tmp = Tmp::new();
-    let run = Run::start(tmp.path(), &["--list", "--only", FINDING, "--only", FINDING]);
+    let run = Run::start(
+        tmp.path(),
+        &["--list", "--only", FINDING, "--only", FINDING],
+    );
     let (code, stdout, stderr) = run.output();
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");

@@ -15,18 +15,16 @@ pub fn blank_disk(dir: &Path) -> Result<PathBuf, HarnessError> {
     }
     std::fs::create_dir_all(dir)
         .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
-    let output = Command::new("qemu-img")
+    let mut create = Command::new("qemu-img");
+    create
         .args(["create", "-q", "-f", "qcow2"])
         .arg(&path)
-        .arg(SIZE)
-        .output()
-        .map_err(HarnessError::io("running qemu-img create"))?;
-    if !output.status.success() {
-        return Err(HarnessError::Cli {
-            what: format!("qemu-img create {}", path.display()),
-            status: output.status.to_string(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        });
-    }
+        .arg(SIZE);
+    crate::service::run_cli(
+        create,
+        None,
+        &format!("qemu-img create {}", path.display()),
+        crate::service::TOOL_TIMEOUT,
+    )?;
     Ok(path)
 }

@@ -73,18 +73,16 @@ pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
 pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     let dir = config_dir(ctx);
     std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
-    let status = ctx
-        .sandbox
-        .command(ctx.sandbox.tool_path("ssh-keygen"))
+    let mut keygen = ctx.sandbox.command(ctx.sandbox.tool_path("ssh-keygen"));
+    keygen
         .args(["-t", "ed25519", "-q", "-N", "", "-C", "lima", "-f"])
-        .arg(dir.join("user"))
-        .status()
-        .map_err(|e| ScenarioError::Harness(format!("pre-generating the key: {e}")))?;
-    if !status.success() {
-        return Err(ScenarioError::Harness(format!(
-            "ssh-keygen exited with {status}"
-        )));
-    }
+        .arg(dir.join("user"));
+    harness::service::run_cli(
+        keygen,
+        None,
+        "pre-generating the key with ssh-keygen",
+        harness::service::TOOL_TIMEOUT,
+    )?;
     std::fs::remove_file(dir.join("user.pub"))
         .map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let private_before = std::fs::read(dir.join("user")).unwrap_or_default();

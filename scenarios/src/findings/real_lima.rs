@@ -101,17 +101,13 @@ pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
 /// A real additional disk, made with `limactl disk create`: Lima marks it
 /// `in_use_by` the instance while it runs.
 pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
-    let output = ctx
-        .sandbox
-        .command(ctx.sandbox.tool_path("limactl"))
-        .args(["disk", "create", "data", "--size", "64MiB"])
-        .output()
-        .map_err(harness_error("running limactl disk create"))?;
-    if !output.status.success() {
-        return Err(ScenarioError::Harness(format!(
-            "limactl disk create failed: {}",
-            String::from_utf8_lossy(&output.stderr).trim()
-        )));
-    }
+    let mut create = ctx.sandbox.command(ctx.sandbox.tool_path("limactl"));
+    create.args(["disk", "create", "data", "--size", "64MiB"]);
+    harness::service::run_cli(
+        create,
+        None,
+        "limactl disk create",
+        harness::service::TOOL_TIMEOUT,
+    )?;
     super::stop::disk_released_by_forced_stop(ctx)
 }
