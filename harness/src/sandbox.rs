@@ -76,9 +76,13 @@ impl Sandbox {
             .map_err(HarnessError::io("creating the sandbox root"))?;
         // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
         // Windows): under such a root, the shims go to a plain directory.
-        let shims = match std::env::join_paths([root.path().join("bin")]) {
-            Ok(_) => None,
-            Err(_) => Some(
+        // (Windows can quote such an entry, but not every program that
+        // reads PATH unquotes it.)
+        let separator = if cfg!(windows) { ';' } else { ':' };
+        let bin = root.path().join("bin");
+        let shims = match std::env::join_paths([&bin]) {
+            Ok(_) if !bin.to_string_lossy().contains(separator) => None,
+            _ => Some(
                 tempfile::Builder::new()
                     .prefix("limavm-bin-")
                     .tempdir()
