@@ -37,8 +37,22 @@ impl FakeError {
 }
 
 /// An OS error as the C library words it (`strerror`), without Rust's
-/// `(os error N)` suffix: the real tools print it that way.
+/// `(os error N)` suffix: the real tools print it that way, on Windows too
+/// (OpenSSH for Windows words errors through its POSIX layer, not with
+/// Windows' "The system cannot find the file specified."), so the common
+/// kinds have fixed words.
 pub fn os_error_text(error: &std::io::Error) -> String {
+    use std::io::ErrorKind;
+    let words = match error.kind() {
+        ErrorKind::NotFound => Some("No such file or directory"),
+        ErrorKind::AddrInUse => Some("Address already in use"),
+        ErrorKind::PermissionDenied => Some("Permission denied"),
+        ErrorKind::AlreadyExists => Some("File exists"),
+        _ => None,
+    };
+    if let (Some(words), Some(_)) = (words, error.raw_os_error()) {
+        return words.to_owned();
+    }
     let text = error.to_string();
     match text.find(" (os error ") {
         Some(at) => text[..at].to_owned(),

@@ -4,15 +4,16 @@
 //!
 //! Unix: a symlink, so `argv[0]` keeps the link's name.
 //!
-//! Windows: a hard link where the file system allows it. Across volumes (a
-//! build directory on `D:` and `%TEMP%` on `C:`, as on hosted runners) the
-//! executable is copied once per directory into a staged file, and every name
-//! is a hard link to that copy. The copy reads the source with every share
-//! mode granted: the source may be running (a test binary installing itself,
-//! another test running the same fake), and `CopyFileW` asks for a share mode
-//! that a running image refuses under Wine. A running executable can be read
-//! but not replaced or deleted on Windows, so a link is never overwritten and
-//! the staged copy is only ever created, never rewritten.
+//! Windows: the executable is copied once per directory into a staged file,
+//! and every name is a hard link to that copy. Never a link to the source
+//! itself: the source may be running (a test binary or `reproduce`
+//! installing itself), and on Windows no name of a running image can be
+//! deleted, so a directory holding a link to it could not be removed until
+//! that process ends. The staged copy runs only as the sandbox's own
+//! processes, which die before their directory goes. The copy reads the
+//! source with every share mode granted: `CopyFileW` asks for one that a
+//! running image refuses under Wine. A link is never overwritten and the
+//! staged copy is only ever created, never rewritten.
 
 use std::io;
 use std::path::Path;
@@ -45,9 +46,6 @@ mod platform {
         if link.exists() {
             let message = format!("{} already exists", link.display());
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, message));
-        }
-        if std::fs::hard_link(source, link).is_ok() {
-            return Ok(());
         }
         let staged = staged_copy(source, link)?;
         std::fs::hard_link(&staged, link).or_else(|_| copy_shared(&staged, link))

@@ -133,19 +133,25 @@ impl Sandbox {
             .map_err(HarnessError::io("marking the sandbox root with its run"))?;
         // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
         // Windows): under such a root, the shims go to a plain directory.
-        let shims = match std::env::join_paths([root.path().join("bin")]) {
-            Ok(_) => None,
-            Err(_) => {
+        // (Windows can quote such an entry, but not every program that
+        // reads PATH unquotes it.)
+        let separator = if cfg!(windows) { ';' } else { ':' };
+        let bin = root.path().join("bin");
+        let shims = match std::env::join_paths([&bin]) {
+            Ok(_) if !bin.to_string_lossy().contains(separator) => None,
+            _ => {
                 let shims = tempfile::Builder::new()
                     .prefix("limavm-bin-")
                     .tempdir()
                     .map_err(HarnessError::io("creating the shim directory"))?;
-                if std::env::join_paths([shims.path()]).is_err() {
+                if std::env::join_paths([shims.path()]).is_err()
+                    || shims.path().to_string_lossy().contains(separator)
+                {
                     return Err(HarnessError::Setup(format!(
                         "the temporary directory {} holds the PATH list separator {:?}: \
                          the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
                         std::env::temp_dir().display(),
-                        if cfg!(windows) { ';' } else { ':' }
+                        separator
                     )));
                 }
                 crate::runs::mark_dir(shims.path())

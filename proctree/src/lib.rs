@@ -128,7 +128,12 @@ pub mod wine_lacks {
     /// Wine (8) has no AF_UNIX sockets: binding `ha.sock` fails with
     /// WSAEAFNOSUPPORT (10047).
     pub const AF_UNIX: &str = "AF_UNIX sockets (ha.sock): Wine fails them with WSAEAFNOSUPPORT";
-    /// Wine does not deliver CTRL_BREAK_EVENT to a console process group.
+    /// Wine starts a child with `BELOW_NORMAL_PRIORITY_CLASS` in its
+    /// creation flags at normal priority, as the child then reads back.
+    pub const PRIORITY_CLASS: &str =
+        "a priority class set at creation, which Wine does not give the child";
+    /// Wine does not deliver CTRL_BREAK_EVENT to a console process group:
+    /// `GenerateConsoleCtrlEvent` fails with ERROR_INVALID_ACCESS (12).
     pub const CONSOLE_EVENTS: &str =
         "console control events (CTRL_BREAK_EVENT to a process group), which Wine does not deliver";
 }

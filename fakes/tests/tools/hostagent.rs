@@ -115,6 +115,9 @@ fn all_gone(pids: &[u32]) {
 
 #[test]
 fn a_qemu_vm_comes_up_and_shuts_down_cleanly() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 2, &["data"]);
     let mut hostagent = start(&sandbox, &vm);
@@ -166,6 +169,9 @@ fn a_qemu_vm_comes_up_and_shuts_down_cleanly() {
 
 #[test]
 fn spawn_attributes_report_what_the_parent_set() {
+    if proctree::skip_under_wine(proctree::wine_lacks::PRIORITY_CLASS) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 0, &[]);
     let mut cmd = hostagent_command(&sandbox, &vm.paths);
@@ -206,6 +212,9 @@ fn a_hostagent_sharing_its_parent_s_group_reports_it() {
 
 #[test]
 fn a_missing_additional_disk_fails_and_leaves_nothing_behind() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 0, &[]);
     std::fs::write(
@@ -270,6 +279,9 @@ fn a_missing_instance_is_named() {
 
 #[test]
 fn a_driver_that_cannot_start_fails_the_hostagent() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 1, &["data"]);
     // Another QEMU holds the instance's disk.
@@ -320,6 +332,9 @@ fn command_line_errors_exit_2() {
 
 #[test]
 fn a_taken_forward_port_degrades_but_does_not_stop_the_vm() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 2, &[]);
     let _taken = std::net::TcpListener::bind(("127.0.0.1", vm.forwards[0])).unwrap();
@@ -339,6 +354,9 @@ fn a_taken_forward_port_degrades_but_does_not_stop_the_vm() {
 
 #[test]
 fn killed_outright_it_leaves_its_children_running() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 1, &["data"]);
     let mut hostagent = start(&sandbox, &vm);
@@ -374,6 +392,9 @@ fn killed_outright_it_leaves_its_children_running() {
 
 #[test]
 fn fault_ignore_interrupt_keeps_everything_running() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox
         .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}]}));
@@ -399,6 +420,9 @@ fn fault_ignore_interrupt_keeps_everything_running() {
 
 #[test]
 fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "keep_children"}}]}));
     let vm = qemu_vm(&sandbox, 2, &[]);
@@ -427,6 +451,9 @@ fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
 
 #[test]
 fn fault_slow_exit_delays_the_shutdown() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(
         json!({"rules": [{"tool": "limactl", "fault": {"kind": "slow_exit", "ms": 400}}]}),
@@ -446,6 +473,9 @@ fn fault_slow_exit_delays_the_shutdown() {
 
 #[test]
 fn fault_replace_driver_swaps_the_driver_before_ignoring_the_interrupt() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [
         {"tool": "limactl", "fault": {"kind": "replace_driver"}},
@@ -478,6 +508,9 @@ fn fault_replace_driver_swaps_the_driver_before_ignoring_the_interrupt() {
 
 #[test]
 fn fault_replace_driver_then_a_graceful_exit_stops_the_new_driver() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "replace_driver"}}]}));
     let vm = qemu_vm(&sandbox, 0, &[]);
@@ -510,6 +543,9 @@ fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
 
 #[test]
 fn a_wsl2_vm_imports_runs_and_terminates_its_distro() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = wsl_vm(&sandbox);
     let mut hostagent = start(&sandbox, &vm);
@@ -526,6 +562,9 @@ fn a_wsl2_vm_imports_runs_and_terminates_its_distro() {
 
 #[test]
 fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = wsl_vm(&sandbox);
     let mut import = sandbox.command("wsl.exe");
@@ -541,6 +580,9 @@ fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
 
 #[test]
 fn a_wsl2_driver_replacement_keeps_the_distro_running() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [
         {"tool": "limactl", "fault": {"kind": "replace_driver"}},

@@ -47,6 +47,9 @@ fn wait_pid_file(path: &Path, pid: u32) {
 
 #[test]
 fn locks_its_disk_holds_its_port_and_cleans_up_on_interrupt() {
+    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = vm(&sandbox);
     let mut qemu = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
@@ -114,6 +117,9 @@ fn a_taken_hostfwd_port_fails_before_the_pid_file() {
 
 #[test]
 fn fault_ignore_interrupt_keeps_it_running() {
+    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "qemu", "fault": {"kind": "ignore_interrupt"}}]}));
     let vm = vm(&sandbox);

@@ -266,8 +266,12 @@ impl Drop for Sandbox {
     }
 }
 
+/// Installs the fake as `link`, once: on Windows `wsl` and `wsl.exe` are
+/// both `wsl.exe`.
 fn install(fake: &Path, link: &Path) {
-    fakes::install::install_executable(fake, link).unwrap();
+    if !link.exists() {
+        fakes::install::install_executable(fake, link).unwrap();
+    }
 }
 
 /// A started fake, killed with its whole tree when dropped unless it has

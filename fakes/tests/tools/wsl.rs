@@ -114,6 +114,9 @@ fn a_session_killed_outright_no_longer_counts_as_running() {
 
 #[test]
 fn an_interrupted_session_stops_the_distro_and_exits_0() {
+    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+        return;
+    }
     let sandbox = Sandbox::new();
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "lima-a");
@@ -125,6 +128,9 @@ fn an_interrupted_session_stops_the_distro_and_exits_0() {
 
 #[test]
 fn fault_ignore_interrupt_keeps_the_session_running() {
+    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "args": ["-d"], "fault": {"kind": "ignore_interrupt"}}]}));
     import(&sandbox, "lima-a");
