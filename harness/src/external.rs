@@ -822,7 +822,10 @@ impl ReadyCheck {
             return Err(format!("{} does not exist yet", path.display()));
         }
         if let Some(args) = &self.command {
-            let status = command(sandbox, args).status().map_err(|e| e.to_string())?;
+            let mut cmd = command(sandbox, args);
+            cmd.stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null());
+            let status = cmd.status().map_err(|e| e.to_string())?;
             if !status.success() {
                 return Err(format!("ready_command exited with {status}"));
             }

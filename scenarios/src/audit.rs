@@ -64,9 +64,18 @@ pub fn audit(outcome: &Outcome) -> AuditRow {
         Verdict::Passed => (Audit::Absent, String::new()),
         Verdict::Unsupported => (Audit::CannotRun, outcome.message.clone()),
         Verdict::HarnessError => (Audit::HarnessError, outcome.message.clone()),
-        Verdict::Failed if names_symptom || outcome.message.starts_with("leaked:") => {
-            (Audit::Present, outcome.message.clone())
-        }
+        // The scenario passed, but something was left running when the
+        // service was gone: another defect than this finding, said as is.
+        Verdict::Failed if outcome.message.starts_with("leaked:") => (
+            Audit::Absent,
+            format!(
+                "the finding's check passed, but {}",
+                outcome
+                    .message
+                    .replacen("leaked:", "left running afterwards:", 1)
+            ),
+        ),
+        Verdict::Failed if names_symptom => (Audit::Present, outcome.message.clone()),
         Verdict::Failed => (
             Audit::CannotRun,
             format!(
@@ -345,7 +354,7 @@ mod tests {
             ),
             (
                 outcome("recycled-pid-kill", Verdict::Failed, "leaked: pid 3 (ssh)"),
-                Audit::Present,
+                Audit::Absent,
             ),
             (
                 outcome("x", Verdict::Unsupported, "needs fakes"),
