@@ -5,6 +5,7 @@
 //! build of the same reconciler), per finding what appeared or went away.
 
 use crate::catalogue;
+use crate::report::shorten;
 use crate::runner::{Outcome, Variant, Verdict};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
@@ -132,14 +133,6 @@ pub fn clean(rows: &[AuditRow]) -> bool {
         .all(|r| matches!(r.audit, Audit::Absent | Audit::CannotRun))
 }
 
-fn shorten(text: &str, width: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= width {
-        flat
-    } else {
-        format!("{}…", flat.chars().take(width).collect::<String>())
-    }
-}
 
 /// The rows grouped by verdict: PRESENT first, then absent, cannot run,
 /// harness error.
