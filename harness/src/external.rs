@@ -812,14 +812,17 @@ struct ReadyCheck {
 }
 
 impl ReadyCheck {
+    /// In order: the file, the kubeconfig, the command (a CLI that starts
+    /// a service of its own when none runs must not be called before the
+    /// service has said it runs).
     fn holds(&self, sandbox: &Sandbox) -> Result<(), String> {
+        if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
+            return Err(format!("{} does not exist yet", path.display()));
+        }
         if let Some((args, path)) = &self.kubeconfig {
             let text = run_cli(command(sandbox, args), None, "kubeconfig_command")
                 .map_err(|e| e.to_string())?;
             crate::target_lima::write_file(path, &text)?;
-        }
-        if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
-            return Err(format!("{} does not exist yet", path.display()));
         }
         if let Some(args) = &self.command {
             let mut cmd = command(sandbox, args);

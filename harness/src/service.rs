@@ -70,6 +70,9 @@ impl<'s> ServiceProcess<'s> {
             ready().map(|()| None)
         })
         .map_err(|e| HarnessError::Driver(e.to_string()))?;
+        // Ready, but is it the service the harness started? (A CLI may
+        // start one of its own, which then says it is ready.)
+        let outcome = outcome.or_else(|| self.sandbox.try_reap(pid));
         match outcome {
             None => Ok(()),
             Some(code) => {

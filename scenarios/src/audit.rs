@@ -133,7 +133,6 @@ pub fn clean(rows: &[AuditRow]) -> bool {
         .all(|r| matches!(r.audit, Audit::Absent | Audit::CannotRun))
 }
 
-
 /// The rows grouped by verdict: PRESENT first, then absent, cannot run,
 /// harness error.
 fn grouped(rows: &[AuditRow]) -> Vec<&AuditRow> {
