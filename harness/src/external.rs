@@ -831,7 +831,16 @@ struct ReadyCheck {
 }
 
 impl ReadyCheck {
+    /// In order: the file, the kubeconfig, the command (a CLI that starts
+    /// a service of its own when none runs must not be called before the
+    /// service has said it runs).
     fn holds(&self, sandbox: &Sandbox) -> Result<(), NotReady> {
+        if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
+            return Err(NotReady::Yet(format!(
+                "{} does not exist yet",
+                path.display()
+            )));
+        }
         if let Some((args, path)) = &self.kubeconfig {
             match run_cli(
                 command(sandbox, args),
@@ -844,12 +853,6 @@ impl ReadyCheck {
                 Err(e @ HarnessError::Cli { .. }) => return Err(NotReady::Yet(e.to_string())),
                 Err(e) => return Err(NotReady::Never(e)),
             }
-        }
-        if let Some(path) = self.file.as_ref().filter(|p| !p.exists()) {
-            return Err(NotReady::Yet(format!(
-                "{} does not exist yet",
-                path.display()
-            )));
         }
         if let Some(args) = &self.command {
             match run_cli(command(sandbox, args), None, "ready_command", self.timeout) {

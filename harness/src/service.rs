@@ -86,6 +86,9 @@ impl<'s> ServiceProcess<'s> {
             }
         })
         .map_err(|e| HarnessError::Driver(e.to_string()))?;
+        // Ready, but is it the service the harness started? (A CLI may
+        // start one of its own, which then says it is ready.)
+        let outcome = outcome.or_else(|| self.sandbox.try_reap(pid).map(Ok));
         match outcome {
             None => Ok(()),
             Some(Err(e)) => Err(e),

@@ -281,6 +281,11 @@ impl FixedTimeouts {
                 *field = value;
             }
         }
+        // A service's own shutdown stops its VMs gracefully first: give it
+        // that long, and a margin, before the harness kills it.
+        settings.drop_shutdown_timeout = settings
+            .drop_shutdown_timeout
+            .max(settings.graceful_timeout + Duration::from_secs(15));
         settings
     }
 

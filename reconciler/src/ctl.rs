@@ -26,8 +26,19 @@ pub struct CtlArgs {
     /// The reconciler's state directory.
     #[arg(long, env = "LIMAVM_STATE", value_name = "DIR")]
     pub state: PathBuf,
+    /// The resource schema: `limavm` (this reconciler's), or `configmap`
+    /// (namespaced v1alpha2 LimaVMs whose template is in a ConfigMap; see
+    /// `configmap_schema`).
+    #[arg(long, value_enum, default_value = "limavm")]
+    pub schema: Schema,
     #[command(subcommand)]
     pub command: CtlCommand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Schema {
+    Limavm,
+    Configmap,
 }
 
 #[derive(Debug, Subcommand)]
@@ -122,6 +133,11 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
     let store = Store::open(&args.state)?;
     let write_failed = |e: std::io::Error| failed(format!("cannot write the output: {e}"));
     match args.command {
+        CtlCommand::Apply { file } if args.schema == Schema::Configmap => {
+            let document = read_document(&file, stdin)?;
+            let line = crate::configmap_schema::apply(&store, document).map_err(failed)?;
+            writeln!(out, "{line}").map_err(write_failed)
+        }
         CtlCommand::Apply { file } => {
             let document = read_document(&file, stdin)?;
             let name = document
@@ -139,7 +155,7 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
         }
         CtlCommand::Get { target, output } => {
             let name = resolve_get_target(&target)?;
-            get(&store, name.as_deref(), output, out)
+            get(&store, name.as_deref(), output, args.schema, out)
         }
         CtlCommand::Patch {
             target,
@@ -205,8 +221,13 @@ fn get(
     store: &Store,
     name: Option<&str>,
     output: Option<OutputFormat>,
+    schema: Schema,
     out: &mut dyn Write,
 ) -> Result<(), CtlError> {
+    let show = |vm: &LimaVm| match schema {
+        Schema::Limavm => vm.to_value(),
+        Schema::Configmap => crate::configmap_schema::present(store, vm.to_value()),
+    };
     let items = match name {
         Some(name) => vec![
             store
@@ -216,11 +237,11 @@ fn get(
         None => store.list()?,
     };
     let value = match name {
-        Some(_) => items[0].to_value(),
+        Some(_) => show(&items[0]),
         None => serde_json::json!({
             "apiVersion": "v1",
             "kind": "List",
-            "items": items.iter().map(LimaVm::to_value).collect::<Vec<_>>(),
+            "items": items.iter().map(show).collect::<Vec<_>>(),
         }),
     };
     let text = match output {

@@ -9,6 +9,7 @@
 mod atomic_file;
 pub mod cli;
 pub mod command;
+pub mod configmap_schema;
 pub mod ctl;
 pub mod deletion;
 pub mod event_log;

@@ -5,6 +5,7 @@
 //! build of the same reconciler), per finding what appeared or went away.
 
 use crate::catalogue;
+use crate::report::shorten;
 use crate::runner::{Outcome, Variant, Verdict};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
 use serde_json::json;
@@ -64,9 +65,18 @@ pub fn audit(outcome: &Outcome) -> AuditRow {
         Verdict::Passed => (Audit::Absent, String::new()),
         Verdict::Unsupported => (Audit::CannotRun, outcome.message.clone()),
         Verdict::HarnessError => (Audit::HarnessError, outcome.message.clone()),
-        Verdict::Failed if names_symptom || outcome.message.starts_with("leaked:") => {
-            (Audit::Present, outcome.message.clone())
-        }
+        // The scenario passed, but something was left running when the
+        // service was gone: another defect than this finding, said as is.
+        Verdict::Failed if outcome.message.starts_with("leaked:") => (
+            Audit::Absent,
+            format!(
+                "the finding's check passed, but {}",
+                outcome
+                    .message
+                    .replacen("leaked:", "left running afterwards:", 1)
+            ),
+        ),
+        Verdict::Failed if names_symptom => (Audit::Present, outcome.message.clone()),
         Verdict::Failed => (
             Audit::CannotRun,
             format!(
@@ -121,15 +131,6 @@ pub fn summary(rows: &[AuditRow]) -> String {
 pub fn clean(rows: &[AuditRow]) -> bool {
     rows.iter()
         .all(|r| matches!(r.audit, Audit::Absent | Audit::CannotRun))
-}
-
-fn shorten(text: &str, width: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if flat.chars().count() <= width {
-        flat
-    } else {
-        format!("{}…", flat.chars().take(width).collect::<String>())
-    }
 }
 
 /// The rows grouped by verdict: PRESENT first, then absent, cannot run,
@@ -345,7 +346,7 @@ mod tests {
             ),
             (
                 outcome("recycled-pid-kill", Verdict::Failed, "leaked: pid 3 (ssh)"),
-                Audit::Present,
+                Audit::Absent,
             ),
             (
                 outcome("x", Verdict::Unsupported, "needs fakes"),

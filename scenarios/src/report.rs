@@ -81,7 +81,8 @@ fn cell(outcome: &Option<Outcome>, width: usize) -> String {
     }
 }
 
-fn shorten(text: &str, width: usize) -> String {
+/// `text` on one line, cut to `width` characters with an ellipsis.
+pub(crate) fn shorten(text: &str, width: usize) -> String {
     let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
     if flat.chars().count() <= width {
         flat

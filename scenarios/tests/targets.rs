@@ -87,3 +87,44 @@ fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
     );
     assert_eq!(diffs[0].change, audit::Change::WentAway);
 }
+
+#[test]
+fn the_configmap_schema_fixture_gives_absent_verdicts() {
+    let configmap = target("reference-configmap.toml");
+    for id in ["spawn-attributes-overwritten", "ignored-signal-fallback"] {
+        let row = audit_of(configmap.clone(), id);
+        assert_eq!(row.audit, Audit::Absent, "{id}: {}", row.text());
+    }
+}
+
+#[test]
+fn a_template_change_by_reapplied_configmap_reaches_the_vm() {
+    use harness::{Sandbox, Template, VmView};
+    use lima_layout::VmType;
+    let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
+    let sandbox = Sandbox::new(&binaries).unwrap();
+    let ctx = scenarios::Ctx::for_target(
+        &sandbox,
+        harness::ReferenceSettings::fast(),
+        target("reference-configmap.toml"),
+    );
+    let mut svc = ctx.started_service().unwrap();
+    let mut vm = scenarios::qemu_vm("vm", 0);
+    vm.running = false;
+    svc.apply(&vm).unwrap();
+    scenarios::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        scenarios::steps::SETTLE,
+        "stopped",
+        VmView::is_stopped,
+    )
+    .unwrap();
+    let changed = Template::new(VmType::Qemu).disk("data");
+    svc.set_template("vm", &changed).unwrap();
+    let view = svc.get("vm").unwrap().unwrap();
+    assert_eq!(view.raw["spec"]["template"], changed.to_yaml().as_str());
+    assert_eq!(view.raw["spec"]["templateRef"]["name"], "vm-source");
+    assert_eq!(view.raw["metadata"]["namespace"], "harness");
+    assert!(view.raw["status"].get("observedGeneration").is_none());
+}

@@ -79,10 +79,12 @@ pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
         }
     })?;
     svc.wait_ready()?;
+    // A recovery that interrupts first waits up to the graceful timeout
+    // for the orphan (whose blank-disk guest never answers).
     steps::wait_for(
         svc.as_mut(),
         "vm",
-        SETTLE,
+        super::stop::forced_stop_bound(ctx),
         "a new hostagent up",
         |_: &VmView| {
             matches!(lima_status(&instance, VmType::Qemu),

@@ -117,7 +117,9 @@ pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    let margin = Duration::from_secs(3);
+    // A tenth of the graceful timeout on top: a target whose stop takes
+    // 30 s reports it through a slower status path than a 500 ms one.
+    let margin = Duration::from_secs(3) + ctx.settings.graceful_timeout / 10;
     let bound = ctx.settings.graceful_timeout + margin;
     let started = Instant::now();
     svc.set_running("vm", false)?;
