@@ -10,6 +10,7 @@
 
 use crate::identity::{Identity, driver_identity, hostagent_identity};
 use crate::instance::Instance;
+use crate::leftovers;
 use crate::logging::{Shown, ShownPath};
 use crate::regression::Regression;
 use crate::settings::Settings;
@@ -25,6 +26,7 @@ const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Step {
     KillDriver,
     KillHostagent,
+    KillLeftover,
     WslTerminate,
     ReleaseDisk,
     RemoveTmpFile,
@@ -36,6 +38,7 @@ impl Step {
         match self {
             Step::KillDriver => "kill driver",
             Step::KillHostagent => "kill hostagent",
+            Step::KillLeftover => "kill leftover process",
             Step::WslTerminate => "wsl terminate",
             Step::ReleaseDisk => "release disk",
             Step::RemoveTmpFile => "remove tmp file",
@@ -72,9 +75,12 @@ pub struct ForcedStopReport {
 
 impl ForcedStopReport {
     pub fn kill_failed(&self) -> bool {
-        self.failures
-            .iter()
-            .any(|f| matches!(f.step, Step::KillDriver | Step::KillHostagent))
+        self.failures.iter().any(|f| {
+            matches!(
+                f.step,
+                Step::KillDriver | Step::KillHostagent | Step::KillLeftover
+            )
+        })
     }
 
     pub fn failed(&self, step: Step) -> bool {
@@ -95,8 +101,39 @@ impl ForcedStopReport {
     }
 }
 
+/// How far a forced stop looks for the instance's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The pid files' trees, then every process still identified as the
+    /// instance's (see [`leftovers`]).
+    Instance,
+    /// Only what the pid files name and its descendants (the reviewed
+    /// code's reach, which the regressions of the forced stop put back).
+    PidFiles,
+}
+
 /// Forces `instance` down (see the module comment).
 pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
+    let narrowed = [
+        Regression::HostagentDeathLeftovers,
+        Regression::OrphanedPortHolders,
+    ]
+    .into_iter()
+    .any(|r| settings.is_on(r));
+    let reach = if narrowed {
+        Reach::PidFiles
+    } else {
+        Reach::Instance
+    };
+    forced_stop_with(settings, instance, reach)
+}
+
+/// [`forced_stop`] with an explicit reach.
+pub fn forced_stop_with(
+    settings: &Settings,
+    instance: &Instance,
+    reach: Reach,
+) -> ForcedStopReport {
     let mut run = Run {
         settings,
         instance,
@@ -109,6 +146,11 @@ pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport
     }
     if let Some(pid) = instance.hostagent_pid {
         roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
+    }
+    if reach == Reach::Instance {
+        // What no pid file names and no live hostagent leads to: forwarders
+        // and drivers a dead hostagent left, daemonized ssh masters.
+        roots.extend(run.kill_leftovers());
     }
     wait_for_exit(&roots);
     if instance.vm_type == VmType::Wsl2 {
@@ -164,7 +206,11 @@ impl Run<'_> {
             Identity::Ours
         } else {
             match step {
-                Step::KillDriver => driver_identity(pid, &self.instance.paths.dir),
+                Step::KillDriver => driver_identity(
+                    pid,
+                    &self.instance.paths.dir,
+                    self.settings.is_on(Regression::PathPrefixIdentity),
+                ),
                 _ => hostagent_identity(pid, self.instance.name()),
             }
         };
@@ -205,6 +251,32 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Kills the tree of every process still identified as the
+    /// instance's (see [`leftovers`]); returns the roots killed.
+    fn kill_leftovers(&mut self) -> Vec<u32> {
+        let mut roots = Vec::new();
+        for leftover in leftovers::find(&self.settings.lima_home, &self.instance.paths) {
+            if self.report.killed.contains(&leftover.pid) {
+                continue;
+            }
+            tracing::warn!(
+                instance = %Shown(self.instance.name()),
+                pid = leftover.pid,
+                process = leftover.command.as_str(),
+                "a process of the instance outlived its hostagent; killing it"
+            );
+            match proctree::kill_tree(leftover.pid) {
+                Ok(killed) => {
+                    self.report.killed.extend(killed);
+                    roots.push(leftover.pid);
+                }
+                Err(_) if !proctree::is_alive(leftover.pid) => {}
+                Err(e) => self.fail(Step::KillLeftover, format!("{leftover}: {e}")),
+            }
+        }
+        roots
     }
 
     fn terminate_distro(&mut self) {

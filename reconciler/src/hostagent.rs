@@ -238,6 +238,9 @@ pub struct Hostagent {
     pub config_text: String,
     pub events: EventTail,
     pub running_reported: bool,
+    /// The last running event reported was degraded (`Running=True`,
+    /// reason `Degraded`, the hostagent's errors in the message).
+    pub degraded: bool,
 }
 
 impl Hostagent {

@@ -24,10 +24,14 @@ pub enum Regression {
     RecycledPidKill,
     IgnoredSignalFallback,
     WslHangUnbounded,
+    GracefulExitLeftovers,
+    HostagentDeathLeftovers,
+    PathPrefixIdentity,
+    DegradedNotReported,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 17] = [
+    pub const ALL: [Regression; 21] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -45,6 +49,10 @@ impl Regression {
         Regression::RecycledPidKill,
         Regression::IgnoredSignalFallback,
         Regression::WslHangUnbounded,
+        Regression::GracefulExitLeftovers,
+        Regression::HostagentDeathLeftovers,
+        Regression::PathPrefixIdentity,
+        Regression::DegradedNotReported,
     ];
 
     /// The stable finding ID.
@@ -67,6 +75,10 @@ impl Regression {
             Regression::RecycledPidKill => "recycled-pid-kill",
             Regression::IgnoredSignalFallback => "ignored-signal-fallback",
             Regression::WslHangUnbounded => "wsl-hang-unbounded",
+            Regression::GracefulExitLeftovers => "graceful-exit-leftovers",
+            Regression::HostagentDeathLeftovers => "hostagent-death-leftovers",
+            Regression::PathPrefixIdentity => "path-prefix-identity",
+            Regression::DegradedNotReported => "degraded-not-reported",
         }
     }
 
@@ -120,6 +132,18 @@ impl Regression {
                 "no forced fallback after the graceful wait: the stop waits for the hostagent forever"
             }
             Regression::WslHangUnbounded => "wsl.exe calls are awaited with no timeout",
+            Regression::GracefulExitLeftovers => {
+                "a hostagent that exited on the interrupt is taken at its word: what it left running is not looked for"
+            }
+            Regression::HostagentDeathLeftovers => {
+                "the forced stop finds processes only through pid files and a live hostagent's tree"
+            }
+            Regression::PathPrefixIdentity => {
+                "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`"
+            }
+            Regression::DegradedNotReported => {
+                "a hostagent's degraded running event is reported as plain Running=True"
+            }
         }
     }
 }

@@ -231,27 +231,52 @@ impl Worker {
         let Some(agent) = self.hostagent.as_mut() else {
             return;
         };
-        let mut started_message = None;
+        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
+        let mut running_report = None;
         for event in agent.events.poll() {
-            if event.status.running && !agent.running_reported {
+            let status = &event.status;
+            let degraded = status.degraded && report_degraded;
+            if status.running && (!agent.running_reported || agent.degraded != degraded) {
+                let first = !agent.running_reported;
                 agent.running_reported = true;
-                started_message = Some(format!(
-                    "the VM is running (hostagent pid {}, ssh port {})",
-                    agent.pid(),
-                    event.status.ssh_local_port
-                ));
+                agent.degraded = degraded;
+                running_report = Some(if degraded {
+                    let errors = if status.errors.is_empty() {
+                        "no error given".to_owned()
+                    } else {
+                        status.errors.join("; ")
+                    };
+                    let message = format!(
+                        "the VM is running degraded (hostagent pid {}): {errors}",
+                        agent.pid()
+                    );
+                    (first, reason::DEGRADED, message)
+                } else {
+                    let message = format!(
+                        "the VM is running (hostagent pid {}, ssh port {})",
+                        agent.pid(),
+                        status.ssh_local_port
+                    );
+                    (first, reason::STARTED, message)
+                });
             }
-            if event.status.exiting {
+            if status.exiting {
                 tracing::info!(instance = %Shown(&self.name), "the hostagent announced it is exiting");
             }
         }
         let exit = agent.exited();
         let pid = agent.pid();
-        if let Some(message) = started_message {
-            self.start_failures = 0;
-            tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+        if let Some((first, reason, message)) = running_report {
+            if first {
+                self.start_failures = 0;
+            }
+            if reason == reason::DEGRADED {
+                tracing::warn!(instance = %Shown(&self.name), pid, message = message.as_str(), "the VM is running degraded");
+            } else {
+                tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+            }
             self.write_status(|status| {
-                status.set_condition(CONDITION_RUNNING, true, reason::STARTED, &message)
+                status.set_condition(CONDITION_RUNNING, true, reason, &message)
             });
         }
         let Some(exit) = exit else {
@@ -387,6 +412,7 @@ impl Worker {
                 config_text,
                 events: EventTail::new(paths.ha_stdout_log()),
                 running_reported: false,
+                degraded: false,
             }),
             Err(StartError::ShuttingDown) => {
                 // The shutdown stops it like any other running hostagent.
@@ -395,6 +421,7 @@ impl Worker {
                     config_text,
                     events: EventTail::new(paths.ha_stdout_log()),
                     running_reported: false,
+                    degraded: false,
                 });
                 Err(StartError::ShuttingDown)
             }

@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{keys, orphan, real_lima, stop, wsl};
+use crate::findings::{keys, leftovers, orphan, real_lima, stop, wsl};
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
 /// QEMU, ssh and ssh-keygen, the blank-disk template).
@@ -212,6 +212,47 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::wsl_hang_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
+    },
+    Finding {
+        id: "graceful-exit-leftovers",
+        title: "a hostagent that exits gracefully but leaves children is taken at its word",
+        symptom_markers: &["after the hostagent exited gracefully"],
+        scenario: leftovers::graceful_exit_leftovers,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that exits leaving its forwarders (fault keep_children)",
+        ),
+    },
+    Finding {
+        id: "hostagent-death-leftovers",
+        title: "processes of a hostagent that died are found only through pid files",
+        symptom_markers: &["hostagent that died"],
+        scenario: leftovers::hostagent_death_leftovers,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs ssh forwarders that no pid file names (they need a guest OS)",
+        ),
+    },
+    Finding {
+        id: "path-prefix-identity",
+        title: "process identity by raw path text: deleting vm kills vm2's QEMU",
+        symptom_markers: &["was killed when vm was deleted"],
+        scenario: leftovers::path_prefix_identity,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "runs two VMs at once and writes one's qemu.pid into the other; with real QEMU it \
+             needs two guests' worth of time for what the fakes show the same way",
+        ),
+    },
+    Finding {
+        id: "degraded-not-reported",
+        title: "a degraded hostagent is reported as plain Running",
+        symptom_markers: &["although its hostagent reported it degraded"],
+        scenario: leftovers::degraded_not_reported,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a port forward to fail, and forwards need a guest OS",
+        ),
     },
 ];
 

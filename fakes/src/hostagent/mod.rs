@@ -15,7 +15,7 @@ use crate::invocation::{Invocation, lima_home};
 use crate::journal::event;
 use disks::DiskClaims;
 use driver::Driver;
-use forwards::Forwards;
+use forwards::{Forwards, SshIdentity};
 use lima_layout::info::{Info, bind, serve_info};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use lima_layout::{HostagentStatus, InstancePaths, LimaConfig, LimaHome};
@@ -114,9 +114,14 @@ impl Agent<'_> {
             self.disks.claim(&self.home, &self.instance, disk)?;
         }
         self.driver = Some(Driver::start(&self.instance, &self.config, journal)?);
+        let identity = SshIdentity {
+            private_key: self.home.user_private_key(),
+            control_path: self.instance.dir.join("ssh.sock"),
+        };
         Ok(self.forwards.start(
             &self.config.port_forwards,
             self.config.ssh.local_port,
+            &identity,
             journal,
         ))
     }
