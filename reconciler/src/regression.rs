@@ -28,10 +28,11 @@ pub enum Regression {
     HostagentDeathLeftovers,
     PathPrefixIdentity,
     DegradedNotReported,
+    KeyModeUnrepaired,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 21] = [
+    pub const ALL: [Regression; 22] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -53,6 +54,7 @@ impl Regression {
         Regression::HostagentDeathLeftovers,
         Regression::PathPrefixIdentity,
         Regression::DegradedNotReported,
+        Regression::KeyModeUnrepaired,
     ];
 
     /// The stable finding ID.
@@ -79,6 +81,7 @@ impl Regression {
             Regression::HostagentDeathLeftovers => "hostagent-death-leftovers",
             Regression::PathPrefixIdentity => "path-prefix-identity",
             Regression::DegradedNotReported => "degraded-not-reported",
+            Regression::KeyModeUnrepaired => "key-mode-unrepaired",
         }
     }
 
@@ -140,6 +143,9 @@ impl Regression {
             }
             Regression::PathPrefixIdentity => {
                 "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`"
+            }
+            Regression::KeyModeUnrepaired => {
+                "an existing private key is accepted whatever its mode: one others can read stays so"
             }
             Regression::DegradedNotReported => {
                 "a hostagent's degraded running event is reported as plain Running=True"

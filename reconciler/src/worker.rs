@@ -396,6 +396,12 @@ impl Worker {
             }
         }
         std::fs::create_dir_all(&paths.dir).map_err(prepare(paths.dir.clone()))?;
+        if !settings.is_on(Regression::KeyModeUnrepaired) {
+            // The key may have been loosened since the service checked it.
+            let key = settings.lima_home.user_private_key();
+            crate::keys::repair_private_key_mode(&key)
+                .map_err(|e| prepare(key.clone())(std::io::Error::other(e.to_string())))?;
+        }
         crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
         let previous_pid = read_pid_file(&paths.ha_pid());

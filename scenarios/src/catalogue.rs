@@ -254,6 +254,18 @@ pub static CATALOGUE: &[Finding] = &[
             "needs a port forward to fail, and forwards need a guest OS",
         ),
     },
+    Finding {
+        id: "key-mode-unrepaired",
+        title: "a private key others can read is accepted and left so",
+        symptom_markers: &["UNPROTECTED PRIVATE KEY FILE"],
+        scenario: keys::key_mode_unprotected,
+        unsupported_here: if cfg!(windows) {
+            Some("Windows keys have ACLs, not mode bits; OpenSSH's mode check is Unix-only")
+        } else {
+            None
+        },
+        on_real_lima: OnRealLima::Same,
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static Finding> {
