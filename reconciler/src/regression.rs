@@ -29,10 +29,11 @@ pub enum Regression {
     PathPrefixIdentity,
     DegradedNotReported,
     KeyModeUnrepaired,
+    CrashLoopFixedBackoff,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 22] = [
+    pub const ALL: [Regression; 23] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -55,6 +56,7 @@ impl Regression {
         Regression::PathPrefixIdentity,
         Regression::DegradedNotReported,
         Regression::KeyModeUnrepaired,
+        Regression::CrashLoopFixedBackoff,
     ];
 
     /// The stable finding ID.
@@ -82,6 +84,7 @@ impl Regression {
             Regression::PathPrefixIdentity => "path-prefix-identity",
             Regression::DegradedNotReported => "degraded-not-reported",
             Regression::KeyModeUnrepaired => "key-mode-unrepaired",
+            Regression::CrashLoopFixedBackoff => "crash-loop-fixed-backoff",
         }
     }
 
@@ -143,6 +146,9 @@ impl Regression {
             }
             Regression::PathPrefixIdentity => {
                 "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`"
+            }
+            Regression::CrashLoopFixedBackoff => {
+                "a hostagent that dies before its first running event is restarted at the fixed restart backoff, reason Starting, no cause"
             }
             Regression::KeyModeUnrepaired => {
                 "an existing private key is accepted whatever its mode: one others can read stays so"

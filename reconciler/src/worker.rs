@@ -266,6 +266,7 @@ impl Worker {
         }
         let exit = agent.exited();
         let pid = agent.pid();
+        let ran = agent.running_reported;
         if let Some((first, reason, message)) = running_report {
             if first {
                 self.start_failures = 0;
@@ -298,10 +299,26 @@ impl Worker {
             });
             return;
         }
+        let last_line = hostagent::last_stderr_line(&instance.paths);
+        if !ran && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
+            self.start_failed(&StartError::DiedBeforeRunning {
+                pid,
+                status: exit.to_string(),
+                last_line,
+            });
+            self.write_status(|status| status.restart_count += 1);
+            return;
+        }
         let delay = self.settings().restart_backoff;
         self.start_not_before = Some(Instant::now() + delay);
+        let said = match &last_line {
+            Some(line) if !self.settings().is_on(Regression::CrashLoopFixedBackoff) => {
+                format!("; last stderr line: {line}")
+            }
+            _ => String::new(),
+        };
         let message = format!(
-            "the hostagent (pid {pid}) exited unexpectedly ({exit}); restarting in {}",
+            "the hostagent (pid {pid}) exited unexpectedly ({exit}){said}; restarting in {}",
             format_duration(delay)
         );
         self.write_status(|status| {
@@ -372,6 +389,10 @@ impl Worker {
                 );
                 tracing::info!(instance = %Shown(&self.name), pid = agent.pid(), "hostagent started");
                 self.hostagent = Some(agent);
+                if retrying && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
+                    // The last failure stays the status until the VM runs.
+                    return;
+                }
                 self.write_status(|status| {
                     status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message)
                 });

@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{keys, leftovers, orphan, real_lima, stop, wsl};
+use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
 /// QEMU, ssh and ssh-keygen, the blank-disk template).
@@ -265,6 +265,16 @@ pub static CATALOGUE: &[Finding] = &[
             None
         },
         on_real_lima: OnRealLima::Same,
+    },
+    Finding {
+        id: "crash-loop-fixed-backoff",
+        title: "a hostagent that dies before running is restarted at a fixed pace, without a cause",
+        symptom_markers: &["crash-loops"],
+        scenario: crash::crash_loop,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a QEMU that fails 300 ms after it starts (faults delay and fail on qemu)",
+        ),
     },
 ];
 

@@ -41,6 +41,7 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::path_prefix_identity("path-prefix-identity")]
 #[case::degraded_not_reported("degraded-not-reported")]
 #[case::key_mode_unrepaired("key-mode-unrepaired")]
+#[case::crash_loop_fixed_backoff("crash-loop-fixed-backoff")]
 fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     let outcome = run(id, variant);
     match variant {
@@ -71,5 +72,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 22);
+    assert_eq!(catalogue::CATALOGUE.len(), 23);
 }

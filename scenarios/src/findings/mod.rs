@@ -1,5 +1,6 @@
 //! One scenario per finding, grouped by the part of the lifecycle it probes.
 
+pub mod crash;
 pub mod keys;
 pub mod leftovers;
 pub mod orphan;
