@@ -112,6 +112,9 @@ pub enum Fault {
     /// hostagent: on the interrupt, start a new driver, rewrite the driver's
     /// pid file with its pid, and stop the old one.
     ReplaceDriver,
+    /// hostagent: take no notice when the driver exits (real Lima's
+    /// hostagent exits with "Driver stopped due to error").
+    IgnoreDriverExit,
 }
 
 fn default_fail_code() -> i32 {
@@ -129,6 +132,7 @@ impl Fault {
             Fault::SlowExit { .. } => "slow_exit",
             Fault::KeepChildren => "keep_children",
             Fault::ReplaceDriver => "replace_driver",
+            Fault::IgnoreDriverExit => "ignore_driver_exit",
         }
     }
 }

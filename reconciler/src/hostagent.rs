@@ -267,6 +267,9 @@ pub struct Hostagent {
     /// The last running event reported was degraded (`Running=True`,
     /// reason `Degraded`, the hostagent's errors in the message).
     pub degraded: bool,
+    /// The driver's pid once the VM ran (identity checked when read):
+    /// its end while the hostagent lives means the VM is broken.
+    pub driver: Option<u32>,
 }
 
 impl Hostagent {

@@ -30,10 +30,11 @@ pub enum Regression {
     DegradedNotReported,
     KeyModeUnrepaired,
     CrashLoopFixedBackoff,
+    DriverDeathUnnoticed,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 23] = [
+    pub const ALL: [Regression; 24] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -57,6 +58,7 @@ impl Regression {
         Regression::DegradedNotReported,
         Regression::KeyModeUnrepaired,
         Regression::CrashLoopFixedBackoff,
+        Regression::DriverDeathUnnoticed,
     ];
 
     /// The stable finding ID.
@@ -85,6 +87,7 @@ impl Regression {
             Regression::DegradedNotReported => "degraded-not-reported",
             Regression::KeyModeUnrepaired => "key-mode-unrepaired",
             Regression::CrashLoopFixedBackoff => "crash-loop-fixed-backoff",
+            Regression::DriverDeathUnnoticed => "driver-death-unnoticed",
         }
     }
 
@@ -146,6 +149,9 @@ impl Regression {
             }
             Regression::PathPrefixIdentity => {
                 "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`"
+            }
+            Regression::DriverDeathUnnoticed => {
+                "the driver is not watched: a VM whose QEMU ended under a live hostagent stays Running=True"
             }
             Regression::CrashLoopFixedBackoff => {
                 "a hostagent that dies before its first running event is restarted at the fixed restart backoff, reason Starting, no cause"

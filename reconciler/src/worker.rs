@@ -7,6 +7,7 @@ use crate::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instanc
 use crate::event_log::{self, RecordedEvent};
 use crate::forced_stop::forced_stop;
 use crate::hostagent::{self, EventTail, Hostagent, StartError};
+use crate::identity::{Identity, driver_identity};
 use crate::instance::inspect;
 use crate::logging::{Shown, ShownPath};
 use crate::names::{InvalidName, validate_instance_name};
@@ -20,6 +21,7 @@ use crate::settings::{Settings, format_duration};
 use crate::stop::{StopPath, Target, stop_instance};
 use crate::store::Store;
 use crate::template::render_lima_yaml;
+use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -281,6 +283,7 @@ impl Worker {
             });
         }
         let Some(exit) = exit else {
+            self.watch_driver(vm);
             return;
         };
         self.hostagent = None;
@@ -324,6 +327,55 @@ impl Worker {
         self.write_status(|status| {
             status.restart_count += 1;
             status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message);
+        });
+    }
+
+    /// A driver that ended while its hostagent runs (QEMU killed, the
+    /// guest powered off) leaves a VM that is not running whatever the
+    /// hostagent says: Lima calls it Broken. It is stopped and restarted.
+    fn watch_driver(&mut self, vm: &LimaVm) {
+        if self.settings().is_on(Regression::DriverDeathUnnoticed)
+            || vm.spec.vm_type == VmType::Wsl2
+        {
+            return;
+        }
+        let Some(agent) = self.hostagent.as_mut() else {
+            return;
+        };
+        if !agent.running_reported {
+            return;
+        }
+        let Some(driver) = agent.driver else {
+            let instance = inspect(&self.shared.settings.lima_home, &self.name, vm.spec.vm_type);
+            agent.driver = instance
+                .driver_pid
+                .filter(|pid| driver_identity(*pid, &instance.paths.dir, false) == Identity::Ours);
+            return;
+        };
+        if proctree::is_alive(driver) {
+            return;
+        }
+        let pid = agent.pid();
+        tracing::warn!(
+            instance = %Shown(&self.name),
+            pid,
+            driver,
+            "the driver exited while the hostagent runs; the VM is broken: restarting it"
+        );
+        let message =
+            format!("the driver (pid {driver}) exited while the hostagent (pid {pid}) runs");
+        self.write_status(|status| {
+            status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message)
+        });
+        if !self.stop_own_hostagent(vm, StopPath::Restart) {
+            return;
+        }
+        let delay = self.settings().restart_backoff;
+        self.start_not_before = Some(Instant::now() + delay);
+        let message = format!("{message}; restarting in {}", format_duration(delay));
+        self.write_status(|status| {
+            status.restart_count += 1;
+            status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message);
         });
     }
 
@@ -440,6 +492,7 @@ impl Worker {
                 events: EventTail::new(paths.ha_stdout_log()),
                 running_reported: false,
                 degraded: false,
+                driver: None,
             }),
             Err(StartError::ShuttingDown) => {
                 // The shutdown stops it like any other running hostagent.
@@ -449,6 +502,7 @@ impl Worker {
                     events: EventTail::new(paths.ha_stdout_log()),
                     running_reported: false,
                     degraded: false,
+                    driver: None,
                 });
                 Err(StartError::ShuttingDown)
             }

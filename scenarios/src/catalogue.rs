@@ -276,6 +276,16 @@ pub static CATALOGUE: &[Finding] = &[
             "needs a QEMU that fails 300 ms after it starts (faults delay and fail on qemu)",
         ),
     },
+    Finding {
+        id: "driver-death-unnoticed",
+        title: "a VM whose driver ended under a live hostagent still claims to run",
+        symptom_markers: &["still claims to run after its QEMU"],
+        scenario: crash::driver_death,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that outlives its driver (fault ignore_driver_exit); real Lima's exits",
+        ),
+    },
 ];
 
 pub fn find(id: &str) -> Option<&'static Finding> {

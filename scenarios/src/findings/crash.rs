@@ -141,3 +141,50 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
     times.sort_unstable();
     times
 }
+
+/// QEMU is killed while the hostagent runs, and this hostagent takes no
+/// notice (fault `ignore_driver_exit`; real Lima's exits, which the
+/// reconciler sees as any hostagent exit): the reconciler must notice the
+/// driver's end itself, say the VM is not running, and restart it.
+pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
+    use crate::checks::VANISH;
+    use harness::VmView;
+    use lima_layout::VmType;
+    use lima_layout::paths::read_pid_file;
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::Limactl,
+        &["hostagent"],
+        Fault::IgnoreDriverExit,
+    ))?;
+    let mut svc = ctx.started_service()?;
+    crate::steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let qemu = read_pid_file(&instance.driver_pid(VmType::Qemu))
+        .ok_or_else(|| ScenarioError::Harness("qemu.pid is missing while running".into()))?;
+    let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    proctree::kill(qemu).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
+    crate::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        VANISH + ctx.settings.poll_interval * 10,
+        "Running=False after QEMU was killed",
+        |v: &VmView| !v.is_running(),
+    )
+    .map_err(|e| match e {
+        ScenarioError::Symptom(m) => symptom!(
+            "VM vm still claims to run after its QEMU (pid {qemu}) was killed under a live \
+             hostagent (pid {hostagent}): {m}"
+        ),
+        harness => harness,
+    })?;
+    crate::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        SETTLE,
+        "Running=True with a new hostagent",
+        |v: &VmView| {
+            v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != hostagent)
+        },
+    )?;
+    crate::checks::dead(hostagent, "the hostagent whose driver was killed")
+}
