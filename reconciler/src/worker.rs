@@ -345,16 +345,28 @@ impl Worker {
         if !agent.running_reported {
             return;
         }
-        let Some(driver) = agent.driver else {
-            let instance = inspect(&self.shared.settings.lima_home, &self.name, vm.spec.vm_type);
-            agent.driver = instance
-                .driver_pid
-                .filter(|pid| driver_identity(*pid, &instance.paths.dir, false) == Identity::Ours);
-            return;
+        let driver = match agent.driver {
+            Some(driver) if proctree::is_alive(driver) => return,
+            Some(driver) => driver,
+            None => {
+                // Read once the VM ran; a driver with no pid file (an
+                // in-process one) cannot be watched this way.
+                let instance =
+                    inspect(&self.shared.settings.lima_home, &self.name, vm.spec.vm_type);
+                let Some(pid) = instance.driver_pid else {
+                    return;
+                };
+                match driver_identity(pid, &instance.paths.dir, false) {
+                    Identity::Ours => {
+                        agent.driver = Some(pid);
+                        return;
+                    }
+                    // It ended before it was first looked at.
+                    Identity::Gone => pid,
+                    Identity::Foreign { .. } => return,
+                }
+            }
         };
-        if proctree::is_alive(driver) {
-            return;
-        }
         let pid = agent.pid();
         tracing::warn!(
             instance = %Shown(&self.name),
