@@ -70,9 +70,9 @@ impl InstanceDir {
     /// (`file=DIR/disk,if=virtio`).
     pub fn named_by(&self, args: &[String]) -> bool {
         args.iter()
-            .filter(|arg| arg.contains(&self.leaf))
+            .filter(|arg| arg.contains(&self.leaf) || arg.replace(",,", ",").contains(&self.leaf))
             .flat_map(|arg| path_candidates(arg))
-            .any(|candidate| self.contains(Path::new(candidate)))
+            .any(|candidate| self.contains(Path::new(&candidate)))
     }
 
     /// True when `path` (absolute) is the directory itself.
@@ -86,12 +86,23 @@ impl InstanceDir {
     }
 }
 
-/// The strings in one argument that may be paths.
-fn path_candidates(arg: &str) -> impl Iterator<Item = &str> {
-    let values = arg
-        .split(',')
-        .filter_map(|item| item.split_once('=').map(|(_, value)| value));
-    std::iter::once(arg).chain(values)
+/// The strings in one argument that may be paths: the argument, its value
+/// after the first `=`, and each comma-separated item's value, also with
+/// QEMU's doubled commas (`,,`) read as one.
+fn path_candidates(arg: &str) -> Vec<String> {
+    let mut found = vec![arg.to_owned()];
+    if let Some((_, value)) = arg.split_once('=') {
+        found.push(value.to_owned());
+    }
+    found.extend(
+        arg.split(',')
+            .filter_map(|item| item.split_once('=').map(|(_, value)| value.to_owned())),
+    );
+    if arg.contains(",,") {
+        let unescaped: Vec<String> = found.iter().map(|c| c.replace(",,", ",")).collect();
+        found.extend(unescaped);
+    }
+    found
 }
 
 /// `path` with its longest existing ancestor canonicalised and the rest
@@ -222,6 +233,12 @@ mod tests {
         assert!(!dir.named_by(&spell(root.path().join("home[1] x/vm2/qemu.pid"))));
         assert!(!dir.named_by(&spell(root.path().join("home[1] x/vm/../vm2/x"))));
         assert!(!dir.named_by(&["vm/qemu.pid".to_owned()]));
+        let comma = root.path().join(",vm");
+        std::fs::create_dir_all(&comma).unwrap();
+        let comma_dir = InstanceDir::new(&comma);
+        assert!(comma_dir.named_by(&[format!("ControlPath={}/ssh.sock", comma.display())]));
+        let doubled = comma.display().to_string().replace(',', ",,");
+        assert!(comma_dir.named_by(&[format!("file={doubled}/disk,format=raw")]));
     }
 
     #[test]
