@@ -2,9 +2,10 @@
 //! down ends here: after a graceful wait that ran out, for a deletion, when
 //! cleaning up after a crash, at service shutdown and in orphan recovery.
 //!
-//! Order (Lima's `StopForcibly`, with the review's fixes): kill the driver's
-//! and the hostagent's whole trees, each only after checking the pid is
-//! really this instance's; terminate the WSL2 distro; then, only if every
+//! Order (Lima's `StopForcibly`, with the review's fixes): kill the
+//! hostagent's and the driver's whole trees, each only after checking the
+//! pid is really this instance's, then every other process still
+//! identified as the instance's; terminate the WSL2 distro; then, only if every
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
@@ -140,12 +141,14 @@ pub fn forced_stop_with(
         report: ForcedStopReport::default(),
     };
     let mut roots = Vec::new();
+    // The hostagent goes first: Lima's exits when its driver ends, cleaning
+    // up half way, and must not get the chance to react.
+    if let Some(pid) = instance.hostagent_pid {
+        roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
+    }
     if let Some(pid) = instance.driver_pid {
         let pid_file = instance.paths.driver_pid(instance.vm_type);
         roots.extend(run.kill(Step::KillDriver, pid, &pid_file));
-    }
-    if let Some(pid) = instance.hostagent_pid {
-        roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
     }
     if reach == Reach::Instance {
         // What no pid file names and no live hostagent leads to: forwarders
