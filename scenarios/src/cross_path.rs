@@ -105,18 +105,13 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
             })?;
         }
         StopPath::HostagentDied => {
-            proctree::kill(first_hostagent).map_err(|e| {
-                crate::ScenarioError::Harness(format!("killing the hostagent: {e}"))
-            })?;
-            steps::wait_for(
+            steps::kill_hostagent(&instance)?;
+            steps::wait_restarted(
                 svc.as_mut(),
-                "vm",
+                &instance,
+                first_hostagent,
                 bound,
                 "a restart after the hostagent died",
-                |v: &VmView| {
-                    v.is_running()
-                        && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != first_hostagent)
-                },
             )?;
         }
         StopPath::OrphanRecovery => {

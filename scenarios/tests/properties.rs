@@ -629,15 +629,8 @@ fn hostagent_endings_leave_nothing(
         steps::start_vm(svc.as_mut(), &vm)?;
         let instance = sandbox.lima_home().instance(&name);
         if case.ending == Ending::Killed {
-            let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
-                .ok_or_else(|| symptom!("ha.pid missing while {name} runs"))?;
-            proctree::kill(hostagent)
-                .map_err(|e| scenarios::ScenarioError::Harness(e.to_string()))?;
-            steps::wait_for(svc.as_mut(), &name, SETTLE, "the restart", |v: &VmView| {
-                v.is_running()
-                    && lima_layout::paths::read_pid_file(&instance.ha_pid())
-                        .is_some_and(|p| p != hostagent)
-            })?;
+            let hostagent = steps::kill_hostagent(&instance)?;
+            steps::wait_restarted(svc.as_mut(), &instance, hostagent, SETTLE, "the restart")?;
         }
         steps::stop_vm(svc.as_mut(), &name, settings.graceful_timeout + SETTLE)?;
         checks::no_tmp_files(&instance)?;

@@ -177,14 +177,12 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
         ),
         harness => harness,
     })?;
-    crate::steps::wait_for(
+    crate::steps::wait_restarted(
         svc.as_mut(),
-        "vm",
+        &instance,
+        hostagent,
         SETTLE,
         "Running=True with a new hostagent",
-        |v: &VmView| {
-            v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != hostagent)
-        },
     )?;
     crate::checks::dead(hostagent, "the hostagent whose driver was killed")
 }

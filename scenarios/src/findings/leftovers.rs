@@ -81,18 +81,13 @@ pub fn hostagent_death_leftovers(ctx: &Ctx) -> ScenarioResult {
     let instance = ctx.sandbox.lima_home().instance("vm");
     let service = svc.service_pid();
     let first_run = processes_of_the_run(ctx, service);
-    let hostagent = read_pid_file(&instance.ha_pid())
-        .ok_or_else(|| ScenarioError::Harness("ha.pid is missing while running".into()))?;
-    proctree::kill(hostagent)
-        .map_err(|e| ScenarioError::Harness(format!("killing the hostagent: {e}")))?;
-    let view = steps::wait_for(
+    let hostagent = steps::kill_hostagent(&instance)?;
+    let view = steps::wait_restarted(
         svc.as_mut(),
-        "vm",
+        &instance,
+        hostagent,
         SETTLE,
         "Running=True with a new hostagent",
-        |v: &VmView| {
-            v.is_running() && read_pid_file(&instance.ha_pid()).is_some_and(|p| p != hostagent)
-        },
     )?;
     for (pid, cmd) in &first_run {
         checks::dead(*pid, "a process of the hostagent that died").map_err(|e| match e {
