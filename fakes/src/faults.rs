@@ -38,6 +38,10 @@ impl Faults {
         self.has(&Fault::ReplaceDriver)
     }
 
+    pub fn ignore_driver_exit(&self) -> bool {
+        self.has(&Fault::IgnoreDriverExit)
+    }
+
     pub fn crash_half_way(&self) -> bool {
         self.has(&Fault::CrashHalfWay)
     }

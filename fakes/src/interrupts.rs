@@ -30,6 +30,18 @@ impl Interrupts {
         journal.record(event::INTERRUPT_RECEIVED, json!({}));
     }
 
+    /// Waits up to `timeout` for the next interrupt; journals it and returns
+    /// `true` when one came.
+    pub fn next_within(&self, journal: &JournalWriter, timeout: std::time::Duration) -> bool {
+        match self.arrivals.recv_timeout(timeout) {
+            Ok(()) => {
+                journal.record(event::INTERRUPT_RECEIVED, json!({}));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Blocks until an interrupt the process honours. With `ignore`, every
     /// interrupt is journaled as ignored and this never returns.
     pub fn wait_honoured(&self, journal: &JournalWriter, ignore: bool) {

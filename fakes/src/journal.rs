@@ -46,6 +46,12 @@ pub mod event {
     /// ssh-keygen: a key pair was written:
     /// `{"path": "...", "public_path": "..."}`.
     pub const KEY_WRITTEN: &str = "key_written";
+    /// hostagent: its driver exited on its own; it stops and exits 1:
+    /// `{"status": "..."}`.
+    pub const DRIVER_STOPPED: &str = "driver_stopped";
+    /// `ssh` refused an identity file others may read, as OpenSSH does
+    /// (`details.path`, `details.mode`).
+    pub const KEY_REFUSED: &str = "key_refused";
     /// wsl.exe: distro state changed: `{"distro": "...", "state": "..."}`,
     /// state `Stopped` (also on import), `Running` or `Unregistered`.
     pub const DISTRO_STATE: &str = "distro_state";

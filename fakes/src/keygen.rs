@@ -218,7 +218,8 @@ fn print_public(path: &Path) -> i32 {
     }
 }
 
-fn warn_unprotected(path: &Path, mode: u32) {
+/// OpenSSH's refusal of a private key whose mode lets others read it.
+pub(crate) fn warn_unprotected(path: &Path, mode: u32) {
     let border = "@".repeat(59);
     eprint!(
         "{border}\r\n@         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\r\n{border}\r\n\

@@ -112,6 +112,9 @@ pub enum Fault {
     /// hostagent: on the interrupt, start a new driver, rewrite the driver's
     /// pid file with its pid, and stop the old one.
     ReplaceDriver,
+    /// hostagent: take no notice when the driver exits (real Lima's
+    /// hostagent exits with "Driver stopped due to error").
+    IgnoreDriverExit,
 }
 
 /// The exit codes a process can return here: Unix keeps the low 8 bits of
@@ -137,6 +140,7 @@ impl Fault {
             Fault::SlowExit { .. } => "slow_exit",
             Fault::KeepChildren => "keep_children",
             Fault::ReplaceDriver => "replace_driver",
+            Fault::IgnoreDriverExit => "ignore_driver_exit",
         }
     }
 }

@@ -1,6 +1,8 @@
 //! `ssh`: holds the host side of every `-L` forward until it is stopped.
 //! Nothing is forwarded anywhere; what matters to a reconciler is that the
-//! ports are taken while ssh lives and free once it is gone.
+//! ports are taken while ssh lives and free once it is gone. Like OpenSSH,
+//! it refuses an identity file (`-i`) that others may read, and since the
+//! guest accepts only that key, the connection then fails.
 
 use crate::error::{FakeError, os_error_text};
 use crate::getopt::getopt;
@@ -27,12 +29,17 @@ struct LocalForward {
 struct SshArgs {
     forwards: Vec<LocalForward>,
     exit_on_forward_failure: bool,
+    identities: Vec<std::path::PathBuf>,
+    destination: String,
 }
 
 pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let args = parse(&invocation.args)?;
     let interrupts = Interrupts::install()?;
     let journal = &invocation.journal;
+    if let Some(code) = refuse_unprotected_keys(&args, journal) {
+        return Ok(code);
+    }
     let mut held: Vec<TcpListener> = Vec::new();
     for forward in &args.forwards {
         match crate::ports::bind(&forward.bind_address, forward.port) {
@@ -63,6 +70,26 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     Ok(0)
 }
 
+/// OpenSSH ignores a private key others may access ("UNPROTECTED PRIVATE
+/// KEY FILE!"); when every `-i` key was ignored, authentication fails.
+fn refuse_unprotected_keys(args: &SshArgs, journal: &crate::journal::JournalWriter) -> Option<i32> {
+    let mut refused = 0;
+    for path in &args.identities {
+        if let Some(mode) = crate::platform::too_open_key_mode(path) {
+            crate::keygen::warn_unprotected(path, mode);
+            journal.record(
+                event::KEY_REFUSED,
+                json!({ "path": path, "mode": format!("0{mode:o}") }),
+            );
+            refused += 1;
+        }
+    }
+    (refused > 0 && refused == args.identities.len()).then(|| {
+        eprint!("{}: Permission denied (publickey).\r\n", args.destination);
+        FATAL
+    })
+}
+
 fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
     let usage = |m: String| FakeError::usage(TOOL, m);
     let parsed = getopt(args, OPTIONS).map_err(|e| usage(e.to_string()))?;
@@ -71,6 +98,7 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
     }
     let mut forwards = Vec::new();
     let mut exit_on_forward_failure = false;
+    let mut identities = Vec::new();
     for (letter, value) in &parsed.options {
         let value = value.as_deref().unwrap_or_default();
         match letter {
@@ -84,6 +112,7 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
                     exit_on_forward_failure = answer.eq_ignore_ascii_case("yes");
                 }
             }
+            'i' => identities.push(std::path::PathBuf::from(value)),
             'p' => {
                 value
                     .parse::<u16>()
@@ -95,6 +124,8 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
     Ok(SshArgs {
         forwards,
         exit_on_forward_failure,
+        identities,
+        destination: parsed.operands[0].clone(),
     })
 }
 

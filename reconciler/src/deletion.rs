@@ -7,6 +7,7 @@ use crate::instance::Instance;
 use crate::settings::Settings;
 use crate::wsl::{self, WslOutcome};
 use lima_layout::VmType;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why a delete attempt failed, and what it left behind.
@@ -90,16 +91,51 @@ pub fn delete_instance(
             }
         }
     }
-    match std::fs::remove_dir_all(&instance.paths.dir) {
+    match remove_tree(&instance.paths.dir) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DeleteFailure {
-            error: format!("cannot remove {}: {e}", instance.paths.dir.display()),
+        Err((entry, e)) => Err(DeleteFailure {
+            error: format!(
+                "cannot remove {}: {e} (deleting instance directory {})",
+                entry.display(),
+                instance.paths.dir.display()
+            ),
             left_behind: vec![format!(
-                "instance directory {} still present",
+                "{} and its instance directory {} still present",
+                entry.display(),
                 instance.paths.dir.display()
             )],
         }),
+    }
+}
+
+/// Removes `dir` and everything below it (links removed, not followed).
+/// On failure, names the entry that could not be removed: the one an
+/// operator has to deal with, rather than the directory that held it.
+fn remove_tree(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if gone(&e) => return Ok(()),
+        Err(e) => return Err((dir.to_owned(), e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| (dir.to_owned(), e))?;
+        let path = entry.path();
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let result = if is_dir {
+            remove_tree(&path)
+        } else {
+            match std::fs::remove_file(&path) {
+                // A directory link on Windows goes with remove_dir.
+                Err(e) if !gone(&e) => std::fs::remove_dir(&path).map_err(|_| (path.clone(), e)),
+                _ => Ok(()),
+            }
+        };
+        result?;
+    }
+    match std::fs::remove_dir(dir) {
+        Err(e) if !gone(&e) => Err((dir.to_owned(), e)),
+        _ => Ok(()),
     }
 }
 
@@ -163,5 +199,49 @@ mod tests {
             failure.left_behind
         );
         assert!(paths.dir.exists(), "the directory stays for the retry");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod remove_tree_tests {
+    use super::remove_tree;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn removes_nested_entries_and_links_without_following_them() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = root.path().join("outside");
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("keep"), "").unwrap();
+        let dir = root.path().join("vm[1]");
+        std::fs::create_dir_all(dir.join("sub/deeper")).unwrap();
+        std::fs::write(dir.join("sub/deeper/f"), "").unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join("link")).unwrap();
+        remove_tree(&dir).unwrap();
+        assert!(!dir.exists());
+        assert!(outside.join("keep").exists());
+        remove_tree(&dir).unwrap();
+    }
+
+    #[test]
+    fn names_the_entry_that_blocked() {
+        let probe = tempfile::tempdir().unwrap();
+        let locked = probe.path().join("locked");
+        std::fs::create_dir_all(&locked).unwrap();
+        std::fs::write(locked.join("f"), "").unwrap();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let blocks = std::fs::remove_file(locked.join("f")).is_err();
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if !blocks {
+            // Root ignores directory permissions: nothing blocks here.
+            return;
+        }
+        let dir = probe.path().join("vm");
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/entry"), "").unwrap();
+        std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o555)).unwrap();
+        let (entry, _) = remove_tree(&dir).unwrap_err();
+        std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(entry, dir.join("sub/entry"));
     }
 }

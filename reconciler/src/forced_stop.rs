@@ -2,17 +2,19 @@
 //! down ends here: after a graceful wait that ran out, for a deletion, when
 //! cleaning up after a crash, at service shutdown and in orphan recovery.
 //!
-//! Order (Lima's `StopForcibly`, with the review's fixes): kill the driver's
-//! and the hostagent's whole trees, each only after checking the pid is
-//! really this instance's (a hostagent this process started is killed with
-//! its job object on Windows, which reaches children whose parent already
-//! died; a process found instead, as orphan recovery finds them, by a walk
-//! of the process table); terminate the WSL2 distro; then, only if every
+//! Order (Lima's `StopForcibly`, with the review's fixes): kill the
+//! hostagent's and the driver's whole trees, each only after checking the
+//! pid is really this instance's (a hostagent this process started is
+//! killed with its job object on Windows, which reaches children whose
+//! parent already died; a process found instead, as orphan recovery finds
+//! them, by a walk of the process table), then every other process still
+//! identified as the instance's; terminate the WSL2 distro; then, only if every
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
 use crate::identity::{Identity, driver_identity, hostagent_identity};
 use crate::instance::Instance;
+use crate::leftovers;
 use crate::logging::{Shown, ShownPath};
 use crate::regression::Regression;
 use crate::settings::Settings;
@@ -28,6 +30,7 @@ const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Step {
     KillDriver,
     KillHostagent,
+    KillLeftover,
     WslTerminate,
     ReleaseDisk,
     RemoveTmpFile,
@@ -39,6 +42,7 @@ impl Step {
         match self {
             Step::KillDriver => "kill driver",
             Step::KillHostagent => "kill hostagent",
+            Step::KillLeftover => "kill leftover process",
             Step::WslTerminate => "wsl terminate",
             Step::ReleaseDisk => "release disk",
             Step::RemoveTmpFile => "remove tmp file",
@@ -75,9 +79,12 @@ pub struct ForcedStopReport {
 
 impl ForcedStopReport {
     pub fn kill_failed(&self) -> bool {
-        self.failures
-            .iter()
-            .any(|f| matches!(f.step, Step::KillDriver | Step::KillHostagent))
+        self.failures.iter().any(|f| {
+            matches!(
+                f.step,
+                Step::KillDriver | Step::KillHostagent | Step::KillLeftover
+            )
+        })
     }
 
     pub fn failed(&self, step: Step) -> bool {
@@ -98,20 +105,58 @@ impl ForcedStopReport {
     }
 }
 
+/// How far a forced stop looks for the instance's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The pid files' trees, then every process still identified as the
+    /// instance's (see [`leftovers`]).
+    Instance,
+    /// Only what the pid files name and its descendants (the reviewed
+    /// code's reach, which the regressions of the forced stop put back).
+    PidFiles,
+}
+
 /// Forces `instance` down (see the module comment).
 pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
+    let narrowed = [
+        Regression::HostagentDeathLeftovers,
+        Regression::OrphanedPortHolders,
+    ]
+    .into_iter()
+    .any(|r| settings.is_on(r));
+    let reach = if narrowed {
+        Reach::PidFiles
+    } else {
+        Reach::Instance
+    };
+    forced_stop_with(settings, instance, reach)
+}
+
+/// [`forced_stop`] with an explicit reach.
+pub fn forced_stop_with(
+    settings: &Settings,
+    instance: &Instance,
+    reach: Reach,
+) -> ForcedStopReport {
     let mut run = Run {
         settings,
         instance,
         report: ForcedStopReport::default(),
     };
     let mut roots = Vec::new();
+    // The hostagent goes first: Lima's exits when its driver ends, cleaning
+    // up half way, and must not get the chance to react.
+    if let Some(pid) = instance.hostagent_pid {
+        roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
+    }
     if let Some(pid) = instance.driver_pid {
         let pid_file = instance.paths.driver_pid(instance.vm_type);
         roots.extend(run.kill(Step::KillDriver, pid, &pid_file));
     }
-    if let Some(pid) = instance.hostagent_pid {
-        roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
+    if reach == Reach::Instance {
+        // What no pid file names and no live hostagent leads to: forwarders
+        // and drivers a dead hostagent left, daemonized ssh masters.
+        roots.extend(run.kill_leftovers());
     }
     wait_for_exit(&roots);
     if instance.vm_type == VmType::Wsl2 {
@@ -167,7 +212,11 @@ impl Run<'_> {
             Identity::Ours
         } else {
             match step {
-                Step::KillDriver => driver_identity(pid, &self.instance.paths.dir),
+                Step::KillDriver => driver_identity(
+                    pid,
+                    &self.instance.paths.dir,
+                    self.settings.is_on(Regression::PathPrefixIdentity),
+                ),
                 _ => hostagent_identity(pid, self.instance.name()),
             }
         };
@@ -208,6 +257,32 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    /// Kills the tree of every process still identified as the
+    /// instance's (see [`leftovers`]); returns the roots killed.
+    fn kill_leftovers(&mut self) -> Vec<u32> {
+        let mut roots = Vec::new();
+        for leftover in leftovers::find(&self.settings.lima_home, &self.instance.paths) {
+            if self.report.killed.contains(&leftover.pid) {
+                continue;
+            }
+            tracing::warn!(
+                instance = %Shown(self.instance.name()),
+                pid = leftover.pid,
+                process = leftover.command.as_str(),
+                "a process of the instance outlived its hostagent; killing it"
+            );
+            match proctree::kill_tree(leftover.pid) {
+                Ok(killed) => {
+                    self.report.killed.extend(killed);
+                    roots.push(leftover.pid);
+                }
+                Err(_) if !proctree::is_alive(leftover.pid) => {}
+                Err(e) => self.fail(Step::KillLeftover, format!("{leftover}: {e}")),
+            }
+        }
+        roots
     }
 
     fn terminate_distro(&mut self) {

@@ -40,6 +40,17 @@ pub enum StartError {
         timeout: Duration,
         stderr_tail: String,
     },
+    /// It started, then exited before its first running event: a failed
+    /// start, not a crash of a running VM (a QEMU that aborts at once).
+    #[error(
+        "the hostagent (pid {pid}) exited ({status}) before the VM was running{}",
+        last_line.as_deref().map(|l| format!("; last stderr line: {l}")).unwrap_or_default()
+    )]
+    DiedBeforeRunning {
+        pid: u32,
+        status: String,
+        last_line: Option<String>,
+    },
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("the resource was removed")]
@@ -169,6 +180,21 @@ pub fn wait_for_pid_file(
 }
 
 /// The last lines of a log file (at most a couple of kilobytes).
+/// The last non-empty line the hostagent wrote to its stderr log
+/// (`ha.stderr.log`, or `ha.start.log` before `limactl start` opened it).
+pub fn last_stderr_line(paths: &InstancePaths) -> Option<String> {
+    [paths.ha_stderr_log(), paths.dir.join("ha.start.log")]
+        .iter()
+        .find_map(|log| {
+            stderr_tail(log)
+                .lines()
+                .rev()
+                .map(str::trim)
+                .find(|l| !l.is_empty())
+                .map(str::to_owned)
+        })
+}
+
 pub fn stderr_tail(path: &Path) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
@@ -239,6 +265,12 @@ pub struct Hostagent {
     pub config_text: String,
     pub events: EventTail,
     pub running_reported: bool,
+    /// The last running event reported was degraded (`Running=True`,
+    /// reason `Degraded`, the hostagent's errors in the message).
+    pub degraded: bool,
+    /// The driver's pid once the VM ran (identity checked when read):
+    /// its end while the hostagent lives means the VM is broken.
+    pub driver: Option<u32>,
 }
 
 impl Hostagent {

@@ -123,6 +123,9 @@ impl Keys<'_> {
                 Ok(KeyOutcome::Regenerated { reason })
             }
             PrivateKeyState::Present(key) => {
+                if !self.settings.is_on(Regression::KeyModeUnrepaired) {
+                    self.repair_mode()?;
+                }
                 if self.settings.is_on(Regression::MissingPublicKey)
                     || self.public_key_matches(key.as_deref())
                 {
@@ -154,6 +157,12 @@ impl Keys<'_> {
         }
     }
 
+    /// Makes the private key owner-only (OpenSSH ignores a key others
+    /// may read, so every connection to the guest would fail).
+    fn repair_mode(&self) -> Result<(), KeyError> {
+        repair_private_key_mode(&self.private)
+    }
+
     /// True when `user.pub` holds the public half of `private` (an unread
     /// private key can only be checked for a public key's presence).
     fn public_key_matches(&self, private: Option<&ssh_key::PrivateKey>) -> bool {
@@ -170,7 +179,7 @@ impl Keys<'_> {
     /// `ssh-keygen -y -f user` into `user.pub`, atomically.
     fn derive_public_key(&self) -> Result<(), KeyError> {
         tracing::info!(key = %ShownPath(&self.public), "deriving the missing or mismatched public key");
-        platform::restrict_to_owner(&self.private).map_err(io(&self.private))?;
+        self.repair_mode()?;
         let command = self.keygen().arg("-y").arg("-f").arg(&self.private);
         let output = run_keygen(&command)?;
         let text = String::from_utf8_lossy(&output.stdout);
@@ -290,6 +299,24 @@ fn check_generated(private: &Path) -> Result<(), KeyError> {
         return Err(unusable("the public key does not match".to_owned()));
     }
     Ok(())
+}
+
+/// Takes the group's and others' access to the private key away, saying
+/// so when it had any; a missing key is left to the key check.
+pub fn repair_private_key_mode(private: &Path) -> Result<(), KeyError> {
+    match platform::restrict_to_owner(private) {
+        Ok(Some(mode)) => {
+            tracing::warn!(
+                key = %ShownPath(private),
+                mode = format!("0{mode:o}").as_str(),
+                "the private key was readable by others, which OpenSSH refuses; made it owner-only"
+            );
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(private)(e)),
+    }
 }
 
 fn with_pub_extension(path: &Path) -> PathBuf {
@@ -424,6 +451,34 @@ mod tests {
         fx.write_private(&random_key());
         assert_eq!(ensure_ssh_keys(&fx.settings).unwrap(), KeyOutcome::Existing);
         assert!(!fx.public().exists());
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_made_owner_only_and_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |fx: &Fixture| {
+            std::fs::metadata(fx.private())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        let mut fx = fixture();
+        let key = random_key();
+        fx.write_private(&key);
+        std::fs::write(fx.public(), key.public_key().to_openssh().unwrap()).unwrap();
+        let loosen = |fx: &Fixture| {
+            std::fs::set_permissions(fx.private(), std::fs::Permissions::from_mode(0o644)).unwrap()
+        };
+        loosen(&fx);
+        let before = std::fs::read(fx.private()).unwrap();
+        assert_eq!(ensure_ssh_keys(&fx.settings).unwrap(), KeyOutcome::Existing);
+        assert_eq!(mode(&fx), 0o600);
+        assert_eq!(std::fs::read(fx.private()).unwrap(), before);
+        loosen(&fx);
+        fx.settings.regressions = Regressions::of([Regression::KeyModeUnrepaired]);
+        assert_eq!(ensure_ssh_keys(&fx.settings).unwrap(), KeyOutcome::Existing);
+        assert_eq!(mode(&fx), 0o644);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod hostagent;
 pub mod identity;
 pub mod instance;
 pub mod keys;
+pub mod leftovers;
 pub mod logging;
 pub mod merge_patch;
 pub mod names;

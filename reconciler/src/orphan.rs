@@ -54,13 +54,19 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
         return Recovery::OrphanStopped { pid, outcome };
     }
     let leftovers = list_tmp_files(&instance.paths.dir).unwrap_or_default();
-    if leftovers.is_empty() {
+    let processes = if settings.is_on(Regression::HostagentDeathLeftovers) {
+        Vec::new()
+    } else {
+        crate::leftovers::find(&settings.lima_home, &instance.paths)
+    };
+    if leftovers.is_empty() && processes.is_empty() {
         return Recovery::Clean;
     }
     tracing::info!(
         instance = %Shown(name),
         files = leftovers.len(),
-        "no hostagent runs, but files of a previous run are left; cleaning up"
+        processes = processes.len(),
+        "no hostagent runs, but files or processes of a previous run are left; cleaning up"
     );
     Recovery::LeftoversCleaned(forced_stop(settings, &instance))
 }

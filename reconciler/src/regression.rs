@@ -24,10 +24,17 @@ pub enum Regression {
     RecycledPidKill,
     IgnoredSignalFallback,
     WslHangUnbounded,
+    GracefulExitLeftovers,
+    HostagentDeathLeftovers,
+    PathPrefixIdentity,
+    DegradedNotReported,
+    KeyModeUnrepaired,
+    CrashLoopFixedBackoff,
+    DriverDeathUnnoticed,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 17] = [
+    pub const ALL: [Regression; 24] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -45,6 +52,13 @@ impl Regression {
         Regression::RecycledPidKill,
         Regression::IgnoredSignalFallback,
         Regression::WslHangUnbounded,
+        Regression::GracefulExitLeftovers,
+        Regression::HostagentDeathLeftovers,
+        Regression::PathPrefixIdentity,
+        Regression::DegradedNotReported,
+        Regression::KeyModeUnrepaired,
+        Regression::CrashLoopFixedBackoff,
+        Regression::DriverDeathUnnoticed,
     ];
 
     /// The stable finding ID.
@@ -67,6 +81,13 @@ impl Regression {
             Regression::RecycledPidKill => "recycled-pid-kill",
             Regression::IgnoredSignalFallback => "ignored-signal-fallback",
             Regression::WslHangUnbounded => "wsl-hang-unbounded",
+            Regression::GracefulExitLeftovers => "graceful-exit-leftovers",
+            Regression::HostagentDeathLeftovers => "hostagent-death-leftovers",
+            Regression::PathPrefixIdentity => "path-prefix-identity",
+            Regression::DegradedNotReported => "degraded-not-reported",
+            Regression::KeyModeUnrepaired => "key-mode-unrepaired",
+            Regression::CrashLoopFixedBackoff => "crash-loop-fixed-backoff",
+            Regression::DriverDeathUnnoticed => "driver-death-unnoticed",
         }
     }
 
@@ -120,6 +141,27 @@ impl Regression {
                 "no forced fallback after the graceful wait: the stop waits for the hostagent forever"
             }
             Regression::WslHangUnbounded => "wsl.exe calls are awaited with no timeout",
+            Regression::GracefulExitLeftovers => {
+                "a hostagent that exited on the interrupt is taken at its word: what it left running is not looked for"
+            }
+            Regression::HostagentDeathLeftovers => {
+                "the forced stop finds processes only through pid files and a live hostagent's tree"
+            }
+            Regression::PathPrefixIdentity => {
+                "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`"
+            }
+            Regression::DriverDeathUnnoticed => {
+                "the driver is not watched: a VM whose QEMU ended under a live hostagent stays Running=True"
+            }
+            Regression::CrashLoopFixedBackoff => {
+                "a hostagent that dies before its first running event is restarted at the fixed restart backoff, reason Starting, no cause"
+            }
+            Regression::KeyModeUnrepaired => {
+                "an existing private key is accepted whatever its mode: one others can read stays so"
+            }
+            Regression::DegradedNotReported => {
+                "a hostagent's degraded running event is reported as plain Running=True"
+            }
         }
     }
 }

@@ -17,6 +17,10 @@ pub const CONDITION_CLEANUP: &str = "Cleanup";
 pub mod reason {
     pub const STARTING: &str = "Starting";
     pub const STARTED: &str = "Started";
+    /// Running, but the hostagent reports errors (a port forward failed).
+    pub const DEGRADED: &str = "Degraded";
+    /// The driver ended while the hostagent runs (Lima's `Broken`).
+    pub const BROKEN: &str = "Broken";
     pub const STOPPING: &str = "Stopping";
     pub const STOPPED: &str = "Stopped";
     pub const START_FAILED: &str = "StartFailed";

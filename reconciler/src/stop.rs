@@ -6,7 +6,7 @@
 //! if it did not exit, or the interrupt could not be delivered, read the
 //! instance again and go through the forced-stop routine; reap the child.
 
-use crate::forced_stop::{ForcedStopReport, forced_stop};
+use crate::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
 use crate::instance::{Instance, inspect};
 use crate::logging::Shown;
 use crate::regression::Regression;
@@ -119,9 +119,14 @@ pub fn stop_instance(
     let deadline = Instant::now() + settings.graceful_timeout;
     if delivered && target.wait_for_exit(Some(deadline)) {
         tracing::info!(instance = %Shown(name), pid, "the hostagent stopped gracefully");
+        let forced = if settings.is_on(Regression::GracefulExitLeftovers) {
+            None
+        } else {
+            clean_up_after_exit(settings, name, assumed_vm_type)
+        };
         return StopOutcome {
             graceful: true,
-            forced: None,
+            forced,
             exited: true,
         };
     }
@@ -154,13 +159,15 @@ pub fn stop_instance(
             exited,
         };
     }
-    let instance =
+    let report =
         if path == StopPath::RunningFalse && settings.is_on(Regression::DivergentShutdownPaths) {
-            read_before_wait
+            // The stale data is all this path looks at.
+            let instance = with_hostagent(read_before_wait, &target);
+            forced_stop_with(settings, &instance, Reach::PidFiles)
         } else {
-            inspect(&settings.lima_home, name, assumed_vm_type)
+            let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+            forced_stop(settings, &with_hostagent(instance, &target))
         };
-    let report = forced_stop(settings, &with_hostagent(instance, &target));
     let exited = target.wait_for_exit(Some(Instant::now() + REAP_TIMEOUT));
     if !exited {
         tracing::error!(
@@ -174,6 +181,29 @@ pub fn stop_instance(
         forced: Some(report),
         exited,
     }
+}
+
+/// A hostagent that exited on the interrupt may still have left processes
+/// of the instance running (children it did not stop, a daemonized `ssh`
+/// master): when any is found, the forced stop takes them and whatever
+/// they hold. `None` when nothing was left.
+pub fn clean_up_after_exit(
+    settings: &Settings,
+    name: &str,
+    assumed_vm_type: VmType,
+) -> Option<ForcedStopReport> {
+    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+    let left = crate::leftovers::find(&settings.lima_home, &instance.paths);
+    if left.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = left.iter().map(ToString::to_string).collect();
+    tracing::warn!(
+        instance = %Shown(name),
+        leftovers = listed.join("; ").as_str(),
+        "the hostagent exited but left processes of the instance running; forcing them down"
+    );
+    Some(forced_stop(settings, &instance))
 }
 
 /// Sends the graceful interrupt; `false` when it could not be delivered.
@@ -260,7 +290,8 @@ mod tests {
     impl Drop for DriverGuard {
         fn drop(&mut self) {
             if let Some(pid) = read_pid_file(&self.0.join("replacement.txt"))
-                && crate::identity::driver_identity(pid, &self.0) == crate::identity::Identity::Ours
+                && crate::identity::driver_identity(pid, &self.0, false)
+                    == crate::identity::Identity::Ours
             {
                 let _ = proctree::kill_tree(pid);
             }
@@ -278,7 +309,7 @@ mod tests {
 
     fn driver_pid(dir: &Path) -> Option<u32> {
         read_pid_file(&dir.join("qemu.pid")).filter(|pid| {
-            crate::identity::driver_identity(*pid, dir) == crate::identity::Identity::Ours
+            crate::identity::driver_identity(*pid, dir, false) == crate::identity::Identity::Ours
         })
     }
 

@@ -7,6 +7,7 @@ use crate::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instanc
 use crate::event_log::{self, RecordedEvent};
 use crate::forced_stop::forced_stop;
 use crate::hostagent::{self, EventTail, Hostagent, StartError};
+use crate::identity::{Identity, driver_identity};
 use crate::instance::inspect;
 use crate::logging::{Shown, ShownPath};
 use crate::names::{InvalidName, validate_instance_name};
@@ -20,6 +21,7 @@ use crate::settings::{Settings, format_duration};
 use crate::stop::{StopPath, Target, stop_instance};
 use crate::store::Store;
 use crate::template::render_lima_yaml;
+use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -231,30 +233,57 @@ impl Worker {
         let Some(agent) = self.hostagent.as_mut() else {
             return;
         };
-        let mut started_message = None;
+        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
+        let mut running_report = None;
         for event in agent.events.poll() {
-            if event.status.running && !agent.running_reported {
+            let status = &event.status;
+            let degraded = status.degraded && report_degraded;
+            if status.running && (!agent.running_reported || agent.degraded != degraded) {
+                let first = !agent.running_reported;
                 agent.running_reported = true;
-                started_message = Some(format!(
-                    "the VM is running (hostagent pid {}, ssh port {})",
-                    agent.pid(),
-                    event.status.ssh_local_port
-                ));
+                agent.degraded = degraded;
+                running_report = Some(if degraded {
+                    let errors = if status.errors.is_empty() {
+                        "no error given".to_owned()
+                    } else {
+                        status.errors.join("; ")
+                    };
+                    let message = format!(
+                        "the VM is running degraded (hostagent pid {}): {errors}",
+                        agent.pid()
+                    );
+                    (first, reason::DEGRADED, message)
+                } else {
+                    let message = format!(
+                        "the VM is running (hostagent pid {}, ssh port {})",
+                        agent.pid(),
+                        status.ssh_local_port
+                    );
+                    (first, reason::STARTED, message)
+                });
             }
-            if event.status.exiting {
+            if status.exiting {
                 tracing::info!(instance = %Shown(&self.name), "the hostagent announced it is exiting");
             }
         }
         let exit = agent.exited();
         let pid = agent.pid();
-        if let Some(message) = started_message {
-            self.start_failures = 0;
-            tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+        let ran = agent.running_reported;
+        if let Some((first, reason, message)) = running_report {
+            if first {
+                self.start_failures = 0;
+            }
+            if reason == reason::DEGRADED {
+                tracing::warn!(instance = %Shown(&self.name), pid, message = message.as_str(), "the VM is running degraded");
+            } else {
+                tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+            }
             self.write_status(|status| {
-                status.set_condition(CONDITION_RUNNING, true, reason::STARTED, &message)
+                status.set_condition(CONDITION_RUNNING, true, reason, &message)
             });
         }
         let Some(exit) = exit else {
+            self.watch_driver(vm);
             return;
         };
         self.hostagent = None;
@@ -273,15 +302,92 @@ impl Worker {
             });
             return;
         }
+        let last_line = hostagent::last_stderr_line(&instance.paths);
+        if !ran && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
+            self.start_failed(&StartError::DiedBeforeRunning {
+                pid,
+                status: exit.to_string(),
+                last_line,
+            });
+            self.write_status(|status| status.restart_count += 1);
+            return;
+        }
         let delay = self.settings().restart_backoff;
         self.start_not_before = Some(Instant::now() + delay);
+        let said = match &last_line {
+            Some(line) if !self.settings().is_on(Regression::CrashLoopFixedBackoff) => {
+                format!("; last stderr line: {line}")
+            }
+            _ => String::new(),
+        };
         let message = format!(
-            "the hostagent (pid {pid}) exited unexpectedly ({exit}); restarting in {}",
+            "the hostagent (pid {pid}) exited unexpectedly ({exit}){said}; restarting in {}",
             format_duration(delay)
         );
         self.write_status(|status| {
             status.restart_count += 1;
             status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message);
+        });
+    }
+
+    /// A driver that ended while its hostagent runs (QEMU killed, the
+    /// guest powered off) leaves a VM that is not running whatever the
+    /// hostagent says: Lima calls it Broken. It is stopped and restarted.
+    fn watch_driver(&mut self, vm: &LimaVm) {
+        if self.settings().is_on(Regression::DriverDeathUnnoticed)
+            || vm.spec.vm_type == VmType::Wsl2
+        {
+            return;
+        }
+        let Some(agent) = self.hostagent.as_mut() else {
+            return;
+        };
+        if !agent.running_reported {
+            return;
+        }
+        let driver = match agent.driver {
+            Some(driver) if proctree::is_alive(driver) => return,
+            Some(driver) => driver,
+            None => {
+                // Read once the VM ran; a driver with no pid file (an
+                // in-process one) cannot be watched this way.
+                let instance =
+                    inspect(&self.shared.settings.lima_home, &self.name, vm.spec.vm_type);
+                let Some(pid) = instance.driver_pid else {
+                    return;
+                };
+                match driver_identity(pid, &instance.paths.dir, false) {
+                    Identity::Ours => {
+                        agent.driver = Some(pid);
+                        return;
+                    }
+                    // It ended before it was first looked at.
+                    Identity::Gone => pid,
+                    Identity::Foreign { .. } => return,
+                }
+            }
+        };
+        let pid = agent.pid();
+        tracing::warn!(
+            instance = %Shown(&self.name),
+            pid,
+            driver,
+            "the driver exited while the hostagent runs; the VM is broken: restarting it"
+        );
+        let message =
+            format!("the driver (pid {driver}) exited while the hostagent (pid {pid}) runs");
+        self.write_status(|status| {
+            status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message)
+        });
+        if !self.stop_own_hostagent(vm, StopPath::Restart) {
+            return;
+        }
+        let delay = self.settings().restart_backoff;
+        self.start_not_before = Some(Instant::now() + delay);
+        let message = format!("{message}; restarting in {}", format_duration(delay));
+        self.write_status(|status| {
+            status.restart_count += 1;
+            status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message);
         });
     }
 
@@ -347,6 +453,10 @@ impl Worker {
                 );
                 tracing::info!(instance = %Shown(&self.name), pid = agent.pid(), "hostagent started");
                 self.hostagent = Some(agent);
+                if retrying && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
+                    // The last failure stays the status until the VM runs.
+                    return;
+                }
                 self.write_status(|status| {
                     status.set_condition(CONDITION_RUNNING, false, reason::STARTING, &message)
                 });
@@ -371,6 +481,12 @@ impl Worker {
             }
         }
         std::fs::create_dir_all(&paths.dir).map_err(prepare(paths.dir.clone()))?;
+        if !settings.is_on(Regression::KeyModeUnrepaired) {
+            // The key may have been loosened since the service checked it.
+            let key = settings.lima_home.user_private_key();
+            crate::keys::repair_private_key_mode(&key)
+                .map_err(|e| prepare(key.clone())(std::io::Error::other(e.to_string())))?;
+        }
         crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
         let previous_pid = read_pid_file(&paths.ha_pid());
@@ -387,6 +503,8 @@ impl Worker {
                 config_text,
                 events: EventTail::new(paths.ha_stdout_log()),
                 running_reported: false,
+                degraded: false,
+                driver: None,
             }),
             Err(StartError::ShuttingDown) => {
                 // The shutdown stops it like any other running hostagent.
@@ -395,6 +513,8 @@ impl Worker {
                     config_text,
                     events: EventTail::new(paths.ha_stdout_log()),
                     running_reported: false,
+                    degraded: false,
+                    driver: None,
                 });
                 Err(StartError::ShuttingDown)
             }

@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{keys, orphan, real_lima, stop, wsl};
+use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
 use crate::steps::SETTLE;
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
@@ -333,6 +333,103 @@ pub static CATALOGUE: &[Finding] = &[
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
         on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        needs: &[],
+    },
+    Finding {
+        id: "graceful-exit-leftovers",
+        title: "a hostagent that exits gracefully but leaves children is taken at its word",
+        symptom_markers: &["after the hostagent exited gracefully"],
+        scenario: leftovers::graceful_exit_leftovers,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that exits leaving its forwarders (fault keep_children)",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that exits leaving its forwarders (fault keep_children of the fake hostagent)",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: "hostagent-death-leftovers",
+        title: "processes of a hostagent that died are found only through pid files",
+        symptom_markers: &["hostagent that died"],
+        scenario: leftovers::hostagent_death_leftovers,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs ssh forwarders that no pid file names (they need a guest OS)",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs the fake hostagent's ssh forwarders, which no pid file names",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: "path-prefix-identity",
+        title: "process identity by raw path text: deleting vm kills vm2's QEMU",
+        symptom_markers: &["was killed when vm was deleted"],
+        scenario: leftovers::path_prefix_identity,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "runs two VMs at once and writes one's qemu.pid into the other; with real QEMU it \
+             needs two guests' worth of time for what the fakes show the same way",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "finds vm2's driver through the fake hostagent's journal",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: "degraded-not-reported",
+        title: "a degraded hostagent is reported as plain Running",
+        symptom_markers: &["although its hostagent reported it degraded"],
+        scenario: leftovers::degraded_not_reported,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a port forward to fail, and forwards need a guest OS",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that reports a failed port forward (the fake hostagent's degraded event)",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: "key-mode-unrepaired",
+        title: "a private key others can read is accepted and left so",
+        symptom_markers: &["UNPROTECTED PRIVATE KEY FILE"],
+        scenario: keys::key_mode_unprotected,
+        unsupported_here: if cfg!(windows) {
+            Some("Windows keys have ACLs, not mode bits; OpenSSH's mode check is Unix-only")
+        } else {
+            None
+        },
+        on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
+    },
+    Finding {
+        id: "crash-loop-fixed-backoff",
+        title: "a hostagent that dies before running is restarted at a fixed pace, without a cause",
+        symptom_markers: &["crash-loops"],
+        scenario: crash::crash_loop,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a QEMU that fails 300 ms after it starts (faults delay and fail on qemu)",
+        ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
+    },
+    Finding {
+        id: "driver-death-unnoticed",
+        title: "a VM whose driver ended under a live hostagent still claims to run",
+        symptom_markers: &["still claims to run after its QEMU"],
+        scenario: crash::driver_death,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that outlives its driver (fault ignore_driver_exit); real Lima's exits",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that outlives its driver (fault ignore_driver_exit of the fake hostagent)",
+        ),
         needs: &[],
     },
 ];

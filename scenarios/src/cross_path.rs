@@ -17,6 +17,9 @@ pub enum StopPath {
     Delete,
     ServiceShutdown,
     OrphanRecovery,
+    /// The hostagent is killed outright (SIGKILL / TerminateProcess) while
+    /// its driver and forwarders run; the reconciler restarts the VM.
+    HostagentDied,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,6 +28,8 @@ pub enum PathFault {
     ReplacesDriver,
     PortHolders,
     Wsl2Distro,
+    /// The hostagent honours the interrupt but leaves its forwarders.
+    KeepsChildren,
 }
 
 impl PathFault {
@@ -38,12 +43,15 @@ impl PathFault {
                 .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
                 .always(Tool::Limactl, &["hostagent"], Fault::ReplaceDriver),
             PathFault::Wsl2Distro => plan,
+            PathFault::KeepsChildren => {
+                plan.always(Tool::Limactl, &["hostagent"], Fault::KeepChildren)
+            }
         }
     }
 
     fn vm(self) -> VmSpec {
         match self {
-            PathFault::PortHolders => qemu_vm("vm", 2),
+            PathFault::PortHolders | PathFault::KeepsChildren => qemu_vm("vm", 2),
             PathFault::Wsl2Distro => wsl_vm("vm"),
             _ => qemu_vm("vm", 0),
         }
@@ -96,6 +104,16 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
                 format!("the service exited with {code:?}")
             })?;
         }
+        StopPath::HostagentDied => {
+            steps::kill_hostagent(&instance)?;
+            steps::wait_restarted(
+                svc.as_mut(),
+                &instance,
+                first_hostagent,
+                bound,
+                "a restart after the hostagent died",
+            )?;
+        }
         StopPath::OrphanRecovery => {
             svc.crash_service()?;
             svc.start_service()?;
@@ -123,8 +141,17 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
         let new = entry.detail_u64("new").unwrap_or_default() as u32;
         checks::dead(new, "the driver started during shutdown")?;
     }
-    let restarted = matches!(path, StopPath::Restart | StopPath::OrphanRecovery);
+    let restarted = matches!(
+        path,
+        StopPath::Restart | StopPath::OrphanRecovery | StopPath::HostagentDied
+    );
     if restarted {
+        let view = svc
+            .get("vm")?
+            .ok_or_else(|| crate::symptom!("VM vm disappeared after the restart"))?;
+        ensure(!crate::findings::leftovers::says_degraded(&view), || {
+            format!("the restarted VM runs degraded: {}", view.running_summary())
+        })?;
         // A new run holds the ports again; what matters is that the old
         // holders are dead (checked above).
         return Ok(());

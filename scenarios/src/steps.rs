@@ -156,3 +156,29 @@ pub fn first_error_line(svc: &dyn ReconcilerDriver) -> String {
         .unwrap_or_else(|| log.lines().last().unwrap_or_default())
         .to_owned()
 }
+
+/// Kills the hostagent that `ha.pid` names outright (SIGKILL /
+/// TerminateProcess), as a crash would; returns its pid.
+pub fn kill_hostagent(instance: &lima_layout::InstancePaths) -> Result<u32, ScenarioError> {
+    let pid = lima_layout::paths::read_pid_file(&instance.ha_pid())
+        .ok_or_else(|| ScenarioError::Harness(format!("ha.pid of {} is missing", instance.name)))?;
+    proctree::kill(pid)
+        .map_err(|e| ScenarioError::Harness(format!("killing the hostagent: {e}")))?;
+    Ok(pid)
+}
+
+/// Waits up to `timeout` until VM `name` runs again under a hostagent other
+/// than `old` (`ha.pid` names another pid).
+pub fn wait_restarted(
+    svc: &mut dyn ReconcilerDriver,
+    instance: &lima_layout::InstancePaths,
+    old: u32,
+    timeout: Duration,
+    what: &str,
+) -> Result<VmView, ScenarioError> {
+    let name = instance.name.clone();
+    wait_for(svc, &name, timeout, what, |v: &VmView| {
+        v.is_running()
+            && lima_layout::paths::read_pid_file(&instance.ha_pid()).is_some_and(|p| p != old)
+    })
+}

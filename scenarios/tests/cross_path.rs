@@ -13,14 +13,16 @@ fn every_stop_path_ends_clean(
         StopPath::Restart,
         StopPath::Delete,
         StopPath::ServiceShutdown,
-        StopPath::OrphanRecovery
+        StopPath::OrphanRecovery,
+        StopPath::HostagentDied
     )]
     path: StopPath,
     #[values(
         PathFault::IgnoresInterrupt,
         PathFault::ReplacesDriver,
         PathFault::PortHolders,
-        PathFault::Wsl2Distro
+        PathFault::Wsl2Distro,
+        PathFault::KeepsChildren
     )]
     fault: PathFault,
 ) {

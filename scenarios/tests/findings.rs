@@ -36,6 +36,13 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::recycled_pid_kill("recycled-pid-kill")]
 #[case::ignored_signal_fallback("ignored-signal-fallback")]
 #[case::wsl_hang_unbounded("wsl-hang-unbounded")]
+#[case::graceful_exit_leftovers("graceful-exit-leftovers")]
+#[case::hostagent_death_leftovers("hostagent-death-leftovers")]
+#[case::path_prefix_identity("path-prefix-identity")]
+#[case::degraded_not_reported("degraded-not-reported")]
+#[case::key_mode_unrepaired("key-mode-unrepaired")]
+#[case::crash_loop_fixed_backoff("crash-loop-fixed-backoff")]
+#[case::driver_death_unnoticed("driver-death-unnoticed")]
 fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     let outcome = run(id, variant);
     match variant {
@@ -66,5 +73,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 17);
+    assert_eq!(catalogue::CATALOGUE.len(), 24);
 }

@@ -37,6 +37,7 @@ const CI_CASES_TIMINGS: u32 = 8;
 const CI_CASES_KEYGEN: u32 = 8;
 const CI_CASES_UNREGISTER: u32 = 10;
 const CI_CASES_UNUSABLE_NAMES: u32 = 24;
+const CI_CASES_HOSTAGENT_ENDINGS: u32 = 6;
 
 /// Shrinking runs whole cases (up to seconds each): bounded, so that a
 /// property's failure is reported within a minute or so.
@@ -567,6 +568,86 @@ proptest! {
     }
 }
 
+// ------------------------------------ 6. however the hostagent ends
+
+/// How the hostagent's life ends before the VM is stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// It honours the interrupt but leaves its forwarders (`keep_children`).
+    GracefulLeavingChildren,
+    /// It is killed outright while its driver and forwarders run; the
+    /// reconciler restarts the VM, which is then stopped.
+    Killed,
+}
+
+#[derive(Debug, Clone)]
+struct EndingCase {
+    ending: Ending,
+    forwards: usize,
+    home_parent: String,
+    name: InstanceName,
+}
+
+fn ending_case() -> impl Strategy<Value = EndingCase> {
+    (
+        prop_oneof![Just(Ending::Killed), Just(Ending::GracefulLeavingChildren)],
+        1..=2usize,
+        path_component(),
+        instance_name(),
+    )
+        .prop_map(|(ending, forwards, home_parent, name)| EndingCase {
+            ending,
+            forwards,
+            home_parent,
+            name,
+        })
+}
+
+/// Whatever way the hostagent ended, once the VM is stopped nothing of the
+/// instance is left: no process, no held port, no tmp file.
+fn hostagent_endings_leave_nothing(
+    case: &EndingCase,
+    settings: &ReferenceSettings,
+) -> Result<(), TestCaseError> {
+    let parent = hostile_dir(&case.home_parent)?;
+    let sandbox = sandbox_in(parent.path())?;
+    let Some(name) = case.name.resolve(&sandbox.lima_home()) else {
+        return Err(TestCaseError::reject("no room for an instance name"));
+    };
+    let result = (|| -> ScenarioResult {
+        if case.ending == Ending::GracefulLeavingChildren {
+            sandbox.set_faults(&FaultPlanBuilder::new().always(
+                Tool::Limactl,
+                &["hostagent"],
+                Fault::KeepChildren,
+            ))?;
+        }
+        let ctx = Ctx::new(&sandbox, settings.clone());
+        let mut svc = ctx.started_service()?;
+        let vm = qemu_vm(&name, case.forwards);
+        let ports = vm.template.host_ports();
+        steps::start_vm(svc.as_mut(), &vm)?;
+        let instance = sandbox.lima_home().instance(&name);
+        if case.ending == Ending::Killed {
+            let hostagent = steps::kill_hostagent(&instance)?;
+            steps::wait_restarted(svc.as_mut(), &instance, hostagent, SETTLE, "the restart")?;
+        }
+        steps::stop_vm(svc.as_mut(), &name, settings.graceful_timeout + SETTLE)?;
+        checks::no_tmp_files(&instance)?;
+        checks::ports_free(&sandbox, &ports)?;
+        checks::only_alive(&sandbox, &[svc.service_pid().unwrap_or_default()])
+    })();
+    judge(&sandbox, result)
+}
+
+proptest! {
+    #![proptest_config(config(CI_CASES_HOSTAGENT_ENDINGS))]
+    #[test]
+    fn however_the_hostagent_ends_nothing_is_left(case in ending_case()) {
+        hostagent_endings_leave_nothing(&case, &ReferenceSettings::fast())?;
+    }
+}
+
 // ------------------------------------------ regressions: found and shrunk
 
 /// Runs `property` on `strategy` with the CI case budget and bounded
@@ -721,4 +802,21 @@ fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
         failures, 1,
         "one failed attempt is enough to lose the finalizer: {script:?}"
     );
+}
+
+#[test]
+fn leftovers_of_a_hostagent_are_found_and_shrunk() {
+    let settings = regressed(ReferenceSettings::fast(), "hostagent-death-leftovers");
+    let (case, reason) = shrunk_counterexample(
+        "hostagent-death-leftovers",
+        CI_CASES_HOSTAGENT_ENDINGS,
+        SHRINK_ITERS_SLOW_FAILURES,
+        ending_case(),
+        |case| hostagent_endings_leave_nothing(case, &settings),
+    );
+    assert!(
+        reason.contains("still alive") || reason.contains("still held"),
+        "{reason}"
+    );
+    assert_eq!(case.forwards, 1, "one forwarded port is enough: {case:?}");
 }

@@ -121,6 +121,22 @@ impl Driver {
         }
     }
 
+    /// How the driver ended, when it has ended on its own (QEMU killed,
+    /// the guest powered off, the WSL session gone).
+    pub fn exit_status(&mut self) -> Option<String> {
+        match self {
+            Driver::Qemu {
+                process: QemuProcess::Child(child),
+                ..
+            }
+            | Driver::Wsl { child, .. } => child.try_wait().ok().flatten().map(|s| s.to_string()),
+            Driver::Qemu {
+                process: QemuProcess::Daemon(pid),
+                ..
+            } => (!proctree::is_alive(*pid)).then(|| format!("pid {pid} is gone")),
+        }
+    }
+
     /// Stops the driver; returns the steps that failed.
     pub fn stop(&mut self, journal: &JournalWriter) -> Vec<String> {
         match self {

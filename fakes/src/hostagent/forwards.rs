@@ -1,5 +1,7 @@
 //! Port forwards: one `ssh -L` child per `portForwards` entry, as Lima's
-//! hostagent runs them.
+//! hostagent runs them, with Lima's identifying options: the user key
+//! (`-i LIMA_HOME/_config/user`) and the instance's control socket
+//! (`-o ControlPath=INSTANCE_DIR/ssh.sock`).
 
 use crate::journal::JournalWriter;
 use crate::spawn::{kill_and_reap, spawn_tool, wait_while_alive};
@@ -11,6 +13,13 @@ use std::time::Duration;
 /// How long an `ssh` child gets to take its port.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
+
+/// What identifies the forwarders as the instance's, as in Lima's `ssh`
+/// command lines.
+pub struct SshIdentity {
+    pub private_key: std::path::PathBuf,
+    pub control_path: std::path::PathBuf,
+}
 
 #[derive(Debug, Default)]
 pub struct Forwards {
@@ -25,11 +34,12 @@ impl Forwards {
         &mut self,
         forwards: &[PortForward],
         ssh_port: u16,
+        identity: &SshIdentity,
         journal: &JournalWriter,
     ) -> Vec<String> {
         let mut errors = Vec::new();
         for forward in forwards.iter().filter(|f| f.host_port != 0) {
-            if let Err(e) = self.start_one(forward, ssh_port, journal) {
+            if let Err(e) = self.start_one(forward, ssh_port, identity, journal) {
                 errors.push(format!(
                     "forwarding 127.0.0.1:{} to guest port {}: {e}",
                     forward.host_port, forward.guest_port
@@ -43,12 +53,19 @@ impl Forwards {
         &mut self,
         forward: &PortForward,
         ssh_port: u16,
+        identity: &SshIdentity,
         journal: &JournalWriter,
     ) -> Result<(), String> {
         let port = forward.host_port;
         // Free before the child starts means: whoever answers later is it.
         let free_before = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok();
+        let key = identity.private_key.to_string_lossy();
+        let control_path = format!("ControlPath={}", identity.control_path.display());
         let args: Vec<String> = [
+            "-i",
+            &key,
+            "-o",
+            &control_path,
             "-N",
             "-o",
             "ExitOnForwardFailure=yes",

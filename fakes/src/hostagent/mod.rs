@@ -15,12 +15,15 @@ use crate::invocation::{Invocation, lima_home};
 use crate::journal::event;
 use disks::DiskClaims;
 use driver::Driver;
-use forwards::Forwards;
+use forwards::{Forwards, SshIdentity};
 use lima_layout::info::{Info, bind, serve_info};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use lima_layout::{HostagentStatus, InstancePaths, LimaConfig, LimaHome};
 use serde_json::json;
 use std::path::PathBuf;
+
+/// How often the hostagent checks that its driver still runs.
+const DRIVER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 #[derive(Debug, PartialEq, Eq)]
 pub struct HostagentArgs {
@@ -72,7 +75,19 @@ pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeErr
         ssh_local_port: agent.config.ssh.local_port,
         ..HostagentStatus::default()
     });
-    agent.await_stop(&interrupts);
+    if let Some(status) = agent.await_stop(&interrupts) {
+        // As Lima's hostagent: the driver's end is the hostagent's end.
+        eprintln!("Driver stopped due to error: {status:?}");
+        invocation
+            .journal
+            .record(event::DRIVER_STOPPED, json!({ "status": status }));
+        agent.stop(false);
+        events::print(HostagentStatus {
+            exiting: true,
+            ..HostagentStatus::default()
+        });
+        return Ok(1);
+    }
     agent.stop(invocation.faults.keep_children());
     events::print(HostagentStatus {
         exiting: true,
@@ -114,9 +129,14 @@ impl Agent<'_> {
             self.disks.claim(&self.home, &self.instance, disk)?;
         }
         self.driver = Some(Driver::start(&self.instance, &self.config, journal)?);
+        let identity = SshIdentity {
+            private_key: self.home.user_private_key(),
+            control_path: self.instance.dir.join("ssh.sock"),
+        };
         Ok(self.forwards.start(
             &self.config.port_forwards,
             self.config.ssh.local_port,
+            &identity,
             journal,
         ))
     }
@@ -156,13 +176,21 @@ impl Agent<'_> {
     }
 
     /// Waits for an interrupt that ends the hostagent, applying the
-    /// interrupt faults on the way.
-    fn await_stop(&mut self, interrupts: &Interrupts) {
+    /// interrupt faults on the way; or for the driver to end on its own,
+    /// returning how it ended.
+    fn await_stop(&mut self, interrupts: &Interrupts) -> Option<String> {
         let invocation = self.invocation;
         let journal = &invocation.journal;
         let mut replaced = false;
+        let watch_driver = !invocation.faults.ignore_driver_exit();
         loop {
-            interrupts.next(journal);
+            while !interrupts.next_within(journal, DRIVER_POLL) {
+                if let Some(status) = self.driver.as_mut().and_then(Driver::exit_status)
+                    && watch_driver
+                {
+                    return Some(status);
+                }
+            }
             if invocation.faults.replace_driver() && !replaced {
                 replaced = true;
                 self.replace_driver();
@@ -175,6 +203,7 @@ impl Agent<'_> {
         if let Some(delay) = invocation.faults.slow_exit() {
             std::thread::sleep(delay);
         }
+        None
     }
 
     fn replace_driver(&mut self) {

@@ -598,3 +598,51 @@ fn a_wsl2_driver_replacement_keeps_the_distro_running() {
     ));
     assert!(distro_running(&sandbox, "lima-w1"));
 }
+
+/// Lima's hostagent ends when its driver does ("Driver stopped due to
+/// error"), stopping its forwards and removing its files on the way.
+#[test]
+fn a_killed_driver_ends_the_hostagent_like_lima_s() {
+    let sandbox = Sandbox::new();
+    let vm = qemu_vm(&sandbox, 1, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    let qemu = children(&sandbox, "qemu-system-x86_64");
+    let ssh = children(&sandbox, "ssh");
+    proctree::kill(qemu[0]).unwrap();
+    assert_eq!(hostagent.wait_exit().code(), Some(1));
+    let stderr = std::fs::read_to_string(vm.paths.ha_stderr_log()).unwrap();
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("Driver stopped due to error"),
+        "{stderr}"
+    );
+    wait_for_event(&vm.paths, "exiting", |e| e.status.exiting);
+    all_gone(&ssh);
+    for port in &vm.forwards {
+        wait_port_free(*port);
+    }
+    assert!(!vm.paths.ha_pid().exists());
+    assert_eq!(sandbox.events(event::DRIVER_STOPPED).len(), 1);
+}
+
+#[test]
+fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
+    let sandbox = Sandbox::new();
+    sandbox
+        .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}));
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    let qemu = children(&sandbox, "qemu-system-x86_64");
+    proctree::kill(qemu[0]).unwrap();
+    all_gone(&qemu);
+    assert!(
+        !hostagent.has_exited(),
+        "the hostagent noticed its driver's end"
+    );
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    assert!(sandbox.events(event::DRIVER_STOPPED).is_empty());
+}

@@ -171,3 +171,42 @@ fn bad_command_lines_exit_2() {
         );
     }
 }
+
+/// OpenSSH ignores a private key others may read; with no other key the
+/// login fails (`sshkey_perm_ok` in OpenSSH's authfile.c).
+#[cfg(unix)]
+#[test]
+fn refuses_a_private_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let key = sandbox.root().join("user");
+    std::fs::write(&key, "not read before the mode check\n").unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let port = free_port();
+    let mut cmd = sandbox.command("ssh");
+    cmd.arg("-i").arg(&key).args(forward_args(&[port]));
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(255));
+    let stderr = stderr_of(&output);
+    assert!(
+        stderr.contains("WARNING: UNPROTECTED PRIVATE KEY FILE!"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("Permissions 0644 for"), "{stderr}");
+    assert!(
+        stderr.contains("lima@127.0.0.1: Permission denied (publickey)."),
+        "{stderr}"
+    );
+    assert!(port_is_free(port), "a refused ssh took its port");
+    let refused = sandbox.events(event::KEY_REFUSED);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut cmd = sandbox.command("ssh");
+    cmd.arg("-i").arg(&key).args(forward_args(&[port]));
+    let mut ssh = sandbox.spawn(cmd);
+    crate::sandbox::eventually("the port bound with an owner-only key", || {
+        (!port_is_free(port)).then_some(()).ok_or("free".to_owned())
+    });
+    ssh.interrupt();
+    assert_eq!(ssh.wait_exit().code(), Some(0));
+}

@@ -166,3 +166,75 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
         },
     )
 }
+
+/// A valid private key with mode 0644: OpenSSH ignores it ("UNPROTECTED
+/// PRIVATE KEY FILE!"), so every connection to the guest would fail. The
+/// reconciler must make it owner-only (or replace it) before using it.
+pub fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
+    let dir = config_dir(ctx);
+    std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
+    let private = dir.join("user");
+    let status = ctx
+        .sandbox
+        .command(ctx.sandbox.tool_path("ssh-keygen"))
+        .args(["-t", "ed25519", "-q", "-N", "", "-C", "lima", "-f"])
+        .arg(&private)
+        .status()
+        .map_err(|e| ScenarioError::Harness(format!("pre-generating the key: {e}")))?;
+    if !status.success() {
+        return Err(ScenarioError::Harness(format!(
+            "ssh-keygen exited with {status}"
+        )));
+    }
+    set_mode(&private, 0o644)?;
+    let mut svc = ctx.started_service()?;
+    let vm = ctx.qemu_vm("vm", 1)?;
+    svc.apply(&vm)?;
+    let view = steps::wait_up(ctx, svc.as_mut(), "vm", "the VM to be up")?;
+    let mode = mode_of(&private)?;
+    ensure(mode & 0o077 == 0, || {
+        format!(
+            "private key {} is still mode 0{mode:o} after start: OpenSSH refuses it as an \
+             UNPROTECTED PRIVATE KEY FILE",
+            private.display()
+        )
+    })?;
+    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    let refused = ctx
+        .sandbox
+        .journal()
+        .events(Some("ssh"), fakes::journal::event::KEY_REFUSED);
+    ensure(refused.is_empty(), || {
+        format!(
+            "ssh refused the private key {} time(s) (bad permissions); the VM reports {}",
+            refused.len(),
+            view.running_summary()
+        )
+    })
+}
+
+#[cfg(unix)]
+fn set_mode(path: &std::path::Path, mode: u32) -> ScenarioResult {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| ScenarioError::Harness(format!("chmod {}: {e}", path.display())))
+}
+
+#[cfg(unix)]
+fn mode_of(path: &std::path::Path) -> Result<u32, ScenarioError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.permissions().mode() & 0o777)
+        .map_err(|e| symptom!("private key {} unreadable after start: {e}", path.display()))
+}
+
+/// Windows has no mode bits (the catalogue marks the finding unsupported).
+#[cfg(windows)]
+fn set_mode(_path: &std::path::Path, _mode: u32) -> ScenarioResult {
+    Ok(())
+}
+
+#[cfg(windows)]
+fn mode_of(_path: &std::path::Path) -> Result<u32, ScenarioError> {
+    Ok(0o600)
+}

@@ -1,6 +1,8 @@
 //! One scenario per finding, grouped by the part of the lifecycle it probes.
 
+pub mod crash;
 pub mod keys;
+pub mod leftovers;
 pub mod orphan;
 pub mod real_lima;
 pub mod stop;

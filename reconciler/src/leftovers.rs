@@ -1,0 +1,109 @@
+//! The processes of an instance, found by what identifies them rather than
+//! by who their parent is. A hostagent that exits (gracefully or not) or
+//! dies can leave its driver, its `ssh` forwarders or a daemonized `ssh`
+//! control master behind; those are reparented (to pid 1 or a subreaper)
+//! and no longer descend from anything the reconciler knows. Each of them
+//! names a path inside the instance directory on its command line (QEMU
+//! its pid file and disks, `ssh` its `ControlPath`, the hostagent its pid
+//! file and socket), which is how they are found here.
+
+use crate::identity::InstanceDir;
+use lima_layout::{InstancePaths, LimaHome};
+use proctree::{ProcessInfo, ProcessTable};
+use std::path::Path;
+
+/// One live process of the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    pub pid: u32,
+    /// Its command line, for log lines and status messages.
+    pub command: String,
+}
+
+impl std::fmt::Display for Leftover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "pid {} ({})", self.pid, self.command)
+    }
+}
+
+/// Every live process of `instance`, except this process and its
+/// ancestors: those whose command line names a path inside the instance
+/// directory (see [`InstanceDir`]), and a hostagent started as `limactl
+/// hostagent|start ... NAME` whose `LIMA_HOME` is `lima_home`.
+pub fn find(lima_home: &LimaHome, instance: &InstancePaths) -> Vec<Leftover> {
+    let table = ProcessTable::snapshot();
+    let spared = own_lineage(&table);
+    let dir = InstanceDir::new(&instance.dir);
+    let home = InstanceDir::new(lima_home.path());
+    let mut found: Vec<Leftover> = table
+        .iter()
+        .filter(|p| !spared.contains(&p.pid))
+        .filter(|p| dir.named_by(&p.cmd) || is_hostagent_of(p, &instance.name, &home))
+        .map(|p| Leftover {
+            pid: p.pid,
+            command: p.cmd.join(" "),
+        })
+        .collect();
+    found.sort_by_key(|l| l.pid);
+    found
+}
+
+/// `limactl hostagent ... NAME` or `limactl start ... NAME`, run with
+/// `LIMA_HOME` naming `home` (any spelling of it).
+fn is_hostagent_of(process: &ProcessInfo, name: &str, home: &InstanceDir) -> bool {
+    let args = &process.cmd;
+    let entry = args
+        .iter()
+        .skip(1)
+        .any(|a| a == "hostagent" || a == "start");
+    entry
+        && args.iter().skip(2).any(|a| a == name)
+        && process
+            .env_var("LIMA_HOME")
+            .is_some_and(|value| home.is(Path::new(value)))
+}
+
+/// This process and every ancestor: never ours to kill.
+fn own_lineage(table: &ProcessTable) -> Vec<u32> {
+    let mut lineage = vec![std::process::id()];
+    while let Some(parent) = lineage
+        .last()
+        .and_then(|pid| table.get(*pid))
+        .and_then(|p| p.parent)
+    {
+        if lineage.contains(&parent) || parent == 0 {
+            break;
+        }
+        lineage.push(parent);
+    }
+    lineage
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use crate::test_support::Spawned;
+
+    #[test]
+    fn finds_reparented_processes_by_the_paths_they_name_and_spares_the_neighbour() {
+        let root = tempfile::tempdir().unwrap();
+        let home = LimaHome::new(root.path().join("li[1]ma"));
+        let vm = home.instance("vm");
+        let vm2 = home.instance("vm2");
+        std::fs::create_dir_all(&vm.dir).unwrap();
+        std::fs::create_dir_all(&vm2.dir).unwrap();
+        let control = format!("ControlPath={}", vm.dir.join("ssh.sock").display());
+        let ours = Spawned::sh(
+            "sleep 600 & wait",
+            &["ssh", "-o", &control, "lima@127.0.0.1"],
+        );
+        let neighbour_pid = vm2.dir.join("qemu.pid").to_string_lossy().into_owned();
+        let neighbour = Spawned::sh("sleep 600 & wait", &["qemu", "-pidfile", &neighbour_pid]);
+        let found: Vec<u32> = find(&home, &vm).iter().map(|l| l.pid).collect();
+        assert!(found.contains(&ours.pid()), "{found:?}");
+        assert!(!found.contains(&neighbour.pid()), "{found:?}");
+        let found2: Vec<u32> = find(&home, &vm2).iter().map(|l| l.pid).collect();
+        assert!(found2.contains(&neighbour.pid()), "{found2:?}");
+        assert!(!found2.contains(&ours.pid()), "{found2:?}");
+    }
+}

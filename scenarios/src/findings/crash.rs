@@ -1,0 +1,188 @@
+//! A hostagent that starts and dies within moments, every time (a QEMU
+//! that aborts right after it starts): a failed start, not a crash of a
+//! running VM.
+
+use super::qemu_vm;
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::steps::SETTLE;
+use crate::symptom;
+use fakes::plan::{Fault, Tool};
+use harness::{FaultPlanBuilder, eventually};
+use std::time::Duration;
+
+/// How long the fake QEMU lives before it fails.
+const QEMU_LIFETIME: Duration = Duration::from_millis(300);
+
+/// The line with every run of digits (pids, ports) as `#`: one attempt's
+/// stderr line equals another's.
+fn without_numbers(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn last_line(path: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .map(str::to_owned)
+}
+
+pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(
+        &FaultPlanBuilder::new()
+            .always(
+                Tool::Qemu,
+                &[],
+                Fault::Delay {
+                    ms: QEMU_LIFETIME.as_millis() as u64,
+                },
+            )
+            .always(
+                Tool::Qemu,
+                &[],
+                Fault::Fail {
+                    code: 1,
+                    stderr: "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory".into(),
+                },
+            ),
+    )?;
+    let mut svc = ctx.started_service()?;
+    svc.apply(&qemu_vm("vm", 0))?;
+    let starts = |n: usize| {
+        eventually(SETTLE, "the hostagent to be started again", || {
+            let times = hostagent_starts(ctx);
+            if times.len() >= n {
+                Ok(times)
+            } else {
+                Err(format!("{} starts", times.len()))
+            }
+        })
+    };
+    starts(3)?;
+    let view = svc
+        .get("vm")?
+        .ok_or_else(|| ScenarioError::Harness("vm does not exist".into()))?;
+    let running = view
+        .condition("Running")
+        .cloned()
+        .ok_or_else(|| symptom!("VM vm has no Running condition while it crash-loops"))?;
+    ensure(
+        running.status != "True" && !["Starting", "Started", ""].contains(&running.reason.as_str()),
+        || {
+            format!(
+                "VM vm crash-loops (3 hostagents died before running) and reports {}: \
+                 no failed start and no cause",
+                view.running_summary()
+            )
+        },
+    )?;
+    let stderr_log = ctx.sandbox.lima_home().instance("vm").ha_stderr_log();
+    eventually(
+        SETTLE,
+        "the hostagent's last stderr line in the status",
+        || {
+            let line = last_line(&stderr_log).ok_or("no stderr line yet")?;
+            let message = svc
+                .get("vm")
+                .ok()
+                .flatten()
+                .and_then(|v| v.condition("Running").map(|c| c.message.clone()))
+                .unwrap_or_default();
+            if without_numbers(&message).contains(&without_numbers(&line)) {
+                Ok(())
+            } else {
+                Err(format!("message {message:?} lacks {line:?}"))
+            }
+        },
+    )
+    .map_err(|e| {
+        symptom!(
+            "VM vm crash-loops and its status does not carry the hostagent's last stderr line: {}",
+            e.last_seen
+        )
+    })?;
+    // The third failure's backoff is at least four times the first one.
+    let times = starts(4)?;
+    let gap = Duration::from_millis(times[3].saturating_sub(times[2]));
+    let least = QEMU_LIFETIME + ctx.settings.restart_backoff * 4;
+    ensure(gap >= least, || {
+        format!(
+            "VM vm crash-loops without backing off: the 4th start came {gap:?} after the 3rd \
+             (an exponential backoff makes it at least {least:?})"
+        )
+    })
+}
+
+/// When each `limactl hostagent` started, in ms since the epoch.
+fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
+    let mut times: Vec<u64> = ctx
+        .sandbox
+        .journal()
+        .events(Some("limactl"), fakes::journal::event::INVOKED)
+        .into_iter()
+        .filter(|e| {
+            e.details["args"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x == "hostagent"))
+        })
+        .map(|e| e.time_ms)
+        .collect();
+    times.sort_unstable();
+    times
+}
+
+/// QEMU is killed while the hostagent runs, and this hostagent takes no
+/// notice (fault `ignore_driver_exit`; real Lima's exits, which the
+/// reconciler sees as any hostagent exit): the reconciler must notice the
+/// driver's end itself, say the VM is not running, and restart it.
+pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
+    use crate::checks::VANISH;
+    use harness::VmView;
+    use lima_layout::VmType;
+    use lima_layout::paths::read_pid_file;
+    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
+        Tool::Limactl,
+        &["hostagent"],
+        Fault::IgnoreDriverExit,
+    ))?;
+    let mut svc = ctx.started_service()?;
+    crate::steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let qemu = read_pid_file(&instance.driver_pid(VmType::Qemu))
+        .ok_or_else(|| ScenarioError::Harness("qemu.pid is missing while running".into()))?;
+    let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    proctree::kill(qemu).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
+    crate::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        VANISH + ctx.settings.poll_interval * 10,
+        "Running=False after QEMU was killed",
+        |v: &VmView| !v.is_running(),
+    )
+    .map_err(|e| match e {
+        ScenarioError::Symptom(m) => symptom!(
+            "VM vm still claims to run after its QEMU (pid {qemu}) was killed under a live \
+             hostagent (pid {hostagent}): {m}"
+        ),
+        harness => harness,
+    })?;
+    crate::steps::wait_restarted(
+        svc.as_mut(),
+        &instance,
+        hostagent,
+        SETTLE,
+        "Running=True with a new hostagent",
+    )?;
+    crate::checks::dead(hostagent, "the hostagent whose driver was killed")
+}
