@@ -239,7 +239,7 @@ impl Sandbox {
                 .flat_map(std::env::split_paths),
         );
         let path = std::env::join_paths(path).expect("sandbox PATH entries hold no separator");
-        vec![
+        let mut env = vec![
             ("HOME".into(), self.home().into()),
             ("USERPROFILE".into(), self.home().into()),
             ("LIMA_HOME".into(), self.lima_home_dir().into()),
@@ -254,7 +254,16 @@ impl Sandbox {
                 self.root().join("wsl-state.json").into(),
             ),
             (SANDBOX_ENV.into(), self.id.clone().into()),
-        ]
+        ];
+        if self.toolset.has_real_lima() {
+            // Where this host's KVM cannot run the real guest's kernel.
+            env.extend(
+                crate::real_lima::RealGuest::built()
+                    .map(|g| g.env())
+                    .unwrap_or_default(),
+            );
+        }
+        env
     }
 
     /// A command with the sandbox's environment.

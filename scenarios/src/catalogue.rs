@@ -75,11 +75,7 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still held by ssh"],
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
-        on_real_lima: OnRealLima::NeedsFakes(
-            "needs port holders that no pid file names (ssh forwards, which need a guest OS): \
-             without a guest, real Lima's only port holder is QEMU, which qemu.pid names, so \
-             even the regressed forced stop kills it",
-        ),
+        on_real_lima: OnRealLima::Own(real_lima::orphaned_port_holders),
     },
     Finding {
         id: "bracketed-home-path",
