@@ -209,7 +209,12 @@ mod tests {
         assert_eq!(image["location"], "/t/real-guest/disk.qcow2");
         assert_eq!(image["kernel"]["location"], "/t/real-guest/vmlinuz");
         assert_eq!(image["initrd"]["location"], "/t/real-guest/initrd.img");
-        assert!(image["kernel"]["cmdline"].as_str().unwrap().contains("console=ttyS0"));
+        assert!(
+            image["kernel"]["cmdline"]
+                .as_str()
+                .unwrap()
+                .contains("console=ttyS0")
+        );
         assert_eq!(doc["portForwards"][0]["guestPort"], 8000);
         assert_eq!(doc["portForwards"][0]["hostPort"], 41000);
         assert_eq!(doc["portForwards"][0]["static"], true);

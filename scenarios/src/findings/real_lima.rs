@@ -132,17 +132,23 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     let vm = ctx.guest_vm("vm", 2)?;
     let forwarded: Vec<u16> = vm.template.forwarded_host_ports();
     svc.apply(&vm)?;
-    steps::wait_for(svc.as_mut(), "vm", GUEST_BOOT, "Running=True", harness::VmView::is_running)?;
-    held(&forwarded, SETTLE, "the forwards to be listening while the VM runs")?;
+    steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        GUEST_BOOT,
+        "Running=True",
+        harness::VmView::is_running,
+    )?;
+    held(
+        &forwarded,
+        SETTLE,
+        "the forwards to be listening while the VM runs",
+    )?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid())
         .ok_or_else(|| ScenarioError::Harness("ha.pid is missing while the VM runs".into()))?;
     hang(hostagent)?;
-    steps::stop_vm(
-        svc.as_mut(),
-        "vm",
-        super::stop::forced_stop_bound(ctx),
-    )?;
+    steps::stop_vm(svc.as_mut(), "vm", super::stop::forced_stop_bound(ctx))?;
     checks::ports_free(ctx.sandbox, &forwarded)?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     svc.set_running("vm", true)?;
@@ -153,7 +159,11 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
         "Running=True after restart",
         harness::VmView::is_running,
     )?;
-    held(&forwarded, SETTLE, "the restarted VM to forward its ports again")
+    held(
+        &forwarded,
+        SETTLE,
+        "the restarted VM to forward its ports again",
+    )
 }
 
 /// Stops `pid` (a process of this sandbox) with SIGSTOP: it stays alive and
