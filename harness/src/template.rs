@@ -90,6 +90,12 @@ impl Template {
         }
     }
 
+    /// True for [`Template::real_guest`]: the guest boots and the
+    /// hostagent reports running.
+    pub fn boots_real_guest(&self) -> bool {
+        self.static_forwards
+    }
+
     pub fn vm_type(&self) -> VmType {
         self.config.vm_type
     }

@@ -4,9 +4,7 @@
 //!
 //! Order (Lima's `StopForcibly`, with the review's fixes): kill the driver's
 //! and the hostagent's whole trees, each only after checking the pid is
-//! really this instance's; kill the instance's ssh ControlMaster, which
-//! holds the forwarded ports and which ssh daemonizes out of the
-//! hostagent's tree; terminate the WSL2 distro; then, only if every
+//! really this instance's; terminate the WSL2 distro; then, only if every
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
@@ -20,9 +18,6 @@ use lima_layout::{TMP_SUFFIXES, VmType, is_tmp_file_name};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Lima's ssh ControlPath in the instance directory (`filenames.SSHSock`).
-const SSH_CONTROL_SOCKET: &str = "ssh.sock";
-
 /// How long killed processes get to disappear before their files go.
 const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -30,7 +25,6 @@ const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum Step {
     KillDriver,
     KillHostagent,
-    KillSshMaster,
     WslTerminate,
     ReleaseDisk,
     RemoveTmpFile,
@@ -42,7 +36,6 @@ impl Step {
         match self {
             Step::KillDriver => "kill driver",
             Step::KillHostagent => "kill hostagent",
-            Step::KillSshMaster => "kill ssh master",
             Step::WslTerminate => "wsl terminate",
             Step::ReleaseDisk => "release disk",
             Step::RemoveTmpFile => "remove tmp file",
@@ -116,9 +109,6 @@ pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport
     }
     if let Some(pid) = instance.hostagent_pid {
         roots.extend(run.kill(Step::KillHostagent, pid, &instance.paths.ha_pid()));
-    }
-    if !settings.is_on(Regression::OrphanedPortHolders) {
-        roots.extend(run.kill_ssh_masters());
     }
     wait_for_exit(&roots);
     if instance.vm_type == VmType::Wsl2 {
@@ -215,35 +205,6 @@ impl Run<'_> {
                 }
             }
         }
-    }
-
-    /// Kills the ssh ControlMasters of this instance: OpenSSH titles a
-    /// master `ssh: <ControlPath> [mux]`, and Lima's ControlPath is the
-    /// instance's `ssh.sock`, so the title names this instance and no
-    /// other. Lima's hostagent asks its master to exit when it shuts down
-    /// (`ssh -O exit`); a killed hostagent cannot.
-    fn kill_ssh_masters(&mut self) -> Vec<u32> {
-        let title = format!(
-            "ssh: {} [mux]",
-            self.instance.paths.dir.join(SSH_CONTROL_SOCKET).display()
-        );
-        let masters: Vec<u32> = proctree::ProcessTable::snapshot()
-            .iter()
-            .filter(|p| !p.zombie && p.cmd.join(" ").trim_end() == title)
-            .map(|p| p.pid)
-            .collect();
-        let mut killed = Vec::new();
-        for pid in masters {
-            match proctree::kill(pid) {
-                Ok(()) => {
-                    self.report.killed.push(pid);
-                    killed.push(pid);
-                }
-                Err(_) if !proctree::is_alive(pid) => {}
-                Err(e) => self.fail(Step::KillSshMaster, e.to_string()),
-            }
-        }
-        killed
     }
 
     fn terminate_distro(&mut self) {

@@ -75,7 +75,12 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["still held by ssh"],
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
-        on_real_lima: OnRealLima::Own(real_lima::orphaned_port_holders),
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs port holders that outlive the forced stop: with the real guest, real Lima's \
+             forwards are held by ssh's ControlMaster, which exits by itself as soon as the \
+             forced stop kills QEMU (its SSH connection closes), so even the regressed stop \
+             frees the ports; only the fake hostagent's ssh children outlive it",
+        ),
     },
     Finding {
         id: "bracketed-home-path",

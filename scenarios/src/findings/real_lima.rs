@@ -1,10 +1,8 @@
 //! Scenarios of their own for real Lima (`--toolset real`, the blank-disk
-//! template, or the real guest where a booted guest matters), for findings
-//! whose catalogue scenario relies on what only the fakes show: spawn
-//! attributes the hostagent reports itself, the journal of interrupts and
-//! bound ports, a bare directory as an additional disk, a hostagent that
-//! ignores the interrupt. Each checks the same defect through what real
-//! Lima makes observable.
+//! template), for findings whose catalogue scenario relies on what only the
+//! fakes show: spawn attributes the hostagent reports itself, the journal
+//! of interrupts, a bare directory as an additional disk. Each checks the
+//! same defect through what real Lima makes observable.
 
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
@@ -14,11 +12,6 @@ use harness::{VmView, eventually};
 use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
 use std::io::Read;
-use std::time::Duration;
-
-/// A bound for the real guest's boot to the hostagent's running event
-/// (seconds under KVM; about 20 s under TCG on a loaded 2-core machine).
-const GUEST_BOOT: Duration = Duration::from_secs(120);
 
 /// What the real hostagent logs when the graceful interrupt arrives.
 const INTERRUPT_LOGGED: &str = "Received SIGINT";
@@ -119,78 +112,4 @@ pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
         )));
     }
     super::stop::disk_released_by_forced_stop(ctx)
-}
-
-/// The real guest's forwards are `ssh -O forward -L` through the
-/// hostagent's ControlMaster, which `ssh` daemonizes (ControlPersist): it is
-/// not the hostagent's child, and no pid file names it. A hostagent that
-/// hangs (stopped with SIGSTOP, so the graceful interrupt goes unanswered)
-/// makes the reconciler fall back to the forced stop; the forwarded ports
-/// must be free afterwards, and bound again by the next start.
-pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
-    let mut svc = ctx.started_service()?;
-    let vm = ctx.guest_vm("vm", 2)?;
-    let forwarded: Vec<u16> = vm.template.forwarded_host_ports();
-    svc.apply(&vm)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        GUEST_BOOT,
-        "Running=True",
-        harness::VmView::is_running,
-    )?;
-    held(
-        &forwarded,
-        SETTLE,
-        "the forwards to be listening while the VM runs",
-    )?;
-    let instance = ctx.sandbox.lima_home().instance("vm");
-    let hostagent = read_pid_file(&instance.ha_pid())
-        .ok_or_else(|| ScenarioError::Harness("ha.pid is missing while the VM runs".into()))?;
-    hang(hostagent)?;
-    steps::stop_vm(svc.as_mut(), "vm", super::stop::forced_stop_bound(ctx))?;
-    checks::ports_free(ctx.sandbox, &forwarded)?;
-    checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
-    svc.set_running("vm", true)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        GUEST_BOOT,
-        "Running=True after restart",
-        harness::VmView::is_running,
-    )?;
-    held(
-        &forwarded,
-        SETTLE,
-        "the restarted VM to forward its ports again",
-    )
-}
-
-/// Stops `pid` (a process of this sandbox) with SIGSTOP: it stays alive and
-/// answers no signal but SIGKILL, as a hung hostagent does.
-fn hang(pid: u32) -> ScenarioResult {
-    let status = std::process::Command::new("kill")
-        .args(["-STOP", &pid.to_string()])
-        .status()
-        .map_err(harness_error("running kill -STOP"))?;
-    ensure(status.success(), || {
-        format!("kill -STOP {pid} failed: {status}")
-    })
-}
-
-/// Waits until every port in `ports` has a listener.
-fn held(ports: &[u16], timeout: Duration, what: &str) -> ScenarioResult {
-    eventually(timeout, what, || {
-        let free: Vec<u16> = ports
-            .iter()
-            .copied()
-            .filter(|p| harness::ports::is_free(*p))
-            .collect();
-        if free.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("ports {free:?} not listening"))
-        }
-    })
-    .map_err(|e| ScenarioError::Harness(e.to_string()))
 }

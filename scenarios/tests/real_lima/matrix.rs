@@ -14,7 +14,6 @@ fn real_config() -> RunConfig {
 
 #[rstest]
 #[case::console_group_signal("console-group-signal")]
-#[case::orphaned_port_holders("orphaned-port-holders")]
 #[case::bracketed_home_path("bracketed-home-path")]
 #[case::spawn_attributes_overwritten("spawn-attributes-overwritten")]
 #[case::orphan_recovery_skips_graceful("orphan-recovery-skips-graceful")]
