@@ -77,9 +77,10 @@ pub static CATALOGUE: &[Finding] = &[
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
             "needs port holders that outlive the forced stop: with the real guest, real Lima's \
-             forwards are held by ssh's ControlMaster, which exits by itself as soon as the \
-             forced stop kills QEMU (its SSH connection closes), so even the regressed stop \
-             frees the ports; only the fake hostagent's ssh children outlive it",
+             forwards are held by ssh's ControlMaster, which outlives a killed hostagent but \
+             exits by itself (within about two seconds) once the forced stop kills QEMU and \
+             its SSH connection closes, so even the regressed stop frees the ports; only the \
+             fake hostagent's ssh children outlive it",
         ),
     },
     Finding {
