@@ -156,7 +156,7 @@ impl Template {
         let modelled: Mapping =
             serde_norway::from_str(&self.config.to_yaml()).expect("a LimaConfig is a mapping");
         for (key, mut value) in modelled {
-            if self.static_forwards && key == Value::from("portForwards") {
+            if self.static_forwards && key.as_str() == Some("portForwards") {
                 mark_static(&mut value);
             }
             merged.insert(key, value);
