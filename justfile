@@ -15,6 +15,11 @@ fuzz *args:
 real-lima-install:
     scripts/install-real-lima
 
+# The real guest real Lima boots to its running event (a Debian kernel and
+# an initramfs, from Debian packages) into tools/real-guest. Idempotent.
+real-guest:
+    scripts/build-real-guest
+
 # The main job: reproduce every finding, fixed and regressed.
 reproduce *args:
     cargo run --release -p scenarios --bin reproduce -- {{args}}

@@ -325,7 +325,7 @@ impl Sandbox {
         let inherited = INHERITED_ENV
             .iter()
             .filter_map(|k| std::env::var_os(k).map(|v| ((*k).to_owned(), v)));
-        inherited
+        let mut env: Vec<(String, std::ffi::OsString)> = inherited
             .chain([
                 ("HOME".into(), self.home().into()),
                 ("USERPROFILE".into(), self.home().into()),
@@ -346,7 +346,16 @@ impl Sandbox {
                     crate::runs::this_run().into(),
                 ),
             ])
-            .collect()
+            .collect();
+        if self.toolset.has_real_lima() {
+            // Where this host's KVM cannot run the real guest's kernel.
+            env.extend(
+                crate::real_lima::RealGuest::built()
+                    .map(|g| g.env())
+                    .unwrap_or_default(),
+            );
+        }
+        env
     }
 
     /// A command with the sandbox's environment and nothing else of the

@@ -8,6 +8,9 @@ use std::path::Path;
 /// `fixtures/lima/blank-disk.yaml`: what real Lima needs besides the
 /// fields the fakes read (see that file).
 const BLANK_DISK_TEMPLATE: &str = include_str!("../../fixtures/lima/blank-disk.yaml");
+/// `fixtures/lima/real-guest.yaml`: real Lima booting the guest of
+/// `scripts/build-real-guest` (see that file).
+const REAL_GUEST_TEMPLATE: &str = include_str!("../../fixtures/lima/real-guest.yaml");
 
 /// The image location of templates for the fakes: never read.
 const NO_OS_IMAGE: &str = "/nonexistent/limavm-harness/no-os.qcow2";
@@ -27,6 +30,10 @@ pub struct Template {
     /// Keys for real Lima that `LimaConfig` does not model; the fields it
     /// does model override them.
     base: Option<Mapping>,
+    /// Port forwards marked `static: true`: the hostagent sets them up with
+    /// `ssh -O forward -L` through its ControlMaster before it reports
+    /// running, without waiting for the guest agent to see the port.
+    static_forwards: bool,
 }
 
 impl Template {
@@ -37,6 +44,7 @@ impl Template {
                 ..LimaConfig::default()
             },
             base: None,
+            static_forwards: false,
         }
     }
 
@@ -59,7 +67,44 @@ impl Template {
                 ..LimaConfig::default()
             },
             base: Some(base),
+            static_forwards: false,
         }
+    }
+
+    /// A QEMU VM for real Lima booting `guest` (`fixtures/lima/real-guest.yaml`):
+    /// the hostagent reaches its running event, and forwards are static
+    /// `ssh` forwards to ports the guest serves (see [`GUEST_SERVED_PORTS`]).
+    pub fn real_guest(guest: &crate::real_lima::RealGuest) -> Self {
+        let mut base: Mapping =
+            serde_norway::from_str(REAL_GUEST_TEMPLATE).expect("the real-guest fixture is YAML");
+        let path = |p: &Path| Value::from(p.to_string_lossy().into_owned());
+        if let Some(Value::Sequence(images)) = base.get_mut("images") {
+            for image in images.iter_mut() {
+                let Value::Mapping(image) = image else {
+                    continue;
+                };
+                image.insert("location".into(), path(&guest.disk));
+                for (key, file) in [("kernel", &guest.kernel), ("initrd", &guest.initrd)] {
+                    if let Some(Value::Mapping(entry)) = image.get_mut(key) {
+                        entry.insert("location".into(), path(file));
+                    }
+                }
+            }
+        }
+        Self {
+            config: LimaConfig {
+                vm_type: VmType::Qemu,
+                ..LimaConfig::default()
+            },
+            base: Some(base),
+            static_forwards: true,
+        }
+    }
+
+    /// True for [`Template::real_guest`]: the guest boots and the
+    /// hostagent reports running.
+    pub fn boots_real_guest(&self) -> bool {
+        self.static_forwards
     }
 
     pub fn vm_type(&self) -> VmType {
@@ -86,6 +131,15 @@ impl Template {
             .additional_disks
             .push(AdditionalDisk::Name(name.to_owned()));
         self
+    }
+
+    /// The host ports of the port forwards (not the SSH port).
+    pub fn forwarded_host_ports(&self) -> Vec<u16> {
+        self.config
+            .port_forwards
+            .iter()
+            .map(|p| p.host_port)
+            .collect()
     }
 
     pub fn host_ports(&self) -> Vec<u16> {
@@ -126,10 +180,27 @@ impl Template {
         let mut merged = base.clone();
         let modelled: Mapping =
             serde_norway::from_str(&self.config.to_yaml()).expect("a LimaConfig is a mapping");
-        for (key, value) in modelled {
+        for (key, mut value) in modelled {
+            if self.static_forwards && key.as_str() == Some("portForwards") {
+                mark_static(&mut value);
+            }
             merged.insert(key, value);
         }
         serde_norway::to_string(&merged).expect("a YAML mapping serialises")
+    }
+}
+
+/// The guest ports the real guest serves (busybox httpd, started by its
+/// boot; `fixtures/lima/real-guest/rcS`), for forwards it really serves.
+pub const GUEST_SERVED_PORTS: std::ops::Range<u16> = 8000..8004;
+
+fn mark_static(forwards: &mut Value) {
+    if let Value::Sequence(rules) = forwards {
+        for rule in rules.iter_mut() {
+            if let Value::Mapping(rule) = rule {
+                rule.insert("static".into(), true.into());
+            }
+        }
     }
 }
 
@@ -160,5 +231,35 @@ mod tests {
         let config = LimaConfig::parse(&yaml).unwrap();
         assert_eq!(config.vm_type, VmType::Qemu);
         assert_eq!(config.disk_names().collect::<Vec<_>>(), ["data"]);
+    }
+
+    #[test]
+    fn the_real_guest_template_points_at_the_built_files_and_forwards_statically() {
+        let guest = crate::real_lima::RealGuest {
+            disk: "/t/real-guest/disk.qcow2".into(),
+            kernel: "/t/real-guest/vmlinuz".into(),
+            initrd: "/t/real-guest/initrd.img".into(),
+            tcg_wrapper: None,
+        };
+        let yaml = Template::real_guest(&guest)
+            .forward(8000, 41000)
+            .ssh_port(60022)
+            .to_yaml();
+        let doc: Value = serde_norway::from_str(&yaml).unwrap();
+        let image = &doc["images"][0];
+        assert_eq!(image["location"], "/t/real-guest/disk.qcow2");
+        assert_eq!(image["kernel"]["location"], "/t/real-guest/vmlinuz");
+        assert_eq!(image["initrd"]["location"], "/t/real-guest/initrd.img");
+        assert!(
+            image["kernel"]["cmdline"]
+                .as_str()
+                .unwrap()
+                .contains("console=ttyS0")
+        );
+        assert_eq!(doc["portForwards"][0]["guestPort"], 8000);
+        assert_eq!(doc["portForwards"][0]["hostPort"], 41000);
+        assert_eq!(doc["portForwards"][0]["static"], true);
+        let config = LimaConfig::parse(&yaml).unwrap();
+        assert_eq!(config.port_forwards.len(), 1);
     }
 }

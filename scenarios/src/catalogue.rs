@@ -156,9 +156,11 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
-            "needs port holders that no pid file names (ssh forwards, which need a guest OS): \
-             without a guest, real Lima's only port holder is QEMU, which qemu.pid names, so \
-             even the regressed forced stop kills it",
+            "needs port holders that outlive the forced stop: with the real guest, real Lima's \
+             forwards are held by ssh's ControlMaster, which outlives a killed hostagent but \
+             exits by itself (within about two seconds) once the forced stop kills QEMU and \
+             its SSH connection closes, so even the regressed stop frees the ports; only the \
+             fake hostagent's ssh children outlive it",
         ),
         on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
         needs: &[],

@@ -39,6 +39,12 @@ pub fn tmp_files(instance: &InstancePaths) -> Vec<String> {
 }
 
 /// Every port bound by a fake is free again, within `VANISH`.
+/// The program name a command line starts with (`ssh: ...` is ssh).
+fn tool_of(cmd: &str) -> &str {
+    let first = cmd.split([' ', ':']).next().unwrap_or_default();
+    first.rsplit('/').next().unwrap_or(first)
+}
+
 pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
     let held = |sandbox: &Sandbox| -> Vec<String> {
         let bound = sandbox.journal().bound_ports();
@@ -46,11 +52,19 @@ pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
             .iter()
             .filter(|p| !harness::ports::is_free(**p))
             .map(|p| {
-                let holders: Vec<String> = bound
+                let mut holders: Vec<String> = bound
                     .iter()
                     .filter(|b| b.port == *p && proctree::is_alive(b.pid))
                     .map(|b| format!("{} pid {}", b.tool, b.pid))
                     .collect();
+                if holders.is_empty() {
+                    // Real tools journal nothing: ask the system. An ssh
+                    // ControlMaster names itself "ssh: <ControlPath> [mux]".
+                    holders = harness::ports::listeners(*p)
+                        .into_iter()
+                        .map(|(pid, cmd)| format!("{} pid {pid} ({cmd})", tool_of(&cmd)))
+                        .collect();
+                }
                 if holders.is_empty() {
                     format!("port {p} still held")
                 } else {

@@ -119,4 +119,32 @@ impl<'s> Ctx<'s> {
             harness::Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
         Ok(VmSpec::new(name, template))
     }
+
+    /// A QEMU VM whose guest really boots. With the fakes, the same as
+    /// [`Ctx::qemu_vm`]. On real Lima, the guest of `scripts/build-real-guest`
+    /// (`fixtures/lima/real-guest.yaml`): the hostagent reports running, and
+    /// each of the `forwards` (at most 4) is a static `ssh -L` forward of a
+    /// port the guest serves to a picked host port.
+    pub fn guest_vm(&self, name: &str, forwards: usize) -> Result<VmSpec, ScenarioError> {
+        if !self.real_lima() {
+            return Ok(crate::findings::qemu_vm(name, forwards));
+        }
+        let guest = harness::real_lima::RealGuest::built().ok_or_else(|| {
+            ScenarioError::Harness(
+                "the real guest is not built: run scripts/build-real-guest".into(),
+            )
+        })?;
+        let served = harness::template::GUEST_SERVED_PORTS;
+        if forwards > served.len() {
+            return Err(ScenarioError::Harness(format!(
+                "the real guest serves {} ports, {forwards} forwards asked",
+                served.len()
+            )));
+        }
+        let template = served.take(forwards).fold(
+            harness::Template::real_guest(&guest).ssh_port(harness::ports::pick_free_port()),
+            |t, guest_port| t.forward(guest_port, harness::ports::pick_free_port()),
+        );
+        Ok(VmSpec::new(name, template))
+    }
 }

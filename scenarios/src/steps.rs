@@ -10,6 +10,9 @@ use std::time::Duration;
 
 /// Generous bound for things that take milliseconds when they work.
 pub const SETTLE: Duration = Duration::from_secs(20);
+/// Bound for the real guest's boot to the hostagent's running event
+/// (seconds under KVM; 15-30 s under TCG on a loaded 2-core machine).
+pub const GUEST_BOOT: Duration = Duration::from_secs(120);
 
 /// Waits for `name` to satisfy `wanted`; the symptom says what `what` was
 /// waited for and what the resource looked like last.
@@ -69,6 +72,17 @@ pub fn wait_up(
 /// Applies `spec` and waits until the VM is up (see [`wait_up`]).
 pub fn bring_up(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> ScenarioResult {
     svc.apply(spec)?;
+    if spec.template.boots_real_guest() {
+        // The real guest boots: wait for the hostagent's running event.
+        return wait_for(
+            svc,
+            &spec.name,
+            GUEST_BOOT,
+            "Running=True",
+            VmView::is_running,
+        )
+        .map(|_| ());
+    }
     wait_up(ctx, svc, &spec.name, "the VM to be up").map(|_| ())
 }
 

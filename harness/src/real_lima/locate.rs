@@ -11,7 +11,8 @@ const LIMACTL_ENV: &str = "LIMAVM_REAL_LIMACTL";
 /// `<prefix>/share/lima` next to `<prefix>/bin/limactl`.
 pub const GUEST_AGENT: &str = "lima-guestagent.Linux-x86_64";
 
-fn tools_dir() -> PathBuf {
+/// `LIMAVM_TOOLS_DIR`, or `<workspace>/tools`.
+pub(super) fn tools_dir() -> PathBuf {
     std::env::var_os(TOOLS_DIR_ENV)
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools"))

@@ -1,14 +1,17 @@
 //! Real Lima for `--toolset real`: where the installed `limactl` is (see
 //! `scripts/install-real-lima`), how the sandbox's shim runs it, the blank
-//! disk the template boots, and Lima's own status of an instance.
+//! disk and the real guest a template boots, and Lima's own status of an
+//! instance.
 
 mod disk;
+mod guest;
 mod locate;
 #[cfg(unix)]
 mod privilege;
 mod status;
 
 pub use disk::blank_disk;
+pub use guest::{QEMU_BINARY_ENV, RealGuest};
 pub use locate::{GUEST_AGENT, TOOLS_DIR_ENV, limactl_path};
 pub use status::{LimaStatus, lima_status};
 

@@ -27,7 +27,9 @@ pub(crate) fn forced_stop_bound(ctx: &Ctx) -> Duration {
 
 pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
-    let vm = ctx.qemu_vm("vm", 1)?;
+    // On real Lima the guest boots and powers off when asked, so the
+    // graceful stop really completes.
+    let vm = ctx.guest_vm("vm", 1)?;
     steps::bring_up(ctx, svc.as_mut(), &vm)?;
     let service_pid = svc.service_pid().unwrap_or_default();
     svc.set_running("vm", false)?;
