@@ -603,6 +603,9 @@ fn a_wsl2_driver_replacement_keeps_the_distro_running() {
 /// error"), stopping its forwards and removing its files on the way.
 #[test]
 fn a_killed_driver_ends_the_hostagent_like_lima_s() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 1, &[]);
     let mut hostagent = start(&sandbox, &vm);
@@ -630,6 +633,9 @@ fn a_killed_driver_ends_the_hostagent_like_lima_s() {
 
 #[test]
 fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
     let sandbox = Sandbox::new();
     sandbox
         .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}));
