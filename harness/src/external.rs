@@ -154,7 +154,7 @@ fn default_conditions() -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
-    #[error("cannot read target file {path}: {source}")]
+    #[error("cannot read target file {path}")]
     Read {
         path: PathBuf,
         source: std::io::Error,

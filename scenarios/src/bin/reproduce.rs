@@ -227,6 +227,29 @@ mod interrupts {
     /// The exit code of an interrupted run (128 + SIGINT, by convention).
     pub const INTERRUPTED_EXIT: i32 = 130;
 
+    /// How long the main thread waits for an interrupt's cleaning before
+    /// it exits by itself: killing and removing a few sandboxes takes
+    /// milliseconds; this only bounds a handler that never finishes.
+    const CLEANING_BOUND: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// Once an interrupt has begun, the handler owns the end of the process:
+    /// the scenarios it cut short must not be reported as verdicts, and the
+    /// process must not end before the sandboxes are cleaned. Returns at
+    /// once when no interrupt came; otherwise waits, bounded, for the
+    /// handler's exit.
+    pub fn let_the_handler_finish() {
+        if !harness::runs::stopping() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + CLEANING_BOUND;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            // The handler ends the process; nothing unparks this thread.
+            std::thread::park_timeout(left);
+        }
+        eprintln!("reproduce: interrupted; the cleaning did not finish within {CLEANING_BOUND:?}");
+        std::process::exit(INTERRUPTED_EXIT);
+    }
+
     pub fn install() -> anyhow::Result<()> {
         ctrlc::set_handler(|| {
             eprintln!("reproduce: interrupted: stopping every scenario and cleaning its sandbox");
@@ -337,5 +360,6 @@ fn run_all(tasks: &[(&Finding, Variant)], config: &RunConfig, jobs: usize) -> Ve
         }
     });
     bar.finish_and_clear();
+    interrupts::let_the_handler_finish();
     outcomes.into_inner().expect("outcomes lock")
 }
