@@ -263,7 +263,11 @@ impl Run<'_> {
     /// instance's (see [`leftovers`]); returns the roots killed.
     fn kill_leftovers(&mut self) -> Vec<u32> {
         let mut roots = Vec::new();
-        for leftover in leftovers::find(&self.settings.lima_home, &self.instance.paths) {
+        for leftover in leftovers::find(
+            &self.settings.lima_home,
+            &self.instance.paths,
+            leftovers::Masters::of(self.settings),
+        ) {
             if self.report.killed.contains(&leftover.pid) {
                 continue;
             }
