@@ -166,7 +166,7 @@ impl Regression {
                 "a hostagent's degraded running event is reported as plain Running=True"
             }
             Regression::ControlMasterLeftover => {
-                "the leftover sweep misses a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument"
+                "the forced stop neither sends `ssh -O exit` nor sees a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument"
             }
         }
     }
