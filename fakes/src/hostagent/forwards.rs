@@ -46,10 +46,7 @@ impl Forwards {
         let mut errors = Vec::new();
         for forward in forwards.iter().filter(|f| f.host_port != 0) {
             if let Err(e) = self.start_one(forward, ssh_port, identity, journal) {
-                errors.push(format!(
-                    "forwarding 127.0.0.1:{} to guest port {}: {e}",
-                    forward.host_port, forward.guest_port
-                ));
+                errors.push(forward_error(forward, &e));
             }
         }
         errors
@@ -145,10 +142,7 @@ impl Forwards {
             .map(str::to_owned)
             .into();
             if let Err(e) = ssh_call(&args, journal) {
-                errors.push(format!(
-                    "forwarding 127.0.0.1:{} to guest port {}: {e}",
-                    forward.host_port, forward.guest_port
-                ));
+                errors.push(forward_error(forward, &e));
             }
         }
         errors
@@ -168,6 +162,14 @@ impl Forwards {
             }
         }
     }
+}
+
+/// The hostagent's error for a forward that failed.
+fn forward_error(forward: &PortForward, error: &str) -> String {
+    format!(
+        "forwarding 127.0.0.1:{} to guest port {}: {error}",
+        forward.host_port, forward.guest_port
+    )
 }
 
 /// One bounded `ssh` call that must exit 0; its stderr in the error.
