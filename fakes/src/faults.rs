@@ -42,6 +42,10 @@ impl Faults {
         self.has(&Fault::IgnoreDriverExit)
     }
 
+    pub fn control_master(&self) -> bool {
+        self.has(&Fault::ControlMaster)
+    }
+
     pub fn crash_half_way(&self) -> bool {
         self.has(&Fault::CrashHalfWay)
     }

@@ -30,6 +30,18 @@ mod wsl;
 pub use wsl::STATE_ENV as WSL_STATE_ENV;
 pub use wsl::decode_output as decode_wsl_output;
 
+/// True when this process is one of the fakes: `argv[0]` names a tool, or
+/// it is a detached `ssh` ControlMaster (whose `argv[0]` is its title).
+/// Another binary that embeds the fakes checks this before its own work.
+pub fn is_fake_process() -> bool {
+    let argv0 = std::env::args().next().unwrap_or_default();
+    #[cfg(unix)]
+    if master_args().is_some() {
+        return true;
+    }
+    plan::Tool::from_executable(&argv0).is_some()
+}
+
 /// Runs the personality named by this process's `argv[0]` with its
 /// arguments, and returns the exit code.
 pub fn run_multicall() -> i32 {
@@ -38,6 +50,11 @@ pub fn run_multicall() -> i32 {
         .next()
         .map(|p| p.to_string_lossy().into_owned())
         .unwrap_or_default();
+    #[cfg(unix)]
+    if let Some(args) = master_args() {
+        // A detached ssh ControlMaster: argv is only its title.
+        return invocation::run("ssh", args);
+    }
     let mut args = Vec::new();
     for arg in argv {
         match arg.into_string() {
@@ -51,4 +68,12 @@ pub fn run_multicall() -> i32 {
         }
     }
     invocation::run(&program, args)
+}
+
+/// The arguments of a detached `ssh` ControlMaster, passed in
+/// [`ssh::mux::MASTER_ARGS_ENV`] because its `argv` is its title only.
+#[cfg(unix)]
+fn master_args() -> Option<Vec<String>> {
+    let json = std::env::var(ssh::mux::MASTER_ARGS_ENV).ok()?;
+    serde_json::from_str(&json).ok()
 }

@@ -115,6 +115,12 @@ pub enum Fault {
     /// hostagent: take no notice when the driver exits (real Lima's
     /// hostagent exits with "Driver stopped due to error").
     IgnoreDriverExit,
+    /// hostagent: forward through one daemonized `ssh` ControlMaster
+    /// (`-o ControlMaster=auto -o ControlPath=INSTANCE_DIR/ssh.sock -o
+    /// ControlPersist=yes -f`, then `ssh -O forward` per port and `ssh -O
+    /// exit` on stop), as real Lima v2.2.0 does, instead of one `ssh -L`
+    /// child per forward. Unix only.
+    ControlMaster,
 }
 
 /// The exit codes a process can return here: Unix keeps the low 8 bits of
@@ -141,6 +147,7 @@ impl Fault {
             Fault::KeepChildren => "keep_children",
             Fault::ReplaceDriver => "replace_driver",
             Fault::IgnoreDriverExit => "ignore_driver_exit",
+            Fault::ControlMaster => "control_master",
         }
     }
 }

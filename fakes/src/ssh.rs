@@ -3,6 +3,11 @@
 //! ports are taken while ssh lives and free once it is gone. Like OpenSSH,
 //! it refuses an identity file (`-i`) that others may read, and since the
 //! guest accepts only that key, the connection then fails.
+//!
+//! With a ControlMaster (`-M` or `-o ControlMaster=yes|auto`, a
+//! `ControlPath`/`-S`, and `-f` or `-o ControlPersist=yes`) it daemonizes
+//! as OpenSSH does and holds the forwards there; `-O check|forward|exit`
+//! talks to that master (see [`mux`]; Unix only).
 
 use crate::error::{FakeError, os_error_text};
 use crate::getopt::getopt;
@@ -11,6 +16,10 @@ use crate::invocation::Invocation;
 use crate::journal::event;
 use serde_json::json;
 use std::net::TcpListener;
+use std::path::PathBuf;
+
+#[cfg(unix)]
+pub(crate) mod mux;
 
 const TOOL: &str = "ssh";
 /// OpenSSH 9.2's option letters; `:` marks those that take a value.
@@ -20,7 +29,7 @@ const FATAL: i32 = 255;
 
 /// `-L [bind_address:]port:host:hostport` (or `...:remote_socket`).
 #[derive(Debug, PartialEq, Eq)]
-struct LocalForward {
+pub(crate) struct LocalForward {
     bind_address: String,
     port: u16,
 }
@@ -31,43 +40,141 @@ struct SshArgs {
     exit_on_forward_failure: bool,
     identities: Vec<std::path::PathBuf>,
     destination: String,
+    control: Control,
 }
+
+/// The multiplexing options: `-M`, `-S`, `-f`, `-O` and their `-o` forms.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Control {
+    /// `-M` or `ControlMaster=yes|auto|ask|autoask`.
+    master: bool,
+    /// `-S PATH` or `ControlPath=PATH` (`none` clears it).
+    path: Option<PathBuf>,
+    /// `ControlPersist=yes` or a time.
+    persist: bool,
+    /// `-f`: go to the background.
+    background: bool,
+    /// `-O COMMAND`.
+    command: Option<String>,
+}
+
+impl Control {
+    /// The path a detached master listens on, when these options ask for one.
+    fn detached_master(&self) -> Option<&std::path::Path> {
+        (self.master && (self.persist || self.background))
+            .then_some(self.path.as_deref())
+            .flatten()
+    }
+}
+
+/// The `-O` commands OpenSSH knows.
+const CONTROL_COMMANDS: [&str; 6] = ["check", "forward", "cancel", "exit", "stop", "proxy"];
 
 pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let args = parse(&invocation.args)?;
-    let interrupts = Interrupts::install()?;
     let journal = &invocation.journal;
+    if let Some(command) = &args.control.command {
+        let Some(path) = &args.control.path else {
+            eprint!("No ControlPath specified for \"-O\" command\r\n");
+            return Ok(FATAL);
+        };
+        return control_client(command, path, &args.forwards);
+    }
     if let Some(code) = refuse_unprotected_keys(&args, journal) {
         return Ok(code);
     }
+    if let Some(path) = args.control.detached_master() {
+        return detached_master(invocation, path, &args.forwards);
+    }
+    let interrupts = Interrupts::install()?;
     let mut held: Vec<TcpListener> = Vec::new();
     for forward in &args.forwards {
-        match crate::ports::bind(&forward.bind_address, forward.port) {
-            Ok(listener) => {
-                journal.record(event::PORT_BOUND, json!({ "port": forward.port }));
-                held.push(listener);
-            }
-            Err(error) => {
-                let text = os_error_text(&error);
-                journal.record(
-                    event::PORT_BIND_FAILED,
-                    json!({ "port": forward.port, "error": text }),
-                );
-                eprint!(
-                    "bind [{}]:{}: {text}\r\nchannel_setup_fwd_listener_tcpip: cannot listen to port: {}\r\n",
-                    forward.bind_address, forward.port, forward.port
-                );
-                eprint!("Could not request local forwarding.\r\n");
-                // Without ExitOnForwardFailure the real ssh carries on.
-                if args.exit_on_forward_failure {
-                    return Ok(FATAL);
-                }
-            }
+        match bind_forward(forward, journal) {
+            Some(listener) => held.push(listener),
+            // Without ExitOnForwardFailure the real ssh carries on.
+            None if args.exit_on_forward_failure => return Ok(FATAL),
+            None => {}
         }
     }
     interrupts.wait_honoured(journal, invocation.faults.ignore_interrupt());
     drop(held);
     Ok(0)
+}
+
+/// Takes the host side of `forward`, journaled; on failure prints
+/// OpenSSH's messages and returns `None`.
+fn bind_forward(
+    forward: &LocalForward,
+    journal: &crate::journal::JournalWriter,
+) -> Option<TcpListener> {
+    match crate::ports::bind(&forward.bind_address, forward.port) {
+        Ok(listener) => {
+            journal.record(event::PORT_BOUND, json!({ "port": forward.port }));
+            Some(listener)
+        }
+        Err(error) => {
+            let text = os_error_text(&error);
+            journal.record(
+                event::PORT_BIND_FAILED,
+                json!({ "port": forward.port, "error": text }),
+            );
+            eprint!(
+                "bind [{}]:{}: {text}\r\nchannel_setup_fwd_listener_tcpip: cannot listen to port: {}\r\n",
+                forward.bind_address, forward.port, forward.port
+            );
+            eprint!("Could not request local forwarding.\r\n");
+            None
+        }
+    }
+}
+
+#[cfg(unix)]
+fn control_client(
+    command: &str,
+    path: &std::path::Path,
+    forwards: &[LocalForward],
+) -> Result<i32, FakeError> {
+    Ok(mux::client(command, path, forwards))
+}
+
+/// The launcher (`-f`) starts the master; the master (started with
+/// [`mux::MASTER_ARGS_ENV`] set) serves.
+#[cfg(unix)]
+fn detached_master(
+    invocation: &Invocation,
+    path: &std::path::Path,
+    forwards: &[LocalForward],
+) -> Result<i32, FakeError> {
+    if std::env::var_os(mux::MASTER_ARGS_ENV).is_some() {
+        mux::serve(invocation, path, forwards)
+    } else {
+        mux::launch(invocation, path)
+    }
+}
+
+#[cfg(not(unix))]
+fn control_client(
+    _command: &str,
+    _path: &std::path::Path,
+    _forwards: &[LocalForward],
+) -> Result<i32, FakeError> {
+    Err(multiplexing_unsupported())
+}
+
+#[cfg(not(unix))]
+fn detached_master(
+    _invocation: &Invocation,
+    _path: &std::path::Path,
+    _forwards: &[LocalForward],
+) -> Result<i32, FakeError> {
+    Err(multiplexing_unsupported())
+}
+
+#[cfg(not(unix))]
+fn multiplexing_unsupported() -> FakeError {
+    FakeError::failed(
+        "ControlMaster/ControlPath multiplexing is not supported by this fake on Windows",
+    )
 }
 
 /// OpenSSH ignores a private key others may access ("UNPROTECTED PRIVATE
@@ -99,6 +206,7 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
     let mut forwards = Vec::new();
     let mut exit_on_forward_failure = false;
     let mut identities = Vec::new();
+    let mut control = Control::default();
     for (letter, value) in &parsed.options {
         let value = value.as_deref().unwrap_or_default();
         match letter {
@@ -111,6 +219,24 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
                 if let Some(answer) = option_value(value, "ExitOnForwardFailure") {
                     exit_on_forward_failure = answer.eq_ignore_ascii_case("yes");
                 }
+                if let Some(answer) = option_value(value, "ControlMaster") {
+                    control.master = !answer.eq_ignore_ascii_case("no");
+                }
+                if let Some(answer) = option_value(value, "ControlPath") {
+                    control.path = (!answer.eq_ignore_ascii_case("none")).then(|| answer.into());
+                }
+                if let Some(answer) = option_value(value, "ControlPersist") {
+                    control.persist = !answer.eq_ignore_ascii_case("no");
+                }
+            }
+            'M' => control.master = true,
+            'S' => control.path = (!value.eq_ignore_ascii_case("none")).then(|| value.into()),
+            'f' => control.background = true,
+            'O' => {
+                if !CONTROL_COMMANDS.contains(&value) {
+                    return Err(usage(format!("Invalid multiplex command '{value}'")));
+                }
+                control.command = Some(value.to_owned());
             }
             'i' => identities.push(std::path::PathBuf::from(value)),
             'p' => {
@@ -126,6 +252,7 @@ fn parse(args: &[String]) -> Result<SshArgs, FakeError> {
         exit_on_forward_failure,
         identities,
         destination: parsed.operands[0].clone(),
+        control,
     })
 }
 
@@ -244,6 +371,38 @@ mod tests {
             args.forwards,
             [forward("127.0.0.1", 8080), forward("127.0.0.1", 9090)]
         );
+    }
+
+    #[test]
+    fn lima_s_control_master_and_client_command_lines_parse() {
+        let master = parse(&strings(&[
+            "-o",
+            "ControlMaster=auto",
+            "-o",
+            "ControlPath=/l/vm/ssh.sock",
+            "-o",
+            "ControlPersist=yes",
+            "-f",
+            "-N",
+            "lima@127.0.0.1",
+        ]))
+        .unwrap();
+        assert_eq!(
+            master.control.detached_master(),
+            Some(std::path::Path::new("/l/vm/ssh.sock"))
+        );
+        let client = parse(&strings(&[
+            "-O",
+            "exit",
+            "-S",
+            "/l/vm/ssh.sock",
+            "lima@127.0.0.1",
+        ]))
+        .unwrap();
+        assert_eq!(client.control.command.as_deref(), Some("exit"));
+        assert_eq!(client.control.detached_master(), None);
+        let err = parse(&strings(&["-O", "explode", "h"])).unwrap_err();
+        assert!(err.to_string().contains("'explode'"), "{err}");
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! killed with its job object on Windows, which reaches children whose
 //! parent already died; a process found instead, as orphan recovery finds
 //! them, by a walk of the process table), then every other process still
-//! identified as the instance's; terminate the WSL2 distro; then, only if every
+//! identified as the instance's (after asking the instance's `ssh`
+//! ControlMaster to exit, as Lima does); terminate the WSL2 distro; then, only if every
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
@@ -154,6 +155,9 @@ pub fn forced_stop_with(
         roots.extend(run.kill(Step::KillDriver, pid, &pid_file));
     }
     if reach == Reach::Instance {
+        if !settings.is_on(Regression::ControlMasterLeftover) {
+            run.exit_control_master();
+        }
         // What no pid file names and no live hostagent leads to: forwarders
         // and drivers a dead hostagent left, daemonized ssh masters.
         roots.extend(run.kill_leftovers());
@@ -259,11 +263,53 @@ impl Run<'_> {
         }
     }
 
+    /// `ssh -O exit -S INSTANCE_DIR/ssh.sock`, bounded by the graceful
+    /// timeout: how Lima ends the ControlMaster that holds its forwards
+    /// (a detached daemon, in no tree of ours). When no master answers
+    /// (a stale socket, or none at all), the leftover sweep still finds a
+    /// live one by its title, so this is no failed step.
+    fn exit_control_master(&mut self) {
+        let socket = self.instance.paths.dir.join("ssh.sock");
+        if socket.symlink_metadata().is_err() {
+            return;
+        }
+        // ssh expands `%` tokens in a control path.
+        let escaped = socket.to_string_lossy().replace('%', "%%");
+        let result = crate::command::ExternalCommand::new("ssh", &self.settings.tools.ssh)
+            .arg("-O")
+            .arg("exit")
+            .arg("-S")
+            .arg(escaped)
+            .arg("lima@127.0.0.1")
+            .timeout(Some(self.settings.graceful_timeout))
+            .run();
+        let name = Shown(self.instance.name());
+        match result {
+            Ok(output) if output.status.success() => {
+                tracing::info!(instance = %name, "asked the ssh ControlMaster to exit");
+            }
+            Ok(output) => tracing::debug!(
+                instance = %name,
+                stderr = crate::command::decode_output(&output.stderr).trim(),
+                "no ssh ControlMaster answered on the instance's control socket"
+            ),
+            Err(e) => tracing::debug!(
+                instance = %name,
+                error = e.to_string().as_str(),
+                "could not ask the ssh ControlMaster to exit"
+            ),
+        }
+    }
+
     /// Kills the tree of every process still identified as the
     /// instance's (see [`leftovers`]); returns the roots killed.
     fn kill_leftovers(&mut self) -> Vec<u32> {
         let mut roots = Vec::new();
-        for leftover in leftovers::find(&self.settings.lima_home, &self.instance.paths) {
+        for leftover in leftovers::find(
+            &self.settings.lima_home,
+            &self.instance.paths,
+            leftovers::Masters::of(self.settings),
+        ) {
             if self.report.killed.contains(&leftover.pid) {
                 continue;
             }
@@ -483,6 +529,33 @@ mod tests {
                 &inspect(&self.settings.lima_home, "vm1", VmType::Qemu),
             )
         }
+    }
+
+    /// An `ssh` that writes its arguments, one a line, to the returned file.
+    fn recording_ssh(fx: &mut Fixture) -> PathBuf {
+        let script = fx._root.path().join("ssh");
+        std::fs::write(&script, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        fx.settings.tools.ssh = script.clone().into();
+        std::fs::write(fx.paths.dir.join("ssh.sock"), "").unwrap();
+        script.with_extension("args")
+    }
+
+    #[test]
+    fn the_control_master_is_asked_to_exit_unless_the_regression_is_on() {
+        let mut fx = fixture("qemu");
+        let args = recording_ssh(&mut fx);
+        fx.stop();
+        let socket = fx.paths.dir.join("ssh.sock").to_string_lossy().into_owned();
+        assert_eq!(
+            std::fs::read_to_string(&args).unwrap(),
+            format!("-O\nexit\n-S\n{socket}\nlima@127.0.0.1\n")
+        );
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::ControlMasterLeftover]);
+        let args = recording_ssh(&mut fx);
+        fx.stop();
+        assert!(!args.exists(), "ssh -O exit ran despite the regression");
     }
 
     fn descendants(pid: u32) -> Vec<u32> {

@@ -75,6 +75,20 @@ impl InstanceDir {
             .any(|candidate| self.contains(Path::new(&candidate)))
     }
 
+    /// True when `args` is the title an OpenSSH ControlMaster gives itself
+    /// (`ssh: CONTROL_PATH [mux]`, OpenSSH's `setproctitle("%s [mux]")`;
+    /// seen on real Lima v2.2.0's master) and its control path lies inside
+    /// the directory. The title replaces the whole command line, so the
+    /// `ControlPath=` argument [`InstanceDir::named_by`] looks for is gone.
+    pub fn is_master_title(&self, args: &[String]) -> bool {
+        let title = args.join(" ");
+        title
+            .trim_end()
+            .strip_prefix("ssh: ")
+            .and_then(|rest| rest.strip_suffix(" [mux]"))
+            .is_some_and(|path| self.contains(Path::new(path)))
+    }
+
     /// True when `path` (absolute) is the directory itself.
     pub fn is(&self, path: &Path) -> bool {
         path.is_absolute() && resolve(path) == self.resolved
@@ -169,6 +183,27 @@ fn describe(process: &ProcessInfo) -> String {
 mod tests {
     use super::*;
     use crate::test_support::Spawned;
+
+    #[test]
+    fn an_ssh_control_master_is_the_instance_s_by_its_title() {
+        let root = tempfile::tempdir().unwrap();
+        let vm = InstanceDir::new(&root.path().join("with space").join("vm"));
+        let title = |dir: &str| {
+            vec![format!(
+                "ssh: {} [mux]",
+                root.path()
+                    .join("with space")
+                    .join(dir)
+                    .join("ssh.sock")
+                    .display()
+            )]
+        };
+        assert!(vm.is_master_title(&title("vm")));
+        assert!(!vm.is_master_title(&title("vm2")));
+        assert!(!vm.named_by(&title("vm")), "a title is no path argument");
+        let plain = format!("{}", root.path().join("with space/vm/ssh.sock").display());
+        assert!(!vm.is_master_title(&["ssh".into(), plain]));
+    }
 
     #[test]
     fn a_hostagent_is_recognised_by_its_arguments() {

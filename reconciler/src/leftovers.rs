@@ -12,6 +12,26 @@ use lima_layout::{InstancePaths, LimaHome};
 use proctree::{ProcessInfo, ProcessTable};
 use std::path::Path;
 
+/// Whether [`find`] recognises a daemonized `ssh` ControlMaster by its
+/// title.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Masters {
+    Seen,
+    /// The `control-master-leftover` regression: only the command lines
+    /// that still carry a path argument count.
+    Unseen,
+}
+
+impl Masters {
+    pub fn of(settings: &crate::settings::Settings) -> Self {
+        if settings.is_on(crate::regression::Regression::ControlMasterLeftover) {
+            Masters::Unseen
+        } else {
+            Masters::Seen
+        }
+    }
+}
+
 /// One live process of the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leftover {
@@ -28,9 +48,11 @@ impl std::fmt::Display for Leftover {
 
 /// Every live process of `instance`, except this process and its
 /// ancestors: those whose command line names a path inside the instance
-/// directory (see [`InstanceDir`]), and a hostagent started as `limactl
+/// directory (see [`InstanceDir`]), an `ssh` ControlMaster whose title
+/// (`ssh: DIR/ssh.sock [mux]`) does unless `masters` is
+/// [`Masters::Unseen`], and a hostagent started as `limactl
 /// hostagent|start ... NAME` whose `LIMA_HOME` is `lima_home`.
-pub fn find(lima_home: &LimaHome, instance: &InstancePaths) -> Vec<Leftover> {
+pub fn find(lima_home: &LimaHome, instance: &InstancePaths, masters: Masters) -> Vec<Leftover> {
     let table = ProcessTable::snapshot();
     let spared = own_lineage(&table);
     let dir = InstanceDir::new(&instance.dir);
@@ -38,7 +60,11 @@ pub fn find(lima_home: &LimaHome, instance: &InstancePaths) -> Vec<Leftover> {
     let mut found: Vec<Leftover> = table
         .iter()
         .filter(|p| !spared.contains(&p.pid))
-        .filter(|p| dir.named_by(&p.cmd) || is_hostagent_of(p, &instance.name, &home))
+        .filter(|p| {
+            dir.named_by(&p.cmd)
+                || (masters == Masters::Seen && dir.is_master_title(&p.cmd))
+                || is_hostagent_of(p, &instance.name, &home)
+        })
         .map(|p| Leftover {
             pid: p.pid,
             command: p.cmd.join(" "),
@@ -99,10 +125,16 @@ mod tests {
         );
         let neighbour_pid = vm2.dir.join("qemu.pid").to_string_lossy().into_owned();
         let neighbour = Spawned::sh("sleep 600 & wait", &["qemu", "-pidfile", &neighbour_pid]);
-        let found: Vec<u32> = find(&home, &vm).iter().map(|l| l.pid).collect();
+        let found: Vec<u32> = find(&home, &vm, Masters::Seen)
+            .iter()
+            .map(|l| l.pid)
+            .collect();
         assert!(found.contains(&ours.pid()), "{found:?}");
         assert!(!found.contains(&neighbour.pid()), "{found:?}");
-        let found2: Vec<u32> = find(&home, &vm2).iter().map(|l| l.pid).collect();
+        let found2: Vec<u32> = find(&home, &vm2, Masters::Seen)
+            .iter()
+            .map(|l| l.pid)
+            .collect();
         assert!(found2.contains(&neighbour.pid()), "{found2:?}");
         assert!(!found2.contains(&ours.pid()), "{found2:?}");
     }

@@ -57,7 +57,11 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
     let processes = if settings.is_on(Regression::HostagentDeathLeftovers) {
         Vec::new()
     } else {
-        crate::leftovers::find(&settings.lima_home, &instance.paths)
+        crate::leftovers::find(
+            &settings.lima_home,
+            &instance.paths,
+            crate::leftovers::Masters::of(settings),
+        )
     };
     if leftovers.is_empty() && processes.is_empty() {
         return Recovery::Clean;

@@ -31,10 +31,11 @@ pub enum Regression {
     KeyModeUnrepaired,
     CrashLoopFixedBackoff,
     DriverDeathUnnoticed,
+    ControlMasterLeftover,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 24] = [
+    pub const ALL: [Regression; 25] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -59,6 +60,7 @@ impl Regression {
         Regression::KeyModeUnrepaired,
         Regression::CrashLoopFixedBackoff,
         Regression::DriverDeathUnnoticed,
+        Regression::ControlMasterLeftover,
     ];
 
     /// The stable finding ID.
@@ -88,6 +90,7 @@ impl Regression {
             Regression::KeyModeUnrepaired => "key-mode-unrepaired",
             Regression::CrashLoopFixedBackoff => "crash-loop-fixed-backoff",
             Regression::DriverDeathUnnoticed => "driver-death-unnoticed",
+            Regression::ControlMasterLeftover => "control-master-leftover",
         }
     }
 
@@ -161,6 +164,9 @@ impl Regression {
             }
             Regression::DegradedNotReported => {
                 "a hostagent's degraded running event is reported as plain Running=True"
+            }
+            Regression::ControlMasterLeftover => {
+                "the forced stop neither sends `ssh -O exit` nor sees a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument"
             }
         }
     }

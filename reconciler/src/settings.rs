@@ -13,6 +13,8 @@ pub struct Tools {
     pub limactl: OsString,
     pub wsl: OsString,
     pub ssh_keygen: OsString,
+    /// Only to end an instance's ControlMaster (`ssh -O exit`).
+    pub ssh: OsString,
 }
 
 impl Default for Tools {
@@ -21,6 +23,7 @@ impl Default for Tools {
             limactl: "limactl".into(),
             wsl: "wsl.exe".into(),
             ssh_keygen: "ssh-keygen".into(),
+            ssh: "ssh".into(),
         }
     }
 }

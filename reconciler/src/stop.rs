@@ -193,7 +193,11 @@ pub fn clean_up_after_exit(
     assumed_vm_type: VmType,
 ) -> Option<ForcedStopReport> {
     let instance = inspect(&settings.lima_home, name, assumed_vm_type);
-    let left = crate::leftovers::find(&settings.lima_home, &instance.paths);
+    let left = crate::leftovers::find(
+        &settings.lima_home,
+        &instance.paths,
+        crate::leftovers::Masters::of(settings),
+    );
     if left.is_empty() {
         return None;
     }

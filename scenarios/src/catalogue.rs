@@ -434,6 +434,24 @@ pub static CATALOGUE: &[Finding] = &[
         ),
         needs: &[],
     },
+    Finding {
+        id: "control-master-leftover",
+        title: "a daemonized ssh ControlMaster holds a forwarded port after the stop",
+        symptom_markers: &["ControlMaster"],
+        scenario: leftovers::control_master_leftover,
+        unsupported_here: if cfg!(windows) {
+            Some("the fake ssh's ControlMaster (a daemon on a Unix socket) is Unix-only")
+        } else {
+            None
+        },
+        on_real_lima: OnRealLima::NeedsFakes(
+            "needs a hostagent that exits leaving its ssh ControlMaster (faults control_master and keep_children)",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that exits leaving its ssh ControlMaster (faults control_master and keep_children of the fake hostagent)",
+        ),
+        needs: &[],
+    },
 ];
 
 /// A finding for `reproduce --list`: its ID and title, then how it runs on

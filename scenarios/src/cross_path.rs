@@ -30,6 +30,9 @@ pub enum PathFault {
     Wsl2Distro,
     /// The hostagent honours the interrupt but leaves its forwarders.
     KeepsChildren,
+    /// The forwards go through a daemonized `ssh` ControlMaster (as real
+    /// Lima's do), which the hostagent leaves running when it exits.
+    ControlMasterKept,
 }
 
 impl PathFault {
@@ -46,12 +49,17 @@ impl PathFault {
             PathFault::KeepsChildren => {
                 plan.always(Tool::Limactl, &["hostagent"], Fault::KeepChildren)
             }
+            PathFault::ControlMasterKept => plan
+                .always(Tool::Limactl, &["hostagent"], Fault::ControlMaster)
+                .always(Tool::Limactl, &["hostagent"], Fault::KeepChildren),
         }
     }
 
     fn vm(self) -> VmSpec {
         match self {
-            PathFault::PortHolders | PathFault::KeepsChildren => qemu_vm("vm", 2),
+            PathFault::PortHolders | PathFault::KeepsChildren | PathFault::ControlMasterKept => {
+                qemu_vm("vm", 2)
+            }
             PathFault::Wsl2Distro => wsl_vm("vm"),
             _ => qemu_vm("vm", 0),
         }

@@ -2,13 +2,12 @@
 //! fake; as `limavm-reconciler` it is the reference reconciler. A sandbox
 //! built from this one binary needs nothing else.
 
-use fakes::plan::Tool;
 use std::path::Path;
 
 /// Runs the role `argv[0]` names, if it names one; returns its exit code.
 pub fn dispatch() -> Option<i32> {
     let argv0 = std::env::args().next().unwrap_or_default();
-    if Tool::from_executable(&argv0).is_some() {
+    if fakes::is_fake_process() {
         return Some(fakes::run_multicall());
     }
     if Path::new(&argv0)

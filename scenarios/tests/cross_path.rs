@@ -22,7 +22,8 @@ fn every_stop_path_ends_clean(
         PathFault::ReplacesDriver,
         PathFault::PortHolders,
         PathFault::Wsl2Distro,
-        PathFault::KeepsChildren
+        PathFault::KeepsChildren,
+        PathFault::ControlMasterKept
     )]
     fault: PathFault,
 ) {

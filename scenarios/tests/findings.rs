@@ -37,6 +37,7 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::ignored_signal_fallback("ignored-signal-fallback")]
 #[case::wsl_hang_unbounded("wsl-hang-unbounded")]
 #[case::graceful_exit_leftovers("graceful-exit-leftovers")]
+#[case::control_master_leftover("control-master-leftover")]
 #[case::hostagent_death_leftovers("hostagent-death-leftovers")]
 #[case::path_prefix_identity("path-prefix-identity")]
 #[case::degraded_not_reported("degraded-not-reported")]
@@ -73,5 +74,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 24);
+    assert_eq!(catalogue::CATALOGUE.len(), 25);
 }

@@ -133,12 +133,14 @@ impl Agent<'_> {
             private_key: self.home.user_private_key(),
             control_path: self.instance.dir.join("ssh.sock"),
         };
-        Ok(self.forwards.start(
-            &self.config.port_forwards,
-            self.config.ssh.local_port,
-            &identity,
-            journal,
-        ))
+        let forwards = &self.config.port_forwards;
+        let port = self.config.ssh.local_port;
+        Ok(if self.invocation.faults.control_master() {
+            self.forwards
+                .start_through_master(forwards, port, &identity, journal)
+        } else {
+            self.forwards.start(forwards, port, &identity, journal)
+        })
     }
 
     /// Lima refuses to start over a pid file whose process is alive.
@@ -224,7 +226,7 @@ impl Agent<'_> {
     fn stop(&mut self, keep_children: bool) {
         let journal = &self.invocation.journal;
         if !keep_children {
-            self.forwards.stop();
+            self.forwards.stop(journal);
         }
         let mut errors = Vec::new();
         let mut tmp_files = Vec::new();

@@ -449,6 +449,40 @@ fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
     }
 }
 
+/// Real Lima v2.2.0's shape: one detached ControlMaster on
+/// `INSTANCE_DIR/ssh.sock` holds every forward, outside the hostagent's
+/// tree, and the graceful stop ends it with `ssh -O exit`.
+#[cfg(unix)]
+#[test]
+fn fault_control_master_forwards_through_a_detached_master_ended_on_stop() {
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "control_master"}}]}));
+    let vm = qemu_vm(&sandbox, 2, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    let title = format!("ssh: {} [mux]", vm.paths.dir.join("ssh.sock").display());
+    let master = eventually("the ControlMaster", || {
+        sandbox
+            .live_processes()
+            .into_iter()
+            .find(|p| p.cmd.join(" ").trim_end() == title)
+            .ok_or_else(|| "no process titled like a master".to_owned())
+    });
+    assert_ne!(
+        master.parent,
+        Some(hostagent.pid()),
+        "the master must not be the hostagent's child"
+    );
+    for port in &vm.forwards {
+        assert_port_held(*port, "the ssh ControlMaster");
+    }
+    hostagent.interrupt();
+    assert_eq!(hostagent.wait_exit().code(), Some(0));
+    for port in &vm.forwards {
+        wait_port_free(*port);
+    }
+    sandbox.wait_no_live_processes();
+}
+
 #[test]
 fn fault_slow_exit_delays_the_shutdown() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {

@@ -210,3 +210,69 @@ fn refuses_a_private_key_others_can_read() {
     ssh.interrupt();
     assert_eq!(ssh.wait_exit().code(), Some(0));
 }
+
+/// Real Lima v2.2.0's shape: a ControlMaster started with `-f` detaches
+/// (its launcher exits 0, it lives on in a session of its own, titled
+/// `ssh: PATH [mux]`), takes forwards with `-O forward` and ends on `-O
+/// exit`.
+#[cfg(unix)]
+#[test]
+fn a_control_master_detaches_forwards_on_request_and_exits_on_o_exit() {
+    let sandbox = Sandbox::new();
+    let socket = sandbox.root().join("ssh.sock");
+    let control_path = format!("ControlPath={}", socket.display());
+    let port = free_port();
+    let mut master = sandbox.command("ssh");
+    master.args([
+        "-o",
+        "ControlMaster=auto",
+        "-o",
+        &control_path,
+        "-o",
+        "ControlPersist=yes",
+        "-f",
+        "-N",
+        "-p",
+        "60022",
+        "lima@127.0.0.1",
+    ]);
+    let output = sandbox.run(master);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let title = format!("ssh: {} [mux]", socket.display());
+    let daemon = crate::sandbox::eventually("the master's process", || {
+        sandbox
+            .live_processes()
+            .into_iter()
+            .find(|p| p.cmd.join(" ").trim_end() == title)
+            .ok_or_else(|| format!("{:?}", sandbox.live_processes()))
+    });
+    let client = |command: &str, extra: &[&str]| {
+        let mut cmd = sandbox.command("ssh");
+        cmd.args(["-O", command, "-S"])
+            .arg(&socket)
+            .args(extra)
+            .arg("lima@127.0.0.1");
+        sandbox.run(cmd)
+    };
+    let check = client("check", &[]);
+    assert!(
+        stderr_of(&check).contains(&format!("Master running (pid={})", daemon.pid)),
+        "{}",
+        stderr_of(&check)
+    );
+    let spec = format!("127.0.0.1:{port}:localhost:80");
+    let forward = client("forward", &["-L", &spec]);
+    assert!(forward.status.success(), "{}", stderr_of(&forward));
+    assert_port_held(port, "the ssh ControlMaster");
+    let exit = client("exit", &[]);
+    assert!(exit.status.success(), "{}", stderr_of(&exit));
+    wait_port_free(port);
+    sandbox.wait_no_live_processes();
+    let gone = client("check", &[]);
+    assert_eq!(gone.status.code(), Some(255));
+    assert!(
+        stderr_of(&gone).contains("Control socket connect("),
+        "{}",
+        stderr_of(&gone)
+    );
+}

@@ -71,6 +71,55 @@ pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
+/// Faults `control_master` and `keep_children`: the hostagent forwards
+/// through a daemonized `ssh` ControlMaster, as real Lima v2.2.0 does, and
+/// exits on the interrupt without `ssh -O exit`. The master (its own
+/// session, parent pid 1, titled `ssh: DIR/ssh.sock [mux]`, so no process
+/// tree and no path argument leads to it) must not keep the port.
+pub fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(
+        &FaultPlanBuilder::new()
+            .always(Tool::Limactl, &["hostagent"], Fault::ControlMaster)
+            .always(Tool::Limactl, &["hostagent"], Fault::KeepChildren),
+    )?;
+    let mut svc = ctx.started_service()?;
+    let vm = qemu_vm("vm", 1);
+    let ports = vm.template.host_ports();
+    let view = steps::start_vm(svc.as_mut(), &vm)?;
+    let service = svc.service_pid();
+    let masters: Vec<String> = processes_of_the_run(ctx, service)
+        .into_iter()
+        .filter(|(_, cmd)| cmd.trim_end().ends_with("[mux]"))
+        .map(|(pid, cmd)| format!("ssh ControlMaster pid {pid} ({cmd})"))
+        .collect();
+    if masters.is_empty() {
+        return Err(ScenarioError::Harness(
+            "no ssh ControlMaster runs for vm although the hostagent was told to forward through one".into(),
+        ));
+    }
+    let unheld: Vec<&u16> = ports
+        .iter()
+        .filter(|p| harness::ports::is_free(**p))
+        .collect();
+    if !unheld.is_empty() {
+        return Err(ScenarioError::Harness(format!(
+            "ports {unheld:?} are not held while vm runs through {}: {}",
+            masters.join(", "),
+            view.running_summary()
+        )));
+    }
+    steps::stop_vm(svc.as_mut(), "vm", SETTLE)?;
+    let after = |e: ScenarioError| match e {
+        ScenarioError::Symptom(m) => symptom!(
+            "{m}, after the stop; the daemonized {} outlived its hostagent",
+            masters.join(", ")
+        ),
+        harness => harness,
+    };
+    checks::ports_free(ctx.sandbox, &ports).map_err(after)?;
+    checks::only_alive(ctx.sandbox, &[service.unwrap_or_default()]).map_err(after)
+}
+
 /// The hostagent is killed (SIGKILL: no cleanup at all) while its driver
 /// and forwarders run: the reconciler must end all of them, then the
 /// restarted VM must get its port again.
