@@ -57,9 +57,9 @@ struct Args {
     /// Which runs of each finding.
     #[arg(long, value_enum, default_value = "both")]
     variants: Variants,
-    /// Scenarios run at once (default: the number of cores).
+    /// Scenarios run at once, at least 1 (default: the number of cores).
     #[arg(long, short)]
-    jobs: Option<usize>,
+    jobs: Option<std::num::NonZeroUsize>,
     /// List the findings (with how each runs on real Lima and against a
     /// target that embeds its hostagent) and exit.
     #[arg(long)]
@@ -82,6 +82,15 @@ struct Args {
     /// both and report per finding what appeared or went away.
     #[arg(long, value_name = "FILE")]
     baseline: Option<String>,
+}
+
+impl Args {
+    /// `--jobs`, or the number of cores.
+    fn jobs(&self) -> usize {
+        self.jobs
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(2, std::num::NonZeroUsize::get)
+    }
 }
 
 fn main() -> ExitCode {
@@ -173,10 +182,7 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         .iter()
         .flat_map(|f| variants.iter().map(move |v| (*f, *v)))
         .collect();
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let jobs = args.jobs();
     let outcomes = run_all(&tasks, &config, jobs);
     let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
     let rows = report::rows(&ids, &outcomes);
@@ -266,10 +272,7 @@ mod interrupts {
 fn audit(args: &Args, findings: &[&'static Finding], config: RunConfig) -> anyhow::Result<bool> {
     use scenarios::audit;
     let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .max(1);
+    let jobs = args.jobs();
     let tasks: Vec<(&Finding, Variant)> = findings.iter().map(|f| (*f, Variant::Fixed)).collect();
     let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
     let name = config.target.name().to_owned();
