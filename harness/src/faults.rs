@@ -19,6 +19,12 @@ impl FaultPlanBuilder {
         self.push(tool, args, None, fault)
     }
 
+    /// `fault` on every `limactl hostagent` invocation, the tool most
+    /// scenarios fault.
+    pub fn hostagent(self, fault: Fault) -> Self {
+        self.always(Tool::Limactl, &["hostagent"], fault)
+    }
+
     /// `fault` on the first `times` such invocations only.
     pub fn times(self, tool: Tool, args: &[&str], times: u32, fault: Fault) -> Self {
         self.push(tool, args, Some(times), fault)

@@ -5,7 +5,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::findings::{qemu_vm, wsl_vm};
 use crate::steps::{self, SETTLE};
-use fakes::plan::{Fault, Tool};
+use fakes::plan::Fault;
 use harness::ports::pick_free_port;
 use harness::{FaultPlanBuilder, VmSpec, VmView};
 use lima_layout::paths::read_pid_file;
@@ -40,18 +40,16 @@ impl PathFault {
         let plan = FaultPlanBuilder::new();
         match self {
             PathFault::IgnoresInterrupt | PathFault::PortHolders => {
-                plan.always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+                plan.hostagent(Fault::IgnoreInterrupt)
             }
             PathFault::ReplacesDriver => plan
-                .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
-                .always(Tool::Limactl, &["hostagent"], Fault::ReplaceDriver),
+                .hostagent(Fault::IgnoreInterrupt)
+                .hostagent(Fault::ReplaceDriver),
             PathFault::Wsl2Distro => plan,
-            PathFault::KeepsChildren => {
-                plan.always(Tool::Limactl, &["hostagent"], Fault::KeepChildren)
-            }
+            PathFault::KeepsChildren => plan.hostagent(Fault::KeepChildren),
             PathFault::ControlMasterKept => plan
-                .always(Tool::Limactl, &["hostagent"], Fault::ControlMaster)
-                .always(Tool::Limactl, &["hostagent"], Fault::KeepChildren),
+                .hostagent(Fault::ControlMaster)
+                .hostagent(Fault::KeepChildren),
         }
     }
 

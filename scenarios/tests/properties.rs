@@ -169,11 +169,7 @@ fn forced_stop_leaves_nothing(
         return Err(TestCaseError::reject("no room for an instance name"));
     };
     let result = (|| -> ScenarioResult {
-        sandbox.set_faults(&FaultPlanBuilder::new().always(
-            Tool::Limactl,
-            &["hostagent"],
-            Fault::IgnoreInterrupt,
-        ))?;
+        sandbox.set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
         let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;
         let vm = qemu_vm(&name, case.forwards);
@@ -616,11 +612,7 @@ fn hostagent_endings_leave_nothing(
     };
     let result = (|| -> ScenarioResult {
         if case.ending == Ending::GracefulLeavingChildren {
-            sandbox.set_faults(&FaultPlanBuilder::new().always(
-                Tool::Limactl,
-                &["hostagent"],
-                Fault::KeepChildren,
-            ))?;
+            sandbox.set_faults(&FaultPlanBuilder::new().hostagent(Fault::KeepChildren))?;
         }
         let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;

@@ -151,11 +151,8 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     use harness::VmView;
     use lima_layout::VmType;
     use lima_layout::paths::read_pid_file;
-    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
-        Tool::Limactl,
-        &["hostagent"],
-        Fault::IgnoreDriverExit,
-    ))?;
+    ctx.sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
     let mut svc = ctx.started_service()?;
     crate::steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     let instance = ctx.sandbox.lima_home().instance("vm");

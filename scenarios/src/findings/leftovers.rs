@@ -8,7 +8,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use fakes::plan::{Fault, Tool};
+use fakes::plan::Fault;
 use harness::ports::pick_free_port;
 use harness::{FaultPlanBuilder, Template, VmSpec, VmView};
 use lima_layout::VmType;
@@ -37,11 +37,8 @@ fn processes_of_the_run(ctx: &Ctx, service: Option<u32>) -> Vec<(u32, String)> {
 /// Fault `keep_children`: the hostagent honours the interrupt, says it is
 /// exiting and exits 0, but leaves its `ssh` forwarders running.
 pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
-        Tool::Limactl,
-        &["hostagent"],
-        Fault::KeepChildren,
-    ))?;
+    ctx.sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::KeepChildren))?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 1);
     let ports = vm.template.host_ports();
@@ -79,8 +76,8 @@ pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
 pub fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
-            .always(Tool::Limactl, &["hostagent"], Fault::ControlMaster)
-            .always(Tool::Limactl, &["hostagent"], Fault::KeepChildren),
+            .hostagent(Fault::ControlMaster)
+            .hostagent(Fault::KeepChildren),
     )?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 1);

@@ -7,17 +7,15 @@ use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use fakes::journal::event;
-use fakes::plan::{Fault, Tool};
+use fakes::plan::Fault;
 use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::time::{Duration, Instant};
 
 fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
-    Ok(ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
-        Tool::Limactl,
-        &["hostagent"],
-        Fault::IgnoreInterrupt,
-    ))?)
+    Ok(ctx
+        .sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?)
 }
 
 /// A stop that has to fall back to force: the bound for it.
@@ -148,8 +146,8 @@ pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
 pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
-            .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
-            .always(Tool::Limactl, &["hostagent"], Fault::ReplaceDriver),
+            .hostagent(Fault::IgnoreInterrupt)
+            .hostagent(Fault::ReplaceDriver),
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;

@@ -53,11 +53,8 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
-        Tool::Limactl,
-        &["hostagent"],
-        Fault::IgnoreInterrupt,
-    ))?;
+    ctx.sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
     let code = svc.stop_service(SETTLE)?;
@@ -75,7 +72,7 @@ const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response wa
 pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
-            .always(Tool::Limactl, &["hostagent"], Fault::IgnoreInterrupt)
+            .hostagent(Fault::IgnoreInterrupt)
             .always(
                 Tool::Wsl,
                 &["--terminate"],
