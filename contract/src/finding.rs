@@ -28,7 +28,6 @@ pub struct FindingInfo {
 /// from one entry per finding.
 macro_rules! findings {
     ($(
-        $(#[doc = $doc:literal])*
         $variant:ident = $id:literal {
             title: $title:literal,
             defect: $defect:literal,
@@ -39,7 +38,7 @@ macro_rules! findings {
         /// `FromStr` use the ID, such as `disk-lock-leak`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum FindingId {
-            $( $(#[doc = $doc])* $variant, )+
+            $( #[doc = $title] $variant, )+
         }
 
         impl FindingId {
@@ -62,151 +61,126 @@ macro_rules! findings {
 }
 
 findings! {
-    /// graceful interrupt hits the reconciler's own process group
     ConsoleGroupSignal = "console-group-signal" {
         title: "graceful interrupt hits the reconciler's own process group",
         defect: "hostagent shares the reconciler's process group; the graceful interrupt goes to that whole group",
         symptoms: ["died when VM vm was stopped gracefully", "stopped answering"],
     },
-    /// forced stop leaves ssh port forwarders alive
     OrphanedPortHolders = "orphaned-port-holders" {
         title: "forced stop leaves ssh port forwarders alive",
         defect: "forced stop kills only the hostagent and driver pids, not their descendants",
         symptoms: ["still held by ssh"],
     },
-    /// tmp-file cleanup treats a bracketed path as a glob pattern
     BracketedHomePath = "bracketed-home-path" {
         title: "tmp-file cleanup treats a bracketed path as a glob pattern",
         defect: "tmp-file cleanup globs `<instance dir>/*<suffix>`, so pattern characters in the path hide the files",
         symptoms: ["tmp files left in"],
     },
-    /// finalizer removed although the backend delete failed
     FinalizerAfterFailedDelete = "finalizer-after-failed-delete" {
         title: "finalizer removed although the backend delete failed",
         defect: "a failed or timed-out instance delete is logged and the finalizer removed anyway",
         symptoms: ["still registered"],
     },
-    /// service-shutdown hard kill skips the forced-stop cleanup
     ShutdownFallbackSkipsCleanup = "shutdown-fallback-skips-cleanup" {
         title: "service-shutdown hard kill skips the forced-stop cleanup",
         defect: "on service shutdown, a hostagent that outlives the graceful wait is hard-killed and nothing else",
         symptoms: ["still running"],
     },
-    /// forced-stop errors are discarded
     SilentCleanupErrors = "silent-cleanup-errors" {
         title: "forced-stop errors are discarded",
         defect: "every failed forced-stop step is discarded without a log line",
         symptoms: ["no log line names"],
     },
-    /// own-group helper replaces the other spawn attributes
     SpawnAttributesOverwritten = "spawn-attributes-overwritten" {
         title: "own-group helper replaces the other spawn attributes",
         defect: "the own-process-group helper replaces the spawn attributes set before it (background priority lost)",
         symptoms: ["was spawned without"],
     },
-    /// a stop path force-stops with stale instance data
     DivergentShutdownPaths = "divergent-shutdown-paths" {
         title: "a stop path force-stops with stale instance data",
         defect: "the spec.running=false path force-stops with instance data read before the graceful wait",
         symptoms: ["the driver started during shutdown", "still alive"],
     },
-    /// orphaned hostagent killed without the graceful interrupt
     OrphanRecoverySkipsGraceful = "orphan-recovery-skips-graceful" {
         title: "orphaned hostagent killed without the graceful interrupt",
         defect: "an orphaned hostagent found after a restart is force-stopped without the graceful interrupt",
         symptoms: ["without the graceful interrupt"],
     },
-    /// services starting at once race ssh-keygen
     ConcurrentKeygenRace = "concurrent-keygen-race" {
         title: "services starting at once race ssh-keygen",
         defect: "no key lock: \"private key missing?\" then ssh-keygen straight to the final path",
         symptoms: ["failed to start", "key pair mismatch", "more than one key pair"],
     },
-    /// a half-written key from a crashed ssh-keygen is accepted
     PartialKeyAfterCrash = "partial-key-after-crash" {
         title: "a half-written key from a crashed ssh-keygen is accepted",
         defect: "ssh-keygen writes the final path and an existing private key is accepted without validation",
         symptoms: ["is not a valid OpenSSH key"],
     },
-    /// a missing public key is never repaired
     MissingPublicKey = "missing-public-key" {
         title: "a missing public key is never repaired",
         defect: "only the private key is checked; a missing or mismatched user.pub is never repaired",
         symptoms: ["still missing after start"],
     },
-    /// ssh-keygen awaited without a bound
     KeygenUnbounded = "keygen-unbounded" {
         title: "ssh-keygen awaited without a bound",
         defect: "ssh-keygen is awaited with no timeout",
         symptoms: ["awaited without a bound"],
     },
-    /// forced stop keeps additional disks locked
     DiskLockLeak = "disk-lock-leak" {
         title: "forced stop keeps additional disks locked",
         defect: "forced stop does not release the additional disks' in_use_by locks",
         symptoms: ["in_use_by still present"],
     },
-    /// forced stop kills whatever process a stale pid file names
     RecycledPidKill = "recycled-pid-kill" {
         title: "forced stop kills whatever process a stale pid file names",
         defect: "forced stop signals whatever pid ha.pid or the driver pid file names, with no identity check",
         symptoms: ["bystander pid"],
     },
-    /// no forced fallback after the graceful wait
     IgnoredSignalFallback = "ignored-signal-fallback" {
         title: "no forced fallback after the graceful wait",
         defect: "no forced fallback after the graceful wait: the stop waits for the hostagent forever",
         symptoms: ["did not complete within the graceful timeout"],
     },
-    /// wsl.exe awaited without a bound
     WslHangUnbounded = "wsl-hang-unbounded" {
         title: "wsl.exe awaited without a bound",
         defect: "wsl.exe calls are awaited with no timeout",
         symptoms: ["never returned"],
     },
-    /// a hostagent that exits gracefully but leaves children is taken at its word
     GracefulExitLeftovers = "graceful-exit-leftovers" {
         title: "a hostagent that exits gracefully but leaves children is taken at its word",
         defect: "a hostagent that exited on the interrupt is taken at its word: what it left running is not looked for",
         symptoms: ["after the hostagent exited gracefully"],
     },
-    /// processes of a hostagent that died are found only through pid files
     HostagentDeathLeftovers = "hostagent-death-leftovers" {
         title: "processes of a hostagent that died are found only through pid files",
         defect: "the forced stop finds processes only through pid files and a live hostagent's tree",
         symptoms: ["hostagent that died"],
     },
-    /// process identity by raw path text: deleting vm kills vm2's QEMU
     PathPrefixIdentity = "path-prefix-identity" {
         title: "process identity by raw path text: deleting vm kills vm2's QEMU",
         defect: "the driver identity check matches the instance directory as raw text, so `vm` matches `vm2/...`",
         symptoms: ["was killed when vm was deleted"],
     },
-    /// a degraded hostagent is reported as plain Running
     DegradedNotReported = "degraded-not-reported" {
         title: "a degraded hostagent is reported as plain Running",
         defect: "a hostagent's degraded running event is reported as plain Running=True",
         symptoms: ["although its hostagent reported it degraded"],
     },
-    /// a private key others can read is accepted and left so
     KeyModeUnrepaired = "key-mode-unrepaired" {
         title: "a private key others can read is accepted and left so",
         defect: "an existing private key is accepted whatever its mode: one others can read stays so",
         symptoms: ["UNPROTECTED PRIVATE KEY FILE"],
     },
-    /// a hostagent that dies before running is restarted at a fixed pace, without a cause
     CrashLoopFixedBackoff = "crash-loop-fixed-backoff" {
         title: "a hostagent that dies before running is restarted at a fixed pace, without a cause",
         defect: "a hostagent that dies before its first running event is restarted at the fixed restart backoff, reason Starting, no cause",
         symptoms: ["crash-loops"],
     },
-    /// a VM whose driver ended under a live hostagent still claims to run
     DriverDeathUnnoticed = "driver-death-unnoticed" {
         title: "a VM whose driver ended under a live hostagent still claims to run",
         defect: "the driver is not watched: a VM whose QEMU ended under a live hostagent stays Running=True",
         symptoms: ["still claims to run after its QEMU"],
     },
-    /// a daemonized ssh ControlMaster holds a forwarded port after the stop
     ControlMasterLeftover = "control-master-leftover" {
         title: "a daemonized ssh ControlMaster holds a forwarded port after the stop",
         defect: "the forced stop neither sends `ssh -O exit` nor sees a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument",

@@ -2,10 +2,10 @@
 //! the external tools it calls and the regression switches.
 
 use crate::regression::{Regression, Regressions};
-use contract::Timings;
 pub use contract::timings::{
     MAX_DURATION, TimingError, format_duration, parse_duration, parse_interval,
 };
+use contract::{Timings, Tool};
 use lima_layout::LimaHome;
 use std::ffi::OsString;
 use std::ops::{Deref, DerefMut};
@@ -25,10 +25,10 @@ pub struct Tools {
 impl Default for Tools {
     fn default() -> Self {
         Self {
-            limactl: "limactl".into(),
-            wsl: "wsl.exe".into(),
-            ssh_keygen: "ssh-keygen".into(),
-            ssh: "ssh".into(),
+            limactl: Tool::Limactl.as_str().into(),
+            wsl: Tool::Wsl.as_str().into(),
+            ssh_keygen: Tool::SshKeygen.as_str().into(),
+            ssh: Tool::Ssh.as_str().into(),
         }
     }
 }
