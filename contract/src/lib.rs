@@ -2,7 +2,8 @@
 //! agree on, declared once: the finding IDs, the service timings, the
 //! environment variable names, the `Running` condition's types and
 //! reasons, the exit codes, the tools the fakes stand in for, the fault
-//! plan and the journal.
+//! plan, the journal, and how one executable is installed under the tools'
+//! names (its `argv[0]` picks the role).
 //!
 //! This crate holds data and its (de)serialisation only: it starts no
 //! process and waits for nothing, so every other crate may depend on it
@@ -14,6 +15,7 @@ pub mod condition;
 pub mod env;
 pub mod exit;
 pub mod finding;
+pub mod install;
 pub mod journal;
 pub mod plan;
 pub mod timings;

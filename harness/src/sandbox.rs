@@ -529,5 +529,5 @@ impl Drop for Sandbox {
 /// directory on Windows (see [`fakes::install`]).
 pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
-    fakes::install::install_executable(target, link).map_err(HarnessError::io(what))
+    contract::install::install_executable(target, link).map_err(HarnessError::io(what))
 }
