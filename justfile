@@ -7,7 +7,7 @@ test *args:
 # The property tests with a fuzzing budget: 2000 cases each unless
 # PROPTEST_CASES says otherwise (CI runs a few).
 fuzz *args:
-    PROPTEST_CASES="${PROPTEST_CASES:-2000}" cargo nextest run --profile fuzz -p scenarios --test properties {{args}}
+    PROPTEST_CASES="${PROPTEST_CASES:-2000}" cargo nextest run --profile fuzz -p reproduce --test properties {{args}}
 
 # Real Lima for `--toolset real` and the real-Lima tests: limactl and its
 # guest agent (Lima v2.2.0) into tools/, QEMU from apt, and (as root) the
@@ -22,11 +22,11 @@ real-guest:
 
 # The main job: reproduce every finding, fixed and regressed.
 reproduce *args:
-    cargo run --release -p scenarios --bin reproduce -- {{args}}
+    cargo run --release -p reproduce --bin reproduce -- {{args}}
 
 # The harness's own speed (medians).
 bench *args:
-    cargo run --release -p scenarios --bin bench -- {{args}}
+    cargo run --release -p reproduce --bin bench -- {{args}}
 
 lint:
     cargo fmt --all -- --check

@@ -10,7 +10,6 @@ pub mod cross_path;
 mod findings;
 pub mod hostile;
 pub mod key_pair;
-pub mod multicall;
 pub mod report;
 pub mod runner;
 pub mod steps;

@@ -41,7 +41,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    if let Some(code) = scenarios::multicall::dispatch() {
+    if let Some(code) = multicall::dispatch() {
         std::process::exit(code);
     }
     let args = Args::parse();

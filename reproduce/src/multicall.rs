@@ -1,6 +1,11 @@
 //! One executable, many roles: installed under a tool's name it is that
 //! fake; as `limavm-reconciler` it is the reference reconciler. A sandbox
 //! built from this one binary needs nothing else.
+//!
+//! This package is the only one that links the reference reconciler and the
+//! fakes next to the scenarios: the `scenarios` library depends on neither,
+//! so a scenario can drive the reconciler only the way it drives any other,
+//! through the harness.
 
 use std::path::Path;
 

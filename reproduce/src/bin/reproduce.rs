@@ -1,7 +1,7 @@
 //! `reproduce`: runs the findings catalogue against the reconciler under
 //! test and reports, per finding, the fixed and the regressed verdict.
-//! Like every binary of this crate it is also multicall (see
-//! `scenarios::multicall`).
+//! Like every binary of this package it is also multicall (see this
+//! package's `multicall` library).
 
 use anyhow::{Context, bail};
 use clap::{Parser, ValueEnum};
@@ -94,7 +94,7 @@ impl Args {
 }
 
 fn main() -> ExitCode {
-    if let Some(code) = scenarios::multicall::dispatch() {
+    if let Some(code) = multicall::dispatch() {
         return ExitCode::from(u8::try_from(code).unwrap_or(1));
     }
     match reproduce(Args::parse()) {
