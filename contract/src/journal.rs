@@ -1,16 +1,16 @@
 //! The journal: every fake appends one JSON line per event to the file
 //! named by `LIMAVM_JOURNAL`; the harness reads it back to assert what
-//! happened. One line is a [`JournalEntry`]; its `event` is an [`Event`],
-//! whose documentation gives the payload (`details`).
+//! happened. One line is a [`JournalEntry`]; what it records is a
+//! [`Record`], an [`Event`] with its typed payload.
 
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Environment variable naming the journal file.
 pub const JOURNAL_ENV: &str = crate::env::JOURNAL;
 
-/// What a journal line records; written as its snake_case name
-/// (`port_bound`). The payload of each is in `details`, as documented.
+/// The name of what a journal line records, written as its snake_case name
+/// (`port_bound`); the payload of each is the [`Record`] of the same name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Event {
@@ -160,8 +160,145 @@ pub mod event {
     pub const DISTRO_STATE: Event = Event::DistroState;
 }
 
+/// What a journal line records, with its payload: the event's name is
+/// written as `"event"` (the [`Event`] of the same name), its fields as the
+/// object `"details"` (absent for an event without a payload), e.g.
+/// `"event":"port_bound","details":{"port":4242}`. Paths are written as
+/// text; a fake never journals a path that is not UTF-8.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "event", content = "details", rename_all = "snake_case")]
+pub enum Record {
+    /// See [`Event::Invoked`].
+    Invoked {
+        /// The arguments after the program name.
+        args: Vec<String>,
+    },
+    /// See [`Event::Fault`].
+    Fault {
+        /// The fault's kind ([`crate::plan::Fault::kind`]: `hang`, `fail`, ...).
+        kind: String,
+    },
+    /// See [`Event::Exit`].
+    Exit {
+        /// The exit code.
+        code: i32,
+    },
+    /// See [`Event::PortBound`].
+    PortBound {
+        /// The TCP port, on 127.0.0.1.
+        port: u16,
+    },
+    /// See [`Event::PortBindFailed`].
+    PortBindFailed {
+        /// The TCP port, on 127.0.0.1.
+        port: u16,
+        /// The OS error's text.
+        error: String,
+    },
+    /// See [`Event::ChildStarted`].
+    ChildStarted {
+        /// The child's pid.
+        pid: u32,
+        /// The program it runs (a tool name or a path).
+        tool: String,
+    },
+    /// See [`Event::PidFileWritten`].
+    PidFileWritten {
+        /// The pid file (`ha.pid`).
+        path: PathBuf,
+    },
+    /// See [`Event::Listening`].
+    Listening {
+        /// The socket (`ha.sock`, the ssh ControlPath).
+        path: PathBuf,
+    },
+    /// See [`Event::SpawnAttributes`]: what the hostagent observed of itself.
+    SpawnAttributes {
+        /// It leads a process group of its own.
+        own_process_group: bool,
+        /// It runs at background priority.
+        background_priority: bool,
+    },
+    /// See [`Event::InterruptReceived`].
+    InterruptReceived,
+    /// See [`Event::InterruptIgnored`].
+    InterruptIgnored,
+    /// See [`Event::DriverReplaced`].
+    DriverReplaced {
+        /// The old driver's pid.
+        old: u32,
+        /// The new driver's pid.
+        new: u32,
+    },
+    /// See [`Event::HostagentExec`].
+    HostagentExec {
+        /// The hostagent's arguments.
+        args: Vec<String>,
+    },
+    /// See [`Event::ShutdownComplete`].
+    ShutdownComplete,
+    /// See [`Event::DiskLocked`].
+    DiskLocked {
+        /// The disk image.
+        path: PathBuf,
+    },
+    /// See [`Event::KeyWritten`].
+    KeyWritten {
+        /// The private key file.
+        path: PathBuf,
+        /// The public key file.
+        public_path: PathBuf,
+    },
+    /// See [`Event::DriverStopped`].
+    DriverStopped {
+        /// How the driver exited (its exit status as text).
+        status: String,
+    },
+    /// See [`Event::KeyRefused`].
+    KeyRefused {
+        /// The identity file.
+        path: PathBuf,
+        /// Its mode in octal (`0644`).
+        mode: String,
+    },
+    /// See [`Event::DistroState`].
+    DistroState {
+        /// The WSL distro (`lima-NAME`).
+        distro: String,
+        /// Its new state: `Stopped`, `Running` or `Unregistered`.
+        state: String,
+    },
+}
+
+impl Record {
+    /// The event this record is of.
+    pub fn event(&self) -> Event {
+        match self {
+            Record::Invoked { .. } => Event::Invoked,
+            Record::Fault { .. } => Event::Fault,
+            Record::Exit { .. } => Event::Exit,
+            Record::PortBound { .. } => Event::PortBound,
+            Record::PortBindFailed { .. } => Event::PortBindFailed,
+            Record::ChildStarted { .. } => Event::ChildStarted,
+            Record::PidFileWritten { .. } => Event::PidFileWritten,
+            Record::Listening { .. } => Event::Listening,
+            Record::SpawnAttributes { .. } => Event::SpawnAttributes,
+            Record::InterruptReceived => Event::InterruptReceived,
+            Record::InterruptIgnored => Event::InterruptIgnored,
+            Record::DriverReplaced { .. } => Event::DriverReplaced,
+            Record::HostagentExec { .. } => Event::HostagentExec,
+            Record::ShutdownComplete => Event::ShutdownComplete,
+            Record::DiskLocked { .. } => Event::DiskLocked,
+            Record::KeyWritten { .. } => Event::KeyWritten,
+            Record::DriverStopped { .. } => Event::DriverStopped,
+            Record::KeyRefused { .. } => Event::KeyRefused,
+            Record::DistroState { .. } => Event::DistroState,
+        }
+    }
+}
+
 /// One line of the journal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JournalEntry {
     /// Milliseconds since the Unix epoch.
     pub time_ms: u64,
@@ -172,32 +309,24 @@ pub struct JournalEntry {
     /// Its parent, when known.
     #[serde(default)]
     pub ppid: Option<u32>,
-    /// What happened.
-    pub event: Event,
-    /// The event's payload (see [`Event`]); `null` when it has none.
-    #[serde(default)]
-    pub details: serde_json::Value,
+    /// What happened, with its payload (`event` and `details`).
+    #[serde(flatten)]
+    pub record: Record,
 }
 
 impl JournalEntry {
-    /// A numeric detail, such as `port` or `pid`.
-    pub fn detail_u64(&self, key: &str) -> Option<u64> {
-        self.details.get(key).and_then(serde_json::Value::as_u64)
-    }
-
-    /// A text detail, such as `path`.
-    pub fn detail_str(&self, key: &str) -> Option<&str> {
-        self.details.get(key).and_then(serde_json::Value::as_str)
+    /// The event this entry records.
+    pub fn event(&self) -> Event {
+        self.record.event()
     }
 
     /// The arguments of an [`Event::Invoked`] or [`Event::HostagentExec`]
-    /// entry (`details.args`); empty for other events.
-    pub fn args(&self) -> Vec<&str> {
-        self.details
-            .get("args")
-            .and_then(serde_json::Value::as_array)
-            .map(|args| args.iter().filter_map(serde_json::Value::as_str).collect())
-            .unwrap_or_default()
+    /// entry; empty for other events.
+    pub fn args(&self) -> &[String] {
+        match &self.record {
+            Record::Invoked { args } | Record::HostagentExec { args } => args,
+            _ => &[],
+        }
     }
 }
 
@@ -237,7 +366,81 @@ mod tests {
             r#"{"time_ms":1,"tool":"ssh","pid":2,"event":"invoked","details":{"args":["-O","exit"]}}"#,
         )
         .unwrap();
-        assert_eq!(entry.event, Event::Invoked);
+        assert_eq!(entry.event(), Event::Invoked);
         assert_eq!(entry.args(), ["-O", "exit"]);
+    }
+
+    /// One record of every event, written and read back: the name written
+    /// is the event's, the payload is under `details` (absent for none).
+    #[test]
+    fn records_are_written_as_their_event_and_details() {
+        let path = PathBuf::from("/tmp/x");
+        let records = [
+            Record::Invoked {
+                args: vec!["a".into()],
+            },
+            Record::Fault {
+                kind: "hang".into(),
+            },
+            Record::Exit { code: 7 },
+            Record::PortBound { port: 4242 },
+            Record::PortBindFailed {
+                port: 1,
+                error: "taken".into(),
+            },
+            Record::ChildStarted {
+                pid: 3,
+                tool: "qemu".into(),
+            },
+            Record::PidFileWritten { path: path.clone() },
+            Record::Listening { path: path.clone() },
+            Record::SpawnAttributes {
+                own_process_group: true,
+                background_priority: false,
+            },
+            Record::InterruptReceived,
+            Record::InterruptIgnored,
+            Record::DriverReplaced { old: 4, new: 5 },
+            Record::HostagentExec {
+                args: vec!["hostagent".into()],
+            },
+            Record::ShutdownComplete,
+            Record::DiskLocked { path: path.clone() },
+            Record::KeyWritten {
+                path: path.clone(),
+                public_path: path.clone(),
+            },
+            Record::DriverStopped {
+                status: "exit status: 1".into(),
+            },
+            Record::KeyRefused {
+                path: path.clone(),
+                mode: "0644".into(),
+            },
+            Record::DistroState {
+                distro: "lima-vm".into(),
+                state: "Running".into(),
+            },
+        ];
+        let events: Vec<Event> = records.iter().map(Record::event).collect();
+        assert_eq!(events, Event::ALL, "one record of every event, in order");
+        for record in records {
+            let entry = JournalEntry {
+                time_ms: 1,
+                tool: "t".into(),
+                pid: 2,
+                ppid: None,
+                record,
+            };
+            let json = serde_json::to_value(&entry).unwrap();
+            assert_eq!(json["event"], entry.event().as_str(), "{json}");
+            let read: JournalEntry = serde_json::from_value(json.clone()).unwrap();
+            assert_eq!(read, entry, "{json}");
+        }
+        let bound: JournalEntry = serde_json::from_str(
+            r#"{"time_ms":1,"tool":"ssh","pid":2,"event":"port_bound","details":{"port":4242}}"#,
+        )
+        .unwrap();
+        assert_eq!(bound.record, Record::PortBound { port: 4242 });
     }
 }

@@ -1,6 +1,7 @@
 //! How a fake fails: a usage error (exit 2) or the tool's own failure.
 
 use crate::plan::PlanError;
+use contract::exit;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FakeError {
@@ -23,14 +24,14 @@ impl FakeError {
     /// A failure with exit code 1.
     pub fn failed(message: impl Into<String>) -> Self {
         FakeError::Failed {
-            code: 1,
+            code: exit::FAILURE,
             message: message.into(),
         }
     }
 
     pub fn exit_code(&self) -> i32 {
         match self {
-            FakeError::Usage(_) | FakeError::Plan(_) => 2,
+            FakeError::Usage(_) | FakeError::Plan(_) => exit::USAGE,
             FakeError::Failed { code, .. } => *code,
         }
     }

@@ -2,8 +2,7 @@
 //! CTRL_C / CTRL_BREAK on Windows, turned into messages on a channel.
 
 use crate::error::FakeError;
-use crate::journal::{JournalWriter, event};
-use serde_json::json;
+use crate::journal::{JournalWriter, Record};
 use std::sync::mpsc::{Receiver, channel};
 
 pub struct Interrupts {
@@ -27,7 +26,7 @@ impl Interrupts {
         // The sender lives in the handler for the whole process: recv only
         // returns when an interrupt arrived.
         let _ = self.arrivals.recv();
-        journal.record(event::INTERRUPT_RECEIVED, json!({}));
+        journal.record(Record::InterruptReceived);
     }
 
     /// Waits up to `timeout` for the next interrupt; journals it and returns
@@ -35,7 +34,7 @@ impl Interrupts {
     pub fn next_within(&self, journal: &JournalWriter, timeout: std::time::Duration) -> bool {
         match self.arrivals.recv_timeout(timeout) {
             Ok(()) => {
-                journal.record(event::INTERRUPT_RECEIVED, json!({}));
+                journal.record(Record::InterruptReceived);
                 true
             }
             Err(_) => false,
@@ -50,7 +49,7 @@ impl Interrupts {
             if !ignore {
                 return;
             }
-            journal.record(event::INTERRUPT_IGNORED, json!({}));
+            journal.record(Record::InterruptIgnored);
         }
     }
 }

@@ -3,9 +3,9 @@
 
 use crate::error::FakeError;
 use crate::faults::Faults;
-use crate::journal::{JournalWriter, event};
+use crate::journal::{JournalWriter, Record};
 use crate::plan::Tool;
-use serde_json::json;
+use contract::exit;
 use std::path::{Path, PathBuf};
 
 /// One run of one personality.
@@ -24,16 +24,20 @@ pub fn run(program: &str, args: Vec<String>) -> i32 {
         .unwrap_or_else(|| program.to_owned());
     let Some(tool) = Tool::from_executable(program) else {
         let journal = JournalWriter::from_env(&name);
-        journal.record(event::INVOKED, json!({ "args": args }));
+        journal.record(Record::Invoked {
+            args: args.to_vec(),
+        });
         eprintln!(
             "limavm-fake: unknown personality {name:?}: run this binary under one of the names {}",
             known_names()
         );
-        journal.record(event::EXIT, json!({ "code": 2 }));
-        return 2;
+        journal.record(Record::Exit { code: exit::USAGE });
+        return exit::USAGE;
     };
     let journal = JournalWriter::from_env(tool.as_str());
-    journal.record(event::INVOKED, json!({ "args": args }));
+    journal.record(Record::Invoked {
+        args: args.to_vec(),
+    });
     let code = match start(tool, args, journal.clone()).and_then(dispatch) {
         Ok(code) => code,
         Err(error) => {
@@ -41,7 +45,7 @@ pub fn run(program: &str, args: Vec<String>) -> i32 {
             error.exit_code()
         }
     };
-    journal.record(event::EXIT, json!({ "code": code }));
+    journal.record(Record::Exit { code });
     code
 }
 
@@ -56,7 +60,9 @@ fn known_names() -> String {
 fn start(tool: Tool, args: Vec<String>, journal: JournalWriter) -> Result<Invocation, FakeError> {
     let faults = Faults::claim(tool, &args)?;
     for fault in faults.iter() {
-        journal.record(event::FAULT, json!({ "kind": fault.kind() }));
+        journal.record(Record::Fault {
+            kind: fault.kind().to_owned(),
+        });
     }
     Ok(Invocation {
         tool,

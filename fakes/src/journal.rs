@@ -32,15 +32,16 @@ impl JournalWriter {
         }
     }
 
-    pub fn record(&self, event: Event, details: serde_json::Value) {
+    /// Appends `record` as one line, stamped with the time, this tool,
+    /// this process and its parent.
+    pub fn record(&self, record: Record) {
         let Some(path) = &self.path else { return };
         let entry = JournalEntry {
             time_ms: now_ms(),
             tool: self.tool.clone(),
             pid: std::process::id(),
             ppid: parent_pid(),
-            event,
-            details,
+            record,
         };
         let mut line = serde_json::to_string(&entry).expect("journal entries serialise");
         line.push('\n');
@@ -87,7 +88,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal.jsonl");
         let writer = JournalWriter::to_file(&path, "ssh");
-        writer.record(event::PORT_BOUND, serde_json::json!({"port": 4242}));
+        writer.record(Record::PortBound { port: 4242 });
         std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
@@ -96,8 +97,7 @@ mod tests {
             .unwrap();
         let entries = read_journal(&path).unwrap();
         assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].event, event::PORT_BOUND);
-        assert_eq!(entries[0].detail_u64("port"), Some(4242));
+        assert_eq!(entries[0].record, Record::PortBound { port: 4242 });
         assert_eq!(entries[0].pid, std::process::id());
     }
 }

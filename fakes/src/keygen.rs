@@ -5,9 +5,9 @@
 use crate::error::{FakeError, os_error_text};
 use crate::getopt::getopt;
 use crate::invocation::Invocation;
-use crate::journal::event;
+use crate::journal::Record;
 use crate::platform;
-use serde_json::json;
+use contract::exit;
 use ssh_key::rand_core::OsRng;
 use ssh_key::{Algorithm, LineEnding, PrivateKey};
 use std::io::{BufRead, Write};
@@ -106,7 +106,7 @@ fn generate(
         println!("Generating public/private ed25519 key pair.");
     }
     if path.symlink_metadata().is_ok() && !confirm_overwrite(path) {
-        return Ok(1);
+        return Ok(exit::FAILURE);
     }
     let mut key = PrivateKey::random(&mut OsRng, Algorithm::Ed25519)
         .map_err(|e| FakeError::failed(format!("key generation failed: {e}")))?;
@@ -119,7 +119,7 @@ fn generate(
     }
     if let Err(e) = write_private(path, private.as_bytes()) {
         eprint!("Saving key \"{shown}\" failed: {}\r\n", os_error_text(&e));
-        return Ok(1);
+        return Ok(exit::FAILURE);
     }
     let public_path = public_path(path);
     let mut public = key
@@ -138,12 +138,12 @@ fn generate(
             public_path.display(),
             os_error_text(&e)
         );
-        return Ok(1);
+        return Ok(exit::FAILURE);
     }
-    invocation.journal.record(
-        event::KEY_WRITTEN,
-        json!({ "path": path, "public_path": public_path }),
-    );
+    invocation.journal.record(Record::KeyWritten {
+        path: path.to_owned(),
+        public_path: public_path.to_owned(),
+    });
     if !quiet {
         println!("Your identification has been saved in {shown}");
         println!(
@@ -151,7 +151,7 @@ fn generate(
             public_path.display()
         );
     }
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// The real tool asks on stdout and reads one line of stdin, terminal or

@@ -64,7 +64,7 @@ pub fn run_multicall() -> i32 {
                 eprintln!(
                     "{program}: argument {arg:?} is not valid UTF-8 (the fakes accept UTF-8 only)"
                 );
-                return 2;
+                return contract::exit::USAGE;
             }
         }
     }

@@ -4,8 +4,8 @@
 use crate::error::{FakeError, os_error_text};
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
-use crate::journal::event;
-use serde_json::json;
+use crate::journal::Record;
+use contract::exit;
 use std::fs::{File, OpenOptions, TryLockError};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -99,20 +99,22 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let mut locks: Vec<File> = Vec::new();
     for drive in &args.drives {
         locks.push(lock_disk(drive)?);
-        journal.record(event::DISK_LOCKED, json!({ "path": drive.file }));
+        journal.record(Record::DiskLocked {
+            path: drive.file.clone(),
+        });
     }
     let mut held: Vec<TcpListener> = Vec::new();
     for forward in &args.forwards {
         match crate::ports::bind(&forward.address, forward.port) {
             Ok(listener) => {
-                journal.record(event::PORT_BOUND, json!({ "port": forward.port }));
+                journal.record(Record::PortBound { port: forward.port });
                 held.push(listener);
             }
             Err(error) => {
-                journal.record(
-                    event::PORT_BIND_FAILED,
-                    json!({ "port": forward.port, "error": os_error_text(&error) }),
-                );
+                journal.record(Record::PortBindFailed {
+                    port: forward.port,
+                    error: os_error_text(&error),
+                });
                 return Err(FakeError::failed(format!(
                     "{TOOL}: -netdev {}: could not set up host forwarding rule '{}'",
                     forward.netdev, forward.rule
@@ -134,7 +136,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
         remove_own_pid_file(pidfile);
     }
     drop((held, locks));
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// How long `-daemonize` waits for the daemon to write its pid file.
@@ -170,7 +172,7 @@ fn daemonize(invocation: &Invocation, args: &QemuArgs) -> Result<i32, FakeError>
     // Dropping the handle without waiting leaves the daemon to its new
     // parent once this process exits.
     drop(daemon);
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// An exclusive lock on a disk image (created when missing), refused the

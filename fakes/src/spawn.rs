@@ -3,8 +3,7 @@
 //! reaches the hostagent only, and the hostagent decides what its children
 //! get), journaled, and waited for with a bound.
 
-use crate::journal::{JournalWriter, event};
-use serde_json::json;
+use crate::journal::{JournalWriter, Record};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
@@ -24,7 +23,10 @@ fn command(exe: &str, args: &[String]) -> Command {
 }
 
 fn journal_child(journal: &JournalWriter, exe: &str, pid: u32) {
-    journal.record(event::CHILD_STARTED, json!({ "pid": pid, "tool": exe }));
+    journal.record(Record::ChildStarted {
+        pid,
+        tool: exe.to_owned(),
+    });
 }
 
 /// Starts a long-running child: stdout discarded, stderr shared with ours

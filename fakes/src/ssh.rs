@@ -13,8 +13,8 @@ use crate::error::{FakeError, os_error_text};
 use crate::getopt::getopt;
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
-use crate::journal::event;
-use serde_json::json;
+use crate::journal::Record;
+use contract::exit;
 use std::net::TcpListener;
 use std::path::PathBuf;
 
@@ -98,7 +98,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     }
     interrupts.wait_honoured(journal, invocation.faults.ignore_interrupt());
     drop(held);
-    Ok(0)
+    Ok(exit::OK)
 }
 
 /// Takes the host side of `forward`, journaled; on failure prints
@@ -109,15 +109,15 @@ fn bind_forward(
 ) -> Option<TcpListener> {
     match crate::ports::bind(&forward.bind_address, forward.port) {
         Ok(listener) => {
-            journal.record(event::PORT_BOUND, json!({ "port": forward.port }));
+            journal.record(Record::PortBound { port: forward.port });
             Some(listener)
         }
         Err(error) => {
             let text = os_error_text(&error);
-            journal.record(
-                event::PORT_BIND_FAILED,
-                json!({ "port": forward.port, "error": text }),
-            );
+            journal.record(Record::PortBindFailed {
+                port: forward.port,
+                error: text.clone(),
+            });
             eprint!(
                 "bind [{}]:{}: {text}\r\nchannel_setup_fwd_listener_tcpip: cannot listen to port: {}\r\n",
                 forward.bind_address, forward.port, forward.port
@@ -184,10 +184,10 @@ fn refuse_unprotected_keys(args: &SshArgs, journal: &crate::journal::JournalWrit
     for path in &args.identities {
         if let Some(mode) = crate::platform::too_open_key_mode(path) {
             crate::keygen::warn_unprotected(path, mode);
-            journal.record(
-                event::KEY_REFUSED,
-                json!({ "path": path, "mode": format!("0{mode:o}") }),
-            );
+            journal.record(Record::KeyRefused {
+                path: path.to_owned(),
+                mode: format!("0{mode:o}"),
+            });
             refused += 1;
         }
     }

@@ -1,6 +1,6 @@
 //! Reading the fakes' journal back, with the queries scenarios need.
 
-use contract::journal::{Event, JournalEntry, read_journal};
+use contract::journal::{Event, JournalEntry, Record, read_journal};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -32,7 +32,7 @@ impl Journal {
     pub fn events(&self, tool: Option<&str>, name: Event) -> Vec<JournalEntry> {
         self.entries()
             .into_iter()
-            .filter(|e| e.event == name && tool.is_none_or(|t| e.tool == t))
+            .filter(|e| e.event() == name && tool.is_none_or(|t| e.tool == t))
             .collect()
     }
 
@@ -45,7 +45,7 @@ impl Journal {
     pub fn pids_invoked_with(&self, tool: &str, arg: &str) -> Vec<u32> {
         self.events(Some(tool), Event::Invoked)
             .iter()
-            .filter(|e| e.args().contains(&arg))
+            .filter(|e| e.args().iter().any(|a| a == arg))
             .map(|e| e.pid)
             .collect()
     }
@@ -53,12 +53,25 @@ impl Journal {
     pub fn bound_ports(&self) -> Vec<BoundPort> {
         self.events(None, Event::PortBound)
             .into_iter()
-            .filter_map(|e| {
-                Some(BoundPort {
-                    port: u16::try_from(e.detail_u64("port")?).ok()?,
+            .filter_map(|e| match e.record {
+                Record::PortBound { port } => Some(BoundPort {
+                    port,
                     pid: e.pid,
-                    tool: e.tool.clone(),
-                })
+                    tool: e.tool,
+                }),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The pids of the drivers a hostagent started to replace its first
+    /// one (fault `replace_driver`), in journal order.
+    pub fn replacement_drivers(&self) -> Vec<u32> {
+        self.events(None, Event::DriverReplaced)
+            .into_iter()
+            .filter_map(|e| match e.record {
+                Record::DriverReplaced { new, .. } => Some(new),
+                _ => None,
             })
             .collect()
     }
@@ -68,7 +81,7 @@ impl Journal {
         let entries = self.entries();
         entries[entries.len().saturating_sub(20)..]
             .iter()
-            .map(|e| format!("{} pid {} {} {}", e.tool, e.pid, e.event, e.details))
+            .map(|e| format!("{} pid {} {:?}", e.tool, e.pid, e.record))
             .collect::<Vec<_>>()
             .join("\n")
     }

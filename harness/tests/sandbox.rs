@@ -1,7 +1,7 @@
 //! The sandbox itself: its layout, and that it finds and removes what a
 //! test leaks.
 
-use fakes::journal::{JournalWriter, event};
+use fakes::journal::{JournalWriter, Record};
 use harness::{Binaries, FaultPlanBuilder, Sandbox, Toolset, eventually, ports};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -25,7 +25,7 @@ fn hold_port_helper() {
     };
     let port: u16 = port.parse().unwrap();
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
-    JournalWriter::from_env("holder").record(event::PORT_BOUND, serde_json::json!({"port": port}));
+    JournalWriter::from_env("holder").record(Record::PortBound { port });
     loop {
         // Idles until killed; accepting keeps the port held.
         let _ = listener.accept();

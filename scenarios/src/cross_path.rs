@@ -139,12 +139,7 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     for pid in before.iter().filter(|p| Some(**p) != service) {
         checks::dead(*pid, "a process of the first run")?;
     }
-    let replaced = ctx
-        .sandbox
-        .journal()
-        .events(Some("limactl"), contract::journal::event::DRIVER_REPLACED);
-    for entry in replaced {
-        let new = entry.detail_u64("new").unwrap_or_default() as u32;
+    for new in ctx.sandbox.journal().replacement_drivers() {
         checks::dead(new, "the driver started during shutdown")?;
     }
     let restarted = matches!(

@@ -12,14 +12,14 @@ mod forwards;
 use crate::error::FakeError;
 use crate::interrupts::Interrupts;
 use crate::invocation::{Invocation, lima_home};
-use crate::journal::event;
+use crate::journal::Record;
+use contract::exit;
 use disks::DiskClaims;
 use driver::Driver;
 use forwards::{Forwards, SshIdentity};
 use lima_layout::info::{Info, bind, serve_info};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use lima_layout::{HostagentStatus, InstancePaths, LimaConfig, LimaHome};
-use serde_json::json;
 use std::path::PathBuf;
 
 /// How often the hostagent checks that its driver still runs.
@@ -39,13 +39,10 @@ pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeErr
         .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
     let interrupts = Interrupts::install()?;
     let observed = proctree::ObservedAttributes::of_current_process();
-    invocation.journal.record(
-        event::SPAWN_ATTRIBUTES,
-        json!({
-            "own_process_group": observed.own_process_group,
-            "background_priority": observed.background_priority,
-        }),
-    );
+    invocation.journal.record(Record::SpawnAttributes {
+        own_process_group: observed.own_process_group,
+        background_priority: observed.background_priority,
+    });
     let mut agent = Agent {
         invocation,
         args,
@@ -78,25 +75,21 @@ pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeErr
     if let Some(status) = agent.await_stop(&interrupts) {
         // As Lima's hostagent: the driver's end is the hostagent's end.
         eprintln!("Driver stopped due to error: {status:?}");
-        invocation
-            .journal
-            .record(event::DRIVER_STOPPED, json!({ "status": status }));
+        invocation.journal.record(Record::DriverStopped { status });
         agent.stop(false);
         events::print(HostagentStatus {
             exiting: true,
             ..HostagentStatus::default()
         });
-        return Ok(1);
+        return Ok(exit::FAILURE);
     }
     agent.stop(invocation.faults.keep_children());
     events::print(HostagentStatus {
         exiting: true,
         ..HostagentStatus::default()
     });
-    invocation
-        .journal
-        .record(event::SHUTDOWN_COMPLETE, json!({}));
-    Ok(0)
+    invocation.journal.record(Record::ShutdownComplete);
+    Ok(exit::OK)
 }
 
 /// What one hostagent holds, so that every way out releases exactly that.
@@ -118,12 +111,13 @@ impl Agent<'_> {
     fn start(&mut self) -> Result<Vec<String>, String> {
         let journal = &self.invocation.journal;
         self.write_pid_file()?;
-        journal.record(
-            event::PID_FILE_WRITTEN,
-            json!({ "path": self.args.pidfile }),
-        );
+        journal.record(Record::PidFileWritten {
+            path: self.args.pidfile.clone(),
+        });
         self.listen()?;
-        journal.record(event::LISTENING, json!({ "path": self.args.socket }));
+        journal.record(Record::Listening {
+            path: self.args.socket.clone(),
+        });
         let disks: Vec<String> = self.config.disk_names().map(str::to_owned).collect();
         for disk in &disks {
             self.disks.claim(&self.home, &self.instance, disk)?;
@@ -200,7 +194,7 @@ impl Agent<'_> {
             if !invocation.faults.ignore_interrupt() {
                 break;
             }
-            journal.record(event::INTERRUPT_IGNORED, json!({}));
+            journal.record(Record::InterruptIgnored);
         }
         if let Some(delay) = invocation.faults.slow_exit() {
             std::thread::sleep(delay);
@@ -214,9 +208,7 @@ impl Agent<'_> {
             return;
         };
         match driver.replace(journal) {
-            Ok((old, new)) => {
-                journal.record(event::DRIVER_REPLACED, json!({ "old": old, "new": new }))
-            }
+            Ok((old, new)) => journal.record(Record::DriverReplaced { old, new }),
             Err(e) => eprintln!("replacing the driver failed: {e}"),
         }
     }

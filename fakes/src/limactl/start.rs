@@ -14,12 +14,12 @@
 use super::TOOL;
 use crate::error::FakeError;
 use crate::invocation::{Invocation, lima_home};
-use crate::journal::event;
+use crate::journal::Record;
 use crate::platform;
+use contract::exit;
 use lima_layout::info::query_info;
 use lima_layout::paths::read_pid_file;
 use lima_layout::{InstancePaths, LimaConfig, VmType};
-use serde_json::json;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -101,7 +101,7 @@ pub fn run(invocation: &Invocation, args: &StartArgs) -> Result<i32, FakeError> 
         .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
     if already_running(&instance, &config)? {
         eprintln!("The instance {:?} is already running", args.name);
-        return Ok(0);
+        return Ok(exit::OK);
     }
     redirect_logs(&instance)?;
     Err(become_hostagent(invocation, &instance))
@@ -186,9 +186,9 @@ fn become_hostagent(invocation: &Invocation, instance: &InstancePaths) -> FakeEr
         args.push("--".to_owned());
     }
     args.push(instance.name.clone());
-    invocation
-        .journal
-        .record(event::HOSTAGENT_EXEC, json!({ "args": args }));
+    invocation.journal.record(Record::HostagentExec {
+        args: args.to_vec(),
+    });
     // The personality comes from argv[0], so the new image keeps it.
     let arg0 = std::env::args_os().next().unwrap_or_else(|| TOOL.into());
     let program = match std::env::current_exe() {

@@ -15,9 +15,9 @@
 use super::{FATAL, LocalForward, bind_forward};
 use crate::error::FakeError;
 use crate::invocation::Invocation;
-use crate::journal::event;
+use crate::journal::Record;
 use crate::spawn::POLL;
-use serde_json::json;
+use contract::exit;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -43,7 +43,7 @@ pub fn title(control_path: &Path) -> String {
 /// live master there already, it does nothing (ControlMaster=auto).
 pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeError> {
     if request(control_path, "check").is_ok() {
-        return Ok(0);
+        return Ok(exit::OK);
     }
     let exe = std::env::current_exe()
         .map_err(|e| FakeError::failed(format!("cannot find this executable: {e}")))?;
@@ -56,15 +56,15 @@ pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeE
         .stderr(Stdio::null());
     let mut child = spawn_detached(cmd, &title(control_path))
         .map_err(|e| FakeError::failed(format!("cannot start the control master: {e}")))?;
-    invocation.journal.record(
-        event::CHILD_STARTED,
-        json!({ "pid": child.id(), "tool": "ssh" }),
-    );
+    invocation.journal.record(Record::ChildStarted {
+        pid: child.id(),
+        tool: "ssh".to_owned(),
+    });
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if request(control_path, "check").is_ok() {
             // Not waited for: the master outlives its launcher.
-            return Ok(0);
+            return Ok(exit::OK);
         }
         if let Ok(Some(status)) = child.try_wait() {
             eprint!(
@@ -98,7 +98,9 @@ pub fn serve(
     let _ = std::fs::remove_file(control_path);
     let listener = UnixListener::bind(control_path)
         .map_err(|e| FakeError::failed(format!("ControlSocket {}: {e}", control_path.display())))?;
-    journal.record(event::LISTENING, json!({ "path": control_path }));
+    journal.record(Record::Listening {
+        path: control_path.to_owned(),
+    });
     let mut held: Vec<TcpListener> = Vec::new();
     for forward in forwards {
         match bind_forward(forward, journal) {
@@ -114,7 +116,7 @@ pub fn serve(
     }
     let _ = std::fs::remove_file(control_path);
     drop(held);
-    Ok(0)
+    Ok(exit::OK)
 }
 
 #[derive(PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub use state::STATE_ENV;
 use crate::error::FakeError;
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
+use contract::exit;
 use output::print_lines;
 use state::{Distro, Session, StateFile, WslState};
 use std::path::PathBuf;
@@ -59,7 +60,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
         } => {
             let state = states.update(journal, |state| state.clone())?;
             print_lines(&list(&state, quiet, running, verbose));
-            Ok(0)
+            Ok(exit::OK)
         }
         Command::Terminate(name) => {
             let found = states.update(journal, |state| {
@@ -88,7 +89,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
             states.update(journal, |state| {
                 state.distros.values_mut().for_each(end_sessions);
             })?;
-            Ok(0)
+            Ok(exit::OK)
         }
     }
 }
@@ -164,10 +165,10 @@ fn import(
     })?;
     if added {
         print_lines(&[SUCCESS]);
-        Ok(0)
+        Ok(exit::OK)
     } else {
         print_lines(&ALREADY_EXISTS);
-        Ok(1)
+        Ok(exit::FAILURE)
     }
 }
 
@@ -183,7 +184,7 @@ fn run_session(states: &StateFile, invocation: &Invocation, name: &str) -> Resul
     })?;
     let Some(key) = joined else {
         print_lines(&NOT_FOUND);
-        return Ok(1);
+        return Ok(exit::FAILURE);
     };
     interrupts.wait_honoured(&invocation.journal, invocation.faults.ignore_interrupt());
     states.update(&invocation.journal, |state| {
@@ -191,7 +192,7 @@ fn run_session(states: &StateFile, invocation: &Invocation, name: &str) -> Resul
             distro.sessions.retain(|s| *s != me);
         }
     })?;
-    Ok(0)
+    Ok(exit::OK)
 }
 
 fn parse(args: &[String]) -> Result<Command, FakeError> {

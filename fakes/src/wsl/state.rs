@@ -4,9 +4,8 @@
 //! readers (the harness) never see half a file.
 
 use crate::error::FakeError;
-use crate::journal::{JournalWriter, event};
+use crate::journal::{JournalWriter, Record};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -211,10 +210,10 @@ fn journal_changes(journal: &JournalWriter, before: &WslState, after: &WslState)
         let old = before.distros.get(name).map(|d| d.state.as_str());
         let new = after.distros.get(name).map(|d| d.state.as_str());
         if old != new {
-            journal.record(
-                event::DISTRO_STATE,
-                json!({ "distro": name, "state": new.unwrap_or("Unregistered") }),
-            );
+            journal.record(Record::DistroState {
+                distro: name.to_owned(),
+                state: new.unwrap_or("Unregistered").to_owned(),
+            });
         }
     }
 }

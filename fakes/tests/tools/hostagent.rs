@@ -5,7 +5,7 @@ use crate::sandbox::{
     Running, Sandbox, assert_port_held, eventually, free_port, hostagent_events, port_is_free,
     stderr_of, wait_port_free,
 };
-use fakes::journal::event;
+use fakes::journal::{Record, event};
 use lima_layout::paths::read_pid_file;
 use lima_layout::{HostagentEvent, InstancePaths};
 use serde_json::json;
@@ -85,8 +85,11 @@ fn children(sandbox: &Sandbox, tool: &str) -> Vec<u32> {
     sandbox
         .events(event::CHILD_STARTED)
         .iter()
-        .filter(|e| e.tool == "limactl" && e.detail_str("tool") == Some(tool))
-        .filter_map(|e| e.detail_u64("pid").map(|p| p as u32))
+        .filter(|e| e.tool == "limactl")
+        .filter_map(|e| match &e.record {
+            Record::ChildStarted { pid, tool: started } if started == tool => Some(*pid),
+            _ => None,
+        })
         .collect()
 }
 
@@ -183,8 +186,11 @@ fn spawn_attributes_report_what_the_parent_set() {
     let _hostagent = sandbox.spawn(cmd);
     let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
     assert_eq!(
-        observed.details,
-        json!({"own_process_group": true, "background_priority": true})
+        observed.record,
+        Record::SpawnAttributes {
+            own_process_group: true,
+            background_priority: true
+        }
     );
 }
 
@@ -205,8 +211,11 @@ fn a_hostagent_sharing_its_parent_s_group_reports_it() {
     let _hostagent = sandbox.spawn(cmd);
     let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
     assert_eq!(
-        observed.details,
-        json!({"own_process_group": false, "background_priority": false})
+        observed.record,
+        Record::SpawnAttributes {
+            own_process_group: false,
+            background_priority: false
+        }
     );
 }
 
@@ -520,8 +529,14 @@ fn fault_replace_driver_swaps_the_driver_before_ignoring_the_interrupt() {
     let old = children(&sandbox, "qemu-system-x86_64")[0];
     hostagent.interrupt();
     let replaced = sandbox.wait_for_event("limactl", event::DRIVER_REPLACED);
-    let new = replaced.detail_u64("new").unwrap() as u32;
-    assert_eq!(replaced.detail_u64("old"), Some(u64::from(old)));
+    let Record::DriverReplaced {
+        old: replaced_old,
+        new,
+    } = replaced.record
+    else {
+        panic!("not a driver replacement: {replaced:?}");
+    };
+    assert_eq!(replaced_old, old);
     assert_ne!(new, old);
     assert_eq!(
         read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
@@ -571,7 +586,7 @@ fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
     sandbox
         .events(event::INVOKED)
         .iter()
-        .filter(|e| e.tool == "wsl.exe" && e.args().first() == Some(&first_arg))
+        .filter(|e| e.tool == "wsl.exe" && e.args().first().is_some_and(|a| a == first_arg))
         .count()
 }
 
@@ -626,10 +641,11 @@ fn a_wsl2_driver_replacement_keeps_the_distro_running() {
     let hostagent = start(&sandbox, &vm);
     hostagent.interrupt();
     let replaced = sandbox.wait_for_event("limactl", event::DRIVER_REPLACED);
-    all_gone(&[replaced.detail_u64("old").unwrap() as u32]);
-    assert!(proctree::is_alive(
-        replaced.detail_u64("new").unwrap() as u32
-    ));
+    let Record::DriverReplaced { old, new } = replaced.record else {
+        panic!("not a driver replacement: {replaced:?}");
+    };
+    all_gone(&[old]);
+    assert!(proctree::is_alive(new));
     assert!(distro_running(&sandbox, "lima-w1"));
 }
 

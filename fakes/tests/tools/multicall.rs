@@ -2,7 +2,7 @@
 //! generic faults, and the journal's invoked/fault/exit entries.
 
 use crate::sandbox::{Sandbox, stderr_of};
-use fakes::journal::event;
+use fakes::journal::{Record, event};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,13 @@ fn a_malformed_plan_exits_2_naming_the_file_and_the_field() {
     assert!(stderr.contains("tims"), "{stderr}");
     assert!(stderr.contains("plan.json"), "{stderr}");
     let exits = sandbox.events(event::EXIT);
-    assert_eq!(exits[0].detail_u64("code"), Some(2), "{exits:?}");
+    assert_eq!(
+        exits[0].record,
+        Record::Exit {
+            code: contract::exit::USAGE
+        },
+        "{exits:?}"
+    );
 }
 
 #[test]
@@ -47,11 +53,19 @@ fn every_run_journals_its_arguments_and_exit_code() {
     cmd.args(["--list", "--quiet"]);
     assert!(sandbox.run(cmd).status.success());
     let journal = sandbox.journal();
-    let events: Vec<_> = journal.iter().map(|e| e.event).collect();
-    assert_eq!(events, [event::INVOKED, event::EXIT]);
+    let records: Vec<_> = journal.iter().map(|e| e.record.clone()).collect();
+    assert_eq!(
+        records,
+        [
+            Record::Invoked {
+                args: vec!["--list".into(), "--quiet".into()]
+            },
+            Record::Exit {
+                code: contract::exit::OK
+            }
+        ]
+    );
     assert_eq!(journal[0].tool, "wsl.exe");
-    assert_eq!(journal[0].details, json!({"args": ["--list", "--quiet"]}));
-    assert_eq!(journal[1].detail_u64("code"), Some(0));
 }
 
 #[test]
@@ -81,8 +95,16 @@ fn fault_fail_prints_its_stderr_and_exits_with_its_code_doing_nothing_else() {
         "a failed call must not register"
     );
     let faults = sandbox.events(event::FAULT);
-    assert_eq!(faults[0].detail_str("kind"), Some("fail"));
-    assert_eq!(sandbox.events(event::EXIT)[0].detail_u64("code"), Some(7));
+    assert_eq!(
+        faults[0].record,
+        Record::Fault {
+            kind: "fail".into()
+        }
+    );
+    assert_eq!(
+        sandbox.events(event::EXIT)[0].record,
+        Record::Exit { code: 7 }
+    );
 }
 
 #[test]
@@ -94,7 +116,10 @@ fn fault_hang_blocks_until_killed() {
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "c", "-f"])
         .arg(&key);
     let mut hung = sandbox.spawn(cmd);
-    sandbox.wait_for_entry("the hang fault", |e| e.detail_str("kind") == Some("hang"));
+    sandbox.wait_for_entry(
+        "the hang fault",
+        |e| matches!(&e.record, Record::Fault { kind } if kind == "hang"),
+    );
     hung.assert_keeps_running(Duration::from_millis(300), "fault hang");
     hung.kill();
     assert!(!key.exists(), "a hung ssh-keygen wrote a key");
@@ -150,8 +175,10 @@ fn faults_that_do_not_apply_are_journaled_and_ignored() {
     cmd.args(["--list", "--quiet"]);
     assert!(sandbox.run(cmd).status.success());
     assert_eq!(
-        sandbox.events(event::FAULT)[0].detail_str("kind"),
-        Some("crash_half_way")
+        sandbox.events(event::FAULT)[0].record,
+        Record::Fault {
+            kind: "crash_half_way".into()
+        }
     );
 }
 

@@ -1,7 +1,7 @@
 //! The QEMU driver: disk lock, pid file, hostfwd port, interrupt.
 
 use crate::sandbox::{Sandbox, assert_port_held, eventually, free_port, port_is_free, stderr_of};
-use fakes::journal::event;
+use fakes::journal::{Record, event};
 use lima_layout::paths::read_pid_file;
 use serde_json::json;
 use std::net::TcpListener;
@@ -58,12 +58,14 @@ fn locks_its_disk_holds_its_port_and_cleans_up_on_interrupt() {
     assert_port_held(vm.port, "qemu's hostfwd");
     let locked = sandbox.events(event::DISK_LOCKED);
     assert_eq!(
-        locked[0].detail_str("path"),
-        Some(vm.disk.to_str().unwrap())
+        locked[0].record,
+        Record::DiskLocked {
+            path: vm.disk.clone()
+        }
     );
     assert_eq!(
-        sandbox.events(event::PORT_BOUND)[0].detail_u64("port"),
-        Some(u64::from(vm.port))
+        sandbox.events(event::PORT_BOUND)[0].record,
+        Record::PortBound { port: vm.port }
     );
     qemu.interrupt();
     assert_eq!(qemu.wait_exit().code(), Some(0));
@@ -108,9 +110,13 @@ fn a_taken_hostfwd_port_fails_before_the_pid_file() {
         stderr.contains("could not set up host forwarding rule"),
         "{stderr}"
     );
-    assert_eq!(
-        sandbox.events(event::PORT_BIND_FAILED)[0].detail_u64("port"),
-        Some(u64::from(vm.port))
+    assert!(
+        matches!(
+            sandbox.events(event::PORT_BIND_FAILED)[0].record,
+            Record::PortBindFailed { port, .. } if port == vm.port
+        ),
+        "{:?}",
+        sandbox.events(event::PORT_BIND_FAILED)
     );
     assert!(!vm.pidfile.exists());
 }

@@ -192,7 +192,7 @@ impl Sandbox {
     pub fn events(&self, event: Event) -> Vec<JournalEntry> {
         self.journal()
             .into_iter()
-            .filter(|e| e.event == event)
+            .filter(|e| e.event() == event)
             .collect()
     }
 
@@ -209,7 +209,7 @@ impl Sandbox {
                     .iter()
                     .rev()
                     .take(6)
-                    .map(|e| format!("{} {} {}", e.tool, e.event, e.details))
+                    .map(|e| format!("{} {:?}", e.tool, e.record))
                     .collect();
                 format!("journal ends with {tail:?}")
             })
@@ -218,7 +218,7 @@ impl Sandbox {
 
     pub fn wait_for_event(&self, tool: &str, event: Event) -> JournalEntry {
         self.wait_for_entry(&format!("{tool} to journal {event}"), |e| {
-            e.tool == tool && e.event == event
+            e.tool == tool && e.event() == event
         })
     }
 

@@ -3,7 +3,7 @@
 use crate::sandbox::{
     Sandbox, assert_port_held, free_port, port_is_free, stderr_of, wait_port_free,
 };
-use fakes::journal::event;
+use fakes::journal::{Record, event};
 use serde_json::json;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -22,11 +22,14 @@ fn forward_args(ports: &[u16]) -> Vec<String> {
     args
 }
 
-fn bound_ports(sandbox: &Sandbox) -> Vec<u64> {
+fn bound_ports(sandbox: &Sandbox) -> Vec<u16> {
     sandbox
         .events(event::PORT_BOUND)
         .iter()
-        .filter_map(|e| e.detail_u64("port"))
+        .filter_map(|e| match e.record {
+            Record::PortBound { port } => Some(port),
+            _ => None,
+        })
         .collect()
 }
 
@@ -88,11 +91,11 @@ fn exits_255_when_a_forwarded_port_is_taken() {
         "{stderr}"
     );
     let failed = sandbox.events(event::PORT_BIND_FAILED);
-    assert_eq!(failed[0].detail_u64("port"), Some(u64::from(taken_port)));
     assert!(
-        failed[0]
-            .detail_str("error")
-            .is_some_and(|e| e.contains("in use")),
+        matches!(
+            &failed[0].record,
+            Record::PortBindFailed { port, error } if *port == taken_port && error.contains("in use")
+        ),
         "{failed:?}"
     );
     assert!(

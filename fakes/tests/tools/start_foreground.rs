@@ -48,30 +48,25 @@ fn the_start_becomes_the_hostagent_with_lima_s_default_paths() {
     lima_layout::info::query_info(&paths.ha_sock(), Duration::from_secs(2)).unwrap();
     let exec = sandbox.wait_for_event("limactl", event::HOSTAGENT_EXEC);
     assert_eq!(exec.pid, start.pid());
-    let hostagent_args = json!([
-        "hostagent",
-        "--pidfile",
-        paths.ha_pid(),
-        "--socket",
-        paths.ha_sock(),
-        "vm1"
-    ]);
-    assert_eq!(exec.details["args"], hostagent_args);
+    let hostagent_args: Vec<String> = vec![
+        "hostagent".into(),
+        "--pidfile".into(),
+        paths.ha_pid().display().to_string(),
+        "--socket".into(),
+        paths.ha_sock().display().to_string(),
+        "vm1".into(),
+    ];
+    assert_eq!(exec.args(), hostagent_args);
     // The same pid was invoked twice: as `start`, then as the hostagent,
     // which is what a reconciler's identity check then sees.
-    let invocations: Vec<serde_json::Value> = sandbox
+    let invocations: Vec<Vec<String>> = sandbox
         .events(event::INVOKED)
         .into_iter()
         .filter(|e| e.tool == "limactl" && e.pid == start.pid())
-        .map(|e| e.details["args"].clone())
+        .map(|e| e.args().to_vec())
         .collect();
-    assert_eq!(
-        invocations,
-        [
-            json!(["start", "--foreground", "--tty=false", "vm1"]),
-            hostagent_args
-        ]
-    );
+    let start_args = ["start", "--foreground", "--tty=false", "vm1"].map(String::from);
+    assert_eq!(invocations, [start_args.to_vec(), hostagent_args]);
     let cmd = proctree::ProcessTable::snapshot_of(&[start.pid()])
         .get(start.pid())
         .map(|p| p.cmd.clone())

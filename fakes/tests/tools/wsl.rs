@@ -2,7 +2,7 @@
 
 use crate::sandbox::{Running, Sandbox, eventually, stderr_of};
 use fakes::decode_wsl_output;
-use fakes::journal::event;
+use fakes::journal::{Record, event};
 use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
@@ -58,8 +58,10 @@ fn states(sandbox: &Sandbox, distro: &str) -> Vec<String> {
     sandbox
         .events(event::DISTRO_STATE)
         .iter()
-        .filter(|e| e.detail_str("distro") == Some(distro))
-        .filter_map(|e| e.detail_str("state").map(str::to_owned))
+        .filter_map(|e| match &e.record {
+            Record::DistroState { distro: d, state } if d == distro => Some(state.clone()),
+            _ => None,
+        })
         .collect()
 }
 

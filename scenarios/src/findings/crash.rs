@@ -131,11 +131,7 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
         .journal()
         .events(Some("limactl"), contract::journal::event::INVOKED)
         .into_iter()
-        .filter(|e| {
-            e.details["args"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == "hostagent"))
-        })
+        .filter(|e| e.args().iter().any(|a| a == "hostagent"))
         .map(|e| e.time_ms)
         .collect();
     times.sort_unstable();

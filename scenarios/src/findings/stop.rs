@@ -6,7 +6,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use contract::journal::event;
+use contract::journal::{Record, event};
 use contract::plan::Fault;
 use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
 use lima_layout::paths::{read_pid_file, write_pid_file};
@@ -152,15 +152,11 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
-    let replaced = ctx
-        .sandbox
-        .journal()
-        .events(Some("limactl"), event::DRIVER_REPLACED);
+    let replaced = ctx.sandbox.journal().replacement_drivers();
     ensure(!replaced.is_empty(), || {
         "the hostagent never replaced its driver (fault not applied)".into()
     })?;
-    for entry in &replaced {
-        let new = entry.detail_u64("new").unwrap_or_default() as u32;
+    for new in replaced {
         checks::dead(
             new,
             "the driver started during shutdown (stop via running=false)",
@@ -238,23 +234,41 @@ pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
         .sandbox
         .journal()
         .events(Some("limactl"), event::SPAWN_ATTRIBUTES);
-    let report = reports.last().ok_or_else(|| {
-        crate::ScenarioError::Harness("the hostagent journaled no spawn attributes".into())
-    })?;
+    let (pid, observed) = match reports.last().map(|r| (r.pid, &r.record)) {
+        Some((
+            pid,
+            &Record::SpawnAttributes {
+                own_process_group,
+                background_priority,
+            },
+        )) => (
+            pid,
+            [
+                ("own_process_group", own_process_group),
+                ("background_priority", background_priority),
+            ],
+        ),
+        _ => {
+            return Err(crate::ScenarioError::Harness(
+                "the hostagent journaled no spawn attributes".into(),
+            ));
+        }
+    };
     // Only what the target declares it asks for: the background priority
-    // is the reference's choice, not a requirement.
+    // is the reference's choice, not a requirement. A name the hostagent
+    // does not report counts as missing.
     let wanted = ctx.target.spawn_attributes();
     let missing: Vec<&str> = wanted
         .iter()
         .map(String::as_str)
-        .filter(|key| report.details[*key] != true)
+        .filter(|key| !observed.contains(&(*key, true)))
         .collect();
     ensure(missing.is_empty(), || {
+        let observed: Vec<String> = observed.iter().map(|(k, v)| format!("{k}={v}")).collect();
         format!(
-            "hostagent pid {} was spawned without {}: it observed {}",
-            report.pid,
+            "hostagent pid {pid} was spawned without {}: it observed {}",
             missing.join(" and "),
-            report.details
+            observed.join(", ")
         )
     })
 }
