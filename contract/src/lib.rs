@@ -22,4 +22,4 @@ pub mod timings;
 
 pub use finding::{FindingId, UnknownFinding};
 pub use plan::Tool;
-pub use timings::Timings;
+pub use timings::{Timing, Timings};

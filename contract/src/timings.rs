@@ -140,12 +140,53 @@ impl Render for u32 {
     }
 }
 
-/// Declares [`Timings`] and its tables from one entry per timing.
+/// A timing's value as a duration, when it is one.
+trait AsDuration {
+    fn as_duration(&self) -> Option<Duration>;
+}
+
+impl AsDuration for Duration {
+    fn as_duration(&self) -> Option<Duration> {
+        Some(*self)
+    }
+}
+
+impl AsDuration for u32 {
+    fn as_duration(&self) -> Option<Duration> {
+        None
+    }
+}
+
+/// Declares [`Timings`], [`Timing`] and their tables from one entry per
+/// timing (`Variant field: type = default, fast value, parse parser;`).
 macro_rules! timings {
     ($(
         $(#[doc = $doc:literal])*
-        $field:ident: $ty:ty = $default:literal, fast $fast:literal, parse $parse:path;
+        $variant:ident $field:ident: $ty:ty = $default:literal, fast $fast:literal, parse $parse:path;
     )+) => {
+        /// One timing of [`Timings`], by name: what code that picks a
+        /// timing holds instead of its name as text.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Timing {
+            $(
+                $(#[doc = $doc])*
+                $variant,
+            )+
+        }
+
+        impl Timing {
+            /// Every timing, in the order of [`Timings::NAMES`].
+            pub const ALL: &'static [Timing] = &[$(Timing::$variant),+];
+
+            /// Its name: the field of [`Timings`], the serde key and the
+            /// target-file placeholder (`graceful_timeout`).
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(Timing::$variant => stringify!($field),)+
+                }
+            }
+        }
+
         /// Every timeout, backoff and budget of a reconciler service.
         /// Durations are `std::time::Duration`; on the command line and in
         /// target files they are humantime text (`500ms`, `30s`).
@@ -186,6 +227,14 @@ macro_rules! timings {
                 vec![$((stringify!($field), Render::render(&self.$field)),)+]
             }
 
+            /// The value of `timing` when it is a duration; `None` for a
+            /// count.
+            pub fn duration(&self, timing: Timing) -> Option<Duration> {
+                match timing {
+                    $(Timing::$variant => AsDuration::as_duration(&self.$field),)+
+                }
+            }
+
             /// Sets the timing `name` from its text.
             ///
             /// # Errors
@@ -204,25 +253,25 @@ macro_rules! timings {
 
 timings! {
     /// Interval between two passes of the service over the resources.
-    poll_interval: Duration = "100ms", fast "20ms", parse parse_interval;
+    PollInterval poll_interval: Duration = "100ms", fast "20ms", parse parse_interval;
     /// How long to wait for the hostagent's ha.pid.
-    start_timeout: Duration = "10s", fast "10s", parse parse_duration;
+    StartTimeout start_timeout: Duration = "10s", fast "10s", parse parse_duration;
     /// How long a hostagent gets to stop after the interrupt.
-    graceful_timeout: Duration = "30s", fast "500ms", parse parse_duration;
+    GracefulTimeout graceful_timeout: Duration = "30s", fast "500ms", parse parse_duration;
     /// Bound of `wsl.exe --terminate`.
-    wsl_timeout: Duration = "30s", fast "500ms", parse parse_duration;
+    WslTimeout wsl_timeout: Duration = "30s", fast "500ms", parse parse_duration;
     /// Bound of `wsl.exe --unregister`.
-    delete_timeout: Duration = "60s", fast "500ms", parse parse_duration;
+    DeleteTimeout delete_timeout: Duration = "60s", fast "500ms", parse parse_duration;
     /// Bound of each `ssh-keygen` call and of the wait for the key lock.
-    keygen_timeout: Duration = "30s", fast "5s", parse parse_duration;
+    KeygenTimeout keygen_timeout: Duration = "30s", fast "5s", parse parse_duration;
     /// Wait before the first delete retry; doubles per failed attempt.
-    delete_backoff: Duration = "1s", fast "50ms", parse parse_duration;
+    DeleteBackoff delete_backoff: Duration = "1s", fast "50ms", parse parse_duration;
     /// The longest wait between two delete retries.
-    delete_backoff_max: Duration = "60s", fast "400ms", parse parse_duration;
+    DeleteBackoffMax delete_backoff_max: Duration = "60s", fast "400ms", parse parse_duration;
     /// Failed delete attempts before the finalizer is dropped with a recorded report (0: no limit).
-    delete_retry_budget: u32 = "8", fast "8", parse parse_count;
+    DeleteRetryBudget delete_retry_budget: u32 = "8", fast "8", parse parse_count;
     /// Wait before restarting a hostagent that exited unexpectedly.
-    restart_backoff: Duration = "1s", fast "100ms", parse parse_duration;
+    RestartBackoff restart_backoff: Duration = "1s", fast "100ms", parse parse_duration;
 }
 
 impl Default for Timings {
@@ -342,5 +391,17 @@ mod tests {
             .map(|(n, _)| n)
             .collect();
         assert_eq!(names, Timings::NAMES);
+    }
+
+    #[test]
+    fn each_timing_is_named_by_its_field_and_read_as_a_duration_unless_a_count() {
+        let names: Vec<&str> = Timing::ALL.iter().map(|t| t.name()).collect();
+        assert_eq!(names, Timings::NAMES);
+        let fast = Timings::fast();
+        assert_eq!(
+            fast.duration(Timing::GracefulTimeout),
+            Some(fast.graceful_timeout)
+        );
+        assert_eq!(fast.duration(Timing::DeleteRetryBudget), None);
     }
 }

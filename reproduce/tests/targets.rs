@@ -51,7 +51,7 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
     let why = finding.needs.iter().find_map(|n| n.unmet(&settings));
     assert!(
         why.as_deref()
-            .is_some_and(|w| w.contains("needs graceful timeout < 20s, target has 30s")),
+            .is_some_and(|w| w.contains("needs graceful_timeout < 20s, target has 30s")),
         "{why:?}"
     );
     assert_eq!(rdd.spawn_attributes(), ["own_process_group"]);

@@ -4,7 +4,7 @@
 use crate::context::{Ctx, ScenarioResult};
 use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
 use crate::steps::SETTLE;
-use contract::FindingId;
+use contract::{FindingId, Timing};
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
 /// QEMU, ssh and ssh-keygen, the blank-disk template).
@@ -51,8 +51,9 @@ pub enum OnEmbedded {
 /// timeout is not gets "cannot run here", not a verdict.
 #[derive(Debug, Clone, Copy)]
 pub struct TimeoutNeed {
-    /// The timeout's name in a target file's `[timeouts]` (`graceful`).
-    pub timeout: &'static str,
+    /// The timeout (a target file's `[timeouts]` fixes it under a short
+    /// name: `graceful` for [`Timing::GracefulTimeout`]).
+    pub timeout: Timing,
     pub below: std::time::Duration,
     pub why: &'static str,
 }
@@ -60,18 +61,14 @@ pub struct TimeoutNeed {
 impl TimeoutNeed {
     /// Why `settings` cannot run the scenario, if they cannot.
     pub fn unmet(&self, settings: &harness::ReferenceSettings) -> Option<String> {
-        let value = match self.timeout {
-            "graceful" => settings.graceful_timeout,
-            "start" => settings.start_timeout,
-            "wsl" => settings.wsl_timeout,
-            "delete" => settings.delete_timeout,
-            "keygen" => settings.keygen_timeout,
-            _ => return None,
-        };
+        let value = settings.timings.duration(self.timeout)?;
         (value >= self.below).then(|| {
             format!(
-                "needs {} timeout < {:?}, target has {:?}: {}",
-                self.timeout, self.below, value, self.why
+                "needs {} < {:?}, target has {:?}: {}",
+                self.timeout.name(),
+                self.below,
+                value,
+                self.why
             )
         })
     }
@@ -187,7 +184,7 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(WSL),
         on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
         needs: &[TimeoutNeed {
-            timeout: "graceful",
+            timeout: Timing::GracefulTimeout,
             below: SETTLE,
             why: "the service's shutdown (graceful wait, then force) must end within the harness's 20 s stop wait",
         }],
@@ -426,8 +423,11 @@ pub fn describe(f: &Finding) -> String {
     );
     for need in f.needs {
         text.push_str(&format!(
-            "\n{:32}   needs {} timeout < {:?}: {}",
-            "", need.timeout, need.below, need.why
+            "\n{:32}   needs {} < {:?}: {}",
+            "",
+            need.timeout.name(),
+            need.below,
+            need.why
         ));
     }
     text
