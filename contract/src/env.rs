@@ -1,5 +1,13 @@
 //! The environment variables that carry facts from one process of this
 //! project to another. Each value is the variable's name.
+//!
+//! A variable that only one crate sets and reads stays in that crate, next
+//! to its use: the harness's settings from the user or CI
+//! (`LIMAVM_FAKE_BIN`, `LIMAVM_RECONCILER_BIN`, `LIMAVM_TOOLS_DIR`,
+//! `LIMAVM_REAL_LIMACTL`, `LIMAVM_REAL_LIMA`, `LIMAVM_LIMA_USER`,
+//! `LIMAVM_HARNESS_RUN`), the scenarios' `LIMAVM_ARTIFACTS_DIR`, a fake
+//! passing state to its own child (`LIMAVM_FAKE_SSH_MASTER_ARGS`), proctree's
+//! `LIMAVM_FAKE_NEW_GROUP` and the tests' own helpers.
 
 /// Comma-separated finding IDs whose regression switches the reference
 /// reconciler turns on, in addition to `--regress`.

@@ -12,6 +12,7 @@
 //! beside this file, and replayed first on every run: commit that file.
 
 use contract::FindingId;
+use contract::condition::{kind, reason, status};
 use contract::journal::event;
 use contract::plan::{Fault, Tool};
 use harness::{Binaries, FaultPlanBuilder, ReferenceSettings, Sandbox, Toolset, VmView};
@@ -493,8 +494,8 @@ fn unusable_name_case() -> impl Strategy<Value = UnusableNameCase> {
 }
 
 fn invalid_name(view: &VmView) -> bool {
-    view.condition("Running")
-        .is_some_and(|c| c.status == "False" && c.reason == "InvalidName")
+    view.condition(kind::RUNNING)
+        .is_some_and(|c| c.status == status::FALSE && c.reason == reason::INVALID_NAME)
 }
 
 /// A name that cannot be an instance is refused with reason InvalidName
@@ -519,7 +520,7 @@ fn unusable_names_are_refused(
             "Running=False reason=InvalidName",
             invalid_name,
         )?;
-        let message = view.condition("Running").map(|c| c.message.clone());
+        let message = view.condition(kind::RUNNING).map(|c| c.message.clone());
         let message = message.unwrap_or_default();
         let missing: Vec<String> = case
             .name

@@ -3,6 +3,7 @@
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::symptom;
+use contract::condition::{kind, reason};
 use harness::real_lima::lima_status;
 use harness::{ReconcilerDriver, VmSpec, VmView, eventually};
 use lima_layout::VmType;
@@ -63,8 +64,8 @@ pub fn wait_up(
     wait_for(svc, name, SETTLE, what, |view| {
         view.is_running()
             || (view
-                .condition("Running")
-                .is_some_and(|c| c.reason == "Starting")
+                .condition(kind::RUNNING)
+                .is_some_and(|c| c.reason == reason::STARTING)
                 && lima_status(&instance, VmType::Qemu).is_running())
     })
 }

@@ -6,6 +6,7 @@ use super::qemu_vm;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::SETTLE;
 use crate::symptom;
+use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, eventually};
 use std::time::Duration;
@@ -74,11 +75,12 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
         .get("vm")?
         .ok_or_else(|| ScenarioError::Harness("vm does not exist".into()))?;
     let running = view
-        .condition("Running")
+        .condition(kind::RUNNING)
         .cloned()
         .ok_or_else(|| symptom!("VM vm has no Running condition while it crash-loops"))?;
     ensure(
-        running.status != "True" && !["Starting", "Started", ""].contains(&running.reason.as_str()),
+        running.status != status::TRUE
+            && ![reason::STARTING, reason::STARTED, ""].contains(&running.reason.as_str()),
         || {
             format!(
                 "VM vm crash-loops (3 hostagents died before running) and reports {}: \
@@ -97,7 +99,7 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
                 .get("vm")
                 .ok()
                 .flatten()
-                .and_then(|v| v.condition("Running").map(|c| c.message.clone()))
+                .and_then(|v| v.condition(kind::RUNNING).map(|c| c.message.clone()))
                 .unwrap_or_default();
             if without_numbers(&message).contains(&without_numbers(&line)) {
                 Ok(())

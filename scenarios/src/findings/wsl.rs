@@ -6,6 +6,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
+use contract::condition::{kind, status};
 use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, VmView, eventually};
 use std::time::{Duration, Instant};
@@ -25,8 +26,8 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     let waited = eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
         Ok(Some(view)) => {
             if view
-                .condition("Cleanup")
-                .is_some_and(|c| c.status == "False")
+                .condition(kind::CLEANUP)
+                .is_some_and(|c| c.status == status::FALSE)
             {
                 failure_reported = true;
             }
