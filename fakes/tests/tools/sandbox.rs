@@ -2,6 +2,7 @@
 //! `bin/`, HOME, LIMA_HOME, a fault plan, a journal and a WSL state file;
 //! and guards that leave no process behind, also when a test panics.
 
+use assert_cmd::assert::{Assert, OutputAssertExt};
 use fakes::journal::{JournalEntry, read_journal};
 use fakes::plan::Tool;
 use lima_layout::{HostagentEvent, InstancePaths, LimaHome};
@@ -166,23 +167,19 @@ impl Sandbox {
         Running { child }
     }
 
-    /// Runs to completion with captured output; a fake still running after
-    /// [`TIMEOUT`] fails the test (and is killed).
+    /// Runs to completion with captured output through
+    /// [`proctree::run_bounded`]; a command still running after [`TIMEOUT`]
+    /// fails the test (its whole tree is killed).
     pub fn run(&self, mut cmd: Command) -> Output {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd.spawn().expect("the fake starts");
-        let pid = child.id();
-        let (sender, done) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(child.wait_with_output());
-        });
-        match done.recv_timeout(TIMEOUT) {
-            Ok(output) => output.unwrap(),
-            Err(_) => {
-                let _ = proctree::kill_tree(pid);
-                panic!("{cmd:?} did not finish within {TIMEOUT:?}");
-            }
+        match proctree::run_bounded(&mut cmd, None, Some(TIMEOUT)) {
+            Ok(done) => done.into(),
+            Err(e) => panic!("{cmd:?}: {e}"),
         }
+    }
+
+    /// [`Sandbox::run`], for assertions on its exit, stdout and stderr.
+    pub fn assert(&self, cmd: Command) -> Assert {
+        self.run(cmd).assert()
     }
 
     pub fn journal(&self) -> Vec<JournalEntry> {
