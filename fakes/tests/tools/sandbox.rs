@@ -170,16 +170,18 @@ impl Sandbox {
     /// Runs to completion with captured output through
     /// [`proctree::run_bounded`]; a command still running after [`TIMEOUT`]
     /// fails the test (its whole tree is killed).
-    pub fn run(&self, mut cmd: Command) -> Output {
-        match proctree::run_bounded(&mut cmd, None, Some(TIMEOUT)) {
-            Ok(done) => done.into(),
-            Err(e) => panic!("{cmd:?}: {e}"),
-        }
+    pub fn run(&self, cmd: Command) -> Output {
+        run_bounded(cmd, None)
     }
 
     /// [`Sandbox::run`], for assertions on its exit, stdout and stderr.
     pub fn assert(&self, cmd: Command) -> Assert {
         self.run(cmd).assert()
+    }
+
+    /// [`Sandbox::assert`] with `stdin` fed to the command.
+    pub fn assert_with_stdin(&self, cmd: Command, stdin: &str) -> Assert {
+        run_bounded(cmd, Some(stdin.as_bytes())).assert()
     }
 
     pub fn journal(&self) -> Vec<JournalEntry> {
@@ -263,6 +265,14 @@ impl Drop for Sandbox {
     }
 }
 
+/// Runs `cmd` to completion within [`TIMEOUT`], or fails the test.
+fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
+    match proctree::run_bounded(&mut cmd, stdin, Some(TIMEOUT)) {
+        Ok(done) => done.into(),
+        Err(e) => panic!("{cmd:?}: {e}"),
+    }
+}
+
 /// Installs the fake as `link`, once: on Windows `wsl` and `wsl.exe` are
 /// both `wsl.exe`.
 fn install(fake: &Path, link: &Path) {
@@ -342,10 +352,28 @@ pub fn hostagent_events(log: &Path) -> Vec<HostagentEvent> {
         .collect()
 }
 
-pub fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+/// A finished run, held as a plain [`Output`] or as an assert_cmd
+/// [`Assert`] on one.
+pub trait Ran {
+    fn output(&self) -> &Output;
 }
 
-pub fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+impl Ran for Output {
+    fn output(&self) -> &Output {
+        self
+    }
+}
+
+impl Ran for Assert {
+    fn output(&self) -> &Output {
+        self.get_output()
+    }
+}
+
+pub fn stderr_of(ran: &impl Ran) -> String {
+    String::from_utf8_lossy(&ran.output().stderr).into_owned()
+}
+
+pub fn stdout_of(ran: &impl Ran) -> String {
+    String::from_utf8_lossy(&ran.output().stdout).into_owned()
 }
