@@ -31,7 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod decision;
 
-use decision::{Action, AfterExit, Observation, Progress, Template, after_exit, decide};
+use decision::{
+    Action, AfterExit, Observation, Progress, Reported, Template, after_exit, decide, running_news,
+};
 
 /// The longest wait between retries of a start that keeps failing.
 const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
@@ -305,9 +307,16 @@ impl Worker {
         let mut running_report = None;
         for event in agent.events.poll() {
             let status = &event.status;
-            let degraded = status.degraded && report_degraded;
-            if status.running && (!agent.running_reported || agent.degraded != degraded) {
-                let first = !agent.running_reported;
+            let seen = Reported {
+                running: status.running,
+                degraded: status.degraded && report_degraded,
+            };
+            let before = Reported {
+                running: agent.running_reported,
+                degraded: agent.degraded,
+            };
+            if let Some(first) = running_news(before, seen) {
+                let degraded = seen.degraded;
                 agent.running_reported = true;
                 agent.degraded = degraded;
                 running_report = Some(if degraded {

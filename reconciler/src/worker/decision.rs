@@ -160,6 +160,24 @@ pub(super) fn decide(phase: Phase, progress: &Progress, seen: &Observation) -> A
     }
 }
 
+/// What a hostagent said of the VM in one status event, or what the
+/// worker last reported of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Reported {
+    pub running: bool,
+    /// Running, but with errors (counted only when they are reported).
+    pub degraded: bool,
+}
+
+/// Whether a status event is news for the Running condition: `None` when
+/// it is not (the VM does not run yet, or runs as reported already);
+/// `Some(first)` when it is, `first` when the VM had not been reported
+/// running before (which ends a run of failed starts).
+pub(super) fn running_news(before: Reported, seen: Reported) -> Option<bool> {
+    let news = seen.running && (!before.running || before.degraded != seen.degraded);
+    news.then_some(!before.running)
+}
+
 /// What follows a hostagent exit nobody asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum AfterExit {
@@ -357,6 +375,25 @@ mod tests {
         assert_eq!(
             decide(Phase::Down, &Progress::default(), &no_finalizer),
             Action::ReleaseFinalizer { force_down: false }
+        );
+    }
+
+    #[test]
+    fn running_is_news_once_and_again_when_degraded_changes() {
+        let state = |running, degraded| Reported { running, degraded };
+        assert_eq!(running_news(state(false, false), state(false, true)), None);
+        assert_eq!(
+            running_news(state(false, false), state(true, false)),
+            Some(true)
+        );
+        assert_eq!(running_news(state(true, false), state(true, false)), None);
+        assert_eq!(
+            running_news(state(true, false), state(true, true)),
+            Some(false)
+        );
+        assert_eq!(
+            running_news(state(true, true), state(true, false)),
+            Some(false)
         );
     }
 
