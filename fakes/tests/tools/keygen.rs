@@ -1,6 +1,6 @@
 //! `ssh-keygen`: key pairs, the overwrite refusal, `-y`, and its faults.
 
-use crate::sandbox::{Sandbox, stderr_of};
+use crate::sandbox::Sandbox;
 use assert_cmd::assert::Assert;
 use fakes::journal::event;
 use predicates::str::contains;
@@ -144,19 +144,18 @@ fn print_public_fails_like_ssh_keygen_on_missing_and_corrupt_keys() {
 #[cfg(unix)]
 #[test]
 fn print_public_refuses_a_key_others_can_read() {
+    use predicates::prelude::*;
+    use predicates::str::ends_with;
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
     generate(&sandbox, &path, "lima").success();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let output = print_public(&sandbox, &path).code(255);
-    let stderr = stderr_of(&output);
-    assert!(
-        stderr.contains("WARNING: UNPROTECTED PRIVATE KEY FILE!"),
-        "{stderr}"
+    print_public(&sandbox, &path).code(255).stderr(
+        contains("WARNING: UNPROTECTED PRIVATE KEY FILE!")
+            .and(contains("Permissions 0644 for"))
+            .and(ends_with("\": bad permissions\r\n")),
     );
-    assert!(stderr.contains("Permissions 0644 for"), "{stderr}");
-    assert!(stderr.ends_with("\": bad permissions\r\n"), "{stderr}");
 }
 
 #[test]

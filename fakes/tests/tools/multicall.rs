@@ -157,6 +157,8 @@ fn start_foreground_is_refused_on_windows() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "vm1"]);
-    let output = sandbox.assert(cmd).code(2);
-    let output = output.stderr(contains("Windows"));
+    sandbox
+        .assert(cmd)
+        .code(2)
+        .stderr(predicates::str::contains("Windows"));
 }
