@@ -550,33 +550,15 @@ impl Worker {
             .map_err(prepare(paths.lima_yaml()))?;
         let previous_pid = read_pid_file(&paths.ha_pid());
         let mut child = hostagent::spawn(&settings, &paths)?;
-        match hostagent::wait_for_pid_file(
+        let shutting_down = match hostagent::wait_for_pid_file(
             &mut child,
             &paths,
             previous_pid,
             settings.start_timeout,
             self.shared.shutdown_flag(),
         ) {
-            Ok(_) => Ok(Hostagent {
-                child,
-                config_text,
-                events: EventTail::new(paths.ha_stdout_log()),
-                running_reported: false,
-                degraded: false,
-                driver: None,
-            }),
-            Err(StartError::ShuttingDown) => {
-                // The shutdown stops it like any other running hostagent.
-                self.hostagent = Some(Hostagent {
-                    child,
-                    config_text,
-                    events: EventTail::new(paths.ha_stdout_log()),
-                    running_reported: false,
-                    degraded: false,
-                    driver: None,
-                });
-                Err(StartError::ShuttingDown)
-            }
+            Ok(_) => false,
+            Err(StartError::ShuttingDown) => true,
             Err(e) => {
                 if matches!(child.try_wait(), Ok(None)) {
                     stop_instance(
@@ -590,9 +572,23 @@ impl Worker {
                     let instance = inspect(&settings.lima_home, &self.name, vm.spec.vm_type);
                     forced_stop(&settings, &instance);
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        let agent = Hostagent {
+            child,
+            config_text,
+            events: EventTail::new(paths.ha_stdout_log()),
+            running_reported: false,
+            degraded: false,
+            driver: None,
+        };
+        if shutting_down {
+            // The shutdown stops it like any other running hostagent.
+            self.hostagent = Some(agent);
+            return Err(StartError::ShuttingDown);
         }
+        Ok(agent)
     }
 
     fn start_failed(&mut self, error: &StartError) {

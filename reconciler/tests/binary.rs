@@ -8,7 +8,7 @@ use predicates::str::contains;
 use serde_json::Value;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const EXE: &str = env!("CARGO_BIN_EXE_limavm-reconciler");
@@ -67,12 +67,18 @@ impl Sandbox {
 
     /// Runs the binary with `args` to its end (bounded) for assertions.
     fn run(&self, args: &[&str]) -> Assert {
-        self.run_command(self.command().args(args), "")
+        let mut cmd = self.command();
+        cmd.args(args);
+        self.run_command(cmd, "")
     }
 
-    fn run_command(&self, cmd: &mut Command, stdin: &str) -> Assert {
-        let mut cmd = assert_cmd::Command::from_std(std::mem::replace(cmd, Command::new(EXE)));
-        cmd.write_stdin(stdin).timeout(COMMAND_TIMEOUT).assert()
+    /// Runs `cmd` to its end through [`proctree::run_bounded`], fed
+    /// `stdin`, its tree killed at [`COMMAND_TIMEOUT`] (failing the test).
+    fn run_command(&self, mut cmd: Command, stdin: &str) -> Assert {
+        match proctree::run_bounded(&mut cmd, Some(stdin.as_bytes()), Some(COMMAND_TIMEOUT)) {
+            Ok(done) => Output::from(done).assert(),
+            Err(e) => panic!("{cmd:?}: {e}"),
+        }
     }
 
     fn serve(&self, extra: &[&str]) -> Service {
@@ -95,7 +101,7 @@ impl Sandbox {
     fn ctl(&self, args: &[&str], stdin: &str) -> Assert {
         let mut cmd = self.command();
         cmd.arg("ctl").arg("--state").arg(self.state()).args(args);
-        self.run_command(&mut cmd, stdin)
+        self.run_command(cmd, stdin)
     }
 
     fn get(&self, name: &str) -> Value {
@@ -200,7 +206,7 @@ fn an_unknown_regression_exits_2_naming_the_valid_ones() {
     cmd.args(common)
         .env("LIMAVM_REGRESS", "disk-lock-leak,bogus");
     sandbox
-        .run_command(&mut cmd, "")
+        .run_command(cmd, "")
         .code(2)
         .stderr(contains("LIMAVM_REGRESS").and(contains("\"bogus\"")));
 }
