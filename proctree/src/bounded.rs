@@ -236,6 +236,24 @@ mod tests {
     }
 
     #[test]
+    fn the_observer_is_told_the_pid_of_the_command() {
+        let mut reported = None;
+        let done = run_bounded_observed(
+            &mut sh("echo $$"),
+            None,
+            Some(Duration::from_secs(10)),
+            |pid| reported = Some(pid),
+        )
+        .unwrap();
+        let printed: u32 = String::from_utf8(done.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(reported, Some(printed));
+    }
+
+    #[test]
     fn a_hung_command_is_killed_at_the_deadline_with_what_it_wrote() {
         let started = Instant::now();
         let err = run_bounded(
