@@ -242,103 +242,121 @@ mod tests {
         assert_eq!(backing_off.phase(true), Phase::Up);
     }
 
+    /// Asserts each case: in `phase` with `progress`, seeing `seen`, the
+    /// worker decides `expected`.
+    fn check(cases: &[(Phase, Progress, Observation, Action)]) {
+        for (phase, progress, seen, expected) in cases {
+            let action = decide(*phase, progress, seen);
+            assert_eq!(action, *expected, "{phase:?}, {progress:?}, {seen:?}");
+        }
+    }
+
     #[test]
     fn a_new_resource_is_started_and_a_failed_start_is_a_retry() {
         let now = Instant::now();
-        let action = decide(Phase::Down, &Progress::default(), &seen(now));
-        assert_eq!(action, Action::Start { retrying: false });
         let failed = Progress {
             start_failures: 2,
             ..acted(1)
         };
-        assert_eq!(
-            decide(Phase::Down, &failed, &seen(now)),
-            Action::Start { retrying: true }
-        );
+        check(&[
+            (
+                Phase::Down,
+                Progress::default(),
+                seen(now),
+                Action::Start { retrying: false },
+            ),
+            (
+                Phase::Down,
+                failed,
+                seen(now),
+                Action::Start { retrying: true },
+            ),
+        ]);
     }
 
     #[test]
     fn a_backoff_holds_the_start_of_the_same_generation_only() {
         let now = Instant::now();
-        let phase = Phase::BackingOff {
+        let waiting = Phase::BackingOff {
             until: now + Duration::from_secs(1),
         };
-        assert_eq!(decide(phase, &acted(1), &seen(now)), Action::Wait);
+        let over = Phase::BackingOff { until: now };
         let new_generation = Observation {
             generation: 2,
             ..seen(now)
         };
-        assert_eq!(
-            decide(phase, &acted(1), &new_generation),
-            Action::Start { retrying: false }
-        );
-        let over = Phase::BackingOff { until: now };
-        assert_eq!(
-            decide(over, &acted(1), &seen(now)),
-            Action::Start { retrying: false }
-        );
+        let start = Action::Start { retrying: false };
+        check(&[
+            (waiting, acted(1), seen(now), Action::Wait),
+            (waiting, acted(1), new_generation, start),
+            (over, acted(1), seen(now), start),
+        ]);
     }
 
     #[test]
     fn a_running_hostagent_is_restarted_for_a_new_template_and_kept_otherwise() {
         let now = Instant::now();
-        assert_eq!(decide(Phase::Up, &acted(1), &seen(now)), Action::Restart);
         let same = Observation {
             generation: 2,
             template: Some(Template::Valid { as_running: true }),
             ..seen(now)
         };
-        assert_eq!(
-            decide(Phase::Up, &acted(1), &same),
-            Action::RecordGeneration
-        );
-        assert_eq!(decide(Phase::Up, &acted(2), &same), Action::Wait);
+        check(&[
+            (Phase::Up, acted(1), seen(now), Action::Restart),
+            (Phase::Up, acted(1), same, Action::RecordGeneration),
+            (Phase::Up, acted(2), same, Action::Wait),
+        ]);
     }
 
     #[test]
     fn an_invalid_template_is_reported_once_per_generation_and_starts_nothing() {
-        let now = Instant::now();
         let invalid = Observation {
             template: Some(Template::Invalid),
-            ..seen(now)
+            ..seen(Instant::now())
         };
-        for phase in [Phase::Down, Phase::Up] {
-            assert_eq!(
-                decide(phase, &Progress::default(), &invalid),
-                Action::ReportInvalidTemplate
-            );
-            assert_eq!(decide(phase, &acted(1), &invalid), Action::Wait);
-        }
+        let report = Action::ReportInvalidTemplate;
+        check(&[
+            (Phase::Down, Progress::default(), invalid, report),
+            (Phase::Up, Progress::default(), invalid, report),
+            (Phase::Down, acted(1), invalid, Action::Wait),
+            (Phase::Up, acted(1), invalid, Action::Wait),
+        ]);
     }
 
     #[test]
     fn running_false_stops_our_hostagent_and_reports_once_otherwise() {
-        let now = Instant::now();
         let stopped = Observation {
             wants_running: false,
             template: None,
-            ..seen(now)
+            ..seen(Instant::now())
         };
-        assert_eq!(decide(Phase::Up, &acted(1), &stopped), Action::Stop);
-        assert_eq!(
-            decide(Phase::Down, &Progress::default(), &stopped),
-            Action::ReportStopped
-        );
-        assert_eq!(decide(Phase::Down, &acted(1), &stopped), Action::Wait);
+        check(&[
+            (Phase::Up, acted(1), stopped, Action::Stop),
+            (
+                Phase::Down,
+                Progress::default(),
+                stopped,
+                Action::ReportStopped,
+            ),
+            (Phase::Down, acted(1), stopped, Action::Wait),
+        ]);
     }
 
     #[test]
     fn an_invalid_name_is_reported_once_and_nothing_is_started() {
-        let now = Instant::now();
         let invalid = Observation {
             name_valid: false,
-            ..seen(now)
+            ..seen(Instant::now())
         };
-        assert_eq!(
-            decide(Phase::Down, &Progress::default(), &invalid),
-            Action::ReportInvalidName
-        );
-        assert_eq!(decide(Phase::Down, &acted(1), &invalid), Action::Wait);
+        check(&[
+            (
+                Phase::Down,
+                Progress::default(),
+                invalid,
+                Action::ReportInvalidName,
+            ),
+            (Phase::Down, acted(1), invalid, Action::Wait),
+        ]);
     }
 
     #[test]
@@ -352,30 +370,30 @@ mod tests {
             delete_not_before: Some(now + Duration::from_secs(1)),
             ..Progress::default()
         };
-        assert_eq!(
-            decide(Phase::Up, &backing_off, &deleting),
-            Action::AwaitDeleteRetry
-        );
-        assert_eq!(
-            decide(Phase::Up, &Progress::default(), &deleting),
-            Action::Delete
-        );
         let bad_name = Observation {
             name_valid: false,
             ..deleting
         };
-        assert_eq!(
-            decide(Phase::Up, &Progress::default(), &bad_name),
-            Action::ReleaseFinalizer { force_down: true }
-        );
         let no_finalizer = Observation {
             has_cleanup_finalizer: false,
             ..deleting
         };
-        assert_eq!(
-            decide(Phase::Down, &Progress::default(), &no_finalizer),
-            Action::ReleaseFinalizer { force_down: false }
-        );
+        check(&[
+            (Phase::Up, backing_off, deleting, Action::AwaitDeleteRetry),
+            (Phase::Up, Progress::default(), deleting, Action::Delete),
+            (
+                Phase::Up,
+                Progress::default(),
+                bad_name,
+                Action::ReleaseFinalizer { force_down: true },
+            ),
+            (
+                Phase::Down,
+                Progress::default(),
+                no_finalizer,
+                Action::ReleaseFinalizer { force_down: false },
+            ),
+        ]);
     }
 
     #[test]
