@@ -6,7 +6,7 @@
 
 use crate::support::{
     EXIT, binaries, blank_template, entries, instance, power_off_when_asked, real_lima_here,
-    real_sandbox, start_foreground, tmp_files, wait_for_qmp, wait_running,
+    real_sandbox, run, start_foreground, tmp_files, wait_for_qmp, wait_running,
 };
 use contract::plan::Tool;
 use harness::{Sandbox, Template, Toolset, eventually};
@@ -21,11 +21,9 @@ const GUEST_BOOT: Duration = Duration::from_secs(120);
 
 /// `limactl list --json NAME`'s `status` field.
 fn listed_status(sandbox: &Sandbox, name: &str) -> String {
-    let output = sandbox
+    let output = run(sandbox
         .command(sandbox.tool_path("limactl"))
-        .args(["list", "--json", name])
-        .output()
-        .unwrap();
+        .args(["list", "--json", name]));
     assert!(output.status.success(), "limactl list: {output:?}");
     let line = String::from_utf8_lossy(&output.stdout);
     let doc: serde_json::Value = serde_json::from_str(line.trim())
@@ -212,11 +210,9 @@ proptest! {
         let (real, real_vm) = running_instance(parent.path(), "r");
         let (reference, reference_vm) = running_instance(parent.path(), "f");
 
-        let output = real
+        let output = run(real
             .command(real.tool_path("limactl"))
-            .args(["stop", "--force", "vm"])
-            .output()
-            .unwrap();
+            .args(["stop", "--force", "vm"]));
         prop_assert!(output.status.success(), "limactl stop --force: {:?}", output);
         let settings = reconciler::Settings::new(reference.lima_home().path(), reference.state_dir());
         let found = reconciler::instance::inspect(&reference.lima_home(), "vm", VmType::Qemu);
