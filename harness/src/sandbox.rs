@@ -17,6 +17,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+mod builder;
+pub use builder::SandboxBuilder;
+
 /// Environment variable carrying the sandbox id into every process started
 /// inside it: the mark by which the harness recognises its own processes.
 pub const SANDBOX_ENV: &str = contract::env::SANDBOX;
@@ -60,13 +63,20 @@ const SOCKET_ROOM_NAME_LEN: usize = 24;
 /// How long cleanup waits for killed processes to die and ports to free.
 const CLEANUP_DEADLINE: Duration = Duration::from_secs(10);
 
+/// A temporary world for one scenario or test; see the module docs.
+/// Made by [`Sandbox::new`] and its siblings, or by [`Sandbox::builder`]
+/// for a sandbox with only some executables (a test of the fakes has no
+/// reconciler, a black-box test of the reconciler no fakes).
 pub struct Sandbox {
     root: tempfile::TempDir,
     /// Where the tool shims live when `<root>/bin` cannot be a PATH entry.
     shims: Option<tempfile::TempDir>,
     id: String,
-    binaries: Binaries,
+    /// The multicall fake, when this sandbox has one.
+    fake: Option<PathBuf>,
     toolset: Toolset,
+    /// Whether PATH goes on, after the shim directory, with the harness's.
+    host_path: bool,
     children: Mutex<Vec<Child>>,
     /// Exit codes of reaped children, so that every later question about
     /// them gets the same answer.
@@ -82,22 +92,7 @@ impl Sandbox {
     /// A sandbox in the temporary directory, refused when that directory
     /// leaves no room for the sockets of an instance with an ordinary name.
     pub fn with_toolset(binaries: &Binaries, toolset: Toolset) -> Result<Self, HarnessError> {
-        let sandbox = Self::under(&std::env::temp_dir(), binaries, toolset)?;
-        let socket = sandbox
-            .lima_home_dir()
-            .join("x".repeat(SOCKET_ROOM_NAME_LEN))
-            .join("ha.sock");
-        let len = socket.as_os_str().len();
-        if len > lima_layout::paths::max_socket_path_len() {
-            return Err(HarnessError::Setup(format!(
-                "the temporary directory {} is too long: an instance's socket {} would be \
-                 {len} bytes, over the platform limit of {} (set TMPDIR to a shorter directory)",
-                std::env::temp_dir().display(),
-                socket.display(),
-                lima_layout::paths::max_socket_path_len()
-            )));
-        }
-        Ok(sandbox)
+        Self::builder().binaries(binaries).toolset(toolset).build()
     }
 
     /// A sandbox whose root is created inside `parent` (for hostile or long
@@ -119,12 +114,49 @@ impl Sandbox {
         binaries: &Binaries,
         toolset: Toolset,
     ) -> Result<Self, HarnessError> {
+        Self::builder()
+            .binaries(binaries)
+            .toolset(toolset)
+            .under(parent)
+            .prefix(prefix)
+            .build()
+    }
+
+    /// A sandbox made to measure: which executables it has, which tools go
+    /// on its PATH, and where its root is.
+    pub fn builder() -> SandboxBuilder {
+        SandboxBuilder::default()
+    }
+
+    /// Refuses a sandbox in the temporary directory that leaves no room
+    /// for the sockets of an instance with an ordinary name.
+    fn check_socket_room(&self) -> Result<(), HarnessError> {
+        let socket = self
+            .lima_home_dir()
+            .join("x".repeat(SOCKET_ROOM_NAME_LEN))
+            .join("ha.sock");
+        let len = socket.as_os_str().len();
+        if len > lima_layout::paths::max_socket_path_len() {
+            return Err(HarnessError::Setup(format!(
+                "the temporary directory {} is too long: an instance's socket {} would be \
+                 {len} bytes, over the platform limit of {} (set TMPDIR to a shorter directory)",
+                std::env::temp_dir().display(),
+                socket.display(),
+                lima_layout::paths::max_socket_path_len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the root in `spec.parent` and everything in it.
+    fn create(spec: SandboxBuilder) -> Result<Self, HarnessError> {
         if crate::runs::stopping() {
             return Err(HarnessError::Interrupted);
         }
+        let parent = spec.parent.clone().unwrap_or_else(std::env::temp_dir);
         let root = tempfile::Builder::new()
-            .prefix(prefix)
-            .tempdir_in(parent)
+            .prefix(&spec.prefix)
+            .tempdir_in(&parent)
             .map_err(HarnessError::io(format!(
                 "creating the sandbox root in {}",
                 parent.display()
@@ -168,8 +200,9 @@ impl Sandbox {
             root,
             shims,
             id,
-            binaries: binaries.clone(),
-            toolset,
+            fake: spec.fake.clone(),
+            toolset: spec.toolset.clone(),
+            host_path: spec.tools.is_none(),
             children: Mutex::new(Vec::new()),
             exited: Mutex::new(std::collections::HashMap::new()),
         };
@@ -188,7 +221,13 @@ impl Sandbox {
             std::fs::create_dir_all(&dir)
                 .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
         }
-        sandbox.install_tools()?;
+        if spec.parent.is_none() {
+            sandbox.check_socket_room()?;
+        }
+        sandbox.install_tools(spec.tools.as_deref().unwrap_or(&Tool::ALL))?;
+        if let Some(reconciler) = &spec.reconciler {
+            sandbox.install_reconciler(reconciler)?;
+        }
         // Fakes refuse a plan file that is named but missing: start empty.
         sandbox.set_faults(&FaultPlanBuilder::new())?;
         Ok(sandbox)
@@ -228,8 +267,9 @@ impl Sandbox {
     pub fn journal(&self) -> Journal {
         Journal::new(self.journal_path())
     }
-    pub fn binaries(&self) -> &Binaries {
-        &self.binaries
+    /// The state file of the fake `wsl.exe` (its distributions).
+    pub fn wsl_state_path(&self) -> PathBuf {
+        self.root().join("wsl-state.json")
     }
     /// Which tools are real here.
     pub fn toolset(&self) -> &Toolset {
@@ -249,14 +289,16 @@ impl Sandbox {
 
     /// The fake playing `name`, whatever the toolset: installed on first use
     /// in a directory off PATH (for helpers such as a bystander process).
+    /// Fails when the sandbox was built without a fake.
     pub fn fake_tool_path(&self, name: &str) -> Result<PathBuf, HarnessError> {
+        let fake = self.fake()?;
         let dir = self.root().join("fakes");
         let stem = name.trim_end_matches(".exe");
         let path = dir.join(format!("{stem}{}", std::env::consts::EXE_SUFFIX));
         if !path.exists() {
             std::fs::create_dir_all(&dir)
                 .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
-            link_executable(&self.binaries.fake, &path)?;
+            link_executable(fake, &path)?;
         }
         Ok(path)
     }
@@ -274,7 +316,8 @@ impl Sandbox {
     }
 
     /// The reference reconciler, linked into the sandbox under its own name
-    /// (a multicall binary picks its role by that name).
+    /// (a multicall binary picks its role by that name); nothing is there
+    /// in a sandbox built without one.
     pub fn reconciler_exe(&self) -> PathBuf {
         self.root()
             .join("sut")
@@ -286,10 +329,17 @@ impl Sandbox {
             .map_err(HarnessError::io("writing the fault plan"))
     }
 
-    fn install_tools(&self) -> Result<(), HarnessError> {
-        for tool in Tool::ALL {
+    fn fake(&self) -> Result<&Path, HarnessError> {
+        self.fake.as_deref().ok_or_else(|| {
+            HarnessError::Setup("this sandbox was built without the fake tools".into())
+        })
+    }
+
+    /// Puts `tools` on PATH, each fake or real as the toolset says.
+    fn install_tools(&self, tools: &[Tool]) -> Result<(), HarnessError> {
+        for &tool in tools {
             let target = match self.toolset.choice(tool) {
-                ToolChoice::Fake => self.binaries.fake.clone(),
+                ToolChoice::Fake => self.fake()?.to_owned(),
                 ToolChoice::Real if tool == Tool::Limactl => {
                     // Real limactl may need a shim that drops root.
                     crate::real_lima::install_limactl(&self.tool_path("limactl"))?;
@@ -304,21 +354,29 @@ impl Sandbox {
                 }
             }
         }
+        Ok(())
+    }
+
+    fn install_reconciler(&self, reconciler: &Path) -> Result<(), HarnessError> {
         let sut = self.reconciler_exe();
         std::fs::create_dir_all(sut.parent().expect("sut has a parent"))
             .map_err(HarnessError::io("creating the sut directory"))?;
-        link_executable(&self.binaries.reconciler, &sut)
+        link_executable(reconciler, &sut)
     }
 
     /// The environment every process of the sandbox gets, whole: the
-    /// harness's own environment contributes only [`INHERITED_ENV`].
+    /// harness's own environment contributes only [`INHERITED_ENV`] and,
+    /// unless the sandbox holds only some tools
+    /// ([`SandboxBuilder::only_tools`]), PATH after the shim directory.
     pub fn env(&self) -> Vec<(String, OsString)> {
         let mut path = vec![self.bin_dir()];
-        path.extend(
-            std::env::var_os("PATH")
-                .iter()
-                .flat_map(std::env::split_paths),
-        );
+        if self.host_path {
+            path.extend(
+                std::env::var_os("PATH")
+                    .iter()
+                    .flat_map(std::env::split_paths),
+            );
+        }
         // The shim directory was checked when the sandbox was made, and the
         // other entries come from splitting PATH.
         let path = std::env::join_paths(path).expect("sandbox PATH entries hold no separator");
@@ -335,7 +393,7 @@ impl Sandbox {
                 (contract::env::JOURNAL.into(), self.journal_path().into()),
                 (
                     contract::env::FAKE_WSL_STATE.into(),
-                    self.root().join("wsl-state.json").into(),
+                    self.wsl_state_path().into(),
                 ),
                 (SANDBOX_ENV.into(), self.id.clone().into()),
                 (

@@ -1,6 +1,7 @@
 //! The sandbox itself: its layout, and that it finds and removes what a
 //! test leaks.
 
+use contract::Tool;
 use fakes::journal::{JournalWriter, Record};
 use harness::{Binaries, FaultPlanBuilder, Sandbox, Toolset, eventually, ports};
 use std::path::PathBuf;
@@ -104,6 +105,41 @@ fn a_root_whose_path_cannot_be_on_path_keeps_its_shims_elsewhere() {
     let env = sandbox.env();
     let path = &env.iter().find(|(k, _)| k == "PATH").unwrap().1;
     assert_eq!(std::env::split_paths(path).next(), Some(sandbox.bin_dir()));
+}
+
+#[test]
+fn a_sandbox_with_only_some_tools_has_nothing_else_on_path() {
+    let sandbox = Sandbox::builder()
+        .fake(&binaries().fake)
+        .only_tools([Tool::Wsl])
+        .build()
+        .unwrap();
+    assert!(sandbox.tool_path("wsl.exe").exists());
+    for absent in ["limactl", "ssh", "ssh-keygen", "qemu-system-x86_64"] {
+        assert!(!sandbox.tool_path(absent).exists(), "{absent} installed");
+    }
+    assert!(
+        !sandbox.reconciler_exe().exists(),
+        "no reconciler was given"
+    );
+    let env = sandbox.env();
+    let path = &env.iter().find(|(k, _)| k == "PATH").unwrap().1;
+    assert_eq!(
+        std::env::split_paths(path).collect::<Vec<_>>(),
+        [sandbox.bin_dir()]
+    );
+}
+
+#[test]
+fn a_faked_tool_without_the_fake_is_a_setup_error() {
+    let Err(e) = Sandbox::builder()
+        .reconciler(&binaries().reconciler)
+        .only_tools([Tool::Ssh])
+        .build()
+    else {
+        panic!("built a sandbox whose ssh has no executable");
+    };
+    assert!(e.to_string().contains("without the fake tools"), "{e}");
 }
 
 #[test]

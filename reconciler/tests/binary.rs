@@ -1,107 +1,105 @@
-//! The `limavm-reconciler` binary as a black box, with nothing but the real
-//! `ssh-keygen` on PATH (the fake tools are exercised by `scenarios/`).
+//! The `limavm-reconciler` binary as a black box in the harness's sandbox,
+//! with nothing but the real `ssh-keygen` on PATH (the fake tools are
+//! exercised by `scenarios/`).
 #![cfg(unix)]
 
 use assert_cmd::assert::{Assert, OutputAssertExt};
+use contract::Tool;
+use harness::{Sandbox, Toolset};
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const EXE: &str = env!("CARGO_BIN_EXE_limavm-reconciler");
 /// The bound on a command that should end at once (`ctl`, a refused start).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// A sandbox whose PATH holds only the tools a test links into `bin/`.
-struct Sandbox {
-    root: tempfile::TempDir,
+/// A sandbox with the reconciler and no tool at all on PATH.
+fn sandbox() -> Sandbox {
+    build(Sandbox::builder().only_tools([]))
 }
 
-impl Sandbox {
-    fn new() -> Self {
-        let root = tempfile::Builder::new()
-            .prefix("limavm [1] ")
-            .tempdir()
-            .unwrap();
-        std::fs::create_dir_all(root.path().join("bin")).unwrap();
-        Self { root }
+/// A sandbox with the real `ssh-keygen` (found on this machine's PATH) as
+/// the only tool on PATH; `None`, after saying that `test` is skipped,
+/// when there is none.
+fn sandbox_with_ssh_keygen(test: &str) -> Option<Sandbox> {
+    if let Err(e) = Toolset::resolve_real(Tool::SshKeygen) {
+        eprintln!("SKIPPED: {test}: {e}");
+        return None;
     }
+    Some(build(
+        Sandbox::builder()
+            .toolset(Toolset::fakes().with_real(Tool::SshKeygen))
+            .only_tools([Tool::SshKeygen]),
+    ))
+}
 
-    /// Links the real `ssh-keygen` (found on this machine's PATH) into
-    /// `bin/`; `None`, after saying that `test` is skipped, when there is
-    /// none.
-    fn with_ssh_keygen(self, test: &str) -> Option<Self> {
-        match which::which("ssh-keygen") {
-            Ok(real) => {
-                std::os::unix::fs::symlink(real, self.bin().join("ssh-keygen")).unwrap();
-                Some(self)
-            }
-            Err(e) => {
-                eprintln!("SKIPPED: {test}: needs ssh-keygen on PATH ({e})");
-                None
-            }
-        }
-    }
+fn build(builder: harness::sandbox::SandboxBuilder) -> Sandbox {
+    builder
+        .reconciler(env!("CARGO_BIN_EXE_limavm-reconciler"))
+        .build()
+        .unwrap_or_else(|e| panic!("setting up the sandbox: {e}"))
+}
 
-    fn bin(&self) -> PathBuf {
-        self.root.path().join("bin")
-    }
-    fn lima_home(&self) -> PathBuf {
-        self.root.path().join("lima")
-    }
-    fn state(&self) -> PathBuf {
-        self.root.path().join("state")
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(EXE);
-        cmd.env_clear()
-            .env("PATH", self.bin())
-            .env("HOME", self.root.path())
-            .stdin(Stdio::null());
-        cmd
-    }
-
+/// What these tests do with the reconciler in a sandbox.
+trait Reconciler {
+    fn lima_home_path(&self) -> PathBuf;
+    /// The reconciler with the sandbox's environment, nothing else.
+    fn reconciler(&self) -> Command;
     /// Runs the binary with `args` to its end (bounded) for assertions.
-    fn run(&self, args: &[&str]) -> Assert {
-        let mut cmd = self.command();
-        cmd.args(args);
-        self.run_command(cmd, "")
+    fn run(&self, args: &[&str]) -> Assert;
+    /// `limavm-reconciler serve` on the sandbox's LIMA_HOME and state, in
+    /// a process group of its own, output captured.
+    fn serve(&self, extra: &[&str]) -> Service;
+    /// `limavm-reconciler ctl --state STATE ARGS`, fed `stdin`.
+    fn ctl(&self, args: &[&str], stdin: &str) -> Assert;
+    fn get(&self, name: &str) -> Value;
+}
+
+impl Reconciler for Sandbox {
+    fn lima_home_path(&self) -> PathBuf {
+        self.lima_home().path().to_owned()
     }
 
-    /// Runs `cmd` to its end through [`proctree::run_bounded`], fed
-    /// `stdin`, its tree killed at [`COMMAND_TIMEOUT`] (failing the test).
-    fn run_command(&self, mut cmd: Command, stdin: &str) -> Assert {
-        match proctree::run_bounded(&mut cmd, Some(stdin.as_bytes()), Some(COMMAND_TIMEOUT)) {
-            Ok(done) => Output::from(done).assert(),
-            Err(e) => panic!("{cmd:?}: {e}"),
-        }
+    fn reconciler(&self) -> Command {
+        self.command(self.reconciler_exe())
+    }
+
+    fn run(&self, args: &[&str]) -> Assert {
+        let mut cmd = self.reconciler();
+        cmd.args(args);
+        run_command(cmd, "")
     }
 
     fn serve(&self, extra: &[&str]) -> Service {
-        let mut cmd = self.command();
+        let mut cmd = self.reconciler();
         cmd.arg("serve")
             .arg("--lima-home")
-            .arg(self.lima_home())
+            .arg(self.lima_home_path())
             .arg("--state")
-            .arg(self.state())
+            .arg(self.state_dir())
             .args(["--poll-interval", "20ms", "--keygen-timeout", "10s"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Its own group: nothing it signals can reach the test runner.
-            .process_group(0);
+            .stderr(Stdio::piped());
+        // Its own group: nothing it signals can reach the test runner.
+        proctree::SpawnAttributes {
+            own_process_group: true,
+            background_priority: false,
+        }
+        .apply(&mut cmd);
         Service(Some(cmd.spawn().unwrap()))
     }
 
-    /// `limavm-reconciler ctl --state STATE ARGS`, fed `stdin`.
     fn ctl(&self, args: &[&str], stdin: &str) -> Assert {
-        let mut cmd = self.command();
-        cmd.arg("ctl").arg("--state").arg(self.state()).args(args);
-        self.run_command(cmd, stdin)
+        let mut cmd = self.reconciler();
+        cmd.arg("ctl")
+            .arg("--state")
+            .arg(self.state_dir())
+            .args(args);
+        run_command(cmd, stdin)
     }
 
     fn get(&self, name: &str) -> Value {
@@ -110,7 +108,17 @@ impl Sandbox {
     }
 }
 
-/// The service process; killed when dropped (also on panic).
+/// Runs `cmd` to its end through [`proctree::run_bounded`], fed `stdin`,
+/// its tree killed at [`COMMAND_TIMEOUT`] (failing the test).
+fn run_command(mut cmd: Command, stdin: &str) -> Assert {
+    match proctree::run_bounded(&mut cmd, Some(stdin.as_bytes()), Some(COMMAND_TIMEOUT)) {
+        Ok(done) => Output::from(done).assert(),
+        Err(e) => panic!("{cmd:?}: {e}"),
+    }
+}
+
+/// The service process; killed when dropped (also on panic), and by the
+/// sandbox with whatever else it left.
 struct Service(Option<Child>);
 
 impl Service {
@@ -119,15 +127,10 @@ impl Service {
     }
 
     fn wait_exit(&mut self, timeout: Duration) -> Assert {
-        let deadline = Instant::now() + timeout;
         let child = self.0.as_mut().unwrap();
-        while child.try_wait().unwrap().is_none() {
-            assert!(
-                Instant::now() < deadline,
-                "the service did not exit in {timeout:?}"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        eventually("the service to exit", timeout, || {
+            child.try_wait().unwrap().map(|_| ())
+        });
         self.0.take().unwrap().wait_with_output().unwrap().assert()
     }
 }
@@ -141,15 +144,12 @@ impl Drop for Service {
     }
 }
 
+/// [`harness::eventually`] on an `Option`, failing the test on timeout.
 fn eventually<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = probe() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    harness::eventually(timeout, what, || {
+        probe().ok_or_else(|| "not yet".to_owned())
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn running_condition(doc: &Value) -> Option<(String, String, String)> {
@@ -177,7 +177,7 @@ fn vm(name: &str) -> String {
 
 #[test]
 fn regressions_lists_every_switch() {
-    let out = Sandbox::new().run(&["regressions"]).success();
+    let out = sandbox().run(&["regressions"]).success();
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(text.lines().count(), 25, "{text}");
     assert!(text.lines().any(|l| l.starts_with("wsl-hang-unbounded ")));
@@ -185,9 +185,9 @@ fn regressions_lists_every_switch() {
 
 #[test]
 fn an_unknown_regression_exits_2_naming_the_valid_ones() {
-    let sandbox = Sandbox::new();
-    let lima_home = sandbox.lima_home();
-    let state = sandbox.state();
+    let sandbox = sandbox();
+    let lima_home = sandbox.lima_home_path();
+    let state = sandbox.state_dir();
     let common = [
         "serve",
         "--lima-home",
@@ -202,42 +202,41 @@ fn an_unknown_regression_exits_2_naming_the_valid_ones() {
         .code(2)
         .stderr(contains("disk-lock-leak"));
 
-    let mut cmd = sandbox.command();
+    let mut cmd = sandbox.reconciler();
     cmd.args(common)
         .env("LIMAVM_REGRESS", "disk-lock-leak,bogus");
-    sandbox
-        .run_command(cmd, "")
+    run_command(cmd, "")
         .code(2)
         .stderr(contains("LIMAVM_REGRESS").and(contains("\"bogus\"")));
 }
 
 #[test]
 fn a_missing_ssh_keygen_fails_the_start_with_its_name() {
-    let sandbox = Sandbox::new();
+    let sandbox = sandbox();
     let mut service = sandbox.serve(&[]);
     service
         .wait_exit(COMMAND_TIMEOUT)
         .code(1)
         .stderr(contains("ssh-keygen not found on PATH"));
-    assert!(!sandbox.state().join("service.json").exists());
-    let log = std::fs::read_to_string(sandbox.state().join("reconciler.log")).unwrap();
+    assert!(!sandbox.state_dir().join("service.json").exists());
+    let log = std::fs::read_to_string(sandbox.state_dir().join("reconciler.log")).unwrap();
     assert!(log.contains("ssh-keygen not found on PATH"), "{log}");
 }
 
 #[test]
 fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
-    let Some(sandbox) = Sandbox::new().with_ssh_keygen("serve_reports_start_failures") else {
+    let Some(sandbox) = sandbox_with_ssh_keygen("serve_reports_start_failures") else {
         return;
     };
     let mut service = sandbox.serve(&["--restart-backoff", "50ms"]);
-    let service_json = sandbox.state().join("service.json");
+    let service_json = sandbox.state_dir().join("service.json");
     let ready: Value = eventually("service.json", Duration::from_secs(20), || {
         let text = std::fs::read_to_string(&service_json).ok()?;
         serde_json::from_str(&text).ok()
     });
     assert_eq!(ready["pid"], service.pid());
     assert_eq!(ready["ready"], true);
-    assert!(sandbox.lima_home().join("_config/user.pub").exists());
+    assert!(sandbox.lima_home_path().join("_config/user.pub").exists());
 
     sandbox.ctl(&["apply", "-f", "-"], &vm("vm1")).success();
     sandbox.ctl(&["apply", "-f", "-"], &vm("_disks")).success();
@@ -254,7 +253,7 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
     });
     assert_eq!(condition.0, "False");
     assert!(
-        !sandbox.lima_home().join("_disks").exists(),
+        !sandbox.lima_home_path().join("_disks").exists(),
         "nothing created"
     );
     assert_eq!(
@@ -263,8 +262,8 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
     );
 
     // A corrupt document is skipped, logged by name, and harms nobody.
-    std::fs::write(sandbox.state().join("resources/broken.json"), "{").unwrap();
-    let log_path = sandbox.state().join("reconciler.log");
+    std::fs::write(sandbox.state_dir().join("resources/broken.json"), "{").unwrap();
+    let log_path = sandbox.state_dir().join("reconciler.log");
     eventually(
         "the corrupt document's log line",
         Duration::from_secs(10),
@@ -294,7 +293,7 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
     sandbox
         .ctl(&["delete", "vm1", "--wait", "--timeout", "10s"], "")
         .success();
-    assert!(!sandbox.lima_home().join("vm1").exists());
+    assert!(!sandbox.lima_home_path().join("vm1").exists());
 
     proctree::request_shutdown(service.pid()).unwrap();
     service.wait_exit(Duration::from_secs(20)).code(0);
@@ -305,10 +304,10 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
 
 #[test]
 fn json_logs_carry_fields_at_the_top_level() {
-    let sandbox = Sandbox::new();
+    let sandbox = sandbox();
     let mut service = sandbox.serve(&["--log-format", "json"]);
     service.wait_exit(Duration::from_secs(20));
-    let log = std::fs::read_to_string(sandbox.state().join("reconciler.log")).unwrap();
+    let log = std::fs::read_to_string(sandbox.state_dir().join("reconciler.log")).unwrap();
     let lines: Vec<Value> = log
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -323,11 +322,11 @@ fn json_logs_carry_fields_at_the_top_level() {
 
 #[test]
 fn a_second_service_on_one_state_refuses_naming_the_first_which_keeps_working() {
-    let Some(sandbox) = Sandbox::new().with_ssh_keygen("a_second_service_on_one_state") else {
+    let Some(sandbox) = sandbox_with_ssh_keygen("a_second_service_on_one_state") else {
         return;
     };
     let mut first = sandbox.serve(&[]);
-    let service_json = sandbox.state().join("service.json");
+    let service_json = sandbox.state_dir().join("service.json");
     eventually(
         "the first service to be ready",
         Duration::from_secs(20),
@@ -357,8 +356,8 @@ fn a_second_service_on_one_state_refuses_naming_the_first_which_keeps_working() 
 
 #[test]
 fn durations_a_deadline_cannot_hold_are_refused_at_parse_time() {
-    let sandbox = Sandbox::new();
-    let (lima_home, state) = (sandbox.lima_home(), sandbox.state());
+    let sandbox = sandbox();
+    let (lima_home, state) = (sandbox.lima_home_path(), sandbox.state_dir());
     for (option, value) in [
         ("--keygen-timeout", "18446744073709551615s"),
         ("--graceful-timeout", "18446744073709551615s"),

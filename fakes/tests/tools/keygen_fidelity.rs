@@ -9,14 +9,14 @@ use std::process::{Command, Output};
 /// The real tool from this machine's PATH, or `None` after saying why the
 /// test is skipped (none there, or not Unix: the fake imitates OpenSSH's).
 fn real_keygen(test: &str) -> Option<PathBuf> {
-    match which::which("ssh-keygen") {
+    match harness::Toolset::resolve_real(contract::Tool::SshKeygen) {
         Ok(real) if cfg!(unix) => Some(real),
         Ok(_) => {
             eprintln!("SKIPPED: {test}: compares with OpenSSH's ssh-keygen on Unix only");
             None
         }
         Err(e) => {
-            eprintln!("SKIPPED: {test}: needs ssh-keygen on PATH ({e})");
+            eprintln!("SKIPPED: {test}: {e}");
             None
         }
     }
@@ -30,7 +30,7 @@ fn real(sandbox: &Sandbox, real: &Path, args: &[&str], path: &Path) -> Output {
 }
 
 fn fake(sandbox: &Sandbox, args: &[&str], path: &Path) -> Assert {
-    let mut cmd = sandbox.command("ssh-keygen");
+    let mut cmd = sandbox.tool_command("ssh-keygen");
     cmd.args(args).arg(path);
     sandbox.assert(cmd)
 }

@@ -1,40 +1,26 @@
-//! A temporary world per test: the fake installed under every tool name in
-//! `bin/`, HOME, LIMA_HOME, a fault plan, a journal and a WSL state file;
-//! and guards that leave no process behind, also when a test panics.
+//! The harness's sandbox with every tool played by this package's fake, and
+//! what the fakes' tests add to it: commands that run the fake under a
+//! tool's name, bounded runs for assertions, started fakes that die when
+//! dropped, and waits on the journal. The harness's sandbox kills whatever
+//! is left when it is dropped, also when a test panics.
 
 use assert_cmd::assert::{Assert, OutputAssertExt};
-use fakes::journal::{Event, JournalEntry, read_journal};
-use fakes::plan::Tool;
-use lima_layout::{HostagentEvent, InstancePaths, LimaHome};
-use std::ffi::OsString;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use fakes::journal::{Event, JournalEntry};
+use lima_layout::{HostagentEvent, InstancePaths};
+use std::ops::Deref;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
+
+pub use harness::ports::{is_free as port_is_free, pick_free_port as free_port};
 
 /// The longest any wait in these tests may take.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Polls `probe` until it returns `Ok`, failing after [`TIMEOUT`] with what
-/// it last saw.
-pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Result<T, String>) -> T {
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        match probe() {
-            Ok(value) => return value,
-            Err(seen) if Instant::now() >= deadline => {
-                panic!("timed out after {TIMEOUT:?} waiting for {what}; last seen: {seen}")
-            }
-            Err(_) => std::thread::sleep(Duration::from_millis(5)),
-        }
-    }
-}
-
-pub fn free_port() -> u16 {
-    portpicker::pick_unused_port().expect("a free port")
-}
-
-pub fn port_is_free(port: u16) -> bool {
-    std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+/// [`harness::eventually`] within [`TIMEOUT`], failing the test with what
+/// `probe` last saw.
+pub fn eventually<T>(what: &str, probe: impl FnMut() -> Result<T, String>) -> T {
+    harness::eventually(TIMEOUT, what, probe).unwrap_or_else(|e| panic!("{e}"))
 }
 
 pub fn wait_port_free(port: u16) {
@@ -49,66 +35,27 @@ pub fn assert_port_held(port: u16, by: &str) {
     assert!(!port_is_free(port), "port {port} should be held by {by}");
 }
 
-pub struct Sandbox {
-    root: tempfile::TempDir,
+/// A [`harness::Sandbox`] with `limavm-fake` under every tool's name and
+/// no reconciler.
+pub struct Sandbox(harness::Sandbox);
+
+impl Deref for Sandbox {
+    type Target = harness::Sandbox;
+    fn deref(&self) -> &harness::Sandbox {
+        &self.0
+    }
 }
 
 impl Sandbox {
     pub fn new() -> Self {
-        // Brackets and a space, as the harness's sandboxes have.
-        let root = tempfile::Builder::new()
-            .prefix("fake [t] ")
-            .tempdir()
-            .expect("a temporary directory");
-        let sandbox = Self { root };
-        for dir in [sandbox.bin(), sandbox.home(), sandbox.lima_home_dir()] {
-            std::fs::create_dir_all(dir).unwrap();
-        }
-        sandbox.set_plan(serde_json::json!({ "rules": [] }));
-        let fake = PathBuf::from(env!("CARGO_BIN_EXE_limavm-fake"));
-        for tool in Tool::ALL {
-            for name in tool.executable_names() {
-                install(&fake, &sandbox.tool_path(name));
-            }
-        }
-        sandbox
+        let sandbox = harness::Sandbox::builder()
+            .fake(env!("CARGO_BIN_EXE_limavm-fake"))
+            .build()
+            .unwrap_or_else(|e| panic!("setting up the sandbox: {e}"));
+        Self(sandbox)
     }
 
-    pub fn root(&self) -> &Path {
-        self.root.path()
-    }
-    pub fn bin(&self) -> PathBuf {
-        self.root().join("bin")
-    }
-    pub fn home(&self) -> PathBuf {
-        self.root().join("home")
-    }
-    fn lima_home_dir(&self) -> PathBuf {
-        self.root().join("lima")
-    }
-    pub fn lima_home(&self) -> LimaHome {
-        LimaHome::new(self.lima_home_dir())
-    }
-    pub fn journal_path(&self) -> PathBuf {
-        self.root().join("journal.jsonl")
-    }
-    pub fn plan_path(&self) -> PathBuf {
-        self.root().join("plan.json")
-    }
-    pub fn wsl_state_path(&self) -> PathBuf {
-        self.root().join("wsl-state.json")
-    }
-
-    /// The installed fake for `name` (`ssh`, `wsl.exe`, ...).
-    pub fn tool_path(&self, name: &str) -> PathBuf {
-        let file = if name.ends_with(".exe") {
-            name.to_owned()
-        } else {
-            format!("{name}{}", std::env::consts::EXE_SUFFIX)
-        };
-        self.bin().join(file)
-    }
-
+    /// Replaces the fault plan with `plan`, as written (malformed included).
     pub fn set_plan(&self, plan: serde_json::Value) {
         std::fs::write(self.plan_path(), plan.to_string()).unwrap();
     }
@@ -121,39 +68,11 @@ impl Sandbox {
         instance
     }
 
-    pub fn env(&self) -> Vec<(&'static str, OsString)> {
-        let mut path = vec![self.bin()];
-        path.extend(
-            std::env::var_os("PATH")
-                .iter()
-                .flat_map(std::env::split_paths),
-        );
-        let mut env = vec![
-            ("PATH", std::env::join_paths(path).unwrap()),
-            ("HOME", self.home().into()),
-            ("USERPROFILE", self.home().into()),
-            ("LIMA_HOME", self.lima_home_dir().into()),
-            (fakes::journal::JOURNAL_ENV, self.journal_path().into()),
-            (fakes::plan::FAULT_PLAN_ENV, self.plan_path().into()),
-            (fakes::WSL_STATE_ENV, self.wsl_state_path().into()),
-        ];
-        env.extend(
-            ["SystemRoot", "TEMP", "TMP"]
-                .into_iter()
-                .filter_map(|k| std::env::var_os(k).map(|v| (k, v))),
-        );
-        env
-    }
-
-    /// A command running the fake as `name`, with only the sandbox's
-    /// environment, in a process group of its own (so that an interrupt can
-    /// be aimed at it alone).
-    pub fn command(&self, name: &str) -> Command {
-        let mut cmd = Command::new(self.tool_path(name));
-        cmd.env_clear()
-            .envs(self.env())
-            .current_dir(self.root())
-            .stdin(Stdio::null());
+    /// A command running the fake as `name` (`ssh`, `wsl.exe`, ...) with
+    /// the sandbox's environment, in a process group of its own (so that
+    /// an interrupt can be aimed at it alone).
+    pub fn tool_command(&self, name: &str) -> Command {
+        let mut cmd = self.command(self.tool_path(name));
         proctree::SpawnAttributes {
             own_process_group: true,
             background_priority: false,
@@ -162,7 +81,8 @@ impl Sandbox {
         cmd
     }
 
-    pub fn spawn(&self, mut cmd: Command) -> Running {
+    /// Starts `cmd`, killed with its tree when the handle is dropped.
+    pub fn start(&self, mut cmd: Command) -> Running {
         let child = cmd.spawn().expect("the fake starts");
         Running { child }
     }
@@ -184,15 +104,9 @@ impl Sandbox {
         run_bounded(cmd, Some(stdin.as_bytes())).assert()
     }
 
-    pub fn journal(&self) -> Vec<JournalEntry> {
-        read_journal(&self.journal_path()).unwrap()
-    }
-
+    /// The journal's entries of `event`, from every tool.
     pub fn events(&self, event: Event) -> Vec<JournalEntry> {
-        self.journal()
-            .into_iter()
-            .filter(|e| e.event() == event)
-            .collect()
+        self.journal().events(None, event)
     }
 
     /// Waits for a journal entry that `wanted` accepts.
@@ -202,7 +116,7 @@ impl Sandbox {
         wanted: impl Fn(&JournalEntry) -> bool,
     ) -> JournalEntry {
         eventually(what, || {
-            let journal = self.journal();
+            let journal = self.journal().entries();
             journal.iter().find(|e| wanted(e)).cloned().ok_or_else(|| {
                 let tail: Vec<String> = journal
                     .iter()
@@ -221,16 +135,6 @@ impl Sandbox {
         })
     }
 
-    /// Processes started in this sandbox that are still alive.
-    pub fn live_processes(&self) -> Vec<proctree::ProcessInfo> {
-        let journal = self.journal_path().to_string_lossy().into_owned();
-        proctree::ProcessTable::snapshot()
-            .with_env(fakes::journal::JOURNAL_ENV, &journal)
-            .into_iter()
-            .cloned()
-            .collect()
-    }
-
     pub fn wait_no_live_processes(&self) {
         eventually("every sandbox process to be gone", || {
             let live = self.live_processes();
@@ -246,38 +150,11 @@ impl Sandbox {
     }
 }
 
-impl Drop for Sandbox {
-    /// Whatever a test left running in the sandbox (children that outlived
-    /// their parent included) dies here, and is gone before the directory
-    /// is removed: Windows cannot delete an executable that still runs.
-    fn drop(&mut self) {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let live = self.live_processes();
-            if live.is_empty() || Instant::now() >= deadline {
-                break;
-            }
-            for process in live {
-                let _ = proctree::kill(process.pid);
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-}
-
 /// Runs `cmd` to completion within [`TIMEOUT`], or fails the test.
 fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
     match proctree::run_bounded(&mut cmd, stdin, Some(TIMEOUT)) {
         Ok(done) => done.into(),
         Err(e) => panic!("{cmd:?}: {e}"),
-    }
-}
-
-/// Installs the fake as `link`, once: on Windows `wsl` and `wsl.exe` are
-/// both `wsl.exe`.
-fn install(fake: &Path, link: &Path) {
-    if !link.exists() {
-        fakes::install::install_executable(fake, link).unwrap();
     }
 }
 
