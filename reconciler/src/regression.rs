@@ -32,10 +32,14 @@ pub enum Regression {
     CrashLoopFixedBackoff,
     DriverDeathUnnoticed,
     ControlMasterLeftover,
+    DistroStopUnnoticed,
+    InvalidLimaName,
+    ForeignDiskLock,
+    DeleteBlockerUnnamed,
 }
 
 impl Regression {
-    pub const ALL: [Regression; 25] = [
+    pub const ALL: [Regression; 29] = [
         Regression::ConsoleGroupSignal,
         Regression::OrphanedPortHolders,
         Regression::BracketedHomePath,
@@ -61,6 +65,10 @@ impl Regression {
         Regression::CrashLoopFixedBackoff,
         Regression::DriverDeathUnnoticed,
         Regression::ControlMasterLeftover,
+        Regression::DistroStopUnnoticed,
+        Regression::InvalidLimaName,
+        Regression::ForeignDiskLock,
+        Regression::DeleteBlockerUnnamed,
     ];
 
     /// The stable finding ID.
@@ -91,6 +99,10 @@ impl Regression {
             Regression::CrashLoopFixedBackoff => "crash-loop-fixed-backoff",
             Regression::DriverDeathUnnoticed => "driver-death-unnoticed",
             Regression::ControlMasterLeftover => "control-master-leftover",
+            Regression::DistroStopUnnoticed => "distro-stop-unnoticed",
+            Regression::InvalidLimaName => "invalid-lima-name",
+            Regression::ForeignDiskLock => "foreign-disk-lock",
+            Regression::DeleteBlockerUnnamed => "delete-blocker-unnamed",
         }
     }
 
@@ -167,6 +179,18 @@ impl Regression {
             }
             Regression::ControlMasterLeftover => {
                 "the forced stop neither sends `ssh -O exit` nor sees a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument"
+            }
+            Regression::DistroStopUnnoticed => {
+                "a WSL2 distro is not watched: one stopped from outside (`wsl.exe --shutdown`, `--terminate`) under a live hostagent stays Running=True"
+            }
+            Regression::InvalidLimaName => {
+                "only names that break the layout are refused: one Lima refuses (`we[1]rd`, `with space`, over 76 characters) is started again and again"
+            }
+            Regression::ForeignDiskLock => {
+                "an additional disk whose in_use_by names another instance is left so: the start fails as Lima refuses the disk, even when that instance is gone"
+            }
+            Regression::DeleteBlockerUnnamed => {
+                "a failed instance delete names the instance directory, not the entry in it that could not be removed"
             }
         }
     }

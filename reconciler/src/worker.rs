@@ -31,6 +31,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The longest wait between retries of a start that keeps failing.
 const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
+/// How often, at most, a WSL2 distro's state is asked for: ten polls,
+/// within 100 ms to 2 s (each ask is a `wsl.exe` process).
+fn distro_watch_interval(poll_interval: Duration) -> Duration {
+    (poll_interval * 10).clamp(Duration::from_millis(100), Duration::from_secs(2))
+}
+
 /// How long a force-killed hostagent gets to be reaped during deletion.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -334,9 +340,10 @@ impl Worker {
     /// guest powered off) leaves a VM that is not running whatever the
     /// hostagent says: Lima calls it Broken. It is stopped and restarted.
     fn watch_driver(&mut self, vm: &LimaVm) {
-        if self.settings().is_on(Regression::DriverDeathUnnoticed)
-            || vm.spec.vm_type == VmType::Wsl2
-        {
+        if vm.spec.vm_type == VmType::Wsl2 {
+            return self.watch_distro(vm);
+        }
+        if self.settings().is_on(Regression::DriverDeathUnnoticed) {
             return;
         }
         let Some(agent) = self.hostagent.as_mut() else {
@@ -367,15 +374,68 @@ impl Worker {
                 }
             }
         };
+        let message = format!(
+            "the driver (pid {driver}) exited while the hostagent (pid {}) runs",
+            agent.pid()
+        );
+        self.driver_ended(vm, message);
+    }
+
+    /// A WSL2 distro has no driver pid: `wsl.exe --list --quiet --running`
+    /// (bounded, every [`distro_watch_interval`]) says whether it still
+    /// runs. Lima's own keep-alive reports only a `wsl.exe -d` that exits
+    /// with an error, so a distro stopped from outside (`wsl.exe
+    /// --shutdown`, `--terminate`) may leave its hostagent up.
+    fn watch_distro(&mut self, vm: &LimaVm) {
+        if self.settings().is_on(Regression::DistroStopUnnoticed) {
+            return;
+        }
+        let interval = distro_watch_interval(self.settings().poll_interval);
+        let Some(agent) = self.hostagent.as_mut() else {
+            return;
+        };
+        if !agent.running_reported
+            || agent
+                .driver_checked
+                .is_some_and(|at| at.elapsed() < interval)
+        {
+            return;
+        }
+        agent.driver_checked = Some(Instant::now());
+        let pid = agent.pid();
+        let settings = &self.shared.settings;
+        let distro = settings.lima_home.instance(&self.name).wsl_distro();
+        let timeout = settings.wsl_bound(settings.wsl_timeout);
+        match crate::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!(
+                    "the WSL2 distro {distro} stopped while the hostagent (pid {pid}) runs"
+                );
+                self.driver_ended(vm, message);
+            }
+            // Not knowing is no reason to restart a VM.
+            Err(e) => tracing::warn!(
+                instance = %Shown(&self.name),
+                error = e.to_string().as_str(),
+                "cannot tell whether the WSL2 distro still runs"
+            ),
+        }
+    }
+
+    /// The VM's driver ended under a live hostagent (`message` says
+    /// which): the VM is broken, so it is stopped and restarted.
+    fn driver_ended(&mut self, vm: &LimaVm, message: String) {
+        let Some(agent) = self.hostagent.as_ref() else {
+            return;
+        };
         let pid = agent.pid();
         tracing::warn!(
             instance = %Shown(&self.name),
             pid,
-            driver,
-            "the driver exited while the hostagent runs; the VM is broken: restarting it"
+            cause = message.as_str(),
+            "the driver ended while the hostagent runs; the VM is broken: restarting it"
         );
-        let message =
-            format!("the driver (pid {driver}) exited while the hostagent (pid {pid}) runs");
         self.write_status(|status| {
             status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message)
         });
@@ -505,6 +565,7 @@ impl Worker {
                 running_reported: false,
                 degraded: false,
                 driver: None,
+                driver_checked: None,
             }),
             Err(StartError::ShuttingDown) => {
                 // The shutdown stops it like any other running hostagent.
@@ -515,6 +576,7 @@ impl Worker {
                     running_reported: false,
                     degraded: false,
                     driver: None,
+                    driver_checked: None,
                 });
                 Err(StartError::ShuttingDown)
             }

@@ -452,6 +452,18 @@ pub static CATALOGUE: &[Finding] = &[
         ),
         needs: &[],
     },
+    Finding {
+        id: "distro-stop-unnoticed",
+        title: "a VM whose WSL2 distro was shut down from outside still claims to run",
+        symptom_markers: &["still claims to run after its WSL2 distro"],
+        scenario: crash::distro_stop,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that outlives its distro (fault ignore_driver_exit of the fake hostagent)",
+        ),
+        needs: &[],
+    },
 ];
 
 /// A finding for `reproduce --list`: its ID and title, then how it runs on

@@ -44,6 +44,7 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::key_mode_unrepaired("key-mode-unrepaired")]
 #[case::crash_loop_fixed_backoff("crash-loop-fixed-backoff")]
 #[case::driver_death_unnoticed("driver-death-unnoticed")]
+#[case::distro_stop_unnoticed("distro-stop-unnoticed")]
 fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     let outcome = run(id, variant);
     match variant {
@@ -74,5 +75,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 25);
+    assert_eq!(catalogue::CATALOGUE.len(), 26);
 }

@@ -686,3 +686,57 @@ fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
     assert_eq!(hostagent.wait_exit().code(), Some(0));
     assert!(sandbox.events(event::DRIVER_STOPPED).is_empty());
 }
+
+/// A distro stopped from outside (`wsl.exe --shutdown` or `--terminate`,
+/// by anyone) ends the session the WSL2 driver keeps, so WSL lists it as
+/// stopped; the hostagent then ends as for any driver's end, unless fault
+/// `ignore_driver_exit` keeps it up over a distro that no longer runs.
+fn distro_stopped_from_outside(stop: &[&str], ignore_driver_exit: bool) {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    if ignore_driver_exit {
+        sandbox.set_plan(
+            json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}),
+        );
+    }
+    let vm = wsl_vm(&sandbox);
+    let mut hostagent = start(&sandbox, &vm);
+    assert!(distro_running(&sandbox, "lima-w1"));
+    let mut cmd = sandbox.command("wsl.exe");
+    cmd.args(stop);
+    assert!(sandbox.run(cmd).status.success(), "wsl.exe {stop:?}");
+    assert!(
+        !distro_running(&sandbox, "lima-w1"),
+        "still running after {stop:?}"
+    );
+    if ignore_driver_exit {
+        assert!(
+            !hostagent.has_exited(),
+            "the hostagent noticed its distro's end"
+        );
+        assert!(sandbox.events(event::DRIVER_STOPPED).is_empty());
+        hostagent.interrupt();
+        assert_eq!(hostagent.wait_exit().code(), Some(0));
+    } else {
+        assert_eq!(hostagent.wait_exit().code(), Some(1));
+        assert_eq!(sandbox.events(event::DRIVER_STOPPED).len(), 1);
+    }
+    sandbox.wait_no_live_processes();
+}
+
+#[test]
+fn wsl_shutdown_from_outside_ends_the_hostagent() {
+    distro_stopped_from_outside(&["--shutdown"], false);
+}
+
+#[test]
+fn wsl_terminate_from_outside_ends_the_hostagent() {
+    distro_stopped_from_outside(&["--terminate", "lima-w1"], false);
+}
+
+#[test]
+fn wsl_shutdown_under_fault_ignore_driver_exit_leaves_the_hostagent_up() {
+    distro_stopped_from_outside(&["--shutdown"], true);
+}

@@ -183,3 +183,61 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     )?;
     crate::checks::dead(hostagent, "the hostagent whose driver was killed")
 }
+
+/// A WSL2 distro is shut down from outside (`wsl.exe --shutdown`, as a
+/// user or Windows update does) while its hostagent stays up (fault
+/// `ignore_driver_exit`: Lima's keep-alive reports only a `wsl.exe -d`
+/// that exits with an error): the reconciler must notice through WSL
+/// itself, say the VM is not running, and start it again.
+pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
+    use crate::checks::VANISH;
+    use harness::VmView;
+    use lima_layout::paths::read_pid_file;
+    ctx.sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
+    let mut svc = ctx.started_service()?;
+    crate::steps::start_vm(svc.as_mut(), &super::wsl_vm("vm"))?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    let mut shutdown = ctx.sandbox.command(ctx.sandbox.tool_path("wsl.exe"));
+    shutdown.arg("--shutdown");
+    let out = proctree::run_bounded(&mut shutdown, None, Some(harness::service::TOOL_TIMEOUT))
+        .map_err(|e| ScenarioError::Harness(format!("wsl.exe --shutdown: {e}")))?;
+    if !out.status.success() {
+        return Err(ScenarioError::Harness(format!(
+            "wsl.exe --shutdown exited with {}",
+            out.status
+        )));
+    }
+    if crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()) {
+        return Err(ScenarioError::Harness(
+            "WSL still lists lima-vm as running after wsl.exe --shutdown".into(),
+        ));
+    }
+    crate::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        VANISH + ctx.settings.poll_interval * 20 + ctx.settings.wsl_timeout,
+        "Running=False after wsl.exe --shutdown",
+        |v: &VmView| !v.is_running(),
+    )
+    .map_err(|e| match e {
+        ScenarioError::Symptom(m) => symptom!(
+            "VM vm still claims to run after its WSL2 distro lima-vm was shut down under a \
+             live hostagent (pid {hostagent}): {m}"
+        ),
+        harness => harness,
+    })?;
+    crate::steps::wait_restarted(
+        svc.as_mut(),
+        &instance,
+        hostagent,
+        SETTLE,
+        "Running=True with a new hostagent",
+    )?;
+    ensure(
+        crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()),
+        || "VM vm says it runs again, but WSL does not list lima-vm as running".into(),
+    )?;
+    crate::checks::dead(hostagent, "the hostagent whose distro was shut down")
+}
