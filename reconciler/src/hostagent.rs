@@ -51,6 +51,8 @@ pub enum StartError {
         status: String,
         last_line: Option<String>,
     },
+    #[error(transparent)]
+    DiskInUse(#[from] crate::disk_locks::DiskInUse),
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("the resource was removed")]

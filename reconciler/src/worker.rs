@@ -184,7 +184,11 @@ impl Worker {
     }
 
     fn reconcile(&mut self, vm: &LimaVm) -> Flow {
-        let name_check = validate_instance_name(&self.settings().lima_home, &self.name);
+        let name_check = validate_instance_name(
+            &self.settings().lima_home,
+            &self.name,
+            !self.settings().is_on(Regression::InvalidLimaName),
+        );
         if !self.first_sight_done {
             self.first_sight_done = true;
             self.first_sight(vm, name_check.is_ok());
@@ -549,6 +553,18 @@ impl Worker {
         }
         crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
+        if !settings.is_on(Regression::ForeignDiskLock) {
+            let disks = inspect(&settings.lima_home, &self.name, vm.spec.vm_type).disks;
+            for mark in crate::disk_locks::release_stale_marks(&settings.lima_home, &paths, &disks)?
+            {
+                tracing::warn!(
+                    instance = %Shown(&self.name),
+                    disk = %Shown(&mark.disk),
+                    holder = %ShownPath(&mark.holder),
+                    "removed the in-use mark of an instance that no longer runs (left by a crash)"
+                );
+            }
+        }
         let previous_pid = read_pid_file(&paths.ha_pid());
         let mut child = hostagent::spawn(&settings, &paths)?;
         match hostagent::wait_for_pid_file(

@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
+use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, strict, wsl};
 use crate::steps::SETTLE;
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
@@ -462,6 +462,31 @@ pub static CATALOGUE: &[Finding] = &[
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "needs a hostagent that outlives its distro (fault ignore_driver_exit of the fake hostagent)",
         ),
+        needs: &[],
+    },
+    Finding {
+        id: "invalid-lima-name",
+        title: "a name Lima refuses is started again and again instead of being refused",
+        symptom_markers: &["a name Lima refuses, was started"],
+        scenario: strict::invalid_lima_name,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "counts the starts of each name in the fake limactl's journal",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: "foreign-disk-lock",
+        title: "a disk marked in use by an instance a host crash left behind is never released",
+        symptom_markers: &["stays marked in use by instance gone"],
+        scenario: strict::foreign_disk_lock,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "the blank-disk template has no additional disk for real Lima to refuse; the \
+             fidelity tests compare real Lima's refusal of a marked disk with the fake's",
+        ),
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
 ];

@@ -45,6 +45,8 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::crash_loop_fixed_backoff("crash-loop-fixed-backoff")]
 #[case::driver_death_unnoticed("driver-death-unnoticed")]
 #[case::distro_stop_unnoticed("distro-stop-unnoticed")]
+#[case::invalid_lima_name("invalid-lima-name")]
+#[case::foreign_disk_lock("foreign-disk-lock")]
 fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     let outcome = run(id, variant);
     match variant {
@@ -75,5 +77,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 26);
+    assert_eq!(catalogue::CATALOGUE.len(), 28);
 }

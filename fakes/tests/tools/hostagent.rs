@@ -740,3 +740,47 @@ fn wsl_terminate_from_outside_ends_the_hostagent() {
 fn wsl_shutdown_under_fault_ignore_driver_exit_leaves_the_hostagent_up() {
     distro_stopped_from_outside(&["--shutdown"], true);
 }
+
+/// Names Lima refuses (`lima_layout::identifiers`): the hostagent exits 1
+/// with Lima's words before it writes its pid file or starts anything.
+#[test]
+fn names_lima_refuses_are_refused_before_anything_is_written() {
+    let sandbox = Sandbox::new();
+    let long = "a".repeat(77);
+    for name in [
+        "we[1]rd",
+        "with space",
+        "-dash",
+        "ünï",
+        long.as_str(),
+        "vm.yaml",
+    ] {
+        let paths = sandbox.instance(name, "vmType: qemu\n");
+        let mut cmd = sandbox.command("limactl");
+        cmd.args(["hostagent", "--pidfile"])
+            .arg(paths.ha_pid())
+            .arg("--socket")
+            .arg(paths.ha_sock())
+            .arg("--")
+            .arg(name);
+        let output = sandbox.run(cmd);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        let words = if name.ends_with(".yaml") {
+            "must not end with .yml or .yaml suffix"
+        } else {
+            "is not a valid identifier"
+        };
+        assert!(stderr.contains(words), "{name}: {stderr}");
+        assert!(!paths.ha_pid().exists(), "{name}: a pid file was written");
+        assert!(
+            sandbox.events(event::CHILD_STARTED).is_empty(),
+            "{name}: something was started"
+        );
+    }
+    let mut cmd = sandbox.command("limactl");
+    cmd.args(["start", "--foreground", "--tty=false", "--", "we[1]rd"]);
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("is not a valid identifier"));
+}

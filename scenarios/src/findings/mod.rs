@@ -6,6 +6,7 @@ pub mod leftovers;
 pub mod orphan;
 pub mod real_lima;
 pub mod stop;
+pub mod strict;
 pub mod wsl;
 
 use harness::{Template, VmSpec, ports::pick_free_port};
