@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, strict, wsl};
+use crate::findings::{crash, delete, keys, leftovers, orphan, real_lima, stop, strict, wsl};
 use crate::steps::SETTLE;
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
@@ -470,7 +470,10 @@ pub static CATALOGUE: &[Finding] = &[
         symptom_markers: &["a name Lima refuses, was started"],
         scenario: strict::invalid_lima_name,
         unsupported_here: None,
-        on_real_lima: OnRealLima::Same,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "counts each name's starts in the fake limactl's journal (real limactl keeps none); \
+             the fidelity tests show that real Lima refuses these names as the fake does",
+        ),
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "counts the starts of each name in the fake limactl's journal",
         ),
@@ -486,6 +489,16 @@ pub static CATALOGUE: &[Finding] = &[
             "the blank-disk template has no additional disk for real Lima to refuse; the \
              fidelity tests compare real Lima's refusal of a marked disk with the fake's",
         ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
+    },
+    Finding {
+        id: "delete-blocker-unnamed",
+        title: "a failed delete names the instance directory, not the entry that blocked it",
+        symptom_markers: &["not the entry that blocked it"],
+        scenario: delete::delete_blocker,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
         on_embedded: OnEmbedded::Same,
         needs: &[],
     },

@@ -47,6 +47,7 @@ fn run(id: &str, variant: Variant) -> scenarios::Outcome {
 #[case::distro_stop_unnoticed("distro-stop-unnoticed")]
 #[case::invalid_lima_name("invalid-lima-name")]
 #[case::foreign_disk_lock("foreign-disk-lock")]
+#[case::delete_blocker_unnamed("delete-blocker-unnamed")]
 fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     let outcome = run(id, variant);
     match variant {
@@ -77,5 +78,5 @@ fn the_matrix_covers_the_whole_catalogue() {
             finding.id
         );
     }
-    assert_eq!(catalogue::CATALOGUE.len(), 28);
+    assert_eq!(catalogue::CATALOGUE.len(), 29);
 }

@@ -1,6 +1,7 @@
 //! One scenario per finding, grouped by the part of the lifecycle it probes.
 
 pub mod crash;
+pub mod delete;
 pub mod keys;
 pub mod leftovers;
 pub mod orphan;
