@@ -149,17 +149,14 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
 pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     use crate::checks::VANISH;
     use harness::VmView;
-    use lima_layout::VmType;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
     let mut svc = ctx.started_service()?;
     crate::steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     let instance = ctx.sandbox.lima_home().instance("vm");
-    let qemu = read_pid_file(&instance.driver_pid(VmType::Qemu))
-        .ok_or_else(|| ScenarioError::Harness("qemu.pid is missing while running".into()))?;
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    proctree::kill(qemu).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
+    let qemu = crate::steps::kill_driver(&instance)?;
     crate::steps::wait_for(
         svc.as_mut(),
         "vm",
@@ -199,16 +196,7 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     crate::steps::start_vm(svc.as_mut(), &super::wsl_vm("vm"))?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    let mut shutdown = ctx.sandbox.command(ctx.sandbox.tool_path("wsl.exe"));
-    shutdown.arg("--shutdown");
-    let out = proctree::run_bounded(&mut shutdown, None, Some(harness::service::TOOL_TIMEOUT))
-        .map_err(|e| ScenarioError::Harness(format!("wsl.exe --shutdown: {e}")))?;
-    if !out.status.success() {
-        return Err(ScenarioError::Harness(format!(
-            "wsl.exe --shutdown exited with {}",
-            out.status
-        )));
-    }
+    crate::steps::wsl_shutdown(ctx.sandbox)?;
     if crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()) {
         return Err(ScenarioError::Harness(
             "WSL still lists lima-vm as running after wsl.exe --shutdown".into(),
