@@ -184,7 +184,7 @@ impl Regression {
                 "a WSL2 distro is not watched: one stopped from outside (`wsl.exe --shutdown`, `--terminate`) under a live hostagent stays Running=True"
             }
             Regression::InvalidLimaName => {
-                "only names that break the layout are refused: one Lima refuses (`we[1]rd`, `with space`, over 76 characters) is started again and again"
+                "only names that break the layout are refused: an instance or disk name Lima refuses (`we[1]rd`, `with space`, over 76 characters) is started again and again"
             }
             Regression::ForeignDiskLock => {
                 "an additional disk whose in_use_by names another instance is left so: the start fails as Lima refuses the disk, even when that instance is gone"

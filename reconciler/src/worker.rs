@@ -457,7 +457,10 @@ impl Worker {
 
     fn ensure_running(&mut self, vm: &LimaVm) {
         let generation = vm.metadata.generation;
-        let config_text = match render_lima_yaml(&vm.spec) {
+        let config_text = match render_lima_yaml(
+            &vm.spec,
+            !self.settings().is_on(Regression::InvalidLimaName),
+        ) {
             Ok(text) => text,
             Err(e) => {
                 if self.acted_generation != Some(generation) {

@@ -784,3 +784,15 @@ fn names_lima_refuses_are_refused_before_anything_is_written() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
     assert!(stderr_of(&output).contains("is not a valid identifier"));
 }
+
+/// A disk name Lima refuses fails the start, naming the field, before the
+/// pid file is written.
+#[test]
+fn a_disk_name_lima_refuses_fails_the_start() {
+    let sandbox = Sandbox::new();
+    let paths = sandbox.instance("vm1", "vmType: qemu\nadditionalDisks: [\"we[1]rd\"]\n");
+    let (code, stderr) = run_to_exit(&sandbox, &paths);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("additionalDisks[0].name"), "{stderr}");
+    assert!(!paths.ha_pid().exists());
+}

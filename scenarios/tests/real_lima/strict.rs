@@ -193,3 +193,43 @@ fn real_lima_and_the_fake_refuse_a_disk_marked_in_use_by_another_instance() {
         );
     }
 }
+
+#[test]
+fn real_lima_and_the_fake_refuse_a_disk_name_that_is_not_an_identifier() {
+    if !real_lima_here() {
+        return;
+    }
+    let real = real_sandbox();
+    let fake = Sandbox::new(&binaries()).unwrap();
+    for sandbox in [&real, &fake] {
+        let vm = sandbox.lima_home().instance("vm");
+        std::fs::create_dir_all(&vm.dir).unwrap();
+        let template = if std::ptr::eq(sandbox, &real) {
+            blank_template(sandbox)
+        } else {
+            Template::blank_disk(std::path::Path::new("/unused/by/the/fake.qcow2"))
+        };
+        std::fs::write(vm.lima_yaml(), template.disk("we[1]rd").to_yaml()).unwrap();
+        let pid = start_foreground(sandbox, &vm);
+        let code = sandbox.wait_child(pid, START).unwrap();
+        let log = [vm.ha_stderr_log(), vm.dir.join("ha.start.log")]
+            .iter()
+            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(
+            matches!(code, Some(c) if c != 0),
+            "{}: {code:?}: {log}",
+            sandbox.root().display()
+        );
+        assert!(
+            log.contains("additionalDisks[0].name"),
+            "{}: {log}",
+            sandbox.root().display()
+        );
+        assert!(
+            sandbox.live_processes().is_empty(),
+            "a refused start left a process"
+        );
+    }
+}
