@@ -31,14 +31,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The longest wait between retries of a start that keeps failing.
 const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a force-killed hostagent gets to be reaped during deletion.
+const REAP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How often, at most, a WSL2 distro's state is asked for: ten polls,
 /// within 100 ms to 2 s (each ask is a `wsl.exe` process).
 fn distro_watch_interval(poll_interval: Duration) -> Duration {
     (poll_interval * 10).clamp(Duration::from_millis(100), Duration::from_secs(2))
 }
-
-/// How long a force-killed hostagent gets to be reaped during deletion.
-const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every worker shares with the service loop.
 pub struct Shared {
@@ -184,17 +184,22 @@ impl Worker {
     }
 
     fn reconcile(&mut self, vm: &LimaVm) -> Flow {
+        let home = &self.settings().lima_home;
         let name_check = validate_instance_name(
-            &self.settings().lima_home,
+            home,
             &self.name,
             !self.settings().is_on(Regression::InvalidLimaName),
         );
+        // Cleaning up needs only a path that stays in LIMA_HOME: an
+        // instance a less strict version left under a name Lima refuses
+        // is still recovered and deleted.
+        let path_ok = name_check.is_ok() || validate_instance_name(home, &self.name, false).is_ok();
         if !self.first_sight_done {
             self.first_sight_done = true;
-            self.first_sight(vm, name_check.is_ok());
+            self.first_sight(vm, path_ok);
         }
         if vm.is_being_deleted() {
-            return self.reconcile_deletion(vm, name_check.is_ok());
+            return self.reconcile_deletion(vm, path_ok);
         }
         if let Err(invalid) = name_check {
             self.report_invalid_name(vm, &invalid);
