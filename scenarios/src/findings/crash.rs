@@ -148,7 +148,6 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
 /// driver's end itself, say the VM is not running, and restart it.
 pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     use crate::checks::VANISH;
-    use harness::VmView;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
@@ -157,28 +156,13 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
     let qemu = crate::steps::kill_driver(&instance)?;
-    crate::steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        VANISH + ctx.settings.poll_interval * 10,
-        "Running=False after QEMU was killed",
-        |v: &VmView| !v.is_running(),
-    )
-    .map_err(|e| match e {
-        ScenarioError::Symptom(m) => symptom!(
-            "VM vm still claims to run after its QEMU (pid {qemu}) was killed under a live \
-             hostagent (pid {hostagent}): {m}"
-        ),
-        harness => harness,
-    })?;
-    crate::steps::wait_restarted(
+    broken_then_restarted(
         svc.as_mut(),
         &instance,
         hostagent,
-        SETTLE,
-        "Running=True with a new hostagent",
-    )?;
-    crate::checks::dead(hostagent, "the hostagent whose driver was killed")
+        &format!("QEMU (pid {qemu}) was killed"),
+        VANISH + ctx.settings.poll_interval * 10,
+    )
 }
 
 /// A WSL2 distro is shut down from outside (`wsl.exe --shutdown`, as a
@@ -188,7 +172,6 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
 /// itself, say the VM is not running, and start it again.
 pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     use crate::checks::VANISH;
-    use harness::VmView;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
@@ -202,30 +185,49 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
             "WSL still lists lima-vm as running after wsl.exe --shutdown".into(),
         ));
     }
-    crate::steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        VANISH + ctx.settings.poll_interval * 20 + ctx.settings.wsl_timeout,
-        "Running=False after wsl.exe --shutdown",
-        |v: &VmView| !v.is_running(),
-    )
-    .map_err(|e| match e {
-        ScenarioError::Symptom(m) => symptom!(
-            "VM vm still claims to run after its WSL2 distro lima-vm was shut down under a \
-             live hostagent (pid {hostagent}): {m}"
-        ),
-        harness => harness,
-    })?;
-    crate::steps::wait_restarted(
+    broken_then_restarted(
         svc.as_mut(),
         &instance,
         hostagent,
-        SETTLE,
-        "Running=True with a new hostagent",
+        "WSL2 distro lima-vm was shut down",
+        VANISH + ctx.settings.poll_interval * 20 + ctx.settings.wsl_timeout,
     )?;
     ensure(
         crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()),
         || "VM vm says it runs again, but WSL does not list lima-vm as running".into(),
+    )
+}
+
+/// The driver of VM vm (`what`) ended under its live `hostagent`, which
+/// takes no notice: the VM must say it is not running within `notice`,
+/// run again under a new hostagent, and the old one must be gone.
+fn broken_then_restarted(
+    svc: &mut dyn harness::ReconcilerDriver,
+    instance: &lima_layout::InstancePaths,
+    hostagent: u32,
+    what: &str,
+    notice: Duration,
+) -> ScenarioResult {
+    crate::steps::wait_for(
+        svc,
+        "vm",
+        notice,
+        "Running=False once the driver ended",
+        |v: &harness::VmView| !v.is_running(),
+    )
+    .map_err(|e| match e {
+        ScenarioError::Symptom(m) => symptom!(
+            "VM vm still claims to run after its {what} under a live hostagent (pid \
+             {hostagent}): {m}"
+        ),
+        harness => harness,
+    })?;
+    crate::steps::wait_restarted(
+        svc,
+        instance,
+        hostagent,
+        SETTLE,
+        "Running=True with a new hostagent",
     )?;
-    crate::checks::dead(hostagent, "the hostagent whose distro was shut down")
+    crate::checks::dead(hostagent, "the hostagent whose driver ended")
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 /// The names of the bug reports: brackets, a space, a leading dash,
 /// non-ASCII, and one over Lima's 76 characters.
-fn refused_names() -> Vec<String> {
+pub fn refused_names() -> Vec<String> {
     vec![
         "we[1]rd".to_owned(),
         "with space".to_owned(),

@@ -12,15 +12,18 @@ use std::process::{Command, Output};
 
 /// The names of the bug reports, and one for each other rule.
 fn refused_names() -> Vec<String> {
-    vec![
-        "we[1]rd".to_owned(),
-        "with space".to_owned(),
-        "-dash".to_owned(),
-        "ünïcødé".to_owned(),
-        "a".repeat(77),
-        "a--b".to_owned(),
-        "vm.yaml".to_owned(),
-    ]
+    let mut names = scenarios::refused_names();
+    names.extend(["a--b".to_owned(), "vm.yaml".to_owned()]);
+    names
+}
+
+/// A real-Lima sandbox and a fakes one, or `None` (skipped) without real
+/// Lima.
+fn real_and_fake() -> Option<(Sandbox, Sandbox)> {
+    if !real_lima_here() {
+        return None;
+    }
+    Some((real_sandbox(), Sandbox::new(&binaries()).unwrap()))
 }
 
 /// Runs `cmd` bounded; its output.
@@ -72,11 +75,9 @@ fn refusal_words(name: &str) -> &'static str {
 
 #[test]
 fn real_lima_and_the_fake_refuse_the_same_names_with_the_same_words() {
-    if !real_lima_here() {
+    let Some((real, fake)) = real_and_fake() else {
         return;
-    }
-    let real = real_sandbox();
-    let fake = Sandbox::new(&binaries()).unwrap();
+    };
     let fake_limactl = fake.fake_tool_path("limactl").unwrap();
     for name in refused_names() {
         let (code, stderr, left) = hostagent_refusal(&real, &real.tool_path("limactl"), &name);
@@ -127,8 +128,8 @@ fn mark(sandbox: &Sandbox, holder: &InstancePaths) {
     std::os::unix::fs::symlink(&holder.dir, sandbox.lima_home().disk_in_use_by("data")).unwrap();
 }
 
-/// Starts `vm` with disk `data` as the reconciler does and waits for the
-/// start to end; its stderr log.
+/// Starts `vm` as the reconciler does and waits for the start to end,
+/// which must fail; its logs.
 fn refused_start(sandbox: &Sandbox, vm: &InstancePaths) -> String {
     let pid = start_foreground(sandbox, vm);
     let code = sandbox.wait_child(pid, START).unwrap();
@@ -139,7 +140,8 @@ fn refused_start(sandbox: &Sandbox, vm: &InstancePaths) -> String {
         .join("\n");
     assert!(
         matches!(code, Some(c) if c != 0),
-        "the start with a disk marked in use by another instance ended with {code:?}: {}",
+        "a start Lima refuses ended with {code:?} in {}: {}",
+        sandbox.root().display(),
         log_tail(&vm.ha_stderr_log())
     );
     log
@@ -147,10 +149,9 @@ fn refused_start(sandbox: &Sandbox, vm: &InstancePaths) -> String {
 
 #[test]
 fn real_lima_and_the_fake_refuse_a_disk_marked_in_use_by_another_instance() {
-    if !real_lima_here() {
+    let Some((real, fake)) = real_and_fake() else {
         return;
-    }
-    let real = real_sandbox();
+    };
     let mut create = real.command(real.tool_path("limactl"));
     create.args(["disk", "create", "data", "--size", "64MiB"]);
     assert!(run(create).status.success(), "limactl disk create");
@@ -165,7 +166,6 @@ fn real_lima_and_the_fake_refuse_a_disk_marked_in_use_by_another_instance() {
     );
     assert!(real_log.contains("gone"), "real Lima: {real_log}");
 
-    let fake = Sandbox::new(&binaries()).unwrap();
     std::fs::create_dir_all(fake.lima_home().disk_dir("data")).unwrap();
     let fake_gone = fake.lima_home().instance("gone");
     std::fs::create_dir_all(&fake_gone.dir).unwrap();
@@ -196,11 +196,9 @@ fn real_lima_and_the_fake_refuse_a_disk_marked_in_use_by_another_instance() {
 
 #[test]
 fn real_lima_and_the_fake_refuse_a_disk_name_that_is_not_an_identifier() {
-    if !real_lima_here() {
+    let Some((real, fake)) = real_and_fake() else {
         return;
-    }
-    let real = real_sandbox();
-    let fake = Sandbox::new(&binaries()).unwrap();
+    };
     for sandbox in [&real, &fake] {
         let vm = sandbox.lima_home().instance("vm");
         std::fs::create_dir_all(&vm.dir).unwrap();
@@ -210,18 +208,7 @@ fn real_lima_and_the_fake_refuse_a_disk_name_that_is_not_an_identifier() {
             Template::blank_disk(std::path::Path::new("/unused/by/the/fake.qcow2"))
         };
         std::fs::write(vm.lima_yaml(), template.disk("we[1]rd").to_yaml()).unwrap();
-        let pid = start_foreground(sandbox, &vm);
-        let code = sandbox.wait_child(pid, START).unwrap();
-        let log = [vm.ha_stderr_log(), vm.dir.join("ha.start.log")]
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(
-            matches!(code, Some(c) if c != 0),
-            "{}: {code:?}: {log}",
-            sandbox.root().display()
-        );
+        let log = refused_start(sandbox, &vm);
         assert!(
             log.contains("additionalDisks[0].name"),
             "{}: {log}",
