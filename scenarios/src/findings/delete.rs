@@ -5,6 +5,7 @@
 use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
+use contract::condition::{kind, status};
 use harness::{VmView, eventually};
 
 /// The directory inside the instance that holds the unremovable file.
@@ -68,8 +69,8 @@ fn failure_message(view: &VmView) -> Option<String> {
     view.conditions
         .iter()
         .find(|c| {
-            c.status == "False"
-                && (c.reason.contains("Delete") || c.kind.contains("Cleanup"))
+            c.status == status::FALSE
+                && (c.reason.contains("Delete") || c.kind == kind::CLEANUP)
                 && !c.message.is_empty()
         })
         .map(|c| c.message.clone())

@@ -7,6 +7,7 @@ use crate::checks::VANISH;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
+use contract::condition::{kind, reason, status};
 use harness::{VmView, eventually};
 use std::time::Instant;
 
@@ -26,7 +27,7 @@ pub fn refused_names() -> Vec<String> {
 fn limactl_starts(ctx: &Ctx, name: &str) -> usize {
     ctx.sandbox
         .journal()
-        .events(Some("limactl"), fakes::journal::event::INVOKED)
+        .events(Some("limactl"), contract::journal::event::INVOKED)
         .iter()
         .filter(|e| {
             e.details["args"]
@@ -53,8 +54,9 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             SETTLE,
             "Running=False with a reason",
             |v: &VmView| {
-                v.condition("Running").is_some_and(|c| {
-                    c.status == "False" && !["", "Starting", "Started"].contains(&c.reason.as_str())
+                v.condition(kind::RUNNING).is_some_and(|c| {
+                    c.status == status::FALSE
+                        && !["", reason::STARTING, reason::STARTED].contains(&c.reason.as_str())
                 })
             },
         )?;
@@ -89,7 +91,7 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             .get(name)?
             .ok_or_else(|| ScenarioError::Harness(format!("{name:?} vanished")))?;
         let message = view
-            .condition("Running")
+            .condition(kind::RUNNING)
             .map(|c| c.message.clone())
             .unwrap_or_default();
         ensure(
@@ -141,8 +143,8 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
         if view.is_running() {
             return Ok(None);
         }
-        let failing = view.condition("Running").is_some_and(|c| {
-            c.status == "False" && c.message.contains("in use") && c.message.contains("gone")
+        let failing = view.condition(kind::RUNNING).is_some_and(|c| {
+            c.status == status::FALSE && c.message.contains("in use") && c.message.contains("gone")
         });
         if failing {
             let (since, _) = refused.get_or_insert_with(|| (Instant::now(), String::new()));
