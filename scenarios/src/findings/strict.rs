@@ -3,13 +3,12 @@
 //! instance names, and an additional disk marked in use by an instance a
 //! host crash left behind.
 
-use crate::checks::VANISH;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::condition::{kind, reason, status};
 use harness::{VmView, eventually};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// The names of the bug reports: brackets, a space, a leading dash,
 /// non-ASCII, and one over Lima's 76 characters.
@@ -61,8 +60,7 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             },
         )?;
     }
-    // Long enough for a few retries at the restart backoff.
-    let window = VANISH + ctx.settings.restart_backoff * 8;
+    let window = retry_window(ctx);
     let looping = eventually(window, "a name Lima refuses to be started again", || {
         let counts: Vec<(String, usize)> = names
             .iter()
@@ -133,7 +131,7 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     svc.apply(&vm)?;
     // Once a start was refused for the mark, a few restart backoffs to
     // recover (a reconciler may release the mark only after the refusal).
-    let grace = VANISH + ctx.settings.restart_backoff * 8;
+    let grace = retry_window(ctx);
     let mut refused: Option<(Instant, String)> = None;
     let started = eventually(SETTLE, "VM vm to run on disk data", || {
         let view = svc.get("vm").map_err(|e| e.to_string())?;
@@ -173,6 +171,12 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     })?;
     steps::stop_vm(svc.as_mut(), "vm", SETTLE)?;
     Ok(())
+}
+
+/// Long enough for a few retries at the restart backoff (a start that
+/// fails is retried after 1, 2, 4 backoffs).
+fn retry_window(ctx: &Ctx) -> Duration {
+    ctx.settings.restart_backoff * 8 + Duration::from_millis(500)
 }
 
 /// A pid no process has: one past the largest pid a Linux or macOS kernel
