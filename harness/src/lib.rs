@@ -20,6 +20,7 @@ pub mod target_lima;
 pub mod target_schema;
 pub mod template;
 pub mod toolset;
+pub mod unremovable;
 
 pub use binaries::Binaries;
 pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};

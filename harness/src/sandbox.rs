@@ -452,6 +452,34 @@ impl Sandbox {
         last
     }
 
+    /// Makes `dir/held` unremovable for anyone (see [`crate::unremovable`])
+    /// until [`Sandbox::release_unremovable`] or the sandbox's drop; returns
+    /// its path.
+    pub fn make_unremovable(&self, dir: &Path) -> Result<PathBuf, HarnessError> {
+        let what = format!("making an entry of {} unremovable", dir.display());
+        let held = crate::unremovable::make(dir).map_err(HarnessError::io(what.clone()))?;
+        let recorded = crate::unremovable::record(self.root(), &held);
+        if let Err(e) = recorded {
+            let _ = crate::unremovable::undo(&held);
+            return Err(HarnessError::io(what)(e));
+        }
+        Ok(held)
+    }
+
+    /// Lets every entry made unremovable here be removed again.
+    pub fn release_unremovable(&self) -> Result<(), HarnessError> {
+        match crate::unremovable::undo_recorded(self.root())
+            .into_iter()
+            .next()
+        {
+            None => Ok(()),
+            Some((held, e)) => Err(HarnessError::io(format!(
+                "letting {} be removed again",
+                held.display()
+            ))(e)),
+        }
+    }
+
     /// Kills every process of the sandbox and waits for their ports to be
     /// released. Returns what was found still running beforehand.
     pub fn cleanup(&self) -> LeakReport {
@@ -514,6 +542,13 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let leaks = self.cleanup();
+        for (held, e) in crate::unremovable::undo_recorded(self.root()) {
+            eprintln!(
+                "sandbox {}: cannot let {} be removed again: {e}",
+                self.id,
+                held.display()
+            );
+        }
         crate::runs::unregister(&self.id);
         if !leaks.is_clean() {
             eprintln!(

@@ -433,7 +433,7 @@ fn other_holder(lock: &Path, instance_dir: &Path) -> Option<PathBuf> {
 
 /// Removes a link whether it is a file link or, on Windows, a directory
 /// link or junction (which only `remove_dir` removes).
-fn remove_link(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_link(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),

@@ -2,7 +2,7 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
+use crate::findings::{crash, delete, keys, leftovers, orphan, real_lima, stop, strict, wsl};
 use crate::steps::SETTLE;
 use contract::{FindingId, Timing};
 
@@ -396,6 +396,48 @@ pub static CATALOGUE: &[Finding] = &[
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "needs a hostagent that exits leaving its ssh ControlMaster (faults control_master and keep_children of the fake hostagent)",
         ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::DistroStopUnnoticed,
+        scenario: crash::distro_stop,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that outlives its distro (fault ignore_driver_exit of the fake hostagent)",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::InvalidLimaName,
+        scenario: strict::invalid_lima_name,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "counts each name's starts in the fake limactl's journal (real limactl keeps none); \
+             the fidelity tests show that real Lima refuses these names as the fake does",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "counts the starts of each name in the fake limactl's journal",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::ForeignDiskLock,
+        scenario: strict::foreign_disk_lock,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "the blank-disk template has no additional disk for real Lima to refuse; the \
+             fidelity tests compare real Lima's refusal of a marked disk with the fake's",
+        ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::DeleteBlockerUnnamed,
+        scenario: delete::delete_blocker,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
 ];

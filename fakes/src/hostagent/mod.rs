@@ -37,6 +37,9 @@ pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeErr
     let instance = home.instance(&args.name);
     let config = LimaConfig::load(&instance.lima_yaml())
         .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    config
+        .validate_disk_names()
+        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
     let interrupts = Interrupts::install()?;
     let observed = proctree::ObservedAttributes::of_current_process();
     invocation.journal.record(Record::SpawnAttributes {

@@ -9,5 +9,6 @@
 mod fidelity;
 mod lifecycle;
 mod matrix;
+mod strict;
 mod support;
 mod template;
