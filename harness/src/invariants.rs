@@ -8,6 +8,9 @@
 //! - **Kept files**: the files of an instance that are not tmp files (its
 //!   `lima.yaml`, disk images, logs: [`is_kept_file`]) survive every stop;
 //!   only a delete of the VM may remove them.
+//! - **Running is true**: a resource does not go on reporting Running=True
+//!   for longer than [`NOTICE_BOUND`] after the hostagent that `ha.pid`
+//!   names, or its QEMU driver, died.
 //! - **Stopped is true**: when the resource reports Running=False
 //!   reason=Stopped, no process of its instance (its hostagent, the driver,
 //!   the forwarders, anything they started, as the fakes' journal names
@@ -31,6 +34,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a reconciler may go on reporting Running=True after the
+/// hostagent or its driver died (it notices by polling; generous for a
+/// loaded machine).
+pub const NOTICE_BOUND: Duration = Duration::from_secs(10);
 
 /// True for a file of an instance directory that only a delete may
 /// remove: `lima.yaml`, the disk images `basedisk` and `diffdisk`, the
@@ -63,6 +71,9 @@ struct State {
     stopping: BTreeMap<String, StopRequest>,
     /// Instances whose last read said Stopped (checked once per report).
     reported_stopped: BTreeSet<String>,
+    /// Per instance reported Running, the dead process it runs on (what,
+    /// pid) and when a read first showed it so (ms).
+    running_on_dead: BTreeMap<String, (&'static str, u32, u64)>,
     /// Retry budget of deletes (0: unlimited), as the run's settings say.
     delete_retry_budget: u32,
     broken: Vec<String>,
@@ -172,6 +183,11 @@ impl Witness {
         if newly_stopped {
             self.check_stopped(name, read_ms, now_ms(), live());
         }
+        if view.is_some_and(VmView::is_running) {
+            self.check_running(name, read_ms);
+        } else {
+            self.state().running_on_dead.remove(name);
+        }
     }
 
     /// Every invariant broken so far, and those only the end can tell
@@ -236,6 +252,60 @@ impl Witness {
             .events(Some("limactl"), event::INVOKED)
             .iter()
             .any(|e| e.pid == pid)
+    }
+
+    /// VM `name` was reported Running by a read started at `read_ms`: its
+    /// hostagent and driver must live, or have died less than
+    /// [`NOTICE_BOUND`] before.
+    fn check_running(&self, name: &str, read_ms: u64) {
+        let instance = self.lima_home.instance(name);
+        let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
+            .filter(|pid| self.is_fake_hostagent(*pid));
+        let Some(hostagent) = hostagent else {
+            self.state().running_on_dead.remove(name);
+            return;
+        };
+        let driver = self
+            .journal
+            .entries()
+            .iter()
+            .filter(|e| e.pid == hostagent)
+            .filter_map(|e| match e.event.as_str() {
+                event::CHILD_STARTED
+                    if e.detail_str("tool").is_some_and(|t| t.contains("qemu")) =>
+                {
+                    e.detail_u64("pid")
+                }
+                event::DRIVER_REPLACED => e.detail_u64("new"),
+                _ => None,
+            })
+            .next_back()
+            .and_then(|pid| u32::try_from(pid).ok());
+        let dead = [("hostagent", Some(hostagent)), ("driver", driver)]
+            .into_iter()
+            .find_map(|(what, pid)| pid.filter(|p| !proctree::is_alive(*p)).map(|p| (what, p)));
+        let mut state = self.state();
+        let Some((what, pid)) = dead else {
+            state.running_on_dead.remove(name);
+            return;
+        };
+        let first = match state.running_on_dead.get(name) {
+            Some((_, seen, since)) if *seen == pid => *since,
+            _ => {
+                state
+                    .running_on_dead
+                    .insert(name.to_owned(), (what, pid, read_ms));
+                read_ms
+            }
+        };
+        let for_ms = read_ms.saturating_sub(first);
+        drop(state);
+        if Duration::from_millis(for_ms) >= NOTICE_BOUND {
+            self.breaks(format!(
+                "Running is true: VM {name} was still reported Running {for_ms} ms after its \
+                 {what} (pid {pid}) was seen dead (bound: {NOTICE_BOUND:?})"
+            ));
+        }
     }
 
     fn check_stopped(
