@@ -19,6 +19,9 @@
 //!   for the stop and that was then killed (it never journaled its exit)
 //!   must not be reported Stopped sooner than the graceful timeout after
 //!   the request: nothing is forced before the graceful timeout.
+//! - **Failures reflected**: a VM whose last `wsl.exe --unregister` failed
+//!   (and whose retry budget is not spent) is not deleted while its WSL2
+//!   distro is still registered: the failure keeps the resource.
 //! - **Retry budgets end**: a delete whose backend command keeps failing
 //!   (`wsl.exe --unregister`, failed or killed) is tried at most the retry
 //!   budget's number of times.
@@ -69,6 +72,8 @@ struct State {
     deleted: BTreeSet<String>,
     /// Stops asked and not yet seen through.
     stopping: BTreeMap<String, StopRequest>,
+    /// Deleted instances whose disappearance was judged.
+    gone: BTreeSet<String>,
     /// Instances whose last read said Stopped (checked once per report).
     reported_stopped: BTreeSet<String>,
     /// Per instance reported Running, the dead process it runs on (what,
@@ -129,7 +134,7 @@ impl Witness {
         let instance = self.lima_home.instance(name);
         let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
             .filter(|pid| proctree::is_alive(*pid))
-            .filter(|pid| self.is_fake_hostagent(*pid));
+            .filter(|pid| is_fake_hostagent(&self.journal.entries(), *pid));
         let mut state = self.state();
         match hostagent {
             Some(hostagent) => {
@@ -161,15 +166,20 @@ impl Witness {
     }
 
     /// A read of VM `name` started at `read_ms` returned `view`; `live`
-    /// gives the sandbox's live processes (called only when needed).
+    /// gives the sandbox's live processes and `distros` the registered
+    /// WSL2 distros (each called only when needed).
     pub fn observed(
         &self,
         name: &str,
         read_ms: u64,
         view: Option<&VmView>,
         live: impl FnOnce() -> Vec<proctree::ProcessInfo>,
+        distros: impl FnOnce() -> Vec<String>,
     ) {
         self.scan_files();
+        if view.is_none() {
+            self.check_gone(name, distros);
+        }
         let stopped = view.is_some_and(VmView::is_stopped);
         let newly_stopped = {
             let mut state = self.state();
@@ -247,27 +257,19 @@ impl Witness {
         }
     }
 
-    fn is_fake_hostagent(&self, pid: u32) -> bool {
-        self.journal
-            .events(Some("limactl"), event::INVOKED)
-            .iter()
-            .any(|e| e.pid == pid)
-    }
-
     /// VM `name` was reported Running by a read started at `read_ms`: its
     /// hostagent and driver must live, or have died less than
     /// [`NOTICE_BOUND`] before.
     fn check_running(&self, name: &str, read_ms: u64) {
         let instance = self.lima_home.instance(name);
+        let entries = self.journal.entries();
         let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
-            .filter(|pid| self.is_fake_hostagent(*pid));
+            .filter(|pid| is_fake_hostagent(&entries, *pid));
         let Some(hostagent) = hostagent else {
             self.state().running_on_dead.remove(name);
             return;
         };
-        let driver = self
-            .journal
-            .entries()
+        let driver = entries
             .iter()
             .filter(|e| e.pid == hostagent)
             .filter_map(|e| match e.event.as_str() {
@@ -304,6 +306,35 @@ impl Witness {
             self.breaks(format!(
                 "Running is true: VM {name} was still reported Running {for_ms} ms after its \
                  {what} (pid {pid}) was seen dead (bound: {NOTICE_BOUND:?})"
+            ));
+        }
+    }
+
+    /// VM `name` is gone: if it was deleted after its last unregister
+    /// failed, within its budget, its distro must be gone too.
+    fn check_gone(&self, name: &str, distros: impl FnOnce() -> Vec<String>) {
+        let budget = {
+            let mut state = self.state();
+            if !state.deleted.contains(name) || !state.gone.insert(name.to_owned()) {
+                return;
+            }
+            state.delete_retry_budget
+        };
+        // Lima's WSL2 driver names the distro of instance NAME `lima-NAME`.
+        let distro = format!("lima-{name}");
+        let outcomes = unregister_outcomes(&self.journal.entries());
+        let Some(calls) = outcomes.get(&distro) else {
+            return;
+        };
+        let failed = calls.iter().filter(|ok| !**ok).count();
+        let last_failed = calls.last().is_some_and(|ok| !ok);
+        let budget_spent = budget > 0 && failed >= budget as usize;
+        if last_failed && !budget_spent && distros().contains(&distro) {
+            self.breaks(format!(
+                "failures reflected: VM {name} was deleted although its last \
+                 `wsl.exe --unregister {distro}` failed ({failed} failed of {} calls, \
+                 retry budget {budget}) and the distro is still registered",
+                calls.len()
             ));
         }
     }
@@ -398,6 +429,14 @@ fn instance_pids(
     }
 }
 
+/// True when the journal has fake `limactl` `pid` started: a hostagent
+/// the harness can judge (a reconciler's embedded one is not).
+fn is_fake_hostagent(entries: &[JournalEntry], pid: u32) -> bool {
+    entries
+        .iter()
+        .any(|e| e.pid == pid && e.tool == "limactl" && e.event == event::INVOKED)
+}
+
 fn args_of(entry: &JournalEntry) -> Vec<&str> {
     entry.details["args"]
         .as_array()
@@ -407,14 +446,11 @@ fn args_of(entry: &JournalEntry) -> Vec<&str> {
         .collect()
 }
 
-/// Deletes tried past their retry budget: per WSL2 distro, the failed
-/// `wsl.exe --unregister` calls (a non-zero exit, or none journaled: killed
-/// at its bound), when more than `budget` (0: unlimited).
-fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
-    if budget == 0 {
-        return Vec::new();
-    }
-    let mut failed: BTreeMap<String, u32> = BTreeMap::new();
+/// Per WSL2 distro, the outcome of each `wsl.exe --unregister` call in
+/// journal order: true when it exited 0 (a call with no exit journaled
+/// was killed at its bound: failed).
+fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> {
+    let mut outcomes: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for call in entries
         .iter()
         .filter(|e| e.tool == "wsl.exe" && e.event == event::INVOKED)
@@ -430,16 +466,27 @@ fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
             .iter()
             .find(|e| e.pid == call.pid && e.event == event::EXIT && e.time_ms >= call.time_ms)
             .and_then(|e| e.details["code"].as_i64());
-        if code != Some(0) {
-            *failed.entry((*distro).to_owned()).or_default() += 1;
-        }
+        outcomes
+            .entry((*distro).to_owned())
+            .or_default()
+            .push(code == Some(0));
     }
-    failed
+    outcomes
+}
+
+/// Deletes tried past their retry budget: per WSL2 distro, the failed
+/// `wsl.exe --unregister` calls, when more than `budget` (0: unlimited).
+fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
+    if budget == 0 {
+        return Vec::new();
+    }
+    unregister_outcomes(entries)
         .into_iter()
-        .filter(|(_, n)| *n > budget)
-        .map(|(distro, n)| {
+        .map(|(distro, calls)| (distro, calls.iter().filter(|ok| !**ok).count()))
+        .filter(|(_, failed)| *failed > budget as usize)
+        .map(|(distro, failed)| {
             format!(
-                "retry budgets end: the delete of WSL2 distro {distro} failed {n} times, \
+                "retry budgets end: the delete of WSL2 distro {distro} failed {failed} times, \
                  past its retry budget of {budget}"
             )
         })

@@ -412,6 +412,26 @@ impl Sandbox {
         })?)
     }
 
+    /// Registered WSL2 distros (with `running_only`, the running ones), as
+    /// the sandbox's `wsl.exe --list --quiet` reports them; none when it
+    /// cannot be asked.
+    pub fn wsl_distros(&self, running_only: bool) -> Vec<String> {
+        let mut cmd = self.command(self.tool_path("wsl.exe"));
+        cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
+        if running_only {
+            cmd.arg("--running");
+        }
+        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::service::TOOL_TIMEOUT))
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
     /// Live processes carrying this sandbox's mark.
     pub fn live_processes(&self) -> Vec<proctree::ProcessInfo> {
         ProcessTable::snapshot()

@@ -90,11 +90,13 @@ impl ReconcilerDriver for Witnessed<'_> {
     fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError> {
         let read_ms = now_ms();
         let view = self.inner.get(name)?;
-        self.sandbox
-            .witness()
-            .observed(name, read_ms, view.as_ref(), || {
-                self.sandbox.live_processes()
-            });
+        self.sandbox.witness().observed(
+            name,
+            read_ms,
+            view.as_ref(),
+            || self.sandbox.live_processes(),
+            || self.sandbox.wsl_distros(false),
+        );
         Ok(view)
     }
 
