@@ -364,7 +364,7 @@ fn a_regression_exported_in_the_users_shell_does_not_reach_the_service() {
         tmp.path(),
         &["--only", FINDING, "--variants", "fixed", "--format", "json"],
         |cmd| {
-            cmd.env(reconciler::cli::REGRESS_ENV, FINDING);
+            cmd.env(contract::env::REGRESS, FINDING);
         },
     );
     let (code, stdout, stderr) = run.output();

@@ -571,7 +571,7 @@ fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
     sandbox
         .events(event::INVOKED)
         .iter()
-        .filter(|e| e.tool == "wsl.exe" && e.details["args"][0] == first_arg)
+        .filter(|e| e.tool == "wsl.exe" && e.args().first() == Some(&first_arg))
         .count()
 }
 

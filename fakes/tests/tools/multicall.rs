@@ -47,7 +47,7 @@ fn every_run_journals_its_arguments_and_exit_code() {
     cmd.args(["--list", "--quiet"]);
     assert!(sandbox.run(cmd).status.success());
     let journal = sandbox.journal();
-    let events: Vec<&str> = journal.iter().map(|e| e.event.as_str()).collect();
+    let events: Vec<_> = journal.iter().map(|e| e.event).collect();
     assert_eq!(events, [event::INVOKED, event::EXIT]);
     assert_eq!(journal[0].tool, "wsl.exe");
     assert_eq!(journal[0].details, json!({"args": ["--list", "--quiet"]}));

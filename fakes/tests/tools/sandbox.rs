@@ -2,7 +2,7 @@
 //! `bin/`, HOME, LIMA_HOME, a fault plan, a journal and a WSL state file;
 //! and guards that leave no process behind, also when a test panics.
 
-use fakes::journal::{JournalEntry, read_journal};
+use fakes::journal::{Event, JournalEntry, read_journal};
 use fakes::plan::Tool;
 use lima_layout::{HostagentEvent, InstancePaths, LimaHome};
 use std::ffi::OsString;
@@ -134,7 +134,7 @@ impl Sandbox {
             ("LIMA_HOME", self.lima_home_dir().into()),
             (fakes::journal::JOURNAL_ENV, self.journal_path().into()),
             (fakes::plan::FAULT_PLAN_ENV, self.plan_path().into()),
-            ("LIMAVM_FAKE_WSL_STATE", self.wsl_state_path().into()),
+            (fakes::WSL_STATE_ENV, self.wsl_state_path().into()),
         ];
         env.extend(
             ["SystemRoot", "TEMP", "TMP"]
@@ -189,7 +189,7 @@ impl Sandbox {
         read_journal(&self.journal_path()).unwrap()
     }
 
-    pub fn events(&self, event: &str) -> Vec<JournalEntry> {
+    pub fn events(&self, event: Event) -> Vec<JournalEntry> {
         self.journal()
             .into_iter()
             .filter(|e| e.event == event)
@@ -216,7 +216,7 @@ impl Sandbox {
         })
     }
 
-    pub fn wait_for_event(&self, tool: &str, event: &str) -> JournalEntry {
+    pub fn wait_for_event(&self, tool: &str, event: Event) -> JournalEntry {
         self.wait_for_entry(&format!("{tool} to journal {event}"), |e| {
             e.tool == tool && e.event == event
         })

@@ -8,7 +8,7 @@ use crate::support::{
     EXIT, binaries, blank_template, entries, instance, power_off_when_asked, real_lima_here,
     real_sandbox, start_foreground, tmp_files, wait_for_qmp, wait_running,
 };
-use fakes::plan::Tool;
+use contract::plan::Tool;
 use harness::{Sandbox, Template, Toolset, eventually};
 use lima_layout::{InstancePaths, VmType};
 use proptest::prelude::*;

@@ -12,10 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn settings(graceful_timeout: Duration) -> ReferenceSettings {
-    ReferenceSettings {
-        graceful_timeout,
-        ..ReferenceSettings::fast().for_toolset(&Toolset::real_lima())
-    }
+    let mut settings = ReferenceSettings::fast().for_toolset(&Toolset::real_lima());
+    settings.graceful_timeout = graceful_timeout;
+    settings
 }
 
 fn wait_stopped(svc: &mut ReferenceDriver<'_>, timeout: Duration) {
