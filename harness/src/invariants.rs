@@ -31,7 +31,8 @@
 
 use crate::driver::VmView;
 use crate::journal::Journal;
-use fakes::journal::{JournalEntry, event};
+use contract::Tool;
+use contract::journal::{Event, JournalEntry, event};
 use lima_layout::{LimaHome, is_tmp_file_name};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -272,13 +273,11 @@ impl Witness {
         let driver = entries
             .iter()
             .filter(|e| e.pid == hostagent)
-            .filter_map(|e| match e.event.as_str() {
-                event::CHILD_STARTED
-                    if e.detail_str("tool").is_some_and(|t| t.contains("qemu")) =>
-                {
+            .filter_map(|e| match e.event {
+                Event::ChildStarted if e.detail_str("tool").is_some_and(|t| t.contains("qemu")) => {
                     e.detail_u64("pid")
                 }
-                event::DRIVER_REPLACED => e.detail_u64("new"),
+                Event::DriverReplaced => e.detail_u64("new"),
                 _ => None,
             })
             .next_back()
@@ -400,8 +399,8 @@ fn instance_pids(
         .iter()
         .filter(|e| e.event == event::INVOKED && e.time_ms <= before_ms)
         .filter(|e| {
-            let args = args_of(e);
-            let hostagent = e.tool == "limactl"
+            let args = e.args();
+            let hostagent = e.tool == Tool::Limactl.as_str()
                 && args.iter().any(|a| *a == "hostagent" || *a == "start")
                 && args.contains(&name);
             hostagent || args.iter().any(|a| inside(a))
@@ -434,16 +433,7 @@ fn instance_pids(
 fn is_fake_hostagent(entries: &[JournalEntry], pid: u32) -> bool {
     entries
         .iter()
-        .any(|e| e.pid == pid && e.tool == "limactl" && e.event == event::INVOKED)
-}
-
-fn args_of(entry: &JournalEntry) -> Vec<&str> {
-    entry.details["args"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|a| a.as_str())
-        .collect()
+        .any(|e| e.pid == pid && e.tool == Tool::Limactl.as_str() && e.event == event::INVOKED)
 }
 
 /// Per WSL2 distro, the outcome of each `wsl.exe --unregister` call in
@@ -453,9 +443,9 @@ fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> 
     let mut outcomes: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for call in entries
         .iter()
-        .filter(|e| e.tool == "wsl.exe" && e.event == event::INVOKED)
+        .filter(|e| e.tool == Tool::Wsl.as_str() && e.event == event::INVOKED)
     {
-        let args = args_of(call);
+        let args = call.args();
         let Some(at) = args.iter().position(|a| *a == "--unregister") else {
             continue;
         };
@@ -502,7 +492,7 @@ mod tests {
         pid: u32,
         ppid: u32,
         tool: &str,
-        name: &str,
+        name: Event,
         details: serde_json::Value,
     ) -> JournalEntry {
         JournalEntry {
@@ -510,7 +500,7 @@ mod tests {
             tool: tool.into(),
             pid,
             ppid: Some(ppid),
-            event: name.into(),
+            event: name,
             details,
         }
     }
