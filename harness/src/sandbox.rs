@@ -71,6 +71,8 @@ pub struct Sandbox {
     /// Exit codes of reaped children, so that every later question about
     /// them gets the same answer.
     exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
+    /// What the drivers asked and read, for the invariants.
+    witness: crate::invariants::Witness,
 }
 
 impl Sandbox {
@@ -164,6 +166,10 @@ impl Sandbox {
             .file_name()
             .map(|n| n.to_string_lossy().replace(' ', "-"))
             .unwrap_or_default();
+        let witness = crate::invariants::Witness::new(
+            LimaHome::new(lima_home_under(root.path())),
+            Journal::new(journal_under(root.path())),
+        );
         let sandbox = Self {
             root,
             shims,
@@ -172,6 +178,7 @@ impl Sandbox {
             toolset,
             children: Mutex::new(Vec::new()),
             exited: Mutex::new(std::collections::HashMap::new()),
+            witness,
         };
         crate::runs::register(
             &sandbox.id,
@@ -204,7 +211,7 @@ impl Sandbox {
         self.root().join("home")
     }
     fn lima_home_dir(&self) -> PathBuf {
-        self.home().join(".lima")
+        lima_home_under(self.root())
     }
     pub fn lima_home(&self) -> LimaHome {
         LimaHome::new(self.lima_home_dir())
@@ -223,7 +230,7 @@ impl Sandbox {
         self.root().join("faults.json")
     }
     pub fn journal_path(&self) -> PathBuf {
-        self.root().join("journal.jsonl")
+        journal_under(self.root())
     }
     pub fn journal(&self) -> Journal {
         Journal::new(self.journal_path())
@@ -402,6 +409,26 @@ impl Sandbox {
         })?)
     }
 
+    /// Registered WSL2 distros (with `running_only`, the running ones), as
+    /// the sandbox's `wsl.exe --list --quiet` reports them; none when it
+    /// cannot be asked.
+    pub fn wsl_distros(&self, running_only: bool) -> Vec<String> {
+        let mut cmd = self.command(self.tool_path("wsl.exe"));
+        cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
+        if running_only {
+            cmd.arg("--running");
+        }
+        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::service::TOOL_TIMEOUT))
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
     /// Live processes carrying this sandbox's mark.
     pub fn live_processes(&self) -> Vec<proctree::ProcessInfo> {
         ProcessTable::snapshot()
@@ -434,7 +461,17 @@ impl Sandbox {
                 tool: b.tool,
             })
             .collect();
-        LeakReport { processes, ports }
+        LeakReport {
+            processes,
+            ports,
+            broken: self.witness.broken(),
+        }
+    }
+
+    /// What the drivers of this sandbox asked and read: the invariants
+    /// every scenario is held to (see [`crate::invariants`]).
+    pub fn witness(&self) -> &crate::invariants::Witness {
+        &self.witness
     }
 
     /// The leak report once it is clean, or as it stands after `timeout`:
@@ -537,6 +574,16 @@ impl Sandbox {
         }
         children.clear();
     }
+}
+
+/// The Lima home of the sandbox whose root is `root`.
+fn lima_home_under(root: &Path) -> PathBuf {
+    root.join("home").join(".lima")
+}
+
+/// The fakes' journal of the sandbox whose root is `root`.
+fn journal_under(root: &Path) -> PathBuf {
+    root.join("journal.jsonl")
 }
 
 impl Drop for Sandbox {
