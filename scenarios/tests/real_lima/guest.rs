@@ -17,10 +17,9 @@
 //!   starts it with `ssh -f -N`. Either way the master detaches and is
 //!   titled `ssh: INSTANCE_DIR/ssh.sock [mux]`.
 
-use crate::support::{EXIT, binaries, instance, log_tail, real_lima_here, start_foreground};
+use crate::support::{EXIT, binaries, built_guest, instance, log_tail, start_foreground};
 use fakes::journal::event;
 use fakes::plan::Fault;
-use harness::real_lima::RealGuest;
 use harness::{FaultPlanBuilder, Sandbox, Template, Toolset, eventually};
 use lima_layout::InstancePaths;
 use lima_layout::paths::read_pid_file;
@@ -31,23 +30,6 @@ use std::time::{Duration, Instant};
 
 /// The guest port every test here forwards (the guest serves it).
 const GUEST_PORT: u16 = harness::template::GUEST_SERVED_PORTS.start;
-
-/// The built guest, or `None` (the test then skips; with `CI=true` it
-/// fails).
-fn built_guest() -> Option<RealGuest> {
-    if !real_lima_here() {
-        return None;
-    }
-    let guest = RealGuest::built();
-    if guest.is_none() {
-        assert!(
-            !harness::real_lima::required(),
-            "CI=true requires the real guest: run scripts/build-real-guest"
-        );
-        eprintln!("skipped: the real guest is not built (scripts/build-real-guest)");
-    }
-    guest
-}
 
 /// The events the hostagent printed so far (`ha.stdout.log`, one JSON
 /// object a line), each as its `status` object.
