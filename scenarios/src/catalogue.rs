@@ -135,8 +135,8 @@ impl Finding {
 
 /// Why the findings about forwarders that outlive the forced stop need the
 /// fakes. Measured by `scenarios/tests/real_lima/guest.rs` (a forced stop
-/// of the pid files' processes alone; the port was free 72 ms after
-/// QEMU's kill); Lima's side from v2.2.0's `pkg/hostagent` (`forwardSSH`,
+/// of the pid files' processes alone; the port was free 72 ms and 88 ms
+/// after QEMU's kill in two runs); Lima's side from v2.2.0's `pkg/hostagent` (`forwardSSH`,
 /// `processGuestAgentEvents`).
 const PORT_HOLDERS: &str = "needs ssh forwarders that outlive the forced stop, and real Lima \
      (v2.2.0) has none: every ssh forward (static ones, and dynamic ones with \

@@ -173,12 +173,13 @@ fn real_lima_against_fakes(binaries: &Binaries, runs: usize) -> anyhow::Result<(
     Ok(())
 }
 
-/// One blank-disk instance: started as the reconciler's `start-foreground`
-/// entry does, then forced down by the reference routine.
-fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec<Duration>> {
-    let sandbox = Sandbox::with_toolset(binaries, toolset.clone())?;
-    let disk = harness::real_lima::blank_disk(&sandbox.root().join("images"))?;
-    let template = Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+/// Writes instance `bench` of `template` and starts it as the reconciler's
+/// `start-foreground` entry does (the logs as stdout and stderr); returns
+/// its paths and when it was started.
+fn start_foreground(
+    sandbox: &Sandbox,
+    template: &Template,
+) -> anyhow::Result<(lima_layout::InstancePaths, Instant)> {
     let instance = sandbox.lima_home().instance("bench");
     std::fs::create_dir_all(&instance.dir)?;
     std::fs::write(instance.lima_yaml(), template.to_yaml())?;
@@ -188,6 +189,16 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
         .stdout(std::fs::File::create(instance.ha_stdout_log())?)
         .stderr(std::fs::File::create(instance.ha_stderr_log())?);
     sandbox.spawn(cmd)?;
+    Ok((instance, started))
+}
+
+/// One blank-disk instance: started as the reconciler's `start-foreground`
+/// entry does, then forced down by the reference routine.
+fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec<Duration>> {
+    let sandbox = Sandbox::with_toolset(binaries, toolset.clone())?;
+    let disk = harness::real_lima::blank_disk(&sandbox.root().join("images"))?;
+    let template = Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+    let (instance, started) = start_foreground(&sandbox, &template)?;
     wait_for(
         Duration::from_secs(30),
         "Lima's Running",
@@ -251,15 +262,7 @@ fn boot_once(
 ) -> anyhow::Result<[Duration; 2]> {
     let sandbox = Sandbox::with_toolset(binaries, Toolset::real_lima())?;
     let template = Template::real_guest(guest).ssh_port(harness::ports::pick_free_port());
-    let instance = sandbox.lima_home().instance("bench");
-    std::fs::create_dir_all(&instance.dir)?;
-    std::fs::write(instance.lima_yaml(), template.to_yaml())?;
-    let started = Instant::now();
-    let mut cmd = sandbox.command(sandbox.tool_path("limactl"));
-    cmd.args(["start", "--foreground", "--tty=false", "bench"])
-        .stdout(std::fs::File::create(instance.ha_stdout_log())?)
-        .stderr(std::fs::File::create(instance.ha_stderr_log())?);
-    sandbox.spawn(cmd)?;
+    let (instance, started) = start_foreground(&sandbox, &template)?;
     let mut booting = None;
     let running = eventually_every(
         Duration::from_millis(10),

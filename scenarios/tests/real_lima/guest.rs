@@ -31,6 +31,19 @@ use std::time::{Duration, Instant};
 /// The guest port every test here forwards (the guest serves it).
 const GUEST_PORT: u16 = harness::template::GUEST_SERVED_PORTS.start;
 
+/// A real-Lima sandbox and the real guest's template with a picked SSH
+/// port and [`GUEST_PORT`] forwarded to a picked host port (returned), or
+/// `None` when the test skips (see [`built_guest`]).
+fn forwarding_real_guest() -> Option<(Sandbox, Template, u16)> {
+    let guest = built_guest()?;
+    let sandbox = Sandbox::with_toolset(&binaries(), Toolset::real_lima()).unwrap();
+    let port = harness::ports::pick_free_port();
+    let template = Template::real_guest(&guest)
+        .ssh_port(harness::ports::pick_free_port())
+        .forward(GUEST_PORT, port);
+    Some((sandbox, template, port))
+}
+
 /// The events the hostagent printed so far (`ha.stdout.log`, one JSON
 /// object a line), each as its `status` object.
 fn statuses(vm: &InstancePaths) -> Vec<Value> {
@@ -258,14 +271,9 @@ fn observe(
 /// hostagent's tree and process group, which a graceful stop ends.
 #[test]
 fn a_real_guest_s_events_ssh_forwards_and_port_holder_match_the_fake_hostagent_s() {
-    let Some(guest) = built_guest() else {
+    let Some((real, template, port)) = forwarding_real_guest() else {
         return;
     };
-    let real = Sandbox::with_toolset(&binaries(), Toolset::real_lima()).unwrap();
-    let port = harness::ports::pick_free_port();
-    let template = Template::real_guest(&guest)
-        .ssh_port(harness::ports::pick_free_port())
-        .forward(GUEST_PORT, port);
     let real_seen = observe(&real, &template, port, GUEST_BOOT, |_, vm| {
         logged_ssh_commands(vm)
     });
@@ -330,14 +338,9 @@ fn holders_now(port: u16) -> String {
 /// each step.
 #[test]
 fn a_forced_stop_of_the_pid_files_processes_alone_frees_a_real_guest_s_forwarded_port() {
-    let Some(guest) = built_guest() else {
+    let Some((sandbox, template, port)) = forwarding_real_guest() else {
         return;
     };
-    let sandbox = Sandbox::with_toolset(&binaries(), Toolset::real_lima()).unwrap();
-    let port = harness::ports::pick_free_port();
-    let template = Template::real_guest(&guest)
-        .ssh_port(harness::ports::pick_free_port())
-        .forward(GUEST_PORT, port);
     let vm = instance(&sandbox, "vm", &template);
     let hostagent = start_until_running(&sandbox, &vm, GUEST_BOOT);
     let qemu = read_pid_file(&vm.driver_pid(lima_layout::VmType::Qemu)).expect("qemu.pid");
