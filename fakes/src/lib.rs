@@ -1,12 +1,13 @@
-//! Fault-injecting fakes of the tools a Lima-backed reconciler calls, and the
-//! schema of the fault plan and journal they share with the harness.
+//! Fault-injecting fakes of the tools a Lima-backed reconciler calls. The
+//! fault plan they read and the journal they write are declared in
+//! `contract`, which the harness reads them with.
 //!
 //! One multicall executable plays every tool: the name it is run under
 //! (`limactl`, `ssh`, `ssh-keygen`, `wsl.exe`, `qemu-system-x86_64`) picks the
 //! personality. [`run_multicall`] is the whole program; any binary can
 //! dispatch to it.
 
-pub mod install;
+pub use contract::install;
 pub mod journal;
 pub mod plan;
 

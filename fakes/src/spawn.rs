@@ -6,7 +6,6 @@
 use crate::journal::{JournalWriter, event};
 use serde_json::json;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::channel;
 use std::time::{Duration, Instant};
 
 /// How often bounded waits look again.
@@ -50,34 +49,33 @@ pub fn spawn_daemon(exe: &str, args: &[String], journal: &JournalWriter) -> Resu
     Ok(child)
 }
 
-/// Runs a short command to completion, capturing its output; past `timeout`
-/// its tree is killed and the call fails.
+/// Runs a short command to completion through [`proctree::run_bounded`],
+/// capturing its output and journaling its start; past `timeout` its tree
+/// is killed and the call fails, as it does when a process it started
+/// still holds its output after it exited.
 pub fn run_bounded(
     exe: &str,
     args: &[String],
     timeout: Duration,
     journal: &JournalWriter,
 ) -> Result<Output, String> {
-    let child = command(exe, args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start {exe} from PATH: {e}"))?;
-    let pid = child.id();
-    journal_child(journal, exe, pid);
-    let (sender, finished) = channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(child.wait_with_output());
-    });
-    match finished.recv_timeout(timeout) {
-        Ok(result) => result.map_err(|e| format!("{exe} {}: {e}", args.join(" "))),
-        Err(_) => {
-            let _ = proctree::kill_tree(pid);
-            Err(format!(
-                "{exe} {} did not finish within {timeout:?}; killed it",
-                args.join(" ")
-            ))
-        }
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    let shown = || format!("{exe} {}", args.join(" "));
+    match proctree::run_bounded_observed(&mut cmd, None, Some(timeout), |pid| {
+        journal_child(journal, exe, pid)
+    }) {
+        Ok(done) if done.output_held => Err(format!(
+            "{} exited, but a process it started still held its output; killed it",
+            shown()
+        )),
+        Ok(done) => Ok(done.into()),
+        Err(proctree::BoundedError::Spawn(e)) => Err(format!("cannot start {exe} from PATH: {e}")),
+        Err(proctree::BoundedError::TimedOut { .. }) => Err(format!(
+            "{} did not finish within {timeout:?}; killed it",
+            shown()
+        )),
+        Err(proctree::BoundedError::Wait(e)) => Err(format!("{}: {e}", shown())),
     }
 }
 

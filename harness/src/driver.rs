@@ -3,6 +3,7 @@
 
 use crate::HarnessError;
 use crate::template::Template;
+use contract::condition::{kind, reason, status};
 use serde_json::Value;
 use std::time::Duration;
 
@@ -144,7 +145,7 @@ impl VmView {
 
     /// `Running=<status>/<reason>`, for messages.
     pub fn running_summary(&self) -> String {
-        match self.condition("Running") {
+        match self.condition(kind::RUNNING) {
             Some(c) => format!(
                 "Running={} reason={} message={:?}",
                 c.status, c.reason, c.message
@@ -154,13 +155,13 @@ impl VmView {
     }
 
     pub fn is_running(&self) -> bool {
-        self.condition("Running")
-            .is_some_and(|c| c.status == "True")
+        self.condition(kind::RUNNING)
+            .is_some_and(|c| c.status == status::TRUE)
     }
 
     pub fn is_stopped(&self) -> bool {
-        self.condition("Running")
-            .is_some_and(|c| c.status == "False" && c.reason == "Stopped")
+        self.condition(kind::RUNNING)
+            .is_some_and(|c| c.status == status::FALSE && c.reason == reason::STOPPED)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::target_schema::{
 };
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
+use contract::Timings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,7 +164,8 @@ pub enum TargetError {
     Invalid { path: PathBuf, message: String },
 }
 
-/// The placeholders a target file may use.
+/// The placeholders a target file may use besides the timings'
+/// ([`Timings::NAMES`]).
 const PLACEHOLDERS: &[&str] = &[
     "reconciler",
     "state",
@@ -174,16 +176,6 @@ const PLACEHOLDERS: &[&str] = &[
     "name",
     "patch",
     "id",
-    "poll_interval",
-    "start_timeout",
-    "graceful_timeout",
-    "wsl_timeout",
-    "delete_timeout",
-    "keygen_timeout",
-    "delete_backoff",
-    "delete_backoff_max",
-    "delete_retry_budget",
-    "restart_backoff",
     "namespace",
     "kubeconfig",
     "running",
@@ -191,6 +183,16 @@ const PLACEHOLDERS: &[&str] = &[
     "vm_type",
     "now",
 ];
+
+/// Every placeholder, for error messages.
+fn known_placeholders() -> String {
+    [PLACEHOLDERS, Timings::NAMES].concat().join(", ")
+}
+
+/// True when `name` is a placeholder a target file may use.
+fn is_placeholder(name: &str) -> bool {
+    PLACEHOLDERS.contains(&name) || Timings::NAMES.contains(&name)
+}
 
 impl TargetFile {
     pub fn load(path: &Path) -> Result<Self, TargetError> {
@@ -233,7 +235,7 @@ impl TargetFile {
                 check_placeholders(arg).map_err(|p| {
                     format!(
                         "{field}: unknown placeholder {{{p}}} (known: {})",
-                        PLACEHOLDERS.join(", ")
+                        known_placeholders()
                     )
                 })?;
             }
@@ -264,11 +266,11 @@ impl TargetFile {
         for (field, value) in values {
             if let Some(p) = placeholders_in(value)
                 .into_iter()
-                .find(|p| !PLACEHOLDERS.contains(&p.as_str()))
+                .find(|p| !is_placeholder(p))
             {
                 return Err(format!(
                     "{field}: unknown placeholder {{{p}}} (known: {})",
-                    PLACEHOLDERS.join(", ")
+                    known_placeholders()
                 ));
             }
         }
@@ -371,7 +373,7 @@ fn check_placeholders(arg: &str) -> Result<(), String> {
         let after = &rest[open + 1..];
         let Some(close) = after.find('}') else { break };
         let name = &after[..close];
-        if !PLACEHOLDERS.contains(&name) {
+        if !is_placeholder(name) {
             return Err(name.to_owned());
         }
         rest = &after[close + 1..];
@@ -412,8 +414,6 @@ impl<'s> ExternalDriver<'s> {
     }
 
     fn values(&self, extra: &[(&str, String)]) -> BTreeMap<&'static str, String> {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let s = &self.settings;
         let path = |p: &Path| p.to_string_lossy().into_owned();
         let mut values: BTreeMap<&'static str, String> = BTreeMap::from([
             ("reconciler", path(&self.sandbox.reconciler_exe())),
@@ -422,16 +422,6 @@ impl<'s> ExternalDriver<'s> {
             ("home", path(&self.sandbox.home())),
             ("sandbox", path(self.sandbox.root())),
             ("bin", path(&self.sandbox.bin_dir())),
-            ("poll_interval", ms(s.poll_interval)),
-            ("start_timeout", ms(s.start_timeout)),
-            ("graceful_timeout", ms(s.graceful_timeout)),
-            ("wsl_timeout", ms(s.wsl_timeout)),
-            ("delete_timeout", ms(s.delete_timeout)),
-            ("keygen_timeout", ms(s.keygen_timeout)),
-            ("delete_backoff", ms(s.delete_backoff)),
-            ("delete_backoff_max", ms(s.delete_backoff_max)),
-            ("delete_retry_budget", s.delete_retry_budget.to_string()),
-            ("restart_backoff", ms(s.restart_backoff)),
             ("now", now_rfc3339()),
             (
                 "namespace",
@@ -439,6 +429,7 @@ impl<'s> ExternalDriver<'s> {
             ),
             ("kubeconfig", path(&self.kubeconfig_path())),
         ]);
+        values.extend(self.settings.timings.values());
         for (key, value) in extra {
             let key = PLACEHOLDERS
                 .iter()
@@ -658,7 +649,7 @@ impl ReconcilerDriver for ExternalDriver<'_> {
         let mut args = self.expand(&self.target.service.start, &[]);
         if let Some(regression_args) = &self.target.service.regression_args {
             for id in &self.settings.regressions {
-                args.extend(self.expand(regression_args, &[("id", id.clone())]));
+                args.extend(self.expand(regression_args, &[("id", id.to_string())]));
             }
         } else if !self.settings.regressions.is_empty() {
             return Err(HarnessError::Driver(format!(

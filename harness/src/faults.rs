@@ -1,6 +1,6 @@
 //! Writing fault plans for the fakes.
 
-use fakes::plan::{Fault, FaultPlan, Rule, Tool};
+use contract::plan::{Fault, FaultPlan, Rule, Tool};
 use std::path::Path;
 
 /// Builds a fault plan rule by rule.
@@ -50,7 +50,7 @@ impl FaultPlanBuilder {
     /// reason, as `InvalidInput`.
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
         let text = self.plan.to_json();
-        fakes::plan::FaultPlan::parse(&text).map_err(|message| {
+        FaultPlan::parse(&text).map_err(|message| {
             std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
                 format!("invalid fault plan: {message}"),

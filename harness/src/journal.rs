@@ -1,6 +1,6 @@
 //! Reading the fakes' journal back, with the queries scenarios need.
 
-use fakes::journal::{JournalEntry, event, read_journal};
+use contract::journal::{Event, JournalEntry, read_journal};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
@@ -29,7 +29,7 @@ impl Journal {
     }
 
     /// Entries of one event, optionally from one tool only.
-    pub fn events(&self, tool: Option<&str>, name: &str) -> Vec<JournalEntry> {
+    pub fn events(&self, tool: Option<&str>, name: Event) -> Vec<JournalEntry> {
         self.entries()
             .into_iter()
             .filter(|e| e.event == name && tool.is_none_or(|t| e.tool == t))
@@ -43,19 +43,15 @@ impl Journal {
 
     /// Pids of one tool's invocations whose arguments include `arg`.
     pub fn pids_invoked_with(&self, tool: &str, arg: &str) -> Vec<u32> {
-        self.events(Some(tool), event::INVOKED)
+        self.events(Some(tool), Event::Invoked)
             .iter()
-            .filter(|e| {
-                e.details["args"]
-                    .as_array()
-                    .is_some_and(|args| args.iter().any(|a| a.as_str() == Some(arg)))
-            })
+            .filter(|e| e.args().contains(&arg))
             .map(|e| e.pid)
             .collect()
     }
 
     pub fn bound_ports(&self) -> Vec<BoundPort> {
-        self.events(None, event::PORT_BOUND)
+        self.events(None, Event::PortBound)
             .into_iter()
             .filter_map(|e| {
                 Some(BoundPort {

@@ -5,28 +5,23 @@ use crate::driver::{ReconcilerDriver, VmSpec, VmView, running_patch, template_pa
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
+use contract::{FindingId, Timings};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The `--hostagent-entry` value for real Lima.
 pub const START_FOREGROUND: &str = "start-foreground";
 
-/// The service's timeouts and regression switches. `fast()` is what
-/// scenarios use: short enough that a run takes well under a second of
-/// waiting, long enough to stay clear of scheduling noise on 2 cores.
+/// The service's timings and regression switches, and the harness's own
+/// bounds. `fast()` is what scenarios use ([`Timings::fast`]). The timings
+/// read as fields of the settings (`settings.graceful_timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferenceSettings {
-    pub regressions: Vec<String>,
-    pub poll_interval: Duration,
-    pub start_timeout: Duration,
-    pub graceful_timeout: Duration,
-    pub wsl_timeout: Duration,
-    pub delete_timeout: Duration,
-    pub keygen_timeout: Duration,
-    pub delete_backoff: Duration,
-    pub delete_backoff_max: Duration,
-    pub delete_retry_budget: u32,
-    pub restart_backoff: Duration,
+    /// The findings whose regression switches the service runs with.
+    pub regressions: Vec<FindingId>,
+    /// The service's timeouts, backoffs and budgets.
+    pub timings: Timings,
     /// How long a dropped driver waits for its service to shut down.
     pub drop_shutdown_timeout: Duration,
     /// The bound of every command the harness runs for the target (a CLI
@@ -46,16 +41,7 @@ impl ReferenceSettings {
     pub fn fast() -> Self {
         Self {
             regressions: Vec::new(),
-            poll_interval: Duration::from_millis(20),
-            start_timeout: Duration::from_secs(10),
-            graceful_timeout: Duration::from_millis(500),
-            wsl_timeout: Duration::from_millis(500),
-            delete_timeout: Duration::from_millis(500),
-            keygen_timeout: Duration::from_secs(5),
-            delete_backoff: Duration::from_millis(50),
-            delete_backoff_max: Duration::from_millis(400),
-            delete_retry_budget: 8,
-            restart_backoff: Duration::from_millis(100),
+            timings: Timings::fast(),
             drop_shutdown_timeout: Duration::from_secs(15),
             command_timeout: Duration::from_secs(15),
             isolated_path: false,
@@ -73,25 +59,14 @@ impl ReferenceSettings {
         self
     }
 
-    pub fn with_regression(mut self, id: &str) -> Self {
-        self.regressions.push(id.to_owned());
+    /// These settings with `finding`'s regression switch on.
+    pub fn with_regression(mut self, finding: FindingId) -> Self {
+        self.regressions.push(finding);
         self
     }
 
     fn args(&self) -> Vec<String> {
-        let ms = |d: Duration| format!("{}ms", d.as_millis());
-        let mut args = vec![
-            format!("--poll-interval={}", ms(self.poll_interval)),
-            format!("--start-timeout={}", ms(self.start_timeout)),
-            format!("--graceful-timeout={}", ms(self.graceful_timeout)),
-            format!("--wsl-timeout={}", ms(self.wsl_timeout)),
-            format!("--delete-timeout={}", ms(self.delete_timeout)),
-            format!("--keygen-timeout={}", ms(self.keygen_timeout)),
-            format!("--delete-backoff={}", ms(self.delete_backoff)),
-            format!("--delete-backoff-max={}", ms(self.delete_backoff_max)),
-            format!("--delete-retry-budget={}", self.delete_retry_budget),
-            format!("--restart-backoff={}", ms(self.restart_backoff)),
-        ];
+        let mut args = self.timings.args();
         args.extend(self.regressions.iter().map(|id| format!("--regress={id}")));
         args.extend(
             self.hostagent_entry
@@ -99,6 +74,20 @@ impl ReferenceSettings {
                 .map(|entry| format!("--hostagent-entry={entry}")),
         );
         args
+    }
+}
+
+impl Deref for ReferenceSettings {
+    type Target = Timings;
+
+    fn deref(&self) -> &Timings {
+        &self.timings
+    }
+}
+
+impl DerefMut for ReferenceSettings {
+    fn deref_mut(&mut self) -> &mut Timings {
+        &mut self.timings
     }
 }
 

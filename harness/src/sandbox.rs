@@ -8,7 +8,7 @@
 
 use crate::leaks::{LeakReport, LeakedPort, LeakedProcess};
 use crate::{Binaries, FaultPlanBuilder, HarnessError, Journal, ToolChoice, Toolset, eventually};
-use fakes::plan::Tool;
+use contract::Tool;
 use lima_layout::LimaHome;
 use proctree::{ProcessTable, SpawnAttributes};
 use std::ffi::OsString;
@@ -19,7 +19,7 @@ use std::time::Duration;
 
 /// Environment variable carrying the sandbox id into every process started
 /// inside it: the mark by which the harness recognises its own processes.
-pub const SANDBOX_ENV: &str = "LIMAVM_SANDBOX";
+pub const SANDBOX_ENV: &str = contract::env::SANDBOX;
 
 /// The start of a sandbox root's name: a bracket pair and a space, so that
 /// code treating paths as patterns or words fails under every scenario.
@@ -331,13 +331,10 @@ impl Sandbox {
                 ("USERPROFILE".into(), self.home().into()),
                 ("LIMA_HOME".into(), self.lima_home_dir().into()),
                 ("PATH".into(), path),
-                (fakes::plan::FAULT_PLAN_ENV.into(), self.plan_path().into()),
+                (contract::env::FAULT_PLAN.into(), self.plan_path().into()),
+                (contract::env::JOURNAL.into(), self.journal_path().into()),
                 (
-                    fakes::journal::JOURNAL_ENV.into(),
-                    self.journal_path().into(),
-                ),
-                (
-                    "LIMAVM_FAKE_WSL_STATE".into(),
+                    contract::env::FAKE_WSL_STATE.into(),
                     self.root().join("wsl-state.json").into(),
                 ),
                 (SANDBOX_ENV.into(), self.id.clone().into()),
@@ -532,5 +529,5 @@ impl Drop for Sandbox {
 /// directory on Windows (see [`fakes::install`]).
 pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
-    fakes::install::install_executable(target, link).map_err(HarnessError::io(what))
+    contract::install::install_executable(target, link).map_err(HarnessError::io(what))
 }

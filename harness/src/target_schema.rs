@@ -6,6 +6,7 @@
 
 use crate::ReferenceSettings;
 use crate::driver::{Condition, VmView};
+use contract::condition::{kind, reason, status};
 use serde::Deserialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -209,29 +210,31 @@ impl StatusMap {
         let raw = std::mem::take(&mut view.conditions);
         let matched = |rules: &[ConditionRule]| rules.iter().find_map(|r| r.find(&raw)).cloned();
         let running = [
-            (&self.start_failed, "False", "StartFailed"),
-            (&self.stopped, "False", "Stopped"),
-            (&self.starting, "False", "Starting"),
-            (&self.running, "True", "Running"),
+            (&self.start_failed, status::FALSE, reason::START_FAILED),
+            (&self.stopped, status::FALSE, reason::STOPPED),
+            (&self.starting, status::FALSE, reason::STARTING),
+            // The target's own reason for running is not known; the type
+            // stands in for it.
+            (&self.running, status::TRUE, kind::RUNNING),
         ]
         .into_iter()
         .find_map(|(rules, status, reason)| {
             matched(rules).map(|c| Condition {
-                kind: "Running".into(),
+                kind: kind::RUNNING.into(),
                 status: status.into(),
                 reason: reason.into(),
                 message: c.message,
             })
         });
         let cleanup = matched(&self.cleanup_failed).map(|c| Condition {
-            kind: "Cleanup".into(),
-            status: "False".into(),
+            kind: kind::CLEANUP.into(),
+            status: status::FALSE.into(),
             reason: c.reason,
             message: c.message,
         });
         view.conditions = raw
             .into_iter()
-            .filter(|c| c.kind != "Running" && c.kind != "Cleanup")
+            .filter(|c| c.kind != kind::RUNNING && c.kind != kind::CLEANUP)
             .chain(running)
             .chain(cleanup)
             .collect();
@@ -268,13 +271,14 @@ pub struct FixedTimeouts {
 impl FixedTimeouts {
     /// `settings` with every fixed timeout in place.
     pub fn apply(&self, mut settings: ReferenceSettings) -> ReferenceSettings {
+        let timings = &mut settings.timings;
         let fields = [
-            (self.graceful, &mut settings.graceful_timeout),
-            (self.start, &mut settings.start_timeout),
-            (self.wsl, &mut settings.wsl_timeout),
-            (self.delete, &mut settings.delete_timeout),
-            (self.keygen, &mut settings.keygen_timeout),
-            (self.restart_backoff, &mut settings.restart_backoff),
+            (self.graceful, &mut timings.graceful_timeout),
+            (self.start, &mut timings.start_timeout),
+            (self.wsl, &mut timings.wsl_timeout),
+            (self.delete, &mut timings.delete_timeout),
+            (self.keygen, &mut timings.keygen_timeout),
+            (self.restart_backoff, &mut timings.restart_backoff),
         ];
         for (fixed, field) in fields {
             if let Some(value) = fixed {

@@ -1,7 +1,7 @@
 //! Which executable stands behind each tool name on the sandbox's PATH.
 
 use crate::HarnessError;
-use fakes::plan::Tool;
+use contract::Tool;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 

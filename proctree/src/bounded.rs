@@ -1,12 +1,14 @@
-//! Running a command to its end within a deadline: in a process group of
-//! its own, stdin fed (or closed), stdout and stderr captured by threads,
-//! and at the deadline the whole tree killed. A process the command leaves
-//! behind holding its output pipes cannot keep the caller waiting either:
-//! the output is read for at most [`OUTPUT_GRACE`] after the exit, then the
-//! group is killed and what was read is returned, marked as held.
+//! Running a command to its end within a deadline: started contained (a
+//! process group of its own; on Windows also a job object of its own),
+//! stdin fed (or closed), stdout and stderr captured by threads, and at the
+//! deadline the whole tree killed (Windows: the job terminated). A process
+//! the command leaves behind holding its output pipes cannot keep the
+//! caller waiting either: the output is read for at most [`OUTPUT_GRACE`]
+//! after the exit, then the group (Windows: the job) is killed and what was
+//! read is returned, marked as held.
 
 use std::io::{Read, Write};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread;
 use std::time::Duration;
@@ -18,13 +20,29 @@ pub const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 /// A command that ran to its end.
 #[derive(Debug, Clone)]
 pub struct Finished {
+    /// How it ended.
     pub status: ExitStatus,
+    /// Everything it wrote to stdout (up to the end of the output, or until
+    /// [`OUTPUT_GRACE`] after the exit when `output_held`).
     pub stdout: Vec<u8>,
+    /// Everything it wrote to stderr, as for `stdout`.
     pub stderr: Vec<u8>,
     /// True when a process the command started still held stdout or stderr
     /// [`OUTPUT_GRACE`] after it exited (its group was then killed, and the
     /// output is what was read until then).
     pub output_held: bool,
+}
+
+impl From<Finished> for Output {
+    /// The standard library's shape, for assertions written against it
+    /// (`output_held` is dropped).
+    fn from(done: Finished) -> Self {
+        Self {
+            status: done.status,
+            stdout: done.stdout,
+            stderr: done.stderr,
+        }
+    }
 }
 
 /// Why a bounded run gave no [`Finished`].
@@ -36,8 +54,11 @@ pub enum BoundedError {
     /// The deadline passed; the tree was killed. Holds what it had written.
     #[error("it did not finish within {timeout:?}")]
     TimedOut {
+        /// The bound that passed.
         timeout: Duration,
+        /// What it wrote to stdout before it was killed.
         stdout: Vec<u8>,
+        /// What it wrote to stderr before it was killed.
         stderr: Vec<u8>,
     },
     /// Waiting for it failed.
@@ -48,11 +69,23 @@ pub enum BoundedError {
 /// Runs `cmd` to its end, feeding it `stdin` (closed when `None`), killing
 /// its whole tree when `timeout` passes (`None` waits for ever). The
 /// command's stdio settings are replaced; it gets a process group of its
-/// own.
+/// own (Windows: a console process group and a job object of its own).
+/// Errors: see [`BoundedError`]; a non-zero exit is a [`Finished`].
 pub fn run_bounded(
     cmd: &mut Command,
     stdin: Option<&[u8]>,
     timeout: Option<Duration>,
+) -> Result<Finished, BoundedError> {
+    run_bounded_observed(cmd, stdin, timeout, |_| {})
+}
+
+/// [`run_bounded`], calling `started` with the command's pid as soon as it
+/// runs (to journal or log it) and before any wait.
+pub fn run_bounded_observed(
+    cmd: &mut Command,
+    stdin: Option<&[u8]>,
+    timeout: Option<Duration>,
+    started: impl FnOnce(u32),
 ) -> Result<Finished, BoundedError> {
     cmd.stdin(if stdin.is_some() {
         Stdio::piped()
@@ -61,13 +94,13 @@ pub fn run_bounded(
     })
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
-    crate::SpawnAttributes {
+    let attributes = crate::SpawnAttributes {
         own_process_group: true,
         background_priority: false,
-    }
-    .apply(cmd);
-    let mut child = cmd.spawn().map_err(BoundedError::Spawn)?;
+    };
+    let mut child = crate::spawn_contained(cmd, attributes).map_err(BoundedError::Spawn)?;
     let pid = child.id();
+    started(pid);
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
         // A writer thread: a command that never reads cannot block us.
         let text = text.to_vec();
@@ -79,7 +112,10 @@ pub fn run_bounded(
     let stderr = Captured::start(child.stderr.take());
     let (exit_tx, exit_rx) = mpsc::channel();
     thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
+        let result = child.wait();
+        // The child goes back with its status: while it is held, a Windows
+        // pid cannot be reused (its handle is open).
+        let _ = exit_tx.send((result, child));
     });
     let waited = match timeout {
         None => exit_rx.recv().ok(),
@@ -92,7 +128,7 @@ pub fn run_bounded(
                 match exit_rx.recv_timeout(OUTPUT_GRACE) {
                     // It finished on its own just as the bound ran out (the
                     // kill found it gone): that result is the real one.
-                    Ok(Ok(status)) if status.success() => Some(Ok(status)),
+                    Ok((Ok(status), child)) if status.success() => Some((Ok(status), child)),
                     _ => {
                         stdout.wait(OUTPUT_GRACE);
                         stderr.wait(OUTPUT_GRACE);
@@ -106,9 +142,9 @@ pub fn run_bounded(
             }
         },
     };
-    let status = match waited {
-        Some(Ok(status)) => status,
-        Some(Err(source)) => return Err(BoundedError::Wait(source)),
+    let (status, child): (ExitStatus, Child) = match waited {
+        Some((Ok(status), child)) => (status, child),
+        Some((Err(source), _)) => return Err(BoundedError::Wait(source)),
         None => {
             return Err(BoundedError::Wait(std::io::Error::other(
                 "the waiting thread stopped",
@@ -117,9 +153,11 @@ pub fn run_bounded(
     };
     let closed = stdout.wait(OUTPUT_GRACE) & stderr.wait(OUTPUT_GRACE);
     if !closed {
-        // Whoever holds the pipes is in the group the command led.
-        crate::platform::kill_group(pid);
+        // Whoever holds the pipes is in the group (Windows: the job) the
+        // command led.
+        crate::platform::kill_leftovers_of(pid);
     }
+    drop(child);
     Ok(Finished {
         status,
         stdout: stdout.take(),
@@ -195,6 +233,24 @@ mod tests {
         assert_eq!(done.stdout, b"in");
         assert_eq!(done.stderr, b"err\n");
         assert!(!done.output_held);
+    }
+
+    #[test]
+    fn the_observer_is_told_the_pid_of_the_command() {
+        let mut reported = None;
+        let done = run_bounded_observed(
+            &mut sh("echo $$"),
+            None,
+            Some(Duration::from_secs(10)),
+            |pid| reported = Some(pid),
+        )
+        .unwrap();
+        let printed: u32 = String::from_utf8(done.stdout)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(reported, Some(printed));
     }
 
     #[test]

@@ -16,7 +16,7 @@ mod windows;
 use windows as platform;
 
 pub use attributes::{ObservedAttributes, SpawnAttributes};
-pub use bounded::{BoundedError, Finished, run_bounded};
+pub use bounded::{BoundedError, Finished, run_bounded, run_bounded_observed};
 pub use table::{ProcessInfo, ProcessTable};
 
 /// Errors of a signalling or killing call, naming the process.

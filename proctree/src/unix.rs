@@ -128,10 +128,11 @@ pub fn observe_own_attributes() -> ObservedAttributes {
     }
 }
 
-/// Kills every member of process group `group` (the group a reaped
-/// command led; a group id is not reused while the group has members).
-pub fn kill_group(group: u32) {
-    let Ok(group) = as_pid(group) else { return };
+/// Kills what a reaped command that led process group `leader` left
+/// behind: every member of that group (a group id is not reused while the
+/// group has members).
+pub fn kill_leftovers_of(leader: u32) {
+    let Ok(group) = as_pid(leader) else { return };
     // SAFETY: killpg has no memory-safety preconditions.
     unsafe {
         libc::killpg(group, libc::SIGKILL);

@@ -113,6 +113,9 @@ pub fn observe_own_attributes() -> ObservedAttributes {
     }
 }
 
-/// Windows has no group kill, and a reaped leader's orphans no longer
-/// descend from it: nothing to reach them by.
-pub fn kill_group(_group: u32) {}
+/// Kills what a command started with [`spawn_contained`] left behind
+/// after it exited: its job is terminated. The caller still holds the
+/// command's process handle, so `pid` cannot name anyone else's job yet.
+pub fn kill_leftovers_of(pid: u32) {
+    let _ = job::terminate_job_made_for(pid);
+}

@@ -4,15 +4,15 @@ use crate::ctl::{self, CtlArgs};
 use crate::logging::{self, LogFormat};
 use crate::regression::{Regression, Regressions};
 use crate::service;
-use crate::settings::{Settings, parse_duration, parse_interval};
+use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use contract::exit;
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
 
 /// Environment variable with comma-separated regression IDs, added to `--regress`.
-pub const REGRESS_ENV: &str = "LIMAVM_REGRESS";
+pub const REGRESS_ENV: &str = contract::env::REGRESS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -43,40 +43,15 @@ pub struct ServeArgs {
     /// The state directory: resources/, service.json, reconciler.log, events.jsonl.
     #[arg(long, value_name = "DIR")]
     pub state: PathBuf,
-    #[arg(long, default_value = "100ms", value_parser = parse_interval)]
-    pub poll_interval: Duration,
-    /// How long to wait for the hostagent's ha.pid.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    pub start_timeout: Duration,
-    /// How long a hostagent gets to stop after the interrupt.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub graceful_timeout: Duration,
-    /// Bound of `wsl.exe --terminate`.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub wsl_timeout: Duration,
-    /// Bound of `wsl.exe --unregister`.
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub delete_timeout: Duration,
-    /// Bound of each `ssh-keygen` call and of the wait for the key lock.
-    #[arg(long, default_value = "30s", value_parser = parse_duration)]
-    pub keygen_timeout: Duration,
-    /// Wait before the first delete retry; doubles per failed attempt.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub delete_backoff: Duration,
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    pub delete_backoff_max: Duration,
-    /// Failed delete attempts before the finalizer is dropped with a recorded report (0: no limit).
-    #[arg(long, default_value_t = 8)]
-    pub delete_retry_budget: u32,
-    /// Wait before restarting a hostagent that exited unexpectedly.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    pub restart_backoff: Duration,
+    /// Timeouts, backoffs and budgets (`--graceful-timeout 30s`, ...).
+    #[command(flatten)]
+    pub timings: contract::Timings,
     /// Switch on a regression (repeatable; see `regressions`).
     #[arg(long = "regress", value_name = "ID")]
     pub regress: Vec<Regression>,
     /// How to launch the hostagent: `hostagent` (default), or
     /// `start-foreground` for real Lima (`limactl start --foreground`).
-    #[arg(long, value_enum, env = "LIMAVM_HOSTAGENT_ENTRY", default_value_t)]
+    #[arg(long, value_enum, env = contract::env::HOSTAGENT_ENTRY, default_value_t)]
     pub hostagent_entry: crate::settings::HostagentEntry,
     #[arg(long, value_enum, default_value_t)]
     pub log_format: LogFormat,
@@ -104,7 +79,7 @@ where
         Command::Serve(args) => serve(args),
         Command::Regressions => {
             print!("{}", regressions_listing());
-            0
+            exit::OK
         }
         Command::Ctl(args) => ctl::run(
             args,
@@ -124,7 +99,7 @@ pub fn regressions_listing() -> String {
         .unwrap_or(0);
     Regression::ALL
         .iter()
-        .map(|r| format!("{:<width$}  {}\n", r.id(), r.description()))
+        .map(|r| format!("{:<width$}  {}\n", r.id(), r.defect()))
         .collect()
 }
 
@@ -135,7 +110,7 @@ fn serve(args: ServeArgs) -> i32 {
         Ok(settings) => settings,
         Err(e) => {
             eprintln!("error: {}", describe(&e));
-            return 2;
+            return exit::USAGE;
         }
     };
     // Held until the service returns: a second service on this state
@@ -144,16 +119,16 @@ fn serve(args: ServeArgs) -> i32 {
         Ok(lock) => lock,
         Err(e) => {
             eprintln!("error: {e}");
-            return 1;
+            return exit::FAILURE;
         }
     };
     match run_service(settings, log_format) {
-        Ok(()) => 0,
+        Ok(()) => exit::OK,
         Err(e) => {
             let text = describe(&e);
             tracing::error!(error = text.as_str(), "the reconciler service failed");
             eprintln!("error: {text}");
-            1
+            exit::FAILURE
         }
     }
 }
@@ -190,16 +165,7 @@ pub fn settings_from(args: ServeArgs, regress_env: &str) -> anyhow::Result<Setti
     let state_dir = std::path::absolute(&args.state)
         .with_context(|| format!("--state {}", args.state.display()))?;
     let mut settings = Settings::new(lima_home, state_dir);
-    settings.poll_interval = args.poll_interval;
-    settings.start_timeout = args.start_timeout;
-    settings.graceful_timeout = args.graceful_timeout;
-    settings.wsl_timeout = args.wsl_timeout;
-    settings.delete_timeout = args.delete_timeout;
-    settings.keygen_timeout = args.keygen_timeout;
-    settings.delete_backoff = args.delete_backoff;
-    settings.delete_backoff_max = args.delete_backoff_max;
-    settings.delete_retry_budget = args.delete_retry_budget;
-    settings.restart_backoff = args.restart_backoff;
+    settings.timings = args.timings;
     settings.hostagent_entry = args.hostagent_entry;
     settings.regressions = regressions;
     Ok(settings)
@@ -208,6 +174,7 @@ pub fn settings_from(args: ServeArgs, regress_env: &str) -> anyhow::Result<Setti
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
         Cli::try_parse_from(std::iter::once("limavm-reconciler").chain(args.iter().copied()))
@@ -237,8 +204,8 @@ mod tests {
             "--log-format",
             "json",
         ]);
-        assert_eq!(args.graceful_timeout, Duration::from_millis(250));
-        assert_eq!(args.poll_interval, Duration::from_millis(100));
+        assert_eq!(args.timings.graceful_timeout, Duration::from_millis(250));
+        assert_eq!(args.timings.poll_interval, Duration::from_millis(100));
         assert_eq!(args.log_format, LogFormat::Json);
         let settings = settings_from(args, "wsl-hang-unbounded").unwrap();
         assert_eq!(
@@ -344,9 +311,9 @@ mod tests {
         assert_eq!(listing.lines().count(), Regression::ALL.len());
         for regression in Regression::ALL {
             assert!(
-                listing.lines().any(
-                    |l| l.starts_with(regression.id()) && l.ends_with(regression.description())
-                ),
+                listing
+                    .lines()
+                    .any(|l| l.starts_with(regression.id()) && l.ends_with(regression.defect())),
                 "{regression}"
             );
         }

@@ -3,16 +3,10 @@
 //! captured, and, when bounded, its whole tree killed at the deadline.
 
 use crate::settings::format_duration;
+use proctree::BoundedError;
 use std::ffi::{OsStr, OsString};
-use std::io::Read;
-use std::process::{Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::thread;
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
-
-/// How long captured output may trail the exit (a grandchild holding the
-/// pipe must not keep the caller waiting).
-const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
 pub struct ExternalCommand {
@@ -110,93 +104,34 @@ impl ExternalCommand {
     }
 }
 
+/// Runs `command` through [`proctree::run_bounded`]: stdin closed, output
+/// captured, its tree killed at the deadline; a process it leaves holding
+/// its output is killed [`proctree::bounded::OUTPUT_GRACE`] after its exit
+/// and the output read until then is kept.
 pub fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
     let tool = command.tool.clone();
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args)
-        .envs(command.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // A group of its own lets the timeout kill reach every member.
-    proctree::SpawnAttributes {
-        own_process_group: true,
-        background_priority: false,
-    }
-    .apply(&mut cmd);
-    let mut child = cmd.spawn().map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            CommandError::NotFound { tool: tool.clone() }
-        } else {
-            CommandError::Spawn {
-                tool: tool.clone(),
-                source,
-            }
+        .envs(command.env.iter().map(|(k, v)| (k, v)));
+    match proctree::run_bounded(&mut cmd, None, command.timeout) {
+        Ok(done) => Ok(CommandOutput {
+            status: done.status,
+            stdout: done.stdout,
+            stderr: done.stderr,
+        }),
+        Err(BoundedError::Spawn(source)) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(CommandError::NotFound { tool })
         }
-    })?;
-    let pid = child.id();
-    let stdout = capture(child.stdout.take());
-    let stderr = capture(child.stderr.take());
-    let (exit_tx, exit_rx) = mpsc::channel();
-    thread::spawn(move || {
-        let _ = exit_tx.send(child.wait());
-    });
-    let waited = match command.timeout {
-        None => exit_rx.recv().map_err(|_| ()),
-        Some(timeout) => match exit_rx.recv_timeout(timeout) {
-            Ok(result) => Ok(result),
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(()),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                // The waiter thread has not reaped it, so the pid is still ours.
-                let _ = proctree::kill_tree(pid);
-                match exit_rx.recv_timeout(OUTPUT_GRACE) {
-                    // It finished on its own just as the bound ran out (the
-                    // kill found it gone): that result is the real one.
-                    Ok(Ok(status)) if status.success() => Ok(Ok(status)),
-                    _ => {
-                        return Err(CommandError::TimedOut {
-                            tool,
-                            timeout,
-                            stderr: String::from_utf8_lossy(&collect(stderr)).into_owned(),
-                        });
-                    }
-                }
-            }
-        },
-    };
-    let status = match waited {
-        Ok(Ok(status)) => status,
-        Ok(Err(source)) => return Err(CommandError::Wait { tool, source }),
-        Err(()) => {
-            return Err(CommandError::Wait {
-                tool,
-                source: std::io::Error::other("the waiting thread stopped"),
-            });
-        }
-    };
-    Ok(CommandOutput {
-        status,
-        stdout: collect(stdout),
-        stderr: collect(stderr),
-    })
-}
-
-type Captured = mpsc::Receiver<Vec<u8>>;
-
-fn capture(pipe: Option<impl Read + Send + 'static>) -> Captured {
-    let (tx, rx) = mpsc::channel();
-    if let Some(mut pipe) = pipe {
-        thread::spawn(move || {
-            let mut buffer = Vec::new();
-            let _ = pipe.read_to_end(&mut buffer);
-            let _ = tx.send(buffer);
-        });
+        Err(BoundedError::Spawn(source)) => Err(CommandError::Spawn { tool, source }),
+        Err(BoundedError::TimedOut {
+            timeout, stderr, ..
+        }) => Err(CommandError::TimedOut {
+            tool,
+            timeout,
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }),
+        Err(BoundedError::Wait(source)) => Err(CommandError::Wait { tool, source }),
     }
-    rx
-}
-
-fn collect(captured: Captured) -> Vec<u8> {
-    captured.recv_timeout(OUTPUT_GRACE).unwrap_or_default()
 }
 
 /// Text of a tool's output: UTF-16LE when it looks like it (`wsl.exe`
@@ -312,7 +247,7 @@ mod tests {
                 Instant::now() < deadline,
                 "grandchild {grandchild} survived"
             );
-            thread::yield_now();
+            std::thread::yield_now();
         }
     }
 }

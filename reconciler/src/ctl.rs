@@ -24,7 +24,7 @@ const WAIT_POLL: Duration = Duration::from_millis(50);
 #[derive(Debug, Args)]
 pub struct CtlArgs {
     /// The reconciler's state directory.
-    #[arg(long, env = "LIMAVM_STATE", value_name = "DIR")]
+    #[arg(long, env = contract::env::STATE, value_name = "DIR")]
     pub state: PathBuf,
     /// The resource schema: `limavm` (this reconciler's), or `configmap`
     /// (namespaced v1alpha2 LimaVMs whose template is in a ConfigMap; see
@@ -121,10 +121,10 @@ fn failed(message: impl Into<String>) -> CtlError {
 /// Runs one ctl command; returns the exit code.
 pub fn run(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match execute(args, stdin, out) {
-        Ok(()) => 0,
+        Ok(()) => contract::exit::OK,
         Err(e) => {
             let _ = writeln!(err, "{e}");
-            1
+            contract::exit::FAILURE
         }
     }
 }
@@ -327,7 +327,9 @@ impl WaitFor {
                 "unrecognised --for={text}; use condition=TYPE[=STATUS] or delete"
             )));
         };
-        let (kind, status) = condition.split_once('=').unwrap_or((condition, "True"));
+        let (kind, status) = condition
+            .split_once('=')
+            .unwrap_or((condition, contract::condition::status::TRUE));
         if kind.is_empty() || status.is_empty() {
             return Err(failed(format!("malformed --for={text}")));
         }

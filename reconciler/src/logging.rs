@@ -10,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// Environment variable with a tracing filter (default `info`).
-pub const LOG_FILTER_ENV: &str = "LIMAVM_LOG";
+pub const LOG_FILTER_ENV: &str = contract::env::LOG;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum LogFormat {

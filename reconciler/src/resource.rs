@@ -10,25 +10,11 @@ pub const KIND: &str = "LimaVM";
 /// Held while the resource owns an instance; deletion waits for it.
 pub const CLEANUP_FINALIZER: &str = "limavm.dev/cleanup";
 
-pub const CONDITION_RUNNING: &str = "Running";
-pub const CONDITION_CLEANUP: &str = "Cleanup";
+pub const CONDITION_RUNNING: &str = contract::condition::kind::RUNNING;
+pub const CONDITION_CLEANUP: &str = contract::condition::kind::CLEANUP;
 
-/// Reasons of the `Running` condition.
-pub mod reason {
-    pub const STARTING: &str = "Starting";
-    pub const STARTED: &str = "Started";
-    /// Running, but the hostagent reports errors (a port forward failed).
-    pub const DEGRADED: &str = "Degraded";
-    /// The driver ended while the hostagent runs (Lima's `Broken`).
-    pub const BROKEN: &str = "Broken";
-    pub const STOPPING: &str = "Stopping";
-    pub const STOPPED: &str = "Stopped";
-    pub const START_FAILED: &str = "StartFailed";
-    pub const INVALID_NAME: &str = "InvalidName";
-    /// Reasons of the `Cleanup` condition.
-    pub const DELETE_FAILED: &str = "DeleteFailed";
-    pub const DELETE_RETRY_BUDGET_SPENT: &str = "DeleteRetryBudgetSpent";
-}
+/// Reasons of the `Running` and `Cleanup` conditions.
+pub use contract::condition::reason;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -162,7 +148,7 @@ impl Status {
 
     /// Sets a condition; its transition time moves only when its status does.
     pub fn set_condition(&mut self, kind: &str, status: bool, reason: &str, message: &str) {
-        let status = if status { "True" } else { "False" };
+        let status = contract::condition::status::of(status);
         match self.conditions.iter_mut().find(|c| c.kind == kind) {
             Some(existing) => {
                 if existing.status != status {
@@ -189,7 +175,7 @@ impl Status {
 
 impl Condition {
     pub fn is_true(&self) -> bool {
-        self.status == "True"
+        self.status == contract::condition::status::TRUE
     }
 }
 

@@ -2,8 +2,13 @@
 //! the external tools it calls and the regression switches.
 
 use crate::regression::{Regression, Regressions};
+pub use contract::timings::{
+    MAX_DURATION, TimingError, format_duration, parse_duration, parse_interval,
+};
+use contract::{Timings, Tool};
 use lima_layout::LimaHome;
 use std::ffi::OsString;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,10 +25,10 @@ pub struct Tools {
 impl Default for Tools {
     fn default() -> Self {
         Self {
-            limactl: "limactl".into(),
-            wsl: "wsl.exe".into(),
-            ssh_keygen: "ssh-keygen".into(),
-            ssh: "ssh".into(),
+            limactl: Tool::Limactl.as_str().into(),
+            wsl: Tool::Wsl.as_str().into(),
+            ssh_keygen: Tool::SshKeygen.as_str().into(),
+            ssh: Tool::Ssh.as_str().into(),
         }
     }
 }
@@ -46,18 +51,9 @@ pub enum HostagentEntry {
 pub struct Settings {
     pub lima_home: LimaHome,
     pub state_dir: PathBuf,
-    pub poll_interval: Duration,
-    pub start_timeout: Duration,
-    pub graceful_timeout: Duration,
-    pub wsl_timeout: Duration,
-    pub delete_timeout: Duration,
-    pub keygen_timeout: Duration,
-    pub delete_backoff: Duration,
-    pub delete_backoff_max: Duration,
-    /// Failed delete attempts after which the finalizer is dropped with a
-    /// recorded report; 0 retries forever.
-    pub delete_retry_budget: u32,
-    pub restart_backoff: Duration,
+    /// Timeouts, backoffs and budgets; they read as fields of the
+    /// settings (`settings.graceful_timeout`).
+    pub timings: Timings,
     pub regressions: Regressions,
     pub tools: Tools,
     pub hostagent_entry: HostagentEntry,
@@ -69,16 +65,7 @@ impl Settings {
         Self {
             lima_home: LimaHome::new(lima_home),
             state_dir: state_dir.into(),
-            poll_interval: Duration::from_millis(100),
-            start_timeout: Duration::from_secs(10),
-            graceful_timeout: Duration::from_secs(30),
-            wsl_timeout: Duration::from_secs(30),
-            delete_timeout: Duration::from_secs(60),
-            keygen_timeout: Duration::from_secs(30),
-            delete_backoff: Duration::from_secs(1),
-            delete_backoff_max: Duration::from_secs(60),
-            delete_retry_budget: 8,
-            restart_backoff: Duration::from_secs(1),
+            timings: Timings::default(),
             regressions: Regressions::none(),
             tools: Tools::default(),
             hostagent_entry: HostagentEntry::default(),
@@ -116,73 +103,23 @@ impl Settings {
     }
 }
 
-/// The longest duration any option accepts: a deadline this far ahead is
-/// representable on every platform (an `Instant` plus
-/// `18446744073709551615s` overflows), and no wait of this project is
-/// meant to be longer.
-pub const MAX_DURATION: Duration = Duration::from_secs(7 * 24 * 3600);
+impl Deref for Settings {
+    type Target = Timings;
 
-/// Parses a duration such as `250ms`, `2s` or `1m 30s`, of at most
-/// [`MAX_DURATION`].
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let duration = humantime::parse_duration(text.trim())
-        .map_err(|e| format!("invalid duration {text:?}: {e}"))?;
-    if duration > MAX_DURATION {
-        return Err(format!(
-            "duration {text:?} is longer than the longest accepted, {}",
-            format_duration(MAX_DURATION)
-        ));
-    }
-    Ok(duration)
-}
-
-/// [`parse_duration`] for an interval between polls: not zero (a zero
-/// interval busy-loops a core).
-pub fn parse_interval(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
-        d if d.is_zero() => Err(format!(
-            "interval {text:?} is zero: the service would poll without pause (use at least 1ms)"
-        )),
-        d => Ok(d),
+    fn deref(&self) -> &Timings {
+        &self.timings
     }
 }
 
-/// Formats a duration the way it is written on the command line.
-pub fn format_duration(duration: Duration) -> String {
-    // Whole milliseconds read better than humantime's nanosecond tails.
-    let rounded = Duration::from_millis(duration.as_millis().try_into().unwrap_or(u64::MAX));
-    if rounded.is_zero() {
-        return "0s".to_owned();
+impl DerefMut for Settings {
+    fn deref_mut(&mut self) -> &mut Timings {
+        &mut self.timings
     }
-    humantime::format_duration(rounded).to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_and_print_like_the_command_line() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m 30s"), Ok(Duration::from_secs(90)));
-        assert!(parse_duration("soon").unwrap_err().contains("soon"));
-        assert_eq!(parse_duration("7days"), Ok(MAX_DURATION));
-        assert!(
-            parse_duration("18446744073709551615s")
-                .unwrap_err()
-                .contains("longer than the longest accepted, 7days")
-        );
-        assert!(parse_interval("0s").unwrap_err().contains("is zero"));
-        assert_eq!(parse_interval("1ms"), Ok(Duration::from_millis(1)));
-        assert_eq!(format_duration(Duration::from_millis(300)), "300ms");
-        assert_eq!(format_duration(Duration::from_secs(30)), "30s");
-        assert_eq!(
-            format_duration(Duration::from_micros(1_500_700)),
-            "1s 500ms"
-        );
-        assert_eq!(format_duration(Duration::ZERO), "0s");
-    }
 
     #[test]
     fn regressions_remove_bounds() {

@@ -20,7 +20,7 @@ use crate::resource::{
 use crate::settings::{Settings, format_duration};
 use crate::stop::{StopPath, Target, stop_instance};
 use crate::store::Store;
-use crate::template::render_lima_yaml;
+use crate::template::{TemplateError, render_lima_yaml};
 use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
 use std::sync::Arc;
@@ -28,6 +28,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
+
+mod decision;
+
+use decision::{
+    Action, AfterExit, Observation, Progress, Reported, Template, after_exit, decide, running_news,
+};
 
 /// The longest wait between retries of a start that keeps failing.
 const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
@@ -99,12 +105,7 @@ struct Worker {
     gone: bool,
     first_sight_done: bool,
     hostagent: Option<Hostagent>,
-    /// The generation whose spec the worker has acted on.
-    acted_generation: Option<u64>,
-    /// No start before this (after a crash or a failed start).
-    start_not_before: Option<Instant>,
-    start_failures: u32,
-    delete_not_before: Option<Instant>,
+    progress: Progress,
 }
 
 impl Worker {
@@ -122,10 +123,7 @@ impl Worker {
             gone: false,
             first_sight_done: false,
             hostagent: None,
-            acted_generation: None,
-            start_not_before: None,
-            start_failures: 0,
-            delete_not_before: None,
+            progress: Progress::default(),
         }
     }
 
@@ -177,24 +175,100 @@ impl Worker {
         true
     }
 
+    /// One pass: observe, decide, act.
     fn reconcile(&mut self, vm: &LimaVm) -> Flow {
-        let name_check = validate_instance_name(&self.settings().lima_home, &self.name);
+        let name_valid = validate_instance_name(&self.settings().lima_home, &self.name);
         if !self.first_sight_done {
             self.first_sight_done = true;
-            self.first_sight(vm, name_check.is_ok());
+            self.first_sight(vm, name_valid.is_ok());
         }
+        if !vm.is_being_deleted() && name_valid.is_ok() {
+            // News of the hostagent and its driver comes first: an exit
+            // changes the phase this pass decides in.
+            self.watch_hostagent(vm);
+        }
+        let rendered = (vm.spec.running && !vm.is_being_deleted() && name_valid.is_ok())
+            .then(|| render_lima_yaml(&vm.spec));
+        let template = rendered.as_ref().map(|rendered| match rendered {
+            Err(_) => Template::Invalid,
+            Ok(text) => Template::Valid {
+                as_running: self
+                    .hostagent
+                    .as_ref()
+                    .is_some_and(|agent| agent.config_text == *text),
+            },
+        });
+        let seen = Observation {
+            now: Instant::now(),
+            generation: vm.metadata.generation,
+            being_deleted: vm.is_being_deleted(),
+            has_cleanup_finalizer: vm.has_finalizer(CLEANUP_FINALIZER),
+            name_valid: name_valid.is_ok(),
+            wants_running: vm.spec.running,
+            template,
+        };
+        let phase = self.progress.phase(self.hostagent.is_some());
+        let action = decide(phase, &self.progress, &seen);
+        self.act(action, vm, name_valid.err(), rendered)
+    }
+
+    /// Carries out `action` for `vm`; `invalid_name` and `rendered` are
+    /// what the pass observed.
+    fn act(
+        &mut self,
+        action: Action,
+        vm: &LimaVm,
+        invalid_name: Option<InvalidName>,
+        rendered: Option<Result<String, TemplateError>>,
+    ) -> Flow {
+        let generation = vm.metadata.generation;
+        // Nothing is to start while the VM is deleted or is to stay stopped.
         if vm.is_being_deleted() {
-            return self.reconcile_deletion(vm, name_check.is_ok());
+            self.progress.start_not_before = None;
+        } else if !vm.spec.running && invalid_name.is_none() {
+            self.progress.start_not_before = None;
+            self.progress.start_failures = 0;
         }
-        if let Err(invalid) = name_check {
-            self.report_invalid_name(vm, &invalid);
-            return Flow::Continue;
-        }
-        self.watch_hostagent(vm);
-        if vm.spec.running {
-            self.ensure_running(vm);
-        } else {
-            self.ensure_stopped(vm);
+        match action {
+            Action::Wait | Action::AwaitDeleteRetry => {}
+            Action::ReleaseFinalizer { force_down } => {
+                if force_down {
+                    self.force_down_for_deletion(vm);
+                }
+                return self.release_finalizer();
+            }
+            Action::Delete => return self.delete(vm),
+            Action::ReportInvalidName => {
+                if let Some(invalid) = invalid_name {
+                    self.report_invalid_name(generation, &invalid);
+                }
+            }
+            Action::ReportInvalidTemplate => {
+                self.progress.acted_generation = Some(generation);
+                if let Some(Err(e)) = rendered {
+                    let message = e.to_string();
+                    self.report_running(generation, false, reason::START_FAILED, &message);
+                }
+            }
+            Action::Start { retrying } => {
+                if let Some(Ok(config_text)) = rendered {
+                    self.start(vm, config_text, retrying);
+                }
+            }
+            Action::Restart => {
+                if let Some(Ok(config_text)) = rendered {
+                    self.restart(vm, config_text);
+                }
+            }
+            Action::RecordGeneration => {
+                self.progress.acted_generation = Some(generation);
+                self.write_status(|status| status.observed_generation = generation);
+            }
+            Action::Stop => self.stop(vm),
+            Action::ReportStopped => {
+                self.progress.acted_generation = Some(generation);
+                self.report_running(generation, false, reason::STOPPED, "not running");
+            }
         }
         Flow::Continue
     }
@@ -209,7 +283,7 @@ impl Worker {
                 .next_retry
                 .as_deref()
                 .and_then(time_until);
-            self.delete_not_before = wait.map(|w| Instant::now() + w);
+            self.progress.delete_not_before = wait.map(|w| Instant::now() + w);
             return;
         }
         if name_ok {
@@ -217,15 +291,11 @@ impl Worker {
         }
     }
 
-    fn report_invalid_name(&mut self, vm: &LimaVm, invalid: &InvalidName) {
-        let generation = vm.metadata.generation;
-        if self.acted_generation == Some(generation) {
-            return;
-        }
+    fn report_invalid_name(&mut self, generation: u64, invalid: &InvalidName) {
         tracing::error!(instance = %Shown(&self.name), error = invalid.to_string().as_str(), "invalid instance name");
         let message = invalid.to_string();
         self.report_running(generation, false, reason::INVALID_NAME, &message);
-        self.acted_generation = Some(generation);
+        self.progress.acted_generation = Some(generation);
     }
 
     /// Follows the hostagent's events and notices an exit nobody asked for.
@@ -237,9 +307,16 @@ impl Worker {
         let mut running_report = None;
         for event in agent.events.poll() {
             let status = &event.status;
-            let degraded = status.degraded && report_degraded;
-            if status.running && (!agent.running_reported || agent.degraded != degraded) {
-                let first = !agent.running_reported;
+            let seen = Reported {
+                running: status.running,
+                degraded: status.degraded && report_degraded,
+            };
+            let before = Reported {
+                running: agent.running_reported,
+                degraded: agent.degraded,
+            };
+            if let Some(first) = running_news(before, seen) {
+                let degraded = seen.degraded;
                 agent.running_reported = true;
                 agent.degraded = degraded;
                 running_report = Some(if degraded {
@@ -271,7 +348,7 @@ impl Worker {
         let ran = agent.running_reported;
         if let Some((first, reason, message)) = running_report {
             if first {
-                self.start_failures = 0;
+                self.progress.start_failures = 0;
             }
             if reason == reason::DEGRADED {
                 tracing::warn!(instance = %Shown(&self.name), pid, message = message.as_str(), "the VM is running degraded");
@@ -295,29 +372,32 @@ impl Worker {
         );
         let instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
         forced_stop(self.settings(), &instance);
-        if !vm.spec.running {
-            let message = format!("the hostagent (pid {pid}) exited ({exit})");
-            self.write_status(|status| {
-                status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, &message)
-            });
-            return;
-        }
-        let last_line = hostagent::last_stderr_line(&instance.paths);
-        if !ran && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
-            self.start_failed(&StartError::DiedBeforeRunning {
-                pid,
-                status: exit.to_string(),
-                last_line,
-            });
-            self.write_status(|status| status.restart_count += 1);
-            return;
-        }
-        let delay = self.settings().restart_backoff;
-        self.start_not_before = Some(Instant::now() + delay);
-        let said = match &last_line {
-            Some(line) if !self.settings().is_on(Regression::CrashLoopFixedBackoff) => {
-                format!("; last stderr line: {line}")
+        let fixed_backoff = self.settings().is_on(Regression::CrashLoopFixedBackoff);
+        let with_last_line = match after_exit(vm.spec.running, ran, fixed_backoff) {
+            AfterExit::ReportStopped => {
+                let message = format!("the hostagent (pid {pid}) exited ({exit})");
+                self.write_status(|status| {
+                    status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, &message)
+                });
+                return;
             }
+            AfterExit::StartFailed => {
+                let last_line = hostagent::last_stderr_line(&instance.paths);
+                self.start_failed(&StartError::DiedBeforeRunning {
+                    pid,
+                    status: exit.to_string(),
+                    last_line,
+                });
+                self.write_status(|status| status.restart_count += 1);
+                return;
+            }
+            AfterExit::Restart { with_last_line } => with_last_line,
+        };
+        let last_line = hostagent::last_stderr_line(&instance.paths);
+        let delay = self.settings().restart_backoff;
+        self.progress.start_not_before = Some(Instant::now() + delay);
+        let said = match &last_line {
+            Some(line) if with_last_line => format!("; last stderr line: {line}"),
             _ => String::new(),
         };
         let message = format!(
@@ -383,7 +463,7 @@ impl Worker {
             return;
         }
         let delay = self.settings().restart_backoff;
-        self.start_not_before = Some(Instant::now() + delay);
+        self.progress.start_not_before = Some(Instant::now() + delay);
         let message = format!("{message}; restarting in {}", format_duration(delay));
         self.write_status(|status| {
             status.restart_count += 1;
@@ -391,52 +471,31 @@ impl Worker {
         });
     }
 
-    fn ensure_running(&mut self, vm: &LimaVm) {
+    /// Stops the hostagent whose template changed and starts one with
+    /// `config_text`; a hostagent that survives the stop is kept, and the
+    /// restart tried again on the next pass.
+    fn restart(&mut self, vm: &LimaVm, config_text: String) {
         let generation = vm.metadata.generation;
-        let config_text = match render_lima_yaml(&vm.spec) {
-            Ok(text) => text,
-            Err(e) => {
-                if self.acted_generation != Some(generation) {
-                    self.acted_generation = Some(generation);
-                    let message = e.to_string();
-                    self.report_running(generation, false, reason::START_FAILED, &message);
-                }
-                return;
-            }
-        };
-        if let Some(agent) = self.hostagent.as_mut() {
-            if agent.config_text != config_text {
-                tracing::info!(instance = %Shown(&self.name), "the template changed; restarting the VM");
-                self.report_running(
-                    generation,
-                    false,
-                    reason::STOPPING,
-                    "the template changed; restarting",
-                );
-                if !self.stop_own_hostagent(vm, StopPath::Restart) {
-                    return;
-                }
-                self.start(vm, config_text);
-            } else if self.acted_generation != Some(generation) {
-                self.acted_generation = Some(generation);
-                self.write_status(|status| status.observed_generation = generation);
-            }
+        tracing::info!(instance = %Shown(&self.name), "the template changed; restarting the VM");
+        self.report_running(
+            generation,
+            false,
+            reason::STOPPING,
+            "the template changed; restarting",
+        );
+        if !self.stop_own_hostagent(vm, StopPath::Restart) {
             return;
         }
-        let waiting = self
-            .start_not_before
-            .is_some_and(|not_before| Instant::now() < not_before);
-        if waiting && self.acted_generation == Some(generation) {
-            return;
-        }
-        self.start(vm, config_text);
+        let retrying = self.progress.is_retry(generation);
+        self.start(vm, config_text, retrying);
     }
 
-    fn start(&mut self, vm: &LimaVm, config_text: String) {
+    /// Starts a hostagent with `config_text`; `retrying` after failed
+    /// starts of this generation (the failure then stays the status).
+    fn start(&mut self, vm: &LimaVm, config_text: String, retrying: bool) {
         let generation = vm.metadata.generation;
-        let retrying = self.start_failures > 0 && self.acted_generation == Some(generation);
-        self.acted_generation = Some(generation);
-        self.start_not_before = None;
+        self.progress.acted_generation = Some(generation);
+        self.progress.start_not_before = None;
         if !retrying {
             self.report_running(
                 generation,
@@ -491,33 +550,15 @@ impl Worker {
             .map_err(prepare(paths.lima_yaml()))?;
         let previous_pid = read_pid_file(&paths.ha_pid());
         let mut child = hostagent::spawn(&settings, &paths)?;
-        match hostagent::wait_for_pid_file(
+        let shutting_down = match hostagent::wait_for_pid_file(
             &mut child,
             &paths,
             previous_pid,
             settings.start_timeout,
             self.shared.shutdown_flag(),
         ) {
-            Ok(_) => Ok(Hostagent {
-                child,
-                config_text,
-                events: EventTail::new(paths.ha_stdout_log()),
-                running_reported: false,
-                degraded: false,
-                driver: None,
-            }),
-            Err(StartError::ShuttingDown) => {
-                // The shutdown stops it like any other running hostagent.
-                self.hostagent = Some(Hostagent {
-                    child,
-                    config_text,
-                    events: EventTail::new(paths.ha_stdout_log()),
-                    running_reported: false,
-                    degraded: false,
-                    driver: None,
-                });
-                Err(StartError::ShuttingDown)
-            }
+            Ok(_) => false,
+            Err(StartError::ShuttingDown) => true,
             Err(e) => {
                 if matches!(child.try_wait(), Ok(None)) {
                     stop_instance(
@@ -531,19 +572,33 @@ impl Worker {
                     let instance = inspect(&settings.lima_home, &self.name, vm.spec.vm_type);
                     forced_stop(&settings, &instance);
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        let agent = Hostagent {
+            child,
+            config_text,
+            events: EventTail::new(paths.ha_stdout_log()),
+            running_reported: false,
+            degraded: false,
+            driver: None,
+        };
+        if shutting_down {
+            // The shutdown stops it like any other running hostagent.
+            self.hostagent = Some(agent);
+            return Err(StartError::ShuttingDown);
         }
+        Ok(agent)
     }
 
     fn start_failed(&mut self, error: &StartError) {
-        self.start_failures += 1;
+        self.progress.start_failures += 1;
         let delay = backoff_delay(
             self.settings().restart_backoff,
             MAX_START_BACKOFF,
-            self.start_failures,
+            self.progress.start_failures,
         );
-        self.start_not_before = Some(Instant::now() + delay);
+        self.progress.start_not_before = Some(Instant::now() + delay);
         let message = format!("{error} (retrying in {})", format_duration(delay));
         tracing::error!(
             instance = %Shown(&self.name),
@@ -556,28 +611,20 @@ impl Worker {
         });
     }
 
-    fn ensure_stopped(&mut self, vm: &LimaVm) {
+    /// Stops our hostagent because the spec asks for no running VM.
+    fn stop(&mut self, vm: &LimaVm) {
         let generation = vm.metadata.generation;
-        self.start_not_before = None;
-        self.start_failures = 0;
-        if self.hostagent.is_some() {
-            self.acted_generation = Some(generation);
-            self.report_running(
-                generation,
-                false,
-                reason::STOPPING,
-                "stopping the hostagent",
-            );
-            if self.stop_own_hostagent(vm, StopPath::RunningFalse) {
-                self.write_status(|status| {
-                    status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "stopped")
-                });
-            }
-            return;
-        }
-        if self.acted_generation != Some(generation) {
-            self.acted_generation = Some(generation);
-            self.report_running(generation, false, reason::STOPPED, "not running");
+        self.progress.acted_generation = Some(generation);
+        self.report_running(
+            generation,
+            false,
+            reason::STOPPING,
+            "stopping the hostagent",
+        );
+        if self.stop_own_hostagent(vm, StopPath::RunningFalse) {
+            self.write_status(|status| {
+                status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, "stopped")
+            });
         }
     }
 
@@ -602,21 +649,9 @@ impl Worker {
         true
     }
 
-    fn reconcile_deletion(&mut self, vm: &LimaVm, name_ok: bool) -> Flow {
-        self.start_not_before = None;
-        if self
-            .delete_not_before
-            .is_some_and(|not_before| Instant::now() < not_before)
-        {
-            return Flow::Continue;
-        }
-        if !vm.has_finalizer(CLEANUP_FINALIZER) || !name_ok {
-            // Nothing of ours to clean (a bad name never got an instance).
-            if self.hostagent.is_some() {
-                self.force_down_for_deletion(vm);
-            }
-            return self.release_finalizer();
-        }
+    /// Forces the instance down, deletes it, and drops the finalizer (or
+    /// records the failure and backs off).
+    fn delete(&mut self, vm: &LimaVm) -> Flow {
         tracing::info!(
             instance = %Shown(&self.name),
             attempt = vm.status.deletion.attempts + 1,
@@ -722,7 +757,7 @@ impl Worker {
                 retry_in = %format_duration(delay),
                 "deleting the instance failed; keeping the finalizer and retrying"
             );
-            self.delete_not_before = Some(Instant::now() + delay);
+            self.progress.delete_not_before = Some(Instant::now() + delay);
             return Flow::Continue;
         }
         tracing::error!(

@@ -4,6 +4,7 @@
 use crate::context::{Ctx, ScenarioResult};
 use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
 use crate::steps::SETTLE;
+use contract::FindingId;
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
 /// QEMU, ssh and ssh-keygen; the blank-disk template, or the real guest
@@ -19,13 +20,11 @@ pub enum OnRealLima {
     NeedsFakes(&'static str),
 }
 
+/// A finding of the contract ([`FindingId`]: ID, title, defect, symptom
+/// words) with the scenario that reproduces it and where it can run.
 pub struct Finding {
-    /// The stable ID, also the reference reconciler's regression switch.
-    pub id: &'static str,
-    pub title: &'static str,
-    /// A regressed run reproduces the finding only when its symptom contains
-    /// one of these: failing for another reason does not count.
-    pub symptom_markers: &'static [&'static str],
+    /// The finding, also the reference reconciler's regression switch.
+    pub id: FindingId,
     pub scenario: fn(&Ctx) -> ScenarioResult,
     /// Why the scenario cannot run on this OS, if it cannot.
     pub unsupported_here: Option<&'static str>,
@@ -128,8 +127,15 @@ impl Finding {
         }
     }
 
+    /// What goes wrong, in a few words (from the contract).
+    pub fn title(&self) -> &'static str {
+        self.id.title()
+    }
+
+    /// True when `message` names the finding's symptom: a regressed run
+    /// that fails for another reason does not reproduce it.
     pub fn names_symptom(&self, message: &str) -> bool {
-        self.symptom_markers.iter().any(|m| message.contains(m))
+        self.id.names_symptom(message)
     }
 }
 
@@ -150,12 +156,7 @@ const WSL: &str = "needs wsl.exe to hang or fail on demand; only the fake wsl.ex
 
 pub static CATALOGUE: &[Finding] = &[
     Finding {
-        id: "console-group-signal",
-        title: "graceful interrupt hits the reconciler's own process group",
-        symptom_markers: &[
-            "died when VM vm was stopped gracefully",
-            "stopped answering",
-        ],
+        id: FindingId::ConsoleGroupSignal,
         scenario: stop::console_group_signal,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
@@ -163,9 +164,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "orphaned-port-holders",
-        title: "forced stop leaves ssh port forwarders alive",
-        symptom_markers: &["still held by ssh"],
+        id: FindingId::OrphanedPortHolders,
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
@@ -173,9 +172,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "bracketed-home-path",
-        title: "tmp-file cleanup treats a bracketed path as a glob pattern",
-        symptom_markers: &["tmp files left in"],
+        id: FindingId::BracketedHomePath,
         scenario: stop::bracketed_home_path,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
@@ -183,9 +180,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "finalizer-after-failed-delete",
-        title: "finalizer removed although the backend delete failed",
-        symptom_markers: &["still registered"],
+        id: FindingId::FinalizerAfterFailedDelete,
         scenario: wsl::finalizer_after_failed_delete,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
@@ -193,9 +188,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "shutdown-fallback-skips-cleanup",
-        title: "service-shutdown hard kill skips the forced-stop cleanup",
-        symptom_markers: &["still running"],
+        id: FindingId::ShutdownFallbackSkipsCleanup,
         scenario: wsl::shutdown_fallback_skips_cleanup,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
@@ -207,9 +200,7 @@ pub static CATALOGUE: &[Finding] = &[
         }],
     },
     Finding {
-        id: "silent-cleanup-errors",
-        title: "forced-stop errors are discarded",
-        symptom_markers: &["no log line names"],
+        id: FindingId::SilentCleanupErrors,
         scenario: wsl::silent_cleanup_errors,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -219,9 +210,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "spawn-attributes-overwritten",
-        title: "own-group helper replaces the other spawn attributes",
-        symptom_markers: &["was spawned without"],
+        id: FindingId::SpawnAttributesOverwritten,
         scenario: stop::spawn_attributes_overwritten,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::spawn_attributes_overwritten),
@@ -231,9 +220,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "divergent-shutdown-paths",
-        title: "a stop path force-stops with stale instance data",
-        symptom_markers: &["the driver started during shutdown", "still alive"],
+        id: FindingId::DivergentShutdownPaths,
         scenario: stop::divergent_shutdown_paths,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -245,9 +232,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "orphan-recovery-skips-graceful",
-        title: "orphaned hostagent killed without the graceful interrupt",
-        symptom_markers: &["without the graceful interrupt"],
+        id: FindingId::OrphanRecoverySkipsGraceful,
         scenario: orphan::orphan_recovery_skips_graceful,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::orphan_recovery_skips_graceful),
@@ -257,13 +242,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "concurrent-keygen-race",
-        title: "services starting at once race ssh-keygen",
-        symptom_markers: &[
-            "failed to start",
-            "key pair mismatch",
-            "more than one key pair",
-        ],
+        id: FindingId::ConcurrentKeygenRace,
         scenario: keys::concurrent_keygen_race,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -273,9 +252,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "partial-key-after-crash",
-        title: "a half-written key from a crashed ssh-keygen is accepted",
-        symptom_markers: &["is not a valid OpenSSH key"],
+        id: FindingId::PartialKeyAfterCrash,
         scenario: keys::partial_key_after_crash,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -285,9 +262,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "missing-public-key",
-        title: "a missing public key is never repaired",
-        symptom_markers: &["still missing after start"],
+        id: FindingId::MissingPublicKey,
         scenario: keys::missing_public_key,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
@@ -295,9 +270,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "keygen-unbounded",
-        title: "ssh-keygen awaited without a bound",
-        symptom_markers: &["awaited without a bound"],
+        id: FindingId::KeygenUnbounded,
         scenario: keys::keygen_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes("needs ssh-keygen to hang (fault hang)"),
@@ -305,9 +278,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "disk-lock-leak",
-        title: "forced stop keeps additional disks locked",
-        symptom_markers: &["in_use_by still present"],
+        id: FindingId::DiskLockLeak,
         scenario: stop::disk_lock_leak,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::disk_lock_leak),
@@ -315,9 +286,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "recycled-pid-kill",
-        title: "forced stop kills whatever process a stale pid file names",
-        symptom_markers: &["bystander pid"],
+        id: FindingId::RecycledPidKill,
         scenario: stop::recycled_pid_kill,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
@@ -325,9 +294,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "ignored-signal-fallback",
-        title: "no forced fallback after the graceful wait",
-        symptom_markers: &["did not complete within the graceful timeout"],
+        id: FindingId::IgnoredSignalFallback,
         scenario: stop::ignored_signal_fallback,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
@@ -335,9 +302,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "wsl-hang-unbounded",
-        title: "wsl.exe awaited without a bound",
-        symptom_markers: &["never returned"],
+        id: FindingId::WslHangUnbounded,
         scenario: wsl::wsl_hang_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
@@ -345,9 +310,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "graceful-exit-leftovers",
-        title: "a hostagent that exits gracefully but leaves children is taken at its word",
-        symptom_markers: &["after the hostagent exited gracefully"],
+        id: FindingId::GracefulExitLeftovers,
         scenario: leftovers::graceful_exit_leftovers,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -359,9 +322,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "hostagent-death-leftovers",
-        title: "processes of a hostagent that died are found only through pid files",
-        symptom_markers: &["hostagent that died"],
+        id: FindingId::HostagentDeathLeftovers,
         scenario: leftovers::hostagent_death_leftovers,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
@@ -371,9 +332,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "path-prefix-identity",
-        title: "process identity by raw path text: deleting vm kills vm2's QEMU",
-        symptom_markers: &["was killed when vm was deleted"],
+        id: FindingId::PathPrefixIdentity,
         scenario: leftovers::path_prefix_identity,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -386,9 +345,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "degraded-not-reported",
-        title: "a degraded hostagent is reported as plain Running",
-        symptom_markers: &["although its hostagent reported it degraded"],
+        id: FindingId::DegradedNotReported,
         scenario: leftovers::degraded_not_reported,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::degraded_not_reported),
@@ -398,9 +355,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "key-mode-unrepaired",
-        title: "a private key others can read is accepted and left so",
-        symptom_markers: &["UNPROTECTED PRIVATE KEY FILE"],
+        id: FindingId::KeyModeUnrepaired,
         scenario: keys::key_mode_unprotected,
         unsupported_here: if cfg!(windows) {
             Some("Windows keys have ACLs, not mode bits; OpenSSH's mode check is Unix-only")
@@ -412,9 +367,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "crash-loop-fixed-backoff",
-        title: "a hostagent that dies before running is restarted at a fixed pace, without a cause",
-        symptom_markers: &["crash-loops"],
+        id: FindingId::CrashLoopFixedBackoff,
         scenario: crash::crash_loop,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -424,9 +377,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "driver-death-unnoticed",
-        title: "a VM whose driver ended under a live hostagent still claims to run",
-        symptom_markers: &["still claims to run after its QEMU"],
+        id: FindingId::DriverDeathUnnoticed,
         scenario: crash::driver_death,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(
@@ -438,9 +389,7 @@ pub static CATALOGUE: &[Finding] = &[
         needs: &[],
     },
     Finding {
-        id: "control-master-leftover",
-        title: "a daemonized ssh ControlMaster holds a forwarded port after the stop",
-        symptom_markers: &["ControlMaster"],
+        id: FindingId::ControlMasterLeftover,
         scenario: leftovers::control_master_leftover,
         unsupported_here: if cfg!(windows) {
             Some("the fake ssh's ControlMaster (a daemon on a Unix socket) is Unix-only")
@@ -473,7 +422,10 @@ pub fn describe(f: &Finding) -> String {
     };
     let mut text = format!(
         "{:32} {}\n{:32}   real Lima: {real}\n{:32}   embedded hostagent: {embedded}",
-        f.id, f.title, "", ""
+        f.id.id(),
+        f.title(),
+        "",
+        ""
     );
     for need in f.needs {
         text.push_str(&format!(
@@ -484,6 +436,18 @@ pub fn describe(f: &Finding) -> String {
     text
 }
 
+/// The catalogue's entry for the finding `id` (`disk-lock-leak`).
 pub fn find(id: &str) -> Option<&'static Finding> {
-    CATALOGUE.iter().find(|f| f.id == id)
+    CATALOGUE.iter().find(|f| f.id.id() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_catalogue_has_every_finding_of_the_contract_once_in_its_order() {
+        let ids: Vec<FindingId> = CATALOGUE.iter().map(|f| f.id).collect();
+        assert_eq!(ids, FindingId::ALL);
+    }
 }

@@ -5,7 +5,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::findings::{qemu_vm, wsl_vm};
 use crate::steps::{self, SETTLE};
-use fakes::plan::Fault;
+use contract::plan::Fault;
 use harness::ports::pick_free_port;
 use harness::{FaultPlanBuilder, VmSpec, VmView};
 use lima_layout::paths::read_pid_file;
@@ -142,7 +142,7 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     let replaced = ctx
         .sandbox
         .journal()
-        .events(Some("limactl"), fakes::journal::event::DRIVER_REPLACED);
+        .events(Some("limactl"), contract::journal::event::DRIVER_REPLACED);
     for entry in replaced {
         let new = entry.detail_u64("new").unwrap_or_default() as u32;
         checks::dead(new, "the driver started during shutdown")?;

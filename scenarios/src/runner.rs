@@ -95,7 +95,7 @@ const LEAK_SETTLE: Duration = Duration::from_secs(3);
 pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     let started = Instant::now();
     let outcome = |verdict, message: String, leaks: LeakReport| Outcome {
-        id: finding.id,
+        id: finding.id.id(),
         variant,
         verdict,
         message,
@@ -162,7 +162,7 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
     };
     let (verdict, message) = judge(finding, variant, result, &leaks);
     if !verdict.as_expected() {
-        keep_artifacts(&sandbox, finding.id, variant);
+        keep_artifacts(&sandbox, finding.id.id(), variant);
     }
     drop(sandbox);
     outcome(verdict, message, leaks)

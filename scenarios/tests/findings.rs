@@ -1,10 +1,16 @@
-//! Every finding is two tests: `fixed` (the scenario passes and leaves
-//! nothing behind) and `regressed` (the scenario fails with the finding's
-//! own switch on, and its message names the symptom).
+//! Every finding of the catalogue is two tests, generated from it:
+//! `ID::fixed` (the scenario passes and leaves nothing behind) and
+//! `ID::regressed` (the scenario fails with the finding's own switch on, and
+//! its message names the symptom). A finding that cannot run on this OS is
+//! listed as ignored, with why.
+//!
+//! A custom test harness (`harness = false`, libtest-mimic) speaks the
+//! libtest protocol nextest uses to list and run single tests, so adding a
+//! finding to the catalogue adds its tests here.
 
 use harness::Binaries;
-use rstest::rstest;
-use scenarios::catalogue;
+use libtest_mimic::{Arguments, Failed, Trial};
+use scenarios::catalogue::{CATALOGUE, Finding};
 use scenarios::runner::{RunConfig, Variant, Verdict, run_finding};
 
 fn config() -> RunConfig {
@@ -13,66 +19,41 @@ fn config() -> RunConfig {
     ))
 }
 
-fn run(id: &str, variant: Variant) -> scenarios::Outcome {
-    let finding = catalogue::find(id).unwrap_or_else(|| panic!("{id} is not in the catalogue"));
-    run_finding(finding, variant, &config())
-}
-
-#[rstest]
-#[case::console_group_signal("console-group-signal")]
-#[case::orphaned_port_holders("orphaned-port-holders")]
-#[case::bracketed_home_path("bracketed-home-path")]
-#[case::finalizer_after_failed_delete("finalizer-after-failed-delete")]
-#[case::shutdown_fallback_skips_cleanup("shutdown-fallback-skips-cleanup")]
-#[case::silent_cleanup_errors("silent-cleanup-errors")]
-#[case::spawn_attributes_overwritten("spawn-attributes-overwritten")]
-#[case::divergent_shutdown_paths("divergent-shutdown-paths")]
-#[case::orphan_recovery_skips_graceful("orphan-recovery-skips-graceful")]
-#[case::concurrent_keygen_race("concurrent-keygen-race")]
-#[case::partial_key_after_crash("partial-key-after-crash")]
-#[case::missing_public_key("missing-public-key")]
-#[case::keygen_unbounded("keygen-unbounded")]
-#[case::disk_lock_leak("disk-lock-leak")]
-#[case::recycled_pid_kill("recycled-pid-kill")]
-#[case::ignored_signal_fallback("ignored-signal-fallback")]
-#[case::wsl_hang_unbounded("wsl-hang-unbounded")]
-#[case::graceful_exit_leftovers("graceful-exit-leftovers")]
-#[case::control_master_leftover("control-master-leftover")]
-#[case::hostagent_death_leftovers("hostagent-death-leftovers")]
-#[case::path_prefix_identity("path-prefix-identity")]
-#[case::degraded_not_reported("degraded-not-reported")]
-#[case::key_mode_unrepaired("key-mode-unrepaired")]
-#[case::crash_loop_fixed_backoff("crash-loop-fixed-backoff")]
-#[case::driver_death_unnoticed("driver-death-unnoticed")]
-fn finding(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
-    let outcome = run(id, variant);
-    match variant {
-        Variant::Fixed => assert!(
-            matches!(outcome.verdict, Verdict::Passed | Verdict::Unsupported),
-            "{id} fixed: {:?}: {}",
-            outcome.verdict,
-            outcome.message
-        ),
-        Variant::Regressed => assert!(
-            matches!(outcome.verdict, Verdict::Reproduced | Verdict::Unsupported),
-            "{id} regressed: {:?}: {}",
-            outcome.verdict,
-            outcome.message
-        ),
+/// Runs one variant of `finding`; fails with the verdict and its message
+/// when the outcome is not the one the variant expects.
+fn run(finding: &'static Finding, variant: Variant) -> Result<(), Failed> {
+    let outcome = run_finding(finding, variant, &config());
+    let expected = match variant {
+        Variant::Fixed => matches!(outcome.verdict, Verdict::Passed | Verdict::Unsupported),
+        Variant::Regressed => {
+            matches!(outcome.verdict, Verdict::Reproduced | Verdict::Unsupported)
+        }
+    };
+    if expected {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} {variant:?}: {:?}: {}",
+            finding.id, outcome.verdict, outcome.message
+        )
+        .into())
     }
 }
 
-#[test]
-fn the_matrix_covers_the_whole_catalogue() {
-    // The rstest cases above are written out so that test names stay
-    // readable; this keeps them in step with the catalogue.
-    let source = include_str!("findings.rs");
-    for finding in catalogue::CATALOGUE {
-        assert!(
-            source.contains(&format!("(\"{}\")", finding.id)),
-            "finding {} has no test case",
-            finding.id
-        );
-    }
-    assert_eq!(catalogue::CATALOGUE.len(), 25);
+fn trials() -> Vec<Trial> {
+    CATALOGUE
+        .iter()
+        .flat_map(|finding| {
+            [("fixed", Variant::Fixed), ("regressed", Variant::Regressed)].map(|(name, variant)| {
+                Trial::test(format!("{}::{name}", finding.id), move || {
+                    run(finding, variant)
+                })
+                .with_ignored_flag(finding.unsupported_here.is_some())
+            })
+        })
+        .collect()
+}
+
+fn main() {
+    libtest_mimic::run(&Arguments::from_args(), trials()).exit();
 }

@@ -11,8 +11,9 @@
 //! fuzz`). Failing seeds are saved in `properties.proptest-regressions`
 //! beside this file, and replayed first on every run: commit that file.
 
-use fakes::journal::event;
-use fakes::plan::{Fault, Tool};
+use contract::FindingId;
+use contract::journal::event;
+use contract::plan::{Fault, Tool};
 use harness::{Binaries, FaultPlanBuilder, ReferenceSettings, Sandbox, Toolset, VmView};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
@@ -122,7 +123,7 @@ fn judge(sandbox: &Sandbox, result: ScenarioResult) -> Result<(), TestCaseError>
 
 /// The settings of a run with `regression` switched on. A regressed
 /// service may be stuck for good: it gets one graceful wait to go.
-fn regressed(settings: ReferenceSettings, regression: &str) -> ReferenceSettings {
+fn regressed(settings: ReferenceSettings, regression: FindingId) -> ReferenceSettings {
     let mut settings = settings.with_regression(regression);
     settings.drop_shutdown_timeout = settings.graceful_timeout;
     settings
@@ -151,10 +152,9 @@ fn forced_stop_case() -> impl Strategy<Value = ForcedStopCase> {
 
 /// The hostagent ignores the interrupt: the graceful wait is dead time.
 fn forced_stop_settings() -> ReferenceSettings {
-    ReferenceSettings {
-        graceful_timeout: Duration::from_millis(200),
-        ..ReferenceSettings::fast()
-    }
+    let mut settings = ReferenceSettings::fast();
+    settings.graceful_timeout = Duration::from_millis(200);
+    settings
 }
 
 /// A forced stop leaves no tmp file, no process of the instance, and every
@@ -224,12 +224,11 @@ impl TimingCase {
 /// attempts) stays under three seconds.
 fn timing_settings() -> ReferenceSettings {
     let short = Duration::from_millis(300);
-    ReferenceSettings {
-        graceful_timeout: short,
-        wsl_timeout: short,
-        delete_timeout: short,
-        ..ReferenceSettings::fast()
-    }
+    let mut settings = ReferenceSettings::fast();
+    settings.graceful_timeout = short;
+    settings.wsl_timeout = short;
+    settings.delete_timeout = short;
+    settings
 }
 
 fn timing_case() -> impl Strategy<Value = TimingCase> {
@@ -371,14 +370,13 @@ proptest! {
 /// A small budget and short timeouts, so a give-up takes about a second.
 fn unregister_settings() -> ReferenceSettings {
     let short = Duration::from_millis(300);
-    ReferenceSettings {
-        wsl_timeout: short,
-        delete_timeout: short,
-        delete_backoff: Duration::from_millis(20),
-        delete_backoff_max: Duration::from_millis(80),
-        delete_retry_budget: 3,
-        ..ReferenceSettings::fast()
-    }
+    let mut settings = ReferenceSettings::fast();
+    settings.wsl_timeout = short;
+    settings.delete_timeout = short;
+    settings.delete_backoff = Duration::from_millis(20);
+    settings.delete_backoff_max = Duration::from_millis(80);
+    settings.delete_retry_budget = 3;
+    settings
 }
 
 /// How close to the delete timeout a slow unregister may be before its
@@ -684,7 +682,7 @@ where
 
 #[test]
 fn orphaned_port_holders_are_found_and_shrunk() {
-    let settings = regressed(forced_stop_settings(), "orphaned-port-holders");
+    let settings = regressed(forced_stop_settings(), FindingId::OrphanedPortHolders);
     let (case, reason) = shrunk_counterexample(
         "orphaned-port-holders",
         CI_CASES_FORCED_STOP,
@@ -698,7 +696,7 @@ fn orphaned_port_holders_are_found_and_shrunk() {
 
 #[test]
 fn bracketed_home_paths_are_found_and_shrunk() {
-    let settings = regressed(forced_stop_settings(), "bracketed-home-path");
+    let settings = regressed(forced_stop_settings(), FindingId::BracketedHomePath);
     let (case, reason) = shrunk_counterexample(
         "bracketed-home-path",
         CI_CASES_FORCED_STOP,
@@ -716,7 +714,7 @@ fn bracketed_home_paths_are_found_and_shrunk() {
 
 #[test]
 fn ignored_interrupts_without_fallback_are_found_and_shrunk() {
-    let settings = regressed(timing_settings(), "ignored-signal-fallback");
+    let settings = regressed(timing_settings(), FindingId::IgnoredSignalFallback);
     let (case, reason) = shrunk_counterexample(
         "ignored-signal-fallback",
         CI_CASES_TIMINGS,
@@ -733,7 +731,7 @@ fn ignored_interrupts_without_fallback_are_found_and_shrunk() {
 
 #[test]
 fn unbounded_wsl_calls_are_found_and_shrunk() {
-    let settings = regressed(timing_settings(), "wsl-hang-unbounded");
+    let settings = regressed(timing_settings(), FindingId::WslHangUnbounded);
     let (case, reason) = shrunk_counterexample(
         "wsl-hang-unbounded",
         CI_CASES_TIMINGS,
@@ -752,7 +750,7 @@ fn unbounded_wsl_calls_are_found_and_shrunk() {
 
 #[test]
 fn keygen_races_are_found_and_shrunk() {
-    let settings = regressed(ReferenceSettings::fast(), "concurrent-keygen-race");
+    let settings = regressed(ReferenceSettings::fast(), FindingId::ConcurrentKeygenRace);
     let (case, reason) = shrunk_counterexample(
         "concurrent-keygen-race",
         CI_CASES_KEYGEN,
@@ -772,7 +770,7 @@ fn keygen_races_are_found_and_shrunk() {
 
 #[test]
 fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
-    let settings = regressed(unregister_settings(), "finalizer-after-failed-delete");
+    let settings = regressed(unregister_settings(), FindingId::FinalizerAfterFailedDelete);
     let (script, reason) = shrunk_counterexample(
         "finalizer-after-failed-delete",
         CI_CASES_UNREGISTER,
@@ -798,7 +796,10 @@ fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
 
 #[test]
 fn leftovers_of_a_hostagent_are_found_and_shrunk() {
-    let settings = regressed(ReferenceSettings::fast(), "hostagent-death-leftovers");
+    let settings = regressed(
+        ReferenceSettings::fast(),
+        FindingId::HostagentDeathLeftovers,
+    );
     let (case, reason) = shrunk_counterexample(
         "hostagent-death-leftovers",
         CI_CASES_HOSTAGENT_ENDINGS,

@@ -9,10 +9,13 @@
 //! sandboxes.
 #![cfg(unix)]
 
+use assert_cmd::assert::{Assert, OutputAssertExt};
 use harness::eventually;
+use predicates::prelude::*;
+use predicates::str::contains;
 use proctree::ProcessTable;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 const FINDING: &str = "orphaned-port-holders";
@@ -68,14 +71,8 @@ impl Run {
         self.child.id()
     }
 
-    /// Waits (bounded) for the exit; returns the code and stderr.
-    fn finish(self) -> (Option<i32>, String) {
-        let (code, _, stderr) = self.output();
-        (code, stderr)
-    }
-
-    /// Waits (bounded) for the exit; returns the code, stdout and stderr.
-    fn output(mut self) -> (Option<i32>, String, String) {
+    /// Waits (bounded) for the exit, for assertions on it.
+    fn finish(mut self) -> Assert {
         let status = eventually(EXIT_DEADLINE, "reproduce to exit", || {
             self.child
                 .try_wait()
@@ -89,7 +86,12 @@ impl Run {
                 .unwrap_or_default()
         };
         let (stdout, stderr) = (take(&mut self.stdout), take(&mut self.stderr));
-        (status.code(), stdout, stderr)
+        Output {
+            status,
+            stdout: stdout.into_bytes(),
+            stderr: stderr.into_bytes(),
+        }
+        .assert()
     }
 }
 
@@ -101,6 +103,16 @@ impl Drop for Run {
             let _ = self.child.wait();
         }
     }
+}
+
+/// What a finished run wrote to stderr.
+fn stderr_of(run: &Assert) -> String {
+    String::from_utf8_lossy(&run.get_output().stderr).into_owned()
+}
+
+/// What a finished run wrote to stdout.
+fn stdout_of(run: &Assert) -> String {
+    String::from_utf8_lossy(&run.get_output().stdout).into_owned()
 }
 
 /// A temporary directory for one run; on drop (also on panic) whatever a
@@ -182,11 +194,11 @@ fn sigint_to_the_group_stops_the_run_and_cleans_every_sandbox() {
     let tmp = Tmp::new();
     let run = started_run(tmp.path());
     proctree::interrupt_group(run.pid()).unwrap();
-    let (code, stderr) = run.finish();
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted; cleaned"), "{stderr}");
-    assert!(stderr.contains("directory"), "{stderr}");
-    assert_clean(tmp.path(), &stderr);
+    let done = run
+        .finish()
+        .code(130)
+        .stderr(contains("interrupted; cleaned").and(contains("directory")));
+    assert_clean(tmp.path(), &stderr_of(&done));
 }
 
 #[test]
@@ -194,10 +206,11 @@ fn sigterm_stops_the_run_and_cleans_every_sandbox() {
     let tmp = Tmp::new();
     let run = started_run(tmp.path());
     proctree::request_shutdown(run.pid()).unwrap();
-    let (code, stderr) = run.finish();
-    assert_eq!(code, Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted; cleaned"), "{stderr}");
-    assert_clean(tmp.path(), &stderr);
+    let done = run
+        .finish()
+        .code(130)
+        .stderr(contains("interrupted; cleaned"));
+    assert_clean(tmp.path(), &stderr_of(&done));
 }
 
 #[test]
@@ -205,29 +218,24 @@ fn after_sigkill_the_next_run_reports_and_removes_what_was_left() {
     let tmp = Tmp::new();
     let run = started_run(tmp.path());
     proctree::kill(run.pid()).unwrap();
-    let (code, _) = run.finish();
-    assert_eq!(code, None);
+    run.finish().interrupted();
     assert!(!sandbox_processes(tmp.path()).is_empty());
     assert!(!sandbox_dirs(tmp.path()).is_empty());
 
-    let (code, stderr) = Run::start(tmp.path(), &["--list"]).finish();
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        stderr.contains("earlier runs that were killed left")
-            && stderr.contains("--clean-leftovers"),
-        "{stderr}"
-    );
+    Run::start(tmp.path(), &["--list"])
+        .finish()
+        .success()
+        .stderr(contains("earlier runs that were killed left").and(contains("--clean-leftovers")));
     assert!(
         !sandbox_dirs(tmp.path()).is_empty(),
         "reporting removed nothing"
     );
 
-    let (code, stderr) = Run::start(tmp.path(), &["--list", "--clean-leftovers"]).finish();
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        stderr.contains("removed what earlier runs left"),
-        "{stderr}"
-    );
+    let done = Run::start(tmp.path(), &["--list", "--clean-leftovers"])
+        .finish()
+        .success()
+        .stderr(contains("removed what earlier runs left"));
+    let stderr = stderr_of(&done);
     let left = eventually(Duration::from_secs(10), "the leftovers to be gone", || {
         let (p, d) = (sandbox_processes(tmp.path()), sandbox_dirs(tmp.path()));
         if p.is_empty() && d.is_empty() {
@@ -275,8 +283,8 @@ fn run_target(tmp: &Path, target: &str, finding: &str) -> (serde_json::Value, St
             "1s",
         ],
     );
-    let (code, stdout, stderr) = run.output();
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let done = run.finish().code(1);
+    let (stdout, stderr) = (stdout_of(&done), stderr_of(&done));
     let report: serde_json::Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     assert_clean(tmp, &stderr);
@@ -349,12 +357,10 @@ fn a_target_env_setting_the_sandbox_mark_is_refused_naming_it() {
     let target = target_file(tmp.path(), |t| {
         format!("{t}\n[service.env]\nLIMAVM_SANDBOX = \"elsewhere\"\n")
     });
-    let (code, stderr) = Run::start(tmp.path(), &["--target", &target, "--list"]).finish();
-    assert_eq!(code, Some(2), "{stderr}");
-    assert!(
-        stderr.contains("service.env sets LIMAVM_SANDBOX"),
-        "{stderr}"
-    );
+    Run::start(tmp.path(), &["--target", &target, "--list"])
+        .finish()
+        .code(2)
+        .stderr(contains("service.env sets LIMAVM_SANDBOX"));
 }
 
 #[test]
@@ -364,13 +370,11 @@ fn a_regression_exported_in_the_users_shell_does_not_reach_the_service() {
         tmp.path(),
         &["--only", FINDING, "--variants", "fixed", "--format", "json"],
         |cmd| {
-            cmd.env(reconciler::cli::REGRESS_ENV, FINDING);
+            cmd.env(contract::env::REGRESS, FINDING);
         },
     );
-    let (code, stdout, stderr) = run.output();
-    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
-    assert!(stdout.contains("\"passed\""), "{stdout}");
-    assert_clean(tmp.path(), &stderr);
+    let done = run.finish().success().stdout(contains("\"passed\""));
+    assert_clean(tmp.path(), &stderr_of(&done));
 }
 
 /// Runs the fixed variant of [`FINDING`] with `TMPDIR` at `tmp`; returns
@@ -380,8 +384,8 @@ fn run_fixed_in(tmp: &Path) -> (serde_json::Value, String) {
         tmp,
         &["--only", FINDING, "--variants", "fixed", "--format", "json"],
     );
-    let (code, stdout, stderr) = run.output();
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
+    let done = run.finish().code(1);
+    let (stdout, stderr) = (stdout_of(&done), stderr_of(&done));
     let report: serde_json::Value =
         serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
     (report["findings"][0]["fixed"].clone(), stderr)
@@ -414,11 +418,11 @@ fn a_fault_plan_removed_during_the_run_is_a_harness_error_naming_it() {
     let run = started_run(tmp.path());
     let dir = sandbox_dirs(tmp.path()).pop().expect("a sandbox directory");
     std::fs::remove_file(tmp.path().join(dir).join("faults.json")).unwrap();
-    let (code, stdout, stderr) = run.output();
-    assert_eq!(code, Some(1), "{stdout}\n{stderr}");
-    assert!(stdout.contains("HARNESS ERROR"), "{stdout}");
-    assert!(stdout.contains("was removed during the run"), "{stdout}");
-    assert_clean(tmp.path(), &stderr);
+    let done = run
+        .finish()
+        .code(1)
+        .stdout(contains("HARNESS ERROR").and(contains("was removed during the run")));
+    assert_clean(tmp.path(), &stderr_of(&done));
 }
 
 #[test]
@@ -428,12 +432,9 @@ fn a_full_stdout_is_an_error_naming_it_not_a_panic() {
         let run = Run::start_with(tmp.path(), args, |cmd| {
             cmd.stdout(std::fs::File::create("/dev/full").unwrap());
         });
-        let (code, stderr) = run.finish();
-        assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert!(
-            stderr.contains("cannot write the report to stdout") && !stderr.contains("panicked"),
-            "{args:?}: {stderr}"
-        );
+        run.finish()
+            .code(2)
+            .stderr(contains("cannot write the report to stdout").and(contains("panicked").not()));
     }
     assert_clean(tmp.path(), "");
 }
@@ -445,8 +446,7 @@ fn a_finding_named_twice_is_run_and_reported_once() {
         tmp.path(),
         &["--list", "--only", FINDING, "--only", FINDING],
     );
-    let (code, stdout, stderr) = run.output();
-    assert_eq!(code, Some(0), "{stderr}");
+    let stdout = stdout_of(&run.finish().success());
     // A finding's first line starts with its ID; the lines under it are
     // indented.
     let listed = stdout.lines().filter(|l| l.starts_with(FINDING)).count();

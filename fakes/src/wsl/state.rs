@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub const STATE_ENV: &str = "LIMAVM_FAKE_WSL_STATE";
+pub const STATE_ENV: &str = contract::env::FAKE_WSL_STATE;
 const DEFAULT_FILE_NAME: &str = ".limavm-fake-wsl.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

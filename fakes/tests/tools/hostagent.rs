@@ -3,11 +3,12 @@
 
 use crate::sandbox::{
     Running, Sandbox, assert_port_held, eventually, free_port, hostagent_events, port_is_free,
-    stderr_of, wait_port_free,
+    wait_port_free,
 };
 use fakes::journal::event;
 use lima_layout::paths::read_pid_file;
 use lima_layout::{HostagentEvent, InstancePaths};
+use predicates::str::contains;
 use serde_json::json;
 use std::fs::File;
 use std::process::Command;
@@ -243,13 +244,10 @@ fn an_over_long_socket_path_is_a_clear_error() {
         .arg("--socket")
         .arg(&socket)
         .arg("vm1");
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr_of(&output).contains("over the platform limit"),
-        "{}",
-        stderr_of(&output)
-    );
+    sandbox
+        .assert(cmd)
+        .code(1)
+        .stderr(contains("over the platform limit"));
     assert!(
         !vm.paths.ha_pid().exists(),
         "the pid file outlived a failed start"
@@ -320,13 +318,7 @@ fn command_line_errors_exit_2() {
     ] {
         let mut cmd = sandbox.command("limactl");
         cmd.args(args);
-        let output = sandbox.run(cmd);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr_of(&output).contains(needle),
-            "{args:?}: {}",
-            stderr_of(&output)
-        );
+        sandbox.assert(cmd).code(2).stderr(contains(needle));
     }
 }
 
@@ -571,7 +563,7 @@ fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
     sandbox
         .events(event::INVOKED)
         .iter()
-        .filter(|e| e.tool == "wsl.exe" && e.details["args"][0] == first_arg)
+        .filter(|e| e.tool == "wsl.exe" && e.args().first() == Some(&first_arg))
         .count()
 }
 
@@ -606,7 +598,7 @@ fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
         .args(["--import", "lima-w1"])
         .arg(&vm.paths.dir)
         .arg(vm.paths.disk_image());
-    assert!(sandbox.run(import).status.success());
+    sandbox.assert(import).success();
     let _hostagent = start(&sandbox, &vm);
     assert_eq!(wsl_invocations(&sandbox, "--import"), 1, "imported twice");
     assert!(distro_running(&sandbox, "lima-w1"));

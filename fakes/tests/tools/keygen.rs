@@ -1,24 +1,24 @@
 //! `ssh-keygen`: key pairs, the overwrite refusal, `-y`, and its faults.
 
-use crate::sandbox::{Sandbox, stderr_of, stdout_of};
+use crate::sandbox::Sandbox;
+use assert_cmd::assert::Assert;
 use fakes::journal::event;
+use predicates::str::contains;
 use serde_json::json;
 use ssh_key::PrivateKey;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Output, Stdio};
 
-fn generate(sandbox: &Sandbox, path: &Path, comment: &str) -> Output {
+fn generate(sandbox: &Sandbox, path: &Path, comment: &str) -> Assert {
     let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", comment, "-f"])
         .arg(path);
-    sandbox.run(cmd)
+    sandbox.assert(cmd)
 }
 
-fn print_public(sandbox: &Sandbox, path: &Path) -> Output {
+fn print_public(sandbox: &Sandbox, path: &Path) -> Assert {
     let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-y", "-f"]).arg(path);
-    sandbox.run(cmd)
+    sandbox.assert(cmd)
 }
 
 fn key_path(sandbox: &Sandbox) -> PathBuf {
@@ -35,9 +35,8 @@ fn public_path(path: &Path) -> PathBuf {
 fn writes_a_matching_ed25519_pair() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    let output = generate(&sandbox, &path, "lima");
-    assert!(output.status.success(), "{}", stderr_of(&output));
-    assert_eq!(stdout_of(&output), "", "-q prints nothing");
+    // -q prints nothing.
+    generate(&sandbox, &path, "lima").success().stdout("");
     let private = PrivateKey::read_openssh_file(&path).unwrap();
     assert_eq!(private.algorithm(), ssh_key::Algorithm::Ed25519);
     assert_eq!(private.comment(), "lima");
@@ -64,15 +63,15 @@ fn writes_a_matching_ed25519_pair() {
 fn refuses_an_existing_key_when_stdin_says_nothing() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    assert!(generate(&sandbox, &path, "lima").status.success());
+    generate(&sandbox, &path, "lima").success();
     let before = std::fs::read(&path).unwrap();
-    let output = generate(&sandbox, &path, "other");
-    assert_eq!(output.status.code(), Some(1));
-    assert_eq!(
-        stdout_of(&output),
-        format!("{} already exists.\nOverwrite (y/n)? ", path.display())
-    );
-    assert_eq!(stderr_of(&output), "");
+    generate(&sandbox, &path, "other")
+        .code(1)
+        .stdout(format!(
+            "{} already exists.\nOverwrite (y/n)? ",
+            path.display()
+        ))
+        .stderr("");
     assert_eq!(std::fs::read(&path).unwrap(), before, "the key changed");
 }
 
@@ -80,17 +79,12 @@ fn refuses_an_existing_key_when_stdin_says_nothing() {
 fn overwrites_an_existing_key_when_stdin_answers_yes() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    assert!(generate(&sandbox, &path, "lima").status.success());
+    generate(&sandbox, &path, "lima").success();
     let before = std::fs::read(&path).unwrap();
     let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "again", "-f"])
-        .arg(&path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(b"y\n").unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(0));
+        .arg(&path);
+    sandbox.assert_with_stdin(cmd, "y\n").success();
     assert_ne!(
         std::fs::read(&path).unwrap(),
         before,
@@ -107,7 +101,7 @@ fn overwrites_an_existing_key_when_stdin_answers_yes() {
 fn an_empty_comment_keeps_the_separator_in_the_public_key_file() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    assert!(generate(&sandbox, &path, "").status.success());
+    generate(&sandbox, &path, "").success();
     let public = std::fs::read_to_string(public_path(&path)).unwrap();
     assert!(
         public.ends_with(" \n") && !public.ends_with("  \n"),
@@ -119,70 +113,61 @@ fn an_empty_comment_keeps_the_separator_in_the_public_key_file() {
 fn print_public_shows_the_key_with_its_comment() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    assert!(generate(&sandbox, &path, "lima").status.success());
-    let output = print_public(&sandbox, &path);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert_eq!(
-        stdout_of(&output),
-        std::fs::read_to_string(public_path(&path)).unwrap()
-    );
+    generate(&sandbox, &path, "lima").success();
+    print_public(&sandbox, &path)
+        .success()
+        .stdout(std::fs::read_to_string(public_path(&path)).unwrap());
 }
 
 #[test]
 fn print_public_fails_like_ssh_keygen_on_missing_and_corrupt_keys() {
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    let missing = print_public(&sandbox, &path);
-    assert_eq!(missing.status.code(), Some(255));
-    assert_eq!(
-        stderr_of(&missing),
-        format!("{}: No such file or directory\r\n", path.display())
-    );
+    print_public(&sandbox, &path)
+        .code(255)
+        .stderr(format!("{}: No such file or directory\r\n", path.display()));
     std::fs::write(&path, "-----BEGIN OPENSSH PRIVATE KEY-----\ngarbage\n").unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    let corrupt = print_public(&sandbox, &path);
-    assert_eq!(corrupt.status.code(), Some(255));
-    assert_eq!(
-        stderr_of(&corrupt),
-        format!("Load key \"{}\": error in libcrypto\r\n", path.display())
-    );
-    assert_eq!(stdout_of(&corrupt), "");
+    print_public(&sandbox, &path)
+        .code(255)
+        .stderr(format!(
+            "Load key \"{}\": error in libcrypto\r\n",
+            path.display()
+        ))
+        .stdout("");
 }
 
 #[cfg(unix)]
 #[test]
 fn print_public_refuses_a_key_others_can_read() {
+    use predicates::prelude::*;
+    use predicates::str::ends_with;
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
     let path = key_path(&sandbox);
-    assert!(generate(&sandbox, &path, "lima").status.success());
+    generate(&sandbox, &path, "lima").success();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let output = print_public(&sandbox, &path);
-    assert_eq!(output.status.code(), Some(255));
-    let stderr = stderr_of(&output);
-    assert!(
-        stderr.contains("WARNING: UNPROTECTED PRIVATE KEY FILE!"),
-        "{stderr}"
+    print_public(&sandbox, &path).code(255).stderr(
+        contains("WARNING: UNPROTECTED PRIVATE KEY FILE!")
+            .and(contains("Permissions 0644 for"))
+            .and(ends_with("\": bad permissions\r\n")),
     );
-    assert!(stderr.contains("Permissions 0644 for"), "{stderr}");
-    assert!(stderr.ends_with("\": bad permissions\r\n"), "{stderr}");
 }
 
 #[test]
 fn fault_crash_half_way_leaves_half_a_private_key_and_no_public_key() {
     let sandbox = Sandbox::new();
     let reference = sandbox.home().join("reference");
-    assert!(generate(&sandbox, &reference, "lima").status.success());
+    generate(&sandbox, &reference, "lima").success();
     let full_length = std::fs::metadata(&reference).unwrap().len();
     sandbox
         .set_plan(json!({"rules": [{"tool": "ssh-keygen", "fault": {"kind": "crash_half_way"}}]}));
     let path = key_path(&sandbox);
-    let output = generate(&sandbox, &path, "lima");
-    assert_eq!(output.status.code(), Some(137));
+    generate(&sandbox, &path, "lima").code(137);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), full_length / 2);
     assert!(
         PrivateKey::read_openssh_file(&path).is_err(),
@@ -207,7 +192,5 @@ fn what_the_fake_cannot_do_is_a_usage_error() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "rsa", "-N", "", "-f", "k"]);
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("rsa"), "{}", stderr_of(&output));
+    sandbox.assert(cmd).code(2).stderr(contains("rsa"));
 }

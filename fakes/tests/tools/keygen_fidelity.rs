@@ -1,33 +1,48 @@
 //! The fake ssh-keygen against the real one, where it is installed: the
 //! same refusal, the same error texts, and keys each reads from the other.
 
-use crate::sandbox::{Sandbox, stderr_of, stdout_of};
+use crate::sandbox::{Sandbox, stdout_of};
+use assert_cmd::assert::{Assert, OutputAssertExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
-const REAL: &str = "/usr/bin/ssh-keygen";
-
-/// The real tool, or `None` after saying why the test is skipped.
-fn real_keygen() -> Option<PathBuf> {
-    let real = PathBuf::from(REAL);
-    if cfg!(unix) && real.is_file() {
-        Some(real)
-    } else {
-        println!("skipped: no real ssh-keygen at {REAL}");
-        None
+/// The real tool from this machine's PATH, or `None` after saying why the
+/// test is skipped (none there, or not Unix: the fake imitates OpenSSH's).
+fn real_keygen(test: &str) -> Option<PathBuf> {
+    match which::which("ssh-keygen") {
+        Ok(real) if cfg!(unix) => Some(real),
+        Ok(_) => {
+            eprintln!("SKIPPED: {test}: compares with OpenSSH's ssh-keygen on Unix only");
+            None
+        }
+        Err(e) => {
+            eprintln!("SKIPPED: {test}: needs ssh-keygen on PATH ({e})");
+            None
+        }
     }
 }
 
-fn run_with(program: Command, args: &[&str], path: &Path) -> Output {
-    let mut cmd = program;
-    cmd.args(args).arg(path).stdin(Stdio::null());
-    cmd.output().unwrap()
-}
-
-fn fake(sandbox: &Sandbox, args: &[&str], path: &Path) -> Output {
-    let mut cmd = sandbox.command("ssh-keygen");
+/// The real tool with `args` and `path`, bounded like the fake.
+fn real(sandbox: &Sandbox, real: &Path, args: &[&str], path: &Path) -> Output {
+    let mut cmd = Command::new(real);
     cmd.args(args).arg(path);
     sandbox.run(cmd)
+}
+
+fn fake(sandbox: &Sandbox, args: &[&str], path: &Path) -> Assert {
+    let mut cmd = sandbox.command("ssh-keygen");
+    cmd.args(args).arg(path);
+    sandbox.assert(cmd)
+}
+
+/// Asserts the fake's run ends as the real tool's did, with the same output.
+fn assert_alike(ours: Assert, theirs: &Output) {
+    let ours = match theirs.status.code() {
+        Some(code) => ours.code(code),
+        None => ours.interrupted(),
+    };
+    ours.stdout(theirs.stdout.clone())
+        .stderr(theirs.stderr.clone());
 }
 
 const GENERATE: &[&str] = &["-t", "ed25519", "-q", "-N", "", "-C", "lima", "-f"];
@@ -35,15 +50,14 @@ const PRINT: &[&str] = &["-y", "-f"];
 
 #[test]
 fn both_refuse_an_existing_key_alike_without_a_terminal() {
-    let Some(real) = real_keygen() else { return };
+    let Some(keygen) = real_keygen("both_refuse_an_existing_key_alike") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let path = sandbox.home().join("user");
-    assert!(fake(&sandbox, GENERATE, &path).status.success());
-    let theirs = run_with(Command::new(&real), GENERATE, &path);
-    let ours = fake(&sandbox, GENERATE, &path);
-    assert_eq!(ours.status.code(), theirs.status.code());
-    assert_eq!(stdout_of(&ours), stdout_of(&theirs));
-    assert_eq!(stderr_of(&ours), stderr_of(&theirs));
+    fake(&sandbox, GENERATE, &path).success();
+    let theirs = real(&sandbox, &keygen, GENERATE, &path);
+    assert_alike(fake(&sandbox, GENERATE, &path), &theirs);
     assert!(
         stdout_of(&theirs).ends_with("Overwrite (y/n)? "),
         "{}",
@@ -53,43 +67,44 @@ fn both_refuse_an_existing_key_alike_without_a_terminal() {
 
 #[test]
 fn the_real_tool_derives_the_public_key_the_fake_wrote() {
-    let Some(real) = real_keygen() else { return };
+    let Some(keygen) = real_keygen("the_real_tool_derives_the_public_key") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let path = sandbox.home().join("user");
-    assert!(fake(&sandbox, GENERATE, &path).status.success());
-    let theirs = run_with(Command::new(&real), PRINT, &path);
-    assert_eq!(theirs.status.code(), Some(0), "{}", stderr_of(&theirs));
+    fake(&sandbox, GENERATE, &path).success();
     let written = std::fs::read_to_string(format!("{}.pub", path.display())).unwrap();
-    assert_eq!(stdout_of(&theirs), written);
+    real(&sandbox, &keygen, PRINT, &path)
+        .assert()
+        .success()
+        .stdout(written);
 }
 
 #[test]
 fn the_fake_derives_the_public_key_the_real_tool_wrote() {
-    let Some(real) = real_keygen() else { return };
+    let Some(keygen) = real_keygen("the_fake_derives_the_public_key") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     for comment in ["lima", ""] {
         let path = sandbox.home().join(format!("user-{}", comment.len()));
         let args = ["-t", "ed25519", "-q", "-N", "", "-C", comment, "-f"];
-        assert!(run_with(Command::new(&real), &args, &path).status.success());
-        let ours = fake(&sandbox, PRINT, &path);
-        let theirs = run_with(Command::new(&real), PRINT, &path);
-        assert_eq!(ours.status.code(), Some(0), "{}", stderr_of(&ours));
-        assert_eq!(stdout_of(&ours), stdout_of(&theirs), "comment {comment:?}");
+        real(&sandbox, &keygen, &args, &path).assert().success();
+        let theirs = real(&sandbox, &keygen, PRINT, &path);
+        fake(&sandbox, PRINT, &path).success().stdout(theirs.stdout);
     }
 }
 
 #[test]
 fn both_write_the_same_public_key_file_format_for_an_empty_comment() {
-    let Some(real) = real_keygen() else { return };
+    let Some(keygen) = real_keygen("both_write_the_same_public_key_file_format") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let args = ["-t", "ed25519", "-q", "-N", "", "-C", "", "-f"];
     let (ours, theirs) = (sandbox.home().join("ours"), sandbox.home().join("theirs"));
-    assert!(fake(&sandbox, &args, &ours).status.success());
-    assert!(
-        run_with(Command::new(&real), &args, &theirs)
-            .status
-            .success()
-    );
+    fake(&sandbox, &args, &ours).success();
+    real(&sandbox, &keygen, &args, &theirs).assert().success();
     let shape = |path: &Path| {
         let text = std::fs::read_to_string(format!("{}.pub", path.display())).unwrap();
         let fields: Vec<&str> = text.split(' ').collect();
@@ -105,7 +120,9 @@ fn both_write_the_same_public_key_file_format_for_an_empty_comment() {
 
 #[test]
 fn both_fail_alike_on_missing_and_corrupt_keys() {
-    let Some(real) = real_keygen() else { return };
+    let Some(keygen) = real_keygen("both_fail_alike_on_missing_and_corrupt_keys") else {
+        return;
+    };
     let sandbox = Sandbox::new();
     let missing = sandbox.home().join("missing");
     let corrupt = sandbox.home().join("corrupt");
@@ -116,15 +133,8 @@ fn both_fail_alike_on_missing_and_corrupt_keys() {
         std::fs::set_permissions(&corrupt, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
     for path in [&missing, &corrupt] {
-        let ours = fake(&sandbox, PRINT, path);
-        let theirs = run_with(Command::new(&real), PRINT, path);
-        assert_eq!(
-            ours.status.code(),
-            theirs.status.code(),
-            "{}",
-            path.display()
-        );
-        assert_eq!(stderr_of(&ours), stderr_of(&theirs));
-        assert_eq!(stdout_of(&ours), stdout_of(&theirs));
+        let theirs = real(&sandbox, &keygen, PRINT, path);
+        assert!(!theirs.status.success(), "{}", path.display());
+        assert_alike(fake(&sandbox, PRINT, path), &theirs);
     }
 }

@@ -15,8 +15,7 @@ fn an_unknown_personality_exits_2_naming_it() {
     std::fs::copy(env!("CARGO_BIN_EXE_limavm-fake"), &scp).unwrap();
     let mut cmd = std::process::Command::new(&scp);
     cmd.env_clear().envs(sandbox.env());
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(2));
+    let output = sandbox.assert(cmd).code(2);
     let stderr = stderr_of(&output);
     assert!(stderr.contains("\"scp"), "{stderr}");
     assert!(
@@ -31,8 +30,7 @@ fn a_malformed_plan_exits_2_naming_the_file_and_the_field() {
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "fault": {"kind": "hang"}, "tims": 2}]}));
     let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet"]);
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(2));
+    let output = sandbox.assert(cmd).code(2);
     let stderr = stderr_of(&output);
     assert!(stderr.contains("tims"), "{stderr}");
     assert!(stderr.contains("plan.json"), "{stderr}");
@@ -45,9 +43,9 @@ fn every_run_journals_its_arguments_and_exit_code() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("wsl");
     cmd.args(["--list", "--quiet"]);
-    assert!(sandbox.run(cmd).status.success());
+    sandbox.assert(cmd).success();
     let journal = sandbox.journal();
-    let events: Vec<&str> = journal.iter().map(|e| e.event.as_str()).collect();
+    let events: Vec<_> = journal.iter().map(|e| e.event).collect();
     assert_eq!(events, [event::INVOKED, event::EXIT]);
     assert_eq!(journal[0].tool, "wsl.exe");
     assert_eq!(journal[0].details, json!({"args": ["--list", "--quiet"]}));
@@ -61,8 +59,7 @@ fn without_journal_and_plan_variables_nothing_is_written_and_nothing_fails() {
     cmd.env_remove(fakes::journal::JOURNAL_ENV)
         .env_remove(fakes::plan::FAULT_PLAN_ENV)
         .args(["--list", "--quiet"]);
-    let output = sandbox.run(cmd);
-    assert!(output.status.success(), "{}", stderr_of(&output));
+    sandbox.assert(cmd).success();
     assert!(!sandbox.journal_path().exists());
 }
 
@@ -73,8 +70,7 @@ fn fault_fail_prints_its_stderr_and_exits_with_its_code_doing_nothing_else() {
         "fault": {"kind": "fail", "code": 7, "stderr": "WSL is degraded"}}]}));
     let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--import", "lima-a", "dir", "disk"]);
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(7));
+    let output = sandbox.assert(cmd).code(7);
     assert_eq!(stderr_of(&output), "WSL is degraded\n");
     assert!(
         !sandbox.wsl_state_path().exists(),
@@ -115,8 +111,7 @@ fn fault_delay_waits_then_acts_normally() {
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "c", "-f"])
         .arg(&key);
     let started = Instant::now();
-    let output = sandbox.run(cmd);
-    assert!(output.status.success(), "{}", stderr_of(&output));
+    sandbox.assert(cmd).success();
     assert!(
         started.elapsed() >= Duration::from_millis(300),
         "took {:?}",
@@ -148,7 +143,7 @@ fn faults_that_do_not_apply_are_journaled_and_ignored() {
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "fault": {"kind": "crash_half_way"}}]}));
     let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet"]);
-    assert!(sandbox.run(cmd).status.success());
+    sandbox.assert(cmd).success();
     assert_eq!(
         sandbox.events(event::FAULT)[0].detail_str("kind"),
         Some("crash_half_way")
@@ -162,11 +157,8 @@ fn start_foreground_is_refused_on_windows() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "vm1"]);
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("Windows"),
-        "{}",
-        stderr_of(&output)
-    );
+    sandbox
+        .assert(cmd)
+        .code(2)
+        .stderr(predicates::str::contains("Windows"));
 }

@@ -3,6 +3,7 @@
 use crate::sandbox::{Sandbox, assert_port_held, eventually, free_port, port_is_free, stderr_of};
 use fakes::journal::event;
 use lima_layout::paths::read_pid_file;
+use predicates::str::contains;
 use serde_json::json;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -81,8 +82,9 @@ fn a_second_qemu_on_the_same_disk_fails_to_get_the_write_lock() {
     let first = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, first.pid());
     let second_pidfile = sandbox.root().join("second.pid");
-    let output = sandbox.run(qemu_command(&sandbox, &vm, &second_pidfile));
-    assert_eq!(output.status.code(), Some(1));
+    let output = sandbox
+        .assert(qemu_command(&sandbox, &vm, &second_pidfile))
+        .code(1);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("qemu-system-x86_64: -drive file="),
@@ -101,8 +103,9 @@ fn a_taken_hostfwd_port_fails_before_the_pid_file() {
         port: taken.local_addr().unwrap().port(),
         ..vm(&sandbox)
     };
-    let output = sandbox.run(qemu_command(&sandbox, &vm, &vm.pidfile));
-    assert_eq!(output.status.code(), Some(1));
+    let output = sandbox
+        .assert(qemu_command(&sandbox, &vm, &vm.pidfile))
+        .code(1);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("could not set up host forwarding rule"),
@@ -136,13 +139,10 @@ fn an_unknown_option_exits_2() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("qemu-system-x86_64");
     cmd.arg("-frobnicate");
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("-frobnicate: invalid option"),
-        "{}",
-        stderr_of(&output)
-    );
+    sandbox
+        .assert(cmd)
+        .code(2)
+        .stderr(contains("-frobnicate: invalid option"));
 }
 
 #[test]
@@ -151,8 +151,7 @@ fn daemonize_returns_once_a_detached_daemon_holds_disk_and_port() {
     let vm = vm(&sandbox);
     let mut cmd = qemu_command(&sandbox, &vm, &vm.pidfile);
     cmd.arg("-daemonize");
-    let launcher = sandbox.run(cmd);
-    assert!(launcher.status.success(), "{}", stderr_of(&launcher));
+    sandbox.assert(cmd).success();
     let daemon = read_pid_file(&vm.pidfile).expect("the daemon wrote its pid file");
     assert!(proctree::is_alive(daemon));
     assert_port_held(vm.port, "the daemon's hostfwd");

@@ -2,7 +2,8 @@
 //! `bin/`, HOME, LIMA_HOME, a fault plan, a journal and a WSL state file;
 //! and guards that leave no process behind, also when a test panics.
 
-use fakes::journal::{JournalEntry, read_journal};
+use assert_cmd::assert::{Assert, OutputAssertExt};
+use fakes::journal::{Event, JournalEntry, read_journal};
 use fakes::plan::Tool;
 use lima_layout::{HostagentEvent, InstancePaths, LimaHome};
 use std::ffi::OsString;
@@ -134,7 +135,7 @@ impl Sandbox {
             ("LIMA_HOME", self.lima_home_dir().into()),
             (fakes::journal::JOURNAL_ENV, self.journal_path().into()),
             (fakes::plan::FAULT_PLAN_ENV, self.plan_path().into()),
-            ("LIMAVM_FAKE_WSL_STATE", self.wsl_state_path().into()),
+            (fakes::WSL_STATE_ENV, self.wsl_state_path().into()),
         ];
         env.extend(
             ["SystemRoot", "TEMP", "TMP"]
@@ -166,30 +167,28 @@ impl Sandbox {
         Running { child }
     }
 
-    /// Runs to completion with captured output; a fake still running after
-    /// [`TIMEOUT`] fails the test (and is killed).
-    pub fn run(&self, mut cmd: Command) -> Output {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-        let child = cmd.spawn().expect("the fake starts");
-        let pid = child.id();
-        let (sender, done) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = sender.send(child.wait_with_output());
-        });
-        match done.recv_timeout(TIMEOUT) {
-            Ok(output) => output.unwrap(),
-            Err(_) => {
-                let _ = proctree::kill_tree(pid);
-                panic!("{cmd:?} did not finish within {TIMEOUT:?}");
-            }
-        }
+    /// Runs to completion with captured output through
+    /// [`proctree::run_bounded`]; a command still running after [`TIMEOUT`]
+    /// fails the test (its whole tree is killed).
+    pub fn run(&self, cmd: Command) -> Output {
+        run_bounded(cmd, None)
+    }
+
+    /// [`Sandbox::run`], for assertions on its exit, stdout and stderr.
+    pub fn assert(&self, cmd: Command) -> Assert {
+        self.run(cmd).assert()
+    }
+
+    /// [`Sandbox::assert`] with `stdin` fed to the command.
+    pub fn assert_with_stdin(&self, cmd: Command, stdin: &str) -> Assert {
+        run_bounded(cmd, Some(stdin.as_bytes())).assert()
     }
 
     pub fn journal(&self) -> Vec<JournalEntry> {
         read_journal(&self.journal_path()).unwrap()
     }
 
-    pub fn events(&self, event: &str) -> Vec<JournalEntry> {
+    pub fn events(&self, event: Event) -> Vec<JournalEntry> {
         self.journal()
             .into_iter()
             .filter(|e| e.event == event)
@@ -216,7 +215,7 @@ impl Sandbox {
         })
     }
 
-    pub fn wait_for_event(&self, tool: &str, event: &str) -> JournalEntry {
+    pub fn wait_for_event(&self, tool: &str, event: Event) -> JournalEntry {
         self.wait_for_entry(&format!("{tool} to journal {event}"), |e| {
             e.tool == tool && e.event == event
         })
@@ -263,6 +262,14 @@ impl Drop for Sandbox {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
+    }
+}
+
+/// Runs `cmd` to completion within [`TIMEOUT`], or fails the test.
+fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
+    match proctree::run_bounded(&mut cmd, stdin, Some(TIMEOUT)) {
+        Ok(done) => done.into(),
+        Err(e) => panic!("{cmd:?}: {e}"),
     }
 }
 
@@ -345,10 +352,28 @@ pub fn hostagent_events(log: &Path) -> Vec<HostagentEvent> {
         .collect()
 }
 
-pub fn stderr_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+/// A finished run, held as a plain [`Output`] or as an assert_cmd
+/// [`Assert`] on one.
+pub trait Ran {
+    fn output(&self) -> &Output;
 }
 
-pub fn stdout_of(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
+impl Ran for Output {
+    fn output(&self) -> &Output {
+        self
+    }
+}
+
+impl Ran for Assert {
+    fn output(&self) -> &Output {
+        self.get_output()
+    }
+}
+
+pub fn stderr_of(ran: &impl Ran) -> String {
+    String::from_utf8_lossy(&ran.output().stderr).into_owned()
+}
+
+pub fn stdout_of(ran: &impl Ran) -> String {
+    String::from_utf8_lossy(&ran.output().stdout).into_owned()
 }

@@ -4,6 +4,7 @@ use crate::sandbox::{
     Sandbox, assert_port_held, free_port, port_is_free, stderr_of, wait_port_free,
 };
 use fakes::journal::event;
+use predicates::str::contains;
 use serde_json::json;
 use std::net::TcpListener;
 use std::time::Duration;
@@ -78,8 +79,7 @@ fn exits_255_when_a_forwarded_port_is_taken() {
     let free = free_port();
     let mut cmd = sandbox.command("ssh");
     cmd.args(forward_args(&[free, taken_port]));
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(255));
+    let output = sandbox.assert(cmd).code(255);
     let stderr = stderr_of(&output);
     assert!(
         stderr.starts_with(&format!(
@@ -162,13 +162,7 @@ fn bad_command_lines_exit_2() {
     ] {
         let mut cmd = sandbox.command("ssh");
         cmd.args(args);
-        let output = sandbox.run(cmd);
-        assert_eq!(output.status.code(), Some(2), "{args:?}");
-        assert!(
-            stderr_of(&output).contains(needle),
-            "{args:?}: {}",
-            stderr_of(&output)
-        );
+        sandbox.assert(cmd).code(2).stderr(contains(needle));
     }
 }
 
@@ -185,8 +179,7 @@ fn refuses_a_private_key_others_can_read() {
     let port = free_port();
     let mut cmd = sandbox.command("ssh");
     cmd.arg("-i").arg(&key).args(forward_args(&[port]));
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(255));
+    let output = sandbox.assert(cmd).code(255);
     let stderr = stderr_of(&output);
     assert!(
         stderr.contains("WARNING: UNPROTECTED PRIVATE KEY FILE!"),
@@ -236,8 +229,7 @@ fn a_control_master_detaches_forwards_on_request_and_exits_on_o_exit() {
         "60022",
         "lima@127.0.0.1",
     ]);
-    let output = sandbox.run(master);
-    assert!(output.status.success(), "{}", stderr_of(&output));
+    sandbox.assert(master).success();
     let title = format!("ssh: {} [mux]", socket.display());
     let daemon = crate::sandbox::eventually("the master's process", || {
         sandbox
@@ -252,27 +244,16 @@ fn a_control_master_detaches_forwards_on_request_and_exits_on_o_exit() {
             .arg(&socket)
             .args(extra)
             .arg("lima@127.0.0.1");
-        sandbox.run(cmd)
+        sandbox.assert(cmd)
     };
-    let check = client("check", &[]);
-    assert!(
-        stderr_of(&check).contains(&format!("Master running (pid={})", daemon.pid)),
-        "{}",
-        stderr_of(&check)
-    );
+    client("check", &[]).stderr(contains(format!("Master running (pid={})", daemon.pid)));
     let spec = format!("127.0.0.1:{port}:localhost:80");
-    let forward = client("forward", &["-L", &spec]);
-    assert!(forward.status.success(), "{}", stderr_of(&forward));
+    client("forward", &["-L", &spec]).success();
     assert_port_held(port, "the ssh ControlMaster");
-    let exit = client("exit", &[]);
-    assert!(exit.status.success(), "{}", stderr_of(&exit));
+    client("exit", &[]).success();
     wait_port_free(port);
     sandbox.wait_no_live_processes();
-    let gone = client("check", &[]);
-    assert_eq!(gone.status.code(), Some(255));
-    assert!(
-        stderr_of(&gone).contains("Control socket connect("),
-        "{}",
-        stderr_of(&gone)
-    );
+    client("check", &[])
+        .code(255)
+        .stderr(contains("Control socket connect("));
 }

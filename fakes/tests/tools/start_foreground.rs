@@ -3,10 +3,11 @@
 //! default pid file and socket in the instance directory. Unix only, as in
 //! Lima (on Windows the fake refuses it; see `multicall`).
 
-use crate::sandbox::{Running, Sandbox, eventually, hostagent_events, stderr_of};
+use crate::sandbox::{Running, Sandbox, eventually, hostagent_events};
 use fakes::journal::event;
 use lima_layout::InstancePaths;
 use lima_layout::paths::{read_pid_file, write_pid_file};
+use predicates::str::contains;
 use serde_json::json;
 use std::io::Read;
 use std::process::Command;
@@ -150,22 +151,20 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
     });
     let mut again = sandbox.command("limactl");
     again.args(["start", "--foreground", "vm1"]);
-    let output = sandbox.run(again);
-    assert_eq!(output.status.code(), Some(0), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("already running"));
+    sandbox
+        .assert(again)
+        .success()
+        .stderr(contains("already running"));
 
     // Broken: ha.pid names a live process that is no hostagent.
     let other = sandbox.instance("vm2", "vmType: qemu\n");
     write_pid_file(&other.ha_pid(), std::process::id()).unwrap();
     let mut refused = sandbox.command("limactl");
     refused.args(["start", "--foreground", "vm2"]);
-    let output = sandbox.run(refused);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr_of(&output).contains("seems running"),
-        "{}",
-        stderr_of(&output)
-    );
+    sandbox
+        .assert(refused)
+        .code(1)
+        .stderr(contains("seems running"));
 }
 
 #[test]
@@ -173,11 +172,5 @@ fn a_missing_instance_fails_naming_it() {
     let sandbox = Sandbox::new();
     let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "nowhere"]);
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        stderr_of(&output).contains("nowhere"),
-        "{}",
-        stderr_of(&output)
-    );
+    sandbox.assert(cmd).code(1).stderr(contains("nowhere"));
 }

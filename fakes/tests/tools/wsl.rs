@@ -1,8 +1,10 @@
 //! `wsl.exe`: the distro registry, `-d` sessions, and the output encoding.
 
 use crate::sandbox::{Running, Sandbox, eventually, stderr_of};
+use assert_cmd::assert::OutputAssertExt;
 use fakes::decode_wsl_output;
 use fakes::journal::event;
+use predicates::str::{contains, starts_with};
 use serde_json::json;
 use std::process::Output;
 use std::time::Duration;
@@ -87,9 +89,8 @@ fn a_session_runs_the_distro_until_terminate_kills_it() {
     import(&sandbox, "lima-b");
     let mut session = start_session(&sandbox, "lima-a");
     assert_eq!(listed(&sandbox, true), ["lima-a"]);
-    let output = wsl(&sandbox, &["--terminate", "lima-a"]);
-    assert_eq!(output.status.code(), Some(0));
-    assert!(decode_wsl_output(&output.stdout).contains("completed successfully"));
+    let output = wsl(&sandbox, &["--terminate", "lima-a"]).assert().success();
+    assert!(decode_wsl_output(&output.get_output().stdout).contains("completed successfully"));
     session.wait_exit();
     assert!(listed(&sandbox, true).is_empty());
     assert_eq!(listed(&sandbox, false), ["lima-a", "lima-b"]);
@@ -146,7 +147,7 @@ fn names_are_matched_without_regard_to_case() {
     let sandbox = Sandbox::new();
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "LIMA-A");
-    assert_eq!(wsl(&sandbox, &["-t", "Lima-A"]).status.code(), Some(0));
+    wsl(&sandbox, &["-t", "Lima-A"]).assert().success();
     session.wait_exit();
 }
 
@@ -154,34 +155,28 @@ fn names_are_matched_without_regard_to_case() {
 fn unknown_distros_are_reported_in_the_output_encoding_with_exit_1() {
     let sandbox = Sandbox::new();
     for command in ["--terminate", "--unregister"] {
-        let output = wsl(&sandbox, &[command, "lima-none"]);
-        assert_eq!(output.status.code(), Some(1), "{command}");
-        assert_eq!(
-            output.stdout,
-            utf16(
-                "There is no distribution with the supplied name.\r\nError code: Wsl/Service/WSL_E_DISTRO_NOT_FOUND\r\n"
-            ),
-            "{command}"
-        );
+        wsl(&sandbox, &[command, "lima-none"])
+            .assert()
+            .code(1)
+            .stdout(utf16(
+                "There is no distribution with the supplied name.\r\nError code: Wsl/Service/WSL_E_DISTRO_NOT_FOUND\r\n",
+            ));
     }
     let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["-d", "lima-none"]).env("WSL_UTF8", "1");
-    let output = sandbox.run(cmd);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(
-        output
-            .stdout
-            .starts_with(b"There is no distribution with the supplied name.\r\n")
-    );
+    sandbox.assert(cmd).code(1).stdout(starts_with(
+        "There is no distribution with the supplied name.\r\n",
+    ));
 }
 
 #[test]
 fn importing_an_existing_distro_fails() {
     let sandbox = Sandbox::new();
     import(&sandbox, "lima-a");
-    let output = wsl(&sandbox, &["--import", "lima-a", "x", "y"]);
-    assert_eq!(output.status.code(), Some(1));
-    assert!(decode_wsl_output(&output.stdout).contains("already exists"));
+    let output = wsl(&sandbox, &["--import", "lima-a", "x", "y"])
+        .assert()
+        .code(1);
+    assert!(decode_wsl_output(&output.get_output().stdout).contains("already exists"));
 }
 
 #[test]
@@ -189,10 +184,9 @@ fn unregister_ends_the_sessions_and_forgets_the_distro() {
     let sandbox = Sandbox::new();
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "lima-a");
-    assert_eq!(
-        wsl(&sandbox, &["--unregister", "lima-a"]).status.code(),
-        Some(0)
-    );
+    wsl(&sandbox, &["--unregister", "lima-a"])
+        .assert()
+        .success();
     session.wait_exit();
     assert!(listed(&sandbox, false).is_empty());
     assert_eq!(
@@ -220,10 +214,7 @@ fn a_hang_on_terminate_applies_the_counted_times_then_terminate_works() {
         "a hung terminate stopped the distro"
     );
     hung.kill();
-    assert_eq!(
-        wsl(&sandbox, &["--terminate", "lima-a"]).status.code(),
-        Some(0)
-    );
+    wsl(&sandbox, &["--terminate", "lima-a"]).assert().success();
     session.wait_exit();
 }
 
@@ -231,19 +222,17 @@ fn a_hang_on_terminate_applies_the_counted_times_then_terminate_works() {
 fn a_malformed_state_file_exits_2_naming_it() {
     let sandbox = Sandbox::new();
     std::fs::write(sandbox.wsl_state_path(), "{\"distros\": 3}").unwrap();
-    let output = wsl(&sandbox, &["--list", "--quiet"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(
-        stderr_of(&output).contains("wsl-state.json"),
-        "{}",
-        stderr_of(&output)
-    );
+    wsl(&sandbox, &["--list", "--quiet"])
+        .assert()
+        .code(2)
+        .stderr(contains("wsl-state.json"));
 }
 
 #[test]
 fn bad_command_lines_exit_2() {
     let sandbox = Sandbox::new();
-    let output = wsl(&sandbox, &["--frobnicate"]);
-    assert_eq!(output.status.code(), Some(2));
-    assert!(stderr_of(&output).contains("--frobnicate"));
+    wsl(&sandbox, &["--frobnicate"])
+        .assert()
+        .code(2)
+        .stderr(contains("--frobnicate"));
 }

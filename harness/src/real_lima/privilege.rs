@@ -24,10 +24,12 @@ fn is_root() -> bool {
 
 /// `id -u USER` / `id -g USER`.
 fn id_of(user: &str, flag: &str) -> Result<u32, String> {
-    let output = Command::new("id")
-        .args([flag, user])
-        .output()
-        .map_err(|e| format!("running id: {e}"))?;
+    let output = proctree::run_bounded(
+        Command::new("id").args([flag, user]),
+        None,
+        Some(crate::service::TOOL_TIMEOUT),
+    )
+    .map_err(|e| format!("running id: {e}"))?;
     String::from_utf8_lossy(&output.stdout)
         .trim()
         .parse()

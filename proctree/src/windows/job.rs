@@ -83,6 +83,18 @@ pub fn terminate_job_of(pid: u32) -> io::Result<Option<Vec<u32>>> {
     Ok(Some(members))
 }
 
+/// Terminates the job made for `pid`, whether `pid` is still a member or
+/// has exited (the caller must still hold `pid`'s process handle, so that
+/// the number is not reused). `Ok(false)`: no job was made for `pid`.
+pub fn terminate_job_made_for(pid: u32) -> io::Result<bool> {
+    let Some(job) = jobs().as_mut().and_then(|jobs| jobs.remove(&pid)) else {
+        return Ok(false);
+    };
+    // SAFETY: the job handle is valid.
+    check(unsafe { TerminateJobObject(raw(&job), 1) })?;
+    Ok(true)
+}
+
 fn raw(handle: &OwnedHandle) -> HANDLE {
     handle.as_raw_handle() as HANDLE
 }

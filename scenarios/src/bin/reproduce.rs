@@ -121,7 +121,7 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
         .into_iter()
         .map(|id| {
             catalogue::find(id).with_context(|| {
-                let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id).collect();
+                let ids: Vec<&str> = CATALOGUE.iter().map(|f| f.id.id()).collect();
                 format!(
                     "unknown finding {id:?}; the findings are: {}",
                     ids.join(", ")
@@ -134,7 +134,7 @@ fn selected(only: &[String]) -> anyhow::Result<Vec<&'static Finding>> {
 /// A duration of 1 ms to 1 hour.
 fn parse_command_timeout(text: &str) -> Result<std::time::Duration, String> {
     let max = std::time::Duration::from_secs(3600);
-    match reconciler::settings::parse_duration(text)? {
+    match contract::timings::parse_duration(text).map_err(|e| e.to_string())? {
         d if d.is_zero() => Err("must be more than 0s".to_owned()),
         d if d > max => Err("must be at most 1h".to_owned()),
         d => Ok(d),
@@ -184,7 +184,7 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         .collect();
     let jobs = args.jobs();
     let outcomes = run_all(&tasks, &config, jobs);
-    let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
+    let ids: Vec<&'static str> = findings.iter().map(|f| f.id.id()).collect();
     let rows = report::rows(&ids, &outcomes);
     let text = match args.format {
         Format::Table => report::table(&rows),
@@ -274,7 +274,7 @@ fn audit(args: &Args, findings: &[&'static Finding], config: RunConfig) -> anyho
     let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
     let jobs = args.jobs();
     let tasks: Vec<(&Finding, Variant)> = findings.iter().map(|f| (*f, Variant::Fixed)).collect();
-    let ids: Vec<&'static str> = findings.iter().map(|f| f.id).collect();
+    let ids: Vec<&'static str> = findings.iter().map(|f| f.id.id()).collect();
     let name = config.target.name().to_owned();
     let rows = audit::rows(&ids, &run_all(&tasks, &config, jobs));
     let Some(baseline) = baseline else {
@@ -342,7 +342,7 @@ fn run_all(tasks: &[(&Finding, Variant)], config: &RunConfig, jobs: usize) -> Ve
                     let Some((finding, variant)) = next else {
                         break;
                     };
-                    bar.set_message(finding.id);
+                    bar.set_message(finding.id.id());
                     let outcome = run_finding(finding, *variant, config);
                     let line = format!(
                         "{:32} {:9} {:14} {:5.1}s",

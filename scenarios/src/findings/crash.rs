@@ -6,7 +6,7 @@ use super::qemu_vm;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::SETTLE;
 use crate::symptom;
-use fakes::plan::{Fault, Tool};
+use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, eventually};
 use std::time::Duration;
 
@@ -129,7 +129,7 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
     let mut times: Vec<u64> = ctx
         .sandbox
         .journal()
-        .events(Some("limactl"), fakes::journal::event::INVOKED)
+        .events(Some("limactl"), contract::journal::event::INVOKED)
         .into_iter()
         .filter(|e| {
             e.details["args"]

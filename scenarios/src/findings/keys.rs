@@ -5,7 +5,7 @@ use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
-use fakes::plan::{Fault, Tool};
+use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
 use std::time::{Duration, Instant};
 
@@ -203,7 +203,7 @@ pub fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
     let refused = ctx
         .sandbox
         .journal()
-        .events(Some("ssh"), fakes::journal::event::KEY_REFUSED);
+        .events(Some("ssh"), contract::journal::event::KEY_REFUSED);
     ensure(refused.is_empty(), || {
         format!(
             "ssh refused the private key {} time(s) (bad permissions); the VM reports {}",

@@ -8,7 +8,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use fakes::plan::Fault;
+use contract::plan::Fault;
 use harness::ports::pick_free_port;
 use harness::{FaultPlanBuilder, Template, VmSpec, VmView};
 use lima_layout::VmType;

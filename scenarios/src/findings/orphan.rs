@@ -4,7 +4,7 @@ use super::qemu_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
-use fakes::journal::event;
+use contract::journal::event;
 use harness::VmView;
 use lima_layout::paths::read_pid_file;
 

@@ -6,7 +6,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use fakes::plan::{Fault, Tool};
+use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, VmView, eventually};
 use std::time::{Duration, Instant};
 

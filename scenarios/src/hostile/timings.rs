@@ -4,7 +4,7 @@
 //! order `wsl.exe --unregister` fails and succeeds, how slow `ssh-keygen`
 //! is, and how many services race for one key pair.
 
-use fakes::plan::{Fault, Tool};
+use contract::plan::{Fault, Tool};
 use harness::FaultPlanBuilder;
 use proptest::prelude::*;
 use std::time::Duration;

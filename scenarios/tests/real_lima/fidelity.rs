@@ -6,9 +6,9 @@
 
 use crate::support::{
     EXIT, binaries, blank_template, entries, instance, power_off_when_asked, real_lima_here,
-    real_sandbox, start_foreground, tmp_files, wait_for_qmp, wait_running,
+    real_sandbox, run, start_foreground, tmp_files, wait_for_qmp, wait_running,
 };
-use fakes::plan::Tool;
+use contract::plan::Tool;
 use harness::{Sandbox, Template, Toolset, eventually};
 use lima_layout::{InstancePaths, VmType};
 use proptest::prelude::*;
@@ -17,11 +17,9 @@ use std::time::Duration;
 
 /// `limactl list --json NAME`'s `status` field.
 fn listed_status(sandbox: &Sandbox, name: &str) -> String {
-    let output = sandbox
+    let output = run(sandbox
         .command(sandbox.tool_path("limactl"))
-        .args(["list", "--json", name])
-        .output()
-        .unwrap();
+        .args(["list", "--json", name]));
     assert!(output.status.success(), "limactl list: {output:?}");
     let line = String::from_utf8_lossy(&output.stdout);
     let doc: serde_json::Value = serde_json::from_str(line.trim())
@@ -208,11 +206,9 @@ proptest! {
         let (real, real_vm) = running_instance(parent.path(), "r");
         let (reference, reference_vm) = running_instance(parent.path(), "f");
 
-        let output = real
+        let output = run(real
             .command(real.tool_path("limactl"))
-            .args(["stop", "--force", "vm"])
-            .output()
-            .unwrap();
+            .args(["stop", "--force", "vm"]));
         prop_assert!(output.status.success(), "limactl stop --force: {:?}", output);
         let settings = reconciler::Settings::new(reference.lima_home().path(), reference.state_dir());
         let found = reconciler::instance::inspect(&reference.lima_home(), "vm", VmType::Qemu);

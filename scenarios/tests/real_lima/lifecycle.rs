@@ -17,10 +17,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn settings(graceful_timeout: Duration) -> ReferenceSettings {
-    ReferenceSettings {
-        graceful_timeout,
-        ..ReferenceSettings::fast().for_toolset(&Toolset::real_lima())
-    }
+    let mut settings = ReferenceSettings::fast().for_toolset(&Toolset::real_lima());
+    settings.graceful_timeout = graceful_timeout;
+    settings
 }
 
 fn wait_stopped(svc: &mut ReferenceDriver<'_>, timeout: Duration) {
@@ -51,11 +50,12 @@ fn wait_running_under(
 /// `qemu-img info` opens the image with a shared lock, which QEMU's write
 /// lock refuses; its error says why when it fails.
 fn disk_unlocked(disk: &std::path::Path) -> Result<(), String> {
-    let output = Command::new("qemu-img")
-        .arg("info")
-        .arg(disk)
-        .output()
-        .map_err(|e| format!("cannot run qemu-img: {e}"))?;
+    let output = proctree::run_bounded(
+        Command::new("qemu-img").arg("info").arg(disk),
+        None,
+        Some(harness::service::TOOL_TIMEOUT),
+    )
+    .map_err(|e| format!("qemu-img info: {e}"))?;
     if output.status.success() {
         Ok(())
     } else {

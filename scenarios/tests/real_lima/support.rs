@@ -12,6 +12,16 @@ pub const START: Duration = Duration::from_secs(30);
 /// Bound for a hostagent to go once told to.
 pub const EXIT: Duration = Duration::from_secs(20);
 
+/// Runs `cmd` to its end through [`proctree::run_bounded`] (its tree killed
+/// after [`harness::service::TOOL_TIMEOUT`]), or fails the test naming it.
+pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+    let timeout = harness::service::TOOL_TIMEOUT;
+    match proctree::run_bounded(cmd, None, Some(timeout)) {
+        Ok(done) => done.into(),
+        Err(e) => panic!("{cmd:?}: {e}"),
+    }
+}
+
 /// `true` when real Lima can run; otherwise prints why and returns `false`
 /// (the test then passes as skipped), or panics when `CI=true`.
 pub fn real_lima_here() -> bool {

@@ -3,7 +3,7 @@
 //! QEMU really holds the SSH port and the disk's write lock.
 
 use crate::support::{
-    blank_template, instance, real_lima_here, real_sandbox, start_foreground, wait_running,
+    blank_template, instance, real_lima_here, real_sandbox, run, start_foreground, wait_running,
 };
 use harness::eventually;
 use std::process::Command;
@@ -66,20 +66,16 @@ fn the_real_limactl_refuses_root_so_the_shim_drops_it() {
         return;
     }
     let sandbox = real_sandbox();
-    let output = sandbox
+    let output = run(sandbox
         .command(sandbox.tool_path("limactl"))
-        .arg("--version")
-        .output()
-        .unwrap();
+        .arg("--version"));
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{output:?}");
     assert!(text.contains("2.2.0"), "{text}");
-    let uid = Command::new("id").arg("-u").output().unwrap();
+    let uid = run(Command::new("id").arg("-u"));
     if String::from_utf8_lossy(&uid.stdout).trim() == "0" {
-        let direct = Command::new(harness::real_lima::limactl_path().unwrap())
-            .arg("--version")
-            .output()
-            .unwrap();
+        let direct =
+            run(Command::new(harness::real_lima::limactl_path().unwrap()).arg("--version"));
         assert!(
             String::from_utf8_lossy(&direct.stderr).contains("must not run as the root user"),
             "{direct:?}"

@@ -31,7 +31,7 @@ mod platform {
     use std::io;
     use std::path::Path;
 
-    pub fn install(source: &Path, link: &Path) -> io::Result<()> {
+    pub(super) fn install(source: &Path, link: &Path) -> io::Result<()> {
         std::os::unix::fs::symlink(source, link)
     }
 }
@@ -42,7 +42,7 @@ mod platform {
     use std::io;
     use std::path::{Path, PathBuf};
 
-    pub fn install(source: &Path, link: &Path) -> io::Result<()> {
+    pub(super) fn install(source: &Path, link: &Path) -> io::Result<()> {
         if link.exists() {
             let message = format!("{} already exists", link.display());
             return Err(io::Error::new(io::ErrorKind::AlreadyExists, message));
