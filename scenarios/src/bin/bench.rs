@@ -223,9 +223,6 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
     Ok(vec![start, started.elapsed()])
 }
 
-/// Bound for one boot of the real guest (15-30 s under TCG).
-const GUEST_BOOT: Duration = Duration::from_secs(120);
-
 fn real_guest_boot(binaries: &Binaries, runs: usize) -> anyhow::Result<()> {
     if let Err(why) = harness::real_lima::availability() {
         anyhow::bail!("--real-guest: {why}");
@@ -266,7 +263,7 @@ fn boot_once(
     let mut booting = None;
     let running = eventually_every(
         Duration::from_millis(10),
-        GUEST_BOOT,
+        scenarios::steps::GUEST_BOOT,
         "the running event",
         || {
             let events: Vec<_> = std::fs::read_to_string(instance.ha_stdout_log())

@@ -18,8 +18,8 @@
 //!   titled `ssh: INSTANCE_DIR/ssh.sock [mux]`.
 
 use crate::support::{EXIT, binaries, built_guest, instance, log_tail, start_foreground};
-use fakes::journal::event;
-use fakes::plan::Fault;
+use contract::journal::event;
+use contract::plan::Fault;
 use harness::{FaultPlanBuilder, Sandbox, Template, Toolset, eventually};
 use lima_layout::InstancePaths;
 use lima_layout::paths::read_pid_file;
