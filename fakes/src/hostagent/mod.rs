@@ -126,6 +126,12 @@ impl Agent<'_> {
             self.disks.claim(&self.home, &self.instance, disk)?;
         }
         self.driver = Some(Driver::start(&self.instance, &self.config, journal)?);
+        // As Lima's hostagent once QEMU runs: the booting event, which
+        // carries the SSH port only.
+        events::print(HostagentStatus {
+            ssh_local_port: self.config.ssh.local_port,
+            ..HostagentStatus::default()
+        });
         let identity = SshIdentity {
             private_key: self.home.user_private_key(),
             control_path: self.instance.dir.join("ssh.sock"),

@@ -7,6 +7,7 @@
 #![cfg(unix)]
 
 mod fidelity;
+mod guest;
 mod lifecycle;
 mod matrix;
 mod strict;
