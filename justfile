@@ -47,5 +47,10 @@ windows-test *args:
     ../shared/tools/windows-test . {{args}}
 
 # What .ci/run runs.
+# Mutation testing of the reconciler's lifecycle modules: the fixed sample
+# CI runs, or `just mutants --all` for every mutant.
+mutants *args:
+    scripts/mutants {{args}}
+
 ci:
     .ci/run

@@ -186,6 +186,26 @@ findings! {
         defect: "the forced stop neither sends `ssh -O exit` nor sees a daemonized ssh ControlMaster, whose title `ssh: DIR/ssh.sock [mux]` carries no path argument",
         symptoms: ["ControlMaster"],
     },
+    DistroStopUnnoticed = "distro-stop-unnoticed" {
+        title: "a VM whose WSL2 distro was shut down from outside still claims to run",
+        defect: "a WSL2 distro is not watched: one stopped from outside (`wsl.exe --shutdown`, `--terminate`) under a live hostagent stays Running=True",
+        symptoms: ["still claims to run after its WSL2 distro"],
+    },
+    InvalidLimaName = "invalid-lima-name" {
+        title: "a name Lima refuses is started again and again instead of being refused",
+        defect: "only names that break the layout are refused: an instance or disk name Lima refuses (`we[1]rd`, `with space`, over 76 characters) is started again and again",
+        symptoms: ["a name Lima refuses, was started"],
+    },
+    ForeignDiskLock = "foreign-disk-lock" {
+        title: "a disk marked in use by an instance a host crash left behind is never released",
+        defect: "an additional disk whose in_use_by names another instance is left so: the start fails as Lima refuses the disk, even when that instance is gone",
+        symptoms: ["stays marked in use by instance gone"],
+    },
+    DeleteBlockerUnnamed = "delete-blocker-unnamed" {
+        title: "a failed delete names the instance directory, not the entry that blocked it",
+        defect: "a failed instance delete names the instance directory, not the entry in it that could not be removed",
+        symptoms: ["not the entry that blocked it"],
+    },
 }
 
 impl FindingId {

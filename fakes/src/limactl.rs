@@ -21,9 +21,29 @@ enum Subcommand {
 
 pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     match parse(&invocation.args)? {
-        Subcommand::Hostagent(args) => crate::hostagent::run(invocation, &args),
-        Subcommand::Start(args) => start::run(invocation, &args),
+        Subcommand::Hostagent(args) => {
+            check_instance_name(&args.name)?;
+            crate::hostagent::run(invocation, &args)
+        }
+        Subcommand::Start(args) => {
+            check_instance_name(&args.name)?;
+            start::run(invocation, &args)
+        }
     }
+}
+
+/// Lima refuses a name that is not an identifier before it touches
+/// anything of the instance (`hostagent`: "instance name `N` is not a valid
+/// identifier: ...", exit 1; `start` then reads the name as a template
+/// locator, which fails too). The fake says the former for both.
+fn check_instance_name(name: &str) -> Result<(), FakeError> {
+    use lima_layout::identifiers::{InvalidIdentifier, validate_instance_name};
+    validate_instance_name(name).map_err(|e| {
+        FakeError::failed(match e {
+            InvalidIdentifier::YamlSuffix(_) => e.to_string(),
+            other => format!("instance name {name:?} is not a valid identifier: {other}"),
+        })
+    })
 }
 
 fn parse(args: &[String]) -> Result<Subcommand, FakeError> {

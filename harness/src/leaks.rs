@@ -1,4 +1,5 @@
-//! What a sandbox left behind: live processes and held ports.
+//! What a sandbox left behind: live processes, held ports, and the
+//! invariants broken on the way (see [`crate::invariants`]).
 
 use std::fmt;
 
@@ -21,11 +22,14 @@ pub struct LeakedPort {
 pub struct LeakReport {
     pub processes: Vec<LeakedProcess>,
     pub ports: Vec<LeakedPort>,
+    /// Invariants broken during the scenario, one message each
+    /// ([`crate::invariants`]).
+    pub broken: Vec<String>,
 }
 
 impl LeakReport {
     pub fn is_clean(&self) -> bool {
-        self.processes.is_empty() && self.ports.is_empty()
+        self.processes.is_empty() && self.ports.is_empty() && self.broken.is_empty()
     }
 }
 
@@ -46,6 +50,9 @@ impl fmt::Display for LeakReport {
                 "port {} still held (bound by {} pid {})",
                 p.port, p.tool, p.pid
             ));
+        }
+        for invariant in &self.broken {
+            parts.push(format!("invariant broken: {invariant}"));
         }
         f.write_str(&parts.join("; "))
     }

@@ -7,6 +7,7 @@ pub mod driver;
 pub mod eventually;
 pub mod external;
 pub mod faults;
+pub mod invariants;
 pub mod journal;
 pub mod leaks;
 pub mod ports;
@@ -20,6 +21,8 @@ pub mod target_lima;
 pub mod target_schema;
 pub mod template;
 pub mod toolset;
+pub mod unremovable;
+pub mod witnessed;
 
 pub use binaries::Binaries;
 pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};

@@ -212,6 +212,8 @@ fn kill_marked(
 
 /// Removes a directory tree; true when it existed.
 fn remove_dir(dir: &Path) -> bool {
+    // What a killed run made unremovable would keep the tree.
+    let _ = crate::unremovable::undo_recorded(dir);
     match std::fs::remove_dir_all(dir) {
         Ok(()) => true,
         Err(e) => e.kind() != std::io::ErrorKind::NotFound && !dir.exists(),

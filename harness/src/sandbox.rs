@@ -81,6 +81,8 @@ pub struct Sandbox {
     /// Exit codes of reaped children, so that every later question about
     /// them gets the same answer.
     exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
+    /// What the drivers asked and read, for the invariants.
+    witness: crate::invariants::Witness,
 }
 
 impl Sandbox {
@@ -196,6 +198,10 @@ impl Sandbox {
             .file_name()
             .map(|n| n.to_string_lossy().replace(' ', "-"))
             .unwrap_or_default();
+        let witness = crate::invariants::Witness::new(
+            LimaHome::new(lima_home_under(root.path())),
+            Journal::new(journal_under(root.path())),
+        );
         let sandbox = Self {
             root,
             shims,
@@ -205,6 +211,7 @@ impl Sandbox {
             host_path: spec.tools.is_none(),
             children: Mutex::new(Vec::new()),
             exited: Mutex::new(std::collections::HashMap::new()),
+            witness,
         };
         crate::runs::register(
             &sandbox.id,
@@ -243,7 +250,7 @@ impl Sandbox {
         self.root().join("home")
     }
     fn lima_home_dir(&self) -> PathBuf {
-        self.home().join(".lima")
+        lima_home_under(self.root())
     }
     pub fn lima_home(&self) -> LimaHome {
         LimaHome::new(self.lima_home_dir())
@@ -262,7 +269,7 @@ impl Sandbox {
         self.root().join("faults.json")
     }
     pub fn journal_path(&self) -> PathBuf {
-        self.root().join("journal.jsonl")
+        journal_under(self.root())
     }
     pub fn journal(&self) -> Journal {
         Journal::new(self.journal_path())
@@ -460,6 +467,26 @@ impl Sandbox {
         })?)
     }
 
+    /// Registered WSL2 distros (with `running_only`, the running ones), as
+    /// the sandbox's `wsl.exe --list --quiet` reports them; none when it
+    /// cannot be asked.
+    pub fn wsl_distros(&self, running_only: bool) -> Vec<String> {
+        let mut cmd = self.command(self.tool_path("wsl.exe"));
+        cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
+        if running_only {
+            cmd.arg("--running");
+        }
+        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::service::TOOL_TIMEOUT))
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.trim().to_owned())
+            .filter(|l| !l.is_empty())
+            .collect()
+    }
+
     /// Live processes carrying this sandbox's mark.
     pub fn live_processes(&self) -> Vec<proctree::ProcessInfo> {
         ProcessTable::snapshot()
@@ -492,7 +519,17 @@ impl Sandbox {
                 tool: b.tool,
             })
             .collect();
-        LeakReport { processes, ports }
+        LeakReport {
+            processes,
+            ports,
+            broken: self.witness.broken(),
+        }
+    }
+
+    /// What the drivers of this sandbox asked and read: the invariants
+    /// every scenario is held to (see [`crate::invariants`]).
+    pub fn witness(&self) -> &crate::invariants::Witness {
+        &self.witness
     }
 
     /// The leak report once it is clean, or as it stands after `timeout`:
@@ -508,6 +545,34 @@ impl Sandbox {
             }
         });
         last
+    }
+
+    /// Makes `dir/held` unremovable for anyone (see [`crate::unremovable`])
+    /// until [`Sandbox::release_unremovable`] or the sandbox's drop; returns
+    /// its path.
+    pub fn make_unremovable(&self, dir: &Path) -> Result<PathBuf, HarnessError> {
+        let what = format!("making an entry of {} unremovable", dir.display());
+        let held = crate::unremovable::make(dir).map_err(HarnessError::io(what.clone()))?;
+        let recorded = crate::unremovable::record(self.root(), &held);
+        if let Err(e) = recorded {
+            let _ = crate::unremovable::undo(&held);
+            return Err(HarnessError::io(what)(e));
+        }
+        Ok(held)
+    }
+
+    /// Lets every entry made unremovable here be removed again.
+    pub fn release_unremovable(&self) -> Result<(), HarnessError> {
+        match crate::unremovable::undo_recorded(self.root())
+            .into_iter()
+            .next()
+        {
+            None => Ok(()),
+            Some((held, e)) => Err(HarnessError::io(format!(
+                "letting {} be removed again",
+                held.display()
+            ))(e)),
+        }
     }
 
     /// Kills every process of the sandbox and waits for their ports to be
@@ -569,9 +634,26 @@ impl Sandbox {
     }
 }
 
+/// The Lima home of the sandbox whose root is `root`.
+fn lima_home_under(root: &Path) -> PathBuf {
+    root.join("home").join(".lima")
+}
+
+/// The fakes' journal of the sandbox whose root is `root`.
+fn journal_under(root: &Path) -> PathBuf {
+    root.join("journal.jsonl")
+}
+
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let leaks = self.cleanup();
+        for (held, e) in crate::unremovable::undo_recorded(self.root()) {
+            eprintln!(
+                "sandbox {}: cannot let {} be removed again: {e}",
+                self.id,
+                held.display()
+            );
+        }
         crate::runs::unregister(&self.id);
         if !leaks.is_clean() {
             eprintln!(

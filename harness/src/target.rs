@@ -89,7 +89,9 @@ impl Target {
         settings: ReferenceSettings,
         state_dir: PathBuf,
     ) -> Box<dyn ReconcilerDriver + 's> {
-        match self {
+        let graceful_timeout = settings.graceful_timeout;
+        let delete_retry_budget = settings.delete_retry_budget;
+        let inner: Box<dyn ReconcilerDriver + 's> = match self {
             Target::Reference => {
                 Box::new(ReferenceDriver::with_state(sandbox, settings, state_dir))
             }
@@ -99,6 +101,13 @@ impl Target {
                 settings,
                 state_dir,
             )),
-        }
+        };
+        // Every call is watched: the invariants hold for every target.
+        Box::new(crate::witnessed::Witnessed::new(
+            inner,
+            sandbox,
+            graceful_timeout,
+            delete_retry_budget,
+        ))
     }
 }

@@ -34,6 +34,9 @@ pub struct Template {
     /// `ssh -O forward -L` through its ControlMaster before it reports
     /// running, without waiting for the guest agent to see the port.
     static_forwards: bool,
+    /// Lima's `copyToHost` rules, `(guest, host)` (not modelled by
+    /// `LimaConfig`; the fakes do not read them).
+    copy_to_host: Vec<(String, String)>,
 }
 
 impl Template {
@@ -45,6 +48,7 @@ impl Template {
             },
             base: None,
             static_forwards: false,
+            copy_to_host: Vec::new(),
         }
     }
 
@@ -68,6 +72,7 @@ impl Template {
             },
             base: Some(base),
             static_forwards: false,
+            copy_to_host: Vec::new(),
         }
     }
 
@@ -98,6 +103,7 @@ impl Template {
             },
             base: Some(base),
             static_forwards: true,
+            copy_to_host: Vec::new(),
         }
     }
 
@@ -117,6 +123,17 @@ impl Template {
             guest_port: guest,
             host_port: host,
         });
+        self
+    }
+
+    /// Adds a Lima `copyToHost` rule: once its requirements pass, the real
+    /// hostagent copies guest file `guest` to `host` over ssh (`host` may
+    /// use Lima's `{{.Dir}}`, the instance directory). A copy that fails
+    /// (a guest file that does not exist) makes its running event
+    /// `degraded`, with the error (Lima v2.2.0,
+    /// `pkg/hostagent/hostagent.go`). The fakes ignore it.
+    pub fn copy_to_host(mut self, guest: &str, host: &str) -> Self {
+        self.copy_to_host.push((guest.to_owned(), host.to_owned()));
         self
     }
 
@@ -175,6 +192,7 @@ impl Template {
                 "images".into(),
                 Value::Sequence(vec![Value::Mapping(image)]),
             );
+            self.insert_copy_to_host(&mut doc);
             return serde_norway::to_string(&doc).expect("a YAML mapping serialises");
         };
         let mut merged = base.clone();
@@ -186,7 +204,25 @@ impl Template {
             }
             merged.insert(key, value);
         }
+        self.insert_copy_to_host(&mut merged);
         serde_norway::to_string(&merged).expect("a YAML mapping serialises")
+    }
+
+    fn insert_copy_to_host(&self, doc: &mut Mapping) {
+        if self.copy_to_host.is_empty() {
+            return;
+        }
+        let rules = self
+            .copy_to_host
+            .iter()
+            .map(|(guest, host)| {
+                let mut rule = Mapping::new();
+                rule.insert("guest".into(), guest.as_str().into());
+                rule.insert("host".into(), host.as_str().into());
+                Value::Mapping(rule)
+            })
+            .collect();
+        doc.insert("copyToHost".into(), Value::Sequence(rules));
     }
 }
 
@@ -216,6 +252,16 @@ mod tests {
         assert_eq!(doc["images"][0]["arch"], lima_arch());
         let config = LimaConfig::parse(&yaml).unwrap();
         assert_eq!(config.port_forwards[0].host_port, 8080);
+    }
+
+    #[test]
+    fn copy_to_host_rules_are_lima_s() {
+        let yaml = Template::new(VmType::Qemu)
+            .copy_to_host("/missing", "{{.Dir}}/copied")
+            .to_yaml();
+        let doc: Value = serde_norway::from_str(&yaml).unwrap();
+        assert_eq!(doc["copyToHost"][0]["guest"], "/missing");
+        assert_eq!(doc["copyToHost"][0]["host"], "{{.Dir}}/copied");
     }
 
     #[test]

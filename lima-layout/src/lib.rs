@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod events;
+pub mod identifiers;
 pub mod info;
 pub mod paths;
 mod socket;

@@ -91,6 +91,19 @@ pub fn delete_instance(
             }
         }
     }
+    if settings.is_on(crate::regression::Regression::DeleteBlockerUnnamed) {
+        let dir = &instance.paths.dir;
+        return match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeleteFailure {
+                error: format!("cannot remove instance directory {}: {e}", dir.display()),
+                left_behind: vec![format!(
+                    "instance directory {} still present",
+                    dir.display()
+                )],
+            }),
+            _ => Ok(()),
+        };
+    }
     match remove_tree(&instance.paths.dir) {
         Ok(()) => Ok(()),
         Err((entry, e)) => Err(DeleteFailure {

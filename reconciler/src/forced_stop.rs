@@ -433,7 +433,7 @@ fn other_holder(lock: &Path, instance_dir: &Path) -> Option<PathBuf> {
 
 /// Removes a link whether it is a file link or, on Windows, a directory
 /// link or junction (which only `remove_dir` removes).
-fn remove_link(path: &Path) -> std::io::Result<()> {
+pub(crate) fn remove_link(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -729,6 +729,31 @@ mod tests {
         let (report, log) = with_captured_log(|| fx.stop());
         assert!(report.failed(Step::WslTerminate));
         assert!(!log.contains("wsl terminate"), "{log}");
+    }
+
+    #[test]
+    fn the_wait_for_killed_processes_sees_them_die_and_ends_at_its_bound() {
+        let short = Spawned::sh("sleep 0.3", &["ends-on-its-own"]);
+        let started = Instant::now();
+        wait_for_exit(&[short.pid()]);
+        let waited = started.elapsed();
+        assert!(
+            !proctree::is_alive(short.pid()),
+            "the wait returned after {waited:?} while pid {} still ran",
+            short.pid()
+        );
+        assert!(
+            waited < KILL_SETTLE_TIMEOUT,
+            "waited {waited:?}, the whole bound, for a process that ended after 300 ms"
+        );
+        let long = Spawned::sh("sleep 30", &["outlives-the-bound"]);
+        let started = Instant::now();
+        wait_for_exit(&[long.pid()]);
+        let waited = started.elapsed();
+        assert!(
+            waited >= KILL_SETTLE_TIMEOUT && waited < KILL_SETTLE_TIMEOUT * 5,
+            "waited {waited:?} for a process that outlives the bound of {KILL_SETTLE_TIMEOUT:?}"
+        );
     }
 
     fn is_root() -> bool {

@@ -51,6 +51,8 @@ pub enum StartError {
         status: String,
         last_line: Option<String>,
     },
+    #[error(transparent)]
+    DiskInUse(#[from] crate::disk_locks::DiskInUse),
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("the resource was removed")]
@@ -271,6 +273,8 @@ pub struct Hostagent {
     /// The driver's pid once the VM ran (identity checked when read):
     /// its end while the hostagent lives means the VM is broken.
     pub driver: Option<u32>,
+    /// When a driver without a pid (a WSL2 distro) was last asked about.
+    pub driver_checked: Option<std::time::Instant>,
 }
 
 impl Hostagent {

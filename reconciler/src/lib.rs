@@ -12,6 +12,7 @@ pub mod command;
 pub mod configmap_schema;
 pub mod ctl;
 pub mod deletion;
+pub mod disk_locks;
 pub mod event_log;
 pub mod forced_stop;
 pub mod hostagent;

@@ -1,11 +1,14 @@
 //! Which resource names can be Lima instance names.
 //!
-//! Only what would break the layout is refused: a name that is not one
-//! path component, one that collides with Lima's `_config`/`_disks`, or one
-//! whose `ha.sock` could not be bound. Brackets, spaces, `*?{}` and
-//! non-ASCII are fine: the reconciler never treats a path as a pattern.
+//! What would break the layout is refused with its own reason (a name that
+//! is not one path component, one that collides with Lima's
+//! `_config`/`_disks`, one whose `ha.sock` could not be bound), then every
+//! name Lima itself refuses ([`lima_layout::identifiers`]: brackets,
+//! spaces, a leading dash, non-ASCII, over 76 bytes, a `.yaml` ending):
+//! starting such an instance could only fail, again and again.
 
 use lima_layout::LimaHome;
+use lima_layout::identifiers::{self, InvalidIdentifier};
 use lima_layout::paths::max_socket_path_len;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,10 +32,48 @@ pub enum InvalidName {
         len: usize,
         max: usize,
     },
+    #[error(
+        "the instance name {name:?} is one Lima refuses ({reason}): Lima accepts letters and \
+         digits separated by single '.', '_' or '-', at most {max} bytes, no .yml/.yaml ending",
+        max = identifiers::MAX_LENGTH
+    )]
+    RefusedByLima {
+        name: String,
+        reason: InvalidIdentifier,
+    },
 }
 
-/// Checks that `name` can be an instance directory under `lima_home`.
-pub fn validate_instance_name(lima_home: &LimaHome, name: &str) -> Result<(), InvalidName> {
+/// Checks that `name` can be an instance under `lima_home`: one path
+/// component not Lima's own, then Lima's rules (skipped with `lima_rules:
+/// false`, the regression `invalid-lima-name`), then a bindable `ha.sock`.
+pub fn validate_instance_name(
+    lima_home: &LimaHome,
+    name: &str,
+    lima_rules: bool,
+) -> Result<(), InvalidName> {
+    validate_component(name)?;
+    if lima_rules {
+        identifiers::validate_instance_name(name).map_err(|reason| InvalidName::RefusedByLima {
+            name: name.to_owned(),
+            reason,
+        })?;
+    }
+    let socket = lima_home.instance(name).ha_sock();
+    let len = socket.as_os_str().len();
+    let max = max_socket_path_len();
+    if len > max {
+        return Err(InvalidName::SocketPathTooLong {
+            name: name.to_owned(),
+            socket: socket.display().to_string(),
+            len,
+            max,
+        });
+    }
+    Ok(())
+}
+
+/// One path component that is not Lima's own.
+fn validate_component(name: &str) -> Result<(), InvalidName> {
     if name.is_empty() {
         return Err(InvalidName::Empty);
     }
@@ -51,17 +92,6 @@ pub fn validate_instance_name(lima_home: &LimaHome, name: &str) -> Result<(), In
     if name.starts_with('_') {
         return Err(InvalidName::LeadingUnderscore(name.to_owned()));
     }
-    let socket = lima_home.instance(name).ha_sock();
-    let len = socket.as_os_str().len();
-    let max = max_socket_path_len();
-    if len > max {
-        return Err(InvalidName::SocketPathTooLong {
-            name: name.to_owned(),
-            socket: socket.display().to_string(),
-            len,
-            max,
-        });
-    }
     Ok(())
 }
 
@@ -70,7 +100,11 @@ mod tests {
     use super::*;
 
     fn check(name: &str) -> Result<(), InvalidName> {
-        validate_instance_name(&LimaHome::new("/home/u/.lima"), name)
+        validate_instance_name(&LimaHome::new("/home/u/.lima"), name, true)
+    }
+
+    fn check_layout(name: &str) -> Result<(), InvalidName> {
+        validate_instance_name(&LimaHome::new("/home/u/.lima"), name, false)
     }
 
     #[test]
@@ -103,18 +137,39 @@ mod tests {
     }
 
     #[test]
-    fn hostile_but_harmless_names_are_allowed() {
+    fn names_lima_refuses_are_refused_saying_what_lima_accepts() {
+        let long = "a".repeat(77);
         for name in [
-            "vm1",
             "we[1]rd",
             "with space",
             "glob*?{x}",
             "ünïcødé",
             "-dash",
             "..x",
-            "a.b",
             "a_",
+            "vm.yaml",
+            long.as_str(),
         ] {
+            // The layout alone would take them.
+            assert_eq!(check_layout(name), Ok(()), "{name}");
+            let err = check(name).unwrap_err();
+            assert!(
+                matches!(err, InvalidName::RefusedByLima { .. }),
+                "{name}: {err}"
+            );
+            let text = err.to_string();
+            assert!(
+                text.contains("one Lima refuses") && text.contains("letters and digits"),
+                "{text}"
+            );
+        }
+        assert!(
+            check(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("maximum length (76")
+        );
+        for name in ["vm1", "a.b", "A-b_c.9"] {
             assert_eq!(check(name), Ok(()), "{name}");
         }
     }
@@ -125,8 +180,8 @@ mod tests {
         // "/home/u/.lima/" + name + "/ha.sock"
         let overhead = "/home/u/.lima/".len() + "/ha.sock".len();
         let longest = "n".repeat(max_socket_path_len() - overhead);
-        assert_eq!(validate_instance_name(&home, &longest), Ok(()));
-        let err = validate_instance_name(&home, &format!("{longest}n")).unwrap_err();
+        assert_eq!(validate_instance_name(&home, &longest, false), Ok(()));
+        let err = validate_instance_name(&home, &format!("{longest}n"), false).unwrap_err();
         assert!(matches!(err, InvalidName::SocketPathTooLong { .. }));
         let text = err.to_string();
         assert!(

@@ -40,6 +40,12 @@ const MAX_START_BACKOFF: Duration = Duration::from_secs(60);
 /// How long a force-killed hostagent gets to be reaped during deletion.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How often, at most, a WSL2 distro's state is asked for: ten polls,
+/// within 100 ms to 2 s (each ask is a `wsl.exe` process).
+fn distro_watch_interval(poll_interval: Duration) -> Duration {
+    (poll_interval * 10).clamp(Duration::from_millis(100), Duration::from_secs(2))
+}
+
 /// What every worker shares with the service loop.
 pub struct Shared {
     pub settings: Settings,
@@ -177,10 +183,17 @@ impl Worker {
 
     /// One pass: observe, decide, act.
     fn reconcile(&mut self, vm: &LimaVm) -> Flow {
-        let name_valid = validate_instance_name(&self.settings().lima_home, &self.name);
+        let home = &self.settings().lima_home;
+        let strict = !self.settings().is_on(Regression::InvalidLimaName);
+        let name_valid = validate_instance_name(home, &self.name, strict);
+        // Cleaning up needs only a path that stays in LIMA_HOME: an
+        // instance a less strict version left under a name Lima refuses
+        // is still recovered and deleted.
+        let path_in_home =
+            name_valid.is_ok() || validate_instance_name(home, &self.name, false).is_ok();
         if !self.first_sight_done {
             self.first_sight_done = true;
-            self.first_sight(vm, name_valid.is_ok());
+            self.first_sight(vm, path_in_home);
         }
         if !vm.is_being_deleted() && name_valid.is_ok() {
             // News of the hostagent and its driver comes first: an exit
@@ -188,7 +201,7 @@ impl Worker {
             self.watch_hostagent(vm);
         }
         let rendered = (vm.spec.running && !vm.is_being_deleted() && name_valid.is_ok())
-            .then(|| render_lima_yaml(&vm.spec));
+            .then(|| render_lima_yaml(&vm.spec, strict));
         let template = rendered.as_ref().map(|rendered| match rendered {
             Err(_) => Template::Invalid,
             Ok(text) => Template::Valid {
@@ -204,6 +217,7 @@ impl Worker {
             being_deleted: vm.is_being_deleted(),
             has_cleanup_finalizer: vm.has_finalizer(CLEANUP_FINALIZER),
             name_valid: name_valid.is_ok(),
+            path_in_home,
             wants_running: vm.spec.running,
             template,
         };
@@ -414,9 +428,10 @@ impl Worker {
     /// guest powered off) leaves a VM that is not running whatever the
     /// hostagent says: Lima calls it Broken. It is stopped and restarted.
     fn watch_driver(&mut self, vm: &LimaVm) {
-        if self.settings().is_on(Regression::DriverDeathUnnoticed)
-            || vm.spec.vm_type == VmType::Wsl2
-        {
+        if vm.spec.vm_type == VmType::Wsl2 {
+            return self.watch_distro(vm);
+        }
+        if self.settings().is_on(Regression::DriverDeathUnnoticed) {
             return;
         }
         let Some(agent) = self.hostagent.as_mut() else {
@@ -447,15 +462,68 @@ impl Worker {
                 }
             }
         };
+        let message = format!(
+            "the driver (pid {driver}) exited while the hostagent (pid {}) runs",
+            agent.pid()
+        );
+        self.driver_ended(vm, message);
+    }
+
+    /// A WSL2 distro has no driver pid: `wsl.exe --list --quiet --running`
+    /// (bounded, every [`distro_watch_interval`]) says whether it still
+    /// runs. Lima's own keep-alive reports only a `wsl.exe -d` that exits
+    /// with an error, so a distro stopped from outside (`wsl.exe
+    /// --shutdown`, `--terminate`) may leave its hostagent up.
+    fn watch_distro(&mut self, vm: &LimaVm) {
+        if self.settings().is_on(Regression::DistroStopUnnoticed) {
+            return;
+        }
+        let interval = distro_watch_interval(self.settings().poll_interval);
+        let Some(agent) = self.hostagent.as_mut() else {
+            return;
+        };
+        if !agent.running_reported
+            || agent
+                .driver_checked
+                .is_some_and(|at| at.elapsed() < interval)
+        {
+            return;
+        }
+        agent.driver_checked = Some(Instant::now());
+        let pid = agent.pid();
+        let settings = &self.shared.settings;
+        let distro = settings.lima_home.instance(&self.name).wsl_distro();
+        let timeout = settings.wsl_bound(settings.wsl_timeout);
+        match crate::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
+            Ok(true) => {}
+            Ok(false) => {
+                let message = format!(
+                    "the WSL2 distro {distro} stopped while the hostagent (pid {pid}) runs"
+                );
+                self.driver_ended(vm, message);
+            }
+            // Not knowing is no reason to restart a VM.
+            Err(e) => tracing::warn!(
+                instance = %Shown(&self.name),
+                error = e.to_string().as_str(),
+                "cannot tell whether the WSL2 distro still runs"
+            ),
+        }
+    }
+
+    /// The VM's driver ended under a live hostagent (`message` says
+    /// which): the VM is broken, so it is stopped and restarted.
+    fn driver_ended(&mut self, vm: &LimaVm, message: String) {
+        let Some(agent) = self.hostagent.as_ref() else {
+            return;
+        };
         let pid = agent.pid();
         tracing::warn!(
             instance = %Shown(&self.name),
             pid,
-            driver,
-            "the driver exited while the hostagent runs; the VM is broken: restarting it"
+            cause = message.as_str(),
+            "the driver ended while the hostagent runs; the VM is broken: restarting it"
         );
-        let message =
-            format!("the driver (pid {driver}) exited while the hostagent (pid {pid}) runs");
         self.write_status(|status| {
             status.set_condition(CONDITION_RUNNING, false, reason::BROKEN, &message)
         });
@@ -548,6 +616,18 @@ impl Worker {
         }
         crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
+        if !settings.is_on(Regression::ForeignDiskLock) {
+            let disks = inspect(&settings.lima_home, &self.name, vm.spec.vm_type).disks;
+            for mark in crate::disk_locks::release_stale_marks(&settings.lima_home, &paths, &disks)?
+            {
+                tracing::warn!(
+                    instance = %Shown(&self.name),
+                    disk = %Shown(&mark.disk),
+                    holder = %ShownPath(&mark.holder),
+                    "removed the in-use mark of an instance that no longer runs (left by a crash)"
+                );
+            }
+        }
         let previous_pid = read_pid_file(&paths.ha_pid());
         let mut child = hostagent::spawn(&settings, &paths)?;
         let shutting_down = match hostagent::wait_for_pid_file(
@@ -582,6 +662,7 @@ impl Worker {
             running_reported: false,
             degraded: false,
             driver: None,
+            driver_checked: None,
         };
         if shutting_down {
             // The shutdown stops it like any other running hostagent.

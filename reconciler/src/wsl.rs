@@ -69,11 +69,32 @@ pub fn is_registered(
     distro: &str,
     timeout: Option<Duration>,
 ) -> Result<bool, WslError> {
-    let command = ExternalCommand::new("wsl.exe", program)
+    lists(program, distro, false, timeout)
+}
+
+/// Whether `wsl.exe --list --quiet --running` names `distro`: the distro
+/// runs (a `wsl.exe --shutdown` or `--terminate` from anyone ends that).
+pub fn is_running(
+    program: &OsStr,
+    distro: &str,
+    timeout: Option<Duration>,
+) -> Result<bool, WslError> {
+    lists(program, distro, true, timeout)
+}
+
+fn lists(
+    program: &OsStr,
+    distro: &str,
+    running_only: bool,
+    timeout: Option<Duration>,
+) -> Result<bool, WslError> {
+    let mut command = ExternalCommand::new("wsl.exe", program)
         .arg("--list")
-        .arg("--quiet")
-        .env("WSL_UTF8", "1")
-        .timeout(timeout);
+        .arg("--quiet");
+    if running_only {
+        command = command.arg("--running");
+    }
+    let command = command.env("WSL_UTF8", "1").timeout(timeout);
     let output = command.run()?;
     let stdout = decode_output(&output.stdout);
     if !output.status.success() {

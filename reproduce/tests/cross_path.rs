@@ -14,7 +14,8 @@ fn every_stop_path_ends_clean(
         StopPath::Delete,
         StopPath::ServiceShutdown,
         StopPath::OrphanRecovery,
-        StopPath::HostagentDied
+        StopPath::HostagentDied,
+        StopPath::DriverDied
     )]
     path: StopPath,
     #[values(

@@ -524,7 +524,7 @@ fn unusable_names_are_refused(
         let message = message.unwrap_or_default();
         let missing: Vec<String> = case
             .name
-            .explained_by()
+            .explained_by(&name)
             .into_iter()
             .filter(|word| !message.contains(word.as_str()))
             .collect();

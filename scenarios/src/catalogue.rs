@@ -2,12 +2,13 @@
 //! per finding ID, with its scenario and the words its symptom must contain.
 
 use crate::context::{Ctx, ScenarioResult};
-use crate::findings::{crash, keys, leftovers, orphan, real_lima, stop, wsl};
+use crate::findings::{crash, delete, keys, leftovers, orphan, real_lima, stop, strict, wsl};
 use crate::steps::SETTLE;
 use contract::{FindingId, Timing};
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
-/// QEMU, ssh and ssh-keygen, the blank-disk template).
+/// QEMU, ssh and ssh-keygen; the blank-disk template, or the real guest
+/// where a scenario needs the hostagent's running event).
 #[derive(Debug, Clone, Copy)]
 pub enum OnRealLima {
     /// The catalogue's scenario runs as it is.
@@ -135,6 +136,18 @@ impl Finding {
     }
 }
 
+/// Why the findings about forwarders that outlive the forced stop need the
+/// fakes. Measured by `reproduce/tests/real_lima/guest.rs` (a forced stop
+/// of the pid files' processes alone; the port was free 72 ms and 88 ms
+/// after QEMU's kill in two runs); Lima's side from v2.2.0's `pkg/hostagent` (`forwardSSH`,
+/// `processGuestAgentEvents`).
+const PORT_HOLDERS: &str = "needs ssh forwarders that outlive the forced stop, and real Lima \
+     (v2.2.0) has none: every ssh forward (static ones, and dynamic ones with \
+     LIMA_SSH_PORT_FORWARDER=true) is an `ssh -O forward` to one detached ControlMaster, and \
+     the default gRPC forwarder listens in the hostagent itself; a stop that kills only what \
+     ha.pid and qemu.pid name leaves the master holding the ports until QEMU dies, and it \
+     then exits by itself within milliseconds, so even the regressed stop frees every port";
+
 /// Why the WSL2 findings need the fakes on Linux and macOS.
 const WSL: &str = "needs wsl.exe to hang or fail on demand; only the fake wsl.exe does (real WSL2 is Windows-only)";
 
@@ -151,13 +164,7 @@ pub static CATALOGUE: &[Finding] = &[
         id: FindingId::OrphanedPortHolders,
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
-        on_real_lima: OnRealLima::NeedsFakes(
-            "needs port holders that outlive the forced stop: with the real guest, real Lima's \
-             forwards are held by ssh's ControlMaster, which outlives a killed hostagent but \
-             exits by itself (within about two seconds) once the forced stop kills QEMU and \
-             its SSH connection closes, so even the regressed stop frees the ports; only the \
-             fake hostagent's ssh children outlive it",
-        ),
+        on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
         on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
         needs: &[],
     },
@@ -315,9 +322,7 @@ pub static CATALOGUE: &[Finding] = &[
         id: FindingId::HostagentDeathLeftovers,
         scenario: leftovers::hostagent_death_leftovers,
         unsupported_here: None,
-        on_real_lima: OnRealLima::NeedsFakes(
-            "needs ssh forwarders that no pid file names (they need a guest OS)",
-        ),
+        on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "needs the fake hostagent's ssh forwarders, which no pid file names",
         ),
@@ -340,9 +345,7 @@ pub static CATALOGUE: &[Finding] = &[
         id: FindingId::DegradedNotReported,
         scenario: leftovers::degraded_not_reported,
         unsupported_here: None,
-        on_real_lima: OnRealLima::NeedsFakes(
-            "needs a port forward to fail, and forwards need a guest OS",
-        ),
+        on_real_lima: OnRealLima::Own(real_lima::degraded_not_reported),
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "needs a hostagent that reports a failed port forward (the fake hostagent's degraded event)",
         ),
@@ -396,6 +399,48 @@ pub static CATALOGUE: &[Finding] = &[
         on_embedded: OnEmbedded::NeedsFakeHostagent(
             "needs a hostagent that exits leaving its ssh ControlMaster (faults control_master and keep_children of the fake hostagent)",
         ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::DistroStopUnnoticed,
+        scenario: crash::distro_stop,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(WSL),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs a hostagent that outlives its distro (fault ignore_driver_exit of the fake hostagent)",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::InvalidLimaName,
+        scenario: strict::invalid_lima_name,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "counts each name's starts in the fake limactl's journal (real limactl keeps none); \
+             the fidelity tests show that real Lima refuses these names as the fake does",
+        ),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "counts the starts of each name in the fake limactl's journal",
+        ),
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::ForeignDiskLock,
+        scenario: strict::foreign_disk_lock,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::NeedsFakes(
+            "the blank-disk template has no additional disk for real Lima to refuse; the \
+             fidelity tests compare real Lima's refusal of a marked disk with the fake's",
+        ),
+        on_embedded: OnEmbedded::Same,
+        needs: &[],
+    },
+    Finding {
+        id: FindingId::DeleteBlockerUnnamed,
+        scenario: delete::delete_blocker,
+        unsupported_here: None,
+        on_real_lima: OnRealLima::Same,
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
 ];

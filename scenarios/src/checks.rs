@@ -127,20 +127,7 @@ pub fn dead(pid: u32, what: &str) -> ScenarioResult {
 
 /// Registered and running WSL2 distros, as `wsl.exe --list` reports them.
 pub fn wsl_distros(sandbox: &Sandbox, running_only: bool) -> Vec<String> {
-    let mut cmd = sandbox.command(sandbox.tool_path("wsl.exe"));
-    cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
-    if running_only {
-        cmd.arg("--running");
-    }
-    let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(harness::service::TOOL_TIMEOUT))
-    else {
-        return Vec::new();
-    };
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_owned())
-        .filter(|l| !l.is_empty())
-        .collect()
+    sandbox.wsl_distros(running_only)
 }
 
 /// The WSL2 distro is not running (and, with `registered: false`, gone).

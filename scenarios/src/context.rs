@@ -100,8 +100,9 @@ impl<'s> Ctx<'s> {
         Ok(service)
     }
 
-    /// True when the VMs are real Lima's (the blank-disk template: the
-    /// hostagent and QEMU run, no guest OS ever boots).
+    /// True when the VMs are real Lima's ([`Ctx::qemu_vm`]: the blank-disk
+    /// template, where the hostagent and QEMU run and no guest OS boots;
+    /// [`Ctx::guest_vm`]: the real guest).
     pub fn real_lima(&self) -> bool {
         self.sandbox.toolset().has_real_lima()
     }

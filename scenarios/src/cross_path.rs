@@ -20,6 +20,11 @@ pub enum StopPath {
     /// The hostagent is killed outright (SIGKILL / TerminateProcess) while
     /// its driver and forwarders run; the reconciler restarts the VM.
     HostagentDied,
+    /// The driver ends under a hostagent that takes no notice (fault
+    /// `ignore_driver_exit`): QEMU is killed, or the WSL2 distro is shut
+    /// down from outside (`wsl.exe --shutdown`); the reconciler restarts
+    /// the VM.
+    DriverDied,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,7 +73,11 @@ impl PathFault {
 /// nothing of the first run survives: its processes, ports, tmp files and
 /// (for WSL2) the running distro.
 pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResult {
-    ctx.sandbox.set_faults(&fault.plan())?;
+    let plan = match path {
+        StopPath::DriverDied => fault.plan().hostagent(Fault::IgnoreDriverExit),
+        _ => fault.plan(),
+    };
+    ctx.sandbox.set_faults(&plan)?;
     let vm = fault.vm();
     let ports = vm.template.host_ports();
     let instance = ctx.sandbox.lima_home().instance("vm");
@@ -120,6 +129,20 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
                 "a restart after the hostagent died",
             )?;
         }
+        StopPath::DriverDied => {
+            if fault == PathFault::Wsl2Distro {
+                steps::wsl_shutdown(ctx.sandbox)?;
+            } else {
+                steps::kill_driver(&instance)?;
+            }
+            steps::wait_restarted(
+                svc.as_mut(),
+                &instance,
+                first_hostagent,
+                bound,
+                "a restart after the driver died",
+            )?;
+        }
         StopPath::OrphanRecovery => {
             svc.crash_service()?;
             svc.start_service()?;
@@ -144,7 +167,10 @@ pub fn stop_through(ctx: &Ctx, path: StopPath, fault: PathFault) -> ScenarioResu
     }
     let restarted = matches!(
         path,
-        StopPath::Restart | StopPath::OrphanRecovery | StopPath::HostagentDied
+        StopPath::Restart
+            | StopPath::OrphanRecovery
+            | StopPath::HostagentDied
+            | StopPath::DriverDied
     );
     if restarted {
         let view = svc

@@ -16,5 +16,6 @@ pub mod steps;
 
 pub use catalogue::{CATALOGUE, Finding};
 pub use context::{Ctx, ScenarioError, ScenarioResult};
+pub use findings::strict::refused_names;
 pub use findings::{qemu_vm, wsl_vm};
 pub use runner::{Outcome, Variant, run_finding};

@@ -200,6 +200,10 @@ fn judge(
     match (variant, result) {
         (_, Err(ScenarioError::Harness(m))) => (Verdict::HarnessError, m),
         (Variant::Fixed, Ok(())) if leaks.is_clean() => (Verdict::Passed, String::new()),
+        (Variant::Fixed, Ok(())) if leaks.processes.is_empty() && leaks.ports.is_empty() => {
+            // Only invariants broke: the report says "invariant broken: ...".
+            (Verdict::Failed, leaks.to_string())
+        }
         (Variant::Fixed, Ok(())) => (Verdict::Failed, format!("leaked: {leaks}")),
         (Variant::Fixed, Err(ScenarioError::Symptom(m))) => (Verdict::Failed, m),
         (Variant::Regressed, Err(ScenarioError::Symptom(m))) if finding.names_symptom(&m) => {

@@ -197,3 +197,30 @@ pub fn wait_restarted(
             && lima_layout::paths::read_pid_file(&instance.ha_pid()).is_some_and(|p| p != old)
     })
 }
+
+/// Runs `wsl.exe --shutdown` in the sandbox (bounded), as a user or a
+/// Windows update does: every distro stops, whoever started it.
+pub fn wsl_shutdown(sandbox: &harness::Sandbox) -> ScenarioResult {
+    let mut shutdown = sandbox.command(sandbox.tool_path("wsl.exe"));
+    shutdown.arg("--shutdown");
+    let out = proctree::run_bounded(&mut shutdown, None, Some(harness::service::TOOL_TIMEOUT))
+        .map_err(|e| ScenarioError::Harness(format!("wsl.exe --shutdown: {e}")))?;
+    if !out.status.success() {
+        return Err(ScenarioError::Harness(format!(
+            "wsl.exe --shutdown exited with {}",
+            out.status
+        )));
+    }
+    Ok(())
+}
+
+/// Kills the QEMU that `qemu.pid` names outright, as a crash or the OOM
+/// killer would; returns its pid.
+pub fn kill_driver(instance: &lima_layout::InstancePaths) -> Result<u32, ScenarioError> {
+    let pid =
+        lima_layout::paths::read_pid_file(&instance.driver_pid(VmType::Qemu)).ok_or_else(|| {
+            ScenarioError::Harness(format!("qemu.pid of {} is missing", instance.name))
+        })?;
+    proctree::kill(pid).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
+    Ok(pid)
+}

@@ -37,6 +37,9 @@ pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeErr
     let instance = home.instance(&args.name);
     let config = LimaConfig::load(&instance.lima_yaml())
         .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    config
+        .validate_disk_names()
+        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
     let interrupts = Interrupts::install()?;
     let observed = proctree::ObservedAttributes::of_current_process();
     invocation.journal.record(Record::SpawnAttributes {
@@ -123,6 +126,12 @@ impl Agent<'_> {
             self.disks.claim(&self.home, &self.instance, disk)?;
         }
         self.driver = Some(Driver::start(&self.instance, &self.config, journal)?);
+        // As Lima's hostagent once QEMU runs: the booting event, which
+        // carries the SSH port only.
+        events::print(HostagentStatus {
+            ssh_local_port: self.config.ssh.local_port,
+            ..HostagentStatus::default()
+        });
         let identity = SshIdentity {
             private_key: self.home.user_private_key(),
             control_path: self.instance.dir.join("ssh.sock"),

@@ -3,7 +3,7 @@
 
 use crate::sandbox::{
     Running, Sandbox, assert_port_held, eventually, free_port, hostagent_events, port_is_free,
-    wait_port_free,
+    stderr_of, wait_port_free,
 };
 use fakes::journal::{Record, event};
 use lima_layout::paths::read_pid_file;
@@ -693,4 +693,114 @@ fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
     hostagent.interrupt();
     assert_eq!(hostagent.wait_exit().code(), Some(0));
     assert!(sandbox.events(event::DRIVER_STOPPED).is_empty());
+}
+
+/// A distro stopped from outside (`wsl.exe --shutdown` or `--terminate`,
+/// by anyone) ends the session the WSL2 driver keeps, so WSL lists it as
+/// stopped; the hostagent then ends as for any driver's end, unless fault
+/// `ignore_driver_exit` keeps it up over a distro that no longer runs.
+fn distro_stopped_from_outside(stop: &[&str], ignore_driver_exit: bool) {
+    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    if ignore_driver_exit {
+        sandbox.set_plan(
+            json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}),
+        );
+    }
+    let vm = wsl_vm(&sandbox);
+    let mut hostagent = start(&sandbox, &vm);
+    assert!(distro_running(&sandbox, "lima-w1"));
+    let mut cmd = sandbox.command("wsl.exe");
+    cmd.args(stop);
+    assert!(sandbox.run(cmd).status.success(), "wsl.exe {stop:?}");
+    assert!(
+        !distro_running(&sandbox, "lima-w1"),
+        "still running after {stop:?}"
+    );
+    if ignore_driver_exit {
+        assert!(
+            !hostagent.has_exited(),
+            "the hostagent noticed its distro's end"
+        );
+        assert!(sandbox.events(event::DRIVER_STOPPED).is_empty());
+        hostagent.interrupt();
+        assert_eq!(hostagent.wait_exit().code(), Some(0));
+    } else {
+        assert_eq!(hostagent.wait_exit().code(), Some(1));
+        assert_eq!(sandbox.events(event::DRIVER_STOPPED).len(), 1);
+    }
+    sandbox.wait_no_live_processes();
+}
+
+#[test]
+fn wsl_shutdown_from_outside_ends_the_hostagent() {
+    distro_stopped_from_outside(&["--shutdown"], false);
+}
+
+#[test]
+fn wsl_terminate_from_outside_ends_the_hostagent() {
+    distro_stopped_from_outside(&["--terminate", "lima-w1"], false);
+}
+
+#[test]
+fn wsl_shutdown_under_fault_ignore_driver_exit_leaves_the_hostagent_up() {
+    distro_stopped_from_outside(&["--shutdown"], true);
+}
+
+/// Names Lima refuses (`lima_layout::identifiers`): the hostagent exits 1
+/// with Lima's words before it writes its pid file or starts anything.
+#[test]
+fn names_lima_refuses_are_refused_before_anything_is_written() {
+    let sandbox = Sandbox::new();
+    let long = "a".repeat(77);
+    for name in [
+        "we[1]rd",
+        "with space",
+        "-dash",
+        "ünï",
+        long.as_str(),
+        "vm.yaml",
+    ] {
+        let paths = sandbox.instance(name, "vmType: qemu\n");
+        let mut cmd = sandbox.command("limactl");
+        cmd.args(["hostagent", "--pidfile"])
+            .arg(paths.ha_pid())
+            .arg("--socket")
+            .arg(paths.ha_sock())
+            .arg("--")
+            .arg(name);
+        let output = sandbox.run(cmd);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        let words = if name.ends_with(".yaml") {
+            "must not end with .yml or .yaml suffix"
+        } else {
+            "is not a valid identifier"
+        };
+        assert!(stderr.contains(words), "{name}: {stderr}");
+        assert!(!paths.ha_pid().exists(), "{name}: a pid file was written");
+        assert!(
+            sandbox.events(event::CHILD_STARTED).is_empty(),
+            "{name}: something was started"
+        );
+    }
+    let mut cmd = sandbox.command("limactl");
+    cmd.args(["start", "--foreground", "--tty=false", "--", "we[1]rd"]);
+    let output = sandbox.run(cmd);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("is not a valid identifier"));
+}
+
+/// A disk name Lima refuses fails the start, naming the field, before the
+/// pid file is written.
+#[test]
+fn a_disk_name_lima_refuses_fails_the_start() {
+    let sandbox = Sandbox::new();
+    let paths = sandbox.instance("vm1", "vmType: qemu\nadditionalDisks: [\"we[1]rd\"]\n");
+    let (code, stderr) = run_to_exit(&sandbox, &paths);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("additionalDisks[0].name"), "{stderr}");
+    assert!(!paths.ha_pid().exists());
 }

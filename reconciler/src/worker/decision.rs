@@ -77,6 +77,10 @@ pub(super) struct Observation {
     pub has_cleanup_finalizer: bool,
     /// `metadata.name` is a valid Lima instance name.
     pub name_valid: bool,
+    /// `metadata.name` makes a path inside LIMA_HOME: enough to clean up
+    /// an instance that a less strict version left under a name Lima
+    /// refuses.
+    pub path_in_home: bool,
     /// `spec.running`.
     pub wants_running: bool,
     /// `None` when the spec asks for no running VM (nothing is rendered).
@@ -125,7 +129,7 @@ pub(super) fn decide(phase: Phase, progress: &Progress, seen: &Observation) -> A
         {
             return Action::AwaitDeleteRetry;
         }
-        if !seen.has_cleanup_finalizer || !seen.name_valid {
+        if !seen.has_cleanup_finalizer || !seen.path_in_home {
             return Action::ReleaseFinalizer {
                 force_down: phase == Phase::Up,
             };
@@ -218,6 +222,7 @@ mod tests {
             being_deleted: false,
             has_cleanup_finalizer: true,
             name_valid: true,
+            path_in_home: true,
             wants_running: true,
             template: Some(Template::Valid { as_running: false }),
         }
@@ -372,6 +377,11 @@ mod tests {
         };
         let bad_name = Observation {
             name_valid: false,
+            path_in_home: false,
+            ..deleting
+        };
+        let refused_name_in_home = Observation {
+            name_valid: false,
             ..deleting
         };
         let no_finalizer = Observation {
@@ -381,6 +391,12 @@ mod tests {
         check(&[
             (Phase::Up, backing_off, deleting, Action::AwaitDeleteRetry),
             (Phase::Up, Progress::default(), deleting, Action::Delete),
+            (
+                Phase::Down,
+                Progress::default(),
+                refused_name_in_home,
+                Action::Delete,
+            ),
             (
                 Phase::Up,
                 Progress::default(),

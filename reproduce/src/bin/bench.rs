@@ -8,6 +8,10 @@
 //!   instance: `limactl start --foreground` until Lima's Running (ha.pid,
 //!   /v1/info, qemu.pid), and the reference forced stop until every process
 //!   is gone.
+//! - `--real-guest`: real Lima booting the real guest
+//!   (`scripts/build-real-guest`): `limactl start --foreground` until the
+//!   hostagent's booting and running events (`ha.stdout.log`), then the
+//!   reference forced stop. No warm-up run: each boot is a cold one.
 
 use anyhow::Context;
 use clap::Parser;
@@ -38,6 +42,10 @@ struct Args {
     /// Only compare real Lima with the fakes (needs `just real-lima-install`).
     #[arg(long)]
     real_lima: bool,
+    /// Only time the real guest's boot to the hostagent's running event
+    /// (needs `just real-lima-install` and `just real-guest`).
+    #[arg(long, conflicts_with = "real_lima")]
+    real_guest: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -49,6 +57,9 @@ fn main() -> anyhow::Result<()> {
     let binaries = Binaries::multicall(&exe);
     if args.real_lima {
         return real_lima_against_fakes(&binaries, args.runs);
+    }
+    if args.real_guest {
+        return real_guest_boot(&binaries, args.runs);
     }
     report(
         "sandbox set up + torn down",
@@ -162,12 +173,13 @@ fn real_lima_against_fakes(binaries: &Binaries, runs: usize) -> anyhow::Result<(
     Ok(())
 }
 
-/// One blank-disk instance: started as the reconciler's `start-foreground`
-/// entry does, then forced down by the reference routine.
-fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec<Duration>> {
-    let sandbox = Sandbox::with_toolset(binaries, toolset.clone())?;
-    let disk = harness::real_lima::blank_disk(&sandbox.root().join("images"))?;
-    let template = Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+/// Writes instance `bench` of `template` and starts it as the reconciler's
+/// `start-foreground` entry does (the logs as stdout and stderr); returns
+/// its paths and when it was started.
+fn start_foreground(
+    sandbox: &Sandbox,
+    template: &Template,
+) -> anyhow::Result<(lima_layout::InstancePaths, Instant)> {
     let instance = sandbox.lima_home().instance("bench");
     std::fs::create_dir_all(&instance.dir)?;
     std::fs::write(instance.lima_yaml(), template.to_yaml())?;
@@ -177,6 +189,16 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
         .stdout(std::fs::File::create(instance.ha_stdout_log())?)
         .stderr(std::fs::File::create(instance.ha_stderr_log())?);
     sandbox.spawn(cmd)?;
+    Ok((instance, started))
+}
+
+/// One blank-disk instance: started as the reconciler's `start-foreground`
+/// entry does, then forced down by the reference routine.
+fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec<Duration>> {
+    let sandbox = Sandbox::with_toolset(binaries, toolset.clone())?;
+    let disk = harness::real_lima::blank_disk(&sandbox.root().join("images"))?;
+    let template = Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port());
+    let (instance, started) = start_foreground(&sandbox, &template)?;
     wait_for(
         Duration::from_secs(30),
         "Lima's Running",
@@ -199,4 +221,69 @@ fn start_and_force(binaries: &Binaries, toolset: &Toolset) -> anyhow::Result<Vec
         }
     })?;
     Ok(vec![start, started.elapsed()])
+}
+
+fn real_guest_boot(binaries: &Binaries, runs: usize) -> anyhow::Result<()> {
+    if let Err(why) = harness::real_lima::availability() {
+        anyhow::bail!("--real-guest: {why}");
+    }
+    let guest = harness::real_lima::RealGuest::built()
+        .context("--real-guest: the real guest is not built (run scripts/build-real-guest)")?;
+    let accel = if guest.tcg_wrapper.is_some() {
+        "TCG"
+    } else {
+        "KVM"
+    };
+    let (mut start, mut boot) = (Vec::new(), Vec::new());
+    for run in 1..=runs {
+        let [to_running, booting_to_running] = boot_once(binaries, &guest)?;
+        eprintln!(
+            "run {run}/{runs}: start -> running {:.1} s, booting -> running {:.1} s",
+            to_running.as_secs_f64(),
+            booting_to_running.as_secs_f64()
+        );
+        start.push(to_running);
+        boot.push(booting_to_running);
+    }
+    report(&format!("real guest ({accel}): start -> running"), start);
+    report(&format!("real guest ({accel}): booting -> running"), boot);
+    Ok(())
+}
+
+/// One cold boot: the time from `limactl start --foreground` to the running
+/// event, and from the booting event (QEMU started) to the running event,
+/// both as this process first sees them in `ha.stdout.log`.
+fn boot_once(
+    binaries: &Binaries,
+    guest: &harness::real_lima::RealGuest,
+) -> anyhow::Result<[Duration; 2]> {
+    let sandbox = Sandbox::with_toolset(binaries, Toolset::real_lima())?;
+    let template = Template::real_guest(guest).ssh_port(harness::ports::pick_free_port());
+    let (instance, started) = start_foreground(&sandbox, &template)?;
+    let mut booting = None;
+    let running = eventually_every(
+        Duration::from_millis(10),
+        scenarios::steps::GUEST_BOOT,
+        "the running event",
+        || {
+            let events: Vec<_> = std::fs::read_to_string(instance.ha_stdout_log())
+                .unwrap_or_default()
+                .lines()
+                .filter_map(lima_layout::HostagentEvent::parse_line)
+                .collect();
+            if booting.is_none() && !events.is_empty() {
+                booting = Some(started.elapsed());
+            }
+            if events.iter().any(|e| e.status.running) {
+                Ok(started.elapsed())
+            } else {
+                Err(format!("{} event(s)", events.len()))
+            }
+        },
+    )?;
+    let booting = booting.unwrap_or(running);
+    let settings = reconciler::Settings::new(sandbox.lima_home().path(), sandbox.state_dir());
+    let found = reconciler::instance::inspect(&sandbox.lima_home(), "bench", VmType::Qemu);
+    reconciler::forced_stop::forced_stop(&settings, &found);
+    Ok([running, running - booting])
 }

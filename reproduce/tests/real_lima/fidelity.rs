@@ -1,8 +1,8 @@
 //! The fakes against the real tools where both exist: the real `limactl
 //! list` reads a fake hostagent's instance; the real `limactl stop --force`
 //! and the reference forced stop leave the same files; the fake hostagent
-//! shuts down on the interrupt as the real one does; with the real guest,
-//! the events and forward holders the fake hostagent imitates.
+//! shuts down on the interrupt as the real one does. What only the real
+//! guest shows is in `guest.rs`.
 
 use crate::support::{
     EXIT, binaries, blank_template, entries, instance, power_off_when_asked, real_lima_here,
@@ -14,10 +14,6 @@ use lima_layout::{InstancePaths, VmType};
 use proptest::prelude::*;
 use scenarios::hostile::{HostileDir, path_component};
 use std::time::Duration;
-
-/// Bound for the real guest's boot to the running event (about 20 s under
-/// TCG on a loaded machine).
-const GUEST_BOOT: Duration = Duration::from_secs(120);
 
 /// `limactl list --json NAME`'s `status` field.
 fn listed_status(sandbox: &Sandbox, name: &str) -> String {
@@ -224,99 +220,4 @@ proptest! {
         prop_assert_eq!(entries(&real_vm), entries(&reference_vm), "under {:?}", parent.path());
         prop_assert!(tmp_files(&real_vm).is_empty(), "{:?}", tmp_files(&real_vm));
     }
-}
-
-/// The events the hostagent printed so far (`ha.stdout.log`, one JSON
-/// object a line), each as its `status` object.
-fn statuses(vm: &InstancePaths) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(vm.ha_stdout_log())
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .map(|e| e["status"].clone())
-        .collect()
-}
-
-/// What only a booted guest makes observable, where the fake hostagent
-/// differs (recorded here so a change on either side shows):
-/// - events: the real hostagent prints a booting event (`sshLocalPort`
-///   only) when QEMU starts, `running` once its requirements pass, and
-///   `exiting` last; the fake prints no booting event.
-/// - forwards: the real hostagent adds each to one ssh ControlMaster
-///   (`ssh -O forward -L 127.0.0.1:HOST:127.0.0.1:GUEST -N -f`), which
-///   ssh daemonizes: it is titled `ssh: <instance>/ssh.sock [mux]` and is
-///   not in the hostagent's tree. The fake runs one `ssh -N -L` child per
-///   forward.
-/// - a graceful stop: the guest powers off, the hostagent asks the master
-///   to exit, and the port is free again.
-#[test]
-fn a_real_guest_s_hostagent_reports_running_and_its_forwards_are_held_by_an_ssh_master() {
-    if !real_lima_here() {
-        return;
-    }
-    let Some(guest) = harness::real_lima::RealGuest::built() else {
-        assert!(
-            !harness::real_lima::required(),
-            "CI=true requires the real guest: run scripts/build-real-guest"
-        );
-        eprintln!("skipped: the real guest is not built (scripts/build-real-guest)");
-        return;
-    };
-    let sandbox = real_sandbox();
-    let host_port = harness::ports::pick_free_port();
-    let template = Template::real_guest(&guest)
-        .ssh_port(harness::ports::pick_free_port())
-        .forward(harness::template::GUEST_SERVED_PORTS.start, host_port);
-    let vm = instance(&sandbox, "vm", &template);
-    let hostagent = start_foreground(&sandbox, &vm);
-    eventually(GUEST_BOOT, "the hostagent's running event", || {
-        if let Some(code) = sandbox.try_reap(hostagent) {
-            return Err(format!("the hostagent exited ({code:?})"));
-        }
-        let events = statuses(&vm);
-        if events.iter().any(|s| s["running"] == true) {
-            Ok(())
-        } else {
-            Err(format!("events so far: {events:?}"))
-        }
-    })
-    .unwrap_or_else(|e| panic!("{e}\n{}", crate::support::log_tail(&vm.ha_stderr_log())));
-    let events = statuses(&vm);
-    assert!(
-        events[0]["running"].is_null() && events[0]["sshLocalPort"].is_u64(),
-        "the first event is the booting one: {events:?}"
-    );
-    assert!(events.iter().all(|s| s["degraded"].is_null()), "{events:?}");
-
-    let title = format!("ssh: {} [mux]", vm.dir.join("ssh.sock").display());
-    let holders = harness::ports::listeners(host_port);
-    assert_eq!(
-        holders
-            .iter()
-            .map(|(_, cmd)| cmd.as_str())
-            .collect::<Vec<_>>(),
-        [title.as_str()],
-        "the forwarded port's holders"
-    );
-    let master = holders[0].0;
-    let tree = proctree::ProcessTable::snapshot().descendants(hostagent);
-    assert!(
-        !tree.contains(&master),
-        "the ssh master {master} is in the hostagent's tree {tree:?}"
-    );
-
-    wait_for_qmp(&vm);
-    proctree::interrupt_group(hostagent).unwrap();
-    assert_eq!(sandbox.wait_child(hostagent, GUEST_BOOT).unwrap(), Some(0));
-    assert_eq!(
-        statuses(&vm).last().map(|s| s["exiting"] == true),
-        Some(true)
-    );
-    eventually(EXIT, "the forwarded port to be free", || {
-        harness::ports::is_free(host_port)
-            .then_some(())
-            .ok_or_else(|| format!("held by {:?}", harness::ports::listeners(host_port)))
-    })
-    .unwrap();
-    assert_eq!(nothing_alive(&sandbox), Ok(()));
 }

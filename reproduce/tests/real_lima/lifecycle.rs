@@ -1,13 +1,18 @@
-//! The reference reconciler driving real Lima: start, a graceful stop that
-//! completes when the guest powers off, and a forced stop that takes the
-//! whole tree (hostagent and QEMU) with the SSH port and the disk lock.
+//! The reference reconciler driving real Lima: with the real guest, start
+//! to the running event and a graceful stop that completes when the guest
+//! powers off; with the blank disk, a forced stop that takes the whole
+//! tree (hostagent and QEMU) with the SSH port and the disk lock.
 //! The sandbox's LIMA_HOME is under a path with `[1]` and a space.
 
 use crate::support::{
-    EXIT, blank_template, power_off_when_asked, real_lima_here, real_sandbox, tmp_files,
-    wait_for_qmp, wait_running,
+    EXIT, blank_template, built_guest, real_lima_here, real_sandbox, tmp_files, wait_running,
 };
-use harness::{ReconcilerDriver, ReferenceDriver, ReferenceSettings, Toolset, VmSpec, eventually};
+use harness::{
+    ReconcilerDriver, ReferenceDriver, ReferenceSettings, Template, Toolset, VmSpec, eventually,
+};
+use lima_layout::VmType;
+use lima_layout::paths::read_pid_file;
+use scenarios::steps::GUEST_BOOT;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -58,11 +63,15 @@ fn disk_unlocked(disk: &std::path::Path) -> Result<(), String> {
     }
 }
 
+/// With the real guest: the reconciler reports the hostagent's running
+/// event, and a graceful stop completes because the guest powers off
+/// (well within the graceful timeout), releasing the SSH port and the
+/// forwarded one.
 #[test]
 fn a_graceful_stop_completes_when_the_guest_powers_off() {
-    if !real_lima_here() {
+    let Some(guest) = built_guest() else {
         return;
-    }
+    };
     let sandbox = real_sandbox();
     let lima_home = sandbox.lima_home().path().to_string_lossy().into_owned();
     assert!(
@@ -72,26 +81,44 @@ fn a_graceful_stop_completes_when_the_guest_powers_off() {
     let graceful = Duration::from_secs(30);
     let mut svc = ReferenceDriver::new(&sandbox, settings(graceful));
     svc.start_service().unwrap();
-    let template = blank_template(&sandbox);
-    let port = template.host_ports()[0];
+    let template = Template::real_guest(&guest)
+        .ssh_port(harness::ports::pick_free_port())
+        .forward(
+            harness::template::GUEST_SERVED_PORTS.start,
+            harness::ports::pick_free_port(),
+        );
+    let ports = template.host_ports();
     svc.apply(&VmSpec::new("vm", template)).unwrap();
+    eventually(GUEST_BOOT, "Running=True", || match svc.get("vm") {
+        Ok(Some(view)) if view.is_running() => Ok(()),
+        Ok(view) => Err(format!("{:?}", view.map(|v| v.running_summary()))),
+        Err(e) => Err(e.to_string()),
+    })
+    .unwrap_or_else(|e| panic!("{e}\nreconciler log:\n{}", svc.log_text()));
     let instance = sandbox.lima_home().instance("vm");
-    let (hostagent, qemu, _) = wait_running_under(&sandbox, &svc, &instance);
+    let hostagent = read_pid_file(&instance.ha_pid()).expect("ha.pid");
+    let qemu = read_pid_file(&instance.driver_pid(VmType::Qemu)).expect("qemu.pid");
 
-    wait_for_qmp(&instance);
     let asked = Instant::now();
     svc.set_running("vm", false).unwrap();
-    power_off_when_asked(&sandbox, &instance, qemu);
-    wait_stopped(&mut svc, EXIT);
+    wait_stopped(&mut svc, graceful);
     assert!(
         asked.elapsed() < graceful,
         "the stop took {:?}: it waited out the graceful timeout",
         asked.elapsed()
     );
+    let stderr = std::fs::read_to_string(instance.ha_stderr_log()).unwrap_or_default();
+    // Lima v2.2.0's QEMU driver logs these (`pkg/driver/qemu`).
+    assert!(
+        stderr.contains("QEMU has exited") && !stderr.contains("forcibly killing QEMU"),
+        "the guest did not power off by itself: {stderr}"
+    );
     for pid in [hostagent, qemu] {
         assert!(!proctree::is_alive(pid), "pid {pid} still alive");
     }
-    assert!(harness::ports::is_free(port), "SSH port {port} still held");
+    for port in ports {
+        assert!(harness::ports::is_free(port), "port {port} still held");
+    }
     assert_eq!(tmp_files(&instance), Vec::<String>::new());
 }
 

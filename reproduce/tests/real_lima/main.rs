@@ -7,7 +7,9 @@
 #![cfg(unix)]
 
 mod fidelity;
+mod guest;
 mod lifecycle;
 mod matrix;
+mod strict;
 mod support;
 mod template;

@@ -22,6 +22,8 @@ fn real_config() -> RunConfig {
 #[case::recycled_pid_kill("recycled-pid-kill")]
 #[case::ignored_signal_fallback("ignored-signal-fallback")]
 #[case::key_mode_unrepaired("key-mode-unrepaired")]
+#[case::delete_blocker_unnamed("delete-blocker-unnamed")]
+#[case::degraded_not_reported("degraded-not-reported")]
 fn on_real_lima(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     if !real_lima_here() {
         return;

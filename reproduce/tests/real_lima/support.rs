@@ -35,6 +35,23 @@ pub fn real_lima_here() -> bool {
     }
 }
 
+/// The built guest, or `None` (the test then skips; with `CI=true` it
+/// fails).
+pub fn built_guest() -> Option<harness::real_lima::RealGuest> {
+    if !real_lima_here() {
+        return None;
+    }
+    let guest = harness::real_lima::RealGuest::built();
+    if guest.is_none() {
+        assert!(
+            !harness::real_lima::required(),
+            "CI=true requires the real guest: run scripts/build-real-guest"
+        );
+        eprintln!("skipped: the real guest is not built (scripts/build-real-guest)");
+    }
+    guest
+}
+
 pub fn binaries() -> Binaries {
     Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref())
 }

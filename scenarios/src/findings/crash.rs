@@ -146,38 +146,86 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
 /// driver's end itself, say the VM is not running, and restart it.
 pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     use crate::checks::VANISH;
-    use harness::VmView;
-    use lima_layout::VmType;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
     let mut svc = ctx.started_service()?;
     crate::steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     let instance = ctx.sandbox.lima_home().instance("vm");
-    let qemu = read_pid_file(&instance.driver_pid(VmType::Qemu))
-        .ok_or_else(|| ScenarioError::Harness("qemu.pid is missing while running".into()))?;
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    proctree::kill(qemu).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
-    crate::steps::wait_for(
+    let qemu = crate::steps::kill_driver(&instance)?;
+    broken_then_restarted(
         svc.as_mut(),
-        "vm",
+        &instance,
+        hostagent,
+        &format!("QEMU (pid {qemu}) was killed"),
         VANISH + ctx.settings.poll_interval * 10,
-        "Running=False after QEMU was killed",
-        |v: &VmView| !v.is_running(),
+    )
+}
+
+/// A WSL2 distro is shut down from outside (`wsl.exe --shutdown`, as a
+/// user or Windows update does) while its hostagent stays up (fault
+/// `ignore_driver_exit`: Lima's keep-alive reports only a `wsl.exe -d`
+/// that exits with an error): the reconciler must notice through WSL
+/// itself, say the VM is not running, and start it again.
+pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
+    use crate::checks::VANISH;
+    use lima_layout::paths::read_pid_file;
+    ctx.sandbox
+        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
+    let mut svc = ctx.started_service()?;
+    crate::steps::start_vm(svc.as_mut(), &super::wsl_vm("vm"))?;
+    let instance = ctx.sandbox.lima_home().instance("vm");
+    let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    crate::steps::wsl_shutdown(ctx.sandbox)?;
+    if crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()) {
+        return Err(ScenarioError::Harness(
+            "WSL still lists lima-vm as running after wsl.exe --shutdown".into(),
+        ));
+    }
+    broken_then_restarted(
+        svc.as_mut(),
+        &instance,
+        hostagent,
+        "WSL2 distro lima-vm was shut down",
+        VANISH + ctx.settings.poll_interval * 20 + ctx.settings.wsl_timeout,
+    )?;
+    ensure(
+        crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()),
+        || "VM vm says it runs again, but WSL does not list lima-vm as running".into(),
+    )
+}
+
+/// The driver of VM vm (`what`) ended under its live `hostagent`, which
+/// takes no notice: the VM must say it is not running within `notice`,
+/// run again under a new hostagent, and the old one must be gone.
+fn broken_then_restarted(
+    svc: &mut dyn harness::ReconcilerDriver,
+    instance: &lima_layout::InstancePaths,
+    hostagent: u32,
+    what: &str,
+    notice: Duration,
+) -> ScenarioResult {
+    crate::steps::wait_for(
+        svc,
+        "vm",
+        notice,
+        "Running=False once the driver ended",
+        |v: &harness::VmView| !v.is_running(),
     )
     .map_err(|e| match e {
         ScenarioError::Symptom(m) => symptom!(
-            "VM vm still claims to run after its QEMU (pid {qemu}) was killed under a live \
-             hostagent (pid {hostagent}): {m}"
+            "VM vm still claims to run after its {what} under a live hostagent (pid \
+             {hostagent}): {m}"
         ),
         harness => harness,
     })?;
     crate::steps::wait_restarted(
-        svc.as_mut(),
-        &instance,
+        svc,
+        instance,
         hostagent,
         SETTLE,
         "Running=True with a new hostagent",
     )?;
-    crate::checks::dead(hostagent, "the hostagent whose driver was killed")
+    crate::checks::dead(hostagent, "the hostagent whose driver ended")
 }

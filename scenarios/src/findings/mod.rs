@@ -1,11 +1,13 @@
 //! One scenario per finding, grouped by the part of the lifecycle it probes.
 
 pub mod crash;
+pub mod delete;
 pub mod keys;
 pub mod leftovers;
 pub mod orphan;
 pub mod real_lima;
 pub mod stop;
+pub mod strict;
 pub mod wsl;
 
 use harness::{Template, VmSpec, ports::pick_free_port};

@@ -1,8 +1,11 @@
-//! Scenarios of their own for real Lima (`--toolset real`, the blank-disk
-//! template), for findings whose catalogue scenario relies on what only the
-//! fakes show: spawn attributes the hostagent reports itself, the journal
-//! of interrupts, a bare directory as an additional disk. Each checks the
-//! same defect through what real Lima makes observable.
+//! Scenarios of their own for real Lima (`--toolset real`), for findings
+//! whose catalogue scenario relies on what only the fakes show: spawn
+//! attributes the hostagent reports itself, the journal of interrupts, a
+//! bare directory as an additional disk, a port forward failing on demand.
+//! Each checks the same defect through what real Lima makes observable,
+//! with the blank-disk template where the hostagent and QEMU running is
+//! enough, and with the real guest where the hostagent's running event is
+//! what is checked.
 
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
@@ -21,10 +24,11 @@ fn harness_error(what: &str) -> impl FnOnce(std::io::Error) -> ScenarioError + '
 }
 
 /// The hostagent reports nothing about itself, but its process group and
-/// niceness are visible from outside.
+/// niceness are visible from outside. The real guest boots, so the VM is
+/// up when the reconciler reports the hostagent's running event.
 pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
-    steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
+    steps::bring_up(ctx, svc.as_mut(), &ctx.guest_vm("vm", 0)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid())
         .ok_or_else(|| ScenarioError::Harness("ha.pid is missing while the VM is up".into()))?;
@@ -112,4 +116,34 @@ pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
         harness::service::TOOL_TIMEOUT,
     )?;
     super::stop::disk_released_by_forced_stop(ctx)
+}
+
+/// A guest file that does not exist, for a `copyToHost` rule that fails.
+const MISSING_GUEST_FILE: &str = "/nonexistent/limavm-harness/degraded";
+
+/// Real Lima's hostagent reports its running event `degraded`, with the
+/// error, when a `copyToHost` copy fails (a port forward that fails is only
+/// a log line for it). The real guest boots with one that names a guest
+/// file that does not exist.
+pub fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
+    let mut svc = ctx.started_service()?;
+    let mut vm = ctx.guest_vm("vm", 0)?;
+    vm.template = vm
+        .template
+        .copy_to_host(MISSING_GUEST_FILE, "{{.Dir}}/copied-from-guest/degraded");
+    svc.apply(&vm)?;
+    let view = steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        steps::GUEST_BOOT,
+        "Running=True",
+        VmView::is_running,
+    )?;
+    ensure(super::leftovers::says_degraded(&view), || {
+        format!(
+            "VM vm reports {} although its hostagent reported it degraded (copyToHost of \
+             {MISSING_GUEST_FILE} failed)",
+            view.running_summary()
+        )
+    })
 }

@@ -4,6 +4,7 @@
 
 use super::corpus::{corpus, is_file_name_here};
 use lima_layout::LimaHome;
+use lima_layout::identifiers;
 use lima_layout::paths::max_socket_path_len;
 use proptest::prelude::*;
 use proptest::sample::select;
@@ -75,15 +76,18 @@ pub fn path_component() -> impl Strategy<Value = String> {
     ]
 }
 
-/// True when `name` can be a Lima instance: a file name on every OS Lima
-/// runs on (no `\`, a separator on Windows), and not one of the names Lima
-/// keeps for itself (`_config`, `_disks`: anything starting with `_`).
+/// True when `name` can be a Lima instance: Lima accepts it
+/// ([`lima_layout::identifiers`]: letters and digits separated by single
+/// `.`, `_` or `-`, at most 76 bytes), so it is also a file name on every
+/// OS and none of Lima's own (`_config`, `_disks`).
 pub fn is_usable_instance_name(name: &str) -> bool {
-    is_file_name_here(name) && !name.contains('\\') && !name.starts_with('_')
+    is_file_name_here(name) && identifiers::validate_instance_name(name).is_ok()
 }
 
-/// An instance name: a hostile component, maybe padded with `n` so that
-/// its `ha.sock` is `socket_slack` bytes short of the platform limit.
+/// An instance name: one Lima accepts (the hostile part of a property is
+/// then the directories around it), maybe padded with `n` so that its
+/// `ha.sock` is `socket_slack` bytes short of the platform limit (or the
+/// name is as long as Lima allows, when that comes first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceName {
     pub base: String,
@@ -99,6 +103,7 @@ impl InstanceName {
             Some(slack) => room.checked_sub(slack)?,
             None => self.base.len().min(room),
         };
+        let length = length.min(identifiers::MAX_LENGTH);
         fit(&self.base, length)
     }
 }
@@ -159,6 +164,9 @@ pub enum UnusableName {
     },
     /// `_config`, `_disks`, or any name starting with `_`.
     LimaReserved(String),
+    /// One path component that Lima refuses as an instance name: brackets,
+    /// spaces, a leading dash, non-ASCII, doubled separators...
+    RefusedByLima(String),
     /// A usable name made `excess` bytes too long for `ha.sock`.
     OverSocketLimit {
         base: String,
@@ -176,7 +184,7 @@ impl UnusableName {
                 separator,
                 after,
             } => format!("{before}{separator}{after}"),
-            UnusableName::LimaReserved(name) => name.clone(),
+            UnusableName::LimaReserved(name) | UnusableName::RefusedByLima(name) => name.clone(),
             UnusableName::OverSocketLimit { base, excess } => {
                 let limit = max_socket_path_len().saturating_sub(socket_overhead(lima_home));
                 fit(base, limit + excess).expect("an excess of at least one byte")
@@ -184,13 +192,19 @@ impl UnusableName {
         }
     }
 
-    /// Words the refusal must contain to say why the name was refused.
-    pub fn explained_by(&self) -> Vec<String> {
+    /// Words the refusal of `resolved` (this name, resolved) must contain
+    /// to say why it was refused.
+    pub fn explained_by(&self, resolved: &str) -> Vec<String> {
         let words: &[&str] = match self {
             UnusableName::Empty => &["empty"],
             UnusableName::DotName(name) => return vec![format!("{name:?}")],
             UnusableName::WithSeparator { .. } => &["separator"],
             UnusableName::LimaReserved(_) => &["_config"],
+            UnusableName::RefusedByLima(_) => &["Lima refuses"],
+            // Lima's own limit comes first when the name is over it too.
+            UnusableName::OverSocketLimit { .. } if resolved.len() > identifiers::MAX_LENGTH => {
+                &["Lima refuses", "maximum length"]
+            }
             UnusableName::OverSocketLimit { .. } => &["socket", "limit"],
         };
         words.iter().map(|w| (*w).to_owned()).collect()
@@ -220,13 +234,24 @@ pub fn unusable_name() -> impl Strategy<Value = UnusableName> {
         .prop_map(UnusableName::LimaReserved),
         (usable_component(), 1usize..=24)
             .prop_map(|(base, excess)| UnusableName::OverSocketLimit { base, excess }),
+        path_component()
+            .prop_filter("a component Lima refuses, and for that alone", |n| {
+                !n.starts_with('_')
+                    && !n.contains(['/', '\\'])
+                    && n != "."
+                    && n != ".."
+                    && identifiers::validate_instance_name(n).is_err()
+            })
+            .prop_map(UnusableName::RefusedByLima),
     ]
 }
 
-/// A component with nothing wrong as an instance name, so that a name
-/// built from it has only the one defect it is made to have.
+/// A name Lima accepts, so that a name built from it has only the one
+/// defect it is made to have: runs of letters and digits joined by single
+/// separators.
 fn usable_component() -> impl Strategy<Value = String> {
-    path_component().prop_filter("a usable instance name", |n| is_usable_instance_name(n))
+    "[a-zA-Z0-9]{1,8}([._-][a-zA-Z0-9]{1,8}){0,3}"
+        .prop_filter("a usable instance name", |n| is_usable_instance_name(n))
 }
 
 /// A directory named by a hostile component, inside a fresh temporary
@@ -274,9 +299,15 @@ mod tests {
 
     #[test]
     fn padded_names_put_ha_sock_exactly_at_the_limit() {
-        let home = LimaHome::new(std::env::temp_dir().join("lv[1]").join(".lima"));
+        // Deep enough that the socket limit comes before Lima's 76 bytes.
+        let home = LimaHome::new(
+            std::env::temp_dir()
+                .join("lv[1]")
+                .join("d".repeat(24))
+                .join(".lima"),
+        );
         let name = InstanceName {
-            base: "-r[f] 日本".into(),
+            base: "r-f.1".into(),
             socket_slack: Some(0),
         }
         .resolve(&home)
@@ -290,6 +321,15 @@ mod tests {
         .resolve(&home);
         let socket = home.instance(&over).ha_sock();
         assert_eq!(socket.as_os_str().len(), max_socket_path_len() + 1);
+        // Where the socket leaves more room, Lima's limit comes first.
+        let name = InstanceName {
+            base: "r".into(),
+            socket_slack: Some(0),
+        }
+        .resolve(&LimaHome::new("/l"))
+        .unwrap();
+        assert_eq!(name.len(), identifiers::MAX_LENGTH);
+        assert!(is_usable_instance_name(&name), "{name}");
     }
 
     #[test]

@@ -1,0 +1,611 @@
+//! Invariants checked in every scenario, whatever the scenario asserts and
+//! whatever the reconciler under test: the harness watches what each driver
+//! call asks and what each read reports (a [`Witness`] per sandbox), and the
+//! end-of-scenario leak report lists every invariant broken on the way
+//! ([`crate::LeakReport::broken`]), so a fixed run, a cross-path case or a
+//! property case fails with the invariant's message.
+//!
+//! - **Kept files**: the files of an instance that are not tmp files (its
+//!   `lima.yaml`, disk images, logs: [`is_kept_file`]) survive every stop;
+//!   only a delete of the VM may remove them.
+//! - **Running is true**: a resource does not go on reporting Running=True
+//!   for longer than [`NOTICE_BOUND`] after the hostagent that `ha.pid`
+//!   names, or its QEMU driver, died.
+//! - **Stopped is true**: when the resource reports Running=False
+//!   reason=Stopped, no process of its instance (its hostagent, the driver,
+//!   the forwarders, anything they started, as the fakes' journal names
+//!   them) is alive.
+//! - **Graceful first**: a hostagent that was alive when the harness asked
+//!   for the stop and that was then killed (it never journaled its exit)
+//!   must not be reported Stopped sooner than the graceful timeout after
+//!   the request: nothing is forced before the graceful timeout.
+//! - **Failures reflected**: a VM whose last `wsl.exe --unregister` failed
+//!   (and whose retry budget is not spent) is not deleted while its WSL2
+//!   distro is still registered: the failure keeps the resource.
+//! - **Retry budgets end**: a delete whose backend command keeps failing
+//!   (`wsl.exe --unregister`, failed or killed) is tried at most the retry
+//!   budget's number of times.
+//!
+//! The checks use what the fakes journal; with real tools (nothing
+//! journaled) those that need the journal hold vacuously.
+
+use crate::driver::VmView;
+use crate::journal::Journal;
+use contract::Tool;
+use contract::journal::{JournalEntry, Record, event};
+use lima_layout::{LimaHome, is_tmp_file_name};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long a reconciler may go on reporting Running=True after the
+/// hostagent or its driver died (it notices by polling; generous for a
+/// loaded machine).
+pub const NOTICE_BOUND: Duration = Duration::from_secs(10);
+
+/// True for a file of an instance directory that only a delete may
+/// remove: `lima.yaml`, the disk images `basedisk` and `diffdisk`, the
+/// cloud-init `cidata.iso`, and the hostagent's logs (`ha.stdout.log`,
+/// `ha.stderr.log`): the names of Lima's `pkg/limayaml/filenames`. Tmp
+/// files (`*.pid`, `*.sock`, `*.tmp`) are not, nor are the serial console
+/// logs (`serial*.log`), which real Lima (v2.2.0, observed here) removes
+/// itself when it starts the VM again.
+pub fn is_kept_file(name: &str) -> bool {
+    !is_tmp_file_name(name)
+        && !name.starts_with('.')
+        && (matches!(name, "lima.yaml" | "basedisk" | "diffdisk" | "cidata.iso")
+            || (name.ends_with(".log") && !name.starts_with("serial")))
+}
+
+/// What the harness asked and saw in one sandbox, and the invariants broken
+/// so far. Shared by every driver of the sandbox.
+#[derive(Debug)]
+pub struct Witness {
+    lima_home: LimaHome,
+    journal: Journal,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Per instance name, every kept file seen in its directory.
+    kept: BTreeMap<String, BTreeSet<String>>,
+    /// Instances whose VM the harness asked to delete.
+    deleted: BTreeSet<String>,
+    /// Stops asked and not yet seen through.
+    stopping: BTreeMap<String, StopRequest>,
+    /// Deleted instances whose disappearance was judged.
+    gone: BTreeSet<String>,
+    /// Instances whose last read said Stopped (checked once per report).
+    reported_stopped: BTreeSet<String>,
+    /// Per instance reported Running, the dead process it runs on (what,
+    /// pid) and when a read first showed it so (ms).
+    running_on_dead: BTreeMap<String, (&'static str, u32, u64)>,
+    /// Retry budget of deletes (0: unlimited), as the run's settings say.
+    delete_retry_budget: u32,
+    broken: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct StopRequest {
+    /// When it was asked (ms since the Unix epoch, before the call).
+    asked_ms: u64,
+    /// The hostagent alive then, a fake the journal knows.
+    hostagent: u32,
+    graceful: Duration,
+}
+
+/// Milliseconds since the Unix epoch, the journal's clock.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default()
+}
+
+impl Witness {
+    pub fn new(lima_home: LimaHome, journal: Journal) -> Self {
+        Self {
+            lima_home,
+            journal,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: go on.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn breaks(&self, message: String) {
+        let mut state = self.state();
+        if !state.broken.contains(&message) {
+            state.broken.push(message);
+        }
+    }
+
+    /// The retry budget of deletes for this run (0: unlimited).
+    pub fn set_delete_retry_budget(&self, budget: u32) {
+        self.state().delete_retry_budget = budget;
+    }
+
+    /// The harness is about to ask for VM `name` to stop, with this
+    /// graceful timeout.
+    pub fn stop_asked(&self, name: &str, graceful: Duration) {
+        let asked_ms = now_ms();
+        let instance = self.lima_home.instance(name);
+        let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
+            .filter(|pid| proctree::is_alive(*pid))
+            .filter(|pid| is_fake_hostagent(&self.journal.entries(), *pid));
+        let mut state = self.state();
+        match hostagent {
+            Some(hostagent) => {
+                state.stopping.insert(
+                    name.to_owned(),
+                    StopRequest {
+                        asked_ms,
+                        hostagent,
+                        graceful,
+                    },
+                );
+            }
+            None => {
+                state.stopping.remove(name);
+            }
+        }
+    }
+
+    /// The harness is about to ask for VM `name` to run (or run anew).
+    pub fn start_asked(&self, name: &str) {
+        self.state().stopping.remove(name);
+    }
+
+    /// The harness is about to ask for VM `name` to be deleted.
+    pub fn delete_asked(&self, name: &str) {
+        let mut state = self.state();
+        state.stopping.remove(name);
+        state.deleted.insert(name.to_owned());
+    }
+
+    /// A read of VM `name` started at `read_ms` returned `view`; `live`
+    /// gives the sandbox's live processes and `distros` the registered
+    /// WSL2 distros (each called only when needed).
+    pub fn observed(
+        &self,
+        name: &str,
+        read_ms: u64,
+        view: Option<&VmView>,
+        live: impl FnOnce() -> Vec<proctree::ProcessInfo>,
+        distros: impl FnOnce() -> Vec<String>,
+    ) {
+        self.scan_files();
+        if view.is_none() {
+            self.check_gone(name, distros);
+        }
+        let stopped = view.is_some_and(VmView::is_stopped);
+        let newly_stopped = {
+            let mut state = self.state();
+            if stopped {
+                state.reported_stopped.insert(name.to_owned())
+            } else {
+                state.reported_stopped.remove(name);
+                false
+            }
+        };
+        if newly_stopped {
+            self.check_stopped(name, read_ms, now_ms(), live());
+        }
+        if view.is_some_and(VmView::is_running) {
+            self.check_running(name, read_ms);
+        } else {
+            self.state().running_on_dead.remove(name);
+        }
+    }
+
+    /// Every invariant broken so far, and those only the end can tell
+    /// (kept files gone, retry budgets overrun). Empty when all hold.
+    pub fn broken(&self) -> Vec<String> {
+        self.scan_files();
+        let entries = self.journal.entries();
+        let state = self.state();
+        let mut broken = state.broken.clone();
+        for (name, files) in &state.kept {
+            if state.deleted.contains(name) {
+                continue;
+            }
+            let dir = self.lima_home.instance(name).dir;
+            let gone: Vec<&str> = files
+                .iter()
+                .filter(|f| std::fs::symlink_metadata(dir.join(f)).is_err())
+                .map(String::as_str)
+                .collect();
+            if !gone.is_empty() {
+                broken.push(format!(
+                    "kept files: {} of instance {name} removed although the VM was never deleted \
+                     (only tmp files may go on a stop)",
+                    gone.join(", ")
+                ));
+            }
+        }
+        broken.extend(budget_overruns(&entries, state.delete_retry_budget));
+        broken
+    }
+
+    /// Records the kept files of every instance directory.
+    fn scan_files(&self) {
+        let Ok(entries) = std::fs::read_dir(self.lima_home.path()) else {
+            return;
+        };
+        let mut found: Vec<(String, Vec<String>)> = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // `_config`, `_disks`, `_networks`: Lima's, not instances.
+            if name.starts_with(['_', '.']) || !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let files = std::fs::read_dir(entry.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|f| f.file_type().is_ok_and(|t| t.is_file()))
+                .map(|f| f.file_name().to_string_lossy().into_owned())
+                .filter(|f| is_kept_file(f))
+                .collect();
+            found.push((name, files));
+        }
+        let mut state = self.state();
+        for (name, files) in found {
+            state.kept.entry(name).or_default().extend(files);
+        }
+    }
+
+    /// VM `name` was reported Running by a read started at `read_ms`: its
+    /// hostagent and driver must live, or have died less than
+    /// [`NOTICE_BOUND`] before.
+    fn check_running(&self, name: &str, read_ms: u64) {
+        let instance = self.lima_home.instance(name);
+        let entries = self.journal.entries();
+        let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid())
+            .filter(|pid| is_fake_hostagent(&entries, *pid));
+        let Some(hostagent) = hostagent else {
+            self.state().running_on_dead.remove(name);
+            return;
+        };
+        let driver = entries
+            .iter()
+            .filter(|e| e.pid == hostagent)
+            .filter_map(|e| match &e.record {
+                Record::ChildStarted { pid, tool } if tool.contains("qemu") => Some(*pid),
+                Record::DriverReplaced { new, .. } => Some(*new),
+                _ => None,
+            })
+            .next_back();
+        let dead = [("hostagent", Some(hostagent)), ("driver", driver)]
+            .into_iter()
+            .find_map(|(what, pid)| pid.filter(|p| !proctree::is_alive(*p)).map(|p| (what, p)));
+        let mut state = self.state();
+        let Some((what, pid)) = dead else {
+            state.running_on_dead.remove(name);
+            return;
+        };
+        let first = match state.running_on_dead.get(name) {
+            Some((_, seen, since)) if *seen == pid => *since,
+            _ => {
+                state
+                    .running_on_dead
+                    .insert(name.to_owned(), (what, pid, read_ms));
+                read_ms
+            }
+        };
+        let for_ms = read_ms.saturating_sub(first);
+        drop(state);
+        if Duration::from_millis(for_ms) >= NOTICE_BOUND {
+            self.breaks(format!(
+                "Running is true: VM {name} was still reported Running {for_ms} ms after its \
+                 {what} (pid {pid}) was seen dead (bound: {NOTICE_BOUND:?})"
+            ));
+        }
+    }
+
+    /// VM `name` is gone: if it was deleted after its last unregister
+    /// failed, within its budget, its distro must be gone too.
+    fn check_gone(&self, name: &str, distros: impl FnOnce() -> Vec<String>) {
+        let budget = {
+            let mut state = self.state();
+            if !state.deleted.contains(name) || !state.gone.insert(name.to_owned()) {
+                return;
+            }
+            state.delete_retry_budget
+        };
+        // Lima's WSL2 driver names the distro of instance NAME `lima-NAME`.
+        let distro = format!("lima-{name}");
+        let outcomes = unregister_outcomes(&self.journal.entries());
+        let Some(calls) = outcomes.get(&distro) else {
+            return;
+        };
+        let failed = calls.iter().filter(|ok| !**ok).count();
+        let last_failed = calls.last().is_some_and(|ok| !ok);
+        let budget_spent = budget > 0 && failed >= budget as usize;
+        if last_failed && !budget_spent && distros().contains(&distro) {
+            self.breaks(format!(
+                "failures reflected: VM {name} was deleted although its last \
+                 `wsl.exe --unregister {distro}` failed ({failed} failed of {} calls, \
+                 retry budget {budget}) and the distro is still registered",
+                calls.len()
+            ));
+        }
+    }
+
+    fn check_stopped(
+        &self,
+        name: &str,
+        read_ms: u64,
+        answered_ms: u64,
+        live: Vec<proctree::ProcessInfo>,
+    ) {
+        let entries = self.journal.entries();
+        let dir = self.lima_home.instance(name).dir;
+        let ours = instance_pids(&entries, name, &dir, read_ms);
+        for process in live.iter().filter(|p| ours.contains(&p.pid)) {
+            self.breaks(format!(
+                "Stopped is true: VM {name} was reported Stopped while {} (pid {}) of its \
+                 instance still ran: {}",
+                process.name,
+                process.pid,
+                process.cmd.join(" ")
+            ));
+        }
+        let request = self.state().stopping.remove(name);
+        let Some(request) = request else { return };
+        let exited = entries
+            .iter()
+            .any(|e| e.pid == request.hostagent && e.event() == event::EXIT);
+        if exited || proctree::is_alive(request.hostagent) {
+            return;
+        }
+        let waited = Duration::from_millis(answered_ms.saturating_sub(request.asked_ms));
+        if waited < request.graceful {
+            self.breaks(format!(
+                "graceful first: the hostagent of VM {name} (pid {}) was killed and the VM \
+                 reported Stopped {waited:?} after the stop was asked, before the graceful \
+                 timeout of {:?}",
+                request.hostagent, request.graceful
+            ));
+        }
+    }
+}
+
+/// Pids of the fakes that belong to instance `name` (directory `dir`):
+/// its hostagent (`limactl hostagent|start ... NAME`), every fake invoked
+/// with a path inside `dir`, and, transitively, every process these
+/// started (`child_started`, or a journal entry whose parent is one of
+/// them). Only invocations journaled by `before_ms` start the walk.
+fn instance_pids(
+    entries: &[JournalEntry],
+    name: &str,
+    dir: &Path,
+    before_ms: u64,
+) -> BTreeSet<u32> {
+    let dir_text = dir.to_string_lossy().into_owned();
+    let inside = |arg: &str| {
+        arg.strip_prefix(dir_text.as_str())
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '\\']))
+            || arg.contains(&format!("{dir_text}/"))
+            || arg.contains(&format!("{dir_text}\\"))
+    };
+    let mut pids: BTreeSet<u32> = entries
+        .iter()
+        .filter(|e| e.event() == event::INVOKED && e.time_ms <= before_ms)
+        .filter(|e| {
+            let args = e.args();
+            let hostagent = e.tool == Tool::Limactl.as_str()
+                && args.iter().any(|a| *a == "hostagent" || *a == "start")
+                && args.iter().any(|a| a == name);
+            hostagent || args.iter().any(|a| inside(a))
+        })
+        .map(|e| e.pid)
+        .collect();
+    loop {
+        let more: Vec<u32> = entries
+            .iter()
+            .filter_map(|e| {
+                if let Record::ChildStarted { pid, .. } = e.record
+                    && pids.contains(&e.pid)
+                {
+                    Some(pid)
+                } else if e.ppid.is_some_and(|p| pids.contains(&p)) {
+                    Some(e.pid)
+                } else {
+                    None
+                }
+            })
+            .filter(|p| !pids.contains(p))
+            .collect();
+        if more.is_empty() {
+            return pids;
+        }
+        pids.extend(more);
+    }
+}
+
+/// True when the journal has fake `limactl` `pid` started: a hostagent
+/// the harness can judge (a reconciler's embedded one is not).
+fn is_fake_hostagent(entries: &[JournalEntry], pid: u32) -> bool {
+    entries
+        .iter()
+        .any(|e| e.pid == pid && e.tool == Tool::Limactl.as_str() && e.event() == event::INVOKED)
+}
+
+/// Per WSL2 distro, the outcome of each `wsl.exe --unregister` call in
+/// journal order: true when it exited 0 (a call with no exit journaled
+/// was killed at its bound: failed).
+fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> {
+    let mut outcomes: BTreeMap<String, Vec<bool>> = BTreeMap::new();
+    for call in entries
+        .iter()
+        .filter(|e| e.tool == Tool::Wsl.as_str() && e.event() == event::INVOKED)
+    {
+        let args = call.args();
+        let Some(at) = args.iter().position(|a| *a == "--unregister") else {
+            continue;
+        };
+        let Some(distro) = args.get(at + 1) else {
+            continue;
+        };
+        let code = entries
+            .iter()
+            .find(|e| e.pid == call.pid && e.event() == event::EXIT && e.time_ms >= call.time_ms)
+            .and_then(|e| match e.record {
+                Record::Exit { code } => Some(code),
+                _ => None,
+            });
+        outcomes
+            .entry((*distro).to_owned())
+            .or_default()
+            .push(code == Some(0));
+    }
+    outcomes
+}
+
+/// Deletes tried past their retry budget: per WSL2 distro, the failed
+/// `wsl.exe --unregister` calls, when more than `budget` (0: unlimited).
+fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
+    if budget == 0 {
+        return Vec::new();
+    }
+    unregister_outcomes(entries)
+        .into_iter()
+        .map(|(distro, calls)| (distro, calls.iter().filter(|ok| !**ok).count()))
+        .filter(|(_, failed)| *failed > budget as usize)
+        .map(|(distro, failed)| {
+            format!(
+                "retry budgets end: the delete of WSL2 distro {distro} failed {failed} times, \
+                 past its retry budget of {budget}"
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::journal::Event;
+    use serde_json::json;
+
+    fn entry(
+        pid: u32,
+        ppid: u32,
+        tool: &str,
+        name: Event,
+        details: serde_json::Value,
+    ) -> JournalEntry {
+        // Through the wire format, as the fakes write it.
+        serde_json::from_value(json!({
+            "time_ms": 10,
+            "tool": tool,
+            "pid": pid,
+            "ppid": ppid,
+            "event": name,
+            "details": details,
+        }))
+        .expect("a journal entry")
+    }
+
+    #[test]
+    fn kept_files_are_lima_yaml_disks_and_logs_only() {
+        for kept in [
+            "lima.yaml",
+            "basedisk",
+            "diffdisk",
+            "cidata.iso",
+            "ha.stderr.log",
+        ] {
+            assert!(is_kept_file(kept), "{kept}");
+        }
+        for other in [
+            "serial.log",
+            "serialv.log",
+            "ha.pid",
+            "ha.sock",
+            "lima.yaml.tmp",
+            ".lima.yaml.x1",
+            "ssh.config",
+        ] {
+            assert!(!is_kept_file(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn an_instance_is_its_hostagent_and_what_descends_from_it() {
+        let dir = Path::new("/home/.lima/vm");
+        let entries = vec![
+            entry(
+                10,
+                1,
+                "limactl",
+                event::INVOKED,
+                json!({"args": ["hostagent", "--pidfile", "/home/.lima/vm/ha.pid", "vm"]}),
+            ),
+            entry(
+                10,
+                1,
+                "limactl",
+                event::CHILD_STARTED,
+                json!({"pid": 11, "tool": "qemu"}),
+            ),
+            entry(12, 11, "ssh", event::INVOKED, json!({"args": ["-N"]})),
+            entry(
+                20,
+                1,
+                "limactl",
+                event::INVOKED,
+                json!({"args": ["hostagent", "vm2"]}),
+            ),
+            entry(
+                21,
+                1,
+                "ssh",
+                event::INVOKED,
+                json!({"args": ["-o", "ControlPath=/home/.lima/vm/ssh.sock"]}),
+            ),
+            entry(
+                22,
+                1,
+                "ssh",
+                event::INVOKED,
+                json!({"args": ["-o", "ControlPath=/home/.lima/vm2/ssh.sock"]}),
+            ),
+        ];
+        let pids = instance_pids(&entries, "vm", dir, 10);
+        assert_eq!(pids, BTreeSet::from([10, 11, 12, 21]));
+        assert!(
+            instance_pids(&entries, "vm", dir, 9).is_empty(),
+            "invoked after the read"
+        );
+    }
+
+    #[test]
+    fn a_budget_is_overrun_only_past_its_count_of_failures() {
+        let call = |pid| {
+            entry(
+                pid,
+                1,
+                "wsl.exe",
+                event::INVOKED,
+                json!({"args": ["--unregister", "lima-vm"]}),
+            )
+        };
+        let exit = |pid, code| entry(pid, 1, "wsl.exe", event::EXIT, json!({"code": code}));
+        let mut entries = vec![call(1), exit(1, 1), call(2), call(3), exit(3, 0)];
+        assert!(
+            budget_overruns(&entries, 2).is_empty(),
+            "two failures, one success"
+        );
+        entries.extend([call(4), exit(4, 5)]);
+        let overrun = budget_overruns(&entries, 2);
+        assert_eq!(overrun.len(), 1);
+        assert!(overrun[0].contains("failed 3 times"), "{overrun:?}");
+        assert!(budget_overruns(&entries, 0).is_empty(), "0: unlimited");
+    }
+}
