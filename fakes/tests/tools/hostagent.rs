@@ -51,7 +51,7 @@ fn wsl_vm(sandbox: &Sandbox) -> Vm {
 }
 
 fn hostagent_command(sandbox: &Sandbox, paths: &InstancePaths) -> Command {
-    let mut cmd = sandbox.tool_command("limactl");
+    let mut cmd = sandbox.command("limactl");
     cmd.args(["hostagent", "--pidfile"])
         .arg(paths.ha_pid())
         .arg("--socket")
@@ -63,7 +63,7 @@ fn hostagent_command(sandbox: &Sandbox, paths: &InstancePaths) -> Command {
 }
 
 fn start(sandbox: &Sandbox, vm: &Vm) -> Running {
-    let hostagent = sandbox.start(hostagent_command(sandbox, &vm.paths));
+    let hostagent = sandbox.spawn(hostagent_command(sandbox, &vm.paths));
     wait_for_event(&vm.paths, "running", |e| e.status.running);
     hostagent
 }
@@ -95,7 +95,7 @@ fn children(sandbox: &Sandbox, tool: &str) -> Vec<u32> {
 }
 
 fn run_to_exit(sandbox: &Sandbox, paths: &InstancePaths) -> (Option<i32>, String) {
-    let mut hostagent = sandbox.start(hostagent_command(sandbox, paths));
+    let mut hostagent = sandbox.spawn(hostagent_command(sandbox, paths));
     let code = hostagent.wait_exit().code();
     (
         code,
@@ -184,7 +184,7 @@ fn spawn_attributes_report_what_the_parent_set() {
         background_priority: true,
     }
     .apply(&mut cmd);
-    let _hostagent = sandbox.start(cmd);
+    let _hostagent = sandbox.spawn(cmd);
     let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
     assert_eq!(
         observed.record,
@@ -209,7 +209,7 @@ fn a_hostagent_sharing_its_parent_s_group_reports_it() {
         .arg(vm.paths.ha_sock())
         .arg("vm1")
         .stdout(std::process::Stdio::null());
-    let _hostagent = sandbox.start(cmd);
+    let _hostagent = sandbox.spawn(cmd);
     let observed = sandbox.wait_for_event("limactl", event::SPAWN_ATTRIBUTES);
     assert_eq!(
         observed.record,
@@ -246,7 +246,7 @@ fn a_missing_additional_disk_fails_and_leaves_nothing_behind() {
 fn an_over_long_socket_path_is_a_clear_error() {
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 0, &[]);
-    let mut cmd = sandbox.tool_command("limactl");
+    let mut cmd = sandbox.command("limactl");
     let socket = vm.paths.dir.join(format!("{}.sock", "s".repeat(120)));
     cmd.args(["hostagent", "--pidfile"])
         .arg(vm.paths.ha_pid())
@@ -292,12 +292,12 @@ fn a_driver_that_cannot_start_fails_the_hostagent() {
     let sandbox = Sandbox::new();
     let vm = qemu_vm(&sandbox, 1, &["data"]);
     // Another QEMU holds the instance's disk.
-    let mut rival = sandbox.tool_command("qemu-system-x86_64");
+    let mut rival = sandbox.command("qemu-system-x86_64");
     rival.arg("-drive").arg(format!(
         "file={},format=raw",
         vm.paths.disk_image().display()
     ));
-    let _rival = sandbox.start(rival);
+    let _rival = sandbox.spawn(rival);
     sandbox.wait_for_event("qemu", event::DISK_LOCKED);
     let (code, stderr) = run_to_exit(&sandbox, &vm.paths);
     assert_eq!(code, Some(1));
@@ -325,7 +325,7 @@ fn command_line_errors_exit_2() {
         (&["start", "vm1"][..], "only `start --foreground`"),
         (&["hostagent", "--socket", "s", "vm1"][..], "--pidfile"),
     ] {
-        let mut cmd = sandbox.tool_command("limactl");
+        let mut cmd = sandbox.command("limactl");
         cmd.args(args);
         sandbox.assert(cmd).code(2).stderr(contains(needle));
     }
@@ -566,7 +566,7 @@ fn fault_replace_driver_then_a_graceful_exit_stops_the_new_driver() {
 }
 
 fn distro_running(sandbox: &Sandbox, distro: &str) -> bool {
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet", "--running"]);
     let output = sandbox.run(cmd);
     fakes::decode_wsl_output(&output.stdout)
@@ -608,7 +608,7 @@ fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
     }
     let sandbox = Sandbox::new();
     let vm = wsl_vm(&sandbox);
-    let mut import = sandbox.tool_command("wsl.exe");
+    let mut import = sandbox.command("wsl.exe");
     import
         .args(["--import", "lima-w1"])
         .arg(&vm.paths.dir)

@@ -9,14 +9,14 @@ use ssh_key::PrivateKey;
 use std::path::{Path, PathBuf};
 
 fn generate(sandbox: &Sandbox, path: &Path, comment: &str) -> Assert {
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", comment, "-f"])
         .arg(path);
     sandbox.assert(cmd)
 }
 
 fn print_public(sandbox: &Sandbox, path: &Path) -> Assert {
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-y", "-f"]).arg(path);
     sandbox.assert(cmd)
 }
@@ -84,7 +84,7 @@ fn overwrites_an_existing_key_when_stdin_answers_yes() {
     let path = key_path(&sandbox);
     generate(&sandbox, &path, "lima").success();
     let before = std::fs::read(&path).unwrap();
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "again", "-f"])
         .arg(&path);
     sandbox.assert_with_stdin(cmd, "y\n").success();
@@ -193,7 +193,7 @@ fn fault_crash_half_way_leaves_half_a_private_key_and_no_public_key() {
 #[test]
 fn what_the_fake_cannot_do_is_a_usage_error() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "rsa", "-N", "", "-f", "k"]);
     sandbox.assert(cmd).code(2).stderr(contains("rsa"));
 }

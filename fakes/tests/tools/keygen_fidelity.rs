@@ -30,7 +30,7 @@ fn real(sandbox: &Sandbox, real: &Path, args: &[&str], path: &Path) -> Output {
 }
 
 fn fake(sandbox: &Sandbox, args: &[&str], path: &Path) -> Assert {
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(args).arg(path);
     sandbox.assert(cmd)
 }

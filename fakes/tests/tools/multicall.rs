@@ -28,7 +28,7 @@ fn an_unknown_personality_exits_2_naming_it() {
 fn a_malformed_plan_exits_2_naming_the_file_and_the_field() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "fault": {"kind": "hang"}, "tims": 2}]}));
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet"]);
     let output = sandbox.assert(cmd).code(2);
     let stderr = stderr_of(&output);
@@ -48,7 +48,7 @@ fn a_malformed_plan_exits_2_naming_the_file_and_the_field() {
 #[test]
 fn every_run_journals_its_arguments_and_exit_code() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("wsl");
+    let mut cmd = sandbox.command("wsl");
     cmd.args(["--list", "--quiet"]);
     sandbox.assert(cmd).success();
     let journal = sandbox.journal().entries();
@@ -70,7 +70,7 @@ fn every_run_journals_its_arguments_and_exit_code() {
 #[test]
 fn without_journal_and_plan_variables_nothing_is_written_and_nothing_fails() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.env_remove(fakes::journal::JOURNAL_ENV)
         .env_remove(fakes::plan::FAULT_PLAN_ENV)
         .args(["--list", "--quiet"]);
@@ -83,7 +83,7 @@ fn fault_fail_prints_its_stderr_and_exits_with_its_code_doing_nothing_else() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "args": ["--import"],
         "fault": {"kind": "fail", "code": 7, "stderr": "WSL is degraded"}}]}));
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--import", "lima-a", "dir", "disk"]);
     let output = sandbox.assert(cmd).code(7);
     assert_eq!(stderr_of(&output), "WSL is degraded\n");
@@ -109,10 +109,10 @@ fn fault_hang_blocks_until_killed() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "ssh-keygen", "fault": {"kind": "hang"}}]}));
     let key = sandbox.home().join("id");
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "c", "-f"])
         .arg(&key);
-    let mut hung = sandbox.start(cmd);
+    let mut hung = sandbox.spawn(cmd);
     sandbox.wait_for_entry(
         "the hang fault",
         |e| matches!(&e.record, Record::Fault { kind } if kind == "hang"),
@@ -133,7 +133,7 @@ fn fault_delay_waits_then_acts_normally() {
         json!({"rules": [{"tool": "ssh-keygen", "fault": {"kind": "delay", "ms": 300}}]}),
     );
     let key = sandbox.home().join("id");
-    let mut cmd = sandbox.tool_command("ssh-keygen");
+    let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "c", "-f"])
         .arg(&key);
     let started = Instant::now();
@@ -154,7 +154,7 @@ fn counted_faults_apply_the_given_number_of_times() {
         "fault": {"kind": "fail", "code": 3}}]}),
     );
     let list = || {
-        let mut cmd = sandbox.tool_command("wsl.exe");
+        let mut cmd = sandbox.command("wsl.exe");
         cmd.args(["--list", "--quiet"]);
         sandbox.run(cmd).status.code()
     };
@@ -167,7 +167,7 @@ fn counted_faults_apply_the_given_number_of_times() {
 fn faults_that_do_not_apply_are_journaled_and_ignored() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "fault": {"kind": "crash_half_way"}}]}));
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet"]);
     sandbox.assert(cmd).success();
     assert_eq!(
@@ -183,7 +183,7 @@ fn faults_that_do_not_apply_are_journaled_and_ignored() {
 #[test]
 fn start_foreground_is_refused_on_windows() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("limactl");
+    let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "vm1"]);
     sandbox
         .assert(cmd)

@@ -24,7 +24,7 @@ fn vm(sandbox: &Sandbox) -> Vm {
 }
 
 fn qemu_command(sandbox: &Sandbox, vm: &Vm, pidfile: &Path) -> std::process::Command {
-    let mut cmd = sandbox.tool_command("qemu-system-x86_64");
+    let mut cmd = sandbox.command("qemu-system-x86_64");
     cmd.args(["-name", "vm1", "-m", "1G", "-nographic", "-pidfile"])
         .arg(pidfile)
         .arg("-drive")
@@ -53,7 +53,7 @@ fn locks_its_disk_holds_its_port_and_cleans_up_on_interrupt() {
     }
     let sandbox = Sandbox::new();
     let vm = vm(&sandbox);
-    let mut qemu = sandbox.start(qemu_command(&sandbox, &vm, &vm.pidfile));
+    let mut qemu = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, qemu.pid());
     assert!(vm.disk.exists(), "the missing disk image was not created");
     assert_port_held(vm.port, "qemu's hostfwd");
@@ -81,7 +81,7 @@ fn locks_its_disk_holds_its_port_and_cleans_up_on_interrupt() {
 fn a_second_qemu_on_the_same_disk_fails_to_get_the_write_lock() {
     let sandbox = Sandbox::new();
     let vm = vm(&sandbox);
-    let first = sandbox.start(qemu_command(&sandbox, &vm, &vm.pidfile));
+    let first = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, first.pid());
     let second_pidfile = sandbox.root().join("second.pid");
     let output = sandbox
@@ -132,7 +132,7 @@ fn fault_ignore_interrupt_keeps_it_running() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "qemu", "fault": {"kind": "ignore_interrupt"}}]}));
     let vm = vm(&sandbox);
-    let mut qemu = sandbox.start(qemu_command(&sandbox, &vm, &vm.pidfile));
+    let mut qemu = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, qemu.pid());
     qemu.interrupt();
     sandbox.wait_for_event("qemu", event::INTERRUPT_IGNORED);
@@ -143,7 +143,7 @@ fn fault_ignore_interrupt_keeps_it_running() {
 #[test]
 fn an_unknown_option_exits_2() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("qemu-system-x86_64");
+    let mut cmd = sandbox.command("qemu-system-x86_64");
     cmd.arg("-frobnicate");
     sandbox
         .assert(cmd)

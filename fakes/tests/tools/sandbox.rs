@@ -36,7 +36,9 @@ pub fn assert_port_held(port: u16, by: &str) {
 }
 
 /// A [`harness::Sandbox`] with `limavm-fake` under every tool's name and
-/// no reconciler.
+/// no reconciler. Its `command` and `spawn` take the place of the
+/// harness's: a tool's name instead of a program, and a [`Running`] handle
+/// instead of a pid.
 pub struct Sandbox(harness::Sandbox);
 
 impl Deref for Sandbox {
@@ -71,8 +73,8 @@ impl Sandbox {
     /// A command running the fake as `name` (`ssh`, `wsl.exe`, ...) with
     /// the sandbox's environment, in a process group of its own (so that
     /// an interrupt can be aimed at it alone).
-    pub fn tool_command(&self, name: &str) -> Command {
-        let mut cmd = self.command(self.tool_path(name));
+    pub fn command(&self, name: &str) -> Command {
+        let mut cmd = self.0.command(self.tool_path(name));
         proctree::SpawnAttributes {
             own_process_group: true,
             background_priority: false,
@@ -82,7 +84,7 @@ impl Sandbox {
     }
 
     /// Starts `cmd`, killed with its tree when the handle is dropped.
-    pub fn start(&self, mut cmd: Command) -> Running {
+    pub fn spawn(&self, mut cmd: Command) -> Running {
         let child = cmd.spawn().expect("the fake starts");
         Running { child }
     }

@@ -41,7 +41,7 @@ fn holds_every_forward_until_interrupted() {
     }
     let sandbox = Sandbox::new();
     let (joined, separate, bare) = (free_port(), free_port(), free_port());
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.args([
         "-F",
         "/dev/null",
@@ -55,7 +55,7 @@ fn holds_every_forward_until_interrupted() {
     .args(["-L", &format!("127.0.0.1:{separate}:localhost:81")])
     .args(["-L", &format!("{bare}:localhost:82")])
     .args(["-p2222", "-l", "lima", "127.0.0.1"]);
-    let mut ssh = sandbox.start(cmd);
+    let mut ssh = sandbox.spawn(cmd);
     crate::sandbox::eventually("three port_bound entries", || {
         let bound = bound_ports(&sandbox);
         (bound.len() == 3).then_some(()).ok_or(format!("{bound:?}"))
@@ -80,7 +80,7 @@ fn exits_255_when_a_forwarded_port_is_taken() {
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
     let free = free_port();
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.args(forward_args(&[free, taken_port]));
     let output = sandbox.assert(cmd).code(255);
     let stderr = stderr_of(&output);
@@ -113,7 +113,7 @@ fn without_exit_on_forward_failure_a_taken_port_is_reported_and_the_rest_held() 
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
     let free = free_port();
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.args([
         "-N",
         "-L",
@@ -122,7 +122,7 @@ fn without_exit_on_forward_failure_a_taken_port_is_reported_and_the_rest_held() 
         &format!("{free}:h:2"),
         "h",
     ]);
-    let mut ssh = sandbox.start(cmd);
+    let mut ssh = sandbox.spawn(cmd);
     sandbox.wait_for_event("ssh", event::PORT_BIND_FAILED);
     sandbox.wait_for_event("ssh", event::PORT_BOUND);
     assert_port_held(free, "ssh");
@@ -143,9 +143,9 @@ fn fault_ignore_interrupt_keeps_the_ports() {
     let sandbox = Sandbox::new();
     sandbox.set_plan(json!({"rules": [{"tool": "ssh", "fault": {"kind": "ignore_interrupt"}}]}));
     let port = free_port();
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.args(forward_args(&[port]));
-    let mut ssh = sandbox.start(cmd);
+    let mut ssh = sandbox.spawn(cmd);
     sandbox.wait_for_event("ssh", event::PORT_BOUND);
     ssh.interrupt();
     sandbox.wait_for_event("ssh", event::INTERRUPT_IGNORED);
@@ -163,7 +163,7 @@ fn bad_command_lines_exit_2() {
         (&["-L", "eighty", "h"][..], "'eighty'"),
         (&["-Z", "h"][..], "-- Z"),
     ] {
-        let mut cmd = sandbox.tool_command("ssh");
+        let mut cmd = sandbox.command("ssh");
         cmd.args(args);
         sandbox.assert(cmd).code(2).stderr(contains(needle));
     }
@@ -180,7 +180,7 @@ fn refuses_a_private_key_others_can_read() {
     std::fs::write(&key, "not read before the mode check\n").unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let port = free_port();
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.arg("-i").arg(&key).args(forward_args(&[port]));
     let output = sandbox.assert(cmd).code(255);
     let stderr = stderr_of(&output);
@@ -197,9 +197,9 @@ fn refuses_a_private_key_others_can_read() {
     let refused = sandbox.events(event::KEY_REFUSED);
     assert_eq!(refused.len(), 1, "{refused:?}");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut cmd = sandbox.tool_command("ssh");
+    let mut cmd = sandbox.command("ssh");
     cmd.arg("-i").arg(&key).args(forward_args(&[port]));
-    let mut ssh = sandbox.start(cmd);
+    let mut ssh = sandbox.spawn(cmd);
     crate::sandbox::eventually("the port bound with an owner-only key", || {
         (!port_is_free(port)).then_some(()).ok_or("free".to_owned())
     });
@@ -218,7 +218,7 @@ fn a_control_master_detaches_forwards_on_request_and_exits_on_o_exit() {
     let socket = sandbox.root().join("ssh.sock");
     let control_path = format!("ControlPath={}", socket.display());
     let port = free_port();
-    let mut master = sandbox.tool_command("ssh");
+    let mut master = sandbox.command("ssh");
     master.args([
         "-o",
         "ControlMaster=auto",
@@ -242,7 +242,7 @@ fn a_control_master_detaches_forwards_on_request_and_exits_on_o_exit() {
             .ok_or_else(|| format!("{:?}", sandbox.live_processes()))
     });
     let client = |command: &str, extra: &[&str]| {
-        let mut cmd = sandbox.tool_command("ssh");
+        let mut cmd = sandbox.command("ssh");
         cmd.args(["-O", command, "-S"])
             .arg(&socket)
             .args(extra)

@@ -20,7 +20,7 @@ fn vm(sandbox: &Sandbox) -> InstancePaths {
 /// What the reconciler's `--hostagent-entry start-foreground` runs: logs
 /// already opened (and truncated) by the caller, stdin not a terminal.
 fn start_command(sandbox: &Sandbox, paths: &InstancePaths) -> Command {
-    let mut cmd = sandbox.tool_command("limactl");
+    let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "--tty=false"])
         .arg(&paths.name)
         .stdout(std::fs::File::create(paths.ha_stdout_log()).unwrap())
@@ -43,7 +43,7 @@ fn wait_running(paths: &InstancePaths) {
 fn the_start_becomes_the_hostagent_with_lima_s_default_paths() {
     let sandbox = Sandbox::new();
     let paths = vm(&sandbox);
-    let mut start = sandbox.start(start_command(&sandbox, &paths));
+    let mut start = sandbox.spawn(start_command(&sandbox, &paths));
     wait_running(&paths);
     assert_eq!(read_pid_file(&paths.ha_pid()), Some(start.pid()));
     lima_layout::info::query_info(&paths.ha_sock(), Duration::from_secs(2)).unwrap();
@@ -88,7 +88,7 @@ fn the_logs_are_new_files_so_a_reader_of_the_old_ones_sees_nothing() {
     let paths = vm(&sandbox);
     let cmd = start_command(&sandbox, &paths);
     let mut old_stdout = std::fs::File::open(paths.ha_stdout_log()).unwrap();
-    let _start = sandbox.start(cmd);
+    let _start = sandbox.spawn(cmd);
     wait_running(&paths);
     let mut seen = String::new();
     old_stdout.read_to_string(&mut seen).unwrap();
@@ -102,7 +102,7 @@ fn the_hostagent_s_faults_apply_after_the_exec() {
     sandbox.set_plan(json!({"rules": [
         {"tool": "limactl", "args": ["hostagent"], "fault": {"kind": "ignore_interrupt"}}
     ]}));
-    let mut start = sandbox.start(start_command(&sandbox, &paths));
+    let mut start = sandbox.spawn(start_command(&sandbox, &paths));
     wait_running(&paths);
     start.interrupt();
     sandbox.wait_for_event("limactl", event::INTERRUPT_IGNORED);
@@ -121,7 +121,7 @@ fn a_stale_pid_file_is_removed_and_the_start_goes_on() {
     let dead = gone.id();
     gone.wait().unwrap();
     write_pid_file(&paths.ha_pid(), dead).unwrap();
-    let start: Running = sandbox.start(start_command(&sandbox, &paths));
+    let start: Running = sandbox.spawn(start_command(&sandbox, &paths));
     wait_running(&paths);
     assert_eq!(read_pid_file(&paths.ha_pid()), Some(start.pid()));
 }
@@ -131,7 +131,7 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
     let sandbox = Sandbox::new();
     let paths = vm(&sandbox);
     // Running: a hostagent (started the other way) answers, its driver runs.
-    let mut hostagent = sandbox.tool_command("limactl");
+    let mut hostagent = sandbox.command("limactl");
     hostagent
         .args(["hostagent", "--pidfile"])
         .arg(paths.ha_pid())
@@ -139,12 +139,12 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
         .arg(paths.ha_sock())
         .arg("vm1")
         .stdout(std::process::Stdio::null());
-    let _hostagent = sandbox.start(hostagent);
+    let _hostagent = sandbox.spawn(hostagent);
     eventually("the first hostagent to answer", || {
         lima_layout::info::query_info(&paths.ha_sock(), Duration::from_secs(1))
             .map_err(|e| e.to_string())
     });
-    let mut again = sandbox.tool_command("limactl");
+    let mut again = sandbox.command("limactl");
     again.args(["start", "--foreground", "vm1"]);
     sandbox
         .assert(again)
@@ -154,7 +154,7 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
     // Broken: ha.pid names a live process that is no hostagent.
     let other = sandbox.instance("vm2", "vmType: qemu\n");
     write_pid_file(&other.ha_pid(), std::process::id()).unwrap();
-    let mut refused = sandbox.tool_command("limactl");
+    let mut refused = sandbox.command("limactl");
     refused.args(["start", "--foreground", "vm2"]);
     sandbox
         .assert(refused)
@@ -165,7 +165,7 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
 #[test]
 fn a_missing_instance_fails_naming_it() {
     let sandbox = Sandbox::new();
-    let mut cmd = sandbox.tool_command("limactl");
+    let mut cmd = sandbox.command("limactl");
     cmd.args(["start", "--foreground", "nowhere"]);
     sandbox.assert(cmd).code(1).stderr(contains("nowhere"));
 }

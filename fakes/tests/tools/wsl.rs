@@ -10,7 +10,7 @@ use std::process::Output;
 use std::time::Duration;
 
 fn wsl(sandbox: &Sandbox, args: &[&str]) -> Output {
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(args);
     sandbox.run(cmd)
 }
@@ -18,7 +18,7 @@ fn wsl(sandbox: &Sandbox, args: &[&str]) -> Output {
 fn import(sandbox: &Sandbox, distro: &str) {
     let location = sandbox.root().join(distro);
     let source = location.join("diffdisk");
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--import", distro]).arg(&location).arg(&source);
     let output = sandbox.run(cmd);
     assert!(
@@ -42,9 +42,9 @@ fn listed(sandbox: &Sandbox, running: bool) -> Vec<String> {
 }
 
 fn start_session(sandbox: &Sandbox, distro: &str) -> Running {
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["-d", distro]);
-    let session = sandbox.start(cmd);
+    let session = sandbox.spawn(cmd);
     eventually(&format!("{distro} to run"), || {
         let running = listed(sandbox, true);
         running
@@ -78,7 +78,7 @@ fn lists_in_utf16_with_crlf_unless_wsl_utf8_is_set() {
     import(&sandbox, "lima-a");
     let output = wsl(&sandbox, &["-l", "-q"]);
     assert_eq!(output.stdout, utf16("lima-a\r\nlima-b\r\n"));
-    let mut cmd = sandbox.tool_command("wsl");
+    let mut cmd = sandbox.command("wsl");
     cmd.args(["--list", "--quiet"]).env("WSL_UTF8", "1");
     assert_eq!(sandbox.run(cmd).stdout, b"lima-a\r\nlima-b\r\n");
     assert_eq!(states(&sandbox, "lima-a"), ["Stopped"]);
@@ -164,7 +164,7 @@ fn unknown_distros_are_reported_in_the_output_encoding_with_exit_1() {
                 "There is no distribution with the supplied name.\r\nError code: Wsl/Service/WSL_E_DISTRO_NOT_FOUND\r\n",
             ));
     }
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["-d", "lima-none"]).env("WSL_UTF8", "1");
     sandbox.assert(cmd).code(1).stdout(starts_with(
         "There is no distribution with the supplied name.\r\n",
@@ -206,9 +206,9 @@ fn a_hang_on_terminate_applies_the_counted_times_then_terminate_works() {
     );
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "lima-a");
-    let mut cmd = sandbox.tool_command("wsl.exe");
+    let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--terminate", "lima-a"]);
-    let mut hung = sandbox.start(cmd);
+    let mut hung = sandbox.spawn(cmd);
     hung.assert_keeps_running(Duration::from_millis(300), "the first --terminate hangs");
     assert_eq!(
         listed(&sandbox, true),
