@@ -9,6 +9,7 @@ use harness::{Sandbox, Toolset};
 use predicates::prelude::*;
 use predicates::str::contains;
 use serde_json::Value;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -83,13 +84,9 @@ impl Reconciler for Sandbox {
             .args(["--poll-interval", "20ms", "--keygen-timeout", "10s"])
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        // Its own group: nothing it signals can reach the test runner.
-        proctree::SpawnAttributes {
-            own_process_group: true,
-            background_priority: false,
-        }
-        .apply(&mut cmd);
+            .stderr(Stdio::piped())
+            // Its own group: nothing it signals can reach the test runner.
+            .process_group(0);
         Service(Some(cmd.spawn().unwrap()))
     }
 
