@@ -88,6 +88,7 @@ impl ForcedStopReport {
         })
     }
 
+    #[cfg(test)]
     pub fn failed(&self, step: Step) -> bool {
         self.failures.iter().any(|f| f.step == step)
     }

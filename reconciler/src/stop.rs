@@ -19,6 +19,11 @@ const POLL: Duration = Duration::from_millis(10);
 /// How long a force-killed hostagent gets to be reaped.
 const REAP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Until when a stopped hostagent is waited for to be reaped.
+fn reap_deadline() -> Instant {
+    Instant::now() + REAP_TIMEOUT
+}
+
 /// Which path asked for the stop (some regressions act on one path only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopPath {
@@ -152,7 +157,7 @@ pub fn stop_instance(
         if let Target::Child(child) = &mut target {
             let _ = child.kill();
         }
-        let exited = target.wait_for_exit(Some(Instant::now() + REAP_TIMEOUT));
+        let exited = target.wait_for_exit(Some(reap_deadline()));
         return StopOutcome {
             graceful: false,
             forced: None,
@@ -168,7 +173,7 @@ pub fn stop_instance(
             let instance = inspect(&settings.lima_home, name, assumed_vm_type);
             forced_stop(settings, &with_hostagent(instance, &target))
         };
-    let exited = target.wait_for_exit(Some(Instant::now() + REAP_TIMEOUT));
+    let exited = target.wait_for_exit(Some(reap_deadline()));
     if !exited {
         tracing::error!(
             instance = %Shown(name),

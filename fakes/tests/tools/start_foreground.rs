@@ -140,9 +140,15 @@ fn a_running_instance_is_left_alone_and_a_broken_one_refused() {
         .arg("vm1")
         .stdout(std::process::Stdio::null());
     let _hostagent = sandbox.spawn(hostagent);
-    eventually("the first hostagent to answer", || {
+    // Running as Lima's inspection sees it: the hostagent answers and its
+    // driver's pid file names a live process (written after the socket).
+    eventually("the first hostagent to answer, its driver alive", || {
         lima_layout::info::query_info(&paths.ha_sock(), Duration::from_secs(1))
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        let driver = paths.driver_pid(lima_layout::VmType::Qemu);
+        read_pid_file(&driver)
+            .filter(|&pid| proctree::is_alive(pid))
+            .ok_or_else(|| format!("no live driver in {}", driver.display()))
     });
     let mut again = sandbox.command("limactl");
     again.args(["start", "--foreground", "vm1"]);
