@@ -730,6 +730,12 @@ mod tests {
         let (report, log) = with_captured_log(|| fx.stop());
         assert!(report.failed(Step::WslTerminate));
         assert!(!log.contains("wsl terminate"), "{log}");
+        // Silent in the log, not in the status.
+        let summary = report.summary();
+        assert!(
+            summary.starts_with("forced stop incomplete: wsl terminate: "),
+            "{summary}"
+        );
     }
 
     #[test]

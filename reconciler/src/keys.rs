@@ -354,6 +354,20 @@ mod tests {
     use crate::regression::Regressions;
     use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
+    #[test]
+    fn a_missing_key_needs_no_repair_and_another_error_is_reported() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("user");
+        assert!(repair_private_key_mode(&missing).is_ok());
+        // A path through a file: neither there nor "not found".
+        let file = root.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        let through_file = file.join("user");
+        if cfg!(unix) {
+            assert!(repair_private_key_mode(&through_file).is_err());
+        }
+    }
+
     struct Fixture {
         _root: tempfile::TempDir,
         settings: Settings,

@@ -139,3 +139,49 @@ mod tests {
         assert!(!found2.contains(&ours.pid()), "{found2:?}");
     }
 }
+
+/// Platform-neutral: no process is started.
+#[cfg(test)]
+mod hostagent_identity {
+    use super::*;
+
+    fn process(cmd: &[&str], lima_home: &Path) -> ProcessInfo {
+        ProcessInfo {
+            pid: 42,
+            parent: Some(1),
+            name: "limactl".into(),
+            cmd: cmd.iter().map(|a| (*a).to_owned()).collect(),
+            start_time: 0,
+            zombie: false,
+            environ: vec![format!("LIMA_HOME={}", lima_home.display())],
+        }
+    }
+
+    #[test]
+    fn a_hostagent_is_known_by_its_entry_its_name_and_its_lima_home() {
+        let root = tempfile::tempdir().unwrap();
+        let home_path = root.path().join("home");
+        std::fs::create_dir_all(home_path.join("sub")).unwrap();
+        let home = InstanceDir::new(&home_path);
+        let other = root.path().join("other");
+        let start = ["limactl", "start", "--foreground", "vm"];
+        let hostagent = ["limactl", "hostagent", "--pidfile", "p", "vm"];
+        assert!(is_hostagent_of(&process(&start, &home_path), "vm", &home));
+        assert!(is_hostagent_of(
+            &process(&hostagent, &home_path),
+            "vm",
+            &home
+        ));
+        // Another spelling of the same LIMA_HOME is the same instance.
+        let spelled = home_path.join("sub").join("..");
+        assert!(is_hostagent_of(&process(&start, &spelled), "vm", &home));
+        // Another instance, another LIMA_HOME, another command: not ours.
+        assert!(!is_hostagent_of(&process(&start, &home_path), "vm2", &home));
+        assert!(!is_hostagent_of(&process(&start, &other), "vm", &home));
+        let list = ["limactl", "list", "vm"];
+        assert!(!is_hostagent_of(&process(&list, &home_path), "vm", &home));
+        let mut no_home = process(&start, &home_path);
+        no_home.environ.clear();
+        assert!(!is_hostagent_of(&no_home, "vm", &home));
+    }
+}
