@@ -218,11 +218,14 @@ mod tests {
     fn a_hung_tree_is_killed_at_the_deadline() {
         use std::time::Instant;
         // sh leaves a grandchild that would hold the pipes for ten minutes.
+        // Removed on drop, also when an assertion below fails.
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("grandchild.pid");
         let started = Instant::now();
         let err = ExternalCommand::new("wsl.exe", "sh")
             .arg("-c")
             .arg("echo stuck >&2; sleep 600 & echo $! > \"$0\"; wait")
-            .arg(std::env::temp_dir().join(format!("limavm-cmd-{}", std::process::id())))
+            .arg(&pid_file)
             .timeout(Some(Duration::from_millis(300)))
             .run()
             .unwrap_err();
@@ -234,13 +237,11 @@ mod tests {
         );
         assert!(text.contains("stuck"), "{text}");
         assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
-        let pid_file = std::env::temp_dir().join(format!("limavm-cmd-{}", std::process::id()));
         let grandchild: u32 = std::fs::read_to_string(&pid_file)
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        std::fs::remove_file(&pid_file).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while proctree::is_alive(grandchild) {
             assert!(
