@@ -5,7 +5,8 @@
 //! One multicall executable plays every tool: the name it is run under
 //! (`limactl`, `ssh`, `ssh-keygen`, `wsl.exe`, `qemu-system-x86_64`) picks the
 //! personality. [`run_multicall`] is the whole program; any binary can
-//! dispatch to it.
+//! dispatch to it. [`run_embedded_hostagent`] is the hostagent alone, for a
+//! reconciler that embeds it.
 
 pub use contract::install;
 pub mod journal;
@@ -27,6 +28,9 @@ mod ssh;
 mod timestamp;
 mod wsl;
 
+/// The fake hostagent as a library: what a reconciler that embeds Lima
+/// runs when it re-executes itself as `<self> hostagent ... NAME`.
+pub use hostagent::{HostagentArgs, run_embedded as run_embedded_hostagent};
 /// Environment variable naming the fake `wsl.exe`'s state file.
 pub use wsl::STATE_ENV as WSL_STATE_ENV;
 pub use wsl::decode_output as decode_wsl_output;

@@ -33,6 +33,27 @@ pub enum Command {
     Regressions,
     /// kubectl-style access to the resources: apply, get, patch, delete, wait.
     Ctl(CtlArgs),
+    /// Runs as the hostagent of instance NAME (Lima's `limactl hostagent`
+    /// flags): what `serve --hostagent-entry embedded` re-executes itself as.
+    Hostagent(HostagentArgs),
+}
+
+/// `hostagent --pidfile F --socket S [--debug] NAME`, as Lima v2.2.0's
+/// `limactl hostagent` takes them (`--pidfile` and `--socket` always given
+/// by the service).
+#[derive(Debug, Args)]
+pub struct HostagentArgs {
+    /// Where the hostagent writes its pid (`ha.pid`).
+    #[arg(long, value_name = "FILE")]
+    pub pidfile: PathBuf,
+    /// Where the hostagent serves its API (`ha.sock`).
+    #[arg(long, value_name = "FILE")]
+    pub socket: PathBuf,
+    /// Accepted and ignored, as the fake `limactl` does.
+    #[arg(long)]
+    pub debug: bool,
+    /// The instance's name (its directory under `LIMA_HOME`).
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -49,8 +70,9 @@ pub struct ServeArgs {
     /// Switch on a regression (repeatable; see `regressions`).
     #[arg(long = "regress", value_name = "ID")]
     pub regress: Vec<Regression>,
-    /// How to launch the hostagent: `hostagent` (default), or
-    /// `start-foreground` for real Lima (`limactl start --foreground`).
+    /// How to launch the hostagent: `hostagent` (default),
+    /// `start-foreground` for real Lima (`limactl start --foreground`), or
+    /// `embedded` (this executable re-executed as `hostagent`).
     #[arg(long, value_enum, env = contract::env::HOSTAGENT_ENTRY, default_value_t)]
     pub hostagent_entry: crate::settings::HostagentEntry,
     #[arg(long, value_enum, default_value_t)]
@@ -81,6 +103,11 @@ where
             print!("{}", regressions_listing());
             exit::OK
         }
+        Command::Hostagent(args) => fakes::run_embedded_hostagent(&fakes::HostagentArgs {
+            pidfile: args.pidfile,
+            socket: args.socket,
+            name: args.name,
+        }),
         Command::Ctl(args) => ctl::run(
             args,
             &mut std::io::stdin().lock(),

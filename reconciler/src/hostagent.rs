@@ -1,4 +1,5 @@
-//! Starting `limactl hostagent` and watching it: its pid file, its exit and
+//! Starting `limactl hostagent` (or this executable as the hostagent) and
+//! watching it: its pid file, its exit and
 //! the JSON events it prints on stdout.
 
 use crate::regression::Regression;
@@ -98,15 +99,19 @@ fn set_own_process_group(attributes: &mut SpawnAttributes, replace: bool) {
 
 /// Starts the hostagent through the configured entry point: `limactl
 /// hostagent --pidfile DIR/ha.pid --socket DIR/ha.sock NAME` with its output
-/// in the two log files (truncated first), or `limactl start --foreground
+/// in the two log files (truncated first; the `embedded` entry runs this
+/// executable with the same arguments), or `limactl start --foreground
 /// --tty=false NAME`, which writes those logs itself (its own output before
 /// that goes to `ha.start.log`).
 pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartError> {
     let log =
         |path: PathBuf| File::create(&path).map_err(|source| StartError::Prepare { path, source });
-    let mut cmd = Command::new(&settings.tools.limactl);
+    let mut cmd = match settings.hostagent_entry {
+        HostagentEntry::Embedded => Command::new(own_executable().map_err(StartError::Spawn)?),
+        _ => Command::new(&settings.tools.limactl),
+    };
     let (stdout, stderr) = match settings.hostagent_entry {
-        HostagentEntry::Hostagent => {
+        HostagentEntry::Hostagent | HostagentEntry::Embedded => {
             cmd.arg("hostagent")
                 .arg("--pidfile")
                 .arg(paths.ha_pid())
@@ -138,12 +143,27 @@ pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartE
     // Contained: on Windows a job object holds the hostagent and everything
     // it starts, so a forced stop kills the whole tree, orphans included.
     proctree::spawn_contained(&mut cmd, spawn_attributes(settings)).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+        if e.kind() == std::io::ErrorKind::NotFound
+            && settings.hostagent_entry != HostagentEntry::Embedded
+        {
             StartError::LimactlNotFound
         } else {
             StartError::Spawn(e)
         }
     })
+}
+
+/// This executable, to re-execute as the hostagent: the path it was run
+/// as when that is a path (`argv[0]` with a directory), so that a multicall
+/// binary linked under the reconciler's name keeps that name, else the
+/// resolved executable.
+fn own_executable() -> std::io::Result<PathBuf> {
+    match std::env::args_os().next().map(PathBuf::from) {
+        Some(argv0) if argv0.parent().is_some_and(|dir| !dir.as_os_str().is_empty()) => {
+            std::path::absolute(argv0)
+        }
+        _ => std::env::current_exe(),
+    }
 }
 
 /// Waits (bounded) for `ha.pid` to name the new hostagent. `previous` is

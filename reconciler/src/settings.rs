@@ -45,6 +45,12 @@ pub enum HostagentEntry {
     /// instance (disks, cidata) and then becomes the hostagent itself, with
     /// its pid file, socket and logs at Lima's default places.
     StartForeground,
+    /// `<this executable> hostagent --pidfile DIR/ha.pid --socket
+    /// DIR/ha.sock NAME`: the service re-executes itself as the hostagent,
+    /// as a reconciler that embeds Lima does (the embedded Lima is the
+    /// fakes' hostagent, which still finds QEMU, `ssh` and `wsl.exe` on
+    /// PATH); no `limactl` is called.
+    Embedded,
 }
 
 #[derive(Debug, Clone)]

@@ -25,11 +25,37 @@ use std::path::PathBuf;
 /// How often the hostagent checks that its driver still runs.
 const DRIVER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
-#[derive(Debug, PartialEq, Eq)]
+/// `hostagent --pidfile P --socket S NAME`: where the hostagent writes its
+/// pid, where it listens (Lima's `ha.pid`, `ha.sock`), and the instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostagentArgs {
     pub pidfile: PathBuf,
     pub socket: PathBuf,
     pub name: String,
+}
+
+/// Runs the hostagent of `args.name` in this process, as a reconciler that
+/// embeds Lima does when it re-executes itself as the hostagent: the
+/// hostagent's code is the reconciler's own, so no fault of the plan
+/// applies to it and it writes no journal; the driver (`qemu-system-x86_64`
+/// or `wsl.exe`) and `ssh` are still looked up on `PATH`, and those fakes
+/// read the plan and journal as always. Prints errors on stderr; returns
+/// the exit code (0 after a graceful stop). Installs the interrupt handler,
+/// so at most once per process.
+pub fn run_embedded(args: &HostagentArgs) -> i32 {
+    let invocation = Invocation {
+        tool: crate::plan::Tool::Limactl,
+        args: Vec::new(),
+        journal: crate::journal::JournalWriter::disabled(),
+        faults: crate::faults::Faults::default(),
+    };
+    match run(&invocation, args) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("{error}");
+            error.exit_code()
+        }
+    }
 }
 
 pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeError> {
