@@ -128,3 +128,91 @@ fn a_template_change_by_reapplied_configmap_reaches_the_vm() {
     assert_eq!(view.raw["metadata"]["namespace"], "harness");
     assert!(view.raw["status"].get("observedGeneration").is_none());
 }
+
+/// `reference-embedded.toml`: the reference re-executes itself as the
+/// hostagent, so no `limactl` runs, and the faults go one layer lower
+/// (QEMU, `wsl.exe`) or the check looks from outside.
+const EMBEDDED_FIXED: [&str; 4] = [
+    "ignored-signal-fallback",
+    "shutdown-fallback-skips-cleanup",
+    "spawn-attributes-overwritten",
+    "orphan-recovery-skips-graceful",
+];
+
+#[test]
+fn the_embedded_hostagent_fixture_gives_absent_verdicts() {
+    let embedded = target("reference-embedded.toml");
+    assert!(embedded.embeds_hostagent());
+    for id in EMBEDDED_FIXED {
+        let row = audit_of(embedded.clone(), id);
+        assert_eq!(row.audit, Audit::Absent, "{id}: {}", row.text());
+    }
+    // A fault of the fake hostagent's own code has nothing to go to.
+    let row = audit_of(embedded, "divergent-shutdown-paths");
+    assert_eq!(row.audit, Audit::CannotRun, "{}", row.text());
+    assert!(row.message.contains("replace_driver"), "{}", row.text());
+}
+
+#[test]
+fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower() {
+    let Target::External(file) = target("reference-embedded.toml") else {
+        unreachable!("a target file")
+    };
+    // Each with the defect built in, as another build would have it: a
+    // forced stop held by QEMU, one held by `wsl.exe --terminate`, and
+    // attributes and an interrupt seen from outside.
+    for (id, symptom) in [
+        ("ignored-signal-fallback", "did not complete within"),
+        ("shutdown-fallback-skips-cleanup", "after the service shut down"),
+        ("spawn-attributes-overwritten", "background_priority"),
+        ("orphan-recovery-skips-graceful", "without the graceful interrupt"),
+    ] {
+        let mut defective = harness::TargetFile::clone(&file);
+        defective.name = format!("reference-embedded-{id}");
+        defective.service.start.push(format!("--regress={id}"));
+        let row = audit_of(Target::External(defective.into()), id);
+        assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
+        assert!(row.message.contains(symptom), "{id}: {}", row.text());
+    }
+}
+
+#[test]
+fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
+    use harness::{Sandbox, VmView};
+    let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
+    let sandbox = Sandbox::new(&binaries).unwrap();
+    let ctx = scenarios::Ctx::for_target(
+        &sandbox,
+        harness::ReferenceSettings::fast(),
+        target("reference-embedded.toml"),
+    );
+    let mut svc = ctx.started_service().unwrap();
+    scenarios::steps::start_vm(svc.as_mut(), &scenarios::qemu_vm("vm", 1)).unwrap();
+    let instance = sandbox.lima_home().instance("vm");
+    let hostagent = lima_layout::paths::read_pid_file(&instance.ha_pid()).unwrap();
+    let process = sandbox
+        .live_processes()
+        .into_iter()
+        .find(|p| p.pid == hostagent)
+        .unwrap_or_else(|| panic!("hostagent pid {hostagent} is not in the sandbox"));
+    let program = std::path::Path::new(&process.cmd[0]).file_stem();
+    assert!(
+        program.is_some_and(|p| p == "limavm-reconciler") && process.cmd[1] == "hostagent",
+        "{:?}",
+        process.cmd
+    );
+    let entries = sandbox.journal().entries();
+    let tools: Vec<&str> = entries.iter().map(|e| e.tool.as_str()).collect();
+    assert!(!tools.contains(&"limactl"), "{tools:?}");
+    assert!(tools.contains(&"qemu") && tools.contains(&"ssh"), "{tools:?}");
+    svc.set_running("vm", false).unwrap();
+    scenarios::steps::wait_for(
+        svc.as_mut(),
+        "vm",
+        scenarios::steps::SETTLE,
+        "stopped",
+        VmView::is_stopped,
+    )
+    .unwrap();
+    assert!(!proctree::is_alive(hostagent));
+}

@@ -44,6 +44,14 @@ pub struct Finding {
 pub enum OnEmbedded {
     /// The scenario needs nothing of the fake hostagent.
     Same,
+    /// The scenario's fault of the fake hostagent goes one layer lower, to
+    /// a tool the embedded hostagent calls (see
+    /// [`Ctx::graceful_stop_held`]): which.
+    LowerLayer(&'static str),
+    /// A scenario of its own, checking from outside what the scenario
+    /// reads in the fake hostagent's journal (real Lima's, which needs no
+    /// fake hostagent either).
+    Own(fn(&Ctx) -> ScenarioResult),
     /// It needs a fault or a journal entry of the fake hostagent: why.
     NeedsFakeHostagent(&'static str),
 }
@@ -75,9 +83,11 @@ impl TimeoutNeed {
     }
 }
 
-/// Why a scenario needs the fake hostagent to ignore the graceful
-/// interrupt.
-const HA_IGNORES: &str = "needs a hostagent that ignores the graceful interrupt (fault ignore_interrupt of the fake hostagent); an embedded hostagent is the target's own code";
+/// How a graceful stop of a QEMU VM is held under an embedded hostagent.
+const QEMU_IGNORES: &str = "QEMU ignores the interrupt (fault ignore_interrupt on qemu), so the hostagent's graceful stop outlasts the graceful timeout and the reconciler has to force it";
+
+/// How a graceful stop of a WSL2 VM is held under an embedded hostagent.
+const WSL_TERMINATE_HANGS: &str = "the hostagent's own `wsl.exe --terminate` hangs (fault hang, first call only), so its graceful stop outlasts the graceful timeout; the reconciler's calls get the scenario's faults";
 
 impl Finding {
     /// The scenario to run with `toolset`, or why it cannot run there.
@@ -99,14 +109,14 @@ impl Finding {
         target: &harness::Target,
     ) -> Result<fn(&Ctx) -> ScenarioResult, &'static str> {
         let scenario = self.scenario_for(toolset)?;
+        // Real Lima's scenarios never rely on the fake hostagent.
+        if !target.embeds_hostagent() || toolset.has_real_lima() {
+            return Ok(scenario);
+        }
         match self.on_embedded {
-            // Real Lima's scenarios never rely on the fake hostagent.
-            OnEmbedded::NeedsFakeHostagent(why)
-                if target.embeds_hostagent() && !toolset.has_real_lima() =>
-            {
-                Err(why)
-            }
-            _ => Ok(scenario),
+            OnEmbedded::Same | OnEmbedded::LowerLayer(_) => Ok(scenario),
+            OnEmbedded::Own(own) => Ok(own),
+            OnEmbedded::NeedsFakeHostagent(why) => Err(why),
         }
     }
 
@@ -165,7 +175,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(QEMU_IGNORES),
         needs: &[],
     },
     Finding {
@@ -173,7 +183,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::bracketed_home_path,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(QEMU_IGNORES),
         needs: &[],
     },
     Finding {
@@ -189,7 +199,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::shutdown_fallback_skips_cleanup,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(WSL_TERMINATE_HANGS),
         needs: &[TimeoutNeed {
             timeout: Timing::GracefulTimeout,
             below: SETTLE,
@@ -203,7 +213,7 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs a forced-stop step to fail (wsl.exe --terminate exiting 1), which only the fake wsl.exe does",
         ),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(WSL_TERMINATE_HANGS),
         needs: &[],
     },
     Finding {
@@ -211,9 +221,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::spawn_attributes_overwritten,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::spawn_attributes_overwritten),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "reads the spawn attributes the fake hostagent journals; with --toolset real they are observed from outside (process group, niceness) instead",
-        ),
+        on_embedded: OnEmbedded::Own(real_lima::spawn_attributes_overwritten),
         needs: &[],
     },
     Finding {
@@ -233,9 +241,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: orphan::orphan_recovery_skips_graceful,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::orphan_recovery_skips_graceful),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "reads the interrupt the fake hostagent journals; with --toolset real the hostagent's own log is read instead",
-        ),
+        on_embedded: OnEmbedded::Own(real_lima::orphan_recovery_skips_graceful),
         needs: &[],
     },
     Finding {
@@ -279,7 +285,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::disk_lock_leak,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::disk_lock_leak),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(QEMU_IGNORES),
         needs: &[],
     },
     Finding {
@@ -295,7 +301,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::ignored_signal_fallback,
         unsupported_here: None,
         on_real_lima: OnRealLima::Same,
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(QEMU_IGNORES),
         needs: &[],
     },
     Finding {
@@ -303,7 +309,9 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: wsl::wsl_hang_unbounded,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(WSL),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(HA_IGNORES),
+        on_embedded: OnEmbedded::LowerLayer(
+            "the hanging `wsl.exe --terminate` of the stuck distro holds the hostagent's own graceful stop too",
+        ),
         needs: &[],
     },
     Finding {
@@ -323,9 +331,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: leftovers::hostagent_death_leftovers,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "needs the fake hostagent's ssh forwarders, which no pid file names",
-        ),
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
     Finding {
@@ -336,9 +342,7 @@ pub static CATALOGUE: &[Finding] = &[
             "runs two VMs at once and writes one's qemu.pid into the other; with real QEMU it \
              needs two guests' worth of time for what the fakes show the same way",
         ),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "finds vm2's driver through the fake hostagent's journal",
-        ),
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
     Finding {
@@ -346,9 +350,7 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: leftovers::degraded_not_reported,
         unsupported_here: None,
         on_real_lima: OnRealLima::Own(real_lima::degraded_not_reported),
-        on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "needs a hostagent that reports a failed port forward (the fake hostagent's degraded event)",
-        ),
+        on_embedded: OnEmbedded::Same,
         needs: &[],
     },
     Finding {
@@ -455,6 +457,10 @@ pub fn describe(f: &Finding) -> String {
     };
     let embedded = match f.on_embedded {
         OnEmbedded::Same => "runs (with the fakes or real Lima)".to_owned(),
+        OnEmbedded::LowerLayer(how) => format!("runs, the fault one layer lower: {how}"),
+        OnEmbedded::Own(_) => {
+            "a scenario of its own, observing from outside (as on real Lima)".to_owned()
+        }
         OnEmbedded::NeedsFakeHostagent(why) => {
             format!("with --toolset real as on real Lima; with the fakes cannot run: {why}")
         }

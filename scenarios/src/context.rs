@@ -1,7 +1,10 @@
 //! What a scenario works with: its sandbox, the reconciler settings for this
 //! run, and a way to start services of the reconciler under test.
 
-use harness::{HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target, VmSpec};
+use contract::plan::{Fault, Tool};
+use harness::{
+    FaultPlanBuilder, HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target, VmSpec,
+};
 use std::path::PathBuf;
 
 /// Why a scenario failed.
@@ -74,6 +77,27 @@ impl<'s> Ctx<'s> {
             sandbox,
             settings: target.settings(settings),
             target,
+        }
+    }
+
+    /// `plan` plus what holds a VM's graceful stop past the graceful
+    /// timeout, so that the reconciler has to force it: the fake hostagent
+    /// ignoring the interrupt. A target that embeds its hostagent runs its
+    /// own code instead, so the fault goes one layer lower, to what that
+    /// hostagent waits for: QEMU ignoring the interrupt, or, for the WSL2
+    /// distro `wsl_distro`, the first `wsl.exe --terminate` of it hanging
+    /// (later calls, the reconciler's forced stop, answer).
+    pub fn graceful_stop_held(
+        &self,
+        plan: FaultPlanBuilder,
+        wsl_distro: Option<&str>,
+    ) -> FaultPlanBuilder {
+        if !self.target.embeds_hostagent() || self.real_lima() {
+            return plan.hostagent(Fault::IgnoreInterrupt);
+        }
+        match wsl_distro {
+            None => plan.always(Tool::Qemu, &[], Fault::IgnoreInterrupt),
+            Some(distro) => plan.times(Tool::Wsl, &["--terminate", distro], 1, Fault::Hang),
         }
     }
 

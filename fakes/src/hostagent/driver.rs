@@ -17,6 +17,9 @@ const WSL_EXE: &str = "wsl.exe";
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The bound on every short `wsl.exe` call.
 const WSL_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long QEMU gets to end after the interrupt before it is killed: far
+/// beyond any graceful timeout the scenarios give a reconciler.
+const QEMU_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a terminated `wsl.exe -d` child gets to be gone.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
@@ -47,7 +50,27 @@ impl QemuProcess {
         }
     }
 
+    fn alive(&mut self) -> bool {
+        match self {
+            QemuProcess::Child(child) => matches!(child.try_wait(), Ok(None)),
+            QemuProcess::Daemon(pid) => proctree::is_alive(*pid),
+        }
+    }
+
+    /// Asks QEMU to end (the interrupt, to its own process group: the
+    /// fake's stand-in for Lima's power-down request), waits up to
+    /// [`QEMU_STOP_TIMEOUT`], then kills it. A QEMU that ignores the
+    /// interrupt (fault `ignore_interrupt` on qemu) so holds the
+    /// hostagent's graceful stop past any reconciler's graceful timeout:
+    /// the way to a forced stop one layer below an embedded hostagent.
     fn stop(&mut self) {
+        let pid = self.pid();
+        if proctree::interrupt_group(pid).is_ok() {
+            let deadline = Instant::now() + QEMU_STOP_TIMEOUT;
+            while self.alive() && Instant::now() < deadline {
+                std::thread::sleep(POLL);
+            }
+        }
         match self {
             QemuProcess::Child(child) => kill_and_reap(child),
             QemuProcess::Daemon(pid) => {

@@ -222,6 +222,8 @@ impl Agent<'_> {
                     return Some(status);
                 }
             }
+            // Lima's hostagent logs the same line (to its stderr log).
+            eprintln!("Received SIGINT, shutting down the host agent");
             if invocation.faults.replace_driver() && !replaced {
                 replaced = true;
                 self.replace_driver();

@@ -12,10 +12,12 @@ use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::time::{Duration, Instant};
 
+/// The hostagent's graceful stop of a QEMU VM never completes (see
+/// [`Ctx::graceful_stop_held`]).
 fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
     Ok(ctx
         .sandbox
-        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?)
+        .set_faults(&ctx.graceful_stop_held(FaultPlanBuilder::new(), None))?)
 }
 
 /// A stop that has to fall back to force: the bound for it.

@@ -55,7 +55,7 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
 
 pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox
-        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
+        .set_faults(&ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-vm")))?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
     let code = svc.stop_service(SETTLE)?;
@@ -72,8 +72,7 @@ const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response wa
 
 pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
-            .hostagent(Fault::IgnoreInterrupt)
+        &ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-quiet-vm"))
             .always(
                 Tool::Wsl,
                 &["--terminate"],
