@@ -36,7 +36,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
 /// anything of the instance (`hostagent`: "instance name `N` is not a valid
 /// identifier: ...", exit 1; `start` then reads the name as a template
 /// locator, which fails too). The fake says the former for both.
-fn check_instance_name(name: &str) -> Result<(), FakeError> {
+pub(crate) fn check_instance_name(name: &str) -> Result<(), FakeError> {
     use lima_layout::identifiers::{InvalidIdentifier, validate_instance_name};
     validate_instance_name(name).map_err(|e| {
         FakeError::failed(match e {

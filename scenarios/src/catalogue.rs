@@ -175,7 +175,12 @@ pub static CATALOGUE: &[Finding] = &[
         scenario: stop::orphaned_port_holders,
         unsupported_here: None,
         on_real_lima: OnRealLima::NeedsFakes(PORT_HOLDERS),
-        on_embedded: OnEmbedded::LowerLayer(QEMU_IGNORES),
+        on_embedded: OnEmbedded::NeedsFakeHostagent(
+            "needs ssh forwarders still running when the forced stop comes: an embedded \
+             hostagent ends them first on the graceful interrupt (as Lima's does, before it \
+             stops the driver), so only a hostagent that ignores the interrupt leaves them \
+             (fault ignore_interrupt of the fake hostagent)",
+        ),
         needs: &[],
     },
     Finding {
@@ -372,7 +377,9 @@ pub static CATALOGUE: &[Finding] = &[
         on_real_lima: OnRealLima::NeedsFakes(
             "needs a QEMU that fails 300 ms after it starts (faults delay and fail on qemu)",
         ),
-        on_embedded: OnEmbedded::Same,
+        on_embedded: OnEmbedded::LowerLayer(
+            "each start is counted by the QEMU it runs (the fake QEMU's journal), not by a `limactl hostagent` call",
+        ),
         needs: &[],
     },
     Finding {
@@ -422,7 +429,8 @@ pub static CATALOGUE: &[Finding] = &[
              the fidelity tests show that real Lima refuses these names as the fake does",
         ),
         on_embedded: OnEmbedded::NeedsFakeHostagent(
-            "counts the starts of each name in the fake limactl's journal",
+            "counts the starts of each name in the fake limactl's journal; an embedded hostagent \
+             refuses the name before it starts anything the fakes journal",
         ),
         needs: &[],
     },
@@ -457,7 +465,7 @@ pub fn describe(f: &Finding) -> String {
     };
     let embedded = match f.on_embedded {
         OnEmbedded::Same => "runs (with the fakes or real Lima)".to_owned(),
-        OnEmbedded::LowerLayer(how) => format!("runs, the fault one layer lower: {how}"),
+        OnEmbedded::LowerLayer(how) => format!("runs one layer lower: {how}"),
         OnEmbedded::Own(_) => {
             "a scenario of its own, observing from outside (as on real Lima)".to_owned()
         }

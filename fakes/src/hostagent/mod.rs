@@ -37,7 +37,8 @@ pub struct HostagentArgs {
 /// Runs the hostagent of `args.name` in this process, as a reconciler that
 /// embeds Lima does when it re-executes itself as the hostagent: the
 /// hostagent's code is the reconciler's own, so no fault of the plan
-/// applies to it and it writes no journal; the driver (`qemu-system-x86_64`
+/// applies to it and it writes no journal; a name Lima refuses is refused
+/// first, as `limactl hostagent` does; the driver (`qemu-system-x86_64`
 /// or `wsl.exe`) and `ssh` are still looked up on `PATH`, and those fakes
 /// read the plan and journal as always. Prints errors on stderr; returns
 /// the exit code (0 after a graceful stop). Installs the interrupt handler,
@@ -49,7 +50,8 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
         journal: crate::journal::JournalWriter::disabled(),
         faults: crate::faults::Faults::default(),
     };
-    match run(&invocation, args) {
+    let result = crate::limactl::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
+    match result {
         Ok(code) => code,
         Err(error) => {
             eprintln!("{error}");

@@ -126,14 +126,22 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-/// When each `limactl hostagent` started, in ms since the epoch.
+/// When each hostagent started, in ms since the epoch: each `limactl
+/// hostagent`; under a target that embeds its hostagent (which writes no
+/// journal), each QEMU it started, one per start.
 fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
+    let embedded = ctx.target.embeds_hostagent() && !ctx.real_lima();
+    let (tool, marker) = if embedded {
+        (Tool::Qemu, None)
+    } else {
+        (Tool::Limactl, Some("hostagent"))
+    };
     let mut times: Vec<u64> = ctx
         .sandbox
         .journal()
-        .events(Some("limactl"), contract::journal::event::INVOKED)
+        .events(Some(tool.as_str()), contract::journal::event::INVOKED)
         .into_iter()
-        .filter(|e| e.args().iter().any(|a| a == "hostagent"))
+        .filter(|e| marker.is_none_or(|m| e.args().iter().any(|a| a == m)))
         .map(|e| e.time_ms)
         .collect();
     times.sort_unstable();
