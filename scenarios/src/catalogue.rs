@@ -506,4 +506,18 @@ mod tests {
         let ids: Vec<FindingId> = CATALOGUE.iter().map(|f| f.id).collect();
         assert_eq!(ids, FindingId::ALL);
     }
+
+    #[test]
+    fn the_listing_says_how_each_finding_runs_against_an_embedded_hostagent() {
+        let line = |id: &str| {
+            let text = describe(find(id).unwrap());
+            text.lines()
+                .find_map(|l| l.trim().strip_prefix("embedded hostagent: ").map(str::to_owned))
+                .unwrap_or_else(|| panic!("{text}"))
+        };
+        assert!(line("ignored-signal-fallback").starts_with("runs one layer lower: QEMU ignores"));
+        assert!(line("spawn-attributes-overwritten").contains("observing from outside"));
+        assert!(line("missing-public-key").starts_with("runs"));
+        assert!(line("divergent-shutdown-paths").contains("cannot run: needs a hostagent"));
+    }
 }

@@ -420,6 +420,27 @@ fn fault_ignore_interrupt_keeps_everything_running() {
 }
 
 #[test]
+fn a_qemu_that_ignores_the_interrupt_holds_the_graceful_stop() {
+    // What an embedded hostagent's forced stop is made of: the hostagent
+    // honours the interrupt and asks QEMU to end, which does not.
+    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    sandbox.set_plan(json!({"rules": [{"tool": "qemu", "fault": {"kind": "ignore_interrupt"}}]}));
+    let vm = qemu_vm(&sandbox, 0, &[]);
+    let mut hostagent = start(&sandbox, &vm);
+    hostagent.interrupt();
+    let ignored = sandbox.wait_for_event("qemu", event::INTERRUPT_IGNORED);
+    assert_eq!(read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
+        Some(ignored.pid));
+    hostagent.assert_keeps_running(Duration::from_millis(200), "QEMU ignoring the interrupt");
+    assert!(sandbox.events(event::SHUTDOWN_COMPLETE).is_empty());
+    hostagent.kill();
+    proctree::kill(ignored.pid).unwrap();
+}
+
+#[test]
 fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
         return;
