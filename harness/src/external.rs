@@ -86,6 +86,11 @@ pub struct ServiceSection {
     /// without them only the fixed variants can run.
     #[serde(default)]
     pub regression_args: Option<Vec<String>>,
+    /// Arguments appended to `start` when the tools are real Lima's
+    /// (`--toolset real`): what the service needs to drive real Lima (the
+    /// reference: `--hostagent-entry=start-foreground`).
+    #[serde(default)]
+    pub real_lima_args: Vec<String>,
     /// Files the service logs to, read by scenarios that check the log.
     #[serde(default)]
     pub log_files: Vec<String>,
@@ -320,6 +325,10 @@ impl TargetFile {
             (
                 "service.regression_args",
                 optional(&self.service.regression_args),
+            ),
+            (
+                "service.real_lima_args",
+                self.service.real_lima_args.clone(),
             ),
             ("service.log_files", self.service.log_files.clone()),
             ("service.setup", self.service.setup.concat()),
@@ -656,6 +665,9 @@ impl ReconcilerDriver for ExternalDriver<'_> {
                 "target {} declares no regression_args: cannot switch on {:?}",
                 self.target.name, self.settings.regressions
             )));
+        }
+        if self.sandbox.toolset().has_real_lima() {
+            args.extend(self.expand(&self.target.service.real_lima_args, &[]));
         }
         if let Some(file) = &self.target.service.args_file {
             let file = self.expand(std::slice::from_ref(file), &[]).remove(0);

@@ -159,7 +159,11 @@ pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartE
 /// resolved executable.
 fn own_executable() -> std::io::Result<PathBuf> {
     match std::env::args_os().next().map(PathBuf::from) {
-        Some(argv0) if argv0.parent().is_some_and(|dir| !dir.as_os_str().is_empty()) => {
+        Some(argv0)
+            if argv0
+                .parent()
+                .is_some_and(|dir| !dir.as_os_str().is_empty()) =>
+        {
             std::path::absolute(argv0)
         }
         _ => std::env::current_exe(),

@@ -163,9 +163,15 @@ fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower() {
     // attributes and an interrupt seen from outside.
     for (id, symptom) in [
         ("ignored-signal-fallback", "did not complete within"),
-        ("shutdown-fallback-skips-cleanup", "after the service shut down"),
+        (
+            "shutdown-fallback-skips-cleanup",
+            "after the service shut down",
+        ),
         ("spawn-attributes-overwritten", "background_priority"),
-        ("orphan-recovery-skips-graceful", "without the graceful interrupt"),
+        (
+            "orphan-recovery-skips-graceful",
+            "without the graceful interrupt",
+        ),
     ] {
         let mut defective = harness::TargetFile::clone(&file);
         defective.name = format!("reference-embedded-{id}");
@@ -204,7 +210,10 @@ fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
     let entries = sandbox.journal().entries();
     let tools: Vec<&str> = entries.iter().map(|e| e.tool.as_str()).collect();
     assert!(!tools.contains(&"limactl"), "{tools:?}");
-    assert!(tools.contains(&"qemu") && tools.contains(&"ssh"), "{tools:?}");
+    assert!(
+        tools.contains(&"qemu") && tools.contains(&"ssh"),
+        "{tools:?}"
+    );
     svc.set_running("vm", false).unwrap();
     scenarios::steps::wait_for(
         svc.as_mut(),

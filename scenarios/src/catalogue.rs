@@ -512,7 +512,11 @@ mod tests {
         let line = |id: &str| {
             let text = describe(find(id).unwrap());
             text.lines()
-                .find_map(|l| l.trim().strip_prefix("embedded hostagent: ").map(str::to_owned))
+                .find_map(|l| {
+                    l.trim()
+                        .strip_prefix("embedded hostagent: ")
+                        .map(str::to_owned)
+                })
                 .unwrap_or_else(|| panic!("{text}"))
         };
         assert!(line("ignored-signal-fallback").starts_with("runs one layer lower: QEMU ignores"));

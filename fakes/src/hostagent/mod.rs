@@ -50,7 +50,8 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
         journal: crate::journal::JournalWriter::disabled(),
         faults: crate::faults::Faults::default(),
     };
-    let result = crate::limactl::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
+    let result =
+        crate::limactl::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
     match result {
         Ok(code) => code,
         Err(error) => {

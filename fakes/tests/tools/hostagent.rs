@@ -432,8 +432,10 @@ fn a_qemu_that_ignores_the_interrupt_holds_the_graceful_stop() {
     let mut hostagent = start(&sandbox, &vm);
     hostagent.interrupt();
     let ignored = sandbox.wait_for_event("qemu", event::INTERRUPT_IGNORED);
-    assert_eq!(read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
-        Some(ignored.pid));
+    assert_eq!(
+        read_pid_file(&vm.paths.driver_pid(lima_layout::VmType::Qemu)),
+        Some(ignored.pid)
+    );
     hostagent.assert_keeps_running(Duration::from_millis(200), "QEMU ignoring the interrupt");
     assert!(sandbox.events(event::SHUTDOWN_COMPLETE).is_empty());
     hostagent.kill();

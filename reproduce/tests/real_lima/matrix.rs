@@ -41,6 +41,39 @@ fn on_real_lima(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] 
     );
 }
 
+/// `fixtures/targets/reference-ctl.toml` gives the built-in target's
+/// verdicts on real Lima too: its `real_lima_args` pass
+/// `--hostagent-entry=start-foreground`, without which real Lima never
+/// reaches Running.
+#[rstest]
+#[case::console_group_signal("console-group-signal")]
+#[case::missing_public_key("missing-public-key")]
+fn the_ctl_target_file_on_real_lima(
+    #[case] id: &str,
+    #[values(Variant::Fixed, Variant::Regressed)] variant: Variant,
+) {
+    if !real_lima_here() {
+        return;
+    }
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../fixtures/targets/reference-ctl.toml"
+    );
+    let mut config = real_config();
+    config.target = harness::Target::parse(path).unwrap_or_else(|e| panic!("{e}"));
+    let finding = catalogue::find(id).unwrap();
+    let outcome = run_finding(finding, variant, &config);
+    let expected = match variant {
+        Variant::Fixed => Verdict::Passed,
+        Variant::Regressed => Verdict::Reproduced,
+    };
+    assert_eq!(
+        outcome.verdict, expected,
+        "{id} {variant:?} through reference-ctl.toml on real Lima: {} {}",
+        outcome.message, outcome.leaked
+    );
+}
+
 #[test]
 fn the_matrix_covers_every_finding_real_lima_can_run() {
     let source = include_str!("matrix.rs");
