@@ -398,4 +398,39 @@ mod tests {
         assert!(parse(&["ctl", "--state", "/s", "delete"]).is_err());
         assert!(parse(&["ctl", "--state", "/s", "patch", "vm1"]).is_err());
     }
+
+    #[test]
+    fn the_embedded_entry_re_executes_as_a_hostagent_with_limas_flags() {
+        let serve = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        assert_eq!(
+            serve.hostagent_entry,
+            crate::settings::HostagentEntry::Hostagent
+        );
+        let serve = serve_args(&[
+            "serve",
+            "--lima-home",
+            "/l",
+            "--state",
+            "/s",
+            "--hostagent-entry",
+            "embedded",
+        ]);
+        assert_eq!(
+            serve.hostagent_entry,
+            crate::settings::HostagentEntry::Embedded
+        );
+        let args = ["hostagent", "--pidfile", "/i/ha.pid", "--socket=/i/ha.sock"];
+        let Command::Hostagent(hostagent) =
+            parse(&[&args[..], &["--", "-x"]].concat()).unwrap().command
+        else {
+            panic!("not a hostagent");
+        };
+        assert_eq!(hostagent.pidfile, PathBuf::from("/i/ha.pid"));
+        assert_eq!(hostagent.socket, PathBuf::from("/i/ha.sock"));
+        assert_eq!(hostagent.name, "-x");
+        assert!(
+            parse(&["hostagent", "--socket", "s", "vm"]).is_err(),
+            "no pid file"
+        );
+    }
 }
