@@ -128,3 +128,25 @@ fn a_template_change_by_reapplied_configmap_reaches_the_vm() {
     assert_eq!(view.raw["metadata"]["namespace"], "harness");
     assert!(view.raw["status"].get("observedGeneration").is_none());
 }
+
+#[test]
+fn a_requested_restart_through_each_fixture_stops_gracefully_and_leaves_nothing() {
+    for file in [
+        "reference-ctl.toml",
+        "reference-foreign.toml",
+        "reference-configmap.toml",
+    ] {
+        let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
+        let sandbox = harness::Sandbox::new(&binaries).unwrap();
+        {
+            let ctx = scenarios::Ctx::for_target(
+                &sandbox,
+                harness::ReferenceSettings::fast(),
+                target(file),
+            );
+            scenarios::restart::restart_requested(&ctx).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let leaks = sandbox.settled_leak_report(std::time::Duration::from_secs(3));
+        assert!(leaks.is_clean(), "{file}: {leaks}");
+    }
+}
