@@ -1,6 +1,6 @@
 //! What the crates of this workspace, and the processes they start, must
-//! agree on, declared once: the finding IDs, the service timings, the
-//! environment variable names, the `Running` condition's types and
+//! agree on, declared once: the finding IDs, the resource's annotations,
+//! the service timings, the environment variable names, the `Running` condition's types and
 //! reasons, the exit codes, the tools the fakes stand in for, the fault
 //! plan, the journal, and how one executable is installed under the tools'
 //! names (its `argv[0]` picks the role).
@@ -11,6 +11,7 @@
 
 #![warn(unreachable_pub, missing_docs)]
 
+pub mod annotation;
 pub mod condition;
 pub mod env;
 pub mod exit;

@@ -58,6 +58,14 @@ pub fn template_patch(template: &Template) -> Value {
     serde_json::json!({"spec": {"template": template.to_yaml(), "vmType": template.vm_type().as_str()}})
 }
 
+/// The merge patch that asks the reference reconciler for a restart: the
+/// annotation [`contract::annotation::RESTART_REQUESTED`] set to now.
+pub fn restart_patch() -> Value {
+    serde_json::json!({"metadata": {"annotations": {
+        contract::annotation::RESTART_REQUESTED: crate::target_lima::now_rfc3339()
+    }}})
+}
+
 /// Which resources a reconciler owns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,7 +1,9 @@
 //! The driver for the reference reconciler: `limavm-reconciler serve` as
 //! the service, its `ctl` for writes, its resource files for reads.
 
-use crate::driver::{ReconcilerDriver, VmSpec, VmView, running_patch, template_patch};
+use crate::driver::{
+    ReconcilerDriver, VmSpec, VmView, restart_patch, running_patch, template_patch,
+};
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
@@ -254,6 +256,10 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
 
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError> {
         self.patch(name, template_patch(template))
+    }
+
+    fn request_restart(&mut self, name: &str) -> Result<(), HarnessError> {
+        self.patch(name, restart_patch())
     }
 
     fn delete(&mut self, name: &str) -> Result<(), HarnessError> {

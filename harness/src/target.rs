@@ -83,6 +83,26 @@ impl Target {
         }
     }
 
+    /// True when the target's service runs as the unprivileged user
+    /// (`[service] unprivileged`), not as the harness.
+    pub fn runs_unprivileged(&self) -> bool {
+        match self {
+            Target::Reference => false,
+            Target::External(file) => file.service.unprivileged,
+        }
+    }
+
+    /// The words that make a command run as the user the target's service
+    /// runs as (`setpriv ... --` when it is unprivileged and the harness is
+    /// root, see [`crate::real_lima::drop_privileges_prefix`]); empty when
+    /// it runs as the harness. Fails when the drop is needed but impossible.
+    pub fn service_user_prefix(&self) -> Result<Vec<String>, String> {
+        if !self.runs_unprivileged() {
+            return Ok(Vec::new());
+        }
+        crate::real_lima::drop_privileges_prefix().map(Option::unwrap_or_default)
+    }
+
     pub fn driver<'s>(
         &self,
         sandbox: &'s Sandbox,

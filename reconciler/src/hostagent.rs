@@ -289,6 +289,10 @@ pub struct Hostagent {
     pub child: Child,
     /// The `lima.yaml` it was started with: a different one means restart.
     pub config_text: String,
+    /// The restart request annotation's value it was started under
+    /// ([`crate::resource::LimaVm::restart_request`]): a different one
+    /// means restart.
+    pub restart_request: Option<String>,
     pub events: EventTail,
     pub running_reported: bool,
     /// The last running event reported was degraded (`Running=True`,

@@ -128,6 +128,15 @@ impl LimaVm {
         self.metadata.deletion_timestamp.is_some()
     }
 
+    /// The value of the restart request annotation
+    /// ([`contract::annotation::RESTART_REQUESTED`]), if any.
+    pub fn restart_request(&self) -> Option<&str> {
+        self.metadata
+            .annotations
+            .get(contract::annotation::RESTART_REQUESTED)
+            .map(String::as_str)
+    }
+
     pub fn has_finalizer(&self, finalizer: &str) -> bool {
         self.metadata.finalizers.iter().any(|f| f == finalizer)
     }

@@ -205,10 +205,10 @@ impl Worker {
         let template = rendered.as_ref().map(|rendered| match rendered {
             Err(_) => Template::Invalid,
             Ok(text) => Template::Valid {
-                as_running: self
-                    .hostagent
-                    .as_ref()
-                    .is_some_and(|agent| agent.config_text == *text),
+                as_running: self.hostagent.as_ref().is_some_and(|agent| {
+                    agent.config_text == *text
+                        && agent.restart_request.as_deref() == vm.restart_request()
+                }),
             },
         });
         let seen = Observation {
@@ -539,17 +539,22 @@ impl Worker {
         });
     }
 
-    /// Stops the hostagent whose template changed and starts one with
-    /// `config_text`; a hostagent that survives the stop is kept, and the
-    /// restart tried again on the next pass.
+    /// Stops the hostagent whose template changed, or whose restart was
+    /// requested, and starts one with `config_text`; a hostagent that
+    /// survives the stop is kept, and the restart tried again on the next
+    /// pass.
     fn restart(&mut self, vm: &LimaVm, config_text: String) {
         let generation = vm.metadata.generation;
-        tracing::info!(instance = %Shown(&self.name), "the template changed; restarting the VM");
+        let why = match self.hostagent.as_ref() {
+            Some(agent) if agent.config_text == config_text => "a restart was requested",
+            _ => "the template changed",
+        };
+        tracing::info!(instance = %Shown(&self.name), why, "restarting the VM");
         self.report_running(
             generation,
             false,
             reason::STOPPING,
-            "the template changed; restarting",
+            &format!("{why}; restarting"),
         );
         if !self.stop_own_hostagent(vm, StopPath::Restart) {
             return;
@@ -658,6 +663,7 @@ impl Worker {
         let agent = Hostagent {
             child,
             config_text,
+            restart_request: vm.restart_request().map(str::to_owned),
             events: EventTail::new(paths.ha_stdout_log()),
             running_reported: false,
             degraded: false,

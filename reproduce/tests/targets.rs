@@ -225,3 +225,103 @@ fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
     .unwrap();
     assert!(!proctree::is_alive(hostagent));
 }
+
+#[test]
+fn a_requested_restart_through_each_fixture_stops_gracefully_and_leaves_nothing() {
+    for file in [
+        "reference-ctl.toml",
+        "reference-foreign.toml",
+        "reference-configmap.toml",
+    ] {
+        let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
+        let sandbox = harness::Sandbox::new(&binaries).unwrap();
+        {
+            let ctx = scenarios::Ctx::for_target(
+                &sandbox,
+                harness::ReferenceSettings::fast(),
+                target(file),
+            );
+            scenarios::restart::restart_requested(&ctx).unwrap_or_else(|e| panic!("{file}: {e}"));
+        }
+        let leaks = sandbox.settled_leak_report(std::time::Duration::from_secs(3));
+        assert!(leaks.is_clean(), "{file}: {leaks}");
+    }
+}
+
+/// `reference-ctl.toml` with `[service] unprivileged = true`: when the
+/// harness is root, the reference service runs through the harness's
+/// privilege drop (`setpriv` to the `limavm` user, as the real-Lima shim
+/// and `rancher-desktop-daemon.toml` do). `None`, with the reason printed,
+/// where the drop cannot be exercised.
+#[cfg(target_os = "linux")]
+fn unprivileged_reference() -> Option<Target> {
+    match harness::real_lima::drop_privileges_prefix() {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            eprintln!("skipped: the harness is not root, so there is no privilege to drop");
+            return None;
+        }
+        Err(why) => {
+            eprintln!("skipped: the privilege drop is not possible here: {why}");
+            return None;
+        }
+    }
+    let Target::External(file) = target("reference-ctl.toml") else {
+        unreachable!("a target file")
+    };
+    let mut unprivileged = harness::TargetFile::clone(&file);
+    unprivileged.name = "reference-ctl-unprivileged".into();
+    unprivileged.service.unprivileged = true;
+    Some(Target::External(unprivileged.into()))
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystander() {
+    let Some(unprivileged) = unprivileged_reference() else {
+        return;
+    };
+    {
+        let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
+        let sandbox = harness::Sandbox::new(&binaries).unwrap();
+        let ctx = scenarios::Ctx::for_target(
+            &sandbox,
+            harness::ReferenceSettings::fast(),
+            unprivileged.clone(),
+        );
+        let svc = ctx.started_service().unwrap();
+        let pid = svc.service_pid().unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|ids| ids.split_whitespace().next())
+            .unwrap();
+        assert_ne!(uid, "0", "the service (pid {pid}) runs as root");
+    }
+    let mut config = RunConfig::new(Binaries::multicall(
+        env!("CARGO_BIN_EXE_reproduce").as_ref(),
+    ));
+    config.target = unprivileged;
+    for id in ["console-group-signal", "recycled-pid-kill"] {
+        let finding = catalogue::find(id).unwrap();
+        let fixed = run_finding(finding, Variant::Fixed, &config);
+        assert_eq!(
+            fixed.verdict,
+            scenarios::runner::Verdict::Passed,
+            "{id} fixed: {}",
+            fixed.message
+        );
+    }
+    // The bystander runs as the service's user: the regressed service's
+    // kill reaches it (a root bystander would survive an unprivileged kill
+    // whether the identity was checked or not).
+    let finding = catalogue::find("recycled-pid-kill").unwrap();
+    let regressed = run_finding(finding, Variant::Regressed, &config);
+    assert_eq!(
+        regressed.verdict,
+        scenarios::runner::Verdict::Reproduced,
+        "{}",
+        regressed.message
+    );
+}

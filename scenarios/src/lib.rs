@@ -11,6 +11,7 @@ mod findings;
 pub mod hostile;
 pub mod key_pair;
 pub mod report;
+pub mod restart;
 pub mod runner;
 pub mod steps;
 

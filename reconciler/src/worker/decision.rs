@@ -61,7 +61,7 @@ pub(super) enum Template {
     /// The spec's template cannot be rendered.
     Invalid,
     /// It renders; `as_running` when it is what the running hostagent was
-    /// started with.
+    /// started with, under the same restart request.
     Valid { as_running: bool },
 }
 
@@ -107,8 +107,8 @@ pub(super) enum Action {
     ReportInvalidTemplate,
     /// Start a hostagent; `retrying` after failed starts of this generation.
     Start { retrying: bool },
-    /// The template changed under a running hostagent: stop it, then start
-    /// one with the new `lima.yaml`.
+    /// The template changed under a running hostagent, or a restart was
+    /// requested: stop it, then start one with the `lima.yaml` wanted now.
     Restart,
     /// The running hostagent matches a new generation: record it observed.
     RecordGeneration,

@@ -182,3 +182,21 @@ fn a_forced_stop_takes_the_whole_tree_with_port_and_disk_lock() {
     let (_, _, ssh_port) = wait_running_under(&sandbox, &svc, &instance);
     assert_eq!(ssh_port, port);
 }
+
+/// The restart request on real Lima: the real guest powers off on the
+/// interrupt (the hostagent logs it), a new hostagent boots it again, and
+/// nothing of the old run is left.
+#[test]
+fn a_requested_restart_stops_the_real_hostagent_gracefully() {
+    if built_guest().is_none() {
+        return;
+    }
+    let sandbox = real_sandbox();
+    {
+        // Long enough for the guest to power off.
+        let ctx = scenarios::Ctx::new(&sandbox, settings(Duration::from_secs(30)));
+        scenarios::restart::restart_requested(&ctx).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let leaks = sandbox.settled_leak_report(Duration::from_secs(5));
+    assert!(leaks.is_clean(), "{leaks}");
+}

@@ -17,7 +17,7 @@ use lima_layout::paths::read_pid_file;
 use std::io::Read;
 
 /// What the real hostagent logs when the graceful interrupt arrives.
-const INTERRUPT_LOGGED: &str = "Received SIGINT";
+pub(crate) const INTERRUPT_LOGGED: &str = "Received SIGINT";
 
 fn harness_error(what: &str) -> impl FnOnce(std::io::Error) -> ScenarioError + '_ {
     move |e| ScenarioError::Harness(format!("{what}: {e}"))

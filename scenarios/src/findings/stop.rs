@@ -200,18 +200,35 @@ pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
 
 pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
+    // A stopped instance whose ha.pid is stale: the delete forces it down.
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
     steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
-    // A process the harness owns, whose pid a stale ha.pid now names: the
-    // fake ssh, which stays up (a real one would give up at once).
-    let mut bystander = ctx.sandbox.command(ctx.sandbox.fake_tool_path("ssh")?);
-    bystander.args(["-N", "bystander@127.0.0.1"]);
-    let bystander = ctx.sandbox.spawn(bystander)?;
-    let instance = ctx.sandbox.lima_home().instance("vm");
+    delete_naming_a_bystander(ctx, svc.as_mut(), "vm", "a stale ha.pid")?;
+    // A running instance whose ha.pid names another process: a reconciler
+    // that forces only an instance it sees running (Lima's status: both
+    // pid files name live processes and the hostagent's socket answers)
+    // reaches its kill only here. The guest boots, so on real Lima the
+    // hostagent answers as running.
+    steps::bring_up(ctx, svc.as_mut(), &ctx.guest_vm("live", 0)?)?;
+    delete_naming_a_bystander(ctx, svc.as_mut(), "live", "ha.pid of the running instance")
+}
+
+/// Makes `ha.pid` of instance `name` name a bystander, deletes the VM, and
+/// checks that the bystander survived and the instance directory is gone.
+fn delete_naming_a_bystander(
+    ctx: &Ctx,
+    svc: &mut dyn harness::ReconcilerDriver,
+    name: &str,
+    named_by: &str,
+) -> ScenarioResult {
+    let bystander = spawn_bystander(ctx)?;
+    let instance = ctx.sandbox.lima_home().instance(name);
     write_pid_file(&instance.ha_pid(), bystander)
-        .map_err(|e| crate::ScenarioError::Harness(format!("writing the stale ha.pid: {e}")))?;
-    svc.delete("vm")?;
-    steps::wait_gone(svc.as_mut(), "vm", SETTLE)?;
+        .map_err(|e| crate::ScenarioError::Harness(format!("writing ha.pid: {e}")))?;
+    let deleted = svc
+        .delete(name)
+        .map_err(crate::ScenarioError::from)
+        .and_then(|()| steps::wait_gone(svc, name, forced_stop_bound(ctx)));
     let survived = ctx.sandbox.try_reap(bystander).is_none();
     if survived {
         // Ours to stop, now that it has served.
@@ -219,14 +236,41 @@ pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
         ctx.sandbox.wait_child(bystander, SETTLE)?;
     }
     ensure(survived, || {
-        format!("bystander pid {bystander} (named by a stale ha.pid) was killed by the forced stop")
+        format!(
+            "bystander pid {bystander} (named by {named_by} of VM {name}) was killed by the forced stop"
+        )
     })?;
+    deleted?;
     ensure(!instance.dir.exists(), || {
         format!(
             "instance directory {} left after delete",
             instance.dir.display()
         )
     })
+}
+
+/// A process the harness owns, for a pid file to name: the fake ssh, which
+/// stays up (a real one would give up at once). It runs as the user the
+/// target's service runs as: a root harness's process is out of reach of
+/// an unprivileged service, whose kill would fail whether it checked the
+/// identity or not.
+fn spawn_bystander(ctx: &Ctx) -> Result<u32, crate::ScenarioError> {
+    let ssh = ctx.sandbox.fake_tool_path("ssh")?;
+    let mut words = ctx
+        .target
+        .service_user_prefix()
+        .map_err(|e| crate::ScenarioError::Harness(format!("the bystander's user: {e}")))?
+        .into_iter();
+    let mut cmd = match words.next() {
+        Some(program) => {
+            let mut cmd = ctx.sandbox.command(program);
+            cmd.args(words).arg(&ssh);
+            cmd
+        }
+        None => ctx.sandbox.command(&ssh),
+    };
+    cmd.args(["-N", "bystander@127.0.0.1"]);
+    Ok(ctx.sandbox.spawn(cmd)?)
 }
 
 pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
