@@ -763,6 +763,81 @@ mod tests {
         );
     }
 
+    #[test]
+    fn only_a_failed_kill_counts_as_one() {
+        let failed = |step| ForcedStopReport {
+            failures: vec![StepFailure {
+                step,
+                error: "x".to_owned(),
+            }],
+            ..ForcedStopReport::default()
+        };
+        for step in [Step::KillHostagent, Step::KillDriver, Step::KillLeftover] {
+            assert!(failed(step).kill_failed(), "{}", step.as_str());
+        }
+        for step in [Step::WslTerminate, Step::ReleaseDisk, Step::RemoveTmpFile] {
+            assert!(!failed(step).kill_failed(), "{}", step.as_str());
+        }
+        assert!(!ForcedStopReport::default().kill_failed());
+    }
+
+    #[test]
+    fn a_process_that_died_before_its_kill_is_no_failed_step() {
+        // The identity check passed, then the process ended on its own: the
+        // kill fails, but nothing is left running, so the pid files go. The
+        // recycled-pid-kill regression skips the check, which is how this
+        // test reaches the kill with a dead pid.
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::RecycledPidKill]);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(fx.paths.ha_pid(), dead.to_string()).unwrap();
+        let report = fx.stop();
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert!(!report.kept_files, "{report:?}");
+        assert_eq!(fx.tmp_files(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_directory_has_no_tmp_files_and_a_file_is_no_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("gone");
+        assert_eq!(list_tmp_files(&missing).unwrap(), Vec::<PathBuf>::new());
+        let file = root.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            list_tmp_files(&file).is_err(),
+            "a file listed as a directory"
+        );
+    }
+
+    #[test]
+    fn a_link_is_removed_once_and_a_directory_link_by_remove_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let link = root.path().join("in_use_by");
+        std::os::unix::fs::symlink(root.path(), &link).unwrap();
+        remove_link(&link).unwrap();
+        assert!(link.symlink_metadata().is_err(), "the link is still there");
+        // Already gone: nothing to do, no error.
+        remove_link(&link).unwrap();
+        // What `remove_file` refuses (a directory, as a junction is on
+        // Windows) goes by `remove_dir`.
+        let dir = root.path().join("junction");
+        std::fs::create_dir(&dir).unwrap();
+        remove_link(&dir).unwrap();
+        assert!(
+            dir.symlink_metadata().is_err(),
+            "the directory is still there"
+        );
+        let file = root.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            remove_link(&file.join("x")).is_err(),
+            "a path through a file"
+        );
+    }
+
     fn is_root() -> bool {
         std::fs::metadata("/proc/self")
             .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
