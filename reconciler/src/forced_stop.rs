@@ -559,6 +559,22 @@ mod tests {
         assert!(!args.exists(), "ssh -O exit ran despite the regression");
     }
 
+    #[test]
+    fn only_an_ssh_that_succeeded_is_logged_as_having_asked_the_master_to_exit() {
+        let asked = "asked the ssh ControlMaster to exit";
+        let mut fx = fixture("qemu");
+        recording_ssh(&mut fx);
+        let (_, log) = with_captured_log(|| fx.stop());
+        assert!(log.contains(asked), "{log}");
+        // No master answers on the socket: ssh exits 255.
+        let mut fx = fixture("qemu");
+        recording_ssh(&mut fx);
+        let script = fx._root.path().join("ssh");
+        std::fs::write(&script, "#!/bin/sh\nexit 255\n").unwrap();
+        let (_, log) = with_captured_log(|| fx.stop());
+        assert!(!log.contains(asked), "{log}");
+    }
+
     fn descendants(pid: u32) -> Vec<u32> {
         proctree::ProcessTable::snapshot().descendants(pid)
     }
