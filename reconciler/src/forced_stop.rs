@@ -243,18 +243,13 @@ impl Run<'_> {
                 None
             }
             Identity::Ours => {
-                let result = if self.settings.is_on(Regression::OrphanedPortHolders) {
-                    proctree::kill(pid).map(|()| vec![pid])
-                } else {
-                    proctree::kill_tree(pid)
-                };
-                match result {
-                    Ok(killed) => {
+                let tree = !self.settings.is_on(Regression::OrphanedPortHolders);
+                match kill_unless_gone(pid, tree) {
+                    Ok(Some(killed)) => {
                         self.report.killed.extend(killed);
                         Some(pid)
                     }
-                    // It died on its own between the check and the kill.
-                    Err(_) if !proctree::is_alive(pid) => None,
+                    Ok(None) => None,
                     Err(e) => {
                         self.fail(step, e.to_string());
                         None
@@ -320,12 +315,12 @@ impl Run<'_> {
                 process = leftover.command.as_str(),
                 "a process of the instance outlived its hostagent; killing it"
             );
-            match proctree::kill_tree(leftover.pid) {
-                Ok(killed) => {
+            match kill_unless_gone(leftover.pid, true) {
+                Ok(Some(killed)) => {
                     self.report.killed.extend(killed);
                     roots.push(leftover.pid);
                 }
-                Err(_) if !proctree::is_alive(leftover.pid) => {}
+                Ok(None) => {}
                 Err(e) => self.fail(Step::KillLeftover, format!("{leftover}: {e}")),
             }
         }
@@ -386,6 +381,23 @@ impl Run<'_> {
                 Err(e) => self.fail(Step::RemoveTmpFile, format!("{}: {e}", path.display())),
             }
         }
+    }
+}
+
+/// Kills `pid`, with its whole tree when `tree`: `Some` of the pids
+/// killed, `None` when the kill failed because `pid` had ended on its own
+/// (between its identification and the kill: nothing is left to stop), or
+/// the kill's error while it still runs.
+fn kill_unless_gone(pid: u32, tree: bool) -> Result<Option<Vec<u32>>, proctree::SignalError> {
+    let result = if tree {
+        proctree::kill_tree(pid)
+    } else {
+        proctree::kill(pid).map(|()| vec![pid])
+    };
+    match result {
+        Ok(killed) => Ok(Some(killed)),
+        Err(_) if !proctree::is_alive(pid) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
