@@ -21,10 +21,15 @@
 //!   the request: nothing is forced before the graceful timeout.
 //! - **Failures reflected**: a VM whose last `wsl.exe --unregister` failed
 //!   (and whose retry budget is not spent) is not deleted while its WSL2
-//!   distro is still registered: the failure keeps the resource.
-//! - **Retry budgets end**: a delete whose backend command keeps failing
-//!   (`wsl.exe --unregister`, failed or killed) is tried at most the retry
-//!   budget's number of times.
+//!   distro is still registered: the failure keeps the resource. And a
+//!   success is not reported as a failure: a resource whose `Cleanup`
+//!   condition blames `--unregister` had at least one such call fail.
+//! - **Retry budgets end, loudly**: a delete whose backend command keeps
+//!   failing (`wsl.exe --unregister`, failed or killed) is tried at most
+//!   the retry budget's number of times; a delete that gave up (its budget
+//!   spent on failures) says so, in the resource (`Cleanup`
+//!   reason=`DeleteRetryBudgetSpent`) or in the service's log (a line
+//!   naming the VM and its budget).
 //!
 //! The checks use what the fakes journal; with real tools (nothing
 //! journaled) those that need the journal hold vacuously.
@@ -32,6 +37,7 @@
 use crate::driver::VmView;
 use crate::journal::Journal;
 use contract::Tool;
+use contract::condition::{kind, reason, status};
 use contract::journal::{JournalEntry, Record, event};
 use lima_layout::{LimaHome, is_tmp_file_name};
 use std::collections::{BTreeMap, BTreeSet};
@@ -82,6 +88,8 @@ struct State {
     /// Per instance reported Running, the dead process it runs on (what,
     /// pid) and when a read first showed it so (ms).
     running_on_dead: BTreeMap<String, (&'static str, u32, u64)>,
+    /// Instances a read showed Cleanup reason=DeleteRetryBudgetSpent.
+    reported_gave_up: BTreeSet<String>,
     /// Retry budget of deletes (0: unlimited), as the run's settings say.
     delete_retry_budget: u32,
     broken: Vec<String>,
@@ -169,8 +177,9 @@ impl Witness {
     }
 
     /// A read of VM `name` started at `read_ms` returned `view`; `live`
-    /// gives the sandbox's live processes and `distros` the registered
-    /// WSL2 distros (each called only when needed).
+    /// gives the sandbox's live processes, `distros` the registered WSL2
+    /// distros and `log` the service's log text (each called only when
+    /// needed).
     pub fn observed(
         &self,
         name: &str,
@@ -178,10 +187,12 @@ impl Witness {
         view: Option<&VmView>,
         live: impl FnOnce() -> Vec<proctree::ProcessInfo>,
         distros: impl FnOnce() -> Vec<String>,
+        log: impl FnOnce() -> String,
     ) {
         self.scan_files();
-        if view.is_none() {
-            self.check_gone(name, distros);
+        match view {
+            None => self.check_gone(name, distros, log),
+            Some(view) => self.check_cleanup_reported(name, read_ms, view),
         }
         let stopped = view.is_some_and(VmView::is_stopped);
         let newly_stopped = {
@@ -308,15 +319,51 @@ impl Witness {
         }
     }
 
+    /// A read of VM `name` started at `read_ms` showed `view`: a Cleanup
+    /// failure that blames `wsl.exe --unregister` needs a failed call of
+    /// it; a spent budget is remembered (it was said loudly).
+    fn check_cleanup_reported(&self, name: &str, read_ms: u64, view: &VmView) {
+        let Some(cleanup) = view
+            .condition(kind::CLEANUP)
+            .filter(|c| c.status == status::FALSE)
+        else {
+            return;
+        };
+        if cleanup.reason == reason::DELETE_RETRY_BUDGET_SPENT {
+            self.state().reported_gave_up.insert(name.to_owned());
+        }
+        let distro = format!("lima-{name}");
+        if let Some(calls) = successes_only(&self.journal.entries(), &distro, read_ms)
+            && cleanup.message.contains("--unregister")
+        {
+            self.breaks(format!(
+                "failures reflected: VM {name} reports Cleanup reason={} ({:?}) although each \
+                 of its {calls} `wsl.exe --unregister {distro}` calls exited 0 (a success is \
+                 not reported as a failure)",
+                cleanup.reason, cleanup.message
+            ));
+        }
+    }
+
     /// VM `name` is gone: if it was deleted after its last unregister
-    /// failed, within its budget, its distro must be gone too.
-    fn check_gone(&self, name: &str, distros: impl FnOnce() -> Vec<String>) {
-        let budget = {
+    /// failed, within its budget, its distro must be gone too; if its
+    /// budget was spent, the give-up must have been said (a read showed
+    /// it, or the log names the VM and its budget).
+    fn check_gone(
+        &self,
+        name: &str,
+        distros: impl FnOnce() -> Vec<String>,
+        log: impl FnOnce() -> String,
+    ) {
+        let (budget, reported_gave_up) = {
             let mut state = self.state();
             if !state.deleted.contains(name) || !state.gone.insert(name.to_owned()) {
                 return;
             }
-            state.delete_retry_budget
+            (
+                state.delete_retry_budget,
+                state.reported_gave_up.contains(name),
+            )
         };
         // Lima's WSL2 driver names the distro of instance NAME `lima-NAME`.
         let distro = format!("lima-{name}");
@@ -333,6 +380,15 @@ impl Witness {
                  `wsl.exe --unregister {distro}` failed ({failed} failed of {} calls, \
                  retry budget {budget}) and the distro is still registered",
                 calls.len()
+            ));
+        }
+        if last_failed && budget_spent && !reported_gave_up && !log_says_gave_up(&log(), name) {
+            self.breaks(format!(
+                "retry budgets end loudly: the delete of VM {name} gave up after {failed} \
+                 failed `wsl.exe --unregister {distro}` calls (retry budget {budget}) without \
+                 saying so: no read showed Cleanup reason={} and no log line names the VM and \
+                 its budget",
+                reason::DELETE_RETRY_BUDGET_SPENT
             ));
         }
     }
@@ -468,6 +524,30 @@ fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> 
     outcomes
 }
 
+/// The number of `wsl.exe --unregister DISTRO` calls invoked by `before_ms`
+/// when there is at least one and each exited 0; `None` otherwise.
+fn successes_only(entries: &[JournalEntry], distro: &str, before_ms: u64) -> Option<usize> {
+    let before: Vec<JournalEntry> = entries
+        .iter()
+        .filter(|e| e.time_ms <= before_ms)
+        .cloned()
+        .collect();
+    let calls = unregister_outcomes(&before).remove(distro)?;
+    (!calls.is_empty() && calls.iter().all(|ok| *ok)).then_some(calls.len())
+}
+
+/// True when `log` has a line that names VM `name` and says its retry
+/// budget is spent (or that it gave up).
+fn log_says_gave_up(log: &str, name: &str) -> bool {
+    log.lines().any(|line| {
+        let line = line.to_lowercase();
+        line.contains(&name.to_lowercase())
+            && ["budget", "gave up", "giving up"]
+                .iter()
+                .any(|word| line.contains(word))
+    })
+}
+
 /// Deletes tried past their retry budget: per WSL2 distro, the failed
 /// `wsl.exe --unregister` calls, when more than `budget` (0: unlimited).
 fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
@@ -583,6 +663,44 @@ mod tests {
             instance_pids(&entries, "vm", dir, 9).is_empty(),
             "invoked after the read"
         );
+    }
+
+    #[test]
+    fn only_calls_that_all_exited_0_make_a_reported_failure_a_false_one() {
+        let call = |pid, time_ms| {
+            let mut e = entry(
+                pid,
+                1,
+                "wsl.exe",
+                event::INVOKED,
+                json!({"args": ["--unregister", "lima-vm"]}),
+            );
+            e.time_ms = time_ms;
+            e
+        };
+        let exit = |pid, code, time_ms| {
+            let mut e = entry(pid, 1, "wsl.exe", event::EXIT, json!({"code": code}));
+            e.time_ms = time_ms;
+            e
+        };
+        let mut entries = vec![call(1, 10), exit(1, 0, 20)];
+        assert_eq!(successes_only(&entries, "lima-vm", 30), Some(1));
+        assert_eq!(successes_only(&entries, "lima-other", 30), None);
+        // Still running at the read: not (yet) a success.
+        assert_eq!(successes_only(&entries, "lima-vm", 15), None);
+        entries.extend([call(2, 40), exit(2, 1, 50)]);
+        assert_eq!(successes_only(&entries, "lima-vm", 30), Some(1), "later");
+        assert_eq!(successes_only(&entries, "lima-vm", 60), None, "one failed");
+    }
+
+    #[test]
+    fn a_give_up_is_loud_when_a_log_line_names_the_vm_and_its_budget() {
+        let log = "2026-01-01T00:00:00Z ERROR instance=\"vm\" attempts=3 \
+                   the delete retry budget is spent; removing the finalizer\n";
+        assert!(log_says_gave_up(log, "vm"));
+        assert!(!log_says_gave_up(log, "vm2"));
+        assert!(!log_says_gave_up("instance=\"vm\" deleted\n", "vm"));
+        assert!(log_says_gave_up("Gave up deleting VM\n", "vm"));
     }
 
     #[test]

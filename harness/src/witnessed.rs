@@ -96,6 +96,7 @@ impl ReconcilerDriver for Witnessed<'_> {
             view.as_ref(),
             || self.sandbox.live_processes(),
             || self.sandbox.wsl_distros(false),
+            || self.inner.log_text(),
         );
         Ok(view)
     }

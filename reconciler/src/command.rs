@@ -200,6 +200,23 @@ mod tests {
 
     #[cfg(unix)]
     #[test]
+    fn a_program_that_cannot_run_is_not_a_missing_one() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("ssh-keygen");
+        std::fs::write(&file, "not a program").unwrap();
+        // No execute bit: EACCES, for root too.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = ExternalCommand::new("ssh-keygen", &file)
+            .timeout(Some(Duration::from_secs(5)))
+            .run()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.starts_with("cannot run ssh-keygen: "), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
     fn output_and_status_are_captured() {
         let out = ExternalCommand::new("sh", "sh")
             .arg("-c")

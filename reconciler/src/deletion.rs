@@ -191,6 +191,41 @@ mod tests {
     }
 
     #[test]
+    fn after_a_failed_kill_nothing_is_deleted_and_only_a_wsl2_instance_names_its_distro() {
+        use crate::forced_stop::{Step, StepFailure};
+        let home = tempfile::tempdir().unwrap();
+        let settings = Settings::new(home.path(), home.path().join("state"));
+        let killed_not = ForcedStopReport {
+            failures: vec![StepFailure {
+                step: Step::KillHostagent,
+                error: "EPERM".to_owned(),
+            }],
+            ..ForcedStopReport::default()
+        };
+        for (vm_type, name) in [(VmType::Qemu, "vm1"), (VmType::Wsl2, "vm2")] {
+            let paths = settings.lima_home.instance(name);
+            std::fs::create_dir_all(&paths.dir).unwrap();
+            std::fs::write(paths.lima_yaml(), format!("vmType: {vm_type}\n")).unwrap();
+            let instance = inspect(&settings.lima_home, name, vm_type);
+            let failure = delete_instance(&settings, &instance, &killed_not).unwrap_err();
+            assert!(
+                paths.dir.exists(),
+                "{name}: deleted despite the failed kill"
+            );
+            let names_distro = failure
+                .left_behind
+                .iter()
+                .any(|l| l.contains("WSL2 distro"));
+            assert_eq!(
+                names_distro,
+                vm_type == VmType::Wsl2,
+                "{name}: {:?}",
+                failure.left_behind
+            );
+        }
+    }
+
+    #[test]
     fn a_failed_unregister_names_the_distro_that_may_be_left_behind() {
         let home = tempfile::tempdir().unwrap();
         let mut settings = Settings::new(home.path(), home.path().join("state"));

@@ -243,18 +243,13 @@ impl Run<'_> {
                 None
             }
             Identity::Ours => {
-                let result = if self.settings.is_on(Regression::OrphanedPortHolders) {
-                    proctree::kill(pid).map(|()| vec![pid])
-                } else {
-                    proctree::kill_tree(pid)
-                };
-                match result {
-                    Ok(killed) => {
+                let tree = !self.settings.is_on(Regression::OrphanedPortHolders);
+                match kill_unless_gone(pid, tree) {
+                    Ok(Some(killed)) => {
                         self.report.killed.extend(killed);
                         Some(pid)
                     }
-                    // It died on its own between the check and the kill.
-                    Err(_) if !proctree::is_alive(pid) => None,
+                    Ok(None) => None,
                     Err(e) => {
                         self.fail(step, e.to_string());
                         None
@@ -320,12 +315,12 @@ impl Run<'_> {
                 process = leftover.command.as_str(),
                 "a process of the instance outlived its hostagent; killing it"
             );
-            match proctree::kill_tree(leftover.pid) {
-                Ok(killed) => {
+            match kill_unless_gone(leftover.pid, true) {
+                Ok(Some(killed)) => {
                     self.report.killed.extend(killed);
                     roots.push(leftover.pid);
                 }
-                Err(_) if !proctree::is_alive(leftover.pid) => {}
+                Ok(None) => {}
                 Err(e) => self.fail(Step::KillLeftover, format!("{leftover}: {e}")),
             }
         }
@@ -386,6 +381,23 @@ impl Run<'_> {
                 Err(e) => self.fail(Step::RemoveTmpFile, format!("{}: {e}", path.display())),
             }
         }
+    }
+}
+
+/// Kills `pid`, with its whole tree when `tree`: `Some` of the pids
+/// killed, `None` when the kill failed because `pid` had ended on its own
+/// (between its identification and the kill: nothing is left to stop), or
+/// the kill's error while it still runs.
+fn kill_unless_gone(pid: u32, tree: bool) -> Result<Option<Vec<u32>>, proctree::SignalError> {
+    let result = if tree {
+        proctree::kill_tree(pid)
+    } else {
+        proctree::kill(pid).map(|()| vec![pid])
+    };
+    match result {
+        Ok(killed) => Ok(Some(killed)),
+        Err(_) if !proctree::is_alive(pid) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -557,6 +569,22 @@ mod tests {
         let args = recording_ssh(&mut fx);
         fx.stop();
         assert!(!args.exists(), "ssh -O exit ran despite the regression");
+    }
+
+    #[test]
+    fn only_an_ssh_that_succeeded_is_logged_as_having_asked_the_master_to_exit() {
+        let asked = "asked the ssh ControlMaster to exit";
+        let mut fx = fixture("qemu");
+        recording_ssh(&mut fx);
+        let (_, log) = with_captured_log(|| fx.stop());
+        assert!(log.contains(asked), "{log}");
+        // No master answers on the socket: ssh exits 255.
+        let mut fx = fixture("qemu");
+        recording_ssh(&mut fx);
+        let script = fx._root.path().join("ssh");
+        std::fs::write(&script, "#!/bin/sh\nexit 255\n").unwrap();
+        let (_, log) = with_captured_log(|| fx.stop());
+        assert!(!log.contains(asked), "{log}");
     }
 
     fn descendants(pid: u32) -> Vec<u32> {
@@ -760,6 +788,81 @@ mod tests {
         assert!(
             waited >= KILL_SETTLE_TIMEOUT && waited < KILL_SETTLE_TIMEOUT * 5,
             "waited {waited:?} for a process that outlives the bound of {KILL_SETTLE_TIMEOUT:?}"
+        );
+    }
+
+    #[test]
+    fn only_a_failed_kill_counts_as_one() {
+        let failed = |step| ForcedStopReport {
+            failures: vec![StepFailure {
+                step,
+                error: "x".to_owned(),
+            }],
+            ..ForcedStopReport::default()
+        };
+        for step in [Step::KillHostagent, Step::KillDriver, Step::KillLeftover] {
+            assert!(failed(step).kill_failed(), "{}", step.as_str());
+        }
+        for step in [Step::WslTerminate, Step::ReleaseDisk, Step::RemoveTmpFile] {
+            assert!(!failed(step).kill_failed(), "{}", step.as_str());
+        }
+        assert!(!ForcedStopReport::default().kill_failed());
+    }
+
+    #[test]
+    fn a_process_that_died_before_its_kill_is_no_failed_step() {
+        // The identity check passed, then the process ended on its own: the
+        // kill fails, but nothing is left running, so the pid files go. The
+        // recycled-pid-kill regression skips the check, which is how this
+        // test reaches the kill with a dead pid.
+        let mut fx = fixture("qemu");
+        fx.settings.regressions = Regressions::of([Regression::RecycledPidKill]);
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        std::fs::write(fx.paths.ha_pid(), dead.to_string()).unwrap();
+        let report = fx.stop();
+        assert!(report.failures.is_empty(), "{report:?}");
+        assert!(!report.kept_files, "{report:?}");
+        assert_eq!(fx.tmp_files(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_missing_directory_has_no_tmp_files_and_a_file_is_no_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let missing = root.path().join("gone");
+        assert_eq!(list_tmp_files(&missing).unwrap(), Vec::<PathBuf>::new());
+        let file = root.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            list_tmp_files(&file).is_err(),
+            "a file listed as a directory"
+        );
+    }
+
+    #[test]
+    fn a_link_is_removed_once_and_a_directory_link_by_remove_dir() {
+        let root = tempfile::tempdir().unwrap();
+        let link = root.path().join("in_use_by");
+        std::os::unix::fs::symlink(root.path(), &link).unwrap();
+        remove_link(&link).unwrap();
+        assert!(link.symlink_metadata().is_err(), "the link is still there");
+        // Already gone: nothing to do, no error.
+        remove_link(&link).unwrap();
+        // What `remove_file` refuses (a directory, as a junction is on
+        // Windows) goes by `remove_dir`.
+        let dir = root.path().join("junction");
+        std::fs::create_dir(&dir).unwrap();
+        remove_link(&dir).unwrap();
+        assert!(
+            dir.symlink_metadata().is_err(),
+            "the directory is still there"
+        );
+        let file = root.path().join("file");
+        std::fs::write(&file, "").unwrap();
+        assert!(
+            remove_link(&file.join("x")).is_err(),
+            "a path through a file"
         );
     }
 

@@ -179,6 +179,28 @@ fn describe(process: &ProcessInfo) -> String {
     }
 }
 
+/// Platform-neutral: no process is started.
+#[cfg(test)]
+mod description {
+    use super::*;
+
+    #[test]
+    fn a_process_is_described_by_its_command_line_or_else_its_name() {
+        let mut process = ProcessInfo {
+            pid: 42,
+            parent: Some(1),
+            name: "qemu".into(),
+            cmd: vec!["qemu".into(), "-pidfile".into(), "/a b/qemu.pid".into()],
+            start_time: 0,
+            zombie: false,
+            environ: Vec::new(),
+        };
+        assert_eq!(describe(&process), "\"qemu -pidfile /a b/qemu.pid\"");
+        process.cmd.clear();
+        assert_eq!(describe(&process), "\"qemu\" (command line unreadable)");
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;

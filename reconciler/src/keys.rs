@@ -368,6 +368,18 @@ mod tests {
         }
     }
 
+    #[test]
+    fn removing_a_missing_file_is_no_error_and_another_error_is() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("user");
+        std::fs::write(&file, "").unwrap();
+        remove_if_present(&file).unwrap();
+        assert!(!file.exists());
+        remove_if_present(&file).unwrap();
+        // A directory is neither removable as a file nor "not found".
+        assert!(remove_if_present(root.path()).is_err());
+    }
+
     struct Fixture {
         _root: tempfile::TempDir,
         settings: Settings,

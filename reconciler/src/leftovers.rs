@@ -145,6 +145,15 @@ mod tests {
 mod hostagent_identity {
     use super::*;
 
+    #[test]
+    fn a_leftover_is_shown_by_its_pid_and_command() {
+        let leftover = Leftover {
+            pid: 7,
+            command: "ssh -N lima@127.0.0.1".into(),
+        };
+        assert_eq!(leftover.to_string(), "pid 7 (ssh -N lima@127.0.0.1)");
+    }
+
     fn process(cmd: &[&str], lima_home: &Path) -> ProcessInfo {
         ProcessInfo {
             pid: 42,
