@@ -8,8 +8,8 @@ use crate::steps::SETTLE;
 use crate::symptom;
 use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, eventually};
-use std::time::Duration;
+use harness::{FaultPlanBuilder, eventually, waits};
+use std::time::{Duration, Instant};
 
 /// How long the fake QEMU lives before it fails.
 const QEMU_LIFETIME: Duration = Duration::from_millis(300);
@@ -60,14 +60,21 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     svc.apply(&qemu_vm("vm", 0))?;
+    let applied = Instant::now();
     let starts = |n: usize| {
-        eventually(SETTLE, "the hostagent to be started again", || {
-            let times = hostagent_starts(ctx);
-            if times.len() >= n {
-                Ok(times)
-            } else {
-                Err(format!("{} starts", times.len()))
-            }
+        // Before the n-th start: n-1 QEMU lifetimes and the backoffs
+        // after them (1, 2, 4... restart backoffs).
+        let backoffs = (1u32 << (n - 1)) - 1;
+        let floor = QEMU_LIFETIME * (n as u32 - 1) + ctx.settings.restart_backoff * backoffs;
+        waits::timed(floor.saturating_sub(applied.elapsed()), || {
+            eventually(SETTLE, "the hostagent to be started again", || {
+                let times = hostagent_starts(ctx);
+                if times.len() >= n {
+                    Ok(times)
+                } else {
+                    Err(format!("{} starts", times.len()))
+                }
+            })
         })
     };
     starts(3)?;
@@ -155,6 +162,7 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
     let qemu = crate::steps::kill_driver(&instance)?;
     broken_then_restarted(
+        ctx,
         svc.as_mut(),
         &instance,
         hostagent,
@@ -184,6 +192,7 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
         ));
     }
     broken_then_restarted(
+        ctx,
         svc.as_mut(),
         &instance,
         hostagent,
@@ -200,19 +209,22 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
 /// takes no notice: the VM must say it is not running within `notice`,
 /// run again under a new hostagent, and the old one must be gone.
 fn broken_then_restarted(
+    ctx: &Ctx,
     svc: &mut dyn harness::ReconcilerDriver,
     instance: &lima_layout::InstancePaths,
     hostagent: u32,
     what: &str,
     notice: Duration,
 ) -> ScenarioResult {
-    crate::steps::wait_for(
-        svc,
-        "vm",
-        notice,
-        "Running=False once the driver ended",
-        |v: &harness::VmView| !v.is_running(),
-    )
+    waits::timed(Duration::ZERO, || {
+        crate::steps::wait_for(
+            svc,
+            "vm",
+            notice,
+            "Running=False once the driver ended",
+            |v: &harness::VmView| !v.is_running(),
+        )
+    })
     .map_err(|e| match e {
         ScenarioError::Symptom(m) => symptom!(
             "VM vm still claims to run after its {what} under a live hostagent (pid \
@@ -220,12 +232,14 @@ fn broken_then_restarted(
         ),
         harness => harness,
     })?;
-    crate::steps::wait_restarted(
-        svc,
-        instance,
-        hostagent,
-        SETTLE,
-        "Running=True with a new hostagent",
-    )?;
+    waits::timed(ctx.settings.restart_backoff, || {
+        crate::steps::wait_restarted(
+            svc,
+            instance,
+            hostagent,
+            SETTLE,
+            "Running=True with a new hostagent",
+        )
+    })?;
     crate::checks::dead(hostagent, "the hostagent whose driver ended")
 }

@@ -6,11 +6,15 @@ use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
+use harness::{FaultPlanBuilder, ReconcilerDriver, eventually, waits};
 use std::time::{Duration, Instant};
 
 /// Services racing for one config directory.
 const RACERS: usize = 4;
+
+/// How long each racing `ssh-keygen -t` takes (a fault delay): the window
+/// in which the others start.
+const KEYGEN_DELAY: Duration = Duration::from_millis(300);
 
 fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sandbox.lima_home().config_dir()
@@ -20,7 +24,9 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
-        Fault::Delay { ms: 300 },
+        Fault::Delay {
+            ms: KEYGEN_DELAY.as_millis() as u64,
+        },
     ))?;
     let mut services: Vec<Box<dyn ReconcilerDriver + '_>> = (0..RACERS)
         .map(|i| ctx.service_with_state(ctx.sandbox.root().join(format!("state-{i}"))))
@@ -36,10 +42,13 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
             Ok(())
         }
     })?;
+    let first_keygen = Instant::now();
     for svc in &mut services[1..] {
         svc.spawn_service()?;
     }
-    steps::all_ready(&mut services)?;
+    waits::timed(KEYGEN_DELAY.saturating_sub(first_keygen.elapsed()), || {
+        steps::all_ready(&mut services)
+    })?;
     exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
 }
 
@@ -126,15 +135,17 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     let pid = svc.spawn_service()?;
     let margin = Duration::from_secs(3);
     let started = Instant::now();
-    let exited = eventually(
-        settings.keygen_timeout + margin,
-        "the service to give up",
-        || {
-            ctx.sandbox
-                .try_reap(pid)
-                .ok_or_else(|| format!("service pid {pid} still starting"))
-        },
-    );
+    let exited = waits::timed(settings.keygen_timeout, || {
+        eventually(
+            settings.keygen_timeout + margin,
+            "the service to give up",
+            || {
+                ctx.sandbox
+                    .try_reap(pid)
+                    .ok_or_else(|| format!("service pid {pid} still starting"))
+            },
+        )
+    });
     let code = exited.map_err(|_| {
         let keygens = ctx.sandbox.journal().pids_invoked_with("ssh-keygen", "-t");
         symptom!(

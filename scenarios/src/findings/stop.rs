@@ -8,7 +8,7 @@ use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::journal::{Record, event};
 use contract::plan::Fault;
-use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
+use harness::{FaultPlanBuilder, ReconcilerDriver, VmSpec, VmView, eventually, waits};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::time::{Duration, Instant};
 
@@ -21,6 +21,14 @@ fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
 /// A stop that has to fall back to force: the bound for it.
 pub(crate) fn forced_stop_bound(ctx: &Ctx) -> Duration {
     ctx.settings.graceful_timeout + SETTLE
+}
+
+/// Sets running=false on VM `name`, whose hostagent ignores the interrupt,
+/// and waits for Stopped: the graceful timeout is sat out first.
+fn forced_stop(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, name: &str) -> ScenarioResult {
+    waits::timed(ctx.settings.graceful_timeout, || {
+        steps::stop_vm(svc, name, forced_stop_bound(ctx))
+    })
 }
 
 pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
@@ -72,7 +80,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     let vm = qemu_vm("vm", 2);
     let ports = vm.template.host_ports();
     steps::start_vm(svc.as_mut(), &vm)?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     checks::ports_free(ctx.sandbox, &ports)?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     // The next start must bind the same ports again.
@@ -103,7 +111,7 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     ensure(instance.dir.to_string_lossy().contains("[1]"), || {
         "the sandbox path lost its brackets".into()
     })?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     checks::no_tmp_files(&instance)?;
     svc.set_running("vm", true)?;
     steps::wait_up(ctx, svc.as_mut(), "vm", "the VM up on the next start").map(|_| ())
@@ -123,13 +131,15 @@ pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     let bound = ctx.settings.graceful_timeout + margin;
     let started = Instant::now();
     svc.set_running("vm", false)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        bound,
-        "Running=False reason=Stopped",
-        VmView::is_stopped,
-    )
+    waits::timed(ctx.settings.graceful_timeout, || {
+        steps::wait_for(
+            svc.as_mut(),
+            "vm",
+            bound,
+            "Running=False reason=Stopped",
+            VmView::is_stopped,
+        )
+    })
     .map_err(|e| {
         symptom!(
             "the stop did not complete within the graceful timeout ({:?}) plus {margin:?} \
@@ -151,7 +161,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     let replaced = ctx.sandbox.journal().replacement_drivers();
     ensure(!replaced.is_empty(), || {
         "the hostagent never replaced its driver (fault not applied)".into()
@@ -187,7 +197,7 @@ pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
             in_use_by.display()
         )));
     }
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     ensure(std::fs::symlink_metadata(&in_use_by).is_err(), || {
         format!(
             "_disks/data/in_use_by still present after the forced stop: {}",

@@ -8,7 +8,7 @@ use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::condition::{kind, status};
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, VmView, eventually};
+use harness::{FaultPlanBuilder, VmView, eventually, waits};
 use std::time::{Duration, Instant};
 
 pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
@@ -23,28 +23,32 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     svc.delete("vm")?;
     let mut failure_reported = false;
     let mut outcome: Option<ScenarioResult> = None;
-    let waited = eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
-        Ok(Some(view)) => {
-            if view
-                .condition(kind::CLEANUP)
-                .is_some_and(|c| c.status == status::FALSE)
-            {
-                failure_reported = true;
+    // Two hung deletes, each to its bound, and the backoffs after them.
+    let floor = ctx.settings.delete_timeout * 2 + ctx.settings.delete_backoff * 3;
+    let waited = waits::timed(floor, || {
+        eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
+            Ok(Some(view)) => {
+                if view
+                    .condition(kind::CLEANUP)
+                    .is_some_and(|c| c.status == status::FALSE)
+                {
+                    failure_reported = true;
+                }
+                Err(format!(
+                    "finalizers {:?}, conditions {:?}",
+                    view.finalizers, view.conditions
+                ))
             }
-            Err(format!(
-                "finalizers {:?}, conditions {:?}",
-                view.finalizers, view.conditions
-            ))
-        }
-        Ok(None) => {
-            outcome = Some(
-                checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
-                    symptom!("resource vm was deleted while the backend delete had failed: {e}")
-                }),
-            );
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
+            Ok(None) => {
+                outcome = Some(
+                    checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
+                        symptom!("resource vm was deleted while the backend delete had failed: {e}")
+                    }),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        })
     });
     waited.map_err(|e| symptom!("VM vm: {e}"))?;
     outcome.unwrap_or(Ok(()))?;
@@ -58,7 +62,7 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
-    let code = svc.stop_service(SETTLE)?;
+    let code = waits::timed(ctx.settings.graceful_timeout, || svc.stop_service(SETTLE))?;
     ensure(code == Some(0), || {
         format!("the service exited with {code:?} on SIGTERM")
     })?;
@@ -94,18 +98,20 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     // The forced stop runs after the graceful wait; its wsl.exe call fails
     // at once, so the line is due right after.
     let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + Duration::from_secs(3);
-    eventually(
-        bound,
-        "a log line about the failed wsl.exe --terminate",
-        || {
-            let log = svc.log_text();
-            if log.lines().any(names_the_failure) {
-                Ok(())
-            } else {
-                Err(format!("{} log lines, none names it", log.lines().count()))
-            }
-        },
-    )
+    waits::timed(ctx.settings.graceful_timeout, || {
+        eventually(
+            bound,
+            "a log line about the failed wsl.exe --terminate",
+            || {
+                let log = svc.log_text();
+                if log.lines().any(names_the_failure) {
+                    Ok(())
+                } else {
+                    Err(format!("{} log lines, none names it", log.lines().count()))
+                }
+            },
+        )
+    })
     .map_err(|e| {
         symptom!(
             "no log line names the failed `wsl.exe --terminate lima-quiet-vm` of instance quiet-vm \
@@ -135,13 +141,16 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
         .map_err(|e| symptom!("VM other was not reconciled while stuck was stopping: {e}"))?;
     let margin = Duration::from_secs(3);
     let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + margin;
-    let stopped = steps::wait_for(
-        svc.as_mut(),
-        "stuck",
-        bound.saturating_sub(started.elapsed()),
-        "Running=False reason=Stopped",
-        VmView::is_stopped,
-    );
+    let floor = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout;
+    let stopped = waits::timed(floor.saturating_sub(started.elapsed()), || {
+        steps::wait_for(
+            svc.as_mut(),
+            "stuck",
+            bound.saturating_sub(started.elapsed()),
+            "Running=False reason=Stopped",
+            VmView::is_stopped,
+        )
+    });
     stopped.map_err(|e| {
         let hung = ctx
             .sandbox
