@@ -9,7 +9,21 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a process just killed, or a port just closed, may take to go.
-pub const VANISH: Duration = Duration::from_secs(2);
+/// These checks run once the reconciler has said that a stop, restart or
+/// delete is over: what is left is the kernel's end of a kill already sent
+/// (the process exits, its sockets close), which takes milliseconds. A
+/// process nobody killed is still there at the bound: the symptom.
+pub const VANISH: Duration = Duration::from_millis(500);
+
+/// [`VANISH`], or more with real Lima: an `ssh -O exit` returns before
+/// the ControlMaster it asked has gone.
+fn vanish(sandbox: &Sandbox) -> Duration {
+    if sandbox.toolset().has_real_lima() {
+        VANISH * 4
+    } else {
+        VANISH
+    }
+}
 
 /// No `*.pid`, `*.sock`, `*.tmp` entry left in the instance directory.
 pub fn no_tmp_files(instance: &InstancePaths) -> ScenarioResult {
@@ -74,7 +88,7 @@ pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
             .collect()
     };
     waits::timed(Duration::ZERO, || {
-        eventually(VANISH, "forwarded ports to be free", || {
+        eventually(vanish(sandbox), "forwarded ports to be free", || {
             let left = held(sandbox);
             if left.is_empty() {
                 Ok(())
@@ -89,7 +103,7 @@ pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
 /// No process of the sandbox alive except `keep` (the service).
 pub fn only_alive(sandbox: &Sandbox, keep: &[u32]) -> ScenarioResult {
     waits::timed(Duration::ZERO, || {
-        eventually(VANISH, "the VM's processes to be gone", || {
+        eventually(vanish(sandbox), "the VM's processes to be gone", || {
             let extra: Vec<String> = sandbox
                 .live_processes()
                 .into_iter()

@@ -3,7 +3,7 @@
 
 use super::qemu_vm;
 use crate::checks;
-use crate::context::{Ctx, ScenarioResult, ensure};
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::journal::{Record, event};
@@ -12,10 +12,30 @@ use harness::{FaultPlanBuilder, ReconcilerDriver, VmSpec, VmView, eventually, wa
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::time::{Duration, Instant};
 
-fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
-    Ok(ctx
-        .sandbox
-        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?)
+/// The graceful timeout of a scenario whose hostagents ignore the
+/// interrupt: no graceful stop can complete there, so the wait is only sat
+/// out, and a short one tells a fallback that comes from one that never
+/// does as well as a long one.
+const SAT_OUT_GRACEFUL: Duration = Duration::from_millis(200);
+
+/// Sets the fault `plan`, in which hostagents ignore the interrupt, and
+/// returns the context with the graceful timeout at most
+/// [`SAT_OUT_GRACEFUL`] (a target's fixed timeout still wins).
+pub(crate) fn ignoring_interrupt<'s>(
+    ctx: &Ctx<'s>,
+    plan: FaultPlanBuilder,
+) -> Result<Ctx<'s>, ScenarioError> {
+    ctx.sandbox.set_faults(&plan)?;
+    let mut settings = ctx.settings.clone();
+    settings.graceful_timeout = settings.graceful_timeout.min(SAT_OUT_GRACEFUL);
+    Ok(ctx.with_settings(settings))
+}
+
+fn hostagent_ignores_interrupt<'s>(ctx: &Ctx<'s>) -> Result<Ctx<'s>, ScenarioError> {
+    ignoring_interrupt(
+        ctx,
+        FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt),
+    )
 }
 
 /// A stop that has to fall back to force: the bound for it.
@@ -75,7 +95,7 @@ fn probe_vm() -> VmSpec {
 }
 
 pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 2);
     let ports = vm.template.host_ports();
@@ -103,7 +123,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = ctx.qemu_vm("vm", 0)?;
     steps::bring_up(ctx, svc.as_mut(), &vm)?;
@@ -120,14 +140,16 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
 pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     // On real Lima nobody answers the power button, so the real hostagent
     // outlives the graceful wait as one that ignores the interrupt does.
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    // A tenth of the graceful timeout on top: a target whose stop takes
-    // 30 s reports it through a slower status path than a 500 ms one.
-    let margin = Duration::from_secs(3) + ctx.settings.graceful_timeout / 10;
+    // A stop that never falls back to force never completes; one that
+    // does completes its forced stop well within two more graceful
+    // timeouts (a target whose graceful timeout is 30 s may report it
+    // through a slower status path than a 200 ms one).
+    let margin = ctx.settings.graceful_timeout * 2;
     let bound = ctx.settings.graceful_timeout + margin;
     let started = Instant::now();
     svc.set_running("vm", false)?;
@@ -177,7 +199,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     std::fs::create_dir_all(ctx.sandbox.lima_home().disk_dir("data"))
         .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
     disk_released_by_forced_stop(ctx)

@@ -180,10 +180,11 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     Ok(())
 }
 
-/// Long enough for a few retries at the restart backoff (a start that
-/// fails is retried after 1, 2, 4 backoffs).
+/// Long enough for a retry at the restart backoff (a start that fails is
+/// retried after 1, 2, 4 backoffs): the first retry's backoff, and three
+/// more for the failed start itself and the status it writes.
 fn retry_window(ctx: &Ctx) -> Duration {
-    ctx.settings.restart_backoff * 8 + Duration::from_millis(500)
+    ctx.settings.restart_backoff * 4
 }
 
 /// A pid no process has: one past the largest pid a Linux or macOS kernel

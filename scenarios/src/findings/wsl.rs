@@ -1,12 +1,13 @@
 //! WSL2: bounded `wsl.exe` calls, deletion behind the finalizer, and the
 //! service-shutdown fallback.
 
+use super::stop::{forced_stop_bound, ignoring_interrupt};
 use super::wsl_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use contract::condition::{kind, status};
+use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, VmView, eventually, waits};
 use std::time::{Duration, Instant};
@@ -58,8 +59,10 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox
-        .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
+    let ctx = &ignoring_interrupt(
+        ctx,
+        FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt),
+    )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
     let code = waits::timed(ctx.settings.graceful_timeout, || svc.stop_service(SETTLE))?;
@@ -75,8 +78,9 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
 const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response was not received from the virtual machine or container.";
 
 pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
+    let ctx = &ignoring_interrupt(
+        ctx,
+        FaultPlanBuilder::new()
             .hostagent(Fault::IgnoreInterrupt)
             .always(
                 Tool::Wsl,
@@ -96,11 +100,22 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
             && line.contains(WSL_TIMEOUT_MESSAGE)
     };
     // The forced stop runs after the graceful wait; its wsl.exe call fails
-    // at once, so the line is due right after.
-    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + Duration::from_secs(3);
+    // at once. Once the reconciler says the stop is over (Running=False,
+    // no longer Stopping), the line is due: a few polls for a log written
+    // a moment later, then the symptom.
     waits::timed(ctx.settings.graceful_timeout, || {
+        steps::wait_for(
+            svc.as_mut(),
+            "quiet-vm",
+            forced_stop_bound(ctx),
+            "the stop to be over",
+            stop_over,
+        )
+    })?;
+    let grace = ctx.settings.poll_interval * 10;
+    waits::timed(Duration::ZERO, || {
         eventually(
-            bound,
+            grace,
             "a log line about the failed wsl.exe --terminate",
             || {
                 let log = svc.log_text();
@@ -122,9 +137,18 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     .map(|_| ())
 }
 
+/// True once a stop is over, whether it succeeded or not: Running=False
+/// with a reason other than Stopping.
+fn stop_over(view: &VmView) -> bool {
+    view.condition(kind::RUNNING).is_some_and(|c| {
+        c.status == status::FALSE && ![reason::STOPPING, ""].contains(&c.reason.as_str())
+    })
+}
+
 pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
+    let ctx = &ignoring_interrupt(
+        ctx,
+        FaultPlanBuilder::new()
             .always(
                 Tool::Limactl,
                 &["hostagent", "stuck"],
@@ -134,19 +158,45 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("stuck"))?;
-    let started = Instant::now();
     svc.set_running("stuck", false)?;
     // Another VM is reconciled while the first one's stop is stuck.
     steps::start_vm(svc.as_mut(), &wsl_vm("other"))
         .map_err(|e| symptom!("VM other was not reconciled while stuck was stopping: {e}"))?;
-    let margin = Duration::from_secs(3);
-    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + margin;
-    let floor = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout;
-    let stopped = waits::timed(floor.saturating_sub(started.elapsed()), || {
+    // The forced stop reaches the hung `wsl.exe --terminate` after the
+    // graceful wait (the journal shows when); from then on, a bounded call
+    // ends within the WSL timeout and the stop right after. Twice as long
+    // again is the margin: an unbounded call never ends.
+    let mut stopped_before = false;
+    let reached = waits::timed(ctx.settings.graceful_timeout, || {
+        eventually(SETTLE, "the stop to run wsl.exe --terminate", || {
+            let invoked = ctx
+                .sandbox
+                .journal()
+                .events(Some("wsl.exe"), contract::journal::event::INVOKED)
+                .iter()
+                .any(|e| e.args().iter().any(|a| a == "lima-stuck"));
+            stopped_before = !invoked
+                && svc
+                    .get("stuck")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.is_stopped());
+            if invoked || stopped_before {
+                Ok(Instant::now())
+            } else {
+                Err("no wsl.exe --terminate lima-stuck yet".to_owned())
+            }
+        })
+    })?;
+    if stopped_before {
+        return Ok(());
+    }
+    let bound = ctx.settings.wsl_timeout * 3;
+    let stopped = waits::timed(ctx.settings.wsl_timeout, || {
         steps::wait_for(
             svc.as_mut(),
             "stuck",
-            bound.saturating_sub(started.elapsed()),
+            bound.saturating_sub(reached.elapsed()),
             "Running=False reason=Stopped",
             VmView::is_stopped,
         )
@@ -162,8 +212,8 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
             .collect::<Vec<_>>();
         match e {
             ScenarioError::Symptom(m) => symptom!(
-                "the stop of stuck did not complete within {bound:?}: \
-                 `wsl.exe --terminate lima-stuck` (pid {}) never returned; {m}",
+                "the stop of stuck did not complete within {bound:?} of its \
+                 `wsl.exe --terminate lima-stuck` (pid {}), which never returned; {m}",
                 hung.join(", ")
             ),
             other => other,
