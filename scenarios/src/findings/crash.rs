@@ -205,12 +205,12 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-/// How long a reconciler that polls may take to notice a driver's end: a
-/// few dozen poll intervals (a pass over the resources, its process-table
+/// How long a reconciler that polls may take to notice a driver's end:
+/// fifty poll intervals (a pass over the resources, its process-table
 /// reads, the status write, on a loaded machine), and the time a process
 /// just killed takes to go. One that does not notice never does.
 fn notice_bound(ctx: &Ctx) -> Duration {
-    ctx.settings.poll_interval * 25 + crate::checks::VANISH
+    ctx.settings.poll_interval * 50 + crate::checks::VANISH
 }
 
 /// The driver of VM vm (`what`) ended under its live `hostagent`, which
