@@ -22,6 +22,7 @@ pub mod target_schema;
 pub mod template;
 pub mod toolset;
 pub mod unremovable;
+pub mod waits;
 pub mod witnessed;
 
 pub use binaries::Binaries;
@@ -36,6 +37,7 @@ pub use sandbox::Sandbox;
 pub use target::Target;
 pub use template::Template;
 pub use toolset::{ToolChoice, Toolset};
+pub use waits::WaitSplit;
 
 /// Errors of the harness itself (not of the system under test).
 #[derive(Debug, thiserror::Error)]

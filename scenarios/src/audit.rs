@@ -322,6 +322,7 @@ mod tests {
             leaks: Default::default(),
             leaked: String::new(),
             duration: Duration::from_millis(1500),
+            waits: harness::WaitSplit::default(),
         }
     }
 

@@ -2,14 +2,28 @@
 
 use crate::context::ScenarioResult;
 use crate::symptom;
-use harness::{Sandbox, eventually};
+use harness::{Sandbox, eventually, waits};
 use lima_layout::{InstancePaths, is_tmp_file_name};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long a process just killed, or a port just closed, may take to go.
-pub const VANISH: Duration = Duration::from_secs(2);
+/// These checks run once the reconciler has said that a stop, restart or
+/// delete is over: what is left is the kernel's end of a kill already sent
+/// (the process exits, its sockets close), which takes milliseconds. A
+/// process nobody killed is still there at the bound: the symptom.
+pub const VANISH: Duration = Duration::from_millis(500);
+
+/// [`VANISH`], or more with real Lima: an `ssh -O exit` returns before
+/// the ControlMaster it asked has gone.
+fn vanish(sandbox: &Sandbox) -> Duration {
+    if sandbox.toolset().has_real_lima() {
+        VANISH * 4
+    } else {
+        VANISH
+    }
+}
 
 /// No `*.pid`, `*.sock`, `*.tmp` entry left in the instance directory.
 pub fn no_tmp_files(instance: &InstancePaths) -> ScenarioResult {
@@ -73,54 +87,60 @@ pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
             })
             .collect()
     };
-    eventually(VANISH, "forwarded ports to be free", || {
-        let left = held(sandbox);
-        if left.is_empty() {
-            Ok(())
-        } else {
-            Err(left.join("; "))
-        }
+    waits::timed(Duration::ZERO, || {
+        eventually(vanish(sandbox), "forwarded ports to be free", || {
+            let left = held(sandbox);
+            if left.is_empty() {
+                Ok(())
+            } else {
+                Err(left.join("; "))
+            }
+        })
     })
     .map_err(|e| symptom!("{}", e.last_seen))
 }
 
 /// No process of the sandbox alive except `keep` (the service).
 pub fn only_alive(sandbox: &Sandbox, keep: &[u32]) -> ScenarioResult {
-    eventually(VANISH, "the VM's processes to be gone", || {
-        let extra: Vec<String> = sandbox
-            .live_processes()
-            .into_iter()
-            .filter(|p| !keep.contains(&p.pid))
-            .map(|p| {
-                format!(
-                    "{} (pid {}) still alive: {}",
-                    p.name,
-                    p.pid,
-                    p.cmd.join(" ")
-                )
-            })
-            .collect();
-        if extra.is_empty() {
-            Ok(())
-        } else {
-            Err(extra.join("; "))
-        }
+    waits::timed(Duration::ZERO, || {
+        eventually(vanish(sandbox), "the VM's processes to be gone", || {
+            let extra: Vec<String> = sandbox
+                .live_processes()
+                .into_iter()
+                .filter(|p| !keep.contains(&p.pid))
+                .map(|p| {
+                    format!(
+                        "{} (pid {}) still alive: {}",
+                        p.name,
+                        p.pid,
+                        p.cmd.join(" ")
+                    )
+                })
+                .collect();
+            if extra.is_empty() {
+                Ok(())
+            } else {
+                Err(extra.join("; "))
+            }
+        })
     })
     .map_err(|e| symptom!("{}", e.last_seen))
 }
 
 /// `pid` is dead within `VANISH`; `what` names it in the symptom.
 pub fn dead(pid: u32, what: &str) -> ScenarioResult {
-    eventually(VANISH, what, || {
-        if proctree::is_alive(pid) {
-            let cmd = proctree::ProcessTable::snapshot_of(&[pid])
-                .get(pid)
-                .map(|p| p.cmd.join(" "))
-                .unwrap_or_default();
-            Err(format!("{what} (pid {pid}) still alive: {cmd}"))
-        } else {
-            Ok(())
-        }
+    waits::timed(Duration::ZERO, || {
+        eventually(VANISH, what, || {
+            if proctree::is_alive(pid) {
+                let cmd = proctree::ProcessTable::snapshot_of(&[pid])
+                    .get(pid)
+                    .map(|p| p.cmd.join(" "))
+                    .unwrap_or_default();
+                Err(format!("{what} (pid {pid}) still alive: {cmd}"))
+            } else {
+                Ok(())
+            }
+        })
     })
     .map_err(|e| symptom!("{}", e.last_seen))
 }

@@ -135,6 +135,18 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
+/// A run's time split (see [`harness::waits`]), in whole milliseconds:
+/// `{"timeouts_ms", "margins_ms", "other_ms"}`, adding up to its
+/// `duration_ms` (give or take the rounding).
+pub fn waits_json(split: &harness::WaitSplit) -> serde_json::Value {
+    let ms = |d: std::time::Duration| d.as_millis() as u64;
+    json!({
+        "timeouts_ms": ms(split.timeouts),
+        "margins_ms": ms(split.margins),
+        "other_ms": ms(split.other),
+    })
+}
+
 pub fn json(rows: &[Row]) -> String {
     let outcome = |o: &Option<Outcome>| {
         o.as_ref().map(|o| {
@@ -143,6 +155,7 @@ pub fn json(rows: &[Row]) -> String {
                 "message": o.message,
                 "leaked": o.leaked,
                 "duration_ms": o.duration.as_millis() as u64,
+                "waits": waits_json(&o.waits),
             })
         })
     };

@@ -3,7 +3,7 @@
 
 use crate::catalogue::Finding;
 use crate::context::{Ctx, ScenarioError};
-use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Target, Toolset};
+use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Target, Toolset, WaitSplit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -59,6 +59,10 @@ pub struct Outcome {
     pub leaks: LeakReport,
     pub leaked: String,
     pub duration: Duration,
+    /// `duration` split into waiting on configured timeouts, on margins,
+    /// and everything else (see [`harness::waits`]).
+    #[serde(skip)]
+    pub waits: WaitSplit,
 }
 
 /// What a run needs besides the finding.
@@ -92,7 +96,19 @@ impl RunConfig {
 /// leaked.
 const LEAK_SETTLE: Duration = Duration::from_secs(3);
 
+/// Runs `finding`'s scenario as `variant` in a sandbox of its own and
+/// judges it; the outcome carries its time, split by what it waited on.
 pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
+    let (mut outcome, split) = harness::waits::measure(|| run(finding, variant, config));
+    let waited = split.timeouts + split.margins;
+    outcome.waits = WaitSplit {
+        other: outcome.duration.saturating_sub(waited),
+        ..split
+    };
+    outcome
+}
+
+fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     let started = Instant::now();
     let outcome = |verdict, message: String, leaks: LeakReport| Outcome {
         id: finding.id.id(),
@@ -106,6 +122,7 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
         },
         leaks,
         duration: started.elapsed(),
+        waits: WaitSplit::default(),
     };
     let scenario = match finding.scenario_for_target(&config.toolset, &config.target) {
         Ok(scenario) => scenario,
@@ -157,7 +174,17 @@ pub fn run_finding(finding: &Finding, variant: Variant, config: &RunConfig) -> O
     // A regressed run is expected to leave things behind: no point waiting
     // for them to go.
     let leaks = match variant {
-        Variant::Fixed => sandbox.settled_leak_report(LEAK_SETTLE),
+        Variant::Fixed => {
+            let report = harness::waits::timed(Duration::ZERO, || {
+                let report = sandbox.settled_leak_report(LEAK_SETTLE);
+                if report.is_clean() {
+                    Ok(report)
+                } else {
+                    Err(report)
+                }
+            });
+            report.unwrap_or_else(|report| report)
+        }
         Variant::Regressed => sandbox.leak_report(),
     };
     let (verdict, message) = judge(finding, variant, result, &leaks);

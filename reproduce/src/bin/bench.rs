@@ -8,6 +8,10 @@
 //!   instance: `limactl start --foreground` until Lima's Running (ha.pid,
 //!   /v1/info, qemu.pid), and the reference forced stop until every process
 //!   is gone.
+//! - `--findings`: every finding of the catalogue (or those of `--only`),
+//!   fixed and regressed, one run at a time: per finding and variant the
+//!   median total, split into waiting on configured timeouts (the floor),
+//!   on margins, and on everything else (see `harness::waits`).
 //! - `--real-guest`: real Lima booting the real guest
 //!   (`scripts/build-real-guest`): `limactl start --foreground` until the
 //!   hostagent's booting and running events (`ha.stdout.log`), then the
@@ -36,12 +40,19 @@ fn wait_for<T>(
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Args {
-    /// Repetitions of each measurement.
-    #[arg(long, short, default_value_t = 20)]
-    runs: usize,
+    /// Repetitions of each measurement (default 20; 3 with `--findings`).
+    #[arg(long, short)]
+    runs: Option<usize>,
     /// Only compare real Lima with the fakes (needs `just real-lima-install`).
     #[arg(long)]
     real_lima: bool,
+    /// Only time the findings' scenarios, per finding and variant, split
+    /// by what they waited on (`--runs` of each, at most 3 by default).
+    #[arg(long, conflicts_with_all = ["real_lima", "real_guest"])]
+    findings: bool,
+    /// With `--findings`: only these findings (repeatable).
+    #[arg(long = "only", value_name = "ID", requires = "findings")]
+    only: Vec<String>,
     /// Only time the real guest's boot to the hostagent's running event
     /// (needs `just real-lima-install` and `just real-guest`).
     #[arg(long, conflicts_with = "real_lima")]
@@ -53,17 +64,21 @@ fn main() -> anyhow::Result<()> {
         std::process::exit(code);
     }
     let args = Args::parse();
+    let runs = args.runs.unwrap_or(if args.findings { 3 } else { 20 });
     let exe = std::env::current_exe().context("locating this executable")?;
     let binaries = Binaries::multicall(&exe);
     if args.real_lima {
-        return real_lima_against_fakes(&binaries, args.runs);
+        return real_lima_against_fakes(&binaries, runs);
     }
     if args.real_guest {
-        return real_guest_boot(&binaries, args.runs);
+        return real_guest_boot(&binaries, runs);
+    }
+    if args.findings {
+        return findings::bench(binaries, &args.only, runs);
     }
     report(
         "sandbox set up + torn down",
-        measure(args.runs, || {
+        measure(runs, || {
             let started = Instant::now();
             drop(Sandbox::new(&binaries)?);
             Ok(vec![started.elapsed()])
@@ -71,9 +86,9 @@ fn main() -> anyhow::Result<()> {
     );
     report(
         "fake hostagent spawn -> /v1/info",
-        measure(args.runs, || hostagent_ready(&binaries))?,
+        measure(runs, || hostagent_ready(&binaries))?,
     );
-    let lifecycle = measure(args.runs.min(10), || lifecycle(&binaries))?;
+    let lifecycle = measure(runs.min(10), || lifecycle(&binaries))?;
     let (apply, stop): (Vec<_>, Vec<_>) = lifecycle.chunks(2).map(|c| (c[0], c[1])).unzip();
     report("reconciler apply -> Running=True", apply);
     report("reconciler running=false -> Stopped", stop);
@@ -286,4 +301,81 @@ fn boot_once(
     let found = reconciler::instance::inspect(&sandbox.lima_home(), "bench", VmType::Qemu);
     reconciler::forced_stop::forced_stop(&settings, &found);
     Ok([running, running - booting])
+}
+
+/// The findings' scenarios, timed and split by what they waited on.
+mod findings {
+    use anyhow::Context;
+    use harness::{Binaries, WaitSplit};
+    use scenarios::catalogue::{self, CATALOGUE, Finding};
+    use scenarios::runner::{RunConfig, Variant, run_finding};
+    use std::time::Duration;
+
+    /// Runs each finding (of `only`, or all) fixed and regressed `runs`
+    /// times, one run at a time, and prints per finding and variant the
+    /// median run's total and its split, then the sums of the medians.
+    pub fn bench(binaries: Binaries, only: &[String], runs: usize) -> anyhow::Result<()> {
+        let findings: Vec<&Finding> = if only.is_empty() {
+            CATALOGUE.iter().collect()
+        } else {
+            only.iter()
+                .map(|id| catalogue::find(id).with_context(|| format!("unknown finding {id:?}")))
+                .collect::<anyhow::Result<_>>()?
+        };
+        let config = RunConfig::new(binaries);
+        let ms = |d: Duration| d.as_millis();
+        println!(
+            "{:32} {:9} {:>8} {:>9} {:>8} {:>8} {:>9}  verdicts",
+            "finding", "variant", "total", "timeouts", "margins", "other", "overhead"
+        );
+        let mut sums = [WaitSplit::default(), WaitSplit::default()];
+        for finding in findings {
+            for (slot, variant) in [Variant::Fixed, Variant::Regressed].into_iter().enumerate() {
+                let mut samples: Vec<WaitSplit> = Vec::new();
+                let mut verdicts: Vec<&str> = Vec::new();
+                for _ in 0..runs.max(1) {
+                    let outcome = run_finding(finding, variant, &config);
+                    if !verdicts.contains(&outcome.verdict.label()) {
+                        verdicts.push(outcome.verdict.label());
+                    }
+                    samples.push(outcome.waits);
+                }
+                let median = median(samples);
+                let sum = &mut sums[slot];
+                sum.timeouts += median.timeouts;
+                sum.margins += median.margins;
+                sum.other += median.other;
+                println!(
+                    "{:32} {:9} {:>6}ms {:>7}ms {:>6}ms {:>6}ms {:>7}ms  {}",
+                    finding.id.id(),
+                    format!("{variant:?}").to_lowercase(),
+                    ms(median.total()),
+                    ms(median.timeouts),
+                    ms(median.margins),
+                    ms(median.other),
+                    ms(median.total() - median.timeouts),
+                    verdicts.join(", ")
+                );
+            }
+        }
+        for (sum, variant) in sums.iter().zip(["fixed", "regressed"]) {
+            println!(
+                "{:32} {:9} {:>6}ms {:>7}ms {:>6}ms {:>6}ms {:>7}ms",
+                "sum of the medians",
+                variant,
+                ms(sum.total()),
+                ms(sum.timeouts),
+                ms(sum.margins),
+                ms(sum.other),
+                ms(sum.total() - sum.timeouts)
+            );
+        }
+        Ok(())
+    }
+
+    /// The run of median total time.
+    fn median(mut samples: Vec<WaitSplit>) -> WaitSplit {
+        samples.sort_by_key(WaitSplit::total);
+        samples[samples.len() / 2]
+    }
 }

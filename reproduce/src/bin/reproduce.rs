@@ -57,7 +57,8 @@ struct Args {
     /// Which runs of each finding.
     #[arg(long, value_enum, default_value = "both")]
     variants: Variants,
-    /// Scenarios run at once, at least 1 (default: the number of cores).
+    /// Scenarios run at once, at least 1 (default: twice the number of
+    /// cores: a scenario spends most of its time waiting).
     #[arg(long, short)]
     jobs: Option<std::num::NonZeroUsize>,
     /// List the findings (with how each runs on real Lima and against a
@@ -85,11 +86,12 @@ struct Args {
 }
 
 impl Args {
-    /// `--jobs`, or the number of cores.
+    /// `--jobs`, or twice the number of cores.
     fn jobs(&self) -> usize {
-        self.jobs
-            .or_else(|| std::thread::available_parallelism().ok())
-            .map_or(2, std::num::NonZeroUsize::get)
+        self.jobs.map_or_else(
+            || std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
+            std::num::NonZeroUsize::get,
+        )
     }
 }
 

@@ -8,11 +8,11 @@ use crate::steps::SETTLE;
 use crate::symptom;
 use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, eventually};
+use harness::{FaultPlanBuilder, eventually, waits};
 use std::time::Duration;
 
 /// How long the fake QEMU lives before it fails.
-const QEMU_LIFETIME: Duration = Duration::from_millis(300);
+const QEMU_LIFETIME: Duration = Duration::from_millis(100);
 
 /// The line with every run of digits (pids, ports) as `#`: one attempt's
 /// stderr line equals another's.
@@ -60,6 +60,15 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     svc.apply(&qemu_vm("vm", 0))?;
+    // Before the 4th start: 3 QEMU lifetimes and the 1, 2 and 4 restart
+    // backoffs after them.
+    let floor = QEMU_LIFETIME * 3 + ctx.settings.restart_backoff * 7;
+    waits::timed(floor, || crash_loop_observed(ctx, svc.as_mut()))
+}
+
+/// The hostagent of VM vm fails to start again and again: the status says
+/// why, and the restarts back off.
+fn crash_loop_observed(ctx: &Ctx, svc: &mut dyn harness::ReconcilerDriver) -> ScenarioResult {
     let starts = |n: usize| {
         eventually(SETTLE, "the hostagent to be started again", || {
             let times = hostagent_starts(ctx);
@@ -153,7 +162,6 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
 /// reconciler sees as any hostagent exit): the reconciler must notice the
 /// driver's end itself, say the VM is not running, and restart it.
 pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
-    use crate::checks::VANISH;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
@@ -163,11 +171,12 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
     let qemu = crate::steps::kill_driver(&instance)?;
     broken_then_restarted(
+        ctx,
         svc.as_mut(),
         &instance,
         hostagent,
         &format!("QEMU (pid {qemu}) was killed"),
-        VANISH + ctx.settings.poll_interval * 10,
+        notice_bound(ctx),
     )
 }
 
@@ -177,7 +186,6 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
 /// that exits with an error): the reconciler must notice through WSL
 /// itself, say the VM is not running, and start it again.
 pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
-    use crate::checks::VANISH;
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
@@ -192,11 +200,12 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
         ));
     }
     broken_then_restarted(
+        ctx,
         svc.as_mut(),
         &instance,
         hostagent,
         "WSL2 distro lima-vm was shut down",
-        VANISH + ctx.settings.poll_interval * 20 + ctx.settings.wsl_timeout,
+        notice_bound(ctx) + ctx.settings.wsl_timeout,
     )?;
     ensure(
         crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()),
@@ -204,23 +213,34 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
+/// How long a reconciler that polls may take to notice a driver's end:
+/// fifty poll intervals (a pass over the resources, its process-table
+/// reads, the status write, on a loaded machine), and the time a process
+/// just killed takes to go. One that does not notice never does.
+fn notice_bound(ctx: &Ctx) -> Duration {
+    ctx.settings.poll_interval * 50 + crate::checks::VANISH
+}
+
 /// The driver of VM vm (`what`) ended under its live `hostagent`, which
 /// takes no notice: the VM must say it is not running within `notice`,
 /// run again under a new hostagent, and the old one must be gone.
 fn broken_then_restarted(
+    ctx: &Ctx,
     svc: &mut dyn harness::ReconcilerDriver,
     instance: &lima_layout::InstancePaths,
     hostagent: u32,
     what: &str,
     notice: Duration,
 ) -> ScenarioResult {
-    crate::steps::wait_for(
-        svc,
-        "vm",
-        notice,
-        "Running=False once the driver ended",
-        |v: &harness::VmView| !v.is_running(),
-    )
+    waits::timed(Duration::ZERO, || {
+        crate::steps::wait_for(
+            svc,
+            "vm",
+            notice,
+            "Running=False once the driver ended",
+            |v: &harness::VmView| !v.is_running(),
+        )
+    })
     .map_err(|e| match e {
         ScenarioError::Symptom(m) => symptom!(
             "VM vm still claims to run after its {what} under a live hostagent (pid \
@@ -228,12 +248,14 @@ fn broken_then_restarted(
         ),
         harness => harness,
     })?;
-    crate::steps::wait_restarted(
-        svc,
-        instance,
-        hostagent,
-        SETTLE,
-        "Running=True with a new hostagent",
-    )?;
+    waits::timed(ctx.settings.restart_backoff, || {
+        crate::steps::wait_restarted(
+            svc,
+            instance,
+            hostagent,
+            SETTLE,
+            "Running=True with a new hostagent",
+        )
+    })?;
     crate::checks::dead(hostagent, "the hostagent whose driver ended")
 }

@@ -6,11 +6,15 @@ use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, ReconcilerDriver, eventually};
+use harness::{FaultPlanBuilder, ReconcilerDriver, eventually, waits};
 use std::time::{Duration, Instant};
 
 /// Services racing for one config directory.
 const RACERS: usize = 4;
+
+/// How long each racing `ssh-keygen -t` takes (a fault delay): the window
+/// in which the others start.
+const KEYGEN_DELAY: Duration = Duration::from_millis(300);
 
 fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sandbox.lima_home().config_dir()
@@ -20,7 +24,9 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
-        Fault::Delay { ms: 300 },
+        Fault::Delay {
+            ms: KEYGEN_DELAY.as_millis() as u64,
+        },
     ))?;
     let mut services: Vec<Box<dyn ReconcilerDriver + '_>> = (0..RACERS)
         .map(|i| ctx.service_with_state(ctx.sandbox.root().join(format!("state-{i}"))))
@@ -36,10 +42,13 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
             Ok(())
         }
     })?;
+    let first_keygen = Instant::now();
     for svc in &mut services[1..] {
         svc.spawn_service()?;
     }
-    steps::all_ready(&mut services)?;
+    waits::timed(KEYGEN_DELAY.saturating_sub(first_keygen.elapsed()), || {
+        steps::all_ready(&mut services)
+    })?;
     exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
 }
 
@@ -124,23 +133,41 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     let mut settings = hung.settings.clone();
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
-    let margin = Duration::from_secs(3);
-    let started = Instant::now();
-    let exited = eventually(
-        settings.keygen_timeout + margin,
-        "the service to give up",
-        || {
-            ctx.sandbox
-                .try_reap(pid)
-                .ok_or_else(|| format!("service pid {pid} still starting"))
-        },
-    );
-    let code = exited.map_err(|_| {
+    // The keygen timeout runs from the hung ssh-keygen's start, which the
+    // journal shows; the service may also give up (exit) before it.
+    let keygens = eventually(SETTLE, "the service to run ssh-keygen", || {
         let keygens = ctx.sandbox.journal().pids_invoked_with("ssh-keygen", "-t");
+        match ctx.sandbox.try_reap(pid) {
+            Some(code) => Ok((keygens, Some(code))),
+            None if !keygens.is_empty() => Ok((keygens, None)),
+            None => Err(format!("service pid {pid} runs no ssh-keygen yet")),
+        }
+    })?;
+    let invoked = Instant::now();
+    // A service that never gives up is told apart from one that kills its
+    // ssh-keygen at the timeout and exits by a margin of two more timeouts
+    // (a loaded machine delays the kill and the exit).
+    let margin = settings.keygen_timeout * 2;
+    let exited = match keygens {
+        (_, Some(code)) => Ok(code),
+        (_, None) => waits::timed(settings.keygen_timeout, || {
+            eventually(
+                settings.keygen_timeout + margin,
+                "the service to give up",
+                || {
+                    ctx.sandbox
+                        .try_reap(pid)
+                        .ok_or_else(|| format!("service pid {pid} still starting"))
+                },
+            )
+        }),
+    };
+    let code = exited.map_err(|_| {
         symptom!(
-            "service still starting {:?} after launch: the hung ssh-keygen (pid {keygens:?}) \
-             is awaited without a bound (keygen timeout {:?})",
-            started.elapsed(),
+            "service still starting {:?} after its ssh-keygen (pid {:?}) started: the hung \
+             ssh-keygen is awaited without a bound (keygen timeout {:?})",
+            invoked.elapsed(),
+            keygens.0,
             settings.keygen_timeout
         )
     })?;

@@ -10,7 +10,7 @@ use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::plan::Fault;
 use harness::ports::pick_free_port;
-use harness::{FaultPlanBuilder, Template, VmSpec, VmView};
+use harness::{FaultPlanBuilder, Template, VmSpec, VmView, waits};
 use lima_layout::VmType;
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::net::{Ipv4Addr, TcpListener};
@@ -128,13 +128,15 @@ pub fn hostagent_death_leftovers(ctx: &Ctx) -> ScenarioResult {
     let service = svc.service_pid();
     let first_run = processes_of_the_run(ctx, service);
     let hostagent = steps::kill_hostagent(&instance)?;
-    let view = steps::wait_restarted(
-        svc.as_mut(),
-        &instance,
-        hostagent,
-        SETTLE,
-        "Running=True with a new hostagent",
-    )?;
+    let view = waits::timed(ctx.settings.restart_backoff, || {
+        steps::wait_restarted(
+            svc.as_mut(),
+            &instance,
+            hostagent,
+            SETTLE,
+            "Running=True with a new hostagent",
+        )
+    })?;
     for (pid, cmd) in &first_run {
         checks::dead(*pid, "a process of the hostagent that died").map_err(|e| match e {
             ScenarioError::Symptom(m) => {

@@ -3,26 +3,51 @@
 
 use super::qemu_vm;
 use crate::checks;
-use crate::context::{Ctx, ScenarioResult, ensure};
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::journal::{Record, event};
 use contract::plan::Fault;
-use harness::{FaultPlanBuilder, VmSpec, VmView, eventually};
+use harness::{FaultPlanBuilder, ReconcilerDriver, VmSpec, VmView, eventually, waits};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::time::{Duration, Instant};
 
+/// The graceful timeout of a scenario whose hostagents ignore the
+/// interrupt: no graceful stop can complete there, so the wait is only sat
+/// out, and a short one tells a fallback that comes from one that never
+/// does as well as a long one.
+const SAT_OUT_GRACEFUL: Duration = Duration::from_millis(200);
+
+/// Sets the fault `plan`, in which hostagents ignore the interrupt, and
+/// returns the context with the graceful timeout at most
+/// [`SAT_OUT_GRACEFUL`] (a target's fixed timeout still wins).
+pub(crate) fn ignoring_interrupt<'s>(
+    ctx: &Ctx<'s>,
+    plan: FaultPlanBuilder,
+) -> Result<Ctx<'s>, ScenarioError> {
+    ctx.sandbox.set_faults(&plan)?;
+    let mut settings = ctx.settings.clone();
+    settings.graceful_timeout = settings.graceful_timeout.min(SAT_OUT_GRACEFUL);
+    Ok(ctx.with_settings(settings))
+}
+
 /// The hostagent's graceful stop of a QEMU VM never completes (see
 /// [`Ctx::graceful_stop_held`]).
-fn hostagent_ignores_interrupt(ctx: &Ctx) -> ScenarioResult {
-    Ok(ctx
-        .sandbox
-        .set_faults(&ctx.graceful_stop_held(FaultPlanBuilder::new(), None))?)
+fn hostagent_ignores_interrupt<'s>(ctx: &Ctx<'s>) -> Result<Ctx<'s>, ScenarioError> {
+    ignoring_interrupt(ctx, ctx.graceful_stop_held(FaultPlanBuilder::new(), None))
 }
 
 /// A stop that has to fall back to force: the bound for it.
 pub(crate) fn forced_stop_bound(ctx: &Ctx) -> Duration {
     ctx.settings.graceful_timeout + SETTLE
+}
+
+/// Sets running=false on VM `name`, whose hostagent ignores the interrupt,
+/// and waits for Stopped: the graceful timeout is sat out first.
+fn forced_stop(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, name: &str) -> ScenarioResult {
+    waits::timed(ctx.settings.graceful_timeout, || {
+        steps::stop_vm(svc, name, forced_stop_bound(ctx))
+    })
 }
 
 pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
@@ -69,12 +94,12 @@ fn probe_vm() -> VmSpec {
 }
 
 pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 2);
     let ports = vm.template.host_ports();
     steps::start_vm(svc.as_mut(), &vm)?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     checks::ports_free(ctx.sandbox, &ports)?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     // The next start must bind the same ports again.
@@ -97,7 +122,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = ctx.qemu_vm("vm", 0)?;
     steps::bring_up(ctx, svc.as_mut(), &vm)?;
@@ -105,7 +130,7 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     ensure(instance.dir.to_string_lossy().contains("[1]"), || {
         "the sandbox path lost its brackets".into()
     })?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     checks::no_tmp_files(&instance)?;
     svc.set_running("vm", true)?;
     steps::wait_up(ctx, svc.as_mut(), "vm", "the VM up on the next start").map(|_| ())
@@ -114,24 +139,29 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
 pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     // On real Lima nobody answers the power button, so the real hostagent
     // outlives the graceful wait as one that ignores the interrupt does.
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
-    // A tenth of the graceful timeout on top: a target whose stop takes
-    // 30 s reports it through a slower status path than a 500 ms one.
-    let margin = Duration::from_secs(3) + ctx.settings.graceful_timeout / 10;
+    // A stop that never falls back to force never completes; one that
+    // does completes its forced stop well within five more graceful
+    // timeouts, also on a loaded machine (a target whose graceful timeout
+    // is 30 s may report it through a slower status path than a 200 ms
+    // one).
+    let margin = ctx.settings.graceful_timeout * 5;
     let bound = ctx.settings.graceful_timeout + margin;
     let started = Instant::now();
     svc.set_running("vm", false)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        bound,
-        "Running=False reason=Stopped",
-        VmView::is_stopped,
-    )
+    waits::timed(ctx.settings.graceful_timeout, || {
+        steps::wait_for(
+            svc.as_mut(),
+            "vm",
+            bound,
+            "Running=False reason=Stopped",
+            VmView::is_stopped,
+        )
+    })
     .map_err(|e| {
         symptom!(
             "the stop did not complete within the graceful timeout ({:?}) plus {margin:?} \
@@ -153,7 +183,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     let replaced = ctx.sandbox.journal().replacement_drivers();
     ensure(!replaced.is_empty(), || {
         "the hostagent never replaced its driver (fault not applied)".into()
@@ -169,7 +199,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
-    hostagent_ignores_interrupt(ctx)?;
+    let ctx = &hostagent_ignores_interrupt(ctx)?;
     std::fs::create_dir_all(ctx.sandbox.lima_home().disk_dir("data"))
         .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
     disk_released_by_forced_stop(ctx)
@@ -189,7 +219,7 @@ pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
             in_use_by.display()
         )));
     }
-    steps::stop_vm(svc.as_mut(), "vm", forced_stop_bound(ctx))?;
+    forced_stop(ctx, svc.as_mut(), "vm")?;
     ensure(std::fs::symlink_metadata(&in_use_by).is_err(), || {
         format!(
             "_disks/data/in_use_by still present after the forced stop: {}",

@@ -7,7 +7,7 @@ use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::condition::{kind, reason, status};
-use harness::{VmView, eventually};
+use harness::{VmView, eventually, waits};
 use std::time::{Duration, Instant};
 
 /// The names of the bug reports: brackets, a space, a leading dash,
@@ -57,17 +57,19 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
         )?;
     }
     let window = retry_window(ctx);
-    let looping = eventually(window, "a name Lima refuses to be started again", || {
-        let counts: Vec<(String, usize)> = names
-            .iter()
-            .map(|n| (n.clone(), limactl_starts(ctx, n)))
-            .filter(|(_, count)| *count > 1)
-            .collect();
-        if counts.is_empty() {
-            Err("no name started twice".to_owned())
-        } else {
-            Ok(counts)
-        }
+    let looping = waits::timed(Duration::ZERO, || {
+        eventually(window, "a name Lima refuses to be started again", || {
+            let counts: Vec<(String, usize)> = names
+                .iter()
+                .map(|n| (n.clone(), limactl_starts(ctx, n)))
+                .filter(|(_, count)| *count > 1)
+                .collect();
+            if counts.is_empty() {
+                Err("no name started twice".to_owned())
+            } else {
+                Ok(counts)
+            }
+        })
     });
     if let Ok(counts) = looping {
         let (name, count) = &counts[0];
@@ -129,34 +131,43 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     // recover (a reconciler may release the mark only after the refusal).
     let grace = retry_window(ctx);
     let mut refused: Option<(Instant, String)> = None;
-    let started = eventually(SETTLE, "VM vm to run on disk data", || {
-        let view = svc.get("vm").map_err(|e| e.to_string())?;
-        let Some(view) = view else {
-            return Err("vm does not exist".to_owned());
-        };
-        if view.is_running() {
-            return Ok(None);
-        }
-        let failing = view.condition(kind::RUNNING).is_some_and(|c| {
-            c.status == status::FALSE && c.message.contains("in use") && c.message.contains("gone")
-        });
-        if failing {
-            let (since, _) = refused.get_or_insert_with(|| (Instant::now(), String::new()));
-            if since.elapsed() >= grace {
-                return Ok(Some(view.running_summary()));
+    // A start still refused once the grace is over ran out a margin.
+    let started = waits::timed(Duration::ZERO, || {
+        match eventually(SETTLE, "VM vm to run on disk data", || {
+            let view = svc.get("vm").map_err(|e| e.to_string())?;
+            let Some(view) = view else {
+                return Err("vm does not exist".to_owned());
+            };
+            if view.is_running() {
+                return Ok(None);
             }
+            let failing = view.condition(kind::RUNNING).is_some_and(|c| {
+                c.status == status::FALSE
+                    && c.message.contains("in use")
+                    && c.message.contains("gone")
+            });
+            if failing {
+                let (since, _) = refused.get_or_insert_with(|| (Instant::now(), String::new()));
+                if since.elapsed() >= grace {
+                    return Ok(Some(view.running_summary()));
+                }
+            }
+            Err(view.running_summary())
+        }) {
+            Ok(None) => Ok(()),
+            Ok(Some(summary)) => Err(Ok(summary)),
+            Err(e) => Err(Err(e)),
         }
-        Err(view.running_summary())
     });
     match started {
-        Ok(None) => {}
-        Ok(Some(summary)) => {
+        Ok(()) => {}
+        Err(Ok(summary)) => {
             return Err(symptom!(
                 "VM vm never ran: disk data stays marked in use by instance gone, which no \
                  longer runs (a host crash's leftover in_use_by): {summary}"
             ));
         }
-        Err(e) => return Err(symptom!("VM vm never ran on disk data: {}", e.last_seen)),
+        Err(Err(e)) => return Err(symptom!("VM vm never ran on disk data: {}", e.last_seen)),
     }
     let holder = marked_holder(&home.disk_in_use_by("data")).unwrap_or_default();
     ensure(holder == ctx.sandbox.lima_home().instance("vm").dir, || {
@@ -169,10 +180,11 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     Ok(())
 }
 
-/// Long enough for a few retries at the restart backoff (a start that
-/// fails is retried after 1, 2, 4 backoffs).
+/// Long enough for a retry at the restart backoff (a start that fails is
+/// retried after 1, 2, 4 backoffs): the first retry's backoff, and three
+/// more for the failed start itself and the status it writes.
 fn retry_window(ctx: &Ctx) -> Duration {
-    ctx.settings.restart_backoff * 8 + Duration::from_millis(500)
+    ctx.settings.restart_backoff * 4
 }
 
 /// A pid no process has: one past the largest pid a Linux or macOS kernel

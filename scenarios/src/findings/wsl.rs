@@ -1,14 +1,15 @@
 //! WSL2: bounded `wsl.exe` calls, deletion behind the finalizer, and the
 //! service-shutdown fallback.
 
+use super::stop::{forced_stop_bound, ignoring_interrupt};
 use super::wsl_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
-use contract::condition::{kind, status};
+use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, VmView, eventually};
+use harness::{FaultPlanBuilder, VmView, eventually, waits};
 use std::time::{Duration, Instant};
 
 pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
@@ -23,28 +24,32 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     svc.delete("vm")?;
     let mut failure_reported = false;
     let mut outcome: Option<ScenarioResult> = None;
-    let waited = eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
-        Ok(Some(view)) => {
-            if view
-                .condition(kind::CLEANUP)
-                .is_some_and(|c| c.status == status::FALSE)
-            {
-                failure_reported = true;
+    // Two hung deletes, each to its bound, and the backoffs after them.
+    let floor = ctx.settings.delete_timeout * 2 + ctx.settings.delete_backoff * 3;
+    let waited = waits::timed(floor, || {
+        eventually(SETTLE, "the deletion to finish", || match svc.get("vm") {
+            Ok(Some(view)) => {
+                if view
+                    .condition(kind::CLEANUP)
+                    .is_some_and(|c| c.status == status::FALSE)
+                {
+                    failure_reported = true;
+                }
+                Err(format!(
+                    "finalizers {:?}, conditions {:?}",
+                    view.finalizers, view.conditions
+                ))
             }
-            Err(format!(
-                "finalizers {:?}, conditions {:?}",
-                view.finalizers, view.conditions
-            ))
-        }
-        Ok(None) => {
-            outcome = Some(
-                checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
-                    symptom!("resource vm was deleted while the backend delete had failed: {e}")
-                }),
-            );
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
+            Ok(None) => {
+                outcome = Some(
+                    checks::distro_down(ctx.sandbox, "lima-vm", false).map_err(|e| {
+                        symptom!("resource vm was deleted while the backend delete had failed: {e}")
+                    }),
+                );
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        })
     });
     waited.map_err(|e| symptom!("VM vm: {e}"))?;
     outcome.unwrap_or(Ok(()))?;
@@ -54,11 +59,13 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
 }
 
 pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox
-        .set_faults(&ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-vm")))?;
+    let ctx = &ignoring_interrupt(
+        ctx,
+        ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-vm")),
+    )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
-    let code = svc.stop_service(SETTLE)?;
+    let code = waits::timed(ctx.settings.graceful_timeout, || svc.stop_service(SETTLE))?;
     ensure(code == Some(0), || {
         format!("the service exited with {code:?} on SIGTERM")
     })?;
@@ -71,8 +78,9 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
 const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response was not received from the virtual machine or container.";
 
 pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-quiet-vm"))
+    let ctx = &ignoring_interrupt(
+        ctx,
+        ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-quiet-vm"))
             .always(
                 Tool::Wsl,
                 &["--terminate"],
@@ -91,20 +99,33 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
             && line.contains(WSL_TIMEOUT_MESSAGE)
     };
     // The forced stop runs after the graceful wait; its wsl.exe call fails
-    // at once, so the line is due right after.
-    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + Duration::from_secs(3);
-    eventually(
-        bound,
-        "a log line about the failed wsl.exe --terminate",
-        || {
-            let log = svc.log_text();
-            if log.lines().any(names_the_failure) {
-                Ok(())
-            } else {
-                Err(format!("{} log lines, none names it", log.lines().count()))
-            }
-        },
-    )
+    // at once. Once the reconciler says the stop is over (Running=False,
+    // no longer Stopping), the line is due: a few polls for a log written
+    // a moment later, then the symptom.
+    waits::timed(ctx.settings.graceful_timeout, || {
+        steps::wait_for(
+            svc.as_mut(),
+            "quiet-vm",
+            forced_stop_bound(ctx),
+            "the stop to be over",
+            stop_over,
+        )
+    })?;
+    let grace = ctx.settings.poll_interval * 10;
+    waits::timed(Duration::ZERO, || {
+        eventually(
+            grace,
+            "a log line about the failed wsl.exe --terminate",
+            || {
+                let log = svc.log_text();
+                if log.lines().any(names_the_failure) {
+                    Ok(())
+                } else {
+                    Err(format!("{} log lines, none names it", log.lines().count()))
+                }
+            },
+        )
+    })
     .map_err(|e| {
         symptom!(
             "no log line names the failed `wsl.exe --terminate lima-quiet-vm` of instance quiet-vm \
@@ -115,9 +136,18 @@ pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     .map(|_| ())
 }
 
+/// True once a stop is over, whether it succeeded or not: Running=False
+/// with a reason other than Stopping.
+fn stop_over(view: &VmView) -> bool {
+    view.condition(kind::RUNNING).is_some_and(|c| {
+        c.status == status::FALSE && ![reason::STOPPING, ""].contains(&c.reason.as_str())
+    })
+}
+
 pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
+    let ctx = &ignoring_interrupt(
+        ctx,
+        FaultPlanBuilder::new()
             .always(
                 Tool::Limactl,
                 &["hostagent", "stuck"],
@@ -127,20 +157,50 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("stuck"))?;
-    let started = Instant::now();
     svc.set_running("stuck", false)?;
     // Another VM is reconciled while the first one's stop is stuck.
     steps::start_vm(svc.as_mut(), &wsl_vm("other"))
         .map_err(|e| symptom!("VM other was not reconciled while stuck was stopping: {e}"))?;
-    let margin = Duration::from_secs(3);
-    let bound = ctx.settings.graceful_timeout + ctx.settings.wsl_timeout + margin;
-    let stopped = steps::wait_for(
-        svc.as_mut(),
-        "stuck",
-        bound.saturating_sub(started.elapsed()),
-        "Running=False reason=Stopped",
-        VmView::is_stopped,
-    );
+    // The forced stop reaches the hung `wsl.exe --terminate` after the
+    // graceful wait (the journal shows when); from then on, a bounded call
+    // ends within the WSL timeout and the stop right after. Three times as
+    // long again is the margin (a loaded machine delays the kill and the
+    // status): an unbounded call never ends.
+    let mut stopped_before = false;
+    let reached = waits::timed(ctx.settings.graceful_timeout, || {
+        eventually(SETTLE, "the stop to run wsl.exe --terminate", || {
+            let invoked = ctx
+                .sandbox
+                .journal()
+                .events(Some("wsl.exe"), contract::journal::event::INVOKED)
+                .iter()
+                .any(|e| e.args().iter().any(|a| a == "lima-stuck"));
+            stopped_before = !invoked
+                && svc
+                    .get("stuck")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.is_stopped());
+            if invoked || stopped_before {
+                Ok(Instant::now())
+            } else {
+                Err("no wsl.exe --terminate lima-stuck yet".to_owned())
+            }
+        })
+    })?;
+    if stopped_before {
+        return Ok(());
+    }
+    let bound = ctx.settings.wsl_timeout * 4;
+    let stopped = waits::timed(ctx.settings.wsl_timeout, || {
+        steps::wait_for(
+            svc.as_mut(),
+            "stuck",
+            bound.saturating_sub(reached.elapsed()),
+            "Running=False reason=Stopped",
+            VmView::is_stopped,
+        )
+    });
     stopped.map_err(|e| {
         let hung = ctx
             .sandbox
@@ -152,8 +212,8 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
             .collect::<Vec<_>>();
         match e {
             ScenarioError::Symptom(m) => symptom!(
-                "the stop of stuck did not complete within {bound:?}: \
-                 `wsl.exe --terminate lima-stuck` (pid {}) never returned; {m}",
+                "the stop of stuck did not complete within {bound:?} of its \
+                 `wsl.exe --terminate lima-stuck` (pid {}), which never returned; {m}",
                 hung.join(", ")
             ),
             other => other,
