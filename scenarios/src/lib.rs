@@ -12,6 +12,7 @@ pub mod hostile;
 pub mod key_pair;
 pub mod report;
 pub mod runner;
+pub mod shard;
 pub mod steps;
 
 pub use catalogue::{CATALOGUE, Finding};
