@@ -534,8 +534,10 @@ fn merge_refuses_a_missing_a_repeated_or_a_foreign_shard_naming_the_findings() {
     let first = json_report(tmp.path(), "1.json", &["--shard", "1/2"]);
     let second = json_report(tmp.path(), "2.json", &["--shard", "2/2"]);
 
+    // Shard 1/2 ran the first finding's fixed run and the second's
+    // regressed one.
     merge(tmp.path(), &[&first], &[]).code(2).stderr(contains(format!(
-        "the shards are incomplete: shard 2/2 not given; no report ran {} (regressed), {} (regressed)",
+        "the shards are incomplete: shard 2/2 not given; no report ran {} (regressed), {} (fixed)",
         SHARDED[0], SHARDED[1]
     )));
     merge(tmp.path(), &[&first, &second, &first], &[])

@@ -5,9 +5,11 @@
 //! exactly the whole run (the [`Part`]: the selection, the shard, the
 //! runs), then to print the one report as if one run had done all.
 //!
-//! The shard spec is nextest's `--partition count:k/n`: k is 1-based, and
-//! the runs are dealt round-robin in selection order (finding, then
-//! variant), so each shard gets a similar mix.
+//! The shard spec is nextest's `--partition count:k/n`: k is 1-based. The
+//! runs are dealt round-robin, each finding starting one shard further
+//! than the one before, so that each shard gets a mix of findings and of
+//! fixed and regressed runs (plain round-robin over two variants and two
+//! shards would give one shard every fixed run).
 
 use crate::catalogue;
 use crate::runner::{Outcome, Variant, Verdict};
@@ -55,13 +57,20 @@ impl fmt::Display for Shard {
 }
 
 impl Shard {
-    /// This shard's share of `runs`: those at positions `index - 1`,
-    /// `index - 1 + count`, ... (0-based), in their order.
-    pub fn pick<T: Clone>(&self, runs: &[T]) -> Vec<T> {
-        runs.iter()
-            .skip(self.index - 1)
-            .step_by(self.count)
-            .cloned()
+    /// This shard's share of the runs `(finding, variant)` of `findings`
+    /// and `variants`, in their order: run (f, v), both counted from 0,
+    /// belongs to shard `(f + v) mod count + 1`.
+    pub fn pick<F: Clone, V: Clone>(&self, findings: &[F], variants: &[V]) -> Vec<(F, V)> {
+        findings
+            .iter()
+            .enumerate()
+            .flat_map(|(f, finding)| {
+                variants
+                    .iter()
+                    .enumerate()
+                    .filter(move |(v, _)| (f + v) % self.count == self.index - 1)
+                    .map(move |(_, variant)| (finding.clone(), variant.clone()))
+            })
             .collect()
     }
 }
@@ -408,9 +417,9 @@ mod tests {
             .map(|k| {
                 let shard = Shard { index: k, count: n };
                 let runs = shard
-                    .pick(&selection.runs())
+                    .pick(&selection.findings, &selection.variants)
                     .into_iter()
-                    .map(|(_, id, v)| run(&id, v))
+                    .map(|(id, v)| run(&id, v))
                     .collect();
                 let part = Part {
                     selection: selection.clone(),
@@ -434,14 +443,25 @@ mod tests {
     }
 
     #[test]
-    fn the_shards_deal_every_run_once() {
-        let all: Vec<u32> = (0..10).collect();
-        let mut dealt: Vec<u32> = (1..=3)
-            .flat_map(|k| Shard { index: k, count: 3 }.pick(&all))
+    fn the_shards_deal_every_run_once_mixing_findings_and_variants() {
+        let findings: Vec<u32> = (0..5).collect();
+        let variants = ['f', 'r'];
+        let mut all: Vec<(u32, char)> = Shard { index: 1, count: 1 }.pick(&findings, &variants);
+        let mut dealt: Vec<(u32, char)> = (1..=3)
+            .flat_map(|k| Shard { index: k, count: 3 }.pick(&findings, &variants))
             .collect();
-        assert_eq!(Shard { index: 2, count: 3 }.pick(&all), [1, 4, 7]);
+        assert_eq!(
+            Shard { index: 2, count: 3 }.pick(&findings, &variants),
+            [(0, 'r'), (1, 'f'), (3, 'r'), (4, 'f')]
+        );
+        assert_eq!(
+            Shard { index: 1, count: 2 }.pick(&findings[..2], &variants),
+            [(0, 'f'), (1, 'r')]
+        );
         dealt.sort();
+        all.sort();
         assert_eq!(dealt, all);
+        assert_eq!(all.len(), 10);
     }
 
     #[test]
@@ -472,7 +492,7 @@ mod tests {
         assert_eq!(
             error,
             "the shards are incomplete: shard 2/2 not given; no report ran \
-             console-group-signal (regressed), bracketed-home-path (regressed)"
+             console-group-signal (regressed), bracketed-home-path (fixed)"
         );
     }
 
@@ -486,7 +506,7 @@ mod tests {
         assert_eq!(
             error,
             MergeError::Overlap(vec![
-                "bracketed-home-path (fixed) in 1.json and again.json".into(),
+                "bracketed-home-path (regressed) in 1.json and again.json".into(),
                 "console-group-signal (fixed) in 1.json and again.json".into(),
             ])
         );

@@ -214,22 +214,17 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
             (false, Variants::Regressed) => vec![Variant::Regressed],
         },
     };
-    let all: Vec<(&Finding, Variant)> = findings
-        .iter()
-        .flat_map(|f| selection.variants.iter().map(move |v| (*f, *v)))
-        .collect();
-    let tasks = match args.shard {
-        Some(shard) => {
-            let tasks = shard.pick(&all);
-            eprintln!(
-                "reproduce: shard {shard}: {} of the {} runs",
-                tasks.len(),
-                all.len()
-            );
-            tasks
-        }
-        None => all,
-    };
+    let all = findings.len() * selection.variants.len();
+    let tasks: Vec<(&Finding, Variant)> = args
+        .shard
+        .unwrap_or(Shard { index: 1, count: 1 })
+        .pick(&findings, &selection.variants);
+    if let Some(shard) = args.shard {
+        eprintln!(
+            "reproduce: shard {shard}: {} of the {all} runs",
+            tasks.len()
+        );
+    }
     let jobs = args.jobs();
     let outcomes = run_all(&tasks, &config, jobs);
     let base_outcomes = match baseline {
