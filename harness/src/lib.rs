@@ -65,6 +65,15 @@ pub enum HarnessError {
         timeout: std::time::Duration,
         stderr: String,
     },
+    /// A command exited, but a process it started still held its output
+    /// `grace` later (then killed).
+    #[error(
+        "{what} exited, but a process it started still held its output {grace:?} later (killed)"
+    )]
+    OutputHeld {
+        what: String,
+        grace: std::time::Duration,
+    },
     #[error("the run was interrupted: no sandbox or process starts any more")]
     Interrupted,
     #[error("{0}")]

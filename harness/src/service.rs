@@ -186,10 +186,10 @@ pub fn run_cli(
             }
         })?;
     if done.output_held {
-        return Err(HarnessError::Driver(format!(
-            "{what} exited, but a process it started still held its output {:?} later (killed)",
-            proctree::bounded::OUTPUT_GRACE
-        )));
+        return Err(HarnessError::OutputHeld {
+            what: what.to_owned(),
+            grace: proctree::bounded::OUTPUT_GRACE,
+        });
     }
     if !done.status.success() {
         return Err(HarnessError::Cli {

@@ -452,3 +452,126 @@ fn a_finding_named_twice_is_run_and_reported_once() {
     let listed = stdout.lines().filter(|l| l.starts_with(FINDING)).count();
     assert_eq!(listed, 1, "{stdout}");
 }
+
+/// Two findings whose scenarios are quick, for the shard and merge tests.
+const SHARDED: [&str; 2] = ["missing-public-key", "key-mode-unrepaired"];
+
+/// Runs `reproduce --format json` on [`SHARDED`] with `extra` arguments;
+/// returns the report's path under `tmp` (named `name`).
+fn json_report(tmp: &Path, name: &str, extra: &[&str]) -> std::path::PathBuf {
+    let mut args = vec!["--only", SHARDED[0], "--only", SHARDED[1]];
+    args.extend(["--format", "json", "--jobs", "2"]);
+    args.extend(extra);
+    let done = Run::start(tmp, &args).finish().success();
+    let path = tmp.join(name);
+    std::fs::write(&path, stdout_of(&done)).unwrap();
+    path
+}
+
+/// `reproduce --merge` of `files` with `extra` arguments.
+fn merge(tmp: &Path, files: &[&Path], extra: &[&str]) -> Assert {
+    let mut args = vec!["--merge"];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    args.extend(extra);
+    Run::start(tmp, &args).finish()
+}
+
+/// `(finding, variant, verdict)` of each run in a JSON report.
+fn verdicts(report: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut runs: Vec<(String, String, String)> = report["runs"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no runs: {report}"))
+        .iter()
+        .map(|r| {
+            let text = |key: &str| r[key].as_str().unwrap_or_default().to_owned();
+            (text("id"), text("variant"), text("verdict"))
+        })
+        .collect();
+    runs.sort();
+    runs
+}
+
+fn parse(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+#[test]
+fn two_shards_merge_into_the_report_of_one_whole_run() {
+    let tmp = Tmp::new();
+    let first = json_report(tmp.path(), "1.json", &["--shard", "1/2"]);
+    let second = json_report(tmp.path(), "2.json", &["--shard", "2/2"]);
+    let whole = parse(&std::fs::read_to_string(json_report(tmp.path(), "all.json", &[])).unwrap());
+    for (file, k) in [(&first, 1), (&second, 2)] {
+        let part = parse(&std::fs::read_to_string(file).unwrap());
+        assert_eq!(part["shard"], serde_json::json!({"index": k, "count": 2}));
+        assert_eq!(part["runs"].as_array().unwrap().len(), 2, "{part}");
+    }
+
+    let merged = parse(&stdout_of(
+        &merge(tmp.path(), &[&second, &first], &["--format", "json"]).success(),
+    ));
+    assert_eq!(verdicts(&merged), verdicts(&whole));
+    assert_eq!(merged["summary"], whole["summary"]);
+    assert_eq!(merged["selection"], whole["selection"]);
+    assert_eq!(merged["shard"], serde_json::Value::Null);
+    let ids = |r: &serde_json::Value| -> Vec<serde_json::Value> {
+        let findings = r["findings"].as_array().unwrap();
+        findings.iter().map(|f| f["id"].clone()).collect()
+    };
+    assert_eq!(ids(&merged), ids(&whole), "catalogue order");
+
+    let table = stdout_of(&merge(tmp.path(), &[&first, &second], &[]).success());
+    assert!(
+        SHARDED.iter().all(|id| table.contains(id)) && table.contains("2/2 reproduced, 2/2 fixed"),
+        "{table}"
+    );
+    assert_clean(tmp.path(), "");
+}
+
+#[test]
+fn merge_refuses_a_missing_a_repeated_or_a_foreign_shard_naming_the_findings() {
+    let tmp = Tmp::new();
+    let first = json_report(tmp.path(), "1.json", &["--shard", "1/2"]);
+    let second = json_report(tmp.path(), "2.json", &["--shard", "2/2"]);
+
+    // Shard 1/2 ran the first finding's fixed run and the second's
+    // regressed one.
+    merge(tmp.path(), &[&first], &[]).code(2).stderr(contains(format!(
+        "the shards are incomplete: shard 2/2 not given; no report ran {} (regressed), {} (fixed)",
+        SHARDED[0], SHARDED[1]
+    )));
+    merge(tmp.path(), &[&first, &second, &first], &[])
+        .code(2)
+        .stderr(contains("the shards overlap").and(contains(format!(
+            "{} (fixed) in {} and {}",
+            SHARDED[0],
+            first.display(),
+            first.display()
+        ))));
+
+    let mut other = parse(&std::fs::read_to_string(&second).unwrap());
+    other["selection"]["toolset"] = "real".into();
+    let other_file = tmp.path().join("other.json");
+    std::fs::write(&other_file, other.to_string()).unwrap();
+    merge(tmp.path(), &[&first, &other_file], &[])
+        .code(2)
+        .stderr(contains("are not shards of one run: their toolset differ"));
+
+    let table = tmp.path().join("table.txt");
+    std::fs::write(&table, "not json").unwrap();
+    merge(tmp.path(), &[&table], &[]).code(2).stderr(contains(
+        "table.txt: not a `reproduce --format json` report",
+    ));
+    assert_clean(tmp.path(), "");
+}
+
+#[test]
+fn a_shard_spec_counts_from_one_as_nextest_s_partition() {
+    let tmp = Tmp::new();
+    for bad in ["0/2", "3/2", "2"] {
+        Run::start(tmp.path(), &["--shard", bad, "--list"])
+            .finish()
+            .code(2)
+            .stderr(contains("--shard"));
+    }
+}

@@ -13,6 +13,7 @@ pub mod key_pair;
 pub mod report;
 pub mod restart;
 pub mod runner;
+pub mod shard;
 pub mod steps;
 
 pub use catalogue::{CATALOGUE, Finding};

@@ -26,16 +26,24 @@ pub fn wait_for(
 ) -> Result<VmView, ScenarioError> {
     let mut harness_error = None;
     let result = eventually(timeout, what, || match svc.get(name) {
-        Ok(Some(view)) if wanted(&view) => Ok(view),
+        Ok(Some(view)) if wanted(&view) => Ok(Ok(view)),
         Ok(Some(view)) => Err(view.running_summary()),
         Ok(None) => Err(format!("{name} does not exist")),
+        // A `get` that hung used its whole command timeout, one whose child
+        // held its output does so on every call: asking again until
+        // `timeout` would only repeat that.
+        Err(
+            e @ (harness::HarnessError::CommandHung { .. }
+            | harness::HarnessError::OutputHeld { .. }),
+        ) => Ok(Err(e)),
         Err(e) => {
             harness_error = Some(e.to_string());
             Err(format!("cannot read {name}"))
         }
     });
     match (result, harness_error) {
-        (Ok(view), _) => Ok(view),
+        (Ok(Ok(view)), _) => Ok(view),
+        (Ok(Err(hung)), _) => Err(ScenarioError::Harness(hung.to_string())),
         (Err(_), Some(e)) => Err(ScenarioError::Harness(e)),
         (Err(e), None) => Err(symptom!("VM {name}: {e}")),
     }

@@ -10,11 +10,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
 use scenarios::report;
 use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
+use scenarios::shard::{self, Mode, Of, Part, Run, Selection, Shard};
 use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum ToolsetArg {
     /// Every tool is a fault-injecting fake.
     Fake,
@@ -83,6 +85,27 @@ struct Args {
     /// both and report per finding what appeared or went away.
     #[arg(long, value_name = "FILE")]
     baseline: Option<String>,
+    /// Run only the k-th of n shares of the selected (finding, variant)
+    /// runs, dealt round-robin; k counts from 1, as nextest's `--partition
+    /// count:k/n`. The `--format json` reports of the n shards merge into
+    /// the whole run's report with `--merge`.
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Merge the `--format json` reports of every shard of one run and
+    /// print the report (in `--format`) and exit as that run would have.
+    /// Refuses shards of different runs, a shard given twice (naming the
+    /// findings run twice) and missing shards (naming the findings no
+    /// report ran).
+    #[arg(
+        long,
+        value_name = "FILE",
+        num_args = 1..,
+        conflicts_with_all = [
+            "only", "target", "toolset", "variants", "jobs", "list",
+            "command_timeout", "clean_leftovers", "audit", "baseline", "shard",
+        ]
+    )]
+    merge: Vec<PathBuf>,
 }
 
 impl Args {
@@ -156,6 +179,9 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
 }
 
 fn reproduce(args: Args) -> anyhow::Result<bool> {
+    if !args.merge.is_empty() {
+        return merge(&args.merge, args.format);
+    }
     let findings = selected(&args.only)?;
     let target = Target::parse(&args.target)?;
     interrupts::install()?;
@@ -172,29 +198,128 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
     config.target = target;
     config.settings.command_timeout = args.command_timeout;
-    if args.audit || args.baseline.is_some() || !config.target.supports_regressions() {
-        return audit(&args, &findings, config);
-    }
-    let variants: Vec<Variant> = match args.variants {
-        Variants::Both => vec![Variant::Fixed, Variant::Regressed],
-        Variants::Fixed => vec![Variant::Fixed],
-        Variants::Regressed => vec![Variant::Regressed],
+    let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
+    let audited = args.audit || baseline.is_some() || !config.target.supports_regressions();
+    let selection = Selection {
+        mode: match (&baseline, audited) {
+            (Some(_), _) => Mode::Baseline,
+            (None, true) => Mode::Audit,
+            (None, false) => Mode::Regressions,
+        },
+        target: config.target.name().to_owned(),
+        baseline: baseline.as_ref().map(|b| b.name().to_owned()),
+        toolset: format!("{:?}", args.toolset).to_lowercase(),
+        findings: findings.iter().map(|f| f.id.id().to_owned()).collect(),
+        variants: match (audited, args.variants) {
+            (true, _) | (false, Variants::Fixed) => vec![Variant::Fixed],
+            (false, Variants::Both) => vec![Variant::Fixed, Variant::Regressed],
+            (false, Variants::Regressed) => vec![Variant::Regressed],
+        },
     };
-    let tasks: Vec<(&Finding, Variant)> = findings
-        .iter()
-        .flat_map(|f| variants.iter().map(move |v| (*f, *v)))
-        .collect();
+    let all = findings.len() * selection.variants.len();
+    let tasks: Vec<(&Finding, Variant)> = args
+        .shard
+        .unwrap_or(Shard { index: 1, count: 1 })
+        .pick(&findings, &selection.variants);
+    if let Some(shard) = args.shard {
+        eprintln!(
+            "reproduce: shard {shard}: {} of the {all} runs",
+            tasks.len()
+        );
+    }
     let jobs = args.jobs();
     let outcomes = run_all(&tasks, &config, jobs);
-    let ids: Vec<&'static str> = findings.iter().map(|f| f.id.id()).collect();
-    let rows = report::rows(&ids, &outcomes);
-    let text = match args.format {
-        Format::Table => report::table(&rows),
-        Format::Json => report::json(&rows),
-        Format::Markdown => report::markdown(&rows),
+    let base_outcomes = match baseline {
+        Some(baseline) => {
+            let base_config = RunConfig {
+                target: baseline,
+                ..config
+            };
+            run_all(&tasks, &base_config, jobs)
+        }
+        None => Vec::new(),
+    };
+    print_report(
+        &selection,
+        args.shard,
+        args.format,
+        &outcomes,
+        &base_outcomes,
+    )
+}
+
+/// `reproduce --merge FILE...`: the shards' reports, checked and merged,
+/// printed as the whole run's report.
+fn merge(files: &[PathBuf], format: Format) -> anyhow::Result<bool> {
+    let parts = files
+        .iter()
+        .map(|file| {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+            let part = Part::from_report(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            Ok((name, part))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let merged = shard::merge(&parts)?;
+    print_report(
+        &merged.selection,
+        None,
+        format,
+        &merged.target,
+        &merged.baseline,
+    )
+}
+
+/// Prints the report of `selection`'s runs (of `shard`, if one) and tells
+/// whether every verdict is as expected. The JSON report also carries the
+/// selection, the shard and the runs for `--merge`.
+fn print_report(
+    selection: &Selection,
+    shard: Option<Shard>,
+    format: Format,
+    target: &[Outcome],
+    baseline: &[Outcome],
+) -> anyhow::Result<bool> {
+    // A shard's report shows the findings it ran.
+    let ids: Vec<&'static str> = selection
+        .findings
+        .iter()
+        .filter_map(|id| catalogue::find(id))
+        .map(|f| f.id.id())
+        .filter(|id| target.iter().chain(baseline).any(|o| o.id == *id))
+        .collect();
+    let (text, expected) = match selection.mode {
+        Mode::Regressions => {
+            let rows = report::rows(&ids, target);
+            let text = match format {
+                Format::Table => report::table(&rows),
+                Format::Json => report::json(&rows),
+                Format::Markdown => report::markdown(&rows),
+            };
+            (text, report::Summary::all_as_expected(&rows))
+        }
+        Mode::Audit | Mode::Baseline => audit_report(selection, format, &ids, target, baseline),
+    };
+    let text = match format {
+        Format::Json => {
+            let mut json: serde_json::Value =
+                serde_json::from_str(&text).context("the report is JSON")?;
+            let runs = [(Of::Target, target), (Of::Baseline, baseline)]
+                .into_iter()
+                .flat_map(|(of, outcomes)| outcomes.iter().map(move |o| Run::of_outcome(of, o)))
+                .collect();
+            let part = Part {
+                selection: selection.clone(),
+                shard,
+                runs,
+            };
+            part.add_to(&mut json);
+            format!("{json:#}")
+        }
+        Format::Table | Format::Markdown => text,
     };
     print_stdout(&format!("{text}\n"))?;
-    Ok(report::Summary::all_as_expected(&rows))
+    Ok(expected)
 }
 
 /// Writes `text` to stdout; a failure (a full device, a closed pipe) is an
@@ -269,56 +394,52 @@ mod interrupts {
     }
 }
 
-/// The audit of the target (and of the baseline, with the difference).
-/// Succeeds when nothing is PRESENT and the harness did its part.
-fn audit(args: &Args, findings: &[&'static Finding], config: RunConfig) -> anyhow::Result<bool> {
+/// The audit of the target (and of the baseline, with the difference):
+/// the text, and whether nothing is PRESENT and the harness did its part.
+fn audit_report(
+    selection: &Selection,
+    format: Format,
+    ids: &[&'static str],
+    target: &[Outcome],
+    baseline: &[Outcome],
+) -> (String, bool) {
     use scenarios::audit;
-    let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
-    let jobs = args.jobs();
-    let tasks: Vec<(&Finding, Variant)> = findings.iter().map(|f| (*f, Variant::Fixed)).collect();
-    let ids: Vec<&'static str> = findings.iter().map(|f| f.id.id()).collect();
-    let name = config.target.name().to_owned();
-    let rows = audit::rows(&ids, &run_all(&tasks, &config, jobs));
-    let Some(baseline) = baseline else {
-        let text = match args.format {
-            Format::Table => audit::table(&name, &rows),
-            Format::Json => format!("{:#}", audit::json(&name, &rows)),
-            Format::Markdown => audit::markdown(&name, &rows),
+    let name = &selection.target;
+    let rows = audit::rows(ids, target);
+    let clean = audit::clean(&rows);
+    let Some(base_name) = &selection.baseline else {
+        let text = match format {
+            Format::Table => audit::table(name, &rows),
+            Format::Json => format!("{:#}", audit::json(name, &rows)),
+            Format::Markdown => audit::markdown(name, &rows),
         };
-        print_stdout(&format!("{text}\n"))?;
-        return Ok(audit::clean(&rows));
+        return (text, clean);
     };
-    let base_name = baseline.name().to_owned();
-    let base_config = RunConfig {
-        target: baseline,
-        ..config
-    };
-    let base_rows = audit::rows(&ids, &run_all(&tasks, &base_config, jobs));
+    let base_rows = audit::rows(ids, baseline);
     let diffs = audit::diff(&base_rows, &rows);
-    let text = match args.format {
+    let text = match format {
         Format::Table => format!(
             "{}\n\n{}\n\n{}",
-            audit::table(&base_name, &base_rows),
-            audit::table(&name, &rows),
-            audit::diff_table(&base_name, &name, &diffs)
+            audit::table(base_name, &base_rows),
+            audit::table(name, &rows),
+            audit::diff_table(base_name, name, &diffs)
         ),
         Format::Json => format!(
             "{:#}",
             serde_json::json!({
-                "baseline": audit::json(&base_name, &base_rows),
-                "target": audit::json(&name, &rows),
+                "baseline": audit::json(base_name, &base_rows),
+                "target": audit::json(name, &rows),
                 "difference": audit::diff_json(&diffs),
             })
         ),
         Format::Markdown => format!(
             "{}\n{}\n{}",
-            audit::markdown(&base_name, &base_rows),
-            audit::markdown(&name, &rows),
-            audit::diff_markdown(&base_name, &name, &diffs)
+            audit::markdown(base_name, &base_rows),
+            audit::markdown(name, &rows),
+            audit::diff_markdown(base_name, name, &diffs)
         ),
     };
-    print_stdout(&format!("{text}\n"))?;
-    Ok(audit::clean(&rows))
+    (text, clean)
 }
 
 /// Runs the tasks on `jobs` threads, showing progress on stderr: a bar on a
