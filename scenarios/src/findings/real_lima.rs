@@ -124,13 +124,21 @@ const MISSING_GUEST_FILE: &str = "/nonexistent/limavm-harness/degraded";
 /// Real Lima's hostagent reports its running event `degraded`, with the
 /// error, when a `copyToHost` copy fails (a port forward that fails is only
 /// a log line for it). The real guest boots with one that names a guest
-/// file that does not exist.
+/// file that does not exist. The host side is an absolute path, not
+/// `{{.Dir}}/...`: a reconciler that validates the template before Lima
+/// fills it in (rancher-desktop-daemon's admission webhook) refuses a
+/// relative one.
 pub fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     let mut vm = ctx.guest_vm("vm", 0)?;
+    let host = ctx
+        .sandbox
+        .root()
+        .join("copied-from-guest")
+        .join("degraded");
     vm.template = vm
         .template
-        .copy_to_host(MISSING_GUEST_FILE, "{{.Dir}}/copied-from-guest/degraded");
+        .copy_to_host(MISSING_GUEST_FILE, &host.to_string_lossy());
     svc.apply(&vm)?;
     let view = steps::wait_for(
         svc.as_mut(),
