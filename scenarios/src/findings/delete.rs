@@ -2,7 +2,7 @@
 //! instance directory that cannot be removed (made so by the harness, for
 //! root too: see `harness::unremovable`).
 
-use crate::context::{Ctx, ScenarioResult, ensure};
+use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::condition::{kind, status};
@@ -25,24 +25,41 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
         .make_unremovable(&instance.dir.join(BLOCKED_DIR))?;
     let blocker = held.display().to_string();
     svc.delete("vm")?;
+    // `None`: vm is gone although its delete cannot have succeeded.
     let failed = eventually(SETTLE, "the delete to fail, saying so", || {
         let view = svc.get("vm").map_err(|e| e.to_string())?;
         let Some(view) = view else {
-            return Err("vm is gone".to_owned());
+            return Ok(None);
         };
         match failure_message(&view) {
-            Some(message) => Ok((view, message)),
+            Some(message) => Ok(Some((view, message))),
             None => Err(summary(&view)),
         }
     });
+    let dir_left = instance.dir.exists();
     // The entry may go now: the retries are left to finish the delete.
     ctx.sandbox.release_unremovable()?;
-    let (view, message) = failed.map_err(|e| {
+    let failed = failed.map_err(|e| {
         symptom!(
             "VM vm: the delete with {blocker} unremovable never reported a failure: {}",
             e.last_seen
         )
     })?;
+    let Some((view, message)) = failed else {
+        // A retry that no longer finds the instance (the first attempt
+        // removed what it could, `lima.yaml` included) must not take that
+        // for success while the directory is still there.
+        ensure(!dir_left, || {
+            format!(
+                "VM vm is gone although its delete failed: the finalizer was dropped and \
+                 the instance directory {} is left (with {blocker})",
+                instance.dir.display()
+            )
+        })?;
+        return Err(ScenarioError::Harness(format!(
+            "VM vm and its instance directory are gone: {blocker} did not block the delete"
+        )));
+    };
     ensure(!view.finalizers.is_empty(), || {
         format!(
             "VM vm: the failed delete dropped the finalizers: {}",
