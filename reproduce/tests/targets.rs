@@ -325,3 +325,29 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
         regressed.message
     );
 }
+
+/// A reconciler that drops the finalizer after a failed delete (the
+/// reference with that regression built in, as another build would have
+/// it) takes the VM away while the blocked instance directory is left: the
+/// delete-blocker scenario names that, and the audit keeps it apart from
+/// its own finding's symptom.
+#[test]
+fn a_finalizer_dropped_after_a_blocked_delete_is_named() {
+    let Target::External(file) = target("reference-ctl.toml") else {
+        unreachable!("a target file")
+    };
+    let mut defective = harness::TargetFile::clone(&file);
+    defective.name = "reference-ctl-finalizer-dropped".into();
+    defective
+        .service
+        .start
+        .push("--regress=finalizer-after-failed-delete".into());
+    let row = audit_of(Target::External(defective.into()), "delete-blocker-unnamed");
+    assert_eq!(row.audit, Audit::CannotRun, "{}", row.text());
+    assert!(
+        row.message.contains("the finalizer was dropped")
+            && row.message.contains("instance directory"),
+        "{}",
+        row.text()
+    );
+}
