@@ -16,6 +16,15 @@ fn target(file: &str) -> Target {
     Target::parse(&path).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The fixture `file` as another build of its reconciler would be: with
+/// the regression `id` built in (a switch on its start command).
+fn with_defect(file: &harness::TargetFile, id: &str) -> Target {
+    let mut defective = file.clone();
+    defective.name = format!("{}-{id}", file.name);
+    defective.service.start.push(format!("--regress={id}"));
+    Target::External(defective.into())
+}
+
 fn audit_of(target: Target, id: &str) -> audit::AuditRow {
     let mut config = RunConfig::new(Binaries::multicall(
         env!("CARGO_BIN_EXE_reproduce").as_ref(),
@@ -67,13 +76,10 @@ fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
     let Target::External(file) = target("reference-foreign.toml") else {
         unreachable!("a target file")
     };
-    let mut defective = harness::TargetFile::clone(&file);
-    defective.name = "reference-foreign-defective".into();
-    defective
-        .service
-        .start
-        .push("--regress=bracketed-home-path".into());
-    let present = audit_of(Target::External(defective.into()), "bracketed-home-path");
+    let present = audit_of(
+        with_defect(&file, "bracketed-home-path"),
+        "bracketed-home-path",
+    );
     assert_eq!(present.audit, Audit::Present, "{}", present.text());
     assert!(
         present.message.contains("tmp files left in"),
@@ -173,10 +179,7 @@ fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower() {
             "without the graceful interrupt",
         ),
     ] {
-        let mut defective = harness::TargetFile::clone(&file);
-        defective.name = format!("reference-embedded-{id}");
-        defective.service.start.push(format!("--regress={id}"));
-        let row = audit_of(Target::External(defective.into()), id);
+        let row = audit_of(with_defect(&file, id), id);
         assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
         assert!(row.message.contains(symptom), "{id}: {}", row.text());
     }
@@ -336,13 +339,10 @@ fn a_finalizer_dropped_after_a_blocked_delete_is_named() {
     let Target::External(file) = target("reference-ctl.toml") else {
         unreachable!("a target file")
     };
-    let mut defective = harness::TargetFile::clone(&file);
-    defective.name = "reference-ctl-finalizer-dropped".into();
-    defective
-        .service
-        .start
-        .push("--regress=finalizer-after-failed-delete".into());
-    let row = audit_of(Target::External(defective.into()), "delete-blocker-unnamed");
+    let row = audit_of(
+        with_defect(&file, "finalizer-after-failed-delete"),
+        "delete-blocker-unnamed",
+    );
     assert_eq!(row.audit, Audit::CannotRun, "{}", row.text());
     assert!(
         row.message.contains("the finalizer was dropped")
