@@ -3,7 +3,9 @@
 
 use crate::runner::{Outcome, Variant, Verdict};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::time::Duration;
 
 /// The fixed and regressed outcomes of one finding.
 #[derive(Debug, Clone)]
@@ -135,16 +137,36 @@ pub fn markdown(rows: &[Row]) -> String {
     out
 }
 
-/// A run's time split (see [`harness::waits`]), in whole milliseconds:
+/// A run's time split (see [`harness::waits`]), in whole milliseconds,
+/// as the JSON report and the shards' reports carry it:
 /// `{"timeouts_ms", "margins_ms", "other_ms"}`, adding up to its
 /// `duration_ms` (give or take the rounding).
-pub fn waits_json(split: &harness::WaitSplit) -> serde_json::Value {
-    let ms = |d: std::time::Duration| d.as_millis() as u64;
-    json!({
-        "timeouts_ms": ms(split.timeouts),
-        "margins_ms": ms(split.margins),
-        "other_ms": ms(split.other),
-    })
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaitsMs {
+    pub timeouts_ms: u64,
+    pub margins_ms: u64,
+    pub other_ms: u64,
+}
+
+impl From<&harness::WaitSplit> for WaitsMs {
+    fn from(split: &harness::WaitSplit) -> Self {
+        let ms = |d: Duration| d.as_millis() as u64;
+        Self {
+            timeouts_ms: ms(split.timeouts),
+            margins_ms: ms(split.margins),
+            other_ms: ms(split.other),
+        }
+    }
+}
+
+impl From<WaitsMs> for harness::WaitSplit {
+    fn from(ms: WaitsMs) -> Self {
+        Self {
+            timeouts: Duration::from_millis(ms.timeouts_ms),
+            margins: Duration::from_millis(ms.margins_ms),
+            other: Duration::from_millis(ms.other_ms),
+        }
+    }
 }
 
 pub fn json(rows: &[Row]) -> String {
@@ -155,7 +177,7 @@ pub fn json(rows: &[Row]) -> String {
                 "message": o.message,
                 "leaked": o.leaked,
                 "duration_ms": o.duration.as_millis() as u64,
-                "waits": waits_json(&o.waits),
+                "waits": WaitsMs::from(&o.waits),
             })
         })
     };

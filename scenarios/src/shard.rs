@@ -12,6 +12,7 @@
 //! shards would give one shard every fixed run).
 
 use crate::catalogue;
+use crate::report::WaitsMs;
 use crate::runner::{Outcome, Variant, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -154,13 +155,9 @@ pub struct Run {
     pub message: String,
     pub leaked: String,
     pub duration_ms: u64,
-    /// The run's time split ([`harness::WaitSplit`]), in milliseconds.
+    /// The run's time split ([`harness::WaitSplit`]).
     #[serde(default)]
-    pub timeouts_ms: u64,
-    #[serde(default)]
-    pub margins_ms: u64,
-    #[serde(default)]
-    pub other_ms: u64,
+    pub waits: WaitsMs,
 }
 
 impl Run {
@@ -173,9 +170,7 @@ impl Run {
             message: outcome.message.clone(),
             leaked: outcome.leaked.clone(),
             duration_ms: outcome.duration.as_millis() as u64,
-            timeouts_ms: outcome.waits.timeouts.as_millis() as u64,
-            margins_ms: outcome.waits.margins.as_millis() as u64,
-            other_ms: outcome.waits.other.as_millis() as u64,
+            waits: WaitsMs::from(&outcome.waits),
         }
     }
 
@@ -190,11 +185,7 @@ impl Run {
             leaks: Default::default(),
             leaked: self.leaked.clone(),
             duration: Duration::from_millis(self.duration_ms),
-            waits: harness::WaitSplit {
-                timeouts: Duration::from_millis(self.timeouts_ms),
-                margins: Duration::from_millis(self.margins_ms),
-                other: Duration::from_millis(self.other_ms),
-            },
+            waits: self.waits.into(),
         })
     }
 
@@ -423,9 +414,11 @@ mod tests {
             message: String::new(),
             leaked: String::new(),
             duration_ms: 5,
-            timeouts_ms: 2,
-            margins_ms: 1,
-            other_ms: 2,
+            waits: WaitsMs {
+                timeouts_ms: 2,
+                margins_ms: 1,
+                other_ms: 2,
+            },
         }
     }
 
