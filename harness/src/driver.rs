@@ -167,6 +167,13 @@ impl VmView {
             .is_some_and(|c| c.status == status::TRUE)
     }
 
+    /// Running=False with reason StartFailed: the reconciler says a start
+    /// it tried failed (it may try again later).
+    pub fn start_failed(&self) -> bool {
+        self.condition(kind::RUNNING)
+            .is_some_and(|c| c.status == status::FALSE && c.reason == reason::START_FAILED)
+    }
+
     pub fn is_stopped(&self) -> bool {
         self.condition(kind::RUNNING)
             .is_some_and(|c| c.status == status::FALSE && c.reason == reason::STOPPED)

@@ -39,12 +39,18 @@ pub struct ReferenceSettings {
     pub hostagent_entry: Option<String>,
 }
 
+/// How long past its graceful timeout a service's own shutdown may take
+/// (the forced stops after the graceful ones, process exits) before the
+/// harness kills it: seconds, where the work takes well under one.
+pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
+
 impl ReferenceSettings {
     pub fn fast() -> Self {
+        let timings = Timings::fast();
         Self {
             regressions: Vec::new(),
-            timings: Timings::fast(),
-            drop_shutdown_timeout: Duration::from_secs(15),
+            drop_shutdown_timeout: timings.graceful_timeout + SHUTDOWN_MARGIN,
+            timings,
             command_timeout: Duration::from_secs(15),
             isolated_path: false,
             hostagent_entry: None,

@@ -220,14 +220,19 @@ fn remove_dir(dir: &Path) -> bool {
     }
 }
 
-/// What earlier runs of the harness that are gone (killed) left: processes
-/// carrying a sandbox mark and a run name whose run is not alive, and the
-/// directories directly inside `temp_dir` whose owner file names such a run.
+/// What earlier runs of the harness that are gone (killed) left in
+/// `temp_dir`: processes carrying a sandbox mark and a run name whose run
+/// is not alive, of a sandbox whose directory is in `temp_dir`, and the
+/// directories directly inside `temp_dir` whose owner file names such a
+/// run. Another temporary directory's leftovers are another harness's
+/// (another user's, another test's) to find.
 pub fn leftovers(temp_dir: &Path) -> Cleaned {
+    let ids = sandbox_ids_in(temp_dir);
     let table = ProcessTable::snapshot();
     let processes = table
         .iter()
         .filter_map(|p| leftover_mark(p, &table))
+        .filter(|m| ids.contains(&m.sandbox))
         .collect();
     Cleaned {
         processes,
@@ -243,6 +248,20 @@ fn leftover_mark(p: &proctree::ProcessInfo, table: &ProcessTable) -> Option<Mark
         name: p.name.clone(),
         sandbox: sandbox.to_owned(),
     })
+}
+
+/// The sandbox ids (a sandbox's directory name, spaces made dashes: its
+/// processes' mark) of the `limavm` directories directly inside `temp_dir`.
+fn sandbox_ids_in(temp_dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(temp_dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("limavm"))
+        .map(|name| crate::sandbox::id_of(&name))
+        .collect()
 }
 
 fn leftover_dirs(temp_dir: &Path, table: &ProcessTable) -> Vec<PathBuf> {
@@ -269,7 +288,12 @@ fn leftover_dirs(temp_dir: &Path, table: &ProcessTable) -> Vec<PathBuf> {
 /// sandbox's by its marks and start time) and removes those directories.
 /// Returns what was removed.
 pub fn remove_leftovers(temp_dir: &Path) -> Cleaned {
-    let processes = kill_marked(|p, table| leftover_mark(p, table).map(|m| m.sandbox));
+    let ids = sandbox_ids_in(temp_dir);
+    let processes = kill_marked(|p, table| {
+        leftover_mark(p, table)
+            .map(|m| m.sandbox)
+            .filter(|sandbox| ids.contains(sandbox))
+    });
     let table = ProcessTable::snapshot();
     let dirs = leftover_dirs(temp_dir, &table)
         .into_iter()

@@ -24,6 +24,13 @@ pub use builder::SandboxBuilder;
 /// inside it: the mark by which the harness recognises its own processes.
 pub const SANDBOX_ENV: &str = contract::env::SANDBOX;
 
+/// The id of the sandbox whose root directory is named `dir_name`: the
+/// name with its spaces made dashes, the value of [`SANDBOX_ENV`] in its
+/// processes.
+pub(crate) fn id_of(dir_name: &str) -> String {
+    dir_name.replace(' ', "-")
+}
+
 /// The start of a sandbox root's name: a bracket pair and a space, so that
 /// code treating paths as patterns or words fails under every scenario.
 pub const DEFAULT_ROOT_PREFIX: &str = "limavm [1] ";
@@ -196,7 +203,7 @@ impl Sandbox {
         let id = root
             .path()
             .file_name()
-            .map(|n| n.to_string_lossy().replace(' ', "-"))
+            .map(|n| id_of(&n.to_string_lossy()))
             .unwrap_or_default();
         let witness = crate::invariants::Witness::new(
             LimaHome::new(lima_home_under(root.path())),

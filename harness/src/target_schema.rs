@@ -6,6 +6,7 @@
 
 use crate::ReferenceSettings;
 use crate::driver::{Condition, VmView};
+use crate::reference::SHUTDOWN_MARGIN;
 use contract::condition::{kind, reason, status};
 use serde::Deserialize;
 use serde_json::Value;
@@ -286,10 +287,11 @@ impl FixedTimeouts {
             }
         }
         // A service's own shutdown stops its VMs gracefully first: give it
-        // that long, and a margin, before the harness kills it.
+        // that long, and a margin for the forced stops after it, before
+        // the harness kills it.
         settings.drop_shutdown_timeout = settings
             .drop_shutdown_timeout
-            .max(settings.graceful_timeout + Duration::from_secs(15));
+            .max(settings.graceful_timeout + SHUTDOWN_MARGIN);
         settings
     }
 

@@ -78,6 +78,12 @@ impl InstancePaths {
     pub fn ha_stderr_log(&self) -> PathBuf {
         self.dir.join("ha.stderr.log")
     }
+    /// QEMU's QMP socket, through which real Lima presses the power button
+    /// (`system_powerdown`); a stop asked for before QEMU opened it makes
+    /// Lima kill QEMU instead (Lima v2.2.0, the QEMU driver's stop).
+    pub fn qmp_sock(&self) -> PathBuf {
+        self.dir.join("qmp.sock")
+    }
     /// `<vmType>.pid`, the VM driver's pid file (`qemu.pid`, ...).
     pub fn driver_pid(&self, vm_type: crate::VmType) -> PathBuf {
         self.dir.join(format!("{}.pid", vm_type.as_str()))

@@ -54,7 +54,12 @@ impl ProcessTable {
         // Only unsupported platforms fail here; every platform this project
         // builds for (Linux, macOS, Windows) has a process table.
         let mut system = System::new().expect("the process table is readable on this platform");
-        let mut kind = ProcessRefreshKind::nothing().with_cmd(UpdateKind::Always);
+        // Without tasks: on Linux, sysinfo would otherwise also read every
+        // thread of every process (`/proc/PID/task/*`), most of a snapshot's
+        // cost, for entries this table drops anyway.
+        let mut kind = ProcessRefreshKind::nothing()
+            .without_tasks()
+            .with_cmd(UpdateKind::Always);
         if with_environ {
             kind = kind.with_environ(UpdateKind::Always);
         }

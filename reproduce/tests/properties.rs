@@ -17,7 +17,9 @@ use contract::journal::event;
 use contract::plan::{Fault, Tool};
 use harness::{Binaries, FaultPlanBuilder, ReferenceSettings, Sandbox, Toolset, VmView};
 use proptest::prelude::*;
-use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
+use proptest::test_runner::{
+    Config, FileFailurePersistence, TestCaseError, TestError, TestRng, TestRunner,
+};
 use scenarios::context::{Ctx, ScenarioResult, ensure};
 use scenarios::hostile::{
     DeletionEnd, HostagentExit, HostileDir, InstanceName, ThenUnregister, UnregisterScript,
@@ -32,12 +34,12 @@ use std::time::{Duration, Instant};
 
 // ---------------------------------------------------------------- budgets
 
-/// Cases per property in CI, where the whole file must stay near a minute
+/// Cases per property in CI, where the whole file must stay near half a minute
 /// of wall time on two cores.
 const CI_CASES_FORCED_STOP: u32 = 10;
-const CI_CASES_TIMINGS: u32 = 8;
+const CI_CASES_TIMINGS: u32 = 6;
 const CI_CASES_KEYGEN: u32 = 8;
-const CI_CASES_UNREGISTER: u32 = 10;
+const CI_CASES_UNREGISTER: u32 = 8;
 const CI_CASES_UNUSABLE_NAMES: u32 = 24;
 const CI_CASES_HOSTAGENT_ENDINGS: u32 = 6;
 
@@ -48,6 +50,10 @@ const SHRINK_ITERS_PROPERTY: u32 = 24;
 /// port that stays held, a stop that never ends) costs seconds, one that
 /// fails on sight a fraction of one.
 const SHRINK_ITERS_SLOW_FAILURES: u32 = 5;
+/// The timing regressions' failing cases wait out a stop or a delete
+/// bound each (about 2.5 s), and nothing is asserted of their shrunk form
+/// but what every failing case has: two steps show the shrinking.
+const SHRINK_ITERS_TIMING_FAILURES: u32 = 2;
 const SHRINK_ITERS_FAST_FAILURES: u32 = 32;
 
 /// The property's configuration: `ci_cases` and bounded shrinking unless
@@ -655,13 +661,19 @@ where
     S: Strategy,
     S::Value: Debug,
 {
-    let mut runner = TestRunner::new(Config {
+    // A fixed seed: these tests show that the property finds and shrinks
+    // the regression within the CI budget, so the same cases every run
+    // (the properties themselves draw new ones each run). The regressed
+    // cases wait out bounds, so the same cases also cost the same time.
+    let config = Config {
         cases: ci_cases,
         max_shrink_iters,
         // A counterexample of a regressed run is no seed for the property.
         failure_persistence: None,
         ..Config::default()
-    });
+    };
+    let rng = TestRng::deterministic_rng(config.rng_algorithm);
+    let mut runner = TestRunner::new_with_rng(config, rng);
     let started = Instant::now();
     match runner.run(&strategy, |value| property(&value)) {
         Err(TestError::Fail(reason, value)) => {
@@ -719,7 +731,7 @@ fn ignored_interrupts_without_fallback_are_found_and_shrunk() {
     let (case, reason) = shrunk_counterexample(
         "ignored-signal-fallback",
         CI_CASES_TIMINGS,
-        SHRINK_ITERS_SLOW_FAILURES,
+        SHRINK_ITERS_TIMING_FAILURES,
         timing_case(),
         |case| stop_and_delete_are_bounded(case, &settings),
     );
@@ -736,7 +748,7 @@ fn unbounded_wsl_calls_are_found_and_shrunk() {
     let (case, reason) = shrunk_counterexample(
         "wsl-hang-unbounded",
         CI_CASES_TIMINGS,
-        SHRINK_ITERS_SLOW_FAILURES,
+        SHRINK_ITERS_TIMING_FAILURES,
         timing_case(),
         |case| stop_and_delete_are_bounded(case, &settings),
     );

@@ -166,20 +166,26 @@ fn sandbox_dirs(tmp: &Path) -> Vec<String> {
 
 /// Starts a run of one finding and waits until its service is up.
 fn started_run(tmp: &Path) -> Run {
+    started_run_until(tmp, "a sandbox's service to run", &["serve"])
+}
+
+/// Starts a run of one finding and waits until processes with each of
+/// `args` in their command line run (the service, `serve`, is a
+/// long-lived one: it lives until stopped).
+fn started_run_until(tmp: &Path, what: &str, args: &[&str]) -> Run {
     let run = Run::start(tmp, &["--only", FINDING, "--variants", "fixed", "-j", "1"]);
-    eventually(
-        Duration::from_secs(30),
-        "a sandbox's service to run",
-        || {
-            // The service, not a short-lived CLI call: it lives until stopped.
-            let found = marked_processes(tmp, |p| p.cmd.iter().any(|a| a == "serve"));
-            if found.is_empty() {
-                Err("none yet".to_owned())
-            } else {
-                Ok(())
-            }
-        },
-    )
+    eventually(Duration::from_secs(30), what, || {
+        let missing: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|arg| marked_processes(tmp, |p| p.cmd.iter().any(|a| a == arg)).is_empty())
+            .collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("none with {missing:?} yet"))
+        }
+    })
     .unwrap_or_else(|e| panic!("{e}"));
     run
 }
@@ -216,7 +222,13 @@ fn sigterm_stops_the_run_and_cleans_every_sandbox() {
 #[test]
 fn after_sigkill_the_next_run_reports_and_removes_what_was_left() {
     let tmp = Tmp::new();
-    let run = started_run(tmp.path());
+    // Killed while its VM runs, not while its sandbox is being dropped
+    // (whose service, asked to stop, would then leave nothing behind).
+    let run = started_run_until(
+        tmp.path(),
+        "a sandbox's service and hostagent to run",
+        &["serve", "hostagent"],
+    );
     proctree::kill(run.pid()).unwrap();
     run.finish().interrupted();
     assert!(!sandbox_processes(tmp.path()).is_empty());

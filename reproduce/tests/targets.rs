@@ -159,30 +159,30 @@ fn the_embedded_hostagent_fixture_gives_absent_verdicts() {
     assert!(row.message.contains("replace_driver"), "{}", row.text());
 }
 
-#[test]
-fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower() {
+/// Each with the defect built in, as another build would have it: a
+/// forced stop held by QEMU, one held by `wsl.exe --terminate`, and
+/// attributes and an interrupt seen from outside.
+#[rstest::rstest]
+#[case::ignored_signal_fallback("ignored-signal-fallback", "did not complete within")]
+#[case::shutdown_fallback_skips_cleanup(
+    "shutdown-fallback-skips-cleanup",
+    "after the service shut down"
+)]
+#[case::spawn_attributes_overwritten("spawn-attributes-overwritten", "background_priority")]
+#[case::orphan_recovery_skips_graceful(
+    "orphan-recovery-skips-graceful",
+    "without the graceful interrupt"
+)]
+fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower(
+    #[case] id: &str,
+    #[case] symptom: &str,
+) {
     let Target::External(file) = target("reference-embedded.toml") else {
         unreachable!("a target file")
     };
-    // Each with the defect built in, as another build would have it: a
-    // forced stop held by QEMU, one held by `wsl.exe --terminate`, and
-    // attributes and an interrupt seen from outside.
-    for (id, symptom) in [
-        ("ignored-signal-fallback", "did not complete within"),
-        (
-            "shutdown-fallback-skips-cleanup",
-            "after the service shut down",
-        ),
-        ("spawn-attributes-overwritten", "background_priority"),
-        (
-            "orphan-recovery-skips-graceful",
-            "without the graceful interrupt",
-        ),
-    ] {
-        let row = audit_of(with_defect(&file, id), id);
-        assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
-        assert!(row.message.contains(symptom), "{id}: {}", row.text());
-    }
+    let row = audit_of(with_defect(&file, id), id);
+    assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
+    assert!(row.message.contains(symptom), "{id}: {}", row.text());
 }
 
 #[test]

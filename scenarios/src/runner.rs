@@ -152,6 +152,17 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
         settings.drop_shutdown_timeout = settings.graceful_timeout;
     }
     let result = {
+        // The fakes refuse a plan that is named but gone: once it is, the
+        // run is the harness's failure whatever the reconciler does next.
+        let plan = sandbox.plan_path();
+        let _plan_removed = crate::steps::end_waits_when(move || {
+            (!plan.exists()).then(|| {
+                format!(
+                    "the fault plan {} was removed during the run",
+                    plan.display()
+                )
+            })
+        });
         let ctx = Ctx::for_target(&sandbox, settings, config.target.clone());
         catch_unwind(AssertUnwindSafe(|| scenario(&ctx))).unwrap_or_else(|panic| {
             let text = panic

@@ -4,9 +4,11 @@
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::symptom;
 use contract::condition::{kind, reason};
-use harness::real_lima::lima_status;
+use harness::real_lima::{lima_status, qmp_answers};
 use harness::{ReconcilerDriver, VmSpec, VmView, eventually};
 use lima_layout::VmType;
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::Duration;
 
 /// Generous bound for things that take milliseconds when they work.
@@ -14,6 +16,42 @@ pub const SETTLE: Duration = Duration::from_secs(20);
 /// Bound for the real guest's boot to the hostagent's running event
 /// (seconds under KVM; 15-30 s under TCG on a loaded 2-core machine).
 pub const GUEST_BOOT: Duration = Duration::from_secs(120);
+
+/// Names a fault of the harness's own, if there is one now.
+type FaultCheck = Rc<dyn Fn() -> Option<String>>;
+
+thread_local! {
+    /// What ends this thread's waits on a resource at once: a fault of the
+    /// harness's own (see [`end_waits_when`]).
+    static HARNESS_FAULT: RefCell<Option<FaultCheck>> = const { RefCell::new(None) };
+}
+
+/// While the returned guard lives, every [`wait_for`] on this thread asks
+/// `fault` at each poll and ends at once with a harness error when it
+/// names one (the fault plan removed under the fakes, say): nothing a
+/// reconciler does afterwards can make the run's verdict anything else,
+/// so waiting out the bound would only cost its seconds.
+pub fn end_waits_when(fault: impl Fn() -> Option<String> + 'static) -> HarnessFaultGuard {
+    let previous = HARNESS_FAULT.with(|f| f.replace(Some(Rc::new(fault))));
+    HarnessFaultGuard { previous }
+}
+
+/// Restores the waits' earlier fault check when dropped.
+#[must_use = "waits end early only while the guard lives"]
+pub struct HarnessFaultGuard {
+    previous: Option<FaultCheck>,
+}
+
+impl Drop for HarnessFaultGuard {
+    fn drop(&mut self) {
+        HARNESS_FAULT.with(|f| *f.borrow_mut() = self.previous.take());
+    }
+}
+
+fn harness_fault() -> Option<String> {
+    let check = HARNESS_FAULT.with(|f| f.borrow().clone())?;
+    check()
+}
 
 /// Waits for `name` to satisfy `wanted`; the symptom says what `what` was
 /// waited for and what the resource looked like last.
@@ -25,25 +63,30 @@ pub fn wait_for(
     mut wanted: impl FnMut(&VmView) -> bool,
 ) -> Result<VmView, ScenarioError> {
     let mut harness_error = None;
-    let result = eventually(timeout, what, || match svc.get(name) {
-        Ok(Some(view)) if wanted(&view) => Ok(Ok(view)),
-        Ok(Some(view)) => Err(view.running_summary()),
-        Ok(None) => Err(format!("{name} does not exist")),
-        // A `get` that hung used its whole command timeout, one whose child
-        // held its output does so on every call: asking again until
-        // `timeout` would only repeat that.
-        Err(
-            e @ (harness::HarnessError::CommandHung { .. }
-            | harness::HarnessError::OutputHeld { .. }),
-        ) => Ok(Err(e)),
-        Err(e) => {
-            harness_error = Some(e.to_string());
-            Err(format!("cannot read {name}"))
+    let result = eventually(timeout, what, || {
+        if let Some(fault) = harness_fault() {
+            return Ok(Err(ScenarioError::Harness(fault)));
+        }
+        match svc.get(name) {
+            Ok(Some(view)) if wanted(&view) => Ok(Ok(view)),
+            Ok(Some(view)) => Err(view.running_summary()),
+            Ok(None) => Err(format!("{name} does not exist")),
+            // A `get` that hung used its whole command timeout, one whose child
+            // held its output does so on every call: asking again until
+            // `timeout` would only repeat that.
+            Err(
+                e @ (harness::HarnessError::CommandHung { .. }
+                | harness::HarnessError::OutputHeld { .. }),
+            ) => Ok(Err(e.into())),
+            Err(e) => {
+                harness_error = Some(e.to_string());
+                Err(format!("cannot read {name}"))
+            }
         }
     });
     match (result, harness_error) {
         (Ok(Ok(view)), _) => Ok(view),
-        (Ok(Err(hung)), _) => Err(ScenarioError::Harness(hung.to_string())),
+        (Ok(Err(ended)), _) => Err(ended),
         (Err(_), Some(e)) => Err(ScenarioError::Harness(e)),
         (Err(e), None) => Err(symptom!("VM {name}: {e}")),
     }
@@ -58,24 +101,61 @@ pub fn start_vm(svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> Result<VmView,
 /// Waits until VM `name` is up: Running=True with the fakes. On real Lima
 /// the blank-disk guest never boots, so never reports running: up is then
 /// what `limactl list` calls Running, the hostagent answering and its QEMU
-/// alive, while the resource is still starting.
+/// alive, while the resource is still starting, and QEMU answering on its
+/// QMP socket (before that, Lima answers a stop by killing QEMU, not by
+/// pressing the power button).
 pub fn wait_up(
     ctx: &Ctx,
     svc: &mut dyn ReconcilerDriver,
     name: &str,
     what: &str,
 ) -> Result<VmView, ScenarioError> {
+    wait_up_or(ctx, svc, name, what, |_| false)
+}
+
+/// [`wait_up`], also ending at the first view `done` accepts.
+fn wait_up_or(
+    ctx: &Ctx,
+    svc: &mut dyn ReconcilerDriver,
+    name: &str,
+    what: &str,
+    done: impl Fn(&VmView) -> bool,
+) -> Result<VmView, ScenarioError> {
     if !ctx.real_lima() {
-        return wait_for(svc, name, SETTLE, what, VmView::is_running);
+        return wait_for(svc, name, SETTLE, what, |view| {
+            view.is_running() || done(view)
+        });
     }
     let instance = ctx.sandbox.lima_home().instance(name);
     wait_for(svc, name, SETTLE, what, |view| {
         view.is_running()
+            || done(view)
             || (view
                 .condition(kind::RUNNING)
                 .is_some_and(|c| c.reason == reason::STARTING)
-                && lima_status(&instance, VmType::Qemu).is_running())
+                && lima_status(&instance, VmType::Qemu).is_running()
+                && qmp_answers(&instance))
     })
+}
+
+/// Applies `spec` and waits until the VM is up, or until the reconciler
+/// reports its start failed (Running=False reason=StartFailed): for checks
+/// that hold once a start was tried, whatever became of it. The view
+/// returned says which; the error is a symptom when neither came within
+/// [`SETTLE`].
+pub fn try_bring_up(
+    ctx: &Ctx,
+    svc: &mut dyn ReconcilerDriver,
+    spec: &VmSpec,
+) -> Result<VmView, ScenarioError> {
+    svc.apply(spec)?;
+    wait_up_or(
+        ctx,
+        svc,
+        &spec.name,
+        "the VM to be up or its start to fail",
+        VmView::start_failed,
+    )
 }
 
 /// Applies `spec` and waits until the VM is up (see [`wait_up`]).

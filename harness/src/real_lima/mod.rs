@@ -13,7 +13,7 @@ mod status;
 pub use disk::blank_disk;
 pub use guest::{QEMU_BINARY_ENV, RealGuest};
 pub use locate::{GUEST_AGENT, TOOLS_DIR_ENV, limactl_path};
-pub use status::{LimaStatus, lima_status};
+pub use status::{LimaStatus, lima_status, qmp_answers};
 
 use crate::HarnessError;
 use std::path::Path;

@@ -48,3 +48,40 @@ pub fn lima_status(instance: &InstancePaths, vm_type: VmType) -> LimaStatus {
         (None, Some(driver)) => LimaStatus::Broken(format!("driver {driver}, no hostagent")),
     }
 }
+
+/// How long a QMP probe waits for QEMU's greeting.
+const QMP_GREETING_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// True when QEMU accepts a client on the instance's QMP socket and greets
+/// it (`{"QMP": ...}`): real Lima presses the power button through that
+/// socket, and a stop asked for before it answers makes Lima kill QEMU
+/// instead (its QEMU driver: "failed to open the QMP socket, forcibly
+/// killing QEMU"). The socket file alone is not enough: it exists a moment
+/// before QEMU accepts on it. The probe reads the greeting and hangs up, so
+/// that QEMU's one QMP client slot is free again for the hostagent.
+#[cfg(unix)]
+pub fn qmp_answers(instance: &InstancePaths) -> bool {
+    use std::io::Read;
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(instance.qmp_sock()) else {
+        return false;
+    };
+    if stream.set_read_timeout(Some(QMP_GREETING_TIMEOUT)).is_err() {
+        return false;
+    }
+    let mut greeting = [0u8; 16];
+    let mut read = 0;
+    while read < greeting.len() {
+        match stream.read(&mut greeting[read..]) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => read += n,
+        }
+    }
+    greeting.starts_with(b"{\"QMP\"") || greeting.starts_with(b"{ \"QMP\"")
+}
+
+/// Real Lima runs QEMU behind a Unix socket only where it runs: not on
+/// Windows, where no real-Lima scenario starts QEMU.
+#[cfg(not(unix))]
+pub fn qmp_answers(_instance: &InstancePaths) -> bool {
+    false
+}

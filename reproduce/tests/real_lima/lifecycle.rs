@@ -5,7 +5,8 @@
 //! The sandbox's LIMA_HOME is under a path with `[1]` and a space.
 
 use crate::support::{
-    EXIT, blank_template, built_guest, real_lima_here, real_sandbox, tmp_files, wait_running,
+    EXIT, blank_template, built_guest, real_lima_here, real_sandbox, tmp_files, wait_for_qmp,
+    wait_running,
 };
 use harness::{
     ReconcilerDriver, ReferenceDriver, ReferenceSettings, Template, Toolset, VmSpec, eventually,
@@ -34,17 +35,22 @@ fn wait_stopped(svc: &mut ReferenceDriver<'_>, timeout: Duration) {
 }
 
 /// The instance Running under the service (the hostagent is the
-/// service's child, so the service pid stands in for "still starting").
+/// service's child, so the service pid stands in for "still starting"),
+/// with QEMU's QMP socket open: a stop asked for before it would have
+/// Lima kill QEMU itself, and the tests here are about what the
+/// reconciler does when the power button goes unanswered.
 fn wait_running_under(
     sandbox: &harness::Sandbox,
     svc: &ReferenceDriver<'_>,
     instance: &lima_layout::InstancePaths,
 ) -> (u32, u32, u16) {
-    wait_running(
+    let running = wait_running(
         sandbox,
         instance,
         svc.service_pid().expect("the service runs"),
-    )
+    );
+    wait_for_qmp(instance);
+    running
 }
 
 /// `qemu-img info` opens the image with a shared lock, which QEMU's write

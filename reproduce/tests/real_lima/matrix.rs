@@ -18,7 +18,6 @@ fn real_config() -> RunConfig {
 #[case::orphan_recovery_skips_graceful("orphan-recovery-skips-graceful")]
 #[case::missing_public_key("missing-public-key")]
 #[case::disk_lock_leak("disk-lock-leak")]
-#[case::recycled_pid_kill("recycled-pid-kill")]
 #[case::ignored_signal_fallback("ignored-signal-fallback")]
 #[case::key_mode_unrepaired("key-mode-unrepaired")]
 #[case::delete_blocker_unnamed("delete-blocker-unnamed")]
@@ -27,12 +26,14 @@ fn on_real_lima(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] 
 }
 
 /// The findings whose real-Lima scenario boots the real guest (a boot
-/// takes 13-26 s under TCG): the nextest profile `real-guest` runs them,
-/// not `ci` (`.config/nextest.toml`).
+/// takes 13-26 s under TCG): the nextest profile `real-guest` runs every
+/// test named `on_the_real_guest`, not `ci` (`.config/nextest.toml`).
+/// recycled-pid-kill boots it for its second phase, a running instance.
 #[rstest]
 #[case::console_group_signal("console-group-signal")]
 #[case::spawn_attributes_overwritten("spawn-attributes-overwritten")]
 #[case::degraded_not_reported("degraded-not-reported")]
+#[case::recycled_pid_kill("recycled-pid-kill")]
 fn on_the_real_guest(
     #[case] id: &str,
     #[values(Variant::Fixed, Variant::Regressed)] variant: Variant,
@@ -62,12 +63,26 @@ fn run_on_real_lima(id: &str, variant: Variant) {
 /// `--hostagent-entry=start-foreground`, without which real Lima never
 /// reaches Running.
 #[rstest]
-#[case::console_group_signal("console-group-signal")]
 #[case::missing_public_key("missing-public-key")]
 fn the_ctl_target_file_on_real_lima(
     #[case] id: &str,
     #[values(Variant::Fixed, Variant::Regressed)] variant: Variant,
 ) {
+    run_through_the_ctl_target(id, variant);
+}
+
+/// As [`the_ctl_target_file_on_real_lima`], for a finding that boots the
+/// real guest.
+#[rstest]
+#[case::console_group_signal("console-group-signal")]
+fn the_ctl_target_file_on_the_real_guest(
+    #[case] id: &str,
+    #[values(Variant::Fixed, Variant::Regressed)] variant: Variant,
+) {
+    run_through_the_ctl_target(id, variant);
+}
+
+fn run_through_the_ctl_target(id: &str, variant: Variant) {
     if !real_lima_here() {
         return;
     }

@@ -119,15 +119,16 @@ pub fn log_tail(path: &std::path::Path) -> String {
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-/// Waits until QEMU has opened its QMP socket. Real Lima presses the power
+/// Waits until QEMU answers on its QMP socket
+/// ([`harness::real_lima::qmp_answers`]). Real Lima presses the power
 /// button through it; a stop asked for before that makes Lima kill QEMU
 /// instead.
 pub fn wait_for_qmp(instance: &InstancePaths) {
-    let qmp = instance.dir.join("qmp.sock");
-    eventually(EXIT, "QEMU's QMP socket", || {
-        qmp.exists()
+    let qmp = instance.qmp_sock();
+    eventually(EXIT, "QEMU to answer on its QMP socket", || {
+        harness::real_lima::qmp_answers(instance)
             .then_some(())
-            .ok_or_else(|| format!("no {}", qmp.display()))
+            .ok_or_else(|| format!("no greeting on {}", qmp.display()))
     })
     .unwrap_or_else(|e| panic!("{e}"));
 }

@@ -101,8 +101,13 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     if !dir.join("user.pub").exists() {
         // A reconciler may make its keys when the first VM starts (as
         // Lima itself does), not when the service starts.
-        vm_start = match steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?) {
-            Ok(()) => "the service and a VM started".into(),
+        // A start that failed is as telling as one that worked: the key
+        // must exist before the hostagent reads it.
+        vm_start = match steps::try_bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?) {
+            Ok(view) if view.start_failed() => {
+                format!("the VM's start failed: {}", view.running_summary())
+            }
+            Ok(_) => "the service and a VM started".into(),
             Err(ScenarioError::Symptom(e)) => format!("the VM did not come up: {e}"),
             Err(e) => return Err(e),
         };
