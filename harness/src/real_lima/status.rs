@@ -50,6 +50,7 @@ pub fn lima_status(instance: &InstancePaths, vm_type: VmType) -> LimaStatus {
 }
 
 /// How long a QMP probe waits for QEMU's greeting.
+#[cfg(unix)]
 const QMP_GREETING_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// True when QEMU accepts a client on the instance's QMP socket and greets
