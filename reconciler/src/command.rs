@@ -180,6 +180,16 @@ mod tests {
     }
 
     #[test]
+    fn one_utf16le_character_is_utf16le_and_half_zeros_are_not() {
+        assert_eq!(decode_output(&utf16le("y")), "y");
+        // Two of four odd bytes zero: binary-ish UTF-8, not UTF-16LE.
+        assert!(!looks_like_utf16le(b"a\0b\0cdef"));
+        assert!(looks_like_utf16le(&utf16le("abcd")));
+        // An odd length is no UTF-16, whatever its zeros.
+        assert!(!looks_like_utf16le(b"a\0b\0c"));
+    }
+
+    #[test]
     fn the_display_quotes_empty_and_spaced_arguments() {
         let command = ExternalCommand::new("ssh-keygen", "/usr/bin/ssh-keygen")
             .arg("-N")

@@ -92,17 +92,7 @@ pub fn delete_instance(
         }
     }
     if settings.is_on(crate::regression::Regression::DeleteBlockerUnnamed) {
-        let dir = &instance.paths.dir;
-        return match std::fs::remove_dir_all(dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeleteFailure {
-                error: format!("cannot remove instance directory {}: {e}", dir.display()),
-                left_behind: vec![format!(
-                    "instance directory {} still present",
-                    dir.display()
-                )],
-            }),
-            _ => Ok(()),
-        };
+        return remove_naming_only_the_directory(&instance.paths.dir);
     }
     match remove_tree(&instance.paths.dir) {
         Ok(()) => Ok(()),
@@ -118,6 +108,21 @@ pub fn delete_instance(
                 instance.paths.dir.display()
             )],
         }),
+    }
+}
+
+/// The delete-blocker-unnamed regression: a failed removal names the
+/// instance directory, not the entry that blocks it.
+fn remove_naming_only_the_directory(dir: &Path) -> Result<(), DeleteFailure> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(DeleteFailure {
+            error: format!("cannot remove instance directory {}: {e}", dir.display()),
+            left_behind: vec![format!(
+                "instance directory {} still present",
+                dir.display()
+            )],
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -156,6 +161,16 @@ fn remove_tree(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
 mod tests {
     use super::*;
     use crate::instance::inspect;
+
+    #[test]
+    fn a_tree_that_cannot_be_listed_is_reported_not_taken_for_gone() {
+        let root = tempfile::tempdir().unwrap();
+        let file = root.path().join("not-a-directory");
+        std::fs::write(&file, "").unwrap();
+        let (entry, _) = remove_tree(&file).unwrap_err();
+        assert_eq!(entry, file);
+        assert!(remove_tree(&root.path().join("missing")).is_ok());
+    }
 
     #[test]
     fn backoff_doubles_from_the_base_and_stops_at_the_cap() {

@@ -296,6 +296,12 @@ mod tests {
         assert!(comma_dir.named_by(&[format!("ControlPath={}/ssh.sock", comma.display())]));
         let doubled = comma.display().to_string().replace(',', ",,");
         assert!(comma_dir.named_by(&[format!("file={doubled}/disk,format=raw")]));
+        // QEMU doubles the comma inside a name, so the name itself is not in
+        // the argument: only the argument unescaped holds it.
+        let inner = root.path().join("v,m");
+        std::fs::create_dir_all(&inner).unwrap();
+        let escaped = inner.display().to_string().replace(',', ",,");
+        assert!(InstanceDir::new(&inner).named_by(&[format!("file={escaped}/disk,if=virtio")]));
     }
 
     #[test]

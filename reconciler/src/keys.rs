@@ -355,6 +355,16 @@ mod tests {
     use ssh_key::{Algorithm, LineEnding, PrivateKey};
 
     #[test]
+    fn a_generated_pair_that_is_no_key_is_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("user");
+        std::fs::write(&private, "not a key").unwrap();
+        std::fs::write(with_pub_extension(&private), "not a key either").unwrap();
+        let err = check_generated(&private).unwrap_err();
+        assert!(matches!(err, KeyError::Unusable { .. }), "{err}");
+    }
+
+    #[test]
     fn a_missing_key_needs_no_repair_and_another_error_is_reported() {
         let root = tempfile::tempdir().unwrap();
         let missing = root.path().join("user");

@@ -111,6 +111,19 @@ mod tests {
     use crate::test_support::Spawned;
 
     #[test]
+    fn the_own_lineage_is_this_process_and_its_ancestors() {
+        let table = ProcessTable::snapshot();
+        let lineage = own_lineage(&table);
+        let me = std::process::id();
+        assert_eq!(lineage.first(), Some(&me));
+        let parent = table.get(me).and_then(|p| p.parent).expect("a parent");
+        assert!(
+            lineage.contains(&parent),
+            "{lineage:?} lacks parent {parent}"
+        );
+    }
+
+    #[test]
     fn finds_reparented_processes_by_the_paths_they_name_and_spares_the_neighbour() {
         let root = tempfile::tempdir().unwrap();
         let home = LimaHome::new(root.path().join("li[1]ma"));

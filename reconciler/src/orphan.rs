@@ -74,3 +74,25 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
     );
     Recovery::LeftoversCleaned(forced_stop(settings, &instance))
 }
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tmp_files_left_without_any_process_are_cleaned_up() {
+        let root = tempfile::tempdir().unwrap();
+        let settings = Settings::new(&root.path().join(".lima"), root.path().join("state"));
+        let paths = settings.lima_home.instance("vm1");
+        std::fs::create_dir_all(&paths.dir).unwrap();
+        std::fs::write(paths.lima_yaml(), "vmType: qemu\n").unwrap();
+        std::fs::write(paths.ha_sock(), "").unwrap();
+        let recovery = recover(&settings, "vm1", VmType::Qemu);
+        assert!(
+            matches!(recovery, Recovery::LeftoversCleaned(_)),
+            "{recovery:?}"
+        );
+        assert!(!paths.ha_sock().exists());
+        assert!(paths.lima_yaml().exists());
+    }
+}

@@ -250,6 +250,17 @@ mod tests {
     use crate::regression::Regressions;
     use crate::test_support::{Spawned, wait_until};
     use lima_layout::paths::read_pid_file;
+
+    #[test]
+    fn a_stop_that_left_the_hostagent_running_says_so() {
+        let outcome = |exited| StopOutcome {
+            graceful: false,
+            forced: None,
+            exited,
+        };
+        assert_eq!(outcome(false).summary(), "the hostagent is still running");
+        assert_eq!(outcome(true).summary(), "stopped");
+    }
     use std::path::{Path, PathBuf};
 
     struct Fixture {
