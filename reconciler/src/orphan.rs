@@ -82,7 +82,7 @@ mod tests {
     #[test]
     fn tmp_files_left_without_any_process_are_cleaned_up() {
         let root = tempfile::tempdir().unwrap();
-        let settings = Settings::new(&root.path().join(".lima"), root.path().join("state"));
+        let settings = Settings::new(root.path().join(".lima"), root.path().join("state"));
         let paths = settings.lima_home.instance("vm1");
         std::fs::create_dir_all(&paths.dir).unwrap();
         std::fs::write(paths.lima_yaml(), "vmType: qemu\n").unwrap();
