@@ -155,14 +155,7 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
         // The fakes refuse a plan that is named but gone: once it is, the
         // run is the harness's failure whatever the reconciler does next.
         let plan = sandbox.plan_path();
-        let _plan_removed = crate::steps::end_waits_when(move || {
-            (!plan.exists()).then(|| {
-                format!(
-                    "the fault plan {} was removed during the run",
-                    plan.display()
-                )
-            })
-        });
+        let _plan_removed = crate::steps::end_waits_when(move || plan_removed(&plan));
         let ctx = Ctx::for_target(&sandbox, settings, config.target.clone());
         catch_unwind(AssertUnwindSafe(|| scenario(&ctx))).unwrap_or_else(|panic| {
             let text = panic
@@ -177,12 +170,9 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     };
     // The fakes refuse a plan that is named but gone: every tool call after
     // that failed for the harness's sake, not the reconciler's.
-    let result = match result {
-        _ if !sandbox.plan_path().exists() => Err(ScenarioError::Harness(format!(
-            "the fault plan {} was removed during the run",
-            sandbox.plan_path().display()
-        ))),
-        result => result,
+    let result = match plan_removed(&sandbox.plan_path()) {
+        Some(removed) => Err(ScenarioError::Harness(removed)),
+        None => result,
     };
     // A regressed run is expected to leave things behind: no point waiting
     // for them to go.
@@ -206,6 +196,16 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     }
     drop(sandbox);
     outcome(verdict, message, leaks)
+}
+
+/// Says so when the fault plan at `plan` is gone.
+fn plan_removed(plan: &std::path::Path) -> Option<String> {
+    (!plan.exists()).then(|| {
+        format!(
+            "the fault plan {} was removed during the run",
+            plan.display()
+        )
+    })
 }
 
 /// Environment variable naming a directory where the journal and logs of
