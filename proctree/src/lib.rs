@@ -4,6 +4,7 @@
 
 mod attributes;
 pub mod bounded;
+mod protected;
 mod table;
 
 #[cfg(unix)]
@@ -26,13 +27,29 @@ pub enum SignalError {
     Signal { pid: u32, source: std::io::Error },
     #[error("cannot kill pid {pid}: {source}")]
     Kill { pid: u32, source: std::io::Error },
+    /// Nothing was sent: `pid` is 0, 1, this process or one of its
+    /// ancestors, which no caller of this crate may signal.
+    #[error("refused to signal pid {pid}: {reason}")]
+    Refused { pid: u32, reason: &'static str },
+}
+
+/// Fails with [`SignalError::Refused`] for a pid no signal may reach.
+fn check_signallable(pid: u32) -> Result<(), SignalError> {
+    match protected::refusal(pid) {
+        Some(reason) => Err(SignalError::Refused { pid, reason }),
+        None => Ok(()),
+    }
 }
 
 /// Delivers the graceful interrupt to the process group whose id is `group`
 /// (Unix: SIGINT to the group; Windows: CTRL_BREAK_EVENT to the console
 /// group, whose id is the pid of the process that was created with
 /// `CREATE_NEW_PROCESS_GROUP`).
+///
+/// Refused ([`SignalError::Refused`]) for group 0, 1, and a group whose
+/// id is this process's pid or an ancestor's.
 pub fn interrupt_group(group: u32) -> Result<(), SignalError> {
+    check_signallable(group)?;
     platform::interrupt_group(group).map_err(|source| SignalError::Signal { pid: group, source })
 }
 
@@ -46,8 +63,10 @@ pub fn interrupt_own_group() -> Result<(), SignalError> {
     })
 }
 
-/// Kills one process outright (SIGKILL / TerminateProcess).
+/// Kills one process outright (SIGKILL / TerminateProcess). Refused
+/// ([`SignalError::Refused`]) for pid 0, 1, this process and its ancestors.
 pub fn kill(pid: u32) -> Result<(), SignalError> {
+    check_signallable(pid)?;
     platform::kill(pid).map_err(|source| SignalError::Kill { pid, source })
 }
 
@@ -83,8 +102,10 @@ pub fn running_under_wine() -> bool {
 /// fresh process table before the first kill; the root dies first so that it
 /// cannot start new children, and on Unix its process group goes with it.
 /// Returns the pids that were killed; every failure is reported, the first
-/// one as the error, after every kill has been tried.
+/// one as the error, after every kill has been tried. Refused, before any
+/// kill, for a root that [`kill`] refuses.
 pub fn kill_tree(pid: u32) -> Result<Vec<u32>, SignalError> {
+    check_signallable(pid)?;
     if let Ok(Some(killed)) = platform::terminate_job_of(pid) {
         return Ok(killed);
     }
@@ -119,7 +140,9 @@ pub fn is_alive(pid: u32) -> bool {
 
 /// Asks a service to shut down the way an operator would (Unix: SIGTERM;
 /// Windows: CTRL_BREAK_EVENT to the console group the service leads).
+/// Refused ([`SignalError::Refused`]) as [`kill`] is.
 pub fn request_shutdown(pid: u32) -> Result<(), SignalError> {
+    check_signallable(pid)?;
     platform::request_shutdown(pid).map_err(|source| SignalError::Signal { pid, source })
 }
 

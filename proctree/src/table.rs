@@ -50,10 +50,16 @@ impl ProcessTable {
         Self::read(ProcessesToUpdate::Some(&pids), false)
     }
 
+    /// Every process, with parents and start times only: enough for
+    /// [`Self::lineage_of`], at a fraction of a full snapshot's cost.
+    pub(crate) fn snapshot_parents() -> Self {
+        Self::read_kind(
+            ProcessesToUpdate::All,
+            ProcessRefreshKind::nothing().without_tasks(),
+        )
+    }
+
     fn read(which: ProcessesToUpdate<'_>, with_environ: bool) -> Self {
-        // Only unsupported platforms fail here; every platform this project
-        // builds for (Linux, macOS, Windows) has a process table.
-        let mut system = System::new().expect("the process table is readable on this platform");
         // Without tasks: on Linux, sysinfo would otherwise also read every
         // thread of every process (`/proc/PID/task/*`), most of a snapshot's
         // cost, for entries this table drops anyway.
@@ -63,6 +69,13 @@ impl ProcessTable {
         if with_environ {
             kind = kind.with_environ(UpdateKind::Always);
         }
+        Self::read_kind(which, kind)
+    }
+
+    fn read_kind(which: ProcessesToUpdate<'_>, kind: ProcessRefreshKind) -> Self {
+        // Only unsupported platforms fail here; every platform this project
+        // builds for (Linux, macOS, Windows) has a process table.
+        let mut system = System::new().expect("the process table is readable on this platform");
         system.refresh_processes_specifics(which, true, kind);
         let processes = system
             .processes()
@@ -128,10 +141,66 @@ impl ProcessTable {
         found
     }
 
+    /// `pid` and then its ancestors, nearest first, as far as this table
+    /// knows them. The walk stops at pid 0, at a parent this table lacks, at
+    /// a cycle, and at a "parent" started after its child: a recycled pid
+    /// that names some other process now (start times in whole seconds).
+    pub fn lineage_of(&self, pid: u32) -> Vec<u32> {
+        let mut lineage = vec![pid];
+        let mut current = self.get(pid);
+        while let Some(child) = current {
+            let Some(parent) = child.parent.and_then(|p| self.get(p)) else {
+                break;
+            };
+            if parent.pid == 0
+                || lineage.contains(&parent.pid)
+                || parent.start_time > child.start_time
+            {
+                break;
+            }
+            lineage.push(parent.pid);
+            current = Some(parent);
+        }
+        lineage
+    }
+
     /// Live processes whose environment holds `key=value`.
     pub fn with_env(&self, key: &str, value: &str) -> Vec<&ProcessInfo> {
         self.iter()
             .filter(|p| p.env_var(key) == Some(value))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn process(pid: u32, parent: u32, start_time: u64) -> (u32, ProcessInfo) {
+        let info = ProcessInfo {
+            pid,
+            parent: Some(parent),
+            name: format!("p{pid}"),
+            cmd: Vec::new(),
+            start_time,
+            zombie: false,
+            environ: Vec::new(),
+        };
+        (pid, info)
+    }
+
+    #[test]
+    fn a_lineage_stops_at_a_parent_younger_than_its_child_and_at_a_cycle() {
+        // 40's recorded parent 30 started after it: 30 is a recycled pid.
+        let table = ProcessTable {
+            processes: [process(50, 40, 9), process(40, 30, 5), process(30, 1, 7)]
+                .into_iter()
+                .collect(),
+        };
+        assert_eq!(table.lineage_of(50), vec![50, 40]);
+        let cycle = ProcessTable {
+            processes: [process(7, 8, 1), process(8, 7, 1)].into_iter().collect(),
+        };
+        assert_eq!(cycle.lineage_of(7), vec![7, 8]);
     }
 }

@@ -82,3 +82,32 @@ fn another_process_s_attributes_are_observed_from_outside() {
         None
     );
 }
+
+#[test]
+fn the_lineage_of_this_process_holds_it_and_its_parent() {
+    let me = std::process::id();
+    let table = proctree::ProcessTable::snapshot();
+    let lineage = table.lineage_of(me);
+    assert_eq!(lineage.first(), Some(&me));
+    let parent = table.get(me).and_then(|p| p.parent).expect("a parent");
+    assert!(
+        lineage.contains(&parent),
+        "{lineage:?} lacks parent {parent}"
+    );
+}
+
+#[test]
+fn this_process_and_init_are_never_signalled() {
+    use proctree::SignalError::Refused;
+    let me = std::process::id();
+    // Were the guard missing, each call would end this test's process (or
+    // be ignored by init, which takes no SIGKILL): never a pass.
+    assert!(matches!(proctree::kill(me), Err(Refused { .. })));
+    assert!(matches!(proctree::kill_tree(me), Err(Refused { .. })));
+    assert!(matches!(
+        proctree::request_shutdown(me),
+        Err(Refused { .. })
+    ));
+    assert!(matches!(proctree::interrupt_group(me), Err(Refused { .. })));
+    assert!(matches!(proctree::kill(1), Err(Refused { .. })));
+}

@@ -54,7 +54,8 @@ impl std::fmt::Display for Leftover {
 /// hostagent|start ... NAME` whose `LIMA_HOME` is `lima_home`.
 pub fn find(lima_home: &LimaHome, instance: &InstancePaths, masters: Masters) -> Vec<Leftover> {
     let table = ProcessTable::snapshot();
-    let spared = own_lineage(&table);
+    // This process and every ancestor: never ours to kill.
+    let spared = table.lineage_of(std::process::id());
     let dir = InstanceDir::new(&instance.dir);
     let home = InstanceDir::new(lima_home.path());
     let mut found: Vec<Leftover> = table
@@ -89,39 +90,10 @@ fn is_hostagent_of(process: &ProcessInfo, name: &str, home: &InstanceDir) -> boo
             .is_some_and(|value| home.is(Path::new(value)))
 }
 
-/// This process and every ancestor: never ours to kill.
-fn own_lineage(table: &ProcessTable) -> Vec<u32> {
-    let mut lineage = vec![std::process::id()];
-    while let Some(parent) = lineage
-        .last()
-        .and_then(|pid| table.get(*pid))
-        .and_then(|p| p.parent)
-    {
-        if lineage.contains(&parent) || parent == 0 {
-            break;
-        }
-        lineage.push(parent);
-    }
-    lineage
-}
-
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::test_support::Spawned;
-
-    #[test]
-    fn the_own_lineage_is_this_process_and_its_ancestors() {
-        let table = ProcessTable::snapshot();
-        let lineage = own_lineage(&table);
-        let me = std::process::id();
-        assert_eq!(lineage.first(), Some(&me));
-        let parent = table.get(me).and_then(|p| p.parent).expect("a parent");
-        assert!(
-            lineage.contains(&parent),
-            "{lineage:?} lacks parent {parent}"
-        );
-    }
 
     #[test]
     fn finds_reparented_processes_by_the_paths_they_name_and_spares_the_neighbour() {
