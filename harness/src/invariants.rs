@@ -22,8 +22,10 @@
 //! - **Failures reflected**: a VM whose last `wsl.exe --unregister` failed
 //!   (and whose retry budget is not spent) is not deleted while its WSL2
 //!   distro is still registered: the failure keeps the resource. And a
-//!   success is not reported as a failure: a resource whose `Cleanup`
-//!   condition blames `--unregister` had at least one such call fail.
+//!   success is not reported as a failure: a resource with a False
+//!   condition that blames `wsl.exe --unregister` or `--terminate` (a
+//!   failed delete, an incomplete forced stop) had at least one such call
+//!   of its distro fail.
 //! - **Retry budgets end, loudly**: a delete whose backend command keeps
 //!   failing (`wsl.exe --unregister`, failed or killed) is tried at most
 //!   the retry budget's number of times; a delete that gave up (its budget
@@ -193,7 +195,7 @@ impl Witness {
         self.scan_files();
         match view {
             None => self.check_gone(name, distros, log),
-            Some(view) => self.check_cleanup_reported(name, read_ms, view),
+            Some(view) => self.check_failures_reported(name, read_ms, view),
         }
         let stopped = view.is_some_and(VmView::is_stopped);
         let newly_stopped = {
@@ -320,29 +322,58 @@ impl Witness {
         }
     }
 
-    /// A read of VM `name` started at `read_ms` showed `view`: a Cleanup
-    /// failure that blames `wsl.exe --unregister` needs a failed call of
-    /// it; a spent budget is remembered (it was said loudly).
-    fn check_cleanup_reported(&self, name: &str, read_ms: u64, view: &VmView) {
-        let Some(cleanup) = view
-            .condition(kind::CLEANUP)
-            .filter(|c| c.status == status::FALSE)
-        else {
-            return;
-        };
-        if cleanup.reason == reason::DELETE_RETRY_BUDGET_SPENT {
+    /// A read of VM `name` started at `read_ms` showed `view`: a condition
+    /// that reports a failure of `wsl.exe --unregister` or `--terminate`
+    /// needs a failed call of it; a spent budget is remembered (it was said
+    /// loudly).
+    fn check_failures_reported(&self, name: &str, read_ms: u64, view: &VmView) {
+        if view.condition(kind::CLEANUP).is_some_and(|c| {
+            c.status == status::FALSE && c.reason == reason::DELETE_RETRY_BUDGET_SPENT
+        }) {
             self.state().reported_gave_up.insert(name.to_owned());
         }
         let distro = format!("lima-{name}");
-        if let Some(calls) = successes_only(&self.journal.entries(), &distro, read_ms)
-            && cleanup.message.contains("--unregister")
-        {
-            self.breaks(format!(
-                "failures reflected: VM {name} reports Cleanup reason={} ({:?}) although each \
-                 of its {calls} `wsl.exe --unregister {distro}` calls exited 0 (a success is \
-                 not reported as a failure)",
-                cleanup.reason, cleanup.message
-            ));
+        let mut entries = None;
+        for condition in view.conditions.iter().filter(|c| c.status == status::FALSE) {
+            for verb in DISTRO_VERBS {
+                if !condition.message.contains(verb) {
+                    continue;
+                }
+                let entries = entries.get_or_insert_with(|| self.journal.entries());
+                if let Some(calls) = successes_only(entries, verb, &distro, read_ms) {
+                    self.breaks(format!(
+                        "failures reflected: VM {name} reports {}={} reason={} ({:?}) although \
+                         each of its {calls} `wsl.exe {verb} {distro}` calls exited 0 (a \
+                         success is not reported as a failure)",
+                        condition.kind, condition.status, condition.reason, condition.message
+                    ));
+                }
+            }
+        }
+    }
+
+    /// At the end of a scenario, with the service's whole log: a line that
+    /// says a `wsl.exe VERB DISTRO` call failed, although every such call
+    /// exited 0, reports a success as a failure. (A reconciler may keep
+    /// such a failure out of its resources, as a forced stop's does; its
+    /// log is where an operator reads it.)
+    pub fn service_log_read(&self, log: &str) {
+        let entries = self.journal.entries();
+        for verb in DISTRO_VERBS {
+            for (distro, calls) in wsl_outcomes(&entries, verb) {
+                if calls.is_empty() || !calls.iter().all(|ok| *ok) {
+                    continue;
+                }
+                if let Some(line) = log.lines().find(|l| blames(l, verb, &distro)) {
+                    self.breaks(format!(
+                        "failures reflected: the service's log says `wsl.exe {verb} {distro}` \
+                         failed although each of its {} calls exited 0 (a success is not \
+                         reported as a failure): {:?}",
+                        calls.len(),
+                        line.trim()
+                    ));
+                }
+            }
         }
     }
 
@@ -368,7 +399,7 @@ impl Witness {
         };
         // Lima's WSL2 driver names the distro of instance NAME `lima-NAME`.
         let distro = format!("lima-{name}");
-        let outcomes = unregister_outcomes(&self.journal.entries());
+        let outcomes = wsl_outcomes(&self.journal.entries(), "--unregister");
         let Some(calls) = outcomes.get(&distro) else {
             return;
         };
@@ -502,17 +533,21 @@ fn is_fake_hostagent(entries: &[JournalEntry], pid: u32) -> bool {
         .any(|e| e.pid == pid && e.tool == Tool::Limactl.as_str() && e.event() == event::INVOKED)
 }
 
-/// Per WSL2 distro, the outcome of each `wsl.exe --unregister` call in
+/// The `wsl.exe` verbs that act on one distro (`wsl.exe VERB DISTRO`) and
+/// whose failure a reconciler reports: a delete's and a forced stop's.
+const DISTRO_VERBS: [&str; 2] = ["--unregister", "--terminate"];
+
+/// Per WSL2 distro, the outcome of each `wsl.exe VERB DISTRO` call in
 /// journal order: true when it exited 0 (a call with no exit journaled
 /// was killed at its bound: failed).
-fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> {
+fn wsl_outcomes(entries: &[JournalEntry], verb: &str) -> BTreeMap<String, Vec<bool>> {
     let mut outcomes: BTreeMap<String, Vec<bool>> = BTreeMap::new();
     for call in entries
         .iter()
         .filter(|e| e.tool == Tool::Wsl.as_str() && e.event() == event::INVOKED)
     {
         let args = call.args();
-        let Some(at) = args.iter().position(|a| *a == "--unregister") else {
+        let Some(at) = args.iter().position(|a| *a == verb) else {
             continue;
         };
         let Some(distro) = args.get(at + 1) else {
@@ -533,16 +568,40 @@ fn unregister_outcomes(entries: &[JournalEntry]) -> BTreeMap<String, Vec<bool>> 
     outcomes
 }
 
-/// The number of `wsl.exe --unregister DISTRO` calls invoked by `before_ms`
-/// when there is at least one and each exited 0; `None` otherwise.
-fn successes_only(entries: &[JournalEntry], distro: &str, before_ms: u64) -> Option<usize> {
+/// The number of `wsl.exe VERB DISTRO` calls invoked by `before_ms` when
+/// there is at least one and each had exited 0 by then; `None` otherwise.
+fn successes_only(
+    entries: &[JournalEntry],
+    verb: &str,
+    distro: &str,
+    before_ms: u64,
+) -> Option<usize> {
     let before: Vec<JournalEntry> = entries
         .iter()
         .filter(|e| e.time_ms <= before_ms)
         .cloned()
         .collect();
-    let calls = unregister_outcomes(&before).remove(distro)?;
+    let calls = wsl_outcomes(&before, verb).remove(distro)?;
     (!calls.is_empty() && calls.iter().all(|ok| *ok)).then_some(calls.len())
+}
+
+/// True when `line` names the call `wsl.exe VERB DISTRO` (the distro as a
+/// whole word: `lima-vm` is not named by `lima-vm2`) and says it failed.
+fn blames(line: &str, verb: &str, distro: &str) -> bool {
+    let lower = line.to_lowercase();
+    let names_distro = lower
+        .match_indices(&distro.to_lowercase())
+        .any(|(at, found)| {
+            let word = |c: char| c.is_alphanumeric() || c == '-' || c == '_' || c == '.';
+            let before = lower[..at].chars().next_back();
+            let after = lower[at + found.len()..].chars().next();
+            !before.is_some_and(word) && !after.is_some_and(word)
+        });
+    names_distro
+        && lower.contains(verb)
+        && ["fail", "error", "cannot", "could not", "exited with"]
+            .iter()
+            .any(|word| lower.contains(word))
 }
 
 /// True when `log` has a line that names VM `name` and says its retry
@@ -563,7 +622,7 @@ fn budget_overruns(entries: &[JournalEntry], budget: u32) -> Vec<String> {
     if budget == 0 {
         return Vec::new();
     }
-    unregister_outcomes(entries)
+    wsl_outcomes(entries, "--unregister")
         .into_iter()
         .map(|(distro, calls)| (distro, calls.iter().filter(|ok| !**ok).count()))
         .filter(|(_, failed)| *failed > budget as usize)
@@ -693,13 +752,43 @@ mod tests {
             e
         };
         let mut entries = vec![call(1, 10), exit(1, 0, 20)];
-        assert_eq!(successes_only(&entries, "lima-vm", 30), Some(1));
-        assert_eq!(successes_only(&entries, "lima-other", 30), None);
+        let unregister = |entries: &[JournalEntry], distro, read_ms| {
+            successes_only(entries, "--unregister", distro, read_ms)
+        };
+        assert_eq!(unregister(&entries, "lima-vm", 30), Some(1));
+        assert_eq!(unregister(&entries, "lima-other", 30), None);
+        assert_eq!(
+            successes_only(&entries, "--terminate", "lima-vm", 30),
+            None,
+            "another verb"
+        );
         // Still running at the read: not (yet) a success.
-        assert_eq!(successes_only(&entries, "lima-vm", 15), None);
+        assert_eq!(unregister(&entries, "lima-vm", 15), None);
         entries.extend([call(2, 40), exit(2, 1, 50)]);
-        assert_eq!(successes_only(&entries, "lima-vm", 30), Some(1), "later");
-        assert_eq!(successes_only(&entries, "lima-vm", 60), None, "one failed");
+        assert_eq!(unregister(&entries, "lima-vm", 30), Some(1), "later");
+        assert_eq!(unregister(&entries, "lima-vm", 60), None, "one failed");
+    }
+
+    #[test]
+    fn a_log_line_blames_a_call_when_it_names_the_verb_the_whole_distro_and_a_failure() {
+        let line = "WARN forced stop step failed instance=\"vm\" step=wsl-terminate \
+                    error=wsl.exe --terminate lima-vm exited with exit status: 0: no output";
+        assert!(blames(line, "--terminate", "lima-vm"));
+        assert!(!blames(line, "--unregister", "lima-vm"), "another verb");
+        assert!(
+            !blames(line, "--terminate", "lima-v"),
+            "a prefix of the distro"
+        );
+        let other = line.replace("lima-vm ", "lima-vm2 ");
+        assert!(
+            !blames(&other, "--terminate", "lima-vm"),
+            "a longer distro name"
+        );
+        assert!(!blames(
+            "INFO ran wsl.exe --terminate lima-vm",
+            "--terminate",
+            "lima-vm"
+        ));
     }
 
     #[test]

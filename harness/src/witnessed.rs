@@ -34,6 +34,15 @@ impl<'s> Witnessed<'s> {
     }
 }
 
+/// The scenario is over: what only the service's whole log can tell.
+impl Drop for Witnessed<'_> {
+    fn drop(&mut self) {
+        self.sandbox
+            .witness()
+            .service_log_read(&self.inner.log_text());
+    }
+}
+
 impl ReconcilerDriver for Witnessed<'_> {
     fn spawn_service(&mut self) -> Result<u32, HarnessError> {
         self.inner.spawn_service()

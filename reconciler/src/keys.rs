@@ -534,6 +534,33 @@ mod tests {
         assert_eq!(fx.config_entries(), [".keygen.lock", "user", "user.pub"]);
     }
 
+    /// An ed25519 key protected by the passphrase "not-a-secret", made for
+    /// this test with `ssh-keygen -t ed25519 -N not-a-secret`: Lima's
+    /// `ssh` runs without a terminal and cannot use it.
+    const PASSPHRASE_PROTECTED_KEY: &str = "\
+-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIAAAAGYmNyeXB0AAAAGAAAABAJ0V+rBY
+D5ArlC6xg9cx6CAAAAEAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5AAAAIF62OcTx6/Bxr0Bl
+xr1hQDTe9xOqkXnIYvcOzZ1hgpIuAAAAsAsF0PQ+JT7TKfPQWpMn8pssQg2VrZA+3TsHyN
+8flmkqtTXt7V4DFO/yTA1yY3+IT7yFErCUhGMnd1QQVbInOEjx7FJEbd/hgXElXoXltfWi
+T1DSyPpoc5UO9MqjhZCqKYTvrGdTpbRyohfFIla9SJW8cN0PpIjhCbcnnNto3aMhckJdQt
+bE84cApcR/RtrPk1zo0stR2iazTH8Pzp7nS2dqvVHk11IxByhpH8GgkCqU
+-----END OPENSSH PRIVATE KEY-----
+";
+
+    #[test]
+    fn a_passphrase_protected_key_is_replaced_and_the_reason_says_so() {
+        let fx = fixture();
+        std::fs::create_dir_all(fx.settings.lima_home.config_dir()).unwrap();
+        std::fs::write(fx.private(), PASSPHRASE_PROTECTED_KEY).unwrap();
+        let outcome = ensure_ssh_keys(&fx.settings).unwrap();
+        assert!(
+            matches!(&outcome, KeyOutcome::Regenerated { reason } if reason.contains("passphrase")),
+            "{outcome:?}"
+        );
+        fx.assert_matching_pair();
+    }
+
     #[test]
     fn partial_key_regression_accepts_a_half_written_key() {
         let mut fx = fixture();

@@ -92,6 +92,34 @@ pub fn wait_for(
     }
 }
 
+/// Checks for `window` that VM `instance` goes on running under the
+/// hostagent `hostagent`: Running=True throughout and the same pid in
+/// `ha.pid`. A reconciler that takes a healthy VM for broken (and restarts
+/// it) fails with a symptom naming `while`, what should have kept it up.
+pub fn stays_up(
+    svc: &mut dyn ReconcilerDriver,
+    instance: &lima_layout::InstancePaths,
+    hostagent: u32,
+    window: Duration,
+    while_: &str,
+) -> ScenarioResult {
+    let name = &instance.name;
+    let left = wait_for(svc, name, window, "the VM to stop running", |v: &VmView| {
+        !v.is_running() || lima_layout::paths::read_pid_file(&instance.ha_pid()) != Some(hostagent)
+    });
+    match left {
+        Ok(view) => Err(symptom!(
+            "VM {name} stopped running under its hostagent (pid {hostagent}, ha.pid now {:?}) \
+             while {while_}: {}",
+            lima_layout::paths::read_pid_file(&instance.ha_pid()),
+            view.running_summary()
+        )),
+        // Running throughout: the wait for the opposite timed out.
+        Err(ScenarioError::Symptom(_)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Applies `spec` and waits for Running=True.
 pub fn start_vm(svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> Result<VmView, ScenarioError> {
     svc.apply(spec)?;

@@ -193,6 +193,15 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     crate::steps::start_vm(svc.as_mut(), &super::wsl_vm("vm"))?;
     let instance = ctx.sandbox.lima_home().instance("vm");
     let hostagent = read_pid_file(&instance.ha_pid()).unwrap_or_default();
+    // First, while the distro runs, the VM must stay as it is: a watcher
+    // that takes a running distro for a stopped one restarts it at once.
+    crate::steps::stays_up(
+        svc.as_mut(),
+        &instance,
+        hostagent,
+        watch_window(ctx),
+        "its WSL2 distro lima-vm ran",
+    )?;
     crate::steps::wsl_shutdown(ctx.sandbox)?;
     if crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()) {
         return Err(ScenarioError::Harness(
@@ -211,6 +220,13 @@ pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
         crate::checks::wsl_distros(ctx.sandbox, true).contains(&"lima-vm".to_owned()),
         || "VM vm says it runs again, but WSL does not list lima-vm as running".into(),
     )
+}
+
+/// How long a VM must stay up while nothing happens to it: thirty poll
+/// intervals, three looks for a watcher that asks every ten (the
+/// reference's distro watch does: each look is a `wsl.exe` process).
+fn watch_window(ctx: &Ctx) -> Duration {
+    ctx.settings.poll_interval * 30
 }
 
 /// How long a reconciler that polls may take to notice a driver's end:
