@@ -37,11 +37,11 @@ mod tests {
         assert!(refusal(1).is_some());
         assert_eq!(refusal(std::process::id()), Some("it is this process"));
         let me = std::process::id();
+        // Wine's process table gives no parent; elsewhere there is one.
         let parent = ProcessTable::snapshot_of(&[me])
             .get(me)
-            .and_then(|p| p.parent)
-            .expect("this process has a parent");
-        if parent > 1 {
+            .and_then(|p| p.parent);
+        if let Some(parent) = parent.filter(|p| *p > 1) {
             assert_eq!(refusal(parent), Some("it is an ancestor of this process"));
         }
     }

@@ -268,7 +268,7 @@ mod tests {
 #[cfg(all(test, unix))]
 mod remove_tree_tests {
     use super::remove_tree;
-    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
 
     #[test]
     fn removes_nested_entries_and_links_without_following_them() {
@@ -286,25 +286,46 @@ mod remove_tree_tests {
         remove_tree(&dir).unwrap();
     }
 
+    /// Blocks `path` (harness::unremovable), runs `remove_tree(dir)` and
+    /// lets it go again; `None` where this platform and user cannot block.
+    fn remove_tree_while_blocked(
+        dir: &Path,
+        path: &Path,
+    ) -> Option<Result<(), (std::path::PathBuf, std::io::Error)>> {
+        if let Err(e) = harness::unremovable::block(path) {
+            assert_eq!(e.kind(), std::io::ErrorKind::Unsupported, "{e}");
+            eprintln!("skipped: {e}");
+            return None;
+        }
+        let result = remove_tree(dir);
+        harness::unremovable::undo(path).unwrap();
+        Some(result)
+    }
+
     #[test]
     fn names_the_entry_that_blocked() {
-        let probe = tempfile::tempdir().unwrap();
-        let locked = probe.path().join("locked");
-        std::fs::create_dir_all(&locked).unwrap();
-        std::fs::write(locked.join("f"), "").unwrap();
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o555)).unwrap();
-        let blocks = std::fs::remove_file(locked.join("f")).is_err();
-        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
-        if !blocks {
-            // Root ignores directory permissions: nothing blocks here.
-            return;
-        }
-        let dir = probe.path().join("vm");
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("vm");
         std::fs::create_dir_all(dir.join("sub")).unwrap();
-        std::fs::write(dir.join("sub/entry"), "").unwrap();
-        std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o555)).unwrap();
-        let (entry, _) = remove_tree(&dir).unwrap_err();
-        std::fs::set_permissions(dir.join("sub"), std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(entry, dir.join("sub/entry"));
+        let entry = dir.join("sub/entry");
+        std::fs::write(&entry, "").unwrap();
+        let Some(result) = remove_tree_while_blocked(&dir, &entry) else {
+            return;
+        };
+        let (blocked, _) = result.unwrap_err();
+        assert_eq!(blocked, entry);
+    }
+
+    #[test]
+    fn a_directory_that_cannot_be_removed_is_reported_not_taken_for_removed() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("vm");
+        let sub = dir.join("empty");
+        std::fs::create_dir_all(&sub).unwrap();
+        let Some(result) = remove_tree_while_blocked(&dir, &sub) else {
+            return;
+        };
+        let (blocked, _) = result.unwrap_err();
+        assert_eq!(blocked, sub);
     }
 }

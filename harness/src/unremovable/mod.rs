@@ -37,12 +37,20 @@ pub fn make(dir: &Path) -> io::Result<PathBuf> {
     std::fs::create_dir_all(dir)?;
     let held = dir.join(HELD);
     std::fs::write(&held, "the harness keeps this file from being removed\n")?;
-    platform::block(&held)?;
+    block(&held)?;
     Ok(held)
 }
 
-/// Lets `held` (made by [`make`]) be removed again; a path that is gone is
-/// fine.
+/// Blocks the removal of `path`, an existing file or (on Unix) an empty
+/// directory, as [`make`] does for its file; [`undo`] lets it go. Errors
+/// as [`make`]'s. Where the platform blocks through the parent directory
+/// (Linux, not root: its mode), the parent's other entries are held too.
+pub fn block(path: &Path) -> io::Result<()> {
+    platform::block(path)
+}
+
+/// Lets `held` (made by [`make`] or [`block`]) be removed again; a path
+/// that is gone is fine.
 pub fn undo(held: &Path) -> io::Result<()> {
     if held.symlink_metadata().is_err() {
         return Ok(());
