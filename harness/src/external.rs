@@ -225,6 +225,47 @@ impl TargetFile {
                 return Err(format!("{field} is empty: it must name a command"));
             }
         }
+        let verbs = [
+            ("cli.apply", &self.cli.apply),
+            ("cli.get", &self.cli.get),
+            ("cli.patch", &self.cli.patch),
+            ("cli.delete", &self.cli.delete),
+        ];
+        for (field, args) in verbs {
+            if args.is_empty() {
+                return Err(format!(
+                    "{field} is empty: it must hold the verb's arguments after cli.prefix"
+                ));
+            }
+        }
+        if let Some(args) = &self.service.regression_args
+            && !args.iter().any(|a| a.contains("{id}"))
+        {
+            return Err(
+                "service.regression_args never names {id}: the service could not tell \
+                 which regression to switch on"
+                    .into(),
+            );
+        }
+        let known = proctree::SpawnAttributes::NAMES;
+        if let Some(unknown) = self
+            .lima
+            .spawn_attributes
+            .iter()
+            .flatten()
+            .find(|a| !known.contains(&a.as_str()))
+        {
+            return Err(format!(
+                "lima.spawn_attributes: unknown attribute {unknown:?} (known: {})",
+                known.join(", ")
+            ));
+        }
+        if self.resource.conditions.split('.').any(str::is_empty) {
+            return Err(format!(
+                "resource.conditions {:?} is no dotted path (such as status.conditions)",
+                self.resource.conditions
+            ));
+        }
         if let Some(key) = self.service.env.keys().find(|k| is_harness_variable(k)) {
             return Err(format!(
                 "service.env sets {key}, a variable the harness sets itself \
@@ -946,6 +987,41 @@ kind = "LimaVM"
         }
         let ok = format!("{GOOD}\n[service.env]\nRUST_LOG = \"debug\"\n");
         assert!(parse(&ok).is_ok());
+    }
+
+    #[test]
+    fn an_empty_verb_a_regression_without_its_id_an_unknown_attribute_and_a_bad_path_are_named() {
+        let cases = [
+            (
+                GOOD.replace(r#"apply = ["apply", "-f", "-"]"#, "apply = []"),
+                "cli.apply is empty",
+            ),
+            (
+                GOOD.replace(
+                    r#"start = ["{reconciler}", "serve"]"#,
+                    "start = [\"{reconciler}\", \"serve\"]\nregression_args = [\"--regress\"]",
+                ),
+                "never names {id}",
+            ),
+            (
+                format!("{GOOD}\n[lima]\nspawn_attributes = [\"fly\"]\n"),
+                "unknown attribute \"fly\" (known: own_process_group, background_priority)",
+            ),
+            (format!("{GOOD}conditions = \"\"\n"), "is no dotted path"),
+            (
+                format!("{GOOD}conditions = \"status..conditions\"\n"),
+                "is no dotted path",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
+        let with_id = GOOD.replace(
+            r#"start = ["{reconciler}", "serve"]"#,
+            "start = [\"{reconciler}\", \"serve\"]\nregression_args = [\"--regress={id}\"]",
+        );
+        assert!(parse(&with_id).unwrap().supports_regressions());
     }
 
     #[test]

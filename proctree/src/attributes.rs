@@ -16,6 +16,10 @@ pub struct SpawnAttributes {
 }
 
 impl SpawnAttributes {
+    /// Each attribute's name, as the fakes' journal records it and a target
+    /// file lists it: the field names above.
+    pub const NAMES: [&'static str; 2] = ["own_process_group", "background_priority"];
+
     /// Sets every requested attribute on `cmd`.
     pub fn apply(&self, cmd: &mut Command) {
         crate::platform::apply_attributes(*self, cmd);

@@ -567,7 +567,9 @@ fn merge_refuses_a_missing_a_repeated_or_a_foreign_shard_naming_the_findings() {
     std::fs::write(&other_file, other.to_string()).unwrap();
     merge(tmp.path(), &[&first, &other_file], &[])
         .code(2)
-        .stderr(contains("are not shards of one run: their toolset differ"));
+        .stderr(contains(
+            "are not shards of one run: they differ in toolset",
+        ));
 
     let table = tmp.path().join("table.txt");
     std::fs::write(&table, "not json").unwrap();

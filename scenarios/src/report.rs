@@ -32,25 +32,45 @@ pub fn rows(ids: &[&'static str], outcomes: &[Outcome]) -> Vec<Row> {
         .collect()
 }
 
+/// What a report's runs came to. A run "ran" unless it is unsupported
+/// here; runs not selected (another shard, `--only`, `--variants`) are not
+/// counted at all.
 pub struct Summary {
+    /// Findings in the report.
     pub total: usize,
+    /// Regressed runs that ran, and how many of them reproduced.
+    pub regressed_runs: usize,
     pub reproduced: usize,
+    /// Fixed runs that ran, and how many of them passed.
+    pub fixed_runs: usize,
     pub fixed: usize,
+    /// Findings whose runs are unsupported here.
     pub unsupported: usize,
 }
 
 impl Summary {
     pub fn of(rows: &[Row]) -> Self {
-        let count = |pick: fn(&Row) -> &Option<Outcome>, verdict| {
+        let count = |pick: fn(&Row) -> &Option<Outcome>, wanted: fn(Verdict) -> bool| {
             rows.iter()
-                .filter(|r| pick(r).as_ref().is_some_and(|o| o.verdict == verdict))
+                .filter(|r| pick(r).as_ref().is_some_and(|o| wanted(o.verdict)))
                 .count()
         };
+        let ran = |verdict| verdict != Verdict::Unsupported;
         Self {
             total: rows.len(),
-            reproduced: count(|r| &r.regressed, Verdict::Reproduced),
-            fixed: count(|r| &r.fixed, Verdict::Passed),
-            unsupported: count(|r| &r.fixed, Verdict::Unsupported),
+            regressed_runs: count(|r| &r.regressed, ran),
+            reproduced: count(|r| &r.regressed, |v| v == Verdict::Reproduced),
+            fixed_runs: count(|r| &r.fixed, ran),
+            fixed: count(|r| &r.fixed, |v| v == Verdict::Passed),
+            unsupported: rows
+                .iter()
+                .filter(|r| {
+                    [&r.fixed, &r.regressed].iter().any(|o| {
+                        o.as_ref()
+                            .is_some_and(|o| o.verdict == Verdict::Unsupported)
+                    })
+                })
+                .count(),
         }
     }
 
@@ -62,16 +82,23 @@ impl Summary {
         })
     }
 
+    /// `R/N reproduced, P/M fixed[, U unsupported here]`, each part only
+    /// when runs of its variant were selected.
     pub fn line(&self) -> String {
-        let runnable = self.total - self.unsupported;
-        let mut line = format!(
-            "{}/{runnable} reproduced, {}/{runnable} fixed",
-            self.reproduced, self.fixed
-        );
-        if self.unsupported > 0 {
-            line.push_str(&format!(", {} unsupported here", self.unsupported));
+        let mut parts = Vec::new();
+        if self.regressed_runs > 0 || self.fixed_runs == 0 {
+            parts.push(format!(
+                "{}/{} reproduced",
+                self.reproduced, self.regressed_runs
+            ));
         }
-        line
+        if self.fixed_runs > 0 || self.regressed_runs == 0 {
+            parts.push(format!("{}/{} fixed", self.fixed, self.fixed_runs));
+        }
+        if self.unsupported > 0 {
+            parts.push(format!("{} unsupported here", self.unsupported));
+        }
+        parts.join(", ")
     }
 }
 
@@ -190,11 +217,60 @@ pub fn json(rows: &[Row]) -> String {
         })).collect::<Vec<_>>(),
         "summary": {
             "total": summary.total,
+            "regressed_runs": summary.regressed_runs,
             "reproduced": summary.reproduced,
+            "fixed_runs": summary.fixed_runs,
             "fixed": summary.fixed,
             "unsupported": summary.unsupported,
             "line": summary.line(),
         }
     }))
     .expect("the report serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(variant: Variant, verdict: Verdict) -> Outcome {
+        Outcome {
+            id: "f",
+            variant,
+            verdict,
+            message: String::new(),
+            leaks: Default::default(),
+            leaked: String::new(),
+            duration: Duration::ZERO,
+            waits: Default::default(),
+        }
+    }
+
+    fn row(fixed: Option<Verdict>, regressed: Option<Verdict>) -> Row {
+        Row {
+            id: "f",
+            fixed: fixed.map(|v| outcome(Variant::Fixed, v)),
+            regressed: regressed.map(|v| outcome(Variant::Regressed, v)),
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_only_the_runs_that_ran() {
+        use Verdict::*;
+        let whole = [
+            row(Some(Passed), Some(Reproduced)),
+            row(Some(Failed), Some(NotReproduced)),
+            row(Some(Unsupported), Some(Unsupported)),
+        ];
+        assert_eq!(
+            Summary::of(&whole).line(),
+            "1/2 reproduced, 1/2 fixed, 1 unsupported here"
+        );
+        // A shard or `--variants`: runs of the other variant, or of other
+        // findings, were not selected.
+        let fixed_only = [row(Some(Passed), None), row(Some(Passed), None)];
+        assert_eq!(Summary::of(&fixed_only).line(), "2/2 fixed");
+        let shard = [row(Some(Passed), None), row(None, Some(Reproduced))];
+        assert_eq!(Summary::of(&shard).line(), "1/1 reproduced, 1/1 fixed");
+        assert_eq!(Summary::of(&[]).line(), "0/0 reproduced, 0/0 fixed");
+    }
 }

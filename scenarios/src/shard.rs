@@ -42,7 +42,10 @@ impl std::str::FromStr for Shard {
                 .map_err(|_| format!("{text:?}: {s:?} is not a whole number"))
         };
         let (index, count) = (number(k)?, number(n)?);
-        if count == 0 || index == 0 || index > count {
+        if count == 0 {
+            return Err(format!("{text:?}: n must be at least 1"));
+        }
+        if index == 0 || index > count {
             return Err(format!(
                 "{text:?}: k must be 1 to n (shards are numbered from 1, as nextest's --partition count:k/n)"
             ));
@@ -239,7 +242,7 @@ pub struct Merged {
 pub enum MergeError {
     #[error("no report to merge")]
     Nothing,
-    #[error("{file} and {first} are not shards of one run: their {field} differ")]
+    #[error("{file} and {first} are not shards of one run: they differ in {field}")]
     OtherRun {
         first: String,
         file: String,

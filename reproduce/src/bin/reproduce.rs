@@ -61,7 +61,7 @@ struct Args {
     variants: Variants,
     /// Scenarios run at once, at least 1 (default: twice the number of
     /// cores: a scenario spends most of its time waiting).
-    #[arg(long, short)]
+    #[arg(long, short, value_parser = at_least_one)]
     jobs: Option<std::num::NonZeroUsize>,
     /// List the findings (with how each runs on real Lima and against a
     /// target that embeds its hostagent) and exit.
@@ -351,6 +351,14 @@ fn leftovers(clean: bool) {
     }
 }
 
+/// `--jobs`: a whole number, at least 1.
+fn at_least_one(text: &str) -> Result<std::num::NonZeroUsize, String> {
+    let n: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    std::num::NonZeroUsize::new(n).ok_or_else(|| "at least 1 scenario must run at once".to_owned())
+}
+
 /// Ctrl-C, SIGTERM and SIGHUP (Windows: CTRL_C, CTRL_BREAK, closing the
 /// console) stop the run: every live sandbox is cleaned, what was cleaned
 /// is said, and the process exits with 130.
@@ -465,8 +473,16 @@ fn run_all(tasks: &[(&Finding, Variant)], config: &RunConfig, jobs: usize) -> Ve
                     let Some((finding, variant)) = next else {
                         break;
                     };
+                    // An interrupt stops the run: nothing more starts, and
+                    // what it cut short is no verdict to print.
+                    if harness::runs::stopping() {
+                        break;
+                    }
                     bar.set_message(finding.id.id());
                     let outcome = run_finding(finding, *variant, config);
+                    if harness::runs::stopping() {
+                        break;
+                    }
                     let line = format!(
                         "{:32} {:9} {:14} {:5.1}s",
                         outcome.id,
