@@ -216,6 +216,9 @@ impl TargetFile {
     }
 
     fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() {
+            return Err("name is empty: reports name the target by it".into());
+        }
         let commands = [
             ("service.start", &self.service.start),
             ("cli.prefix", &self.cli.prefix),
@@ -1011,6 +1014,10 @@ kind = "LimaVM"
             (
                 format!("{GOOD}conditions = \"status..conditions\"\n"),
                 "is no dotted path",
+            ),
+            (
+                GOOD.replace(r#"name = "t""#, r#"name = " ""#),
+                "name is empty",
             ),
         ];
         for (text, expected) in cases {

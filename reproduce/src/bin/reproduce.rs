@@ -64,8 +64,8 @@ struct Args {
     #[arg(long, short, value_parser = at_least_one)]
     jobs: Option<std::num::NonZeroUsize>,
     /// List the findings (with how each runs on real Lima and against a
-    /// target that embeds its hostagent) and exit.
-    #[arg(long)]
+    /// target that embeds its hostagent) and exit. Plain text only.
+    #[arg(long, conflicts_with = "format")]
     list: bool,
     /// The bound of every command run for the target (CLI verbs, ready and
     /// stop commands): at it the command's process group is killed and the
@@ -200,6 +200,16 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     config.settings.command_timeout = args.command_timeout;
     let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
     let audited = args.audit || baseline.is_some() || !config.target.supports_regressions();
+    if audited && args.variants == Variants::Regressed {
+        anyhow::bail!(
+            "--variants regressed: an audit ({}) runs the fixed variants only",
+            if args.audit || baseline.is_some() {
+                "--audit, --baseline"
+            } else {
+                "the target declares no regression_args"
+            }
+        );
+    }
     let selection = Selection {
         mode: match (&baseline, audited) {
             (Some(_), _) => Mode::Baseline,
