@@ -23,9 +23,10 @@
 //!   (and whose retry budget is not spent) is not deleted while its WSL2
 //!   distro is still registered: the failure keeps the resource. And a
 //!   success is not reported as a failure: a resource with a False
-//!   condition that blames `wsl.exe --unregister` or `--terminate` (a
-//!   failed delete, an incomplete forced stop) had at least one such call
-//!   of its distro fail.
+//!   condition, or a line of the service's log (read at the scenario's
+//!   end), that blames `wsl.exe --unregister` or `--terminate` of a distro
+//!   (a failed delete, an incomplete forced stop) had at least one such
+//!   call of that distro fail.
 //! - **Retry budgets end, loudly**: a delete whose backend command keeps
 //!   failing (`wsl.exe --unregister`, failed or killed) is tried at most
 //!   the retry budget's number of times; a delete that gave up (its budget
