@@ -275,7 +275,12 @@ pub fn diff_table(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     table
         .load_style(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(["finding", "change", baseline, target]);
+        .set_header([
+            "finding".to_owned(),
+            "change".to_owned(),
+            format!("baseline: {baseline}"),
+            format!("target: {target}"),
+        ]);
     for d in diffs {
         table.add_row([
             d.id.to_owned(),
@@ -289,7 +294,7 @@ pub fn diff_table(baseline: &str, target: &str, diffs: &[Diff]) -> String {
 
 pub fn diff_markdown(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     let mut out = format!(
-        "### limavm-harness: {baseline} -> {target}\n\n| finding | change | {baseline} | {target} |\n|---|---|---|---|\n"
+        "### limavm-harness: {baseline} -> {target}\n\n| finding | change | baseline: {baseline} | target: {target} |\n|---|---|---|---|\n"
     );
     for d in diffs {
         out.push_str(&format!(

@@ -257,6 +257,14 @@ pub enum MergeError {
         file: String,
         shard: Shard,
     },
+    #[error("{file} and {first} are both shard {shard}: give each shard once")]
+    ShardTwice {
+        first: String,
+        file: String,
+        shard: Shard,
+    },
+    #[error("{file} says it is shard {shard}, past its count")]
+    ShardOutOfRange { file: String, shard: Shard },
     #[error("the shards overlap: {}", .0.join("; "))]
     Overlap(Vec<String>),
     #[error("the shards are incomplete: {shards}no report ran {}", .runs.join(", "))]
@@ -307,6 +315,23 @@ pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
                 });
             }
             _ => {}
+        }
+    }
+    let mut shards_seen: BTreeMap<(usize, usize), &str> = BTreeMap::new();
+    for (file, part) in parts {
+        let Some(shard) = part.shard else { continue };
+        if shard.index == 0 || shard.index > shard.count {
+            return Err(MergeError::ShardOutOfRange {
+                file: file.clone(),
+                shard,
+            });
+        }
+        if let Some(first) = shards_seen.insert((shard.index, shard.count), file) {
+            return Err(MergeError::ShardTwice {
+                first: first.to_owned(),
+                file: file.clone(),
+                shard,
+            });
         }
     }
     let expected: BTreeSet<(Of, String, Variant)> = selection.runs().into_iter().collect();
@@ -511,18 +536,35 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_given_twice_is_an_overlap_naming_the_findings() {
+    fn a_shard_given_twice_or_past_its_count_is_named() {
         let selection = selection(TWO);
         let mut parts = shards(&selection, 2);
         let again = ("again.json".to_owned(), parts[0].1.clone());
         parts.push(again);
         let error = merge(&parts).unwrap_err();
         assert_eq!(
-            error,
-            MergeError::Overlap(vec![
-                "bracketed-home-path (regressed) in 1.json and again.json".into(),
-                "console-group-signal (fixed) in 1.json and again.json".into(),
-            ])
+            error.to_string(),
+            "again.json and 1.json are both shard 1/2: give each shard once"
+        );
+        let mut parts = shards(&selection, 2);
+        parts[1].1.shard = Some(Shard { index: 5, count: 2 });
+        let error = merge(&parts).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "2.json says it is shard 5/2, past its count"
+        );
+    }
+
+    #[test]
+    fn runs_in_two_shards_are_an_overlap_naming_them() {
+        let selection = selection(TWO);
+        let mut parts = shards(&selection, 2);
+        let first_run = parts[0].1.runs[0].clone();
+        parts[1].1.runs.push(first_run);
+        let error = merge(&parts).unwrap_err();
+        assert!(
+            matches!(&error, MergeError::Overlap(runs) if runs.len() == 1 && runs[0].ends_with("in 1.json and 2.json")),
+            "{error}"
         );
     }
 

@@ -93,9 +93,9 @@ struct Args {
     shard: Option<Shard>,
     /// Merge the `--format json` reports of every shard of one run and
     /// print the report (in `--format`) and exit as that run would have.
-    /// Refuses shards of different runs, a shard given twice (naming the
-    /// findings run twice) and missing shards (naming the findings no
-    /// report ran).
+    /// Refuses shards of different runs, a shard given twice or past its
+    /// count, runs that two reports both made (naming them) and missing
+    /// shards (naming the findings no report ran).
     #[arg(
         long,
         value_name = "FILE",
