@@ -65,11 +65,11 @@ impl Target {
         }
     }
 
-    /// The spawn attributes its hostagents must have
-    /// (`own_process_group`, `background_priority`).
+    /// The spawn attributes its hostagents must have (names of
+    /// [`proctree::SpawnAttributes::NAMES`]): the reference asks for all.
     pub fn spawn_attributes(&self) -> Vec<String> {
         match self {
-            Target::Reference => vec!["own_process_group".into(), "background_priority".into()],
+            Target::Reference => proctree::SpawnAttributes::NAMES.map(String::from).to_vec(),
             Target::External(file) => file.lima.spawn_attributes(),
         }
     }
