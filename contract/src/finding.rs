@@ -79,7 +79,7 @@ findings! {
     FinalizerAfterFailedDelete = "finalizer-after-failed-delete" {
         title: "finalizer removed although the backend delete failed",
         defect: "a failed or timed-out instance delete is logged and the finalizer removed anyway",
-        symptoms: ["still registered"],
+        symptoms: ["still registered", "the finalizer was dropped"],
     },
     ShutdownFallbackSkipsCleanup = "shutdown-fallback-skips-cleanup" {
         title: "service-shutdown hard kill skips the forced-stop cleanup",

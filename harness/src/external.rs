@@ -6,8 +6,8 @@ use crate::reference::ReferenceSettings;
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::target_lima::now_rfc3339;
 use crate::target_schema::{
-    Change, ChangeTracker, Changes, FixedTimeouts, Observed, StatusMap, expand_value,
-    placeholders_in, status_fingerprint,
+    Change, ChangeTracker, Changes, FixedTimeouts, HarnessSection, Observed, StatusMap,
+    expand_value, placeholders_in, status_fingerprint,
 };
 use crate::template::Template;
 use crate::{HarnessError, Sandbox};
@@ -34,6 +34,10 @@ pub struct TargetFile {
     /// The target's own fixed timeouts.
     #[serde(default)]
     pub timeouts: FixedTimeouts,
+    /// How the harness drives it (command bound, settle window, jobs,
+    /// instance slots).
+    #[serde(default)]
+    pub harness: HarnessSection,
 }
 
 /// How the target uses Lima.
@@ -187,6 +191,7 @@ const PLACEHOLDERS: &[&str] = &[
     "template",
     "vm_type",
     "now",
+    "slot",
 ];
 
 /// Every placeholder, for error messages.
@@ -273,6 +278,19 @@ impl TargetFile {
             return Err(format!(
                 "service.env sets {key}, a variable the harness sets itself \
                  (LIMAVM_*, LIMA_HOME, HOME, USERPROFILE): remove it"
+            ));
+        }
+        if let Some(slots) = &self.harness.slots {
+            slots.validate()?;
+        }
+        if self.harness.slots.is_none()
+            && let Some((field, _)) = self
+                .all_templates()
+                .into_iter()
+                .find(|(_, args)| args.iter().any(|a| a.contains("{slot}")))
+        {
+            return Err(format!(
+                "{field} uses {{slot}}, but harness.slots gives no slots to number"
             ));
         }
         if self.service.ready_file.is_none() && self.service.ready_command.is_none() {
@@ -399,7 +417,7 @@ impl TargetFile {
 
     /// `settings` with the target's fixed timeouts in place.
     pub fn settings(&self, settings: ReferenceSettings) -> ReferenceSettings {
-        self.timeouts.apply(settings)
+        self.harness.apply(self.timeouts.apply(settings))
     }
 
     fn kind(&self) -> ResourceKind {
@@ -481,6 +499,13 @@ impl<'s> ExternalDriver<'s> {
                 self.target.resource.namespace.clone().unwrap_or_default(),
             ),
             ("kubeconfig", path(&self.kubeconfig_path())),
+            (
+                "slot",
+                self.sandbox
+                    .held_slot()
+                    .map(|n| n.to_string())
+                    .unwrap_or_default(),
+            ),
         ]);
         values.extend(self.settings.timings.values());
         for (key, value) in extra {
@@ -694,6 +719,10 @@ impl<'s> ExternalDriver<'s> {
 
 impl ReconcilerDriver for ExternalDriver<'_> {
     fn spawn_service(&mut self) -> Result<u32, HarnessError> {
+        // Every placeholder from here on may name the slot.
+        if let Some(slots) = &self.target.harness.slots {
+            self.sandbox.instance_slot(&self.target.name, slots)?;
+        }
         // The setup may write what the start reads (`args_file`).
         std::fs::create_dir_all(&self.state_dir)
             .map_err(HarnessError::io("creating the service's state directory"))?;
@@ -756,7 +785,12 @@ impl ReconcilerDriver for ExternalDriver<'_> {
             timeout: self.settings.command_timeout,
         };
         let sandbox = self.sandbox;
-        self.service.wait_ready(|| ready.holds(sandbox))
+        let timeout = self
+            .target
+            .harness
+            .ready_timeout
+            .unwrap_or(crate::service::EXTERNAL_READY_TIMEOUT);
+        self.service.wait_ready(timeout, || ready.holds(sandbox))
     }
 
     fn stop_service(&mut self, timeout: Duration) -> Result<Option<i32>, HarnessError> {
@@ -896,16 +930,21 @@ impl ReadyCheck {
                 self.timeout,
             ) {
                 Ok(text) => crate::target_lima::write_file(path, &text).map_err(NotReady::Yet)?,
-                // Exited non-zero: the service is not serving yet.
-                Err(e @ HarnessError::Cli { .. }) => return Err(NotReady::Yet(e.to_string())),
+                // Exited non-zero, or hung while the service comes up (a
+                // CLI that waits for its API server): not serving yet.
+                Err(e @ (HarnessError::Cli { .. } | HarnessError::CommandHung { .. })) => {
+                    return Err(NotReady::Yet(e.to_string()));
+                }
                 Err(e) => return Err(NotReady::Never(e)),
             }
         }
         if let Some(args) = &self.command {
             match run_cli(command(sandbox, args), None, "ready_command", self.timeout) {
                 Ok(_) => {}
-                // Exited non-zero: not ready yet.
-                Err(e @ HarnessError::Cli { .. }) => return Err(NotReady::Yet(e.to_string())),
+                // Exited non-zero, or hung while the service comes up.
+                Err(e @ (HarnessError::Cli { .. } | HarnessError::CommandHung { .. })) => {
+                    return Err(NotReady::Yet(e.to_string()));
+                }
                 Err(e) => return Err(NotReady::Never(e)),
             }
         }
@@ -1029,6 +1068,45 @@ kind = "LimaVM"
             "start = [\"{reconciler}\", \"serve\"]\nregression_args = [\"--regress={id}\"]",
         );
         assert!(parse(&with_id).unwrap().supports_regressions());
+    }
+
+    #[test]
+    fn the_harness_section_sets_bounds_slots_and_jobs() {
+        let with = |section: &str| format!("{GOOD}\n[harness]\n{section}\n");
+        let target = parse(&with(
+            "command_timeout = \"90s\"\nsettle_window = \"0s\"\nslots = { first = 10, count = 3 }",
+        ))
+        .unwrap();
+        let settings = target.settings(ReferenceSettings::fast());
+        assert_eq!(settings.command_timeout, Duration::from_secs(90));
+        assert!(settings.settle_window.is_zero());
+        assert_eq!(target.harness.max_jobs(), Some(3));
+        assert_eq!(
+            parse(&with("jobs = 1")).unwrap().harness.max_jobs(),
+            Some(1)
+        );
+        assert_eq!(parse(GOOD).unwrap().harness.max_jobs(), None);
+        // Without the section, the defaults: long enough for a real
+        // reconciler's CLI.
+        let defaults = parse(GOOD).unwrap().settings(ReferenceSettings::fast());
+        assert_eq!(
+            defaults.command_timeout,
+            crate::reference::DEFAULT_COMMAND_TIMEOUT
+        );
+        for (text, expected) in [
+            (
+                with("slots = { first = 1, count = 0 }"),
+                "at least one slot",
+            ),
+            (with("jobs = 0"), "jobs"),
+            (
+                GOOD.replace("{state}/ready", "{state}/ready-{slot}"),
+                "service.ready_file uses {slot}, but harness.slots gives no slots",
+            ),
+        ] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains(expected), "{expected:?} not in {err}");
+        }
     }
 
     #[test]

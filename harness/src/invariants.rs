@@ -5,9 +5,11 @@
 //! ([`crate::LeakReport::broken`]), so a fixed run, a cross-path case or a
 //! property case fails with the invariant's message.
 //!
-//! - **Kept files**: the files of an instance that are not tmp files (its
-//!   `lima.yaml`, disk images, logs: [`is_kept_file`]) survive every stop;
-//!   only a delete of the VM may remove them.
+//! - **Kept files**: the files of an instance that once ran (a read
+//!   reported it Running) that are not tmp files (its `lima.yaml`, disk
+//!   images, logs: [`is_kept_file`]) survive every stop; only a delete of
+//!   the VM may remove them. (An instance that never ran may be cleared
+//!   away by a reconciler that could not prepare it.)
 //! - **Running is true**: a resource does not go on reporting Running=True
 //!   for longer than [`NOTICE_BOUND`] after the hostagent that `ha.pid`
 //!   names, or its QEMU driver, died.
@@ -34,6 +36,11 @@
 //!   timeout may have unregistered it all the same) says so, in the
 //!   resource (`Cleanup` reason=`DeleteRetryBudgetSpent`) or in the
 //!   service's log (a line naming the VM and its budget).
+//!
+//! - **Statuses settle**: once the harness has stopped asking, a VM's
+//!   `Running` condition does not keep changing while no process of the
+//!   sandbox starts or ends (an endless reconcile loop that flips it
+//!   between two values): [`Witness::settle_reads`].
 //!
 //! The checks use what the fakes journal; with real tools (nothing
 //! journaled) those that need the journal hold vacuously.
@@ -68,6 +75,82 @@ pub fn is_kept_file(name: &str) -> bool {
             || (name.ends_with(".log") && !name.starts_with("serial")))
 }
 
+/// One invariant of the list above: its stable ID names it in reports (an
+/// audit gives each a row of its own, beside the findings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Invariant {
+    KeptFiles,
+    RunningIsTrue,
+    StoppedIsTrue,
+    GracefulFirst,
+    FailuresReflected,
+    RetryBudgetsEndLoudly,
+    StatusesSettle,
+}
+
+impl Invariant {
+    /// Every invariant, in the order of the list above.
+    pub const ALL: &'static [Invariant] = &[
+        Invariant::KeptFiles,
+        Invariant::RunningIsTrue,
+        Invariant::StoppedIsTrue,
+        Invariant::GracefulFirst,
+        Invariant::FailuresReflected,
+        Invariant::RetryBudgetsEndLoudly,
+        Invariant::StatusesSettle,
+    ];
+
+    /// The stable ID (`stopped-is-true`), as reports name it.
+    pub const fn id(self) -> &'static str {
+        match self {
+            Invariant::KeptFiles => "kept-files",
+            Invariant::RunningIsTrue => "running-is-true",
+            Invariant::StoppedIsTrue => "stopped-is-true",
+            Invariant::GracefulFirst => "graceful-first",
+            Invariant::FailuresReflected => "failures-reflected",
+            Invariant::RetryBudgetsEndLoudly => "retry-budgets-end-loudly",
+            Invariant::StatusesSettle => "statuses-settle",
+        }
+    }
+
+    /// What it holds a reconciler to, in a few words.
+    pub const fn title(self) -> &'static str {
+        match self {
+            Invariant::KeptFiles => "only a delete removes an instance's lima.yaml, disks and logs",
+            Invariant::RunningIsTrue => {
+                "Running=True is not reported for a dead hostagent or driver"
+            }
+            Invariant::StoppedIsTrue => "nothing of an instance runs once it is reported Stopped",
+            Invariant::GracefulFirst => "nothing is forced before the graceful timeout",
+            Invariant::FailuresReflected => {
+                "a failed delete keeps the resource; a success is not reported as a failure"
+            }
+            Invariant::RetryBudgetsEndLoudly => "a delete that gives up says so, within its budget",
+            Invariant::StatusesSettle => "a status does not keep changing while nothing happens",
+        }
+    }
+
+    /// The invariant whose ID is `id`.
+    pub fn find(id: &str) -> Option<Invariant> {
+        Self::ALL.iter().copied().find(|i| i.id() == id)
+    }
+}
+
+/// One break of an invariant: which, and what was seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub invariant: Invariant,
+    /// Starts with the invariant's name in words (`Stopped is true: VM vm
+    /// was reported Stopped while ...`).
+    pub message: String,
+}
+
+impl std::fmt::Display for Broken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// What the harness asked and saw in one sandbox, and the invariants broken
 /// so far. Shared by every driver of the sandbox.
 #[derive(Debug)]
@@ -96,7 +179,19 @@ struct State {
     reported_gave_up: BTreeSet<String>,
     /// Retry budget of deletes (0: unlimited), as the run's settings say.
     delete_retry_budget: u32,
-    broken: Vec<String>,
+    /// Instances a read once reported Running=True: only their kept files
+    /// are held to (a reconciler may clear away an instance it could not
+    /// prepare).
+    ever_running: BTreeSet<String>,
+    /// Per instance, whether its last read reported it other than Stopped
+    /// (gone instances are not here).
+    not_stopped: BTreeSet<String>,
+    /// The instances not reported Stopped when the service's last
+    /// shutdown began: what that shutdown had to stop.
+    owned_by_shutdown: Vec<String>,
+    /// Defects that checks beyond a scenario's own found ([`Witness::found`]).
+    found: Vec<crate::defects::Seen>,
+    broken: Vec<Broken>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -130,11 +225,97 @@ impl Witness {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn breaks(&self, message: String) {
+    fn breaks(&self, invariant: Invariant, message: String) {
         let mut state = self.state();
-        if !state.broken.contains(&message) {
-            state.broken.push(message);
+        if !state.broken.iter().any(|b| b.message == message) {
+            state.broken.push(Broken { invariant, message });
         }
+    }
+
+    /// A check beyond the scenario's own found `defect`: the run reports
+    /// it under that defect's name, apart from its own verdict.
+    pub fn found(&self, defect: crate::defects::Defect, message: String) {
+        let mut state = self.state();
+        if !state
+            .found
+            .iter()
+            .any(|s| s.defect == defect && s.message == message)
+        {
+            state.found.push(crate::defects::Seen { defect, message });
+        }
+    }
+
+    /// Every defect found by checks beyond the scenario's own, in order.
+    pub fn found_defects(&self) -> Vec<crate::defects::Seen> {
+        self.state().found.clone()
+    }
+
+    /// The service is about to be shut down: the instances its last reads
+    /// did not report Stopped are that shutdown's to stop.
+    pub fn shutdown_begins(&self) {
+        let mut state = self.state();
+        state.owned_by_shutdown = state.not_stopped.iter().cloned().collect();
+    }
+
+    /// Every VM the harness asked for or read, by name: the instances
+    /// whose leftovers are the reconciler's (a scenario may plant others).
+    pub fn instances_seen(&self) -> BTreeSet<String> {
+        let state = self.state();
+        state
+            .not_stopped
+            .iter()
+            .chain(&state.reported_stopped)
+            .chain(&state.deleted)
+            .chain(&state.ever_running)
+            .chain(state.stopping.keys())
+            .cloned()
+            .collect()
+    }
+
+    /// The VMs to watch settle: every one read at least once and not
+    /// deleted, by name.
+    pub fn settling_candidates(&self) -> Vec<String> {
+        let state = self.state();
+        state
+            .not_stopped
+            .iter()
+            .chain(&state.reported_stopped)
+            .filter(|name| !state.deleted.contains(*name))
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    }
+
+    /// VM `name` was read as `reads` within `window`, nothing asked of it:
+    /// a `Running` condition that changed [`QUIET_CHANGES`] times or more
+    /// while no process of the sandbox started or ended never settles.
+    pub fn settle_reads(&self, name: &str, reads: &[SettleRead], window: Duration) {
+        let quiet = quiet_changes(reads);
+        if quiet.len() < QUIET_CHANGES {
+            return;
+        }
+        let path: Vec<String> = std::iter::once(quiet[0].0)
+            .chain(quiet.iter().map(|(_, to)| *to))
+            .map(condition_text)
+            .collect();
+        self.breaks(
+            Invariant::StatusesSettle,
+            format!(
+                "statuses settle: VM {name}'s Running condition changed {} times in {} reads \
+                 over {window:?} while the harness asked nothing and no process started or \
+                 ended ({}): it never settles",
+                quiet.len(),
+                reads.len(),
+                path.join(" -> ")
+            ),
+        );
+    }
+
+    /// The instances the service's last shutdown had to stop (reported
+    /// other than Stopped when it began), by name.
+    pub fn owned_by_shutdown(&self) -> Vec<String> {
+        self.state().owned_by_shutdown.clone()
     }
 
     /// The retry budget of deletes for this run (0: unlimited).
@@ -201,6 +382,14 @@ impl Witness {
         let stopped = view.is_some_and(VmView::is_stopped);
         let newly_stopped = {
             let mut state = self.state();
+            if view.is_some_and(VmView::is_running) {
+                state.ever_running.insert(name.to_owned());
+            }
+            if view.is_some() && !stopped {
+                state.not_stopped.insert(name.to_owned());
+            } else {
+                state.not_stopped.remove(name);
+            }
             if stopped {
                 state.reported_stopped.insert(name.to_owned())
             } else {
@@ -220,13 +409,13 @@ impl Witness {
 
     /// Every invariant broken so far, and those only the end can tell
     /// (kept files gone, retry budgets overrun). Empty when all hold.
-    pub fn broken(&self) -> Vec<String> {
+    pub fn broken(&self) -> Vec<Broken> {
         self.scan_files();
         let entries = self.journal.entries();
         let state = self.state();
         let mut broken = state.broken.clone();
         for (name, files) in &state.kept {
-            if state.deleted.contains(name) {
+            if state.deleted.contains(name) || !state.ever_running.contains(name) {
                 continue;
             }
             let dir = self.lima_home.instance(name).dir;
@@ -236,14 +425,24 @@ impl Witness {
                 .map(String::as_str)
                 .collect();
             if !gone.is_empty() {
-                broken.push(format!(
-                    "kept files: {} of instance {name} removed although the VM was never deleted \
-                     (only tmp files may go on a stop)",
-                    gone.join(", ")
-                ));
+                broken.push(Broken {
+                    invariant: Invariant::KeptFiles,
+                    message: format!(
+                        "kept files: {} of instance {name} removed although the VM was never \
+                         deleted (only tmp files may go on a stop)",
+                        gone.join(", ")
+                    ),
+                });
             }
         }
-        broken.extend(budget_overruns(&entries, state.delete_retry_budget));
+        broken.extend(
+            budget_overruns(&entries, state.delete_retry_budget)
+                .into_iter()
+                .map(|message| Broken {
+                    invariant: Invariant::RetryBudgetsEndLoudly,
+                    message,
+                }),
+        );
         broken
     }
 
@@ -316,10 +515,13 @@ impl Witness {
         let for_ms = read_ms.saturating_sub(first);
         drop(state);
         if Duration::from_millis(for_ms) >= NOTICE_BOUND {
-            self.breaks(format!(
-                "Running is true: VM {name} was still reported Running {for_ms} ms after its \
+            self.breaks(
+                Invariant::RunningIsTrue,
+                format!(
+                    "Running is true: VM {name} was still reported Running {for_ms} ms after its \
                  {what} (pid {pid}) was seen dead (bound: {NOTICE_BOUND:?})"
-            ));
+                ),
+            );
         }
     }
 
@@ -342,12 +544,15 @@ impl Witness {
                 }
                 let entries = entries.get_or_insert_with(|| self.journal.entries());
                 if let Some(calls) = successes_only(entries, verb, &distro, read_ms) {
-                    self.breaks(format!(
-                        "failures reflected: VM {name} reports {}={} reason={} ({:?}) although \
+                    self.breaks(
+                        Invariant::FailuresReflected,
+                        format!(
+                            "failures reflected: VM {name} reports {}={} reason={} ({:?}) although \
                          each of its {calls} `wsl.exe {verb} {distro}` calls exited 0 (a \
                          success is not reported as a failure)",
-                        condition.kind, condition.status, condition.reason, condition.message
-                    ));
+                            condition.kind, condition.status, condition.reason, condition.message
+                        ),
+                    );
                 }
             }
         }
@@ -366,13 +571,16 @@ impl Witness {
                     continue;
                 }
                 if let Some(line) = log.lines().find(|l| blames(l, verb, &distro)) {
-                    self.breaks(format!(
-                        "failures reflected: the service's log says `wsl.exe {verb} {distro}` \
+                    self.breaks(
+                        Invariant::FailuresReflected,
+                        format!(
+                            "failures reflected: the service's log says `wsl.exe {verb} {distro}` \
                          failed although each of its {} calls exited 0 (a success is not \
                          reported as a failure): {:?}",
-                        calls.len(),
-                        line.trim()
-                    ));
+                            calls.len(),
+                            line.trim()
+                        ),
+                    );
                 }
             }
         }
@@ -416,21 +624,27 @@ impl Witness {
         }
         let budget_spent = budget > 0 && failed >= budget as usize;
         if !budget_spent {
-            self.breaks(format!(
-                "failures reflected: VM {name} was deleted although its last \
+            self.breaks(
+                Invariant::FailuresReflected,
+                format!(
+                    "failures reflected: VM {name} was deleted although its last \
                  `wsl.exe --unregister {distro}` failed ({failed} failed of {} calls, \
                  retry budget {budget}) and the distro is still registered",
-                calls.len()
-            ));
+                    calls.len()
+                ),
+            );
         }
         if budget_spent && !reported_gave_up && !log_says_gave_up(&log(), name) {
-            self.breaks(format!(
-                "retry budgets end loudly: the delete of VM {name} gave up after {failed} \
+            self.breaks(
+                Invariant::RetryBudgetsEndLoudly,
+                format!(
+                    "retry budgets end loudly: the delete of VM {name} gave up after {failed} \
                  failed `wsl.exe --unregister {distro}` calls (retry budget {budget}) without \
                  saying so: no read showed Cleanup reason={} and no log line names the VM and \
                  its budget",
-                reason::DELETE_RETRY_BUDGET_SPENT
-            ));
+                    reason::DELETE_RETRY_BUDGET_SPENT
+                ),
+            );
         }
     }
 
@@ -445,13 +659,16 @@ impl Witness {
         let dir = self.lima_home.instance(name).dir;
         let ours = instance_pids(&entries, name, &dir, read_ms);
         for process in live.iter().filter(|p| ours.contains(&p.pid)) {
-            self.breaks(format!(
-                "Stopped is true: VM {name} was reported Stopped while {} (pid {}) of its \
+            self.breaks(
+                Invariant::StoppedIsTrue,
+                format!(
+                    "Stopped is true: VM {name} was reported Stopped while {} (pid {}) of its \
                  instance still ran: {}",
-                process.name,
-                process.pid,
-                process.cmd.join(" ")
-            ));
+                    process.name,
+                    process.pid,
+                    process.cmd.join(" ")
+                ),
+            );
         }
         let request = self.state().stopping.remove(name);
         let Some(request) = request else { return };
@@ -463,13 +680,67 @@ impl Witness {
         }
         let waited = Duration::from_millis(answered_ms.saturating_sub(request.asked_ms));
         if waited < request.graceful {
-            self.breaks(format!(
-                "graceful first: the hostagent of VM {name} (pid {}) was killed and the VM \
+            self.breaks(
+                Invariant::GracefulFirst,
+                format!(
+                    "graceful first: the hostagent of VM {name} (pid {}) was killed and the VM \
                  reported Stopped {waited:?} after the stop was asked, before the graceful \
                  timeout of {:?}",
-                request.hostagent, request.graceful
-            ));
+                    request.hostagent, request.graceful
+                ),
+            );
         }
+    }
+}
+
+/// One read of a VM in the settle window: its `Running` condition
+/// (status, reason; `None` when the VM or the condition is missing) and
+/// the pids alive in the sandbox when the read began.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettleRead {
+    pub running: Option<RunningCondition>,
+    pub pids: BTreeSet<u32>,
+}
+
+/// A `Running` condition's status and reason.
+pub type RunningCondition = (String, String);
+
+impl SettleRead {
+    pub fn of(view: Option<&VmView>, pids: BTreeSet<u32>) -> Self {
+        Self {
+            running: view
+                .and_then(|v| v.condition(kind::RUNNING))
+                .map(|c| (c.status.clone(), c.reason.clone())),
+            pids,
+        }
+    }
+}
+
+/// The pids of `live`.
+pub fn pid_set(live: &[proctree::ProcessInfo]) -> BTreeSet<u32> {
+    live.iter().map(|p| p.pid).collect()
+}
+
+/// How many changes of a status with nothing happening make it unsettled:
+/// one is a status catching up; two (there and back) is a loop.
+const QUIET_CHANGES: usize = 2;
+
+/// The changes of `reads` made while no process started or ended between
+/// the two reads: `(from, to)`, in order.
+fn quiet_changes(
+    reads: &[SettleRead],
+) -> Vec<(&Option<RunningCondition>, &Option<RunningCondition>)> {
+    reads
+        .windows(2)
+        .filter(|w| w[0].running != w[1].running && w[0].pids == w[1].pids)
+        .map(|w| (&w[0].running, &w[1].running))
+        .collect()
+}
+
+fn condition_text(c: &Option<RunningCondition>) -> String {
+    match c {
+        Some((status, reason)) => format!("{status}/{reason}"),
+        None => "none".to_owned(),
     }
 }
 
@@ -824,5 +1095,87 @@ mod tests {
         assert_eq!(overrun.len(), 1);
         assert!(overrun[0].contains("failed 3 times"), "{overrun:?}");
         assert!(budget_overruns(&entries, 0).is_empty(), "0: unlimited");
+    }
+
+    fn read(status: &str, reason: &str, pids: &[u32]) -> SettleRead {
+        SettleRead {
+            running: Some((status.to_owned(), reason.to_owned())),
+            pids: pids.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn a_status_that_flips_while_nothing_happens_never_settles() {
+        let witness = Witness::new(
+            LimaHome::new("/nonexistent/lima"),
+            Journal::new("/nonexistent/journal.jsonl".into()),
+        );
+        // Caught up once: settled.
+        witness.settle_reads(
+            "a",
+            &[
+                read("Unknown", "Reconciling", &[1]),
+                read("False", "Stopped", &[1]),
+                read("False", "Stopped", &[1]),
+            ],
+            Duration::from_millis(400),
+        );
+        // Changes that come with processes starting or ending: a crash
+        // loop is not a status that fails to settle.
+        witness.settle_reads(
+            "b",
+            &[
+                read("False", "StartFailed", &[1]),
+                read("Unknown", "Starting", &[1, 7]),
+                read("False", "StartFailed", &[1]),
+                read("Unknown", "Starting", &[1, 8]),
+            ],
+            Duration::from_millis(400),
+        );
+        assert!(witness.broken().is_empty(), "{:?}", witness.broken());
+        witness.settle_reads(
+            "c",
+            &[
+                read("False", "Stopped", &[1]),
+                read("Unknown", "Reconciling", &[1]),
+                read("False", "Stopped", &[1]),
+            ],
+            Duration::from_millis(400),
+        );
+        let broken = witness.broken();
+        assert_eq!(broken.len(), 1, "{broken:?}");
+        assert_eq!(broken[0].invariant, Invariant::StatusesSettle);
+        assert!(
+            broken[0]
+                .message
+                .contains("False/Stopped -> Unknown/Reconciling -> False/Stopped"),
+            "{}",
+            broken[0]
+        );
+    }
+
+    #[test]
+    fn the_shutdown_owns_what_was_not_reported_stopped_when_it_began() {
+        let witness = Witness::new(
+            LimaHome::new("/nonexistent/lima"),
+            Journal::new("/nonexistent/journal.jsonl".into()),
+        );
+        let view = |reason: &str, status: &str| {
+            VmView::from_document_with(
+                &json!({"status": {"conditions": [
+                    {"type": "Running", "status": status, "reason": reason, "message": ""}
+                ]}}),
+                &["status", "conditions"],
+            )
+        };
+        let observe = |name: &str, v: &VmView| {
+            witness.observed(name, now_ms(), Some(v), Vec::new, Vec::new, String::new)
+        };
+        observe("up", &view("Started", "True"));
+        observe("down", &view("Stopped", "False"));
+        witness.shutdown_begins();
+        assert_eq!(witness.owned_by_shutdown(), ["up"]);
+        let seen = witness.instances_seen();
+        assert!(seen.contains("up") && seen.contains("down"), "{seen:?}");
     }
 }

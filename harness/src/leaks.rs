@@ -24,7 +24,7 @@ pub struct LeakReport {
     pub ports: Vec<LeakedPort>,
     /// Invariants broken during the scenario, one message each
     /// ([`crate::invariants`]).
-    pub broken: Vec<String>,
+    pub broken: Vec<crate::invariants::Broken>,
 }
 
 impl LeakReport {

@@ -3,6 +3,7 @@
 //! drivers for the reconciler under test.
 
 pub mod binaries;
+pub mod defects;
 pub mod driver;
 pub mod eventually;
 pub mod external;
@@ -16,6 +17,7 @@ pub mod reference;
 pub mod runs;
 pub mod sandbox;
 pub mod service;
+pub mod slots;
 pub mod target;
 pub mod target_lima;
 pub mod target_schema;

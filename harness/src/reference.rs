@@ -30,6 +30,10 @@ pub struct ReferenceSettings {
     /// verb, a ready or stop command); at it the command's group is killed
     /// and the scenario ends with a harness error naming the command.
     pub command_timeout: Duration,
+    /// How long the VMs are read, nothing asked, before a service is
+    /// stopped: their statuses must settle meanwhile
+    /// ([`crate::invariants::Invariant::StatusesSettle`]). Zero skips it.
+    pub settle_window: Duration,
     /// PATH holds the sandbox's `bin/` only (to make a tool missing).
     pub isolated_path: bool,
     /// `--hostagent-entry`: how the service starts a hostagent (`hostagent`
@@ -44,6 +48,16 @@ pub struct ReferenceSettings {
 /// harness kills it: seconds, where the work takes well under one.
 pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 
+/// The default bound of a command the harness runs for a target: a real
+/// reconciler's CLI may wait for its API server first (rancher-desktop-
+/// daemon's `service config` waits up to 90 s), and a loaded 2-core machine
+/// slows every call; a command that hangs is still ended.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The default settle window: several reads of a status whose reconcile
+/// loop takes milliseconds a turn.
+pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(400);
+
 impl ReferenceSettings {
     pub fn fast() -> Self {
         let timings = Timings::fast();
@@ -51,7 +65,8 @@ impl ReferenceSettings {
             regressions: Vec::new(),
             drop_shutdown_timeout: timings.graceful_timeout + SHUTDOWN_MARGIN,
             timings,
-            command_timeout: Duration::from_secs(15),
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            settle_window: DEFAULT_SETTLE_WINDOW,
             isolated_path: false,
             hostagent_entry: None,
         }
@@ -224,7 +239,7 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
     fn wait_ready(&mut self) -> Result<(), HarnessError> {
         let service_json = self.state_dir.join("service.json");
         let pid = self.service.pid();
-        self.service.wait_ready(|| {
+        self.service.wait_ready(crate::service::READY_TIMEOUT, || {
             let text = std::fs::read_to_string(&service_json).unwrap_or_default();
             let doc: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
             if doc["ready"] == true && doc["pid"].as_u64() == pid.map(u64::from) {

@@ -90,6 +90,10 @@ pub struct Sandbox {
     exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
     /// What the drivers asked and read, for the invariants.
     witness: crate::invariants::Witness,
+    /// The target's instance slot this sandbox holds, if its target has
+    /// slots ([`crate::slots`]). Last, so that it is released only once
+    /// the drop has killed what ran in it.
+    slot: Mutex<Option<crate::slots::SlotLease>>,
 }
 
 impl Sandbox {
@@ -219,6 +223,7 @@ impl Sandbox {
             children: Mutex::new(Vec::new()),
             exited: Mutex::new(std::collections::HashMap::new()),
             witness,
+            slot: Mutex::new(None),
         };
         crate::runs::register(
             &sandbox.id,
@@ -537,6 +542,36 @@ impl Sandbox {
     /// every scenario is held to (see [`crate::invariants`]).
     pub fn witness(&self) -> &crate::invariants::Witness {
         &self.witness
+    }
+
+    /// The number of the instance slot this sandbox holds for `target`,
+    /// taken from `slots` at the first call (waiting up to
+    /// [`crate::slots::SLOT_WAIT`] for one to be free) and held until the
+    /// sandbox is dropped.
+    pub fn instance_slot(
+        &self,
+        target: &str,
+        slots: &crate::slots::Slots,
+    ) -> Result<u32, HarnessError> {
+        let mut slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(lease) = slot.as_ref() {
+            return Ok(lease.number);
+        }
+        let lease = slots
+            .take(target, crate::slots::SLOT_WAIT)
+            .map_err(HarnessError::Driver)?;
+        let number = lease.number;
+        *slot = Some(lease);
+        Ok(number)
+    }
+
+    /// The number of the instance slot this sandbox holds, if any.
+    pub fn held_slot(&self) -> Option<u32> {
+        self.slot
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|lease| lease.number)
     }
 
     /// The leak report once it is clean, or as it stands after `timeout`:

@@ -8,8 +8,13 @@ use std::process::{Command, Stdio};
 
 use std::time::Duration;
 
-/// How long a service gets to become ready (key generation included).
+/// How long the reference's service gets to become ready (key generation
+/// included).
 pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// How long a target file's service gets by default: a real reconciler
+/// starts an API server first, on a machine that may be loaded.
+pub const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Why a readiness check did not hold.
 #[derive(Debug)]
@@ -70,12 +75,13 @@ impl<'s> ServiceProcess<'s> {
     /// answers [`NotReady::Never`].
     pub fn wait_ready(
         &mut self,
+        timeout: Duration,
         mut ready: impl FnMut() -> Result<(), NotReady>,
     ) -> Result<(), HarnessError> {
         let pid = self
             .pid
             .ok_or_else(|| HarnessError::Driver("no service was started".into()))?;
-        let outcome = eventually(READY_TIMEOUT, "the reconciler service to be ready", || {
+        let outcome = eventually(timeout, "the reconciler service to be ready", || {
             if let Some(code) = self.sandbox.try_reap(pid) {
                 return Ok(Some(Ok(code)));
             }

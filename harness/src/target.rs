@@ -57,6 +57,28 @@ impl Target {
         }
     }
 
+    /// The same target, every command bounded by `timeout` whatever its
+    /// file says (`reproduce --command-timeout`).
+    pub fn with_command_timeout(self, timeout: std::time::Duration) -> Self {
+        match self {
+            Target::Reference => Target::Reference,
+            Target::External(file) => {
+                let mut file = TargetFile::clone(&file);
+                file.harness.command_timeout = Some(timeout);
+                Target::External(Arc::new(file))
+            }
+        }
+    }
+
+    /// How many scenarios of this target may run at once, if it limits
+    /// them (`[harness] slots` or `jobs`).
+    pub fn max_jobs(&self) -> Option<usize> {
+        match self {
+            Target::Reference => None,
+            Target::External(file) => file.harness.max_jobs(),
+        }
+    }
+
     /// The target's fixed timeouts, as `graceful 30s` (empty when none).
     pub fn fixed_timeouts(&self) -> String {
         match self {
@@ -111,6 +133,7 @@ impl Target {
     ) -> Box<dyn ReconcilerDriver + 's> {
         let graceful_timeout = settings.graceful_timeout;
         let delete_retry_budget = settings.delete_retry_budget;
+        let settle_window = settings.settle_window;
         let inner: Box<dyn ReconcilerDriver + 's> = match self {
             Target::Reference => {
                 Box::new(ReferenceDriver::with_state(sandbox, settings, state_dir))
@@ -128,6 +151,7 @@ impl Target {
             sandbox,
             graceful_timeout,
             delete_retry_budget,
+            settle_window,
         ))
     }
 }

@@ -313,6 +313,61 @@ impl FixedTimeouts {
     }
 }
 
+/// How the harness drives the target: its own bounds and parallelism,
+/// not timeouts of the target's code.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarnessSection {
+    /// The bound of every command the harness runs for the target (CLI
+    /// verbs, ready, stop and kubeconfig commands); `reproduce
+    /// --command-timeout` overrides it. Default
+    /// [`crate::reference::DEFAULT_COMMAND_TIMEOUT`].
+    #[serde(default, with = "opt_duration")]
+    pub command_timeout: Option<Duration>,
+    /// How long the VMs are read, nothing asked, before each service stop
+    /// (the statuses-settle invariant); `0s` skips it. Default
+    /// [`crate::reference::DEFAULT_SETTLE_WINDOW`].
+    #[serde(default, with = "opt_duration")]
+    pub settle_window: Option<Duration>,
+    /// How long a started service gets to be ready (its ready file, ready
+    /// and kubeconfig commands; one that hangs while the service comes up
+    /// is tried again). Default
+    /// [`crate::service::EXTERNAL_READY_TIMEOUT`].
+    #[serde(default, with = "opt_duration")]
+    pub ready_timeout: Option<Duration>,
+    /// At most this many scenarios at once (a service with fixed ports and
+    /// no slots: 1). Default: no limit beyond `reproduce --jobs`.
+    #[serde(default)]
+    pub jobs: Option<std::num::NonZeroUsize>,
+    /// Instance slots: each sandbox holds one, named by the `{slot}`
+    /// placeholder, and as many scenarios run at once as there are slots.
+    #[serde(default)]
+    pub slots: Option<crate::slots::Slots>,
+}
+
+impl HarnessSection {
+    /// `settings` with this section's bounds in place.
+    pub fn apply(&self, mut settings: ReferenceSettings) -> ReferenceSettings {
+        if let Some(timeout) = self.command_timeout {
+            settings.command_timeout = timeout;
+        }
+        if let Some(window) = self.settle_window {
+            settings.settle_window = window;
+        }
+        settings
+    }
+
+    /// How many scenarios may run at once: the slots' count, or `jobs`.
+    pub fn max_jobs(&self) -> Option<usize> {
+        match (self.slots, self.jobs) {
+            (Some(slots), jobs) => Some(
+                (slots.count as usize).min(jobs.map_or(usize::MAX, std::num::NonZeroUsize::get)),
+            ),
+            (None, jobs) => jobs.map(std::num::NonZeroUsize::get),
+        }
+    }
+}
+
 mod opt_duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;

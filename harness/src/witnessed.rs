@@ -14,6 +14,10 @@ pub struct Witnessed<'s> {
     sandbox: &'s Sandbox,
     /// The run's graceful timeout: the hostagent is not forced before it.
     graceful_timeout: Duration,
+    /// How long the VMs are watched, nothing asked, before the service is
+    /// stopped ([`crate::invariants::Invariant::StatusesSettle`]); zero
+    /// skips the watch.
+    settle_window: Duration,
 }
 
 impl<'s> Witnessed<'s> {
@@ -22,6 +26,7 @@ impl<'s> Witnessed<'s> {
         sandbox: &'s Sandbox,
         graceful_timeout: Duration,
         delete_retry_budget: u32,
+        settle_window: Duration,
     ) -> Self {
         sandbox
             .witness()
@@ -30,13 +35,70 @@ impl<'s> Witnessed<'s> {
             inner,
             sandbox,
             graceful_timeout,
+            settle_window,
+        }
+    }
+
+    /// The service is about to stop: its VMs are read for the settle
+    /// window, nothing asked (their statuses must settle), and what is not
+    /// Stopped then is the shutdown's to stop.
+    fn before_shutdown(&mut self) {
+        if self.inner.service_alive() {
+            self.watch_settling();
+        }
+        self.sandbox.witness().shutdown_begins();
+    }
+
+    /// Reads every VM the scenario left (not deleted) as often as it can
+    /// within the settle window, each read with the sandbox's live pids,
+    /// and hands the reads to the witness.
+    fn watch_settling(&mut self) {
+        if self.settle_window.is_zero() {
+            return;
+        }
+        let names = self.sandbox.witness().settling_candidates();
+        if names.is_empty() {
+            return;
+        }
+        let deadline = std::time::Instant::now() + self.settle_window;
+        let mut reads: Vec<Vec<SettleRead>> = vec![Vec::new(); names.len()];
+        // The window, and enough reads to see a change there and back
+        // through a slow CLI.
+        let more = |reads: &[Vec<SettleRead>]| {
+            std::time::Instant::now() < deadline || reads[0].len() < SETTLE_MIN_READS
+        };
+        while more(&reads) && !crate::runs::stopping() {
+            let pids = crate::invariants::pid_set(&self.sandbox.live_processes());
+            for (name, reads) in names.iter().zip(reads.iter_mut()) {
+                let Ok(view) = self.inner.get(name) else {
+                    return;
+                };
+                reads.push(SettleRead::of(view.as_ref(), pids.clone()));
+            }
+            // Reads are samples, not a wait for a condition: space them so
+            // that a quick CLI is not read thousands of times.
+            std::thread::sleep(SETTLE_SAMPLE_GAP);
+        }
+        for (name, reads) in names.iter().zip(&reads) {
+            self.sandbox
+                .witness()
+                .settle_reads(name, reads, self.settle_window);
         }
     }
 }
 
+/// The fewest reads of each VM in the settle window, however slow its CLI.
+const SETTLE_MIN_READS: usize = 5;
+
+/// The least time between two reads of the settle window.
+const SETTLE_SAMPLE_GAP: Duration = Duration::from_millis(50);
+
+use crate::invariants::SettleRead;
+
 /// The scenario is over: what only the service's whole log can tell.
 impl Drop for Witnessed<'_> {
     fn drop(&mut self) {
+        self.before_shutdown();
         self.sandbox
             .witness()
             .service_log_read(&self.inner.log_text());
@@ -54,6 +116,7 @@ impl ReconcilerDriver for Witnessed<'_> {
         self.inner.start_service()
     }
     fn stop_service(&mut self, timeout: Duration) -> Result<Option<i32>, HarnessError> {
+        self.before_shutdown();
         self.inner.stop_service(timeout)
     }
     fn crash_service(&mut self) -> Result<(), HarnessError> {

@@ -340,11 +340,13 @@ fn a_get_whose_child_holds_stdout_is_a_harness_error_naming_it() {
 #[test]
 fn a_ready_command_that_never_returns_is_a_harness_error_naming_it() {
     let tmp = Tmp::new();
+    // A hung ready command is tried again until the ready timeout.
     let target = target_file(tmp.path(), |t| {
-        t.replace(
+        let t = t.replace(
             r#"ready_file = "{state}/service.json""#,
             r#"ready_command = ["sleep", "600"]"#,
-        )
+        );
+        format!("{t}\n[harness]\nready_timeout = \"3s\"\n")
     });
     let (outcome, _) = run_target(tmp.path(), &target, "orphaned-port-holders");
     assert_harness_error(&outcome, "ready_command did not finish within 1s");

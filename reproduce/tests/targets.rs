@@ -26,12 +26,23 @@ fn with_defect(file: &harness::TargetFile, id: &str) -> Target {
 }
 
 fn audit_of(target: Target, id: &str) -> audit::AuditRow {
+    let finding = catalogue::find(id).unwrap();
+    audit::audit(&fixed_run(target, finding))
+}
+
+/// Every audit row of `id`'s fixed run: its own, and those of the other
+/// defects it saw.
+fn audit_rows_of(target: Target, id: &str) -> Vec<audit::AuditRow> {
+    let finding = catalogue::find(id).unwrap();
+    audit::rows(&[finding.id.id()], &[fixed_run(target, finding)])
+}
+
+fn fixed_run(target: Target, finding: &catalogue::Finding) -> scenarios::runner::Outcome {
     let mut config = RunConfig::new(Binaries::multicall(
         env!("CARGO_BIN_EXE_reproduce").as_ref(),
     ));
     config.target = target;
-    let finding = catalogue::find(id).unwrap();
-    audit::audit(&run_finding(finding, Variant::Fixed, &config))
+    run_finding(finding, Variant::Fixed, &config)
 }
 
 #[test]
@@ -56,8 +67,12 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
     let rdd = target("rancher-desktop-daemon.toml");
     assert!(rdd.embeds_hostagent() && !rdd.supports_regressions());
     let settings = rdd.settings(harness::ReferenceSettings::fast());
-    let finding = catalogue::find("shutdown-fallback-skips-cleanup").unwrap();
-    let why = finding.needs.iter().find_map(|n| n.unmet(&settings));
+    let need = scenarios::catalogue::TimeoutNeed {
+        timeout: contract::Timing::GracefulTimeout,
+        below: std::time::Duration::from_secs(20),
+        why: "a test's bound",
+    };
+    let why = need.unmet(&settings);
     assert!(
         why.as_deref()
             .is_some_and(|w| w.contains("needs graceful_timeout < 20s, target has 30s")),
@@ -66,7 +81,7 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
     assert_eq!(rdd.spawn_attributes(), ["own_process_group"]);
     // The foreign fixture's 1 s graceful timeout fits.
     let foreign = target("reference-foreign.toml").settings(harness::ReferenceSettings::fast());
-    assert!(finding.needs.iter().all(|n| n.unmet(&foreign).is_none()));
+    assert!(need.unmet(&foreign).is_none());
 }
 
 #[test]
@@ -332,22 +347,29 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
 /// A reconciler that drops the finalizer after a failed delete (the
 /// reference with that regression built in, as another build would have
 /// it) takes the VM away while the blocked instance directory is left: the
-/// delete-blocker scenario names that, and the audit keeps it apart from
-/// its own finding's symptom.
+/// delete-blocker scenario files that under the finalizer's finding, and
+/// its own check (which entry the failure names) cannot be read.
 #[test]
 fn a_finalizer_dropped_after_a_blocked_delete_is_named() {
     let Target::External(file) = target("reference-ctl.toml") else {
         unreachable!("a target file")
     };
-    let row = audit_of(
+    let rows = audit_rows_of(
         with_defect(&file, "finalizer-after-failed-delete"),
         "delete-blocker-unnamed",
     );
-    assert_eq!(row.audit, Audit::CannotRun, "{}", row.text());
+    let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+    let own = row("delete-blocker-unnamed");
+    assert_eq!(own.audit, Audit::CannotRun, "{}", own.text());
+    let dropped = row("finalizer-after-failed-delete");
+    assert_eq!(dropped.audit, Audit::Present, "{}", dropped.text());
     assert!(
-        row.message.contains("the finalizer was dropped")
-            && row.message.contains("instance directory"),
+        dropped
+            .message
+            .starts_with("seen in delete-blocker-unnamed's run:")
+            && dropped.message.contains("the finalizer was dropped")
+            && dropped.message.contains("instance directory"),
         "{}",
-        row.text()
+        dropped.text()
     );
 }

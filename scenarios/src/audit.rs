@@ -1,23 +1,33 @@
 //! The audit verdict, for a reconciler without regression switches: per
-//! finding, is the defect there? Only the fixed run of each scenario can
-//! run, and its outcome reads as `absent`, `PRESENT: <symptom>`, `cannot
-//! run here: <why>` or `harness error: <what>`. With a baseline (another
-//! build of the same reconciler), per finding what appeared or went away.
+//! finding, and per invariant, is the defect there? Only the fixed run of
+//! each scenario can run, and its outcome reads as `absent`, `PRESENT:
+//! <symptom>`, `cannot run here: <why>` or `harness error: <what>`.
+//!
+//! Every defect a run shows is named under its own ID: the run's own
+//! finding by its check; what the service's shutdown left running under
+//! `shutdown-fallback-skips-cleanup`; what a stop path left running under
+//! the run's own finding; a follow-on check of another finding's kind
+//! under that finding; a broken invariant under the invariant. So a
+//! leftover is a PRESENT, never a note, and one defect never makes another
+//! finding "cannot run here". With a baseline (another build of the same
+//! reconciler), per finding and invariant what appeared or went away.
 
 use crate::catalogue;
 use crate::report::shorten;
 use crate::runner::{Outcome, Variant, Verdict};
 use comfy_table::{ContentArrangement, Table, presets::UTF8_FULL_CONDENSED};
+use harness::defects::Defect;
+use harness::invariants::Invariant;
 use serde_json::json;
 
 /// What one finding's fixed run says about a reconciler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Audit {
-    /// The scenario passed and nothing was left behind.
+    /// The scenario's check passed, and no run showed the defect.
     Absent,
-    /// The scenario failed naming the finding's symptom, or left processes
-    /// or ports behind.
+    /// The scenario failed naming the finding's symptom, its path left
+    /// processes or ports behind, or another run showed the defect.
     Present,
     /// The scenario cannot run against this target or toolset, or it
     /// failed before reaching its check (the message says where).
@@ -37,12 +47,14 @@ impl Audit {
     }
 }
 
-/// One finding's audit verdict, with its message.
+/// One finding's (or invariant's) audit verdict, with its message.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct AuditRow {
+    /// A finding's ID, or an invariant's ([`harness::defects::Defect::id`]).
     pub id: &'static str,
     pub audit: Audit,
     pub message: String,
+    /// The time of the finding's own run; 0 for an invariant.
     pub duration_ms: u64,
 }
 
@@ -57,7 +69,8 @@ impl AuditRow {
     }
 }
 
-/// Reads a fixed run's outcome as an audit verdict.
+/// Reads a fixed run's outcome as the audit verdict of its own finding
+/// (what it saw of other defects is [`rows`]' part).
 pub fn audit(outcome: &Outcome) -> AuditRow {
     let names_symptom =
         catalogue::find(outcome.id).is_some_and(|f| f.names_symptom(&outcome.message));
@@ -65,17 +78,8 @@ pub fn audit(outcome: &Outcome) -> AuditRow {
         Verdict::Passed => (Audit::Absent, String::new()),
         Verdict::Unsupported => (Audit::CannotRun, outcome.message.clone()),
         Verdict::HarnessError => (Audit::HarnessError, outcome.message.clone()),
-        // The scenario passed, but something was left running when the
-        // service was gone: another defect than this finding, said as is.
-        Verdict::Failed if outcome.message.starts_with("leaked:") => (
-            Audit::Absent,
-            format!(
-                "the finding's check passed, but {}",
-                outcome
-                    .message
-                    .replacen("leaked:", "left running afterwards:", 1)
-            ),
-        ),
+        // Its own check passed; the run failed for other defects only.
+        Verdict::Failed if outcome.check_passed => (Audit::Absent, String::new()),
         Verdict::Failed if names_symptom => (Audit::Present, outcome.message.clone()),
         Verdict::Failed => (
             Audit::CannotRun,
@@ -98,16 +102,48 @@ pub fn audit(outcome: &Outcome) -> AuditRow {
     }
 }
 
-/// The audit rows of `ids`, in that order (fixed runs only).
+/// The audit rows of `ids`, in that order (fixed runs only), then one row
+/// per invariant. A defect that a run saw beyond its own check makes its
+/// finding's or invariant's row PRESENT (naming the run), unless that row
+/// is PRESENT already; a finding outside `ids` seen so gets a row too.
 pub fn rows(ids: &[&'static str], outcomes: &[Outcome]) -> Vec<AuditRow> {
-    ids.iter()
-        .filter_map(|id| {
-            outcomes
-                .iter()
-                .find(|o| o.id == *id && o.variant == Variant::Fixed)
-                .map(audit)
-        })
-        .collect()
+    let fixed: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.variant == Variant::Fixed)
+        .collect();
+    let mut rows: Vec<AuditRow> = ids
+        .iter()
+        .filter_map(|id| fixed.iter().find(|o| o.id == *id).map(|o| audit(o)))
+        .collect();
+    let ran = !rows.is_empty();
+    rows.extend(Invariant::ALL.iter().filter(|_| ran).map(|i| AuditRow {
+        id: i.id(),
+        audit: Audit::Absent,
+        message: String::new(),
+        duration_ms: 0,
+    }));
+    for outcome in &fixed {
+        for also in &outcome.also {
+            let Some(defect) = Defect::find(&also.id) else {
+                continue;
+            };
+            let seen = format!("seen in {}'s run: {}", outcome.id, also.message);
+            match rows.iter_mut().find(|r| r.id == defect.id()) {
+                Some(row) if row.audit == Audit::Present => {}
+                Some(row) => {
+                    row.audit = Audit::Present;
+                    row.message = seen;
+                }
+                None => rows.push(AuditRow {
+                    id: defect.id(),
+                    audit: Audit::Present,
+                    message: seen,
+                    duration_ms: 0,
+                }),
+            }
+        }
+    }
+    rows
 }
 
 /// `2 PRESENT, 10 absent, 4 cannot run here, 1 harness error`.
@@ -238,20 +274,43 @@ pub struct Diff {
     pub target: AuditRow,
 }
 
-/// Pairs the rows of both builds by finding.
+/// Pairs the rows of both builds by ID; a row only one build has (a
+/// finding only its runs saw) pairs with an absent one.
 pub fn diff(baseline: &[AuditRow], target: &[AuditRow]) -> Vec<Diff> {
-    target
+    let absent = |row: &AuditRow| AuditRow {
+        audit: Audit::Absent,
+        message: String::new(),
+        duration_ms: 0,
+        ..row.clone()
+    };
+    let mut diffs: Vec<Diff> = target
         .iter()
-        .filter_map(|t| {
-            let b = baseline.iter().find(|b| b.id == t.id)?;
-            Some(Diff {
+        .map(|t| {
+            let b = baseline
+                .iter()
+                .find(|b| b.id == t.id)
+                .cloned()
+                .unwrap_or_else(|| absent(t));
+            Diff {
                 id: t.id,
                 change: Change::between(b.audit, t.audit),
-                baseline: b.clone(),
+                baseline: b,
                 target: t.clone(),
-            })
+            }
         })
-        .collect()
+        .collect();
+    diffs.extend(
+        baseline
+            .iter()
+            .filter(|b| !target.iter().any(|t| t.id == b.id))
+            .map(|b| Diff {
+                id: b.id,
+                change: Change::between(b.audit, Audit::Absent),
+                baseline: b.clone(),
+                target: absent(b),
+            }),
+    );
+    diffs
 }
 
 fn diff_summary(diffs: &[Diff]) -> String {
@@ -324,11 +383,104 @@ mod tests {
             variant: Variant::Fixed,
             verdict,
             message: message.into(),
+            check_passed: false,
+            also: Vec::new(),
             leaks: Default::default(),
             leaked: String::new(),
             duration: Duration::from_millis(1500),
             waits: harness::WaitSplit::default(),
         }
+    }
+
+    /// A fixed run whose own check passed, failed for `also`.
+    fn passed_but(id: &'static str, also: &[(&str, &str)]) -> Outcome {
+        Outcome {
+            check_passed: true,
+            also: also
+                .iter()
+                .map(|(id, message)| crate::runner::Also {
+                    id: (*id).to_owned(),
+                    message: (*message).to_owned(),
+                })
+                .collect(),
+            ..outcome(id, Verdict::Failed, "the finding's check passed, but ...")
+        }
+    }
+
+    #[test]
+    fn every_defect_a_run_saw_is_a_present_under_its_own_name() {
+        let ids = [
+            "ignored-signal-fallback",
+            "bracketed-home-path",
+            "shutdown-fallback-skips-cleanup",
+        ];
+        let rows = rows(
+            &ids,
+            &[
+                passed_but(
+                    "ignored-signal-fallback",
+                    &[
+                        ("bracketed-home-path", "tmp files left in /l/vm: ha.sock"),
+                        (
+                            "stopped-is-true",
+                            "Stopped is true: qemu (pid 9) still alive",
+                        ),
+                    ],
+                ),
+                outcome("bracketed-home-path", Verdict::Passed, ""),
+                outcome(
+                    "shutdown-fallback-skips-cleanup",
+                    Verdict::Unsupported,
+                    "needs WSL",
+                ),
+                passed_but(
+                    "disk-lock-leak",
+                    &[(
+                        "shutdown-fallback-skips-cleanup",
+                        "still running after the service's shutdown: qemu",
+                    )],
+                ),
+            ],
+        );
+        let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
+        // Its own check passed: the other defects do not make it unknown.
+        assert_eq!(row("ignored-signal-fallback").audit, Audit::Absent);
+        let tmp = row("bracketed-home-path");
+        assert_eq!(tmp.audit, Audit::Present);
+        assert!(
+            tmp.message
+                .starts_with("seen in ignored-signal-fallback's run: tmp files left in"),
+            "{}",
+            tmp.text()
+        );
+        // A leftover is a verdict, also where the finding's own scenario
+        // cannot run.
+        let shutdown = row("shutdown-fallback-skips-cleanup");
+        assert_eq!(shutdown.audit, Audit::Present, "{}", shutdown.text());
+        assert_eq!(row("stopped-is-true").audit, Audit::Present);
+        assert_eq!(row("statuses-settle").audit, Audit::Absent);
+        assert!(!clean(&rows));
+        // Against a build without the leftovers, the difference names it.
+        let fixed = super::rows(
+            &ids,
+            &[
+                outcome("ignored-signal-fallback", Verdict::Passed, ""),
+                outcome("bracketed-home-path", Verdict::Passed, ""),
+                outcome(
+                    "shutdown-fallback-skips-cleanup",
+                    Verdict::Unsupported,
+                    "needs WSL",
+                ),
+            ],
+        );
+        let diffs = diff(&rows, &fixed);
+        let change = |id: &str| diffs.iter().find(|d| d.id == id).unwrap().change;
+        assert_eq!(
+            change("shutdown-fallback-skips-cleanup"),
+            Change::Inconclusive
+        );
+        assert_eq!(change("bracketed-home-path"), Change::WentAway);
+        assert_eq!(change("stopped-is-true"), Change::WentAway);
     }
 
     #[test]
@@ -351,7 +503,7 @@ mod tests {
                 Audit::CannotRun,
             ),
             (
-                outcome("recycled-pid-kill", Verdict::Failed, "leaked: pid 3 (ssh)"),
+                passed_but("recycled-pid-kill", &[("stopped-is-true", "pid 3 (ssh)")]),
                 Audit::Absent,
             ),
             (

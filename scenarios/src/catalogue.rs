@@ -3,7 +3,6 @@
 
 use crate::context::{Ctx, ScenarioResult};
 use crate::findings::{crash, delete, keys, leftovers, orphan, real_lima, stop, strict, wsl};
-use crate::steps::SETTLE;
 use contract::{FindingId, Timing};
 
 /// How a finding runs against real Lima (`--toolset real`: real limactl,
@@ -203,13 +202,10 @@ pub static CATALOGUE: &[Finding] = &[
         id: FindingId::ShutdownFallbackSkipsCleanup,
         scenario: wsl::shutdown_fallback_skips_cleanup,
         unsupported_here: None,
-        on_real_lima: OnRealLima::NeedsFakes(WSL),
+        // Where there is no WSL2, the same shutdown with a QEMU VM.
+        on_real_lima: OnRealLima::Own(stop::shutdown_fallback_skips_qemu_cleanup),
         on_embedded: OnEmbedded::LowerLayer(WSL_TERMINATE_HANGS),
-        needs: &[TimeoutNeed {
-            timeout: Timing::GracefulTimeout,
-            below: SETTLE,
-            why: "the service's shutdown (graceful wait, then force) must end within the harness's 20 s stop wait",
-        }],
+        needs: &[],
     },
     Finding {
         id: FindingId::SilentCleanupErrors,

@@ -238,6 +238,8 @@ mod tests {
             variant,
             verdict,
             message: String::new(),
+            check_passed: false,
+            also: Vec::new(),
             leaks: Default::default(),
             leaked: String::new(),
             duration: Duration::ZERO,

@@ -3,6 +3,8 @@
 
 use crate::catalogue::Finding;
 use crate::context::{Ctx, ScenarioError};
+use contract::FindingId;
+use harness::defects::{Defect, Seen};
 use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Target, Toolset, WaitSplit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
@@ -50,6 +52,15 @@ impl Verdict {
     }
 }
 
+/// A defect a run found beyond its own finding's check: a finding of the
+/// catalogue or an invariant, by ID ([`harness::defects::Defect::id`]),
+/// with what was seen.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Also {
+    pub id: String,
+    pub message: String,
+}
+
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
     pub id: &'static str,
@@ -57,6 +68,13 @@ pub struct Outcome {
     pub verdict: Verdict,
     /// The symptom, the failure, or why it could not run.
     pub message: String,
+    /// True when the finding's own check ran and passed (a fixed run may
+    /// fail all the same, for what [`Outcome::also`] names).
+    pub check_passed: bool,
+    /// Defects of other findings and invariants seen in this run (fixed
+    /// runs only): what the service's shutdown left running, a follow-on
+    /// check of another finding's kind, a broken invariant.
+    pub also: Vec<Also>,
     #[serde(skip)]
     pub leaks: LeakReport,
     pub leaked: String,
@@ -117,6 +135,8 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
         variant,
         verdict,
         message,
+        check_passed: false,
+        also: Vec::new(),
         leaked: if leaks.is_clean() {
             String::new()
         } else {
@@ -190,12 +210,142 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
         }
         Variant::Regressed => sandbox.leak_report(),
     };
-    let (verdict, message) = judge(finding, variant, result, &leaks);
+    let found = sandbox.witness().found_defects();
+    let owned_by_shutdown = sandbox.witness().owned_by_shutdown();
+    let (result, also) = match variant {
+        Variant::Fixed => {
+            let mut also = found;
+            also.extend(leftovers(finding, &leaks, &owned_by_shutdown));
+            if leaks.processes.is_empty() {
+                also.extend(left_files(&sandbox, &owned_by_shutdown));
+            }
+            also.extend(leaks.broken.iter().map(|b| Seen {
+                defect: Defect::Invariant(b.invariant),
+                message: b.message.clone(),
+            }));
+            fold_own(finding, result, also)
+        }
+        // A regressed run's knock-on defects are the switch's, not news.
+        Variant::Regressed => (result, Vec::new()),
+    };
+    let check_passed = result.is_ok();
+    let (verdict, message) = judge(finding, variant, result, &also);
     if !verdict.as_expected() {
         keep_artifacts(&sandbox, finding.id.id(), variant);
     }
     drop(sandbox);
-    outcome(verdict, message, leaks)
+    Outcome {
+        check_passed,
+        also: also
+            .into_iter()
+            .map(|s| Also {
+                id: s.defect.id().to_owned(),
+                message: s.message,
+            })
+            .collect(),
+        ..outcome(verdict, message, leaks)
+    }
+}
+
+/// What a fixed run left running (processes, ports) as the defect of the
+/// path that left it: the service's shutdown when it had VMs to stop (any
+/// not reported Stopped when it began), the scenario's own otherwise.
+fn leftovers(finding: &Finding, leaks: &LeakReport, owned_by_shutdown: &[String]) -> Option<Seen> {
+    if leaks.processes.is_empty() && leaks.ports.is_empty() {
+        return None;
+    }
+    let left = LeakReport {
+        broken: Vec::new(),
+        ..leaks.clone()
+    };
+    Some(if owned_by_shutdown.is_empty() {
+        Seen {
+            defect: Defect::Finding(finding.id),
+            message: format!("left running after its scenario, every VM stopped: {left}"),
+        }
+    } else {
+        Seen {
+            defect: Defect::Finding(FindingId::ShutdownFallbackSkipsCleanup),
+            message: format!(
+                "still running after the service's shutdown, which had VM {} to stop: {left}",
+                owned_by_shutdown.join(", ")
+            ),
+        }
+    })
+}
+
+/// What the run left on disk once nothing of it runs: tmp files in an
+/// instance directory (a stop removes them all: `bracketed-home-path`'s
+/// kind) and disks still marked in use (`disk-lock-leak`'s), each filed
+/// under the service's shutdown when it had VMs to stop.
+fn left_files(sandbox: &Sandbox, owned_by_shutdown: &[String]) -> Vec<Seen> {
+    let home = sandbox.lima_home();
+    let ours = sandbox.witness().instances_seen();
+    let tmp: Vec<String> = ours
+        .iter()
+        .filter_map(|name| {
+            let files = crate::checks::tmp_files(&home.instance(name));
+            (!files.is_empty()).then(|| format!("{name}: {}", files.join(", ")))
+        })
+        .collect();
+    // A disk marked in use by one of the run's instances (a scenario may
+    // plant marks of instances it made up).
+    let marked: Vec<String> = std::fs::read_dir(home.path().join("_disks"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|disk| disk.file_name().to_string_lossy().into_owned())
+        .filter(|disk| {
+            std::fs::read_link(home.disk_in_use_by(disk))
+                .ok()
+                .and_then(|to| to.file_name().map(|n| n.to_string_lossy().into_owned()))
+                .is_some_and(|owner| ours.contains(&owner))
+        })
+        .collect();
+    let (shutdown, after) = match owned_by_shutdown.is_empty() {
+        true => (None, "every VM stopped"),
+        false => (
+            Some(Defect::Finding(FindingId::ShutdownFallbackSkipsCleanup)),
+            "after the service's shutdown",
+        ),
+    };
+    let mut seen = Vec::new();
+    if !tmp.is_empty() {
+        seen.push(Seen {
+            defect: shutdown.unwrap_or(Defect::Finding(FindingId::BracketedHomePath)),
+            message: format!(
+                "tmp files left in {}: {} ({after}, nothing running)",
+                home.path().display(),
+                tmp.join("; ")
+            ),
+        });
+    }
+    if !marked.is_empty() {
+        seen.push(Seen {
+            defect: shutdown.unwrap_or(Defect::Finding(FindingId::DiskLockLeak)),
+            message: format!(
+                "_disks/{{{}}}/in_use_by still present ({after}, nothing running)",
+                marked.join(",")
+            ),
+        });
+    }
+    seen
+}
+
+/// The defects `found` that are the run's own finding's turn into its
+/// result (the first, when its own check passed); the rest stay apart.
+fn fold_own(
+    finding: &Finding,
+    result: Result<(), ScenarioError>,
+    found: Vec<Seen>,
+) -> (Result<(), ScenarioError>, Vec<Seen>) {
+    let own = Defect::Finding(finding.id);
+    let (mine, others): (Vec<Seen>, Vec<Seen>) = found.into_iter().partition(|s| s.defect == own);
+    let result = match (result, mine.into_iter().next()) {
+        (Ok(()), Some(seen)) => Err(ScenarioError::Symptom(seen.message)),
+        (result, _) => result,
+    };
+    (result, others)
 }
 
 /// Says so when the fault plan at `plan` is gone.
@@ -231,20 +381,27 @@ fn keep_artifacts(sandbox: &Sandbox, id: &str, variant: Variant) {
     }
 }
 
+/// The verdict and its message; `also` (fixed runs) fails a run whose own
+/// check passed, naming each defect by its ID.
 fn judge(
     finding: &Finding,
     variant: Variant,
     result: Result<(), ScenarioError>,
-    leaks: &LeakReport,
+    also: &[Seen],
 ) -> (Verdict, String) {
     match (variant, result) {
         (_, Err(ScenarioError::Harness(m))) => (Verdict::HarnessError, m),
-        (Variant::Fixed, Ok(())) if leaks.is_clean() => (Verdict::Passed, String::new()),
-        (Variant::Fixed, Ok(())) if leaks.processes.is_empty() && leaks.ports.is_empty() => {
-            // Only invariants broke: the report says "invariant broken: ...".
-            (Verdict::Failed, leaks.to_string())
-        }
-        (Variant::Fixed, Ok(())) => (Verdict::Failed, format!("leaked: {leaks}")),
+        (Variant::Fixed, Ok(())) if also.is_empty() => (Verdict::Passed, String::new()),
+        (Variant::Fixed, Ok(())) => (
+            Verdict::Failed,
+            format!(
+                "the finding's check passed, but {}",
+                also.iter()
+                    .map(|s| format!("{}: {}", s.defect.id(), s.message))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        ),
         (Variant::Fixed, Err(ScenarioError::Symptom(m))) => (Verdict::Failed, m),
         (Variant::Regressed, Err(ScenarioError::Symptom(m))) if finding.names_symptom(&m) => {
             (Verdict::Reproduced, m)

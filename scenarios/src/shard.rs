@@ -13,7 +13,7 @@
 
 use crate::catalogue;
 use crate::report::WaitsMs;
-use crate::runner::{Outcome, Variant, Verdict};
+use crate::runner::{Also, Outcome, Variant, Verdict};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -156,6 +156,12 @@ pub struct Run {
     pub variant: Variant,
     pub verdict: Verdict,
     pub message: String,
+    /// The finding's own check passed ([`Outcome::check_passed`]).
+    #[serde(default)]
+    pub check_passed: bool,
+    /// Other defects the run saw ([`Outcome::also`]).
+    #[serde(default)]
+    pub also: Vec<Also>,
     pub leaked: String,
     pub duration_ms: u64,
     /// The run's time split ([`harness::WaitSplit`]).
@@ -171,6 +177,8 @@ impl Run {
             variant: outcome.variant,
             verdict: outcome.verdict,
             message: outcome.message.clone(),
+            check_passed: outcome.check_passed,
+            also: outcome.also.clone(),
             leaked: outcome.leaked.clone(),
             duration_ms: outcome.duration.as_millis() as u64,
             waits: WaitsMs::from(&outcome.waits),
@@ -185,6 +193,8 @@ impl Run {
             variant: self.variant,
             verdict: self.verdict,
             message: self.message.clone(),
+            check_passed: self.check_passed,
+            also: self.also.clone(),
             leaks: Default::default(),
             leaked: self.leaked.clone(),
             duration: Duration::from_millis(self.duration_ms),
@@ -440,6 +450,8 @@ mod tests {
                 Variant::Regressed => Verdict::Reproduced,
             },
             message: String::new(),
+            check_passed: variant == Variant::Fixed,
+            also: Vec::new(),
             leaked: String::new(),
             duration_ms: 5,
             waits: WaitsMs {

@@ -188,20 +188,28 @@ pub fn try_bring_up(
 
 /// Applies `spec` and waits until the VM is up (see [`wait_up`]).
 pub fn bring_up(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, spec: &VmSpec) -> ScenarioResult {
-    svc.apply(spec)?;
     if spec.template.boots_real_guest() {
-        // The real guest boots: wait for the hostagent's running event.
-        return wait_for(
-            svc,
-            &spec.name,
-            GUEST_BOOT,
-            "Running=True",
-            VmView::is_running,
-        )
-        .map(|_| ());
+        return boot_real_guest(svc, spec).map(|_| ());
     }
+    svc.apply(spec)?;
     wait_up(ctx, svc, &spec.name, "the VM to be up").map(|_| ())
 }
+
+/// Applies `spec`, whose real guest boots, and waits for the hostagent's
+/// running event (Running=True): the view then. Under TCG a boot takes a
+/// core for 13-26 s, so boots go one at a time in this process, lest
+/// parallel scenarios starve each other's boots past [`GUEST_BOOT`].
+pub fn boot_real_guest(
+    svc: &mut dyn ReconcilerDriver,
+    spec: &VmSpec,
+) -> Result<VmView, ScenarioError> {
+    let _one_boot = GUEST_BOOTS.lock().unwrap_or_else(|e| e.into_inner());
+    svc.apply(spec)?;
+    wait_for(svc, &spec.name, GUEST_BOOT, "Running=True", VmView::is_running)
+}
+
+/// Held while a real guest boots ([`boot_real_guest`]).
+static GUEST_BOOTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Sets running=false and waits up to `timeout` for Running=False/Stopped.
 pub fn stop_vm(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {

@@ -69,9 +69,11 @@ struct Args {
     list: bool,
     /// The bound of every command run for the target (CLI verbs, ready and
     /// stop commands): at it the command's process group is killed and the
-    /// run ends as a harness error naming the command.
-    #[arg(long, default_value = "15s", value_parser = parse_command_timeout)]
-    command_timeout: std::time::Duration,
+    /// run ends as a harness error naming the command (one that hangs
+    /// while the service comes up is tried again). Default: the target
+    /// file's `[harness] command_timeout`, else 120s.
+    #[arg(long, value_parser = parse_command_timeout)]
+    command_timeout: Option<std::time::Duration>,
     /// Kill the processes and remove the sandbox directories that an earlier,
     /// killed run left (found by their sandbox mark and run name), then go on.
     #[arg(long)]
@@ -115,6 +117,30 @@ impl Args {
             || std::thread::available_parallelism().map_or(2, |n| n.get() * 2),
             std::num::NonZeroUsize::get,
         )
+    }
+}
+
+/// `target`, its commands bounded by `timeout` when one was given.
+fn with_command_timeout(target: Target, timeout: Option<std::time::Duration>) -> Target {
+    match timeout {
+        Some(timeout) => target.with_command_timeout(timeout),
+        None => target,
+    }
+}
+
+/// `jobs`, or fewer where a target limits how many of its scenarios run
+/// at once (its slots, its `jobs`), saying so.
+fn capped_jobs(jobs: usize, target: &Target, baseline: Option<&Target>) -> usize {
+    let limit = std::iter::once(target)
+        .chain(baseline)
+        .filter_map(|t| t.max_jobs().map(|n| (n, t.name().to_owned())))
+        .min();
+    match limit {
+        Some((max, name)) if max < jobs => {
+            eprintln!("reproduce: {max} scenario(s) at once, as target {name} allows");
+            max
+        }
+        _ => jobs,
     }
 }
 
@@ -196,9 +222,17 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     }
     let exe = std::env::current_exe().context("locating this executable")?;
     let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
-    config.target = target;
-    config.settings.command_timeout = args.command_timeout;
-    let baseline = args.baseline.as_deref().map(Target::parse).transpose()?;
+    let timeout = args.command_timeout;
+    config.target = with_command_timeout(target, timeout);
+    if let Some(timeout) = timeout {
+        config.settings.command_timeout = timeout;
+    }
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(Target::parse)
+        .transpose()?
+        .map(|b| with_command_timeout(b, timeout));
     let audited = args.audit || baseline.is_some() || !config.target.supports_regressions();
     if audited && args.variants == Variants::Regressed {
         anyhow::bail!(
@@ -237,7 +271,7 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
             tasks.len()
         );
     }
-    let jobs = args.jobs();
+    let jobs = capped_jobs(args.jobs(), &config.target, baseline.as_ref());
     let outcomes = run_all(&tasks, &config, jobs);
     let base_outcomes = match baseline {
         Some(baseline) => {

@@ -21,6 +21,7 @@ fn real_config() -> RunConfig {
 #[case::ignored_signal_fallback("ignored-signal-fallback")]
 #[case::key_mode_unrepaired("key-mode-unrepaired")]
 #[case::delete_blocker_unnamed("delete-blocker-unnamed")]
+#[case::shutdown_fallback_skips_cleanup("shutdown-fallback-skips-cleanup")]
 fn on_real_lima(#[case] id: &str, #[values(Variant::Fixed, Variant::Regressed)] variant: Variant) {
     run_on_real_lima(id, variant);
 }

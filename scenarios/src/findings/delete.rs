@@ -5,6 +5,7 @@
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
+use contract::FindingId;
 use contract::condition::{kind, status};
 use harness::{VmView, eventually};
 
@@ -24,6 +25,13 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
         .sandbox
         .make_unremovable(&instance.dir.join(BLOCKED_DIR))?;
     let blocker = held.display().to_string();
+    // A target with a Lima home of its own (a link to the sandbox's) names
+    // the entry by its own path: the part below the Lima home is what
+    // every spelling shares.
+    let entry = held
+        .strip_prefix(ctx.sandbox.lima_home().path())
+        .unwrap_or(&held)
+        .to_path_buf();
     svc.delete("vm")?;
     // `None`: vm is gone although its delete cannot have succeeded.
     let failed = eventually(SETTLE, "the delete to fail, saying so", || {
@@ -48,14 +56,26 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
     let Some((view, message)) = failed else {
         // A retry that no longer finds the instance (the first attempt
         // removed what it could, `lima.yaml` included) must not take that
-        // for success while the directory is still there.
-        ensure(!dir_left, || {
-            format!(
-                "VM vm is gone although its delete failed: the finalizer was dropped and \
-                 the instance directory {} is left (with {blocker})",
-                instance.dir.display()
-            )
-        })?;
+        // for success while the directory is still there: that is the
+        // review's finalizer dropped after a failed delete, on any OS.
+        ctx.follow_on(
+            FindingId::FinalizerAfterFailedDelete,
+            ensure(!dir_left, || {
+                format!(
+                    "VM vm is gone although its delete failed: the finalizer was dropped and \
+                     the instance directory {} is left (with {blocker})",
+                    instance.dir.display()
+                )
+            }),
+        )?;
+        if dir_left {
+            // Which entry a failure names cannot be read from a resource
+            // that is gone: not this finding's verdict either way.
+            return Err(symptom!(
+                "VM vm went away with its delete failed ({blocker} unremovable): no failure \
+                 could be read, the finalizer having been dropped"
+            ));
+        }
         return Err(ScenarioError::Harness(format!(
             "VM vm and its instance directory are gone: {blocker} did not block the delete"
         )));
@@ -66,7 +86,7 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
             summary(&view)
         )
     })?;
-    ensure(message.contains(&blocker), || {
+    ensure(names_entry(&message, &entry), || {
         format!(
             "VM vm: the failed delete names {message:?}, not the entry that blocked it ({blocker})"
         )
@@ -78,6 +98,18 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
             instance.dir.display()
         )
     })
+}
+
+/// True when `message` names `entry` (a path below the Lima home), with
+/// either separator: `vm/blocked/held` or `vm\\blocked\\held`.
+fn names_entry(message: &str, entry: &std::path::Path) -> bool {
+    let parts: Vec<String> = entry
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    ["/", "\\"]
+        .iter()
+        .any(|sep| message.contains(&parts.join(sep)))
 }
 
 /// The message of a condition that reports a failed delete: status False,

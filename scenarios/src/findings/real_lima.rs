@@ -139,14 +139,7 @@ pub fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
     vm.template = vm
         .template
         .copy_to_host(MISSING_GUEST_FILE, &host.to_string_lossy());
-    svc.apply(&vm)?;
-    let view = steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        steps::GUEST_BOOT,
-        "Running=True",
-        VmView::is_running,
-    )?;
+    let view = steps::boot_real_guest(svc.as_mut(), &vm)?;
     ensure(super::leftovers::says_degraded(&view), || {
         format!(
             "VM vm reports {} although its hostagent reported it degraded (copyToHost of \

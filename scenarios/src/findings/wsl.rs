@@ -65,7 +65,9 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
     )?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
-    let code = waits::timed(ctx.settings.graceful_timeout, || svc.stop_service(SETTLE))?;
+    let code = waits::timed(ctx.settings.graceful_timeout, || {
+        svc.stop_service(ctx.settings.graceful_timeout + SETTLE)
+    })?;
     ensure(code == Some(0), || {
         format!("the service exited with {code:?} on SIGTERM")
     })?;
