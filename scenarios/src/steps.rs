@@ -205,7 +205,13 @@ pub fn boot_real_guest(
 ) -> Result<VmView, ScenarioError> {
     let _one_boot = GUEST_BOOTS.lock().unwrap_or_else(|e| e.into_inner());
     svc.apply(spec)?;
-    wait_for(svc, &spec.name, GUEST_BOOT, "Running=True", VmView::is_running)
+    wait_for(
+        svc,
+        &spec.name,
+        GUEST_BOOT,
+        "Running=True",
+        VmView::is_running,
+    )
 }
 
 /// Held while a real guest boots ([`boot_real_guest`]).
