@@ -416,3 +416,89 @@ fn judge(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use harness::invariants::Invariant;
+    use harness::leaks::{LeakedPort, LeakedProcess};
+
+    fn finding(id: &str) -> &'static Finding {
+        crate::catalogue::find(id).unwrap()
+    }
+
+    fn left_running() -> LeakReport {
+        LeakReport {
+            processes: vec![LeakedProcess {
+                pid: 42,
+                name: "qemu-system-x86".into(),
+                cmd: "qemu-system-x86_64 -name lima-vm".into(),
+            }],
+            ports: vec![LeakedPort {
+                port: 60022,
+                pid: 42,
+                tool: "qemu".into(),
+            }],
+            broken: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn what_the_shutdown_left_is_its_finding_and_what_a_stop_left_is_the_runs() {
+        let own = finding("ignored-signal-fallback");
+        let shutdown = leftovers(own, &left_running(), &["vm".to_owned()]).unwrap();
+        assert_eq!(
+            shutdown.defect,
+            Defect::Finding(FindingId::ShutdownFallbackSkipsCleanup)
+        );
+        assert!(
+            shutdown
+                .message
+                .starts_with("still running after the service's shutdown")
+                && shutdown.message.contains("VM vm to stop")
+                && shutdown.message.contains("qemu-system-x86 (pid 42)"),
+            "{}",
+            shutdown.message
+        );
+        assert!(FindingId::ShutdownFallbackSkipsCleanup.names_symptom(&shutdown.message));
+        let stop = leftovers(own, &left_running(), &[]).unwrap();
+        assert_eq!(stop.defect, Defect::Finding(own.id));
+        assert!(leftovers(own, &LeakReport::default(), &["vm".to_owned()]).is_none());
+    }
+
+    #[test]
+    fn a_defect_of_the_runs_own_finding_is_its_result_and_the_others_stay_apart() {
+        let own = finding("bracketed-home-path");
+        let seen = |defect, message: &str| Seen {
+            defect,
+            message: message.to_owned(),
+        };
+        let found = vec![
+            seen(Defect::Finding(own.id), "tmp files left in /l/vm: ha.sock"),
+            seen(
+                Defect::Invariant(Invariant::StoppedIsTrue),
+                "Stopped is true: ...",
+            ),
+        ];
+        let (result, others) = fold_own(own, Ok(()), found.clone());
+        assert_eq!(
+            result,
+            Err(ScenarioError::Symptom(
+                "tmp files left in /l/vm: ha.sock".into()
+            ))
+        );
+        assert_eq!(others, found[1..]);
+        // A failed check of its own stays the result.
+        let failed = Err(ScenarioError::Symptom("its own symptom".into()));
+        let (result, _) = fold_own(own, failed.clone(), found);
+        assert_eq!(result, failed);
+        // A fixed run whose check passed fails for what else it saw,
+        // naming each by its ID.
+        let (verdict, message) = judge(own, Variant::Fixed, Ok(()), &others);
+        assert_eq!(verdict, Verdict::Failed);
+        assert!(
+            message.starts_with("the finding's check passed, but stopped-is-true: "),
+            "{message}"
+        );
+    }
+}
