@@ -56,7 +56,7 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The default settle window: several reads of a status whose reconcile
 /// loop takes milliseconds a turn.
-pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(400);
+pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
 
 impl ReferenceSettings {
     pub fn fast() -> Self {

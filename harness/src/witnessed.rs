@@ -91,7 +91,7 @@ impl<'s> Witnessed<'s> {
 const SETTLE_MIN_READS: usize = 5;
 
 /// The least time between two reads of the settle window.
-const SETTLE_SAMPLE_GAP: Duration = Duration::from_millis(50);
+const SETTLE_SAMPLE_GAP: Duration = Duration::from_millis(20);
 
 use crate::invariants::SettleRead;
 
