@@ -250,11 +250,15 @@ impl Witness {
         self.state().found.clone()
     }
 
-    /// The service is about to be shut down: the instances its last reads
-    /// did not report Stopped are that shutdown's to stop.
-    pub fn shutdown_begins(&self) {
+    /// The service is about to be shut down (`alive`: it still runs): the
+    /// instances its last reads did not report Stopped are that shutdown's
+    /// to stop; a service already gone stops nothing.
+    pub fn shutdown_begins(&self, alive: bool) {
         let mut state = self.state();
-        state.owned_by_shutdown = state.not_stopped.iter().cloned().collect();
+        state.owned_by_shutdown = match alive {
+            true => state.not_stopped.iter().cloned().collect(),
+            false => Vec::new(),
+        };
     }
 
     /// Every VM the harness asked for or read, by name: the instances
@@ -1097,6 +1101,14 @@ mod tests {
         assert!(budget_overruns(&entries, 0).is_empty(), "0: unlimited");
     }
 
+    /// A witness of a sandbox with nothing on disk.
+    fn witness_of_nothing() -> Witness {
+        Witness::new(
+            LimaHome::new("/nonexistent/lima"),
+            Journal::new("/nonexistent/journal.jsonl".into()),
+        )
+    }
+
     fn read(status: &str, reason: &str, pids: &[u32]) -> SettleRead {
         SettleRead {
             running: Some((status.to_owned(), reason.to_owned())),
@@ -1106,10 +1118,7 @@ mod tests {
 
     #[test]
     fn a_status_that_flips_while_nothing_happens_never_settles() {
-        let witness = Witness::new(
-            LimaHome::new("/nonexistent/lima"),
-            Journal::new("/nonexistent/journal.jsonl".into()),
-        );
+        let witness = witness_of_nothing();
         // Caught up once: settled.
         witness.settle_reads(
             "a",
@@ -1156,10 +1165,7 @@ mod tests {
 
     #[test]
     fn the_shutdown_owns_what_was_not_reported_stopped_when_it_began() {
-        let witness = Witness::new(
-            LimaHome::new("/nonexistent/lima"),
-            Journal::new("/nonexistent/journal.jsonl".into()),
-        );
+        let witness = witness_of_nothing();
         let view = |reason: &str, status: &str| {
             VmView::from_document_with(
                 &json!({"status": {"conditions": [
@@ -1173,9 +1179,12 @@ mod tests {
         };
         observe("up", &view("Started", "True"));
         observe("down", &view("Stopped", "False"));
-        witness.shutdown_begins();
+        witness.shutdown_begins(true);
         assert_eq!(witness.owned_by_shutdown(), ["up"]);
         let seen = witness.instances_seen();
         assert!(seen.contains("up") && seen.contains("down"), "{seen:?}");
+        // A crashed service's shutdown stops nothing.
+        witness.shutdown_begins(false);
+        assert!(witness.owned_by_shutdown().is_empty());
     }
 }

@@ -43,10 +43,13 @@ impl<'s> Witnessed<'s> {
     /// window, nothing asked (their statuses must settle), and what is not
     /// Stopped then is the shutdown's to stop.
     fn before_shutdown(&mut self) {
-        if self.inner.service_alive() {
+        // A service already gone (crashed) has nothing left to stop: what
+        // outlives it is the scenario's.
+        let alive = self.inner.service_alive();
+        if alive {
             self.watch_settling();
         }
-        self.sandbox.witness().shutdown_begins();
+        self.sandbox.witness().shutdown_begins(alive);
     }
 
     /// Reads every VM the scenario left (not deleted) as often as it can
