@@ -280,14 +280,30 @@ impl TargetFile {
                  (LIMAVM_*, LIMA_HOME, HOME, USERPROFILE): remove it"
             ));
         }
-        if let Some(slots) = &self.harness.slots {
-            slots.validate()?;
-        }
+        self.harness.validate()?;
+        let names_slot = |v: &serde_json::Value| placeholders_in(v).iter().any(|p| p == "slot");
+        let in_values = self
+            .resource
+            .documents
+            .iter()
+            .any(names_slot)
+            .then_some(("resource.documents", Vec::new()))
+            .into_iter()
+            .chain(
+                self.resource
+                    .changes
+                    .all()
+                    .into_iter()
+                    .find(|(_, v)| names_slot(v))
+                    .map(|(field, _)| (field, Vec::new())),
+            );
         if self.harness.slots.is_none()
             && let Some((field, _)) = self
                 .all_templates()
                 .into_iter()
-                .find(|(_, args)| args.iter().any(|a| a.contains("{slot}")))
+                .filter(|(_, args)| args.iter().any(|a| a.contains("{slot}")))
+                .chain(in_values)
+                .next()
         {
             return Err(format!(
                 "{field} uses {{slot}}, but harness.slots gives no slots to number"
@@ -393,6 +409,7 @@ impl TargetFile {
                 self.service.real_lima_args.clone(),
             ),
             ("service.log_files", self.service.log_files.clone()),
+            ("service.env", self.service.env.values().cloned().collect()),
             ("service.setup", self.service.setup.concat()),
             (
                 "service.kubeconfig_command",
@@ -537,7 +554,9 @@ impl<'s> ExternalDriver<'s> {
     /// unprivileged when the target says so.
     fn service_command(&self, args: &[String]) -> Result<std::process::Command, HarnessError> {
         let mut cmd = self.command(&self.privileged_args(args)?);
-        cmd.envs(&self.target.service.env);
+        for (key, value) in &self.target.service.env {
+            cmd.env(key, self.expand(std::slice::from_ref(value), &[]).remove(0));
+        }
         Ok(cmd)
     }
 

@@ -250,15 +250,17 @@ impl Witness {
         self.state().found.clone()
     }
 
-    /// The service is about to be shut down (`alive`: it still runs): the
-    /// instances its last reads did not report Stopped are that shutdown's
-    /// to stop; a service already gone stops nothing.
-    pub fn shutdown_begins(&self, alive: bool) {
+    /// The service is about to be shut down: the instances its last reads
+    /// did not report Stopped are that shutdown's to stop.
+    pub fn shutdown_begins(&self) {
         let mut state = self.state();
-        state.owned_by_shutdown = match alive {
-            true => state.not_stopped.iter().cloned().collect(),
-            false => Vec::new(),
-        };
+        state.owned_by_shutdown = state.not_stopped.iter().cloned().collect();
+    }
+
+    /// The service was killed: no shutdown of its own stops anything, and
+    /// what outlives it is the scenario's.
+    pub fn service_crashed(&self) {
+        self.state().owned_by_shutdown.clear();
     }
 
     /// Every VM the harness asked for or read, by name: the instances
@@ -1179,12 +1181,12 @@ mod tests {
         };
         observe("up", &view("Started", "True"));
         observe("down", &view("Stopped", "False"));
-        witness.shutdown_begins(true);
+        witness.shutdown_begins();
         assert_eq!(witness.owned_by_shutdown(), ["up"]);
         let seen = witness.instances_seen();
         assert!(seen.contains("up") && seen.contains("down"), "{seen:?}");
-        // A crashed service's shutdown stops nothing.
-        witness.shutdown_begins(false);
+        // A crashed service stops nothing.
+        witness.service_crashed();
         assert!(witness.owned_by_shutdown().is_empty());
     }
 }

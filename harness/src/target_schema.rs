@@ -346,6 +346,34 @@ pub struct HarnessSection {
 }
 
 impl HarnessSection {
+    /// Checks the bounds: a command or ready timeout of more than 0s and
+    /// at most 1h (as `reproduce --command-timeout`), a settle window of at
+    /// most a minute, and the slots' numbers.
+    pub fn validate(&self) -> Result<(), String> {
+        let hour = Duration::from_secs(3600);
+        for (field, value) in [
+            ("command_timeout", self.command_timeout),
+            ("ready_timeout", self.ready_timeout),
+        ] {
+            match value {
+                Some(d) if d.is_zero() => {
+                    return Err(format!("harness.{field} must be more than 0s"));
+                }
+                Some(d) if d > hour => return Err(format!("harness.{field} must be at most 1h")),
+                _ => {}
+            }
+        }
+        if self
+            .settle_window
+            .is_some_and(|d| d > Duration::from_secs(60))
+        {
+            return Err("harness.settle_window must be at most 1m".into());
+        }
+        self.slots
+            .as_ref()
+            .map_or(Ok(()), crate::slots::Slots::validate)
+    }
+
     /// `settings` with this section's bounds in place.
     pub fn apply(&self, mut settings: ReferenceSettings) -> ReferenceSettings {
         if let Some(timeout) = self.command_timeout {

@@ -43,13 +43,12 @@ impl<'s> Witnessed<'s> {
     /// window, nothing asked (their statuses must settle), and what is not
     /// Stopped then is the shutdown's to stop.
     fn before_shutdown(&mut self) {
-        // A service already gone (crashed) has nothing left to stop: what
-        // outlives it is the scenario's.
-        let alive = self.inner.service_alive();
-        if alive {
+        // A service already stopped (or crashed) has nothing left to stop:
+        // the record of its last stop stands.
+        if self.inner.service_alive() {
             self.watch_settling();
+            self.sandbox.witness().shutdown_begins();
         }
-        self.sandbox.witness().shutdown_begins(alive);
     }
 
     /// Reads every VM the scenario left (not deleted) as often as it can
@@ -123,6 +122,8 @@ impl ReconcilerDriver for Witnessed<'_> {
         self.inner.stop_service(timeout)
     }
     fn crash_service(&mut self) -> Result<(), HarnessError> {
+        // A crash stops nothing: what outlives it is the scenario's.
+        self.sandbox.witness().service_crashed();
         self.inner.crash_service()
     }
     fn service_pid(&self) -> Option<u32> {

@@ -115,13 +115,29 @@ pub fn rows(ids: &[&'static str], outcomes: &[Outcome]) -> Vec<AuditRow> {
         .iter()
         .filter_map(|id| fixed.iter().find(|o| o.id == *id).map(|o| audit(o)))
         .collect();
-    let ran = !rows.is_empty();
-    rows.extend(Invariant::ALL.iter().filter(|_| ran).map(|i| AuditRow {
-        id: i.id(),
-        audit: Audit::Absent,
-        message: String::new(),
-        duration_ms: 0,
-    }));
+    // An invariant is checked by the scenarios that ran: with none run to
+    // an end (each cannot run, or the harness failed), it says nothing.
+    let checked = fixed
+        .iter()
+        .any(|o| matches!(o.verdict, Verdict::Passed | Verdict::Failed));
+    let (audit, message) = match checked {
+        true => (Audit::Absent, String::new()),
+        false => (
+            Audit::CannotRun,
+            "no scenario of this audit ran to its end".to_owned(),
+        ),
+    };
+    rows.extend(
+        Invariant::ALL
+            .iter()
+            .filter(|_| !fixed.is_empty())
+            .map(|i| AuditRow {
+                id: i.id(),
+                audit,
+                message: message.clone(),
+                duration_ms: 0,
+            }),
+    );
     for outcome in &fixed {
         for also in &outcome.also {
             let Some(defect) = Defect::find(&also.id) else {

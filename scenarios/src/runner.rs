@@ -217,7 +217,7 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
             let mut also = found;
             also.extend(leftovers(finding, &leaks, &owned_by_shutdown));
             if leaks.processes.is_empty() {
-                also.extend(left_files(&sandbox, &owned_by_shutdown));
+                also.extend(left_files(&sandbox));
             }
             also.extend(leaks.broken.iter().map(|b| Seen {
                 defect: Defect::Invariant(b.invariant),
@@ -274,22 +274,28 @@ fn leftovers(finding: &Finding, leaks: &LeakReport, owned_by_shutdown: &[String]
     })
 }
 
-/// What the run left on disk once nothing of it runs: tmp files in an
-/// instance directory (a stop removes them all: `bracketed-home-path`'s
-/// kind) and disks still marked in use (`disk-lock-leak`'s), each filed
-/// under the service's shutdown when it had VMs to stop.
-fn left_files(sandbox: &Sandbox, owned_by_shutdown: &[String]) -> Vec<Seen> {
+/// What the run left on disk once nothing of it runs, by kind whichever
+/// path left it (nothing runs, so every kill was done and a cleanup step
+/// failed): tmp files in an instance directory (a stop removes them all:
+/// `bracketed-home-path`'s kind) and disks still marked in use by one of
+/// the run's instances (`disk-lock-leak`'s).
+fn left_files(sandbox: &Sandbox) -> Vec<Seen> {
     let home = sandbox.lima_home();
     let ours = sandbox.witness().instances_seen();
     let tmp: Vec<String> = ours
         .iter()
         .filter_map(|name| {
             let files = crate::checks::tmp_files(&home.instance(name));
-            (!files.is_empty()).then(|| format!("{name}: {}", files.join(", ")))
+            (!files.is_empty()).then(|| {
+                format!(
+                    "{}: {}",
+                    home.instance(name).dir.display(),
+                    files.join(", ")
+                )
+            })
         })
         .collect();
-    // A disk marked in use by one of the run's instances (a scenario may
-    // plant marks of instances it made up).
+    // A scenario may plant marks of instances it made up.
     let marked: Vec<String> = std::fs::read_dir(home.path().join("_disks"))
         .into_iter()
         .flatten()
@@ -302,29 +308,21 @@ fn left_files(sandbox: &Sandbox, owned_by_shutdown: &[String]) -> Vec<Seen> {
                 .is_some_and(|owner| ours.contains(&owner))
         })
         .collect();
-    let (shutdown, after) = match owned_by_shutdown.is_empty() {
-        true => (None, "every VM stopped"),
-        false => (
-            Some(Defect::Finding(FindingId::ShutdownFallbackSkipsCleanup)),
-            "after the service's shutdown",
-        ),
-    };
     let mut seen = Vec::new();
     if !tmp.is_empty() {
         seen.push(Seen {
-            defect: shutdown.unwrap_or(Defect::Finding(FindingId::BracketedHomePath)),
+            defect: Defect::Finding(FindingId::BracketedHomePath),
             message: format!(
-                "tmp files left in {}: {} ({after}, nothing running)",
-                home.path().display(),
+                "tmp files left in {} once nothing of the run ran",
                 tmp.join("; ")
             ),
         });
     }
     if !marked.is_empty() {
         seen.push(Seen {
-            defect: shutdown.unwrap_or(Defect::Finding(FindingId::DiskLockLeak)),
+            defect: Defect::Finding(FindingId::DiskLockLeak),
             message: format!(
-                "_disks/{{{}}}/in_use_by still present ({after}, nothing running)",
+                "_disks/{{{}}}/in_use_by still present once nothing of the run ran",
                 marked.join(",")
             ),
         });

@@ -7,6 +7,7 @@ use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
+use contract::FindingId;
 use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, VmView, eventually, waits};
@@ -73,8 +74,11 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
     })?;
     checks::distro_down(ctx.sandbox, "lima-vm", true)
         .map_err(|e| symptom!("after the service shut down: {e}"))?;
-    checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm"))?;
-    checks::only_alive(ctx.sandbox, &[])
+    checks::only_alive(ctx.sandbox, &[])?;
+    ctx.follow_on(
+        FindingId::BracketedHomePath,
+        checks::no_tmp_files(&ctx.sandbox.lima_home().instance("vm")),
+    )
 }
 
 const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response was not received from the virtual machine or container.";
