@@ -143,7 +143,10 @@ pub fn rows(ids: &[&'static str], outcomes: &[Outcome]) -> Vec<AuditRow> {
             let Some(defect) = Defect::find(&also.id) else {
                 continue;
             };
-            let seen = format!("seen in {}'s run: {}", outcome.id, also.message);
+            let seen = match defect.id() == outcome.id {
+                true => format!("seen in its own run: {}", also.message),
+                false => format!("seen in {}'s run: {}", outcome.id, also.message),
+            };
             match rows.iter_mut().find(|r| r.id == defect.id()) {
                 Some(row) if row.audit == Audit::Present => {}
                 Some(row) => {
@@ -474,6 +477,20 @@ mod tests {
         let shutdown = row("shutdown-fallback-skips-cleanup");
         assert_eq!(shutdown.audit, Audit::Present, "{}", shutdown.text());
         assert_eq!(row("stopped-is-true").audit, Audit::Present);
+        // What a run's own path left running is its own finding's PRESENT.
+        let own = super::rows(
+            &["disk-lock-leak"],
+            &[passed_but(
+                "disk-lock-leak",
+                &[("disk-lock-leak", "left running after its scenario: qemu")],
+            )],
+        );
+        assert_eq!(own[0].audit, Audit::Present, "{}", own[0].text());
+        assert!(
+            own[0]
+                .message
+                .starts_with("seen in its own run: left running")
+        );
         assert_eq!(row("statuses-settle").audit, Audit::Absent);
         assert!(!clean(&rows));
         // Against a build without the leftovers, the difference names it.

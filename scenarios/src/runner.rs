@@ -214,7 +214,10 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     let owned_by_shutdown = sandbox.witness().owned_by_shutdown();
     let (result, also) = match variant {
         Variant::Fixed => {
-            let mut also = found;
+            // A follow-on check of the run's own kind is its check; what
+            // was left and what broke stay apart, also when they are its
+            // own finding's (the audit makes that row PRESENT).
+            let (result, mut also) = fold_own(finding, result, found);
             also.extend(leftovers(finding, &leaks, &owned_by_shutdown));
             if leaks.processes.is_empty() {
                 also.extend(left_files(&sandbox));
@@ -223,7 +226,7 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
                 defect: Defect::Invariant(b.invariant),
                 message: b.message.clone(),
             }));
-            fold_own(finding, result, also)
+            (result, also)
         }
         // A regressed run's knock-on defects are the switch's, not news.
         Variant::Regressed => (result, Vec::new()),
