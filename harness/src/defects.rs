@@ -37,6 +37,18 @@ impl Defect {
     }
 }
 
+impl From<FindingId> for Defect {
+    fn from(finding: FindingId) -> Self {
+        Defect::Finding(finding)
+    }
+}
+
+impl From<Invariant> for Defect {
+    fn from(invariant: Invariant) -> Self {
+        Defect::Invariant(invariant)
+    }
+}
+
 /// One defect seen in a run, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {

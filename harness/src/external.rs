@@ -281,29 +281,8 @@ impl TargetFile {
             ));
         }
         self.harness.validate()?;
-        let names_slot = |v: &serde_json::Value| placeholders_in(v).iter().any(|p| p == "slot");
-        let in_values = self
-            .resource
-            .documents
-            .iter()
-            .any(names_slot)
-            .then_some(("resource.documents", Vec::new()))
-            .into_iter()
-            .chain(
-                self.resource
-                    .changes
-                    .all()
-                    .into_iter()
-                    .find(|(_, v)| names_slot(v))
-                    .map(|(field, _)| (field, Vec::new())),
-            );
         if self.harness.slots.is_none()
-            && let Some((field, _)) = self
-                .all_templates()
-                .into_iter()
-                .filter(|(_, args)| args.iter().any(|a| a.contains("{slot}")))
-                .chain(in_values)
-                .next()
+            && let Some(field) = self.field_naming("slot")
         {
             return Err(format!(
                 "{field} uses {{slot}}, but harness.slots gives no slots to number"
@@ -336,18 +315,40 @@ impl TargetFile {
         Ok(())
     }
 
+    /// The documents and changes, each a JSON template, with its field.
+    fn templated_values(&self) -> Vec<(String, serde_json::Value)> {
+        let documents = self.resource.documents.iter().enumerate();
+        documents
+            .map(|(i, d)| (format!("resource.documents[{i}]"), d.clone()))
+            .chain(
+                self.resource
+                    .changes
+                    .all()
+                    .into_iter()
+                    .map(|(f, v)| (f.to_owned(), v)),
+            )
+            .collect()
+    }
+
+    /// The first field whose template names `{placeholder}`, if any.
+    fn field_naming(&self, placeholder: &str) -> Option<String> {
+        let text = format!("{{{placeholder}}}");
+        let in_args = self
+            .all_templates()
+            .into_iter()
+            .find(|(_, args)| args.iter().any(|a| a.contains(&text)))
+            .map(|(field, _)| field.to_owned());
+        in_args.or_else(|| {
+            self.templated_values()
+                .into_iter()
+                .find(|(_, v)| placeholders_in(v).iter().any(|p| p == placeholder))
+                .map(|(field, _)| field)
+        })
+    }
+
     fn validate_documents(&self) -> Result<(), String> {
-        let mut values: Vec<(String, &serde_json::Value)> = self
-            .resource
-            .documents
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (format!("resource.documents[{i}]"), d))
-            .collect();
-        let changes = self.resource.changes.all();
-        values.extend(changes.iter().map(|(f, v)| (f.to_string(), v)));
-        for (field, value) in values {
-            if let Some(p) = placeholders_in(value)
+        for (field, value) in self.templated_values() {
+            if let Some(p) = placeholders_in(&value)
                 .into_iter()
                 .find(|p| !is_placeholder(p))
             {

@@ -113,23 +113,6 @@ impl Invariant {
         }
     }
 
-    /// What it holds a reconciler to, in a few words.
-    pub const fn title(self) -> &'static str {
-        match self {
-            Invariant::KeptFiles => "only a delete removes an instance's lima.yaml, disks and logs",
-            Invariant::RunningIsTrue => {
-                "Running=True is not reported for a dead hostagent or driver"
-            }
-            Invariant::StoppedIsTrue => "nothing of an instance runs once it is reported Stopped",
-            Invariant::GracefulFirst => "nothing is forced before the graceful timeout",
-            Invariant::FailuresReflected => {
-                "a failed delete keeps the resource; a success is not reported as a failure"
-            }
-            Invariant::RetryBudgetsEndLoudly => "a delete that gives up says so, within its budget",
-            Invariant::StatusesSettle => "a status does not keep changing while nothing happens",
-        }
-    }
-
     /// The invariant whose ID is `id`.
     pub fn find(id: &str) -> Option<Invariant> {
         Self::ALL.iter().copied().find(|i| i.id() == id)

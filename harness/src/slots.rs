@@ -53,7 +53,7 @@ impl Slots {
     }
 
     /// The slot numbers, in order.
-    pub fn numbers(&self) -> impl Iterator<Item = u32> {
+    fn numbers(&self) -> impl Iterator<Item = u32> {
         (0..self.count).map(move |i| self.first + i)
     }
 

@@ -387,12 +387,13 @@ impl HarnessSection {
 
     /// How many scenarios may run at once: the slots' count, or `jobs`.
     pub fn max_jobs(&self) -> Option<usize> {
-        match (self.slots, self.jobs) {
-            (Some(slots), jobs) => Some(
-                (slots.count as usize).min(jobs.map_or(usize::MAX, std::num::NonZeroUsize::get)),
-            ),
-            (None, jobs) => jobs.map(std::num::NonZeroUsize::get),
-        }
+        [
+            self.slots.map(|slots| slots.count as usize),
+            self.jobs.map(std::num::NonZeroUsize::get),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 

@@ -4,7 +4,7 @@
 //! reference and for external targets alike.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView};
-use crate::invariants::now_ms;
+use crate::invariants::{SettleRead, now_ms};
 use crate::{HarnessError, Sandbox, Template};
 use std::time::Duration;
 
@@ -72,6 +72,7 @@ impl<'s> Witnessed<'s> {
         while more(&reads) && !crate::runs::stopping() {
             let pids = crate::invariants::pid_set(&self.sandbox.live_processes());
             for (name, reads) in names.iter().zip(reads.iter_mut()) {
+                // A read that fails ends the watch: it judges nothing.
                 let Ok(view) = self.inner.get(name) else {
                     return;
                 };
@@ -94,8 +95,6 @@ const SETTLE_MIN_READS: usize = 5;
 
 /// The least time between two reads of the settle window.
 const SETTLE_SAMPLE_GAP: Duration = Duration::from_millis(20);
-
-use crate::invariants::SettleRead;
 
 /// The scenario is over: what only the service's whole log can tell.
 impl Drop for Witnessed<'_> {

@@ -1,10 +1,8 @@
 //! What a scenario works with: its sandbox, the reconciler settings for this
 //! run, and a way to start services of the reconciler under test.
 
-use contract::FindingId;
 use contract::plan::{Fault, Tool};
 use harness::defects::Defect;
-use harness::invariants::Invariant;
 use harness::{
     FaultPlanBuilder, HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target, VmSpec,
 };
@@ -104,29 +102,16 @@ impl<'s> Ctx<'s> {
         }
     }
 
-    /// A check beyond the scenario's own, of `finding`'s kind (a tmp file
-    /// left after a stop is `bracketed-home-path`'s, whichever scenario
-    /// sees it): its symptom is filed under that finding and the scenario
-    /// goes on, so that its own check still gives its own verdict. In the
-    /// finding's own scenario it is that scenario's check.
-    pub fn follow_on(&self, finding: FindingId, check: ScenarioResult) -> ScenarioResult {
-        self.file_under(Defect::Finding(finding), check)
-    }
-
-    /// The same for a check of `invariant`'s kind; the symptom is filed
-    /// as the invariant's message (`Stopped is true: ...`).
-    pub fn follow_on_invariant(
-        &self,
-        invariant: Invariant,
-        check: ScenarioResult,
-    ) -> ScenarioResult {
-        self.file_under(Defect::Invariant(invariant), check)
-    }
-
-    fn file_under(&self, defect: Defect, check: ScenarioResult) -> ScenarioResult {
+    /// A check beyond the scenario's own, of `defect`'s kind (a finding:
+    /// a tmp file left after a stop is `bracketed-home-path`'s, whichever
+    /// scenario sees it; or an invariant): its symptom is filed under that
+    /// defect and the scenario goes on, so that its own check still gives
+    /// its own verdict. In the finding's own scenario it is that
+    /// scenario's check.
+    pub fn follow_on(&self, defect: impl Into<Defect>, check: ScenarioResult) -> ScenarioResult {
         match check {
             Err(ScenarioError::Symptom(message)) => {
-                self.sandbox.witness().found(defect, message);
+                self.sandbox.witness().found(defect.into(), message);
                 Ok(())
             }
             other => other,

@@ -192,7 +192,7 @@ fn stopped_leaves_nothing(
             instance.name
         )
     });
-    ctx.follow_on_invariant(Invariant::StoppedIsTrue, alive)?;
+    ctx.follow_on(Invariant::StoppedIsTrue, alive)?;
     ctx.follow_on(FindingId::BracketedHomePath, checks::no_tmp_files(instance))
 }
 
