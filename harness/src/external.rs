@@ -2,7 +2,7 @@
 //! a target file (TOML). See `fixtures/targets/README.md` for the format.
 
 use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
-use crate::reference::ReferenceSettings;
+use crate::reference::DriverSettings;
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::target_lima::now_rfc3339;
 use crate::target_schema::{
@@ -434,7 +434,7 @@ impl TargetFile {
     }
 
     /// `settings` with the target's fixed timeouts in place.
-    pub fn settings(&self, settings: ReferenceSettings) -> ReferenceSettings {
+    pub fn settings(&self, settings: DriverSettings) -> DriverSettings {
         self.harness.apply(self.timeouts.apply(settings))
     }
 
@@ -473,7 +473,7 @@ fn check_placeholders(arg: &str) -> Result<(), String> {
 pub struct ExternalDriver<'s> {
     sandbox: &'s Sandbox,
     target: TargetFile,
-    settings: ReferenceSettings,
+    settings: DriverSettings,
     state_dir: PathBuf,
     service: ServiceProcess<'s>,
     /// Generations of a target without `observedGeneration`.
@@ -484,7 +484,7 @@ impl<'s> ExternalDriver<'s> {
     pub fn new(
         sandbox: &'s Sandbox,
         target: TargetFile,
-        settings: ReferenceSettings,
+        settings: DriverSettings,
         state_dir: PathBuf,
     ) -> Self {
         Self {
@@ -1097,7 +1097,7 @@ kind = "LimaVM"
             "command_timeout = \"90s\"\nsettle_window = \"0s\"\nslots = { first = 10, count = 3 }",
         ))
         .unwrap();
-        let settings = target.settings(ReferenceSettings::fast());
+        let settings = target.settings(DriverSettings::fast());
         assert_eq!(settings.command_timeout, Duration::from_secs(90));
         assert!(settings.settle_window.is_zero());
         assert_eq!(target.harness.max_jobs(), Some(3));
@@ -1108,7 +1108,7 @@ kind = "LimaVM"
         assert_eq!(parse(GOOD).unwrap().harness.max_jobs(), None);
         // Without the section, the defaults: long enough for a real
         // reconciler's CLI.
-        let defaults = parse(GOOD).unwrap().settings(ReferenceSettings::fast());
+        let defaults = parse(GOOD).unwrap().settings(DriverSettings::fast());
         assert_eq!(
             defaults.command_timeout,
             crate::reference::DEFAULT_COMMAND_TIMEOUT

@@ -34,7 +34,7 @@ pub use external::{ExternalDriver, TargetFile};
 pub use faults::FaultPlanBuilder;
 pub use journal::Journal;
 pub use leaks::LeakReport;
-pub use reference::{ReferenceDriver, ReferenceSettings};
+pub use reference::{DriverSettings, ReferenceDriver};
 pub use sandbox::Sandbox;
 pub use target::Target;
 pub use template::Template;

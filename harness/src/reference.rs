@@ -15,11 +15,12 @@ use std::time::Duration;
 /// The `--hostagent-entry` value for real Lima.
 pub const START_FOREGROUND: &str = "start-foreground";
 
-/// The service's timings and regression switches, and the harness's own
-/// bounds. `fast()` is what scenarios use ([`Timings::fast`]). The timings
+/// How a driver runs any target (the reference, a target file): the
+/// service's timings and regression switches, and the harness's own bounds.
+/// `fast()` is what scenarios use ([`Timings::fast`]). The timings
 /// read as fields of the settings (`settings.graceful_timeout`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReferenceSettings {
+pub struct DriverSettings {
     /// The findings whose regression switches the service runs with.
     pub regressions: Vec<FindingId>,
     /// The service's timeouts, backoffs and budgets.
@@ -58,7 +59,7 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 /// loop takes milliseconds a turn.
 pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
 
-impl ReferenceSettings {
+impl DriverSettings {
     pub fn fast() -> Self {
         let timings = Timings::fast();
         Self {
@@ -100,7 +101,7 @@ impl ReferenceSettings {
     }
 }
 
-impl Deref for ReferenceSettings {
+impl Deref for DriverSettings {
     type Target = Timings;
 
     fn deref(&self) -> &Timings {
@@ -108,7 +109,7 @@ impl Deref for ReferenceSettings {
     }
 }
 
-impl DerefMut for ReferenceSettings {
+impl DerefMut for DriverSettings {
     fn deref_mut(&mut self) -> &mut Timings {
         &mut self.timings
     }
@@ -116,23 +117,19 @@ impl DerefMut for ReferenceSettings {
 
 pub struct ReferenceDriver<'s> {
     sandbox: &'s Sandbox,
-    settings: ReferenceSettings,
+    settings: DriverSettings,
     state_dir: PathBuf,
     service: ServiceProcess<'s>,
 }
 
 impl<'s> ReferenceDriver<'s> {
-    pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
+    pub fn new(sandbox: &'s Sandbox, settings: DriverSettings) -> Self {
         Self::with_state(sandbox, settings, sandbox.state_dir())
     }
 
     /// A service with a state directory of its own (several services may
     /// share one LIMA_HOME).
-    pub fn with_state(
-        sandbox: &'s Sandbox,
-        settings: ReferenceSettings,
-        state_dir: PathBuf,
-    ) -> Self {
+    pub fn with_state(sandbox: &'s Sandbox, settings: DriverSettings, state_dir: PathBuf) -> Self {
         Self {
             sandbox,
             settings,
@@ -145,7 +142,7 @@ impl<'s> ReferenceDriver<'s> {
         &self.state_dir
     }
 
-    pub fn settings(&self) -> &ReferenceSettings {
+    pub fn settings(&self) -> &DriverSettings {
         &self.settings
     }
 
@@ -332,16 +329,16 @@ mod tests {
 
     #[test]
     fn the_hostagent_entry_is_passed_only_for_real_lima() {
-        let entry = |settings: ReferenceSettings| {
+        let entry = |settings: DriverSettings| {
             settings
                 .args()
                 .into_iter()
                 .filter(|a| a.starts_with("--hostagent-entry"))
                 .collect::<Vec<_>>()
         };
-        assert!(entry(ReferenceSettings::fast().for_toolset(&Toolset::fakes())).is_empty());
+        assert!(entry(DriverSettings::fast().for_toolset(&Toolset::fakes())).is_empty());
         assert_eq!(
-            entry(ReferenceSettings::fast().for_toolset(&Toolset::real_lima())),
+            entry(DriverSettings::fast().for_toolset(&Toolset::real_lima())),
             ["--hostagent-entry=start-foreground"]
         );
     }

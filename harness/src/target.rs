@@ -1,7 +1,7 @@
 //! Which reconciler the scenarios drive.
 
 use crate::external::{ExternalDriver, TargetError, TargetFile};
-use crate::{ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox};
+use crate::{DriverSettings, ReconcilerDriver, ReferenceDriver, Sandbox};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,7 +50,7 @@ impl Target {
 
     /// `settings` with the target's fixed timeouts in place: what
     /// scenarios derive their expectations from.
-    pub fn settings(&self, settings: ReferenceSettings) -> ReferenceSettings {
+    pub fn settings(&self, settings: DriverSettings) -> DriverSettings {
         match self {
             Target::Reference => settings,
             Target::External(file) => file.settings(settings),
@@ -128,7 +128,7 @@ impl Target {
     pub fn driver<'s>(
         &self,
         sandbox: &'s Sandbox,
-        settings: ReferenceSettings,
+        settings: DriverSettings,
         state_dir: PathBuf,
     ) -> Box<dyn ReconcilerDriver + 's> {
         let graceful_timeout = settings.graceful_timeout;

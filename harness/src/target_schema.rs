@@ -4,7 +4,7 @@
 //! change is seen to be observed, and its fixed timeouts. See
 //! `fixtures/targets/README.md` for the format.
 
-use crate::ReferenceSettings;
+use crate::DriverSettings;
 use crate::driver::{Condition, VmView};
 use crate::reference::SHUTDOWN_MARGIN;
 use contract::condition::{kind, reason, status};
@@ -271,7 +271,7 @@ pub struct FixedTimeouts {
 
 impl FixedTimeouts {
     /// `settings` with every fixed timeout in place.
-    pub fn apply(&self, mut settings: ReferenceSettings) -> ReferenceSettings {
+    pub fn apply(&self, mut settings: DriverSettings) -> DriverSettings {
         let timings = &mut settings.timings;
         let fields = [
             (self.graceful, &mut timings.graceful_timeout),
@@ -375,7 +375,7 @@ impl HarnessSection {
     }
 
     /// `settings` with this section's bounds in place.
-    pub fn apply(&self, mut settings: ReferenceSettings) -> ReferenceSettings {
+    pub fn apply(&self, mut settings: DriverSettings) -> DriverSettings {
         if let Some(timeout) = self.command_timeout {
             settings.command_timeout = timeout;
         }
@@ -561,7 +561,7 @@ cleanup_failed = [{ type = "Deleted", status = "False" }]
     fn fixed_timeouts_replace_the_settings() {
         let fixed: FixedTimeouts =
             toml::from_str("graceful = \"30s\"\npid_file_wait = \"5s\"").unwrap();
-        let settings = fixed.apply(ReferenceSettings::fast());
+        let settings = fixed.apply(DriverSettings::fast());
         assert_eq!(settings.graceful_timeout, Duration::from_secs(30));
         assert_eq!(fixed.describe(), "graceful 30s, pid_file_wait 5s");
         let bad = toml::from_str::<FixedTimeouts>("graceful = \"soon\"").unwrap_err();

@@ -1,6 +1,6 @@
 //! The cross-path matrix: every fault through every stop path ends clean.
 
-use harness::{Binaries, ReferenceSettings, Sandbox};
+use harness::{Binaries, DriverSettings, Sandbox};
 use rstest::rstest;
 use scenarios::Ctx;
 use scenarios::cross_path::{PathFault, StopPath, stop_through};
@@ -31,7 +31,7 @@ fn every_stop_path_ends_clean(
     let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
     let sandbox = Sandbox::new(&binaries).expect("sandbox");
     {
-        let ctx = Ctx::new(&sandbox, ReferenceSettings::fast());
+        let ctx = Ctx::new(&sandbox, DriverSettings::fast());
         if let Err(e) = stop_through(&ctx, path, fault) {
             panic!(
                 "{path:?} under {fault:?}: {e}\njournal tail:\n{}",
@@ -48,7 +48,7 @@ fn every_stop_path_ends_clean(
 /// failure).
 fn restart_requested(
     target: harness::Target,
-    settings: ReferenceSettings,
+    settings: DriverSettings,
 ) -> scenarios::ScenarioResult {
     let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
     let sandbox = Sandbox::new(&binaries).expect("sandbox");
@@ -65,12 +65,12 @@ fn restart_requested(
 
 #[test]
 fn a_requested_restart_stops_the_hostagent_gracefully_and_leaves_nothing_of_it() {
-    restart_requested(harness::Target::Reference, ReferenceSettings::fast())
+    restart_requested(harness::Target::Reference, DriverSettings::fast())
         .unwrap_or_else(|e| panic!("fixed: {e}"));
     // A reconciler that does not clean up after a graceful exit keeps the
     // old hostagent's forwarders.
     let regressed =
-        ReferenceSettings::fast().with_regression(contract::FindingId::GracefulExitLeftovers);
+        DriverSettings::fast().with_regression(contract::FindingId::GracefulExitLeftovers);
     let e = restart_requested(harness::Target::Reference, regressed)
         .expect_err("graceful-exit-leftovers switched on: the old forwarders survive");
     assert!(

@@ -15,7 +15,7 @@ use contract::FindingId;
 use contract::condition::{kind, reason, status};
 use contract::journal::event;
 use contract::plan::{Fault, Tool};
-use harness::{Binaries, FaultPlanBuilder, ReferenceSettings, Sandbox, Toolset, VmView};
+use harness::{Binaries, DriverSettings, FaultPlanBuilder, Sandbox, Toolset, VmView};
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config, FileFailurePersistence, TestCaseError, TestError, TestRng, TestRunner,
@@ -130,7 +130,7 @@ fn judge(sandbox: &Sandbox, result: ScenarioResult) -> Result<(), TestCaseError>
 
 /// The settings of a run with `regression` switched on. A regressed
 /// service may be stuck for good: it gets one graceful wait to go.
-fn regressed(settings: ReferenceSettings, regression: FindingId) -> ReferenceSettings {
+fn regressed(settings: DriverSettings, regression: FindingId) -> DriverSettings {
     let mut settings = settings.with_regression(regression);
     settings.drop_shutdown_timeout = settings.graceful_timeout;
     settings
@@ -158,8 +158,8 @@ fn forced_stop_case() -> impl Strategy<Value = ForcedStopCase> {
 }
 
 /// The hostagent ignores the interrupt: the graceful wait is dead time.
-fn forced_stop_settings() -> ReferenceSettings {
-    let mut settings = ReferenceSettings::fast();
+fn forced_stop_settings() -> DriverSettings {
+    let mut settings = DriverSettings::fast();
     settings.graceful_timeout = Duration::from_millis(200);
     settings
 }
@@ -168,7 +168,7 @@ fn forced_stop_settings() -> ReferenceSettings {
 /// forwarded port free.
 fn forced_stop_leaves_nothing(
     case: &ForcedStopCase,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let parent = hostile_dir(&case.home_parent)?;
     let sandbox = sandbox_in(parent.path())?;
@@ -229,9 +229,9 @@ impl TimingCase {
 
 /// Short timeouts: the slowest passing case (a stop, then two delete
 /// attempts) stays under three seconds.
-fn timing_settings() -> ReferenceSettings {
+fn timing_settings() -> DriverSettings {
     let short = Duration::from_millis(300);
-    let mut settings = ReferenceSettings::fast();
+    let mut settings = DriverSettings::fast();
     settings.graceful_timeout = short;
     settings.wsl_timeout = short;
     settings.delete_timeout = short;
@@ -257,7 +257,7 @@ fn timing_case() -> impl Strategy<Value = TimingCase> {
 /// may time out); meanwhile another VM is started and stopped.
 fn stop_and_delete_are_bounded(
     case: &TimingCase,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
     let result = (|| -> ScenarioResult {
@@ -339,7 +339,7 @@ fn keygen_case() -> impl Strategy<Value = KeygenCase> {
 /// leave exactly one valid key pair.
 fn racing_services_share_one_key_pair(
     case: &KeygenCase,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
     let result = (|| -> ScenarioResult {
@@ -368,16 +368,16 @@ proptest! {
     #![proptest_config(config(CI_CASES_KEYGEN))]
     #[test]
     fn racing_services_end_with_one_valid_key_pair(case in keygen_case()) {
-        racing_services_share_one_key_pair(&case, &ReferenceSettings::fast())?;
+        racing_services_share_one_key_pair(&case, &DriverSettings::fast())?;
     }
 }
 
 // -------------------------------------------- 4. unregister, finalizer
 
 /// A small budget and short timeouts, so a give-up takes about a second.
-fn unregister_settings() -> ReferenceSettings {
+fn unregister_settings() -> DriverSettings {
     let short = Duration::from_millis(300);
-    let mut settings = ReferenceSettings::fast();
+    let mut settings = DriverSettings::fast();
     settings.wsl_timeout = short;
     settings.delete_timeout = short;
     settings.delete_backoff = Duration::from_millis(20);
@@ -410,7 +410,7 @@ fn give_up_records(state_dir: &Path, name: &str) -> Vec<serde_json::Value> {
 /// line, both naming the distro left behind).
 fn finalizer_waits_for_the_distro(
     script: &UnregisterScript,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
     let result = (|| -> ScenarioResult {
@@ -508,7 +508,7 @@ fn invalid_name(view: &VmView) -> bool {
 /// and a message that says why, and nothing is created for it.
 fn unusable_names_are_refused(
     case: &UnusableNameCase,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let parent = hostile_dir(&case.home_parent)?;
     let sandbox = sandbox_in(parent.path())?;
@@ -565,7 +565,7 @@ proptest! {
     #![proptest_config(config(CI_CASES_UNUSABLE_NAMES))]
     #[test]
     fn unusable_names_are_refused_and_create_nothing(case in unusable_name_case()) {
-        unusable_names_are_refused(&case, &ReferenceSettings::fast())?;
+        unusable_names_are_refused(&case, &DriverSettings::fast())?;
     }
 }
 
@@ -608,7 +608,7 @@ fn ending_case() -> impl Strategy<Value = EndingCase> {
 /// instance is left: no process, no held port, no tmp file.
 fn hostagent_endings_leave_nothing(
     case: &EndingCase,
-    settings: &ReferenceSettings,
+    settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let parent = hostile_dir(&case.home_parent)?;
     let sandbox = sandbox_in(parent.path())?;
@@ -641,7 +641,7 @@ proptest! {
     #![proptest_config(config(CI_CASES_HOSTAGENT_ENDINGS))]
     #[test]
     fn however_the_hostagent_ends_nothing_is_left(case in ending_case()) {
-        hostagent_endings_leave_nothing(&case, &ReferenceSettings::fast())?;
+        hostagent_endings_leave_nothing(&case, &DriverSettings::fast())?;
     }
 }
 
@@ -763,7 +763,7 @@ fn unbounded_wsl_calls_are_found_and_shrunk() {
 
 #[test]
 fn keygen_races_are_found_and_shrunk() {
-    let settings = regressed(ReferenceSettings::fast(), FindingId::ConcurrentKeygenRace);
+    let settings = regressed(DriverSettings::fast(), FindingId::ConcurrentKeygenRace);
     let (case, reason) = shrunk_counterexample(
         "concurrent-keygen-race",
         CI_CASES_KEYGEN,
@@ -809,10 +809,7 @@ fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
 
 #[test]
 fn leftovers_of_a_hostagent_are_found_and_shrunk() {
-    let settings = regressed(
-        ReferenceSettings::fast(),
-        FindingId::HostagentDeathLeftovers,
-    );
+    let settings = regressed(DriverSettings::fast(), FindingId::HostagentDeathLeftovers);
     let (case, reason) = shrunk_counterexample(
         "hostagent-death-leftovers",
         CI_CASES_HOSTAGENT_ENDINGS,

@@ -66,7 +66,7 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
     unsafe { std::env::set_var("RDD_BIN", env!("CARGO_BIN_EXE_reproduce")) };
     let rdd = target("rancher-desktop-daemon.toml");
     assert!(rdd.embeds_hostagent() && !rdd.supports_regressions());
-    let settings = rdd.settings(harness::ReferenceSettings::fast());
+    let settings = rdd.settings(harness::DriverSettings::fast());
     let need = scenarios::catalogue::TimeoutNeed {
         timeout: contract::Timing::GracefulTimeout,
         below: std::time::Duration::from_secs(20),
@@ -80,7 +80,7 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
     );
     assert_eq!(rdd.spawn_attributes(), ["own_process_group"]);
     // The foreign fixture's 1 s graceful timeout fits.
-    let foreign = target("reference-foreign.toml").settings(harness::ReferenceSettings::fast());
+    let foreign = target("reference-foreign.toml").settings(harness::DriverSettings::fast());
     assert!(need.unmet(&foreign).is_none());
 }
 
@@ -126,7 +126,7 @@ fn a_template_change_by_reapplied_configmap_reaches_the_vm() {
     let sandbox = Sandbox::new(&binaries).unwrap();
     let ctx = scenarios::Ctx::for_target(
         &sandbox,
-        harness::ReferenceSettings::fast(),
+        harness::DriverSettings::fast(),
         target("reference-configmap.toml"),
     );
     let mut svc = ctx.started_service().unwrap();
@@ -207,7 +207,7 @@ fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
     let sandbox = Sandbox::new(&binaries).unwrap();
     let ctx = scenarios::Ctx::for_target(
         &sandbox,
-        harness::ReferenceSettings::fast(),
+        harness::DriverSettings::fast(),
         target("reference-embedded.toml"),
     );
     let mut svc = ctx.started_service().unwrap();
@@ -254,11 +254,8 @@ fn a_requested_restart_through_each_fixture_stops_gracefully_and_leaves_nothing(
         let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
         let sandbox = harness::Sandbox::new(&binaries).unwrap();
         {
-            let ctx = scenarios::Ctx::for_target(
-                &sandbox,
-                harness::ReferenceSettings::fast(),
-                target(file),
-            );
+            let ctx =
+                scenarios::Ctx::for_target(&sandbox, harness::DriverSettings::fast(), target(file));
             scenarios::restart::restart_requested(&ctx).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
         let leaks = sandbox.settled_leak_report(std::time::Duration::from_secs(3));
@@ -304,7 +301,7 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
         let sandbox = harness::Sandbox::new(&binaries).unwrap();
         let ctx = scenarios::Ctx::for_target(
             &sandbox,
-            harness::ReferenceSettings::fast(),
+            harness::DriverSettings::fast(),
             unprivileged.clone(),
         );
         let svc = ctx.started_service().unwrap();

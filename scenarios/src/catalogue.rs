@@ -68,7 +68,7 @@ pub struct TimeoutNeed {
 
 impl TimeoutNeed {
     /// Why `settings` cannot run the scenario, if they cannot.
-    pub fn unmet(&self, settings: &harness::ReferenceSettings) -> Option<String> {
+    pub fn unmet(&self, settings: &harness::DriverSettings) -> Option<String> {
         let value = settings.timings.duration(self.timeout)?;
         (value >= self.below).then(|| {
             format!(

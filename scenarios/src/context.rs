@@ -4,7 +4,7 @@
 use contract::plan::{Fault, Tool};
 use harness::defects::Defect;
 use harness::{
-    FaultPlanBuilder, HarnessError, ReconcilerDriver, ReferenceSettings, Sandbox, Target, VmSpec,
+    DriverSettings, FaultPlanBuilder, HarnessError, ReconcilerDriver, Sandbox, Target, VmSpec,
 };
 use std::path::PathBuf;
 
@@ -61,19 +61,19 @@ pub fn ensure(condition: bool, symptom: impl FnOnce() -> String) -> ScenarioResu
 
 pub struct Ctx<'s> {
     pub sandbox: &'s Sandbox,
-    pub settings: ReferenceSettings,
+    pub settings: DriverSettings,
     pub target: Target,
 }
 
 impl<'s> Ctx<'s> {
     /// A context driving the reference reconciler.
-    pub fn new(sandbox: &'s Sandbox, settings: ReferenceSettings) -> Self {
+    pub fn new(sandbox: &'s Sandbox, settings: DriverSettings) -> Self {
         Self::for_target(sandbox, settings, Target::Reference)
     }
 
     /// A context driving `target`; its fixed timeouts replace those of
     /// `settings` (here and in every `with_settings`).
-    pub fn for_target(sandbox: &'s Sandbox, settings: ReferenceSettings, target: Target) -> Self {
+    pub fn for_target(sandbox: &'s Sandbox, settings: DriverSettings, target: Target) -> Self {
         Self {
             sandbox,
             settings: target.settings(settings),
@@ -119,7 +119,7 @@ impl<'s> Ctx<'s> {
     }
 
     /// The same target and sandbox, other settings.
-    pub fn with_settings(&self, settings: ReferenceSettings) -> Self {
+    pub fn with_settings(&self, settings: DriverSettings) -> Self {
         Self::for_target(self.sandbox, settings, self.target.clone())
     }
 

@@ -5,7 +5,7 @@ use crate::catalogue::Finding;
 use crate::context::{Ctx, ScenarioError};
 use contract::FindingId;
 use harness::defects::{Defect, Seen};
-use harness::{Binaries, LeakReport, ReferenceSettings, Sandbox, Target, Toolset, WaitSplit};
+use harness::{Binaries, DriverSettings, LeakReport, Sandbox, Target, Toolset, WaitSplit};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -90,7 +90,7 @@ pub struct Outcome {
 pub struct RunConfig {
     pub binaries: Binaries,
     pub toolset: Toolset,
-    pub settings: ReferenceSettings,
+    pub settings: DriverSettings,
     pub target: Target,
 }
 
@@ -99,7 +99,7 @@ impl RunConfig {
         Self {
             binaries,
             toolset: Toolset::fakes(),
-            settings: ReferenceSettings::fast(),
+            settings: DriverSettings::fast(),
             target: Target::Reference,
         }
     }

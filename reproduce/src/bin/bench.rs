@@ -21,7 +21,7 @@ use anyhow::Context;
 use clap::Parser;
 use harness::real_lima::lima_status;
 use harness::{
-    Binaries, ReconcilerDriver, ReferenceDriver, ReferenceSettings, Sandbox, Template, Toolset,
+    Binaries, DriverSettings, ReconcilerDriver, ReferenceDriver, Sandbox, Template, Toolset,
     VmSpec, WaitError, eventually_every,
 };
 use lima_layout::VmType;
@@ -146,7 +146,7 @@ fn hostagent_ready(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
 
 fn lifecycle(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
     let sandbox = Sandbox::new(binaries)?;
-    let mut svc = ReferenceDriver::new(&sandbox, ReferenceSettings::fast());
+    let mut svc = ReferenceDriver::new(&sandbox, DriverSettings::fast());
     svc.start_service()?;
     let vm = VmSpec::new("bench", Template::new(VmType::Qemu));
     let started = Instant::now();

@@ -9,7 +9,7 @@ use crate::support::{
     wait_running,
 };
 use harness::{
-    ReconcilerDriver, ReferenceDriver, ReferenceSettings, Template, Toolset, VmSpec, eventually,
+    DriverSettings, ReconcilerDriver, ReferenceDriver, Template, Toolset, VmSpec, eventually,
 };
 use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
@@ -17,8 +17,8 @@ use scenarios::steps::GUEST_BOOT;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-fn settings(graceful_timeout: Duration) -> ReferenceSettings {
-    let mut settings = ReferenceSettings::fast().for_toolset(&Toolset::real_lima());
+fn settings(graceful_timeout: Duration) -> DriverSettings {
+    let mut settings = DriverSettings::fast().for_toolset(&Toolset::real_lima());
     settings.graceful_timeout = graceful_timeout;
     settings
 }
