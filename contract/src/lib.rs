@@ -9,8 +9,6 @@
 //! process and waits for nothing, so every other crate may depend on it
 //! without depending on each other.
 
-#![warn(unreachable_pub, missing_docs)]
-
 pub mod annotation;
 pub mod condition;
 pub mod env;
