@@ -3,6 +3,10 @@
 use crate::plan::PlanError;
 use contract::exit;
 
+/// The exit code of OpenSSH's `fatal()` (`cleanup_exit(255)`, OpenSSH's
+/// log.c), which `ssh` and `ssh-keygen` end with on a fatal error.
+pub(crate) const OPENSSH_FATAL: i32 = 255;
+
 #[derive(Debug, thiserror::Error)]
 pub enum FakeError {
     /// A bad command line, fault plan or state file: exit code 2.

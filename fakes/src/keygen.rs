@@ -2,7 +2,7 @@
 //! real tool's texts, streams and exit codes (OpenSSH 9.2 checked), and the
 //! `crash_half_way` fault.
 
-use crate::error::{FakeError, os_error_text};
+use crate::error::{FakeError, OPENSSH_FATAL, os_error_text};
 use crate::getopt::getopt;
 use crate::invocation::Invocation;
 use crate::journal::Record;
@@ -15,8 +15,6 @@ use std::path::{Path, PathBuf};
 
 const TOOL: &str = "ssh-keygen";
 const OPTIONS: &str = "qyb:t:N:C:f:";
-/// The exit code of the real tool's `fatal()`.
-const FATAL: i32 = 255;
 /// What a shell reports for a process killed by SIGKILL.
 const CRASH_CODE: i32 = 137;
 
@@ -195,12 +193,12 @@ fn print_public(path: &Path) -> i32 {
         Ok(bytes) => bytes,
         Err(e) => {
             eprint!("{shown}: {}\r\n", os_error_text(&e));
-            return FATAL;
+            return OPENSSH_FATAL;
         }
     };
     if let Some(mode) = platform::too_open_key_mode(path) {
         warn_unprotected(path, mode);
-        return FATAL;
+        return OPENSSH_FATAL;
     }
     let public = PrivateKey::from_openssh(&bytes)
         .ok()
@@ -213,7 +211,7 @@ fn print_public(path: &Path) -> i32 {
         }
         None => {
             eprint!("Load key \"{shown}\": error in libcrypto\r\n");
-            FATAL
+            OPENSSH_FATAL
         }
     }
 }

@@ -12,10 +12,13 @@ pub use contract::install;
 pub mod journal;
 pub mod plan;
 
+mod dispatch;
 mod error;
 mod faults;
 mod getopt;
+mod home;
 mod hostagent;
+mod instance_name;
 mod interrupts;
 mod invocation;
 mod keygen;
@@ -58,7 +61,7 @@ pub fn run_multicall() -> i32 {
     #[cfg(unix)]
     if let Some(args) = master_args() {
         // A detached ssh ControlMaster: argv is only its title.
-        return invocation::run("ssh", args);
+        return dispatch::run("ssh", args);
     }
     let mut args = Vec::new();
     for arg in argv {
@@ -72,7 +75,7 @@ pub fn run_multicall() -> i32 {
             }
         }
     }
-    invocation::run(&program, args)
+    dispatch::run(&program, args)
 }
 
 /// The arguments of a detached `ssh` ControlMaster, passed in

@@ -9,30 +9,23 @@
 //! as OpenSSH does and holds the forwards there; `-O check|forward|exit`
 //! talks to that master (see [`mux`]; Unix only).
 
-use crate::error::{FakeError, os_error_text};
+use crate::error::{FakeError, OPENSSH_FATAL};
 use crate::getopt::getopt;
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
 use crate::journal::Record;
 use contract::exit;
+use forward::{LocalForward, bind_forward, parse_forward};
 use std::net::TcpListener;
 use std::path::PathBuf;
 
+mod forward;
 #[cfg(unix)]
 pub(crate) mod mux;
 
 const TOOL: &str = "ssh";
 /// OpenSSH 9.2's option letters; `:` marks those that take a value.
 const OPTIONS: &str = "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy";
-/// The exit code of ssh's `fatal()`.
-const FATAL: i32 = 255;
-
-/// `-L [bind_address:]port:host:hostport` (or `...:remote_socket`).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct LocalForward {
-    bind_address: String,
-    port: u16,
-}
 
 #[derive(Debug, PartialEq, Eq)]
 struct SshArgs {
@@ -76,7 +69,7 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     if let Some(command) = &args.control.command {
         let Some(path) = &args.control.path else {
             eprint!("No ControlPath specified for \"-O\" command\r\n");
-            return Ok(FATAL);
+            return Ok(OPENSSH_FATAL);
         };
         return control_client(command, path, &args.forwards);
     }
@@ -92,40 +85,13 @@ pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
         match bind_forward(forward, journal) {
             Some(listener) => held.push(listener),
             // Without ExitOnForwardFailure the real ssh carries on.
-            None if args.exit_on_forward_failure => return Ok(FATAL),
+            None if args.exit_on_forward_failure => return Ok(OPENSSH_FATAL),
             None => {}
         }
     }
     interrupts.wait_honoured(journal, invocation.faults.ignore_interrupt());
     drop(held);
     Ok(exit::OK)
-}
-
-/// Takes the host side of `forward`, journaled; on failure prints
-/// OpenSSH's messages and returns `None`.
-fn bind_forward(
-    forward: &LocalForward,
-    journal: &crate::journal::JournalWriter,
-) -> Option<TcpListener> {
-    match crate::ports::bind(&forward.bind_address, forward.port) {
-        Ok(listener) => {
-            journal.record(Record::PortBound { port: forward.port });
-            Some(listener)
-        }
-        Err(error) => {
-            let text = os_error_text(&error);
-            journal.record(Record::PortBindFailed {
-                port: forward.port,
-                error: text.clone(),
-            });
-            eprint!(
-                "bind [{}]:{}: {text}\r\nchannel_setup_fwd_listener_tcpip: cannot listen to port: {}\r\n",
-                forward.bind_address, forward.port, forward.port
-            );
-            eprint!("Could not request local forwarding.\r\n");
-            None
-        }
-    }
 }
 
 #[cfg(unix)]
@@ -193,7 +159,7 @@ fn refuse_unprotected_keys(args: &SshArgs, journal: &crate::journal::JournalWrit
     }
     (refused > 0 && refused == args.identities.len()).then(|| {
         eprint!("{}: Permission denied (publickey).\r\n", args.destination);
-        FATAL
+        OPENSSH_FATAL
     })
 }
 
@@ -265,87 +231,12 @@ fn option_value<'a>(option: &'a str, key: &str) -> Option<&'a str> {
         .then(|| value[1..].trim_start_matches(['=', ' ', '\t']))
 }
 
-fn parse_forward(spec: &str) -> Option<LocalForward> {
-    let fields = split_fields(spec)?;
-    let fields: Vec<&str> = fields.iter().map(String::as_str).collect();
-    let (bind, port) = match fields[..] {
-        // bind:port:host:hostport
-        [bind, port, _, _] => (Some(bind), port),
-        // port:host:hostport, or bind:port:remote_socket
-        [first, _, _] if first.parse::<u16>().is_ok() => (None, first),
-        [bind, port, _] => (Some(bind), port),
-        // port:remote_socket
-        [port, _] => (None, port),
-        _ => return None,
-    };
-    let port = port.parse::<u16>().ok().filter(|p| *p != 0)?;
-    let bind_address = match bind {
-        None | Some("localhost") => "127.0.0.1",
-        Some("" | "*") => "0.0.0.0",
-        Some(address) => address,
-    };
-    Some(LocalForward {
-        bind_address: bind_address.to_owned(),
-        port,
-    })
-}
-
-/// Splits on `:` outside `[...]` (IPv6 addresses), dropping the brackets.
-fn split_fields(spec: &str) -> Option<Vec<String>> {
-    let mut fields = vec![String::new()];
-    let mut in_brackets = false;
-    for c in spec.chars() {
-        match c {
-            '[' if !in_brackets => in_brackets = true,
-            ']' if in_brackets => in_brackets = false,
-            ':' if !in_brackets => fields.push(String::new()),
-            c => fields.last_mut()?.push(c),
-        }
-    }
-    (!in_brackets).then_some(fields)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn strings(list: &[&str]) -> Vec<String> {
         list.iter().map(|s| s.to_string()).collect()
-    }
-
-    fn forward(bind: &str, port: u16) -> LocalForward {
-        LocalForward {
-            bind_address: bind.into(),
-            port,
-        }
-    }
-
-    #[test]
-    fn forward_specs_in_every_form() {
-        assert_eq!(
-            parse_forward("8080:localhost:80"),
-            Some(forward("127.0.0.1", 8080))
-        );
-        assert_eq!(
-            parse_forward("127.0.0.2:8080:localhost:80"),
-            Some(forward("127.0.0.2", 8080))
-        );
-        assert_eq!(parse_forward("*:8080:h:80"), Some(forward("0.0.0.0", 8080)));
-        assert_eq!(
-            parse_forward("[::1]:8080:[::1]:80"),
-            Some(forward("::1", 8080))
-        );
-        assert_eq!(
-            parse_forward("8080:/run/sock"),
-            Some(forward("127.0.0.1", 8080))
-        );
-        assert_eq!(
-            parse_forward("localhost:8080:/run/s"),
-            Some(forward("127.0.0.1", 8080))
-        );
-        assert_eq!(parse_forward("x:y"), None);
-        assert_eq!(parse_forward("0:h:80"), None);
-        assert_eq!(parse_forward("1:2:3:4:5"), None);
     }
 
     #[test]
@@ -369,7 +260,10 @@ mod tests {
         assert!(args.exit_on_forward_failure);
         assert_eq!(
             args.forwards,
-            [forward("127.0.0.1", 8080), forward("127.0.0.1", 9090)]
+            [
+                LocalForward::new("127.0.0.1", 8080),
+                LocalForward::new("127.0.0.1", 9090)
+            ]
         );
     }
 

@@ -2,9 +2,9 @@
 //! writes `<vmType>.pid` (qemu, vz, krunkit), or for wsl2 the distro
 //! `lima-<name>` driven through `wsl.exe`.
 
-use crate::decode_wsl_output;
 use crate::journal::JournalWriter;
 use crate::spawn::{POLL, kill_and_reap, run_bounded, spawn_tool, wait_while_alive};
+use crate::wsl::decode_output as decode_wsl_output;
 use lima_layout::paths::read_pid_file;
 use lima_layout::{InstancePaths, LimaConfig, VmType};
 use std::path::{Path, PathBuf};

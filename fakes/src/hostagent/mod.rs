@@ -10,8 +10,9 @@ mod events;
 mod forwards;
 
 use crate::error::FakeError;
+use crate::home::lima_home;
 use crate::interrupts::Interrupts;
-use crate::invocation::{Invocation, lima_home};
+use crate::invocation::Invocation;
 use crate::journal::Record;
 use contract::exit;
 use disks::DiskClaims;
@@ -51,7 +52,7 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
         faults: crate::faults::Faults::default(),
     };
     let result =
-        crate::limactl::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
+        crate::instance_name::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
     match result {
         Ok(code) => code,
         Err(error) => {

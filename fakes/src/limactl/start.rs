@@ -11,9 +11,9 @@
 //! Lima ignores `--foreground` on Windows (it starts the hostagent in the
 //! background); the fake refuses it there instead of playing that.
 
-use super::TOOL;
 use crate::error::FakeError;
-use crate::invocation::{Invocation, lima_home};
+use crate::home::lima_home;
+use crate::invocation::Invocation;
 use crate::journal::Record;
 use crate::platform;
 use contract::exit;
@@ -25,6 +25,9 @@ use std::io::{IsTerminal, Write};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
+
+/// The tool usage errors name, as `limactl.rs` does.
+const TOOL: &str = "limactl";
 
 /// How long the "already running?" check waits for `/v1/info`.
 const INFO_TIMEOUT: Duration = Duration::from_secs(2);

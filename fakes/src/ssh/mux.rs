@@ -12,8 +12,8 @@
 //! line (`check`, `exit`, `forward BIND PORT`) answered by `ok PID` or
 //! `error TEXT`.
 
-use super::{FATAL, LocalForward, bind_forward};
-use crate::error::FakeError;
+use super::forward::{LocalForward, bind_forward};
+use crate::error::{FakeError, OPENSSH_FATAL};
 use crate::invocation::Invocation;
 use crate::journal::Record;
 use crate::spawn::POLL;
@@ -71,7 +71,7 @@ pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeE
                 "control master exited ({status}) before listening on {}\r\n",
                 control_path.display()
             );
-            return Ok(FATAL);
+            return Ok(OPENSSH_FATAL);
         }
         if Instant::now() >= deadline {
             eprint!(
@@ -79,7 +79,7 @@ pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeE
                 child.id(),
                 control_path.display()
             );
-            return Ok(FATAL);
+            return Ok(OPENSSH_FATAL);
         }
         std::thread::sleep(POLL);
     }
@@ -105,7 +105,7 @@ pub fn serve(
     for forward in forwards {
         match bind_forward(forward, journal) {
             Some(listener) => held.push(listener),
-            None => return Ok(FATAL),
+            None => return Ok(OPENSSH_FATAL),
         }
     }
     for stream in listener.incoming() {
@@ -185,7 +185,7 @@ pub fn client(command: &str, control_path: &Path, forwards: &[LocalForward]) -> 
             },
             Err(message) => {
                 eprint!("{message}\r\n");
-                return FATAL;
+                return OPENSSH_FATAL;
             }
         }
     }

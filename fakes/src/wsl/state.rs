@@ -119,7 +119,7 @@ impl StateFile {
     pub fn from_env() -> Result<Self, FakeError> {
         let path = match std::env::var_os(STATE_ENV).filter(|p| !p.is_empty()) {
             Some(path) => PathBuf::from(path),
-            None => crate::invocation::home_dir()?.join(DEFAULT_FILE_NAME),
+            None => crate::home::home_dir()?.join(DEFAULT_FILE_NAME),
         };
         Ok(Self { path })
     }
