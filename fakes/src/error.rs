@@ -8,7 +8,7 @@ use contract::exit;
 pub(crate) const OPENSSH_FATAL: i32 = 255;
 
 #[derive(Debug, thiserror::Error)]
-pub enum FakeError {
+pub(crate) enum FakeError {
     /// A bad command line, fault plan or state file: exit code 2.
     #[error("{0}")]
     Usage(String),
@@ -21,19 +21,19 @@ pub enum FakeError {
 
 impl FakeError {
     /// A usage error, prefixed with the tool so the message says who refused.
-    pub fn usage(tool: &str, message: impl std::fmt::Display) -> Self {
+    pub(crate) fn usage(tool: &str, message: impl std::fmt::Display) -> Self {
         FakeError::Usage(format!("{tool} (limavm fake): {message}"))
     }
 
     /// A failure with exit code 1.
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub(crate) fn failed(message: impl Into<String>) -> Self {
         FakeError::Failed {
             code: exit::FAILURE,
             message: message.into(),
         }
     }
 
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             FakeError::Usage(_) | FakeError::Plan(_) => exit::USAGE,
             FakeError::Failed { code, .. } => *code,
@@ -46,7 +46,7 @@ impl FakeError {
 /// (OpenSSH for Windows words errors through its POSIX layer, not with
 /// Windows' "The system cannot find the file specified."), so the common
 /// kinds have fixed words.
-pub fn os_error_text(error: &std::io::Error) -> String {
+pub(crate) fn os_error_text(error: &std::io::Error) -> String {
     use std::io::ErrorKind;
     let words = match error.kind() {
         ErrorKind::NotFound => Some("No such file or directory"),

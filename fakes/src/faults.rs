@@ -7,18 +7,18 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Default)]
-pub struct Faults(Vec<Fault>);
+pub(crate) struct Faults(Vec<Fault>);
 
 impl Faults {
     /// The faults of the plan named by `LIMAVM_FAULT_PLAN` (none when unset).
-    pub fn claim(tool: Tool, args: &[String]) -> Result<Self, crate::plan::PlanError> {
+    pub(crate) fn claim(tool: Tool, args: &[String]) -> Result<Self, crate::plan::PlanError> {
         match std::env::var_os(FAULT_PLAN_ENV).filter(|p| !p.is_empty()) {
             Some(path) => Ok(Self(claim_faults(&PathBuf::from(path), tool, args)?)),
             None => Ok(Self::default()),
         }
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = &Fault> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Fault> {
         self.0.iter()
     }
 
@@ -26,32 +26,32 @@ impl Faults {
         self.0.contains(wanted)
     }
 
-    pub fn ignore_interrupt(&self) -> bool {
+    pub(crate) fn ignore_interrupt(&self) -> bool {
         self.has(&Fault::IgnoreInterrupt)
     }
 
-    pub fn keep_children(&self) -> bool {
+    pub(crate) fn keep_children(&self) -> bool {
         self.has(&Fault::KeepChildren)
     }
 
-    pub fn replace_driver(&self) -> bool {
+    pub(crate) fn replace_driver(&self) -> bool {
         self.has(&Fault::ReplaceDriver)
     }
 
-    pub fn ignore_driver_exit(&self) -> bool {
+    pub(crate) fn ignore_driver_exit(&self) -> bool {
         self.has(&Fault::IgnoreDriverExit)
     }
 
-    pub fn control_master(&self) -> bool {
+    pub(crate) fn control_master(&self) -> bool {
         self.has(&Fault::ControlMaster)
     }
 
-    pub fn crash_half_way(&self) -> bool {
+    pub(crate) fn crash_half_way(&self) -> bool {
         self.has(&Fault::CrashHalfWay)
     }
 
     /// The longest `slow_exit` asked for, if any.
-    pub fn slow_exit(&self) -> Option<Duration> {
+    pub(crate) fn slow_exit(&self) -> Option<Duration> {
         self.0
             .iter()
             .filter_map(|f| match f {
@@ -63,7 +63,7 @@ impl Faults {
 
     /// Applies `hang`, `delay` and `fail` in plan order. Returns the exit
     /// code when a `fail` ends the invocation; `hang` never returns.
-    pub fn apply_generic(&self) -> Option<i32> {
+    pub(crate) fn apply_generic(&self) -> Option<i32> {
         for fault in &self.0 {
             match fault {
                 Fault::Hang => loop {

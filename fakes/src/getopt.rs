@@ -4,20 +4,20 @@
 
 /// `spec` lists the option letters; a letter followed by `:` takes a value.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Parsed {
-    pub options: Vec<(char, Option<String>)>,
-    pub operands: Vec<String>,
+pub(crate) struct Parsed {
+    pub(crate) options: Vec<(char, Option<String>)>,
+    pub(crate) operands: Vec<String>,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
-pub enum GetoptError {
+pub(crate) enum GetoptError {
     #[error("unknown option -- {0}")]
     Unknown(char),
     #[error("option requires an argument -- {0}")]
     MissingValue(char),
 }
 
-pub fn getopt(args: &[String], spec: &str) -> Result<Parsed, GetoptError> {
+pub(crate) fn getopt(args: &[String], spec: &str) -> Result<Parsed, GetoptError> {
     let mut parsed = Parsed::default();
     let mut rest = args.iter();
     while let Some(arg) = rest.next() {

@@ -5,14 +5,14 @@ use crate::error::FakeError;
 use crate::journal::{JournalWriter, Record};
 use std::sync::mpsc::{Receiver, channel};
 
-pub struct Interrupts {
+pub(crate) struct Interrupts {
     arrivals: Receiver<()>,
 }
 
 impl Interrupts {
     /// Takes over the interrupt signals for the rest of the process's life
     /// (only once per process).
-    pub fn install() -> Result<Self, FakeError> {
+    pub(crate) fn install() -> Result<Self, FakeError> {
         let (sender, arrivals) = channel();
         ctrlc::set_handler(move || {
             let _ = sender.send(());
@@ -22,7 +22,7 @@ impl Interrupts {
     }
 
     /// Blocks until the next interrupt and journals it.
-    pub fn next(&self, journal: &JournalWriter) {
+    pub(crate) fn next(&self, journal: &JournalWriter) {
         // The sender lives in the handler for the whole process: recv only
         // returns when an interrupt arrived.
         let _ = self.arrivals.recv();
@@ -31,7 +31,11 @@ impl Interrupts {
 
     /// Waits up to `timeout` for the next interrupt; journals it and returns
     /// `true` when one came.
-    pub fn next_within(&self, journal: &JournalWriter, timeout: std::time::Duration) -> bool {
+    pub(crate) fn next_within(
+        &self,
+        journal: &JournalWriter,
+        timeout: std::time::Duration,
+    ) -> bool {
         match self.arrivals.recv_timeout(timeout) {
             Ok(()) => {
                 journal.record(Record::InterruptReceived);
@@ -43,7 +47,7 @@ impl Interrupts {
 
     /// Blocks until an interrupt the process honours. With `ignore`, every
     /// interrupt is journaled as ignored and this never returns.
-    pub fn wait_honoured(&self, journal: &JournalWriter, ignore: bool) {
+    pub(crate) fn wait_honoured(&self, journal: &JournalWriter, ignore: bool) {
         loop {
             self.next(journal);
             if !ignore {

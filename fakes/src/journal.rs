@@ -2,7 +2,7 @@
 //! by `LIMAVM_JOURNAL`; the harness reads it back to assert what happened.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use contract::journal::*;
@@ -33,7 +33,9 @@ impl JournalWriter {
         }
     }
 
-    pub fn to_file(path: &Path, tool: &str) -> Self {
+    /// A writer to `path`, whatever the environment says.
+    #[cfg(test)]
+    fn to_file(path: &std::path::Path, tool: &str) -> Self {
         Self {
             path: Some(path.to_owned()),
             tool: tool.to_owned(),
@@ -66,7 +68,8 @@ impl JournalWriter {
     }
 }
 
-pub fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, 0 if the clock is before it.
+fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

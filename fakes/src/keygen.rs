@@ -30,7 +30,7 @@ enum Request {
     },
 }
 
-pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     match parse(&invocation.args)? {
         Request::Generate {
             path,

@@ -34,8 +34,6 @@ mod wsl;
 /// The fake hostagent as a library: what a reconciler that embeds Lima
 /// runs when it re-executes itself as `<self> hostagent ... NAME`.
 pub use hostagent::{HostagentArgs, run_embedded as run_embedded_hostagent};
-/// Environment variable naming the fake `wsl.exe`'s state file.
-pub use wsl::STATE_ENV as WSL_STATE_ENV;
 pub use wsl::decode_output as decode_wsl_output;
 
 /// True when this process is one of the fakes: `argv[0]` names a tool, or

@@ -20,7 +20,7 @@ enum Subcommand {
     Start(StartArgs),
 }
 
-pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     match parse(&invocation.args)? {
         Subcommand::Hostagent(args) => {
             check_instance_name(&args.name)?;

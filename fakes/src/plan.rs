@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The faults that apply to one invocation, in plan order. Counted rules are
 /// claimed under an exclusive lock so that concurrent invocations never both
 /// take the last use of a rule.
-pub fn claim_faults(
+pub(crate) fn claim_faults(
     plan_path: &Path,
     tool: Tool,
     args: &[String],

@@ -3,7 +3,7 @@
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 
 /// Binds `port` on `host` (an address or a name such as `localhost`).
-pub fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
+pub(crate) fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
     let addresses: Vec<SocketAddr> = (host, port).to_socket_addrs()?.collect();
     TcpListener::bind(&addresses[..])
 }

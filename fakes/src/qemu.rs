@@ -89,7 +89,7 @@ struct QemuArgs {
     forwards: Vec<HostForward>,
 }
 
-pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let args = parse(&invocation.args)?;
     if args.daemonize {
         return daemonize(invocation, &args);

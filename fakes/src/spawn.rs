@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How often bounded waits look again.
-pub const POLL: Duration = Duration::from_millis(10);
+pub(crate) const POLL: Duration = Duration::from_millis(10);
 
 fn command(exe: &str, args: &[String]) -> Command {
     let mut cmd = Command::new(exe);
@@ -30,7 +30,11 @@ fn journal_child(journal: &JournalWriter, exe: &str, pid: u32) {
 
 /// Starts a long-running child: stdout discarded, stderr shared with ours
 /// (it lands in the hostagent's log).
-pub fn spawn_tool(exe: &str, args: &[String], journal: &JournalWriter) -> Result<Child, String> {
+pub(crate) fn spawn_tool(
+    exe: &str,
+    args: &[String],
+    journal: &JournalWriter,
+) -> Result<Child, String> {
     let child = command(exe, args)
         .stdout(Stdio::null())
         .spawn()
@@ -41,7 +45,11 @@ pub fn spawn_tool(exe: &str, args: &[String], journal: &JournalWriter) -> Result
 
 /// Starts a daemon: every stdio stream closed, so that it holds no pipe of
 /// whoever waits for its launcher to exit.
-pub fn spawn_daemon(exe: &str, args: &[String], journal: &JournalWriter) -> Result<Child, String> {
+pub(crate) fn spawn_daemon(
+    exe: &str,
+    args: &[String],
+    journal: &JournalWriter,
+) -> Result<Child, String> {
     let child = command(exe, args)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -55,7 +63,7 @@ pub fn spawn_daemon(exe: &str, args: &[String], journal: &JournalWriter) -> Resu
 /// capturing its output and journaling its start; past `timeout` its tree
 /// is killed and the call fails, as it does when a process it started
 /// still holds its output after it exited.
-pub fn run_bounded(
+pub(crate) fn run_bounded(
     exe: &str,
     args: &[String],
     timeout: Duration,
@@ -83,7 +91,7 @@ pub fn run_bounded(
 
 /// Waits until `ready` says yes, failing early when `child` exits and late
 /// at `timeout`.
-pub fn wait_while_alive(
+pub(crate) fn wait_while_alive(
     child: &mut Child,
     what: &str,
     timeout: Duration,
@@ -105,7 +113,7 @@ pub fn wait_while_alive(
 }
 
 /// Kills a child outright and reaps it.
-pub fn kill_and_reap(child: &mut Child) {
+pub(crate) fn kill_and_reap(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }

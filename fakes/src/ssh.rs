@@ -63,7 +63,7 @@ impl Control {
 /// The `-O` commands OpenSSH knows.
 const CONTROL_COMMANDS: [&str; 6] = ["check", "forward", "cancel", "exit", "stop", "proxy"];
 
-pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let args = parse(&invocation.args)?;
     let journal = &invocation.journal;
     if let Some(command) = &args.control.command {

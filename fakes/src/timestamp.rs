@@ -3,7 +3,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `2026-01-02T03:04:05.678Z` for now.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

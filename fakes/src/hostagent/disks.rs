@@ -6,14 +6,14 @@ use lima_layout::{InstancePaths, LimaHome};
 use std::path::PathBuf;
 
 #[derive(Debug, Default)]
-pub struct DiskClaims {
+pub(crate) struct DiskClaims {
     markers: Vec<PathBuf>,
 }
 
 impl DiskClaims {
     /// Marks `disk` as used by `instance`. A marker this instance left
     /// behind is taken over; one naming another instance is refused.
-    pub fn claim(
+    pub(crate) fn claim(
         &mut self,
         home: &LimaHome,
         instance: &InstancePaths,
@@ -51,7 +51,7 @@ impl DiskClaims {
     }
 
     /// Removes every marker this hostagent made; returns what failed.
-    pub fn release(&mut self) -> Vec<String> {
+    pub(crate) fn release(&mut self) -> Vec<String> {
         self.markers
             .drain(..)
             .filter_map(|marker| {

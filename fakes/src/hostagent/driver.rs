@@ -23,7 +23,7 @@ const QEMU_STOP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a terminated `wsl.exe -d` child gets to be gone.
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
-pub enum Driver {
+pub(crate) enum Driver {
     Qemu {
         process: QemuProcess,
         args: Vec<String>,
@@ -37,7 +37,7 @@ pub enum Driver {
 
 /// The QEMU process: the hostagent's own child, or after a replacement a
 /// `-daemonize`d one that only its pid file leads to.
-pub enum QemuProcess {
+pub(crate) enum QemuProcess {
     Child(Child),
     Daemon(u32),
 }
@@ -87,7 +87,7 @@ impl QemuProcess {
 }
 
 impl Driver {
-    pub fn start(
+    pub(crate) fn start(
         instance: &InstancePaths,
         config: &LimaConfig,
         journal: &JournalWriter,
@@ -108,7 +108,7 @@ impl Driver {
     }
 
     /// The driver's pid file, which the hostagent removes on shutdown.
-    pub fn pid_file(&self) -> Option<&Path> {
+    pub(crate) fn pid_file(&self) -> Option<&Path> {
         match self {
             Driver::Qemu { pid_file, .. } => Some(pid_file),
             Driver::Wsl { .. } => None,
@@ -121,7 +121,7 @@ impl Driver {
     /// and rewrites the pid file; WSL does the same so that, once this
     /// returns, what runs is the new session. Returns the old and the new
     /// pid.
-    pub fn replace(&mut self, journal: &JournalWriter) -> Result<(u32, u32), String> {
+    pub(crate) fn replace(&mut self, journal: &JournalWriter) -> Result<(u32, u32), String> {
         match self {
             Driver::Qemu {
                 process,
@@ -146,7 +146,7 @@ impl Driver {
 
     /// How the driver ended, when it has ended on its own (QEMU killed,
     /// the guest powered off, the WSL session gone).
-    pub fn exit_status(&mut self) -> Option<String> {
+    pub(crate) fn exit_status(&mut self) -> Option<String> {
         match self {
             Driver::Qemu {
                 process: QemuProcess::Child(child),
@@ -161,7 +161,7 @@ impl Driver {
     }
 
     /// Stops the driver; returns the steps that failed.
-    pub fn stop(&mut self, journal: &JournalWriter) -> Vec<String> {
+    pub(crate) fn stop(&mut self, journal: &JournalWriter) -> Vec<String> {
         match self {
             Driver::Qemu { process, .. } => {
                 process.stop();

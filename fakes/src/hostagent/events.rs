@@ -4,7 +4,7 @@
 use lima_layout::{HostagentEvent, HostagentStatus};
 use std::io::Write;
 
-pub fn print(status: HostagentStatus) {
+pub(crate) fn print(status: HostagentStatus) {
     let event = HostagentEvent {
         time: crate::timestamp::now_rfc3339(),
         status,

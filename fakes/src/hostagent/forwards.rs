@@ -20,13 +20,13 @@ const MASTER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What identifies the forwarders as the instance's, as in Lima's `ssh`
 /// command lines.
-pub struct SshIdentity {
-    pub private_key: std::path::PathBuf,
-    pub control_path: std::path::PathBuf,
+pub(crate) struct SshIdentity {
+    pub(crate) private_key: std::path::PathBuf,
+    pub(crate) control_path: std::path::PathBuf,
 }
 
 #[derive(Debug, Default)]
-pub struct Forwards {
+pub(crate) struct Forwards {
     children: Vec<Child>,
     /// The ControlMaster's socket, once one was started.
     master: Option<std::path::PathBuf>,
@@ -36,7 +36,7 @@ impl Forwards {
     /// Starts one child per forward with a host port and waits until each
     /// holds its port or has failed. Returns the failures; a failed forward
     /// does not stop the hostagent (the guest is up, a port is not).
-    pub fn start(
+    pub(crate) fn start(
         &mut self,
         forwards: &[PortForward],
         ssh_port: u16,
@@ -94,7 +94,7 @@ impl Forwards {
 
     /// Starts the ControlMaster, then asks it for each forward with a host
     /// port. Returns the failures, as [`Forwards::start`] does.
-    pub fn start_through_master(
+    pub(crate) fn start_through_master(
         &mut self,
         forwards: &[PortForward],
         ssh_port: u16,
@@ -149,7 +149,7 @@ impl Forwards {
     }
 
     /// Stops every child outright, and the ControlMaster with `ssh -O exit`.
-    pub fn stop(&mut self, journal: &JournalWriter) {
+    pub(crate) fn stop(&mut self, journal: &JournalWriter) {
         self.children.iter_mut().for_each(kill_and_reap);
         self.children.clear();
         if let Some(path) = self.master.take() {

@@ -30,8 +30,13 @@ const DRIVER_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 /// pid, where it listens (Lima's `ha.pid`, `ha.sock`), and the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostagentArgs {
+    /// `--pidfile`: where the hostagent writes its pid (Lima's
+    /// `<instance>/ha.pid`), refusing one that names a live process.
     pub pidfile: PathBuf,
+    /// `--socket`: the Unix socket that answers `GET /v1/info` (Lima's
+    /// `<instance>/ha.sock`).
     pub socket: PathBuf,
+    /// The instance name, checked as Lima's `identifiers.Validate` does.
     pub name: String,
 }
 
@@ -62,7 +67,7 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
     }
 }
 
-pub fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeError> {
     let home = lima_home()?;
     let instance = home.instance(&args.name);
     let config = LimaConfig::load(&instance.lima_yaml())

@@ -37,14 +37,14 @@ const TERMINAL_NOTE: &str = "This log file is not used because `limactl start` w
                              in the terminal with the `--foreground` option.";
 
 #[derive(Debug, PartialEq, Eq)]
-pub struct StartArgs {
-    pub name: String,
+pub(crate) struct StartArgs {
+    pub(crate) name: String,
 }
 
 /// `[--foreground[=bool]] [--tty[=bool]] [-y|--yes] [--debug] [--progress]
 /// [--timeout D] [--] NAME`, with `--foreground` required: a start that
 /// daemonizes the hostagent is not faked.
-pub fn parse(args: &[String]) -> Result<StartArgs, FakeError> {
+pub(crate) fn parse(args: &[String]) -> Result<StartArgs, FakeError> {
     let usage = |m: String| FakeError::usage(TOOL, format!("start: {m}"));
     let (mut foreground, mut name) = (false, None);
     let mut rest = args.iter();
@@ -92,7 +92,7 @@ pub fn parse(args: &[String]) -> Result<StartArgs, FakeError> {
     })
 }
 
-pub fn run(invocation: &Invocation, args: &StartArgs) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation, args: &StartArgs) -> Result<i32, FakeError> {
     if cfg!(windows) {
         return Err(FakeError::usage(
             TOOL,

@@ -4,16 +4,16 @@ use std::path::{Path, PathBuf};
 
 /// `_disks/<disk>/in_use_by`: creating symlinks needs a privilege on
 /// Windows, so the marker is a file holding the instance directory.
-pub fn mark_disk_in_use(marker: &Path, instance_dir: &Path) -> io::Result<()> {
+pub(crate) fn mark_disk_in_use(marker: &Path, instance_dir: &Path) -> io::Result<()> {
     std::fs::write(marker, instance_dir.to_string_lossy().as_bytes())
 }
 
-pub fn disk_user(marker: &Path) -> Option<PathBuf> {
+pub(crate) fn disk_user(marker: &Path) -> Option<PathBuf> {
     std::fs::read_to_string(marker).ok().map(PathBuf::from)
 }
 
 /// Windows keys are protected by ACLs that the fake leaves as they are.
-pub fn create_private_file(path: &Path) -> io::Result<File> {
+pub(crate) fn create_private_file(path: &Path) -> io::Result<File> {
     OpenOptions::new()
         .write(true)
         .create(true)
@@ -21,20 +21,20 @@ pub fn create_private_file(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-pub fn too_open_key_mode(_path: &Path) -> Option<u32> {
+pub(crate) fn too_open_key_mode(_path: &Path) -> Option<u32> {
     None
 }
 
-pub fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "localhost".to_owned())
 }
 
-pub fn user_name() -> String {
+pub(crate) fn user_name() -> String {
     std::env::var("USERNAME").unwrap_or_else(|_| "user".to_owned())
 }
 
 /// Lima runs no foreground hostagent on Windows, so nothing redirects.
-pub fn redirect_stdio(_stdout: &File, _stderr: &File) -> io::Result<()> {
+pub(crate) fn redirect_stdio(_stdout: &File, _stderr: &File) -> io::Result<()> {
     Err(io::Error::new(
         io::ErrorKind::Unsupported,
         "no stdio redirection on Windows",
@@ -42,6 +42,6 @@ pub fn redirect_stdio(_stdout: &File, _stderr: &File) -> io::Result<()> {
 }
 
 /// Windows has no exec: a process cannot become another program.
-pub fn exec(_cmd: std::process::Command, _arg0: &std::ffi::OsStr) -> io::Error {
+pub(crate) fn exec(_cmd: std::process::Command, _arg0: &std::ffi::OsStr) -> io::Error {
     io::Error::new(io::ErrorKind::Unsupported, "no exec on Windows")
 }

@@ -27,21 +27,21 @@ use std::time::{Duration, Instant};
 
 /// Set (to the JSON array of the original arguments) on the detached
 /// master, whose `argv` is only its title.
-pub const MASTER_ARGS_ENV: &str = "LIMAVM_FAKE_SSH_MASTER_ARGS";
+pub(crate) const MASTER_ARGS_ENV: &str = "LIMAVM_FAKE_SSH_MASTER_ARGS";
 /// How long the launcher (`-f`) waits for the master to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a client waits for the master's answer.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The title OpenSSH's master gives itself (`setproctitle("%s [mux]")`).
-pub fn title(control_path: &Path) -> String {
+pub(crate) fn title(control_path: &Path) -> String {
     format!("ssh: {} [mux]", control_path.display())
 }
 
 /// `ssh -f` with a master: starts the detached master and returns once it
 /// answers on `control_path`, as `ssh -f` returns once connected. With a
 /// live master there already, it does nothing (ControlMaster=auto).
-pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeError> {
+pub(crate) fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeError> {
     if request(control_path, "check").is_ok() {
         return Ok(exit::OK);
     }
@@ -87,7 +87,7 @@ pub fn launch(invocation: &Invocation, control_path: &Path) -> Result<i32, FakeE
 
 /// The detached master itself: binds `forwards`, listens on
 /// `control_path` and serves requests until `exit` (or a signal).
-pub fn serve(
+pub(crate) fn serve(
     invocation: &Invocation,
     control_path: &Path,
     forwards: &[LocalForward],
@@ -168,7 +168,7 @@ fn answer(
 
 /// `ssh -O COMMAND -S PATH`: one request to the master; OpenSSH's messages
 /// and exit codes.
-pub fn client(command: &str, control_path: &Path, forwards: &[LocalForward]) -> i32 {
+pub(crate) fn client(command: &str, control_path: &Path, forwards: &[LocalForward]) -> i32 {
     let requests: Vec<String> = match command {
         "forward" => forwards
             .iter()

@@ -5,7 +5,6 @@ mod output;
 mod state;
 
 pub use output::decode_output;
-pub use state::STATE_ENV;
 
 use crate::error::FakeError;
 use crate::interrupts::Interrupts;
@@ -48,7 +47,7 @@ enum Command {
     Shutdown,
 }
 
-pub fn run(invocation: &Invocation) -> Result<i32, FakeError> {
+pub(crate) fn run(invocation: &Invocation) -> Result<i32, FakeError> {
     let command = parse(&invocation.args)?;
     let states = StateFile::from_env()?;
     let journal = &invocation.journal;
@@ -210,47 +209,14 @@ fn parse(args: &[String]) -> Result<Command, FakeError> {
         }
     };
     match first.as_str() {
-        "--list" | "-l" => {
-            let (mut quiet, mut running, mut verbose) = (false, false, false);
-            for flag in rest {
-                match flag.as_str() {
-                    "--quiet" | "-q" => quiet = true,
-                    "--running" => running = true,
-                    "--verbose" | "-v" => verbose = true,
-                    "--all" => {}
-                    other => return Err(usage(format!("unknown --list option {other:?}"))),
-                }
-            }
-            Ok(Command::List {
-                quiet,
-                running,
-                verbose,
-            })
-        }
+        "--list" | "-l" => parse_list(rest),
         "--terminate" | "-t" => Ok(Command::Terminate(
             exactly(1, "one distro name")?[0].clone(),
         )),
         "--unregister" => Ok(Command::Unregister(
             exactly(1, "one distro name")?[0].clone(),
         )),
-        "--import" => {
-            let (fields, options) = rest.split_at(rest.len().min(3));
-            let [distro, location, source] = fields else {
-                return Err(usage(format!(
-                    "--import takes DISTRO INSTALL_LOCATION FILE, got {rest:?}"
-                )));
-            };
-            match options {
-                [] | [_] if options.iter().all(|o| o == "--vhd") => {}
-                [flag, _version] if flag == "--version" => {}
-                _ => return Err(usage(format!("unknown --import options {options:?}"))),
-            }
-            Ok(Command::Import {
-                distro: distro.clone(),
-                location: PathBuf::from(location),
-                source: PathBuf::from(source),
-            })
-        }
+        "--import" => parse_import(rest),
         "-d" | "--distribution" => match rest.first() {
             Some(distro) => Ok(Command::Run(distro.clone())),
             None => Err(usage(format!("{first} takes a distro name"))),
@@ -261,6 +227,51 @@ fn parse(args: &[String]) -> Result<Command, FakeError> {
         }
         other => Err(usage(format!("unknown argument {other:?}"))),
     }
+}
+
+/// `--list` with `--quiet`/`-q`, `--running`, `--verbose`/`-v` and `--all`.
+fn parse_list(flags: &[String]) -> Result<Command, FakeError> {
+    let (mut quiet, mut running, mut verbose) = (false, false, false);
+    for flag in flags {
+        match flag.as_str() {
+            "--quiet" | "-q" => quiet = true,
+            "--running" => running = true,
+            "--verbose" | "-v" => verbose = true,
+            "--all" => {}
+            other => {
+                return Err(FakeError::usage(
+                    TOOL,
+                    format!("unknown --list option {other:?}"),
+                ));
+            }
+        }
+    }
+    Ok(Command::List {
+        quiet,
+        running,
+        verbose,
+    })
+}
+
+/// `--import DISTRO INSTALL_LOCATION FILE [--vhd | --version N]`.
+fn parse_import(rest: &[String]) -> Result<Command, FakeError> {
+    let usage = |m: String| FakeError::usage(TOOL, m);
+    let (fields, options) = rest.split_at(rest.len().min(3));
+    let [distro, location, source] = fields else {
+        return Err(usage(format!(
+            "--import takes DISTRO INSTALL_LOCATION FILE, got {rest:?}"
+        )));
+    };
+    match options {
+        [] | [_] if options.iter().all(|o| o == "--vhd") => {}
+        [flag, _version] if flag == "--version" => {}
+        _ => return Err(usage(format!("unknown --import options {options:?}"))),
+    }
+    Ok(Command::Import {
+        distro: distro.clone(),
+        location: PathBuf::from(location),
+        source: PathBuf::from(source),
+    })
 }
 
 #[cfg(test)]

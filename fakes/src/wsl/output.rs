@@ -3,10 +3,10 @@
 
 use std::io::Write;
 
-pub const UTF8_ENV: &str = "WSL_UTF8";
+pub(crate) const UTF8_ENV: &str = "WSL_UTF8";
 
 /// Prints `lines` the way `wsl.exe` does.
-pub fn print_lines<S: AsRef<str>>(lines: &[S]) {
+pub(crate) fn print_lines<S: AsRef<str>>(lines: &[S]) {
     let utf8 = std::env::var(UTF8_ENV).is_ok_and(|v| v == "1");
     let bytes = encode(lines, utf8);
     let mut out = std::io::stdout().lock();

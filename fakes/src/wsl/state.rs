@@ -10,17 +10,18 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-pub const STATE_ENV: &str = contract::env::FAKE_WSL_STATE;
+/// The variable naming the state file.
+const STATE_ENV: &str = contract::env::FAKE_WSL_STATE;
 const DEFAULT_FILE_NAME: &str = ".limavm-fake-wsl.json";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum DistroState {
+pub(crate) enum DistroState {
     Stopped,
     Running,
 }
 
 impl DistroState {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DistroState::Stopped => "Stopped",
             DistroState::Running => "Running",
@@ -31,13 +32,13 @@ impl DistroState {
 /// One `wsl -d` process; the start time tells a recycled pid apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Session {
-    pub pid: u32,
-    pub start_time: u64,
+pub(crate) struct Session {
+    pub(crate) pid: u32,
+    pub(crate) start_time: u64,
 }
 
 impl Session {
-    pub fn of_current_process() -> Self {
+    pub(crate) fn of_current_process() -> Self {
         let pid = std::process::id();
         let start_time = proctree::ProcessTable::snapshot_of(&[pid])
             .get(pid)
@@ -48,19 +49,19 @@ impl Session {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Distro {
+pub(crate) struct Distro {
     /// Running exactly while a session is alive.
-    pub state: DistroState,
+    pub(crate) state: DistroState,
     #[serde(default)]
-    pub location: PathBuf,
+    pub(crate) location: PathBuf,
     #[serde(default)]
-    pub source: PathBuf,
+    pub(crate) source: PathBuf,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub sessions: Vec<Session>,
+    pub(crate) sessions: Vec<Session>,
 }
 
 impl Distro {
-    pub fn new(location: PathBuf, source: PathBuf) -> Self {
+    pub(crate) fn new(location: PathBuf, source: PathBuf) -> Self {
         Self {
             state: DistroState::Stopped,
             location,
@@ -72,15 +73,15 @@ impl Distro {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct WslState {
+pub(crate) struct WslState {
     #[serde(default)]
-    pub distros: BTreeMap<String, Distro>,
+    pub(crate) distros: BTreeMap<String, Distro>,
 }
 
 impl WslState {
     /// The registered name matching `name` (WSL compares names without
     /// regard to case).
-    pub fn find(&self, name: &str) -> Option<String> {
+    pub(crate) fn find(&self, name: &str) -> Option<String> {
         self.distros
             .keys()
             .find(|key| key.eq_ignore_ascii_case(name))
@@ -111,12 +112,12 @@ impl WslState {
     }
 }
 
-pub struct StateFile {
+pub(crate) struct StateFile {
     path: PathBuf,
 }
 
 impl StateFile {
-    pub fn from_env() -> Result<Self, FakeError> {
+    pub(crate) fn from_env() -> Result<Self, FakeError> {
         let path = match std::env::var_os(STATE_ENV).filter(|p| !p.is_empty()) {
             Some(path) => PathBuf::from(path),
             None => crate::home::home_dir()?.join(DEFAULT_FILE_NAME),
@@ -127,7 +128,7 @@ impl StateFile {
     /// Reads the state under the lock, lets `change` edit it, settles it,
     /// writes it back when it changed, and journals each distro whose state
     /// changed (`Unregistered` when it disappeared).
-    pub fn update<T>(
+    pub(crate) fn update<T>(
         &self,
         journal: &JournalWriter,
         change: impl FnOnce(&mut WslState) -> T,

@@ -12,18 +12,18 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output};
 use std::time::{Duration, Instant};
 
-pub use harness::ports::{is_free as port_is_free, pick_free_port as free_port};
+pub(crate) use harness::ports::{is_free as port_is_free, pick_free_port as free_port};
 
 /// The longest any wait in these tests may take.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// [`harness::eventually`] within [`TIMEOUT`], failing the test with what
 /// `probe` last saw.
-pub fn eventually<T>(what: &str, probe: impl FnMut() -> Result<T, String>) -> T {
+pub(crate) fn eventually<T>(what: &str, probe: impl FnMut() -> Result<T, String>) -> T {
     harness::eventually(TIMEOUT, what, probe).unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn wait_port_free(port: u16) {
+pub(crate) fn wait_port_free(port: u16) {
     eventually(&format!("port {port} to be free"), || {
         port_is_free(port)
             .then_some(())
@@ -31,7 +31,7 @@ pub fn wait_port_free(port: u16) {
     });
 }
 
-pub fn assert_port_held(port: u16, by: &str) {
+pub(crate) fn assert_port_held(port: u16, by: &str) {
     assert!(!port_is_free(port), "port {port} should be held by {by}");
 }
 
@@ -39,7 +39,7 @@ pub fn assert_port_held(port: u16, by: &str) {
 /// no reconciler. Its `command` and `spawn` take the place of the
 /// harness's: a tool's name instead of a program, and a [`Running`] handle
 /// instead of a pid.
-pub struct Sandbox(harness::Sandbox);
+pub(crate) struct Sandbox(harness::Sandbox);
 
 impl Deref for Sandbox {
     type Target = harness::Sandbox;
@@ -49,7 +49,7 @@ impl Deref for Sandbox {
 }
 
 impl Sandbox {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let sandbox = harness::Sandbox::builder()
             .fake(env!("CARGO_BIN_EXE_limavm-fake"))
             .build()
@@ -58,12 +58,12 @@ impl Sandbox {
     }
 
     /// Replaces the fault plan with `plan`, as written (malformed included).
-    pub fn set_plan(&self, plan: serde_json::Value) {
+    pub(crate) fn set_plan(&self, plan: serde_json::Value) {
         std::fs::write(self.plan_path(), plan.to_string()).unwrap();
     }
 
     /// Creates `LIMA_HOME/<name>/lima.yaml`.
-    pub fn instance(&self, name: &str, lima_yaml: &str) -> InstancePaths {
+    pub(crate) fn instance(&self, name: &str, lima_yaml: &str) -> InstancePaths {
         let instance = self.lima_home().instance(name);
         std::fs::create_dir_all(&instance.dir).unwrap();
         std::fs::write(instance.lima_yaml(), lima_yaml).unwrap();
@@ -73,7 +73,7 @@ impl Sandbox {
     /// A command running the fake as `name` (`ssh`, `wsl.exe`, ...) with
     /// the sandbox's environment, in a process group of its own (so that
     /// an interrupt can be aimed at it alone).
-    pub fn command(&self, name: &str) -> Command {
+    pub(crate) fn command(&self, name: &str) -> Command {
         let mut cmd = self.0.command(self.tool_path(name));
         proctree::SpawnAttributes {
             own_process_group: true,
@@ -84,7 +84,7 @@ impl Sandbox {
     }
 
     /// Starts `cmd`, killed with its tree when the handle is dropped.
-    pub fn spawn(&self, mut cmd: Command) -> Running {
+    pub(crate) fn spawn(&self, mut cmd: Command) -> Running {
         let child = cmd.spawn().expect("the fake starts");
         Running { child }
     }
@@ -92,27 +92,27 @@ impl Sandbox {
     /// Runs to completion with captured output through
     /// [`proctree::run_bounded`]; a command still running after [`TIMEOUT`]
     /// fails the test (its whole tree is killed).
-    pub fn run(&self, cmd: Command) -> Output {
+    pub(crate) fn run(&self, cmd: Command) -> Output {
         run_bounded(cmd, None)
     }
 
     /// [`Sandbox::run`], for assertions on its exit, stdout and stderr.
-    pub fn assert(&self, cmd: Command) -> Assert {
+    pub(crate) fn assert(&self, cmd: Command) -> Assert {
         self.run(cmd).assert()
     }
 
     /// [`Sandbox::assert`] with `stdin` fed to the command.
-    pub fn assert_with_stdin(&self, cmd: Command, stdin: &str) -> Assert {
+    pub(crate) fn assert_with_stdin(&self, cmd: Command, stdin: &str) -> Assert {
         run_bounded(cmd, Some(stdin.as_bytes())).assert()
     }
 
     /// The journal's entries of `event`, from every tool.
-    pub fn events(&self, event: Event) -> Vec<JournalEntry> {
+    pub(crate) fn events(&self, event: Event) -> Vec<JournalEntry> {
         self.journal().events(None, event)
     }
 
     /// Waits for a journal entry that `wanted` accepts.
-    pub fn wait_for_entry(
+    pub(crate) fn wait_for_entry(
         &self,
         what: &str,
         wanted: impl Fn(&JournalEntry) -> bool,
@@ -131,13 +131,13 @@ impl Sandbox {
         })
     }
 
-    pub fn wait_for_event(&self, tool: &str, event: Event) -> JournalEntry {
+    pub(crate) fn wait_for_event(&self, tool: &str, event: Event) -> JournalEntry {
         self.wait_for_entry(&format!("{tool} to journal {event}"), |e| {
             e.tool == tool && e.event() == event
         })
     }
 
-    pub fn wait_no_live_processes(&self) {
+    pub(crate) fn wait_no_live_processes(&self) {
         eventually("every sandbox process to be gone", || {
             let live = self.live_processes();
             if live.is_empty() {
@@ -162,30 +162,30 @@ fn run_bounded(mut cmd: Command, stdin: Option<&[u8]>) -> Output {
 
 /// A started fake, killed with its whole tree when dropped unless it has
 /// already exited (then its pid may belong to someone else by now).
-pub struct Running {
+pub(crate) struct Running {
     child: Child,
 }
 
 impl Running {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The graceful interrupt, aimed at the fake's own process group.
-    pub fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         proctree::interrupt_group(self.pid()).expect("the interrupt is delivered");
     }
 
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    pub fn has_exited(&mut self) -> bool {
+    pub(crate) fn has_exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
-    pub fn wait_exit(&mut self) -> ExitStatus {
+    pub(crate) fn wait_exit(&mut self) -> ExitStatus {
         let pid = self.pid();
         eventually(&format!("pid {pid} to exit"), || {
             match self.child.try_wait() {
@@ -198,7 +198,7 @@ impl Running {
 
     /// Asserts the process keeps running for `period`: the bounded way to
     /// check that something does not happen.
-    pub fn assert_keeps_running(&mut self, period: Duration, why: &str) {
+    pub(crate) fn assert_keeps_running(&mut self, period: Duration, why: &str) {
         let until = Instant::now() + period;
         while Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -223,7 +223,7 @@ impl Drop for Running {
 }
 
 /// The hostagent events in a stdout log.
-pub fn hostagent_events(log: &Path) -> Vec<HostagentEvent> {
+pub(crate) fn hostagent_events(log: &Path) -> Vec<HostagentEvent> {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
@@ -233,7 +233,7 @@ pub fn hostagent_events(log: &Path) -> Vec<HostagentEvent> {
 
 /// A finished run, held as a plain [`Output`] or as an assert_cmd
 /// [`Assert`] on one.
-pub trait Ran {
+pub(crate) trait Ran {
     fn output(&self) -> &Output;
 }
 
@@ -249,10 +249,10 @@ impl Ran for Assert {
     }
 }
 
-pub fn stderr_of(ran: &impl Ran) -> String {
+pub(crate) fn stderr_of(ran: &impl Ran) -> String {
     String::from_utf8_lossy(&ran.output().stderr).into_owned()
 }
 
-pub fn stdout_of(ran: &impl Ran) -> String {
+pub(crate) fn stdout_of(ran: &impl Ran) -> String {
     String::from_utf8_lossy(&ran.output().stdout).into_owned()
 }
