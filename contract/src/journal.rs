@@ -370,12 +370,10 @@ mod tests {
         assert_eq!(entry.args(), ["-O", "exit"]);
     }
 
-    /// One record of every event, written and read back: the name written
-    /// is the event's, the payload is under `details` (absent for none).
-    #[test]
-    fn records_are_written_as_their_event_and_details() {
+    /// One record of every event, in [`Event::ALL`]'s order.
+    fn one_record_of_every_event() -> Vec<Record> {
         let path = PathBuf::from("/tmp/x");
-        let records = [
+        vec![
             Record::Invoked {
                 args: vec!["a".into()],
             },
@@ -421,7 +419,14 @@ mod tests {
                 distro: "lima-vm".into(),
                 state: "Running".into(),
             },
-        ];
+        ]
+    }
+
+    /// One record of every event, written and read back: the name written
+    /// is the event's, the payload is under `details` (absent for none).
+    #[test]
+    fn records_are_written_as_their_event_and_details() {
+        let records = one_record_of_every_event();
         let events: Vec<Event> = records.iter().map(Record::event).collect();
         assert_eq!(events, Event::ALL, "one record of every event, in order");
         for record in records {

@@ -3,17 +3,24 @@
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// `vmType`: the driver that runs the VM (Lima's `pkg/limatype`
+/// `VMType`); the default when absent is QEMU, as in Lima on Linux.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum VmType {
+    /// `qemu`: QEMU, the only driver the fakes run as a process of its own.
     #[default]
     Qemu,
+    /// `vz`: Apple's Virtualization.framework (macOS), inside the hostagent.
     Vz,
+    /// `wsl2`: a WSL2 distro (Windows), driven through `wsl.exe`.
     Wsl2,
+    /// `krunkit`: libkrun's `krunkit` (macOS).
     Krunkit,
 }
 
 impl VmType {
+    /// The `vmType` value as `lima.yaml` spells it (`qemu`, `vz`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             VmType::Qemu => "qemu",
@@ -49,14 +56,19 @@ impl std::str::FromStr for VmType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PortForward {
+    /// `guestPort`: the port inside the VM (0 when absent).
     #[serde(default)]
     pub guest_port: u16,
+    /// `hostPort`: the host port the hostagent's `ssh -L` listens on.
     pub host_port: u16,
 }
 
+/// The `ssh` section of `lima.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SshConfig {
+    /// `ssh.localPort`: the host port forwarded to the guest's sshd (0:
+    /// Lima picks one).
     #[serde(default)]
     pub local_port: u16,
 }
@@ -65,11 +77,17 @@ pub struct SshConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum AdditionalDisk {
+    /// `- NAME`.
     Name(String),
-    Entry { name: String },
+    /// `- name: NAME` (other keys are ignored).
+    Entry {
+        /// The disk's name, a directory under `_disks/`.
+        name: String,
+    },
 }
 
 impl AdditionalDisk {
+    /// The disk's name, whichever form the entry has.
     pub fn name(&self) -> &str {
         match self {
             AdditionalDisk::Name(name) | AdditionalDisk::Entry { name } => name,
@@ -77,31 +95,49 @@ impl AdditionalDisk {
     }
 }
 
+/// An instance's `lima.yaml`, reduced to the keys read here (Lima's
+/// `pkg/limatype` `LimaYAML`); other keys are ignored, absent ones default.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LimaConfig {
+    /// `vmType`.
     #[serde(default)]
     pub vm_type: VmType,
+    /// `additionalDisks`: the disks the hostagent holds while it runs.
     #[serde(default)]
     pub additional_disks: Vec<AdditionalDisk>,
+    /// `portForwards`.
     #[serde(default)]
     pub port_forwards: Vec<PortForward>,
+    /// `ssh`.
     #[serde(default)]
     pub ssh: SshConfig,
 }
 
+/// Why [`LimaConfig::load`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read.
     #[error("cannot read {path}: {source}")]
     Read {
+        /// The file, as displayed.
         path: String,
+        /// The read's error.
         source: std::io::Error,
     },
+    /// The file is not YAML of this shape.
     #[error("{path} is not a valid lima.yaml: {message}")]
-    Parse { path: String, message: String },
+    Parse {
+        /// The file, as displayed.
+        path: String,
+        /// The YAML parser's message.
+        message: String,
+    },
 }
 
 impl LimaConfig {
+    /// Parses `lima.yaml` text; an empty file is the default config.
+    /// Errors are the YAML parser's message.
     pub fn parse(text: &str) -> Result<Self, String> {
         if text.trim().is_empty() {
             return Ok(Self::default());
@@ -109,6 +145,7 @@ impl LimaConfig {
         serde_norway::from_str(text).map_err(|e| e.to_string())
     }
 
+    /// Reads and parses the `lima.yaml` at `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
@@ -120,10 +157,12 @@ impl LimaConfig {
         })
     }
 
+    /// This config as YAML, with Lima's key names.
     pub fn to_yaml(&self) -> String {
         serde_norway::to_string(self).expect("a LimaConfig serialises")
     }
 
+    /// The names of the additional disks, in file order.
     pub fn disk_names(&self) -> impl Iterator<Item = &str> {
         self.additional_disks.iter().map(AdditionalDisk::name)
     }

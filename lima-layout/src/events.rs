@@ -2,17 +2,24 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `status` of an event (Lima's `pkg/hostagent/events` `Status`);
+/// false, empty and zero fields are left out, as Lima's `omitempty`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HostagentStatus {
+    /// The VM is up and its forwards are set up.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub running: bool,
+    /// Running, but some forward or requirement failed (see `errors`).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub degraded: bool,
+    /// The hostagent is shutting down.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub exiting: bool,
+    /// What failed, one message each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// The host port of the guest's sshd.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub ssh_local_port: u16,
 }
@@ -21,10 +28,13 @@ fn is_zero(port: &u16) -> bool {
     *port == 0
 }
 
+/// One line of a hostagent's stdout (Lima's `events.Event`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostagentEvent {
+    /// When, RFC 3339 with nanoseconds as Go prints it ("" when absent).
     #[serde(default)]
     pub time: String,
+    /// The hostagent's state at that time.
     pub status: HostagentStatus,
 }
 

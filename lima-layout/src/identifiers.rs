@@ -14,15 +14,19 @@ pub const MAX_LENGTH: usize = 76;
 /// Why Lima refuses a name, in words close to Lima's own.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidIdentifier {
+    /// The name is empty.
     #[error("identifier must not be empty")]
     Empty,
+    /// The name is longer than [`MAX_LENGTH`] bytes.
     #[error("identifier {0:?} is greater than maximum length ({MAX_LENGTH} characters)")]
     TooLong(String),
+    /// The name has a character or a separator run Lima refuses.
     #[error(
         "identifier {0:?} is not letters and digits separated by single '.', '_' or '-' \
          (must match ^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$)"
     )]
     Characters(String),
+    /// An instance name ends in `.yml` or `.yaml`.
     #[error("instance name {0:?} must not end with .yml or .yaml suffix")]
     YamlSuffix(String),
 }

@@ -9,26 +9,41 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::time::Duration;
 
+/// The body of `GET /v1/info` (Lima's `pkg/hostagent/api` `Info`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Info {
+    /// `sshLocalPort`: the host port of the guest's sshd.
     pub ssh_local_port: u16,
 }
 
+/// Why [`query_info`] got no `Info`.
 #[derive(Debug, thiserror::Error)]
 pub enum InfoError {
+    /// Nothing accepted the connection (no hostagent, or a stale socket).
     #[error("cannot connect to {path}: {source}")]
     Connect {
+        /// The socket, as displayed.
         path: String,
+        /// The connect's error.
         source: std::io::Error,
     },
+    /// The request or the answer failed or timed out.
     #[error("no answer from {path}: {source}")]
     Io {
+        /// The socket, as displayed.
         path: String,
+        /// The read's or write's error.
         source: std::io::Error,
     },
+    /// The answer was not `200` with an `Info` body.
     #[error("bad answer from {path}: {message}")]
-    BadAnswer { path: String, message: String },
+    BadAnswer {
+        /// The socket, as displayed.
+        path: String,
+        /// What was wrong with it.
+        message: String,
+    },
 }
 
 /// Asks a hostagent for `/v1/info`, waiting at most `timeout` for each read.

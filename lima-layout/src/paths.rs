@@ -16,14 +16,17 @@ pub fn is_tmp_file_name(name: &str) -> bool {
 pub struct LimaHome(PathBuf);
 
 impl LimaHome {
+    /// The installation rooted at `path`.
     pub fn new(path: impl Into<PathBuf>) -> Self {
         Self(path.into())
     }
 
+    /// The root directory.
     pub fn path(&self) -> &Path {
         &self.0
     }
 
+    /// `<name>/`, the directory of instance `name` (not checked).
     pub fn instance(&self, name: &str) -> InstancePaths {
         InstancePaths {
             name: name.to_owned(),
@@ -36,10 +39,12 @@ impl LimaHome {
         self.0.join("_config")
     }
 
+    /// `_config/user`, the private key Lima logs in to every guest with.
     pub fn user_private_key(&self) -> PathBuf {
         self.config_dir().join("user")
     }
 
+    /// `_config/user.pub`, its public half.
     pub fn user_public_key(&self) -> PathBuf {
         self.config_dir().join("user.pub")
     }
@@ -58,23 +63,30 @@ impl LimaHome {
 /// The files of one instance directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstancePaths {
+    /// The instance name.
     pub name: String,
+    /// `<LIMA_HOME>/<name>`.
     pub dir: PathBuf,
 }
 
 impl InstancePaths {
+    /// `lima.yaml`, the instance's config.
     pub fn lima_yaml(&self) -> PathBuf {
         self.dir.join("lima.yaml")
     }
+    /// `ha.pid`, the hostagent's pid file.
     pub fn ha_pid(&self) -> PathBuf {
         self.dir.join("ha.pid")
     }
+    /// `ha.sock`, the hostagent's API socket.
     pub fn ha_sock(&self) -> PathBuf {
         self.dir.join("ha.sock")
     }
+    /// `ha.stdout.log`, where `limactl start` sends the hostagent's events.
     pub fn ha_stdout_log(&self) -> PathBuf {
         self.dir.join("ha.stdout.log")
     }
+    /// `ha.stderr.log`, the hostagent's log.
     pub fn ha_stderr_log(&self) -> PathBuf {
         self.dir.join("ha.stderr.log")
     }

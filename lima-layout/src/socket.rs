@@ -1,6 +1,6 @@
 //! Unix domain sockets on every platform (Windows 10 and later has AF_UNIX).
 
 #[cfg(unix)]
-pub use std::os::unix::net::{UnixListener, UnixStream};
+pub(crate) use std::os::unix::net::{UnixListener, UnixStream};
 #[cfg(windows)]
-pub use uds_windows::{UnixListener, UnixStream};
+pub(crate) use uds_windows::{UnixListener, UnixStream};

@@ -29,11 +29,16 @@ impl SpawnAttributes {
 /// The attributes a process can observe about itself.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ObservedAttributes {
+    /// It leads a process group of its own (Unix: its group id is its pid;
+    /// Windows: it was created with `CREATE_NEW_PROCESS_GROUP`).
     pub own_process_group: bool,
+    /// It runs below its parent's priority (Unix: a higher nice value;
+    /// Windows: `BELOW_NORMAL_PRIORITY_CLASS`).
     pub background_priority: bool,
 }
 
 impl ObservedAttributes {
+    /// What this process observes about itself.
     pub fn of_current_process() -> Self {
         crate::platform::observe_own_attributes()
     }

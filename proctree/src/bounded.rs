@@ -87,18 +87,7 @@ pub fn run_bounded_observed(
     timeout: Option<Duration>,
     started: impl FnOnce(u32),
 ) -> Result<Finished, BoundedError> {
-    cmd.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
-    let attributes = crate::SpawnAttributes {
-        own_process_group: true,
-        background_priority: false,
-    };
-    let mut child = crate::spawn_contained(cmd, attributes).map_err(BoundedError::Spawn)?;
+    let mut child = spawn_piped(cmd, stdin.is_some())?;
     let pid = child.id();
     started(pid);
     if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
@@ -110,11 +99,48 @@ pub fn run_bounded_observed(
     }
     let stdout = Captured::start(child.stdout.take());
     let stderr = Captured::start(child.stderr.take());
+    let (status, child) = wait_within(child, timeout, [&stdout, &stderr])?;
+    let closed = stdout.wait(OUTPUT_GRACE) & stderr.wait(OUTPUT_GRACE);
+    if !closed {
+        // Whoever holds the pipes is in the group (Windows: the job) the
+        // command led.
+        crate::platform::kill_leftovers_of(pid);
+    }
+    drop(child);
+    Ok(Finished {
+        status,
+        stdout: stdout.take(),
+        stderr: stderr.take(),
+        output_held: !closed,
+    })
+}
+
+/// Starts `cmd` with piped stdout and stderr, stdin piped when `stdin` is
+/// set and null otherwise, in a process group of its own.
+fn spawn_piped(cmd: &mut Command, stdin: bool) -> Result<Child, BoundedError> {
+    cmd.stdin(if stdin { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let attributes = crate::SpawnAttributes {
+        own_process_group: true,
+        background_priority: false,
+    };
+    crate::spawn_contained(cmd, attributes).map_err(BoundedError::Spawn)
+}
+
+/// Waits for `child` on a thread of its own, at most `timeout`; when that
+/// passes, kills its tree and fails with what `output` captured. Returns
+/// the status with the child, still held: while it is, a Windows pid
+/// cannot be reused (its handle is open).
+fn wait_within(
+    mut child: Child,
+    timeout: Option<Duration>,
+    output: [&Captured; 2],
+) -> Result<(ExitStatus, Child), BoundedError> {
+    let pid = child.id();
     let (exit_tx, exit_rx) = mpsc::channel();
     thread::spawn(move || {
         let result = child.wait();
-        // The child goes back with its status: while it is held, a Windows
-        // pid cannot be reused (its handle is open).
         let _ = exit_tx.send((result, child));
     });
     let waited = match timeout {
@@ -129,41 +155,30 @@ pub fn run_bounded_observed(
                     // It finished on its own just as the bound ran out (the
                     // kill found it gone): that result is the real one.
                     Ok((Ok(status), child)) if status.success() => Some((Ok(status), child)),
-                    _ => {
-                        stdout.wait(OUTPUT_GRACE);
-                        stderr.wait(OUTPUT_GRACE);
-                        return Err(BoundedError::TimedOut {
-                            timeout,
-                            stdout: stdout.take(),
-                            stderr: stderr.take(),
-                        });
-                    }
+                    _ => return Err(timed_out(timeout, output)),
                 }
             }
         },
     };
-    let (status, child): (ExitStatus, Child) = match waited {
-        Some((Ok(status), child)) => (status, child),
-        Some((Err(source), _)) => return Err(BoundedError::Wait(source)),
-        None => {
-            return Err(BoundedError::Wait(std::io::Error::other(
-                "the waiting thread stopped",
-            )));
-        }
-    };
-    let closed = stdout.wait(OUTPUT_GRACE) & stderr.wait(OUTPUT_GRACE);
-    if !closed {
-        // Whoever holds the pipes is in the group (Windows: the job) the
-        // command led.
-        crate::platform::kill_leftovers_of(pid);
+    match waited {
+        Some((Ok(status), child)) => Ok((status, child)),
+        Some((Err(source), _)) => Err(BoundedError::Wait(source)),
+        None => Err(BoundedError::Wait(std::io::Error::other(
+            "the waiting thread stopped",
+        ))),
     }
-    drop(child);
-    Ok(Finished {
-        status,
+}
+
+/// [`BoundedError::TimedOut`] with what `[stdout, stderr]` captured, after
+/// a short grace for the pipes to drain.
+fn timed_out(timeout: Duration, [stdout, stderr]: [&Captured; 2]) -> BoundedError {
+    stdout.wait(OUTPUT_GRACE);
+    stderr.wait(OUTPUT_GRACE);
+    BoundedError::TimedOut {
+        timeout,
         stdout: stdout.take(),
         stderr: stderr.take(),
-        output_held: !closed,
-    })
+    }
 }
 
 /// One output pipe, read by a thread into a shared buffer.

@@ -23,14 +23,31 @@ pub use table::{ProcessInfo, ProcessTable};
 /// Errors of a signalling or killing call, naming the process.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
+    /// The interrupt or shutdown request could not be delivered.
     #[error("cannot signal pid {pid}: {source}")]
-    Signal { pid: u32, source: std::io::Error },
+    Signal {
+        /// The process (or group) it was for.
+        pid: u32,
+        /// The OS's error (`kill(2)`, `GenerateConsoleCtrlEvent`).
+        source: std::io::Error,
+    },
+    /// The kill could not be delivered.
     #[error("cannot kill pid {pid}: {source}")]
-    Kill { pid: u32, source: std::io::Error },
+    Kill {
+        /// The process it was for.
+        pid: u32,
+        /// The OS's error (`kill(2)`, `TerminateProcess`).
+        source: std::io::Error,
+    },
     /// Nothing was sent: `pid` is 0, 1, this process or one of its
     /// ancestors, which no caller of this crate may signal.
     #[error("refused to signal pid {pid}: {reason}")]
-    Refused { pid: u32, reason: &'static str },
+    Refused {
+        /// The pid (or group) refused.
+        pid: u32,
+        /// Which rule refused it.
+        reason: &'static str,
+    },
 }
 
 /// Fails with [`SignalError::Refused`] for a pid no signal may reach.

@@ -3,15 +3,23 @@
 use std::collections::HashMap;
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, System, UpdateKind};
 
+/// One process of a [`ProcessTable`] snapshot, as `sysinfo` reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessInfo {
+    /// Its pid.
     pub pid: u32,
+    /// Its parent's pid, when the OS reports one.
     pub parent: Option<u32>,
+    /// The executable's name (Linux: `comm`, at most 15 bytes).
     pub name: String,
+    /// The command line, `argv[0]` first (empty when unreadable).
     pub cmd: Vec<String>,
     /// Seconds since the Unix epoch.
     pub start_time: u64,
+    /// Exited but not yet reaped (Unix); never true on Windows.
     pub zombie: bool,
+    /// The environment as `KEY=value` strings (empty when unreadable,
+    /// e.g. another user's process).
     pub environ: Vec<String>,
 }
 
@@ -105,10 +113,12 @@ impl ProcessTable {
         Self { processes }
     }
 
+    /// The process `pid`, zombie or not, when the snapshot has it.
     pub fn get(&self, pid: u32) -> Option<&ProcessInfo> {
         self.processes.get(&pid)
     }
 
+    /// True when the snapshot has `pid` and it is not a zombie.
     pub fn is_alive(&self, pid: u32) -> bool {
         self.get(pid).is_some_and(|p| !p.zombie)
     }

@@ -21,33 +21,33 @@ fn as_pid(pid: u32) -> io::Result<libc::pid_t> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("bad pid {pid}")))
 }
 
-pub fn interrupt_group(group: u32) -> io::Result<()> {
+pub(crate) fn interrupt_group(group: u32) -> io::Result<()> {
     // SAFETY: killpg has no memory-safety preconditions.
     check(unsafe { libc::killpg(as_pid(group)?, libc::SIGINT) })
 }
 
-pub fn interrupt_own_group() -> io::Result<()> {
+pub(crate) fn interrupt_own_group() -> io::Result<()> {
     // SAFETY: as above; 0 addresses the caller's own group.
     check(unsafe { libc::kill(0, libc::SIGINT) })
 }
 
-pub fn request_shutdown(pid: u32) -> io::Result<()> {
+pub(crate) fn request_shutdown(pid: u32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
     check(unsafe { libc::kill(as_pid(pid)?, libc::SIGTERM) })
 }
 
-pub fn kill(pid: u32) -> io::Result<()> {
+pub(crate) fn kill(pid: u32) -> io::Result<()> {
     // SAFETY: kill has no memory-safety preconditions.
     check(unsafe { libc::kill(as_pid(pid)?, libc::SIGKILL) })
 }
 
-pub fn is_gone_error(error: &io::Error) -> bool {
+pub(crate) fn is_gone_error(error: &io::Error) -> bool {
     error.raw_os_error() == Some(libc::ESRCH)
 }
 
 /// A process that leads its own group may have left members that no longer
 /// descend from it (their parent died first): the group kill reaches them.
-pub fn kill_group_if_leader(pid: u32) {
+pub(crate) fn kill_group_if_leader(pid: u32) {
     let Ok(pid) = as_pid(pid) else { return };
     // SAFETY: getpgid and killpg have no memory-safety preconditions.
     unsafe {
@@ -59,21 +59,21 @@ pub fn kill_group_if_leader(pid: u32) {
 
 /// Unix has no job objects: a process group of its own, when the
 /// attributes ask for one, is what lets a tree kill reach orphans.
-pub fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
+pub(crate) fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
     apply_attributes(attributes, cmd);
     cmd.spawn()
 }
 
 /// No job objects on Unix.
-pub fn terminate_job_of(_pid: u32) -> io::Result<Option<Vec<u32>>> {
+pub(crate) fn terminate_job_of(_pid: u32) -> io::Result<Option<Vec<u32>>> {
     Ok(None)
 }
 
-pub fn running_under_wine() -> bool {
+pub(crate) fn running_under_wine() -> bool {
     false
 }
 
-pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
+pub(crate) fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     if attributes.own_process_group {
         cmd.process_group(0);
     }
@@ -102,7 +102,7 @@ fn niceness(pid: libc::pid_t) -> Option<libc::c_int> {
     (nice != -1 || errno::errno().0 == 0).then_some(nice)
 }
 
-pub fn observe_attributes_of(pid: u32, parent: u32) -> Option<ObservedAttributes> {
+pub(crate) fn observe_attributes_of(pid: u32, parent: u32) -> Option<ObservedAttributes> {
     let (pid, parent) = (as_pid(pid).ok()?, as_pid(parent).ok()?);
     // SAFETY: getpgid has no memory-safety preconditions.
     let group = unsafe { libc::getpgid(pid) };
@@ -115,7 +115,7 @@ pub fn observe_attributes_of(pid: u32, parent: u32) -> Option<ObservedAttributes
     })
 }
 
-pub fn observe_own_attributes() -> ObservedAttributes {
+pub(crate) fn observe_own_attributes() -> ObservedAttributes {
     // SAFETY: these calls only read the caller's own attributes.
     unsafe {
         let pid = libc::getpid();
@@ -131,7 +131,7 @@ pub fn observe_own_attributes() -> ObservedAttributes {
 /// Kills what a reaped command that led process group `leader` left
 /// behind: every member of that group (a group id is not reused while the
 /// group has members).
-pub fn kill_leftovers_of(leader: u32) {
+pub(crate) fn kill_leftovers_of(leader: u32) {
     let Ok(group) = as_pid(leader) else { return };
     // SAFETY: killpg has no memory-safety preconditions.
     unsafe {

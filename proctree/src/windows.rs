@@ -1,7 +1,7 @@
 mod job;
 
 use crate::{ObservedAttributes, SpawnAttributes};
-pub use job::terminate_job_of;
+pub(crate) use job::terminate_job_of;
 use std::io;
 use std::os::windows::process::CommandExt;
 use std::process::{Child, Command};
@@ -25,21 +25,21 @@ fn check(ok: i32) -> io::Result<()> {
     }
 }
 
-pub fn interrupt_group(group: u32) -> io::Result<()> {
+pub(crate) fn interrupt_group(group: u32) -> io::Result<()> {
     // SAFETY: plain Win32 call without pointers.
     check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) })
 }
 
-pub fn interrupt_own_group() -> io::Result<()> {
+pub(crate) fn interrupt_own_group() -> io::Result<()> {
     // SAFETY: as above; group 0 is every process on the caller's console.
     check(unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, 0) })
 }
 
-pub fn request_shutdown(pid: u32) -> io::Result<()> {
+pub(crate) fn request_shutdown(pid: u32) -> io::Result<()> {
     interrupt_group(pid)
 }
 
-pub fn kill(pid: u32) -> io::Result<()> {
+pub(crate) fn kill(pid: u32) -> io::Result<()> {
     // SAFETY: the handle is checked and closed on every path.
     unsafe {
         let handle = OpenProcess(PROCESS_TERMINATE, 0, pid);
@@ -52,25 +52,25 @@ pub fn kill(pid: u32) -> io::Result<()> {
     }
 }
 
-pub fn is_gone_error(error: &io::Error) -> bool {
+pub(crate) fn is_gone_error(error: &io::Error) -> bool {
     error.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32)
 }
 
 /// Windows has no group kill: the tree walk already reached every member.
-pub fn kill_group_if_leader(_pid: u32) {}
+pub(crate) fn kill_group_if_leader(_pid: u32) {}
 
-pub fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
+pub(crate) fn apply_attributes(attributes: SpawnAttributes, cmd: &mut Command) {
     apply_attributes_with_flags(attributes, cmd, 0);
 }
 
 /// Spawns into a job object of its own (see [`job`]).
-pub fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
+pub(crate) fn spawn_contained(attributes: SpawnAttributes, cmd: &mut Command) -> io::Result<Child> {
     apply_attributes_with_flags(attributes, cmd, CREATE_SUSPENDED);
     job::spawn_in_job(cmd)
 }
 
 /// True when ntdll exports `wine_get_version`, which only Wine's does.
-pub fn running_under_wine() -> bool {
+pub(crate) fn running_under_wine() -> bool {
     let ntdll: Vec<u16> = "ntdll.dll\0".encode_utf16().collect();
     // SAFETY: both strings are NUL-terminated; ntdll is loaded in every
     // process, and the module handle needs no release.
@@ -98,11 +98,11 @@ fn apply_attributes_with_flags(attributes: SpawnAttributes, cmd: &mut Command, e
     cmd.creation_flags(flags);
 }
 
-pub fn observe_attributes_of(_pid: u32, _parent: u32) -> Option<ObservedAttributes> {
+pub(crate) fn observe_attributes_of(_pid: u32, _parent: u32) -> Option<ObservedAttributes> {
     None
 }
 
-pub fn observe_own_attributes() -> ObservedAttributes {
+pub(crate) fn observe_own_attributes() -> ObservedAttributes {
     // SAFETY: reads the priority class of the current process only.
     let class = unsafe { GetPriorityClass(GetCurrentProcess()) };
     ObservedAttributes {
@@ -116,6 +116,6 @@ pub fn observe_own_attributes() -> ObservedAttributes {
 /// Kills what a command started with [`spawn_contained`] left behind
 /// after it exited: its job is terminated. The caller still holds the
 /// command's process handle, so `pid` cannot name anyone else's job yet.
-pub fn kill_leftovers_of(pid: u32) {
+pub(crate) fn kill_leftovers_of(pid: u32) {
     let _ = job::terminate_job_made_for(pid);
 }

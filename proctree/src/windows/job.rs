@@ -39,7 +39,7 @@ fn jobs() -> MutexGuard<'static, Option<HashMap<u32, OwnedHandle>>> {
 /// Spawns `cmd` (whose creation flags must include `CREATE_SUSPENDED`) into
 /// a new job and resumes it. When the job cannot be made or joined, the
 /// child still runs, and only a tree walk can reach its descendants.
-pub fn spawn_in_job(cmd: &mut Command) -> io::Result<Child> {
+pub(crate) fn spawn_in_job(cmd: &mut Command) -> io::Result<Child> {
     let mut child = cmd.spawn()?;
     let job = create_job().and_then(|job| {
         // SAFETY: both handles are valid for the duration of the call.
@@ -66,7 +66,7 @@ pub fn spawn_in_job(cmd: &mut Command) -> io::Result<Child> {
 /// Terminates the job made for `pid` when `pid` is still one of its
 /// members; returns the members it had (`pid` first). `Ok(None)`: no job
 /// of this process holds `pid`.
-pub fn terminate_job_of(pid: u32) -> io::Result<Option<Vec<u32>>> {
+pub(crate) fn terminate_job_of(pid: u32) -> io::Result<Option<Vec<u32>>> {
     let mut jobs = jobs();
     let Some(job) = jobs.as_mut().and_then(|jobs| jobs.remove(&pid)) else {
         return Ok(None);
@@ -86,7 +86,7 @@ pub fn terminate_job_of(pid: u32) -> io::Result<Option<Vec<u32>>> {
 /// Terminates the job made for `pid`, whether `pid` is still a member or
 /// has exited (the caller must still hold `pid`'s process handle, so that
 /// the number is not reused). `Ok(false)`: no job was made for `pid`.
-pub fn terminate_job_made_for(pid: u32) -> io::Result<bool> {
+pub(crate) fn terminate_job_made_for(pid: u32) -> io::Result<bool> {
     let Some(job) = jobs().as_mut().and_then(|jobs| jobs.remove(&pid)) else {
         return Ok(false);
     };
