@@ -200,14 +200,16 @@ pub struct FaultPlan {
 }
 
 #[derive(Debug, thiserror::Error)]
-/// A plan that cannot be read, parsed or counted.
+/// A plan that cannot be read, parsed or counted. The message names the
+/// file; the I/O error, when there is one, is the [`source`](std::error::Error::source).
 pub enum PlanError {
     /// The plan file cannot be read.
-    #[error("cannot read fault plan {path}: {source}")]
+    #[error("cannot read fault plan {path}")]
     Read {
         /// The plan file.
         path: PathBuf,
         /// Why it cannot be read.
+        #[source]
         source: std::io::Error,
     },
     /// The plan file is not a valid plan.
@@ -219,11 +221,12 @@ pub enum PlanError {
         message: String,
     },
     /// The counters of rules with `times` cannot be updated.
-    #[error("cannot update fault counters beside {path}: {source}")]
+    #[error("cannot update fault counters beside {path}")]
     Counters {
         /// The plan file.
         path: PathBuf,
         /// Why the counters cannot be updated.
+        #[source]
         source: std::io::Error,
     },
 }

@@ -7,11 +7,13 @@ use contract::exit;
 /// log.c), which `ssh` and `ssh-keygen` end with on a fatal error.
 pub(crate) const OPENSSH_FATAL: i32 = 255;
 
+/// Why a fake failed; printed with [`chain`], it exits with [`FakeError::exit_code`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum FakeError {
     /// A bad command line, fault plan or state file: exit code 2.
     #[error("{0}")]
     Usage(String),
+    /// The fault plan cannot be read, parsed or counted: exit code 2.
     #[error(transparent)]
     Plan(#[from] PlanError),
     /// The tool failed the way the real one would: its message and code.
@@ -33,12 +35,27 @@ impl FakeError {
         }
     }
 
+    /// The code the fake exits with: 2 for usage and plan errors, the
+    /// failure's own code otherwise.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
             FakeError::Usage(_) | FakeError::Plan(_) => exit::USAGE,
             FakeError::Failed { code, .. } => *code,
         }
     }
+}
+
+/// `error` and its causes, outermost first, joined with ": " (the way
+/// every fake prints an error on stderr before it exits).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(error) = cause {
+        text.push_str(": ");
+        text.push_str(&error.to_string());
+        cause = error.source();
+    }
+    text
 }
 
 /// An OS error as the C library words it (`strerror`), without Rust's

@@ -18,7 +18,7 @@ mod faults;
 mod getopt;
 mod home;
 mod hostagent;
-mod instance_name;
+mod instance;
 mod interrupts;
 mod invocation;
 mod keygen;

@@ -7,7 +7,7 @@ mod start;
 
 use crate::error::FakeError;
 use crate::hostagent::HostagentArgs;
-use crate::instance_name::check_instance_name;
+use crate::instance::check_instance_name;
 use crate::invocation::Invocation;
 use start::StartArgs;
 use std::path::PathBuf;

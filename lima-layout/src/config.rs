@@ -114,11 +114,12 @@ pub struct LimaConfig {
     pub ssh: SshConfig,
 }
 
-/// Why [`LimaConfig::load`] failed.
+/// Why [`LimaConfig::load`] failed; the I/O error, when there is one, is
+/// the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The file, as displayed.
         path: String,

@@ -17,11 +17,12 @@ pub struct Info {
     pub ssh_local_port: u16,
 }
 
-/// Why [`query_info`] got no `Info`.
+/// Why [`query_info`] got no `Info`; the I/O error, when there is one, is
+/// the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum InfoError {
     /// Nothing accepted the connection (no hostagent, or a stale socket).
-    #[error("cannot connect to {path}: {source}")]
+    #[error("cannot connect to {path}")]
     Connect {
         /// The socket, as displayed.
         path: String,
@@ -29,7 +30,7 @@ pub enum InfoError {
         source: std::io::Error,
     },
     /// The request or the answer failed or timed out.
-    #[error("no answer from {path}: {source}")]
+    #[error("no answer from {path}")]
     Io {
         /// The socket, as displayed.
         path: String,

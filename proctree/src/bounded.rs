@@ -45,11 +45,12 @@ impl From<Finished> for Output {
     }
 }
 
-/// Why a bounded run gave no [`Finished`].
+/// Why a bounded run gave no [`Finished`]; the I/O error, when there is
+/// one, is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum BoundedError {
     /// The program could not be started (`ErrorKind::NotFound`: not found).
-    #[error("cannot start it: {0}")]
+    #[error("cannot start it")]
     Spawn(#[source] std::io::Error),
     /// The deadline passed; the tree was killed. Holds what it had written.
     #[error("it did not finish within {timeout:?}")]
@@ -62,7 +63,7 @@ pub enum BoundedError {
         stderr: Vec<u8>,
     },
     /// Waiting for it failed.
-    #[error("lost track of it: {0}")]
+    #[error("lost track of it")]
     Wait(#[source] std::io::Error),
 }
 

@@ -20,11 +20,12 @@ pub use attributes::{ObservedAttributes, SpawnAttributes};
 pub use bounded::{BoundedError, Finished, run_bounded, run_bounded_observed};
 pub use table::{ProcessInfo, ProcessTable};
 
-/// Errors of a signalling or killing call, naming the process.
+/// Errors of a signalling or killing call, naming the process; the OS
+/// error, when there is one, is the [`source`](std::error::Error::source).
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
     /// The interrupt or shutdown request could not be delivered.
-    #[error("cannot signal pid {pid}: {source}")]
+    #[error("cannot signal pid {pid}")]
     Signal {
         /// The process (or group) it was for.
         pid: u32,
@@ -32,7 +33,7 @@ pub enum SignalError {
         source: std::io::Error,
     },
     /// The kill could not be delivered.
-    #[error("cannot kill pid {pid}: {source}")]
+    #[error("cannot kill pid {pid}")]
     Kill {
         /// The process it was for.
         pid: u32,

@@ -9,8 +9,9 @@ mod driver;
 mod events;
 mod forwards;
 
-use crate::error::FakeError;
+use crate::error::{FakeError, chain};
 use crate::home::lima_home;
+use crate::instance::{check_instance_name, load_config};
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
 use crate::journal::Record;
@@ -56,12 +57,11 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
         journal: crate::journal::JournalWriter::disabled(),
         faults: crate::faults::Faults::default(),
     };
-    let result =
-        crate::instance_name::check_instance_name(&args.name).and_then(|()| run(&invocation, args));
+    let result = check_instance_name(&args.name).and_then(|()| run(&invocation, args));
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("{error}");
+            eprintln!("{}", chain(&error));
             error.exit_code()
         }
     }
@@ -70,8 +70,7 @@ pub fn run_embedded(args: &HostagentArgs) -> i32 {
 pub(crate) fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, FakeError> {
     let home = lima_home()?;
     let instance = home.instance(&args.name);
-    let config = LimaConfig::load(&instance.lima_yaml())
-        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    let config = load_config(&instance)?;
     config
         .validate_disk_names()
         .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;

@@ -13,6 +13,7 @@
 
 use crate::error::FakeError;
 use crate::home::lima_home;
+use crate::instance::load_config;
 use crate::invocation::Invocation;
 use crate::journal::Record;
 use crate::platform;
@@ -100,8 +101,7 @@ pub(crate) fn run(invocation: &Invocation, args: &StartArgs) -> Result<i32, Fake
         ));
     }
     let instance = lima_home()?.instance(&args.name);
-    let config = LimaConfig::load(&instance.lima_yaml())
-        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    let config = load_config(&instance)?;
     if already_running(&instance, &config)? {
         eprintln!("The instance {:?} is already running", args.name);
         return Ok(exit::OK);

@@ -1,7 +1,9 @@
-//! The instance-name check `limactl` makes before anything else, shared by
-//! `limactl hostagent`, `limactl start` and the embedded hostagent.
+//! What `limactl hostagent`, `limactl start` and the embedded hostagent
+//! check and read of an instance before anything else: its name and its
+//! `lima.yaml`.
 
-use crate::error::FakeError;
+use crate::error::{FakeError, chain};
+use lima_layout::{InstancePaths, LimaConfig};
 
 /// Lima refuses a name that is not an identifier before it touches
 /// anything of the instance (`hostagent`: "instance name `N` is not a valid
@@ -15,4 +17,11 @@ pub(crate) fn check_instance_name(name: &str) -> Result<(), FakeError> {
             other => format!("instance name {name:?} is not a valid identifier: {other}"),
         })
     })
+}
+
+/// The instance's `lima.yaml`; a failure (exit 1) names the instance and
+/// the cause.
+pub(crate) fn load_config(instance: &InstancePaths) -> Result<LimaConfig, FakeError> {
+    LimaConfig::load(&instance.lima_yaml())
+        .map_err(|e| FakeError::failed(format!("instance {:?}: {}", instance.name, chain(&e))))
 }
