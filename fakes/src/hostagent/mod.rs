@@ -18,7 +18,7 @@ use crate::journal::Record;
 use contract::exit;
 use disks::DiskClaims;
 use driver::Driver;
-use forwards::{Forwards, SshIdentity};
+use forwards::{Forwards, SshLogin};
 use lima_layout::info::{Info, bind, serve_info};
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use lima_layout::{HostagentStatus, InstancePaths, LimaConfig, LimaHome};
@@ -166,18 +166,15 @@ impl Agent<'_> {
             ssh_local_port: self.config.ssh.local_port,
             ..HostagentStatus::default()
         });
-        let identity = SshIdentity {
+        let login = SshLogin {
             private_key: self.home.user_private_key(),
             control_path: self.instance.dir.join("ssh.sock"),
+            port: self.config.ssh.local_port,
         };
-        let forwards = &self.config.port_forwards;
-        let port = self.config.ssh.local_port;
-        Ok(if self.invocation.faults.control_master() {
-            self.forwards
-                .start_through_master(forwards, port, &identity, journal)
-        } else {
-            self.forwards.start(forwards, port, &identity, journal)
-        })
+        let through_master = self.invocation.faults.control_master();
+        Ok(self
+            .forwards
+            .start(&self.config.port_forwards, &login, through_master, journal))
     }
 
     /// Lima refuses to start over a pid file whose process is alive.
