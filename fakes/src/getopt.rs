@@ -62,10 +62,7 @@ fn takes_value(spec: &str, letter: char) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn groups_joined_values_and_operands() {

@@ -232,10 +232,7 @@ pub(crate) fn warn_unprotected(path: &Path, mode: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn lima_s_command_line_parses() {

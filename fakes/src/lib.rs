@@ -28,6 +28,8 @@ mod ports;
 mod qemu;
 mod spawn;
 mod ssh;
+#[cfg(test)]
+mod test_support;
 mod timestamp;
 mod wsl;
 

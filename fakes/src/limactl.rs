@@ -103,10 +103,7 @@ fn parse_hostagent(args: &[String]) -> Result<HostagentArgs, FakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn the_reconciler_s_command_line_parses_in_both_flag_forms() {

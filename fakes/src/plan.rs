@@ -69,10 +69,7 @@ fn counts_path(plan_path: &Path, suffix: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings as args;
 
     #[test]
     fn counted_rules_apply_the_given_number_of_times_then_stop() {

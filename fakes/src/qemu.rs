@@ -340,10 +340,7 @@ fn host_forward(netdev: &str, rule: &str) -> Option<HostForward> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn the_hostagent_s_command_line_parses() {

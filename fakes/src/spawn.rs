@@ -21,6 +21,7 @@ fn command(exe: &str, args: &[String]) -> Command {
     cmd
 }
 
+/// Journals that `exe` started as `pid`.
 fn journal_child(journal: &JournalWriter, exe: &str, pid: u32) {
     journal.record(Record::ChildStarted {
         pid,
@@ -35,12 +36,7 @@ pub(crate) fn spawn_tool(
     args: &[String],
     journal: &JournalWriter,
 ) -> Result<Child, String> {
-    let child = command(exe, args)
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("cannot start {exe} from PATH: {e}"))?;
-    journal_child(journal, exe, child.id());
-    Ok(child)
+    spawn_journaled(exe, args, Stdio::inherit(), journal)
 }
 
 /// Starts a daemon: every stdio stream closed, so that it holds no pipe of
@@ -50,9 +46,20 @@ pub(crate) fn spawn_daemon(
     args: &[String],
     journal: &JournalWriter,
 ) -> Result<Child, String> {
+    spawn_journaled(exe, args, Stdio::null(), journal)
+}
+
+/// Starts `exe` with stdin and stdout closed and `stderr` as given, and
+/// journals its pid; the error says what could not start.
+fn spawn_journaled(
+    exe: &str,
+    args: &[String],
+    stderr: Stdio,
+    journal: &JournalWriter,
+) -> Result<Child, String> {
     let child = command(exe, args)
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start {exe} from PATH: {e}"))?;
     journal_child(journal, exe, child.id());

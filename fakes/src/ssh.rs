@@ -234,10 +234,7 @@ fn option_value<'a>(option: &'a str, key: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn lima_s_command_line_parses_with_joined_and_separate_values() {

@@ -99,32 +99,20 @@ mod tests {
 
     #[test]
     fn forward_specs_in_every_form() {
-        assert_eq!(
-            parse_forward("8080:localhost:80"),
-            Some(LocalForward::new("127.0.0.1", 8080))
-        );
-        assert_eq!(
-            parse_forward("127.0.0.2:8080:localhost:80"),
-            Some(LocalForward::new("127.0.0.2", 8080))
-        );
-        assert_eq!(
-            parse_forward("*:8080:h:80"),
-            Some(LocalForward::new("0.0.0.0", 8080))
-        );
-        assert_eq!(
-            parse_forward("[::1]:8080:[::1]:80"),
-            Some(LocalForward::new("::1", 8080))
-        );
-        assert_eq!(
-            parse_forward("8080:/run/sock"),
-            Some(LocalForward::new("127.0.0.1", 8080))
-        );
-        assert_eq!(
-            parse_forward("localhost:8080:/run/s"),
-            Some(LocalForward::new("127.0.0.1", 8080))
-        );
-        assert_eq!(parse_forward("x:y"), None);
-        assert_eq!(parse_forward("0:h:80"), None);
-        assert_eq!(parse_forward("1:2:3:4:5"), None);
+        let accepted = [
+            ("8080:localhost:80", "127.0.0.1"),
+            ("127.0.0.2:8080:localhost:80", "127.0.0.2"),
+            ("*:8080:h:80", "0.0.0.0"),
+            ("[::1]:8080:[::1]:80", "::1"),
+            ("8080:/run/sock", "127.0.0.1"),
+            ("localhost:8080:/run/s", "127.0.0.1"),
+        ];
+        for (spec, bind_address) in accepted {
+            let expected = LocalForward::new(bind_address, 8080);
+            assert_eq!(parse_forward(spec), Some(expected), "{spec}");
+        }
+        for refused in ["x:y", "0:h:80", "1:2:3:4:5"] {
+            assert_eq!(parse_forward(refused), None, "{refused}");
+        }
     }
 }

@@ -277,10 +277,7 @@ fn parse_import(rest: &[String]) -> Result<Command, FakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
+    use crate::test_support::strings;
 
     #[test]
     fn commands_parse_in_long_and_short_forms() {

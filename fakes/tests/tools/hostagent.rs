@@ -68,6 +68,15 @@ fn start(sandbox: &Sandbox, vm: &Vm) -> Running {
     hostagent
 }
 
+/// A sandbox with a QEMU VM of `forwards` port forwards and no disk, whose
+/// plan makes `tool` suffer `fault`, and its hostagent started.
+fn start_under_fault(tool: &str, fault: &str, forwards: usize) -> (Sandbox, Vm, Running) {
+    let sandbox = Sandbox::with_fault(tool, fault);
+    let vm = qemu_vm(&sandbox, forwards, &[]);
+    let hostagent = start(&sandbox, &vm);
+    (sandbox, vm, hostagent)
+}
+
 fn wait_for_event(
     paths: &InstancePaths,
     what: &str,
@@ -119,10 +128,9 @@ fn all_gone(pids: &[u32]) {
 
 #[test]
 fn a_qemu_vm_comes_up_and_shuts_down_cleanly() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 2, &["data"]);
     let mut hostagent = start(&sandbox, &vm);
     let running = wait_for_event(&vm.paths, "running", |e| e.status.running);
@@ -173,10 +181,9 @@ fn a_qemu_vm_comes_up_and_shuts_down_cleanly() {
 
 #[test]
 fn spawn_attributes_report_what_the_parent_set() {
-    if proctree::skip_under_wine(proctree::wine_lacks::PRIORITY_CLASS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::PRIORITY_CLASS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 0, &[]);
     let mut cmd = hostagent_command(&sandbox, &vm.paths);
     proctree::SpawnAttributes {
@@ -222,10 +229,9 @@ fn a_hostagent_sharing_its_parent_s_group_reports_it() {
 
 #[test]
 fn a_missing_additional_disk_fails_and_leaves_nothing_behind() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 0, &[]);
     std::fs::write(
         vm.paths.lima_yaml(),
@@ -286,10 +292,9 @@ fn a_missing_instance_is_named() {
 
 #[test]
 fn a_driver_that_cannot_start_fails_the_hostagent() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 1, &["data"]);
     // Another QEMU holds the instance's disk.
     let mut rival = sandbox.command("qemu-system-x86_64");
@@ -333,10 +338,9 @@ fn command_line_errors_exit_2() {
 
 #[test]
 fn a_taken_forward_port_degrades_but_does_not_stop_the_vm() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 2, &[]);
     let _taken = std::net::TcpListener::bind(("127.0.0.1", vm.forwards[0])).unwrap();
     let mut hostagent = start(&sandbox, &vm);
@@ -355,10 +359,9 @@ fn a_taken_forward_port_degrades_but_does_not_stop_the_vm() {
 
 #[test]
 fn killed_outright_it_leaves_its_children_running() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 1, &["data"]);
     let mut hostagent = start(&sandbox, &vm);
     hostagent.kill();
@@ -396,11 +399,7 @@ fn fault_ignore_interrupt_keeps_everything_running() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox
-        .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}]}));
-    let vm = qemu_vm(&sandbox, 1, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, vm, mut hostagent) = start_under_fault("limactl", "ignore_interrupt", 1);
     for round in 1..=2 {
         hostagent.interrupt();
         eventually(&format!("{round} ignored interrupts"), || {
@@ -426,10 +425,7 @@ fn a_qemu_that_ignores_the_interrupt_holds_the_graceful_stop() {
     if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "qemu", "fault": {"kind": "ignore_interrupt"}}]}));
-    let vm = qemu_vm(&sandbox, 0, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, vm, mut hostagent) = start_under_fault("qemu", "ignore_interrupt", 0);
     hostagent.interrupt();
     let ignored = sandbox.wait_for_event("qemu", event::INTERRUPT_IGNORED);
     assert_eq!(
@@ -447,10 +443,7 @@ fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "keep_children"}}]}));
-    let vm = qemu_vm(&sandbox, 2, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, vm, mut hostagent) = start_under_fault("limactl", "keep_children", 2);
     hostagent.interrupt();
     assert_eq!(hostagent.wait_exit().code(), Some(0));
     let ssh = children(&sandbox, "ssh");
@@ -479,10 +472,7 @@ fn fault_keep_children_leaves_the_forwards_behind_after_a_graceful_exit() {
 #[cfg(unix)]
 #[test]
 fn fault_control_master_forwards_through_a_detached_master_ended_on_stop() {
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "control_master"}}]}));
-    let vm = qemu_vm(&sandbox, 2, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, vm, mut hostagent) = start_under_fault("limactl", "control_master", 2);
     let title = format!("ssh: {} [mux]", vm.paths.dir.join("ssh.sock").display());
     let master = eventually("the ControlMaster", || {
         sandbox
@@ -509,10 +499,9 @@ fn fault_control_master_forwards_through_a_detached_master_ended_on_stop() {
 
 #[test]
 fn fault_slow_exit_delays_the_shutdown() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     sandbox.set_plan(
         json!({"rules": [{"tool": "limactl", "fault": {"kind": "slow_exit", "ms": 400}}]}),
     );
@@ -531,10 +520,9 @@ fn fault_slow_exit_delays_the_shutdown() {
 
 #[test]
 fn fault_replace_driver_swaps_the_driver_before_ignoring_the_interrupt() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     sandbox.set_plan(json!({"rules": [
         {"tool": "limactl", "fault": {"kind": "replace_driver"}},
         {"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}
@@ -575,10 +563,7 @@ fn fault_replace_driver_then_a_graceful_exit_stops_the_new_driver() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "replace_driver"}}]}));
-    let vm = qemu_vm(&sandbox, 0, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, vm, mut hostagent) = start_under_fault("limactl", "replace_driver", 0);
     hostagent.interrupt();
     assert_eq!(hostagent.wait_exit().code(), Some(0));
     let replaced = sandbox.events(event::DRIVER_REPLACED);
@@ -607,10 +592,9 @@ fn wsl_invocations(sandbox: &Sandbox, first_arg: &str) -> usize {
 
 #[test]
 fn a_wsl2_vm_imports_runs_and_terminates_its_distro() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = wsl_vm(&sandbox);
     let mut hostagent = start(&sandbox, &vm);
     assert!(distro_running(&sandbox, "lima-w1"));
@@ -626,10 +610,9 @@ fn a_wsl2_vm_imports_runs_and_terminates_its_distro() {
 
 #[test]
 fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = wsl_vm(&sandbox);
     let mut import = sandbox.command("wsl.exe");
     import
@@ -644,10 +627,9 @@ fn a_wsl2_vm_with_a_registered_distro_skips_the_import() {
 
 #[test]
 fn a_wsl2_driver_replacement_keeps_the_distro_running() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     sandbox.set_plan(json!({"rules": [
         {"tool": "limactl", "fault": {"kind": "replace_driver"}},
         {"tool": "limactl", "fault": {"kind": "ignore_interrupt"}}
@@ -668,10 +650,9 @@ fn a_wsl2_driver_replacement_keeps_the_distro_running() {
 /// error"), stopping its forwards and removing its files on the way.
 #[test]
 fn a_killed_driver_ends_the_hostagent_like_lima_s() {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = qemu_vm(&sandbox, 1, &[]);
     let mut hostagent = start(&sandbox, &vm);
     let qemu = children(&sandbox, "qemu-system-x86_64");
@@ -701,11 +682,7 @@ fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
     if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox
-        .set_plan(json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}));
-    let vm = qemu_vm(&sandbox, 0, &[]);
-    let mut hostagent = start(&sandbox, &vm);
+    let (sandbox, _vm, mut hostagent) = start_under_fault("limactl", "ignore_driver_exit", 0);
     let qemu = children(&sandbox, "qemu-system-x86_64");
     proctree::kill(qemu[0]).unwrap();
     all_gone(&qemu);
@@ -723,10 +700,9 @@ fn fault_ignore_driver_exit_keeps_the_hostagent_up() {
 /// stopped; the hostagent then ends as for any driver's end, unless fault
 /// `ignore_driver_exit` keeps it up over a distro that no longer runs.
 fn distro_stopped_from_outside(stop: &[&str], ignore_driver_exit: bool) {
-    if proctree::skip_under_wine(proctree::wine_lacks::AF_UNIX) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::AF_UNIX) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     if ignore_driver_exit {
         sandbox.set_plan(
             json!({"rules": [{"tool": "limactl", "fault": {"kind": "ignore_driver_exit"}}]}),

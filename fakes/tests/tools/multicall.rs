@@ -106,8 +106,7 @@ fn fault_fail_prints_its_stderr_and_exits_with_its_code_doing_nothing_else() {
 
 #[test]
 fn fault_hang_blocks_until_killed() {
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "ssh-keygen", "fault": {"kind": "hang"}}]}));
+    let sandbox = Sandbox::with_fault("ssh-keygen", "hang");
     let key = sandbox.home().join("id");
     let mut cmd = sandbox.command("ssh-keygen");
     cmd.args(["-t", "ed25519", "-q", "-N", "", "-C", "c", "-f"])
@@ -165,8 +164,7 @@ fn counted_faults_apply_the_given_number_of_times() {
 
 #[test]
 fn faults_that_do_not_apply_are_journaled_and_ignored() {
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "fault": {"kind": "crash_half_way"}}]}));
+    let sandbox = Sandbox::with_fault("wsl.exe", "crash_half_way");
     let mut cmd = sandbox.command("wsl.exe");
     cmd.args(["--list", "--quiet"]);
     sandbox.assert(cmd).success();

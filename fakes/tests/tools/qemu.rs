@@ -4,7 +4,6 @@ use crate::sandbox::{Sandbox, assert_port_held, eventually, free_port, port_is_f
 use fakes::journal::{Record, event};
 use lima_layout::paths::read_pid_file;
 use predicates::str::contains;
-use serde_json::json;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -48,10 +47,9 @@ fn wait_pid_file(path: &Path, pid: u32) {
 
 #[test]
 fn locks_its_disk_holds_its_port_and_cleans_up_on_interrupt() {
-    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::CONSOLE_EVENTS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let vm = vm(&sandbox);
     let mut qemu = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, qemu.pid());
@@ -129,8 +127,7 @@ fn fault_ignore_interrupt_keeps_it_running() {
     if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "qemu", "fault": {"kind": "ignore_interrupt"}}]}));
+    let sandbox = Sandbox::with_fault("qemu", "ignore_interrupt");
     let vm = vm(&sandbox);
     let mut qemu = sandbox.spawn(qemu_command(&sandbox, &vm, &vm.pidfile));
     wait_pid_file(&vm.pidfile, qemu.pid());

@@ -57,6 +57,20 @@ impl Sandbox {
         Self(sandbox)
     }
 
+    /// A new sandbox, or `None` (the test is skipped, saying so) under
+    /// Wine when it lacks `needs`, one of [`proctree::wine_lacks`].
+    pub(crate) fn unless_wine_lacks(needs: &str) -> Option<Self> {
+        (!proctree::skip_under_wine(needs)).then(Self::new)
+    }
+
+    /// A sandbox whose plan has one rule: every call of `tool` suffers the
+    /// fault `kind` (a fault without parameters).
+    pub(crate) fn with_fault(tool: &str, kind: &str) -> Self {
+        let sandbox = Self::new();
+        sandbox.set_plan(serde_json::json!({"rules": [{"tool": tool, "fault": {"kind": kind}}]}));
+        sandbox
+    }
+
     /// Replaces the fault plan with `plan`, as written (malformed included).
     pub(crate) fn set_plan(&self, plan: serde_json::Value) {
         std::fs::write(self.plan_path(), plan.to_string()).unwrap();

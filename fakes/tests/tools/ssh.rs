@@ -5,7 +5,6 @@ use crate::sandbox::{
 };
 use fakes::journal::{Record, event};
 use predicates::str::contains;
-use serde_json::json;
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -36,10 +35,9 @@ fn bound_ports(sandbox: &Sandbox) -> Vec<u16> {
 
 #[test]
 fn holds_every_forward_until_interrupted() {
-    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::CONSOLE_EVENTS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let (joined, separate, bare) = (free_port(), free_port(), free_port());
     let mut cmd = sandbox.command("ssh");
     cmd.args([
@@ -106,10 +104,9 @@ fn exits_255_when_a_forwarded_port_is_taken() {
 
 #[test]
 fn without_exit_on_forward_failure_a_taken_port_is_reported_and_the_rest_held() {
-    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::CONSOLE_EVENTS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_port = taken.local_addr().unwrap().port();
     let free = free_port();
@@ -140,8 +137,7 @@ fn fault_ignore_interrupt_keeps_the_ports() {
     if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
         return;
     }
-    let sandbox = Sandbox::new();
-    sandbox.set_plan(json!({"rules": [{"tool": "ssh", "fault": {"kind": "ignore_interrupt"}}]}));
+    let sandbox = Sandbox::with_fault("ssh", "ignore_interrupt");
     let port = free_port();
     let mut cmd = sandbox.command("ssh");
     cmd.args(forward_args(&[port]));

@@ -117,10 +117,9 @@ fn a_session_killed_outright_no_longer_counts_as_running() {
 
 #[test]
 fn an_interrupted_session_stops_the_distro_and_exits_0() {
-    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::CONSOLE_EVENTS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "lima-a");
     session.interrupt();
@@ -131,10 +130,9 @@ fn an_interrupted_session_stops_the_distro_and_exits_0() {
 
 #[test]
 fn fault_ignore_interrupt_keeps_the_session_running() {
-    if proctree::skip_under_wine(proctree::wine_lacks::CONSOLE_EVENTS) {
+    let Some(sandbox) = Sandbox::unless_wine_lacks(proctree::wine_lacks::CONSOLE_EVENTS) else {
         return;
-    }
-    let sandbox = Sandbox::new();
+    };
     sandbox.set_plan(json!({"rules": [{"tool": "wsl.exe", "args": ["-d"], "fault": {"kind": "ignore_interrupt"}}]}));
     import(&sandbox, "lima-a");
     let mut session = start_session(&sandbox, "lima-a");
