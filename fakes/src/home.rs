@@ -1,5 +1,6 @@
-//! Where the user's files are: `HOME` and `LIMA_HOME`, as Lima's
-//! `pkg/limayaml` and `pkg/store/dirnames` derive them.
+//! Where the user's files are: `HOME` (as Go's `os.UserHomeDir` finds it)
+//! and `LIMA_HOME` (as Lima v2.2.0's `pkg/limatype/dirnames.LimaDir`
+//! derives it).
 
 use crate::error::FakeError;
 use std::path::PathBuf;
@@ -20,7 +21,7 @@ pub(crate) fn home_dir() -> Result<PathBuf, FakeError> {
         .ok_or_else(|| FakeError::failed("HOME is not set, so there is no default to derive"))
 }
 
-/// `LIMA_HOME`, by default `$HOME/.lima` (Lima's `pkg/store/dirnames`).
+/// `LIMA_HOME`, by default `$HOME/.lima` (Lima's `dirnames.LimaDir`).
 /// Fails as [`home_dir`] does when the default is needed.
 pub(crate) fn lima_home() -> Result<lima_layout::LimaHome, FakeError> {
     match std::env::var_os("LIMA_HOME").filter(|h| !h.is_empty()) {

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 /// How long an `ssh` child gets to take its port.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one probe of a forwarded port may wait for its answer.
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(200);
 /// How long one `ssh` call to or starting the ControlMaster may take.
 const MASTER_TIMEOUT: Duration = Duration::from_secs(15);
