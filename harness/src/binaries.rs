@@ -1,6 +1,6 @@
 //! Where the fake tools' and the reference reconciler's executables are.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::{Path, PathBuf};
 
 /// Overrides for the executables (a multicall binary may name itself).

@@ -1,7 +1,7 @@
 //! "A reconciler under test", as scenarios see it: a service to start, stop
 //! and crash, and LimaVM resources to apply, read, patch and delete.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use crate::template::Template;
 use contract::condition::{kind, reason, status};
 use serde_json::Value;

@@ -2,7 +2,9 @@
 //! a target file (TOML). See `fixtures/targets/README.md` for the format.
 
 use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
+use crate::error::HarnessError;
 use crate::reference::DriverSettings;
+use crate::sandbox::Sandbox;
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::target_lima::now_rfc3339;
 use crate::target_schema::{
@@ -10,7 +12,6 @@ use crate::target_schema::{
     expand_value, placeholders_in, status_fingerprint,
 };
 use crate::template::Template;
-use crate::{HarnessError, Sandbox};
 use contract::Timings;
 use serde::Deserialize;
 use std::collections::BTreeMap;

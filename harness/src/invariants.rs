@@ -2,7 +2,7 @@
 //! whatever the reconciler under test: the harness watches what each driver
 //! call asks and what each read reports (a [`Witness`] per sandbox), and the
 //! end-of-scenario leak report lists every invariant broken on the way
-//! ([`crate::LeakReport::broken`]), so a fixed run, a cross-path case or a
+//! ([`crate::leaks::LeakReport::broken`]), so a fixed run, a cross-path case or a
 //! property case fails with the invariant's message.
 //!
 //! - **Kept files**: the files of an instance that once ran (a read

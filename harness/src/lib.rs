@@ -5,6 +5,7 @@
 pub mod binaries;
 pub mod defects;
 pub mod driver;
+pub mod error;
 pub mod eventually;
 pub mod external;
 pub mod faults;
@@ -29,6 +30,7 @@ pub mod witnessed;
 
 pub use binaries::Binaries;
 pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};
+pub use error::HarnessError;
 pub use eventually::{WaitError, eventually, eventually_every};
 pub use external::{ExternalDriver, TargetFile};
 pub use faults::FaultPlanBuilder;
@@ -40,57 +42,3 @@ pub use target::Target;
 pub use template::Template;
 pub use toolset::{ToolChoice, Toolset};
 pub use waits::WaitSplit;
-
-/// Errors of the harness itself (not of the system under test).
-#[derive(Debug, thiserror::Error)]
-pub enum HarnessError {
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "binary {name} not found (looked in {looked_in}); build it with `cargo build --workspace --bins`"
-    )]
-    BinaryMissing { name: String, looked_in: String },
-    #[error(
-        "tool {tool} not found for the real toolset (limactl: `just real-lima-install`; the others: PATH)"
-    )]
-    RealToolMissing { tool: String },
-    #[error(transparent)]
-    Wait(#[from] WaitError),
-    #[error("reconciler under test: {0}")]
-    Driver(String),
-    #[error("{what} did not finish within {timeout:?} (killed with its process group){}", if stderr.is_empty() { String::new() } else { format!("; stderr: {stderr}") })]
-    CommandHung {
-        what: String,
-        timeout: std::time::Duration,
-        stderr: String,
-    },
-    /// A command exited, but a process it started still held its output
-    /// `grace` later (then killed).
-    #[error(
-        "{what} exited, but a process it started still held its output {grace:?} later (killed)"
-    )]
-    OutputHeld {
-        what: String,
-        grace: std::time::Duration,
-    },
-    #[error("the run was interrupted: no sandbox or process starts any more")]
-    Interrupted,
-    #[error("{0}")]
-    Setup(String),
-    #[error("{what} failed with {status}: {stderr}")]
-    Cli {
-        what: String,
-        status: String,
-        stderr: String,
-    },
-}
-
-impl HarnessError {
-    pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Self {
-        let what = what.into();
-        move |source| HarnessError::Io { what, source }
-    }
-}

@@ -4,9 +4,10 @@
 use crate::driver::{
     ReconcilerDriver, VmSpec, VmView, restart_patch, running_patch, template_patch,
 };
+use crate::error::HarnessError;
+use crate::sandbox::Sandbox;
 use crate::service::{NotReady, ServiceProcess, run_cli};
 use crate::template::Template;
-use crate::{HarnessError, Sandbox};
 use contract::{FindingId, Timings};
 use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
@@ -76,7 +77,7 @@ impl DriverSettings {
     /// The settings for `toolset`: real Lima is started with
     /// `limactl start --foreground` (the plain `hostagent` entry expects a
     /// prepared instance, which only a start makes).
-    pub fn for_toolset(mut self, toolset: &crate::Toolset) -> Self {
+    pub fn for_toolset(mut self, toolset: &crate::toolset::Toolset) -> Self {
         if toolset.has_real_lima() {
             self.hostagent_entry = Some(START_FOREGROUND.to_owned());
         }
@@ -325,7 +326,7 @@ impl Drop for ReferenceDriver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Toolset;
+    use crate::toolset::Toolset;
 
     #[test]
     fn the_hostagent_entry_is_passed_only_for_real_lima() {

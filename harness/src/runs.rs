@@ -90,11 +90,11 @@ pub fn stopping() -> bool {
 /// Runs `start` (which starts one process of a sandbox) unless the run is
 /// stopping; a stop waits for a start in progress.
 pub(crate) fn start_process<T>(
-    start: impl FnOnce() -> Result<T, crate::HarnessError>,
-) -> Result<T, crate::HarnessError> {
+    start: impl FnOnce() -> Result<T, crate::error::HarnessError>,
+) -> Result<T, crate::error::HarnessError> {
     let _guard = STARTS.read().unwrap_or_else(|e| e.into_inner());
     if stopping() {
-        return Err(crate::HarnessError::Interrupted);
+        return Err(crate::error::HarnessError::Interrupted);
     }
     start()
 }

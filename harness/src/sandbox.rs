@@ -6,8 +6,14 @@
 //! Dropping the sandbox, also on panic, kills everything started inside it
 //! and reports what was still alive.
 
+use crate::binaries::Binaries;
+use crate::error::HarnessError;
+use crate::eventually::eventually;
+use crate::faults::FaultPlanBuilder;
+use crate::journal::Journal;
 use crate::leaks::{LeakReport, LeakedPort, LeakedProcess};
-use crate::{Binaries, FaultPlanBuilder, HarnessError, Journal, ToolChoice, Toolset, eventually};
+use crate::toolset::ToolChoice;
+use crate::toolset::Toolset;
 use contract::Tool;
 use lima_layout::LimaHome;
 use proctree::{ProcessTable, SpawnAttributes};

@@ -2,7 +2,9 @@
 //! sandbox with its output kept in a file, waited for until ready, stopped
 //! the way an operator would, or crashed.
 
-use crate::{HarnessError, Sandbox, eventually};
+use crate::error::HarnessError;
+use crate::eventually::eventually;
+use crate::sandbox::Sandbox;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 

@@ -1,7 +1,10 @@
 //! Which reconciler the scenarios drive.
 
+use crate::driver::ReconcilerDriver;
 use crate::external::{ExternalDriver, TargetError, TargetFile};
-use crate::{DriverSettings, ReconcilerDriver, ReferenceDriver, Sandbox};
+use crate::reference::DriverSettings;
+use crate::reference::ReferenceDriver;
+use crate::sandbox::Sandbox;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

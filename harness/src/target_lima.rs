@@ -1,7 +1,7 @@
 //! Small file-system helpers of external targets: a target's own Lima home
 //! made a link to the sandbox's, the kubeconfig file, the `{now}` time.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::Path;
 
 /// Makes `path` (where a target keeps its Lima instances whatever

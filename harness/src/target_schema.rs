@@ -4,8 +4,8 @@
 //! change is seen to be observed, and its fixed timeouts. See
 //! `fixtures/targets/README.md` for the format.
 
-use crate::DriverSettings;
 use crate::driver::{Condition, VmView};
+use crate::reference::DriverSettings;
 use crate::reference::SHUTDOWN_MARGIN;
 use contract::condition::{kind, reason, status};
 use serde::Deserialize;

@@ -1,6 +1,6 @@
 //! Which executable stands behind each tool name on the sandbox's PATH.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use contract::Tool;
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -4,8 +4,10 @@
 //! reference and for external targets alike.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView};
+use crate::error::HarnessError;
 use crate::invariants::{SettleRead, now_ms};
-use crate::{HarnessError, Sandbox, Template};
+use crate::sandbox::Sandbox;
+use crate::template::Template;
 use std::time::Duration;
 
 /// The driver `inner`, watched.

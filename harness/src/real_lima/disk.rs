@@ -1,6 +1,6 @@
 //! The image of the blank-disk template: a small qcow2 with nothing on it.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -15,7 +15,7 @@ pub use guest::{QEMU_BINARY_ENV, RealGuest};
 pub use locate::{GUEST_AGENT, TOOLS_DIR_ENV, limactl_path};
 pub use status::{LimaStatus, lima_status, qmp_answers};
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::Path;
 use std::sync::OnceLock;
 
