@@ -3,9 +3,9 @@
 
 use crate::driver::{ReconcilerDriver, ResourceKind, VmSpec, VmView};
 use crate::error::HarnessError;
-use crate::reference::DriverSettings;
 use crate::sandbox::Sandbox;
 use crate::service::{NotReady, ServiceProcess, run_cli};
+use crate::settings::DriverSettings;
 use crate::target_lima::now_rfc3339;
 use crate::target_schema::{
     Change, ChangeTracker, Changes, FixedTimeouts, HarnessSection, Observed, StatusMap,
@@ -1112,7 +1112,7 @@ kind = "LimaVM"
         let defaults = parse(GOOD).unwrap().settings(DriverSettings::fast());
         assert_eq!(
             defaults.command_timeout,
-            crate::reference::DEFAULT_COMMAND_TIMEOUT
+            crate::settings::DEFAULT_COMMAND_TIMEOUT
         );
         for (text, expected) in [
             (

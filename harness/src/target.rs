@@ -2,9 +2,9 @@
 
 use crate::driver::ReconcilerDriver;
 use crate::external::{ExternalDriver, TargetError, TargetFile};
-use crate::reference::DriverSettings;
 use crate::reference::ReferenceDriver;
 use crate::sandbox::Sandbox;
+use crate::settings::DriverSettings;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

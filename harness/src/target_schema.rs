@@ -5,8 +5,8 @@
 //! `fixtures/targets/README.md` for the format.
 
 use crate::driver::{Condition, VmView};
-use crate::reference::DriverSettings;
-use crate::reference::SHUTDOWN_MARGIN;
+use crate::settings::DriverSettings;
+use crate::settings::SHUTDOWN_MARGIN;
 use contract::condition::{kind, reason, status};
 use serde::Deserialize;
 use serde_json::Value;
@@ -321,12 +321,12 @@ pub struct HarnessSection {
     /// The bound of every command the harness runs for the target (CLI
     /// verbs, ready, stop and kubeconfig commands); `reproduce
     /// --command-timeout` overrides it. Default
-    /// [`crate::reference::DEFAULT_COMMAND_TIMEOUT`].
+    /// [`crate::settings::DEFAULT_COMMAND_TIMEOUT`].
     #[serde(default, with = "opt_duration")]
     pub command_timeout: Option<Duration>,
     /// How long the VMs are read, nothing asked, before each service stop
     /// (the statuses-settle invariant); `0s` skips it. Default
-    /// [`crate::reference::DEFAULT_SETTLE_WINDOW`].
+    /// [`crate::settings::DEFAULT_SETTLE_WINDOW`].
     #[serde(default, with = "opt_duration")]
     pub settle_window: Option<Duration>,
     /// How long a started service gets to be ready (its ready file, ready
