@@ -62,8 +62,14 @@ pub fn template_patch(template: &Template) -> Value {
 /// annotation [`contract::annotation::RESTART_REQUESTED`] set to now.
 pub fn restart_patch() -> Value {
     serde_json::json!({"metadata": {"annotations": {
-        contract::annotation::RESTART_REQUESTED: crate::target_lima::now_rfc3339()
+        contract::annotation::RESTART_REQUESTED: now_rfc3339()
     }}})
+}
+
+/// Now, as an RFC 3339 UTC time with nanoseconds: a value that differs at
+/// every call (a restart annotation).
+pub(crate) fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
 /// Which resources a reconciler owns.
