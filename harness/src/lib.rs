@@ -3,6 +3,7 @@
 //! drivers for the reconciler under test.
 
 pub mod binaries;
+pub mod commands;
 pub mod defects;
 pub mod driver;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod template;
 pub mod toolset;
 pub mod unremovable;
 pub mod waits;
+pub mod witness;
 pub mod witnessed;
 
 pub use binaries::Binaries;

@@ -1,12 +1,13 @@
 //! The driver for the reference reconciler: `limavm-reconciler serve` as
 //! the service, its `ctl` for writes, its resource files for reads.
 
+use crate::commands::run_cli;
 use crate::driver::{
     ReconcilerDriver, VmSpec, VmView, restart_patch, running_patch, template_patch,
 };
 use crate::error::HarnessError;
 use crate::sandbox::Sandbox;
-use crate::service::{NotReady, ServiceProcess, run_cli};
+use crate::service::{NotReady, ServiceProcess};
 use crate::settings::DriverSettings;
 use crate::template::Template;
 use std::path::{Path, PathBuf};

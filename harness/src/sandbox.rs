@@ -30,13 +30,6 @@ pub use builder::SandboxBuilder;
 /// inside it: the mark by which the harness recognises its own processes.
 pub const SANDBOX_ENV: &str = contract::env::SANDBOX;
 
-/// The id of the sandbox whose root directory is named `dir_name`: the
-/// name with its spaces made dashes, the value of [`SANDBOX_ENV`] in its
-/// processes.
-pub(crate) fn id_of(dir_name: &str) -> String {
-    dir_name.replace(' ', "-")
-}
-
 /// The start of a sandbox root's name: a bracket pair and a space, so that
 /// code treating paths as patterns or words fails under every scenario.
 pub const DEFAULT_ROOT_PREFIX: &str = "limavm [1] ";
@@ -95,7 +88,7 @@ pub struct Sandbox {
     /// them gets the same answer.
     exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
     /// What the drivers asked and read, for the invariants.
-    witness: crate::invariants::Witness,
+    witness: crate::witness::Witness,
     /// The target's instance slot this sandbox holds, if its target has
     /// slots ([`crate::slots`]). Last, so that it is released only once
     /// the drop has killed what ran in it.
@@ -213,9 +206,9 @@ impl Sandbox {
         let id = root
             .path()
             .file_name()
-            .map(|n| id_of(&n.to_string_lossy()))
+            .map(|n| crate::runs::id_of(&n.to_string_lossy()))
             .unwrap_or_default();
-        let witness = crate::invariants::Witness::new(
+        let witness = crate::witness::Witness::new(
             LimaHome::new(lima_home_under(root.path())),
             Journal::new(journal_under(root.path())),
         );
@@ -367,7 +360,10 @@ impl Sandbox {
                 ToolChoice::Fake => self.fake()?.to_owned(),
                 ToolChoice::Real if tool == Tool::Limactl => {
                     // Real limactl may need a shim that drops root.
-                    crate::real_lima::install_limactl(&self.tool_path("limactl"))?;
+                    let link = self.tool_path("limactl");
+                    if let Some(limactl) = crate::real_lima::install_limactl(&link)? {
+                        link_executable(&limactl, &link)?;
+                    }
                     continue;
                 }
                 ToolChoice::Real => Toolset::resolve_real(tool)?,
@@ -450,6 +446,14 @@ impl Sandbox {
         cmd
     }
 
+    /// [`Sandbox::command`] for a whole command line: `args[0]` with the
+    /// rest as its arguments. `args` must not be empty.
+    pub(crate) fn command_line(&self, args: &[String]) -> Command {
+        let mut cmd = self.command(&args[0]);
+        cmd.args(&args[1..]);
+        cmd
+    }
+
     /// Starts `cmd` in a process group of its own (so that nothing it sends
     /// to "its own group" reaches the test runner) and keeps the child to
     /// reap it. Returns the pid.
@@ -494,7 +498,7 @@ impl Sandbox {
         if running_only {
             cmd.arg("--running");
         }
-        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::service::TOOL_TIMEOUT))
+        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::commands::TOOL_TIMEOUT))
         else {
             return Vec::new();
         };
@@ -546,7 +550,7 @@ impl Sandbox {
 
     /// What the drivers of this sandbox asked and read: the invariants
     /// every scenario is held to (see [`crate::invariants`]).
-    pub fn witness(&self) -> &crate::invariants::Witness {
+    pub fn witness(&self) -> &crate::witness::Witness {
         &self.witness
     }
 
@@ -715,7 +719,7 @@ impl Drop for Sandbox {
 /// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
 /// link's name), a hard link to the target or to one staged copy per
 /// directory on Windows (see [`fakes::install`]).
-pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
+fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
     contract::install::install_executable(target, link).map_err(HarnessError::io(what))
 }

@@ -1,13 +1,14 @@
-//! A driver that tells the sandbox's [`crate::invariants::Witness`] what
+//! A driver that tells the sandbox's [`crate::witness::Witness`] what
 //! the harness asks and what it reads, around the driver of any target:
 //! every scenario's calls go through it, so the invariants hold for the
 //! reference and for external targets alike.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView};
 use crate::error::HarnessError;
-use crate::invariants::{SettleRead, now_ms};
+use crate::invariants::SettleRead;
 use crate::sandbox::Sandbox;
 use crate::template::Template;
+use crate::witness::now_ms;
 use std::time::Duration;
 
 /// The driver `inner`, watched.

@@ -27,7 +27,7 @@ fn id_of(user: &str, flag: &str) -> Result<u32, String> {
     let output = proctree::run_bounded(
         Command::new("id").args([flag, user]),
         None,
-        Some(crate::service::TOOL_TIMEOUT),
+        Some(crate::commands::TOOL_TIMEOUT),
     )
     .map_err(|e| format!("running id: {e}"))?;
     String::from_utf8_lossy(&output.stdout)

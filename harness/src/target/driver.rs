@@ -7,10 +7,11 @@ use super::placeholders::{PLACEHOLDERS, expand_value};
 use super::ready::ReadyCheck;
 use super::resource::{Change, Observed};
 use super::tracker::{ChangeTracker, status_fingerprint};
+use crate::commands::run_cli;
 use crate::driver::{ReconcilerDriver, VmSpec, VmView, now_rfc3339};
 use crate::error::HarnessError;
 use crate::sandbox::Sandbox;
-use crate::service::{ServiceProcess, run_cli};
+use crate::service::ServiceProcess;
 use crate::settings::DriverSettings;
 use crate::template::Template;
 use std::collections::BTreeMap;
@@ -98,7 +99,7 @@ impl<'s> ExternalDriver<'s> {
     }
 
     fn command(&self, args: &[String]) -> std::process::Command {
-        command(self.sandbox, args)
+        self.sandbox.command_line(args)
     }
 
     /// A command of the service's own (start, setup, stop, kubeconfig): run
@@ -469,11 +470,4 @@ impl Drop for ExternalDriver<'_> {
         self.service
             .shut_down(self.settings.drop_shutdown_timeout, stop);
     }
-}
-
-/// `args[0]` with the rest as arguments, in the sandbox's environment.
-pub(super) fn command(sandbox: &Sandbox, args: &[String]) -> std::process::Command {
-    let mut cmd = sandbox.command(&args[0]);
-    cmd.args(&args[1..]);
-    cmd
 }

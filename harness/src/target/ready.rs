@@ -2,11 +2,11 @@
 //! kubeconfig command (saved), its ready command; one that fails or hangs
 //! while the service comes up is "not yet".
 
-use super::driver::command;
 use super::home::write_file;
+use crate::commands::run_cli;
 use crate::error::HarnessError;
 use crate::sandbox::Sandbox;
-use crate::service::{NotReady, run_cli};
+use crate::service::NotReady;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -35,7 +35,7 @@ impl ReadyCheck {
         }
         if let Some((args, path)) = &self.kubeconfig {
             match run_cli(
-                command(sandbox, args),
+                sandbox.command_line(args),
                 None,
                 "kubeconfig_command",
                 self.timeout,
@@ -50,7 +50,12 @@ impl ReadyCheck {
             }
         }
         if let Some(args) = &self.command {
-            match run_cli(command(sandbox, args), None, "ready_command", self.timeout) {
+            match run_cli(
+                sandbox.command_line(args),
+                None,
+                "ready_command",
+                self.timeout,
+            ) {
                 Ok(_) => {}
                 // Exited non-zero, or hung while the service comes up.
                 Err(e @ (HarnessError::Cli { .. } | HarnessError::CommandHung { .. })) => {
