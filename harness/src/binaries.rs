@@ -4,8 +4,8 @@ use crate::error::HarnessError;
 use std::path::{Path, PathBuf};
 
 /// Overrides for the executables (a multicall binary may name itself).
-pub const FAKE_BIN_ENV: &str = "LIMAVM_FAKE_BIN";
-pub const RECONCILER_BIN_ENV: &str = "LIMAVM_RECONCILER_BIN";
+pub(crate) const FAKE_BIN_ENV: &str = "LIMAVM_FAKE_BIN";
+pub(crate) const RECONCILER_BIN_ENV: &str = "LIMAVM_RECONCILER_BIN";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {

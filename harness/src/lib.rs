@@ -2,31 +2,31 @@
 //! a fault plan, the fakes' journal, process and port observation, and
 //! drivers for the reconciler under test.
 
-pub mod binaries;
+mod binaries;
 pub mod commands;
 pub mod defects;
 pub mod driver;
 pub mod error;
 pub mod eventually;
-pub mod faults;
+mod faults;
 pub mod invariants;
-pub mod journal;
+mod journal;
 pub mod leaks;
 pub mod ports;
 pub mod real_lima;
-pub mod reference;
+mod reference;
 pub mod runs;
 pub mod sandbox;
-pub mod service;
-pub mod settings;
+mod service;
+mod settings;
 pub mod slots;
 pub mod target;
 pub mod template;
-pub mod toolset;
+mod toolset;
 pub mod unremovable;
 pub mod waits;
 pub mod witness;
-pub mod witnessed;
+mod witnessed;
 
 pub use binaries::Binaries;
 pub use driver::{Condition, ReconcilerDriver, ResourceKind, VmSpec, VmView};

@@ -13,15 +13,15 @@ use std::time::Duration;
 
 /// How long the reference's service gets to become ready (key generation
 /// included).
-pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a target file's service gets by default: a real reconciler
 /// starts an API server first, on a machine that may be loaded.
-pub const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Why a readiness check did not hold.
 #[derive(Debug)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     /// Not yet: what was seen.
     Yet(String),
     /// The check itself failed (a ready command that hung): waiting on
@@ -29,7 +29,7 @@ pub enum NotReady {
     Never(HarnessError),
 }
 
-pub struct ServiceProcess<'s> {
+pub(crate) struct ServiceProcess<'s> {
     sandbox: &'s Sandbox,
     /// Where the service's stdout and stderr go.
     output: PathBuf,
@@ -37,7 +37,7 @@ pub struct ServiceProcess<'s> {
 }
 
 impl<'s> ServiceProcess<'s> {
-    pub fn new(sandbox: &'s Sandbox, output: PathBuf) -> Self {
+    pub(crate) fn new(sandbox: &'s Sandbox, output: PathBuf) -> Self {
         Self {
             sandbox,
             output,
@@ -45,16 +45,16 @@ impl<'s> ServiceProcess<'s> {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.pid
     }
 
-    pub fn output_text(&self) -> String {
+    pub(crate) fn output_text(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()
     }
 
     /// Starts `cmd` (built with the sandbox's environment) as the service.
-    pub fn spawn(&mut self, mut cmd: Command) -> Result<u32, HarnessError> {
+    pub(crate) fn spawn(&mut self, mut cmd: Command) -> Result<u32, HarnessError> {
         if let Some(dir) = self.output.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(HarnessError::io("creating the service's output directory"))?;
@@ -76,7 +76,7 @@ impl<'s> ServiceProcess<'s> {
     /// Waits until `ready()` holds; a service that exits first ends the wait
     /// at once with its exit code and output, and so does a check that
     /// answers [`NotReady::Never`].
-    pub fn wait_ready(
+    pub(crate) fn wait_ready(
         &mut self,
         timeout: Duration,
         mut ready: impl FnMut() -> Result<(), NotReady>,
@@ -111,7 +111,7 @@ impl<'s> ServiceProcess<'s> {
         }
     }
 
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.pid
             .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
     }
@@ -119,7 +119,7 @@ impl<'s> ServiceProcess<'s> {
     /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`
     /// run within its bound) and waits up to `timeout`; returns its exit
     /// code.
-    pub fn stop(
+    pub(crate) fn stop(
         &mut self,
         timeout: Duration,
         stop_command: Option<(Command, Duration)>,
@@ -145,7 +145,7 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Kills the service outright.
-    pub fn crash(&mut self) -> Result<(), HarnessError> {
+    pub(crate) fn crash(&mut self) -> Result<(), HarnessError> {
         if let Some(pid) = self.pid.take() {
             if self.sandbox.try_reap(pid).is_none() {
                 proctree::kill(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
@@ -156,7 +156,11 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Stops the service within `timeout`, killing it when it does not go.
-    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<(Command, Duration)>) {
+    pub(crate) fn shut_down(
+        &mut self,
+        timeout: Duration,
+        stop_command: Option<(Command, Duration)>,
+    ) {
         if self.pid.is_some() && self.stop(timeout, stop_command).is_err() {
             let _ = self.crash();
         }

@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 /// The `--hostagent-entry` value for real Lima.
-pub const START_FOREGROUND: &str = "start-foreground";
+pub(crate) const START_FOREGROUND: &str = "start-foreground";
 
 /// How a driver runs any target (the reference, a target file): the
 /// service's timings and regression switches, and the harness's own bounds.
@@ -40,17 +40,17 @@ pub struct DriverSettings {
 /// How long past its graceful timeout a service's own shutdown may take
 /// (the forced stops after the graceful ones, process exits) before the
 /// harness kills it: seconds, where the work takes well under one.
-pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
+pub(crate) const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
 
 /// The default bound of a command the harness runs for a target: a real
 /// reconciler's CLI may wait for its API server first (rancher-desktop-
 /// daemon's `service config` waits up to 90 s), and a loaded 2-core machine
 /// slows every call; a command that hangs is still ended.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The default settle window: several reads of a status whose reconcile
 /// loop takes milliseconds a turn.
-pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
 
 impl DriverSettings {
     pub fn fast() -> Self {

@@ -12,7 +12,7 @@ use crate::witness::now_ms;
 use std::time::Duration;
 
 /// The driver `inner`, watched.
-pub struct Witnessed<'s> {
+pub(crate) struct Witnessed<'s> {
     inner: Box<dyn ReconcilerDriver + 's>,
     sandbox: &'s Sandbox,
     /// The run's graceful timeout: the hostagent is not forced before it.
@@ -24,7 +24,7 @@ pub struct Witnessed<'s> {
 }
 
 impl<'s> Witnessed<'s> {
-    pub fn new(
+    pub(crate) fn new(
         inner: Box<dyn ReconcilerDriver + 's>,
         sandbox: &'s Sandbox,
         graceful_timeout: Duration,
