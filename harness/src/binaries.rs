@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 pub(crate) const FAKE_BIN_ENV: &str = "LIMAVM_FAKE_BIN";
 pub(crate) const RECONCILER_BIN_ENV: &str = "LIMAVM_RECONCILER_BIN";
 
+/// The workspace executables a sandbox installs: the multicall fake and the
+/// reference reconciler (found next to the test binary, or by `LIMAVM_FAKE_BIN`
+/// / `LIMAVM_RECONCILER_BIN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
     /// The multicall fake (`limavm-fake`), installed under each tool's name.

@@ -77,12 +77,19 @@ pub fn is_kept_file(name: &str) -> bool {
 /// audit gives each a row of its own, beside the findings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Invariant {
+    /// An instance's kept files survive every stop.
     KeptFiles,
+    /// `Running=True` ends within [`NOTICE_BOUND`] of its hostagent's death.
     RunningIsTrue,
+    /// `Stopped` means no process of the instance is alive.
     StoppedIsTrue,
+    /// Nothing is forced before the graceful timeout.
     GracefulFirst,
+    /// A failed backend call keeps the resource, and a success is not blamed.
     FailuresReflected,
+    /// A delete stops after its retry budget and says it gave up.
     RetryBudgetsEndLoudly,
+    /// `Running` does not keep changing while nothing happens.
     StatusesSettle,
 }
 
@@ -120,6 +127,7 @@ impl Invariant {
 /// One break of an invariant: which, and what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Broken {
+    /// The invariant broken.
     pub invariant: Invariant,
     /// Starts with the invariant's name in words (`Stopped is true: VM vm
     /// was reported Stopped while ...`).
@@ -137,7 +145,10 @@ impl std::fmt::Display for Broken {
 /// the pids alive in the sandbox when the read began.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettleRead {
+    /// `Running`'s status and reason; `None` when the VM or its condition is
+    /// missing.
     pub running: Option<RunningCondition>,
+    /// The pids alive in the sandbox as the read began.
     pub pids: BTreeSet<u32>,
 }
 
@@ -145,6 +156,8 @@ pub struct SettleRead {
 pub type RunningCondition = (String, String);
 
 impl SettleRead {
+    /// The read of `view` (`None`: no such VM), with the pids alive as it
+    /// began.
     pub fn of(view: Option<&VmView>, pids: BTreeSet<u32>) -> Self {
         Self {
             running: view

@@ -33,6 +33,8 @@ fn serve_args(settings: &DriverSettings) -> Vec<String> {
     args
 }
 
+/// The driver of the reference reconciler (`limavm-reconciler serve`) in a
+/// sandbox; dropping it shuts the service down.
 pub struct ReferenceDriver<'s> {
     sandbox: &'s Sandbox,
     settings: DriverSettings,
@@ -41,6 +43,7 @@ pub struct ReferenceDriver<'s> {
 }
 
 impl<'s> ReferenceDriver<'s> {
+    /// A driver whose service keeps its state in the sandbox's state directory.
     pub fn new(sandbox: &'s Sandbox, settings: DriverSettings) -> Self {
         Self::with_state(sandbox, settings, sandbox.state_dir())
     }
@@ -56,10 +59,12 @@ impl<'s> ReferenceDriver<'s> {
         }
     }
 
+    /// The service's state directory (`service.json`, `resources/`).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
+    /// The settings it runs the service with.
     pub fn settings(&self) -> &DriverSettings {
         &self.settings
     }

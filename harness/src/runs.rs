@@ -107,7 +107,9 @@ pub(crate) fn mark_dir(dir: &Path) -> std::io::Result<()> {
 /// A process that was killed or found, with what identified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkedProcess {
+    /// Its pid.
     pub pid: u32,
+    /// Its executable name.
     pub name: String,
     /// Its sandbox mark.
     pub sandbox: String,
@@ -116,11 +118,14 @@ pub struct MarkedProcess {
 /// What a stop or a leftover removal found (and, when it removed, removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleaned {
+    /// The marked processes found (killed when it removed).
     pub processes: Vec<MarkedProcess>,
+    /// The sandbox directories found (removed when it removed).
     pub dirs: Vec<PathBuf>,
 }
 
 impl Cleaned {
+    /// True when it found nothing.
     pub fn is_empty(&self) -> bool {
         self.processes.is_empty() && self.dirs.is_empty()
     }

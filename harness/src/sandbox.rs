@@ -251,21 +251,26 @@ impl Sandbox {
         Ok(sandbox)
     }
 
+    /// The sandbox id: the mark [`SANDBOX_ENV`] carries into its processes.
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// The sandbox's root directory (removed at drop).
     pub fn root(&self) -> &Path {
         self.root.path()
     }
+    /// The `HOME` (and `USERPROFILE`) of its processes: `<root>/home`.
     pub fn home(&self) -> PathBuf {
         self.root().join("home")
     }
     fn lima_home_dir(&self) -> PathBuf {
         lima_home_under(self.root())
     }
+    /// The `LIMA_HOME` of its processes.
     pub fn lima_home(&self) -> LimaHome {
         LimaHome::new(self.lima_home_dir())
     }
+    /// The reference service's default state directory: `<root>/state`.
     pub fn state_dir(&self) -> PathBuf {
         self.root().join("state")
     }
@@ -276,12 +281,15 @@ impl Sandbox {
             None => self.root().join("bin"),
         }
     }
+    /// The fault plan the fakes read: `<root>/faults.json`.
     pub fn plan_path(&self) -> PathBuf {
         self.root().join("faults.json")
     }
+    /// The fakes' journal file.
     pub fn journal_path(&self) -> PathBuf {
         journal_under(self.root())
     }
+    /// The fakes' journal, to query.
     pub fn journal(&self) -> Journal {
         Journal::new(self.journal_path())
     }
@@ -342,6 +350,8 @@ impl Sandbox {
             .join(format!("limavm-reconciler{}", std::env::consts::EXE_SUFFIX))
     }
 
+    /// Writes `plan` as the sandbox's fault plan; the fakes read it at every
+    /// call. Fails when the file cannot be written.
     pub fn set_faults(&self, plan: &FaultPlanBuilder) -> Result<(), HarnessError> {
         plan.write_to(&self.plan_path())
             .map_err(HarnessError::io("writing the fault plan"))

@@ -53,6 +53,8 @@ pub(crate) const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 pub(crate) const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
 
 impl DriverSettings {
+    /// The settings scenarios use: [`Timings::fast`], no regression, the
+    /// default bounds.
     pub fn fast() -> Self {
         let timings = Timings::fast();
         Self {

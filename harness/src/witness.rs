@@ -75,6 +75,8 @@ pub fn now_ms() -> u64 {
 }
 
 impl Witness {
+    /// A witness of nothing yet, reading instances under `lima_home` and the
+    /// fakes' `journal`.
     pub fn new(lima_home: LimaHome, journal: Journal) -> Self {
         Self {
             lima_home,

@@ -32,6 +32,8 @@ pub struct ExternalDriver<'s> {
 }
 
 impl<'s> ExternalDriver<'s> {
+    /// A driver of `target` in `sandbox`, its service's state (setup marker,
+    /// kubeconfig, output) in `state_dir`.
     pub fn new(
         sandbox: &'s Sandbox,
         target: TargetFile,
