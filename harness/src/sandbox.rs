@@ -165,44 +165,8 @@ impl Sandbox {
         if crate::runs::stopping() {
             return Err(HarnessError::Interrupted);
         }
-        let parent = spec.parent.clone().unwrap_or_else(std::env::temp_dir);
-        let root = tempfile::Builder::new()
-            .prefix(&spec.prefix)
-            .tempdir_in(&parent)
-            .map_err(HarnessError::io(format!(
-                "creating the sandbox root in {}",
-                parent.display()
-            )))?;
-        crate::runs::mark_dir(root.path())
-            .map_err(HarnessError::io("marking the sandbox root with its run"))?;
-        // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
-        // Windows): under such a root, the shims go to a plain directory.
-        // (Windows can quote such an entry, but not every program that
-        // reads PATH unquotes it.)
-        let separator = if cfg!(windows) { ';' } else { ':' };
-        let bin = root.path().join("bin");
-        let shims = match std::env::join_paths([&bin]) {
-            Ok(_) if !bin.to_string_lossy().contains(separator) => None,
-            _ => {
-                let shims = tempfile::Builder::new()
-                    .prefix("limavm-bin-")
-                    .tempdir()
-                    .map_err(HarnessError::io("creating the shim directory"))?;
-                if std::env::join_paths([shims.path()]).is_err()
-                    || shims.path().to_string_lossy().contains(separator)
-                {
-                    return Err(HarnessError::Setup(format!(
-                        "the temporary directory {} holds the PATH list separator {:?}: \
-                         the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
-                        std::env::temp_dir().display(),
-                        separator
-                    )));
-                }
-                crate::runs::mark_dir(shims.path())
-                    .map_err(HarnessError::io("marking the shim directory with its run"))?;
-                Some(shims)
-            }
-        };
+        let root = make_root(&spec)?;
+        let shims = make_shim_dir(root.path())?;
         let id = root
             .path()
             .file_name()
@@ -230,25 +194,32 @@ impl Sandbox {
                 .chain(sandbox.shims.as_ref().map(|d| d.path().to_owned()))
                 .collect(),
         );
+        sandbox.populate(&spec)?;
+        // Fakes refuse a plan file that is named but missing: start empty.
+        sandbox.set_faults(&FaultPlanBuilder::new())?;
+        Ok(sandbox)
+    }
+
+    /// Makes the sandbox's directories and installs its tools and the
+    /// reconciler.
+    fn populate(&self, spec: &SandboxBuilder) -> Result<(), HarnessError> {
         for dir in [
-            sandbox.home(),
-            sandbox.lima_home_dir(),
-            sandbox.state_dir(),
-            sandbox.bin_dir(),
+            self.home(),
+            self.lima_home_dir(),
+            self.state_dir(),
+            self.bin_dir(),
         ] {
             std::fs::create_dir_all(&dir)
                 .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
         }
         if spec.parent.is_none() {
-            sandbox.check_socket_room()?;
+            self.check_socket_room()?;
         }
-        sandbox.install_tools(spec.tools.as_deref().unwrap_or(&Tool::ALL))?;
+        self.install_tools(spec.tools.as_deref().unwrap_or(&Tool::ALL))?;
         if let Some(reconciler) = &spec.reconciler {
-            sandbox.install_reconciler(reconciler)?;
+            self.install_reconciler(reconciler)?;
         }
-        // Fakes refuse a plan file that is named but missing: start empty.
-        sandbox.set_faults(&FaultPlanBuilder::new())?;
-        Ok(sandbox)
+        Ok(())
     }
 
     /// The sandbox id: the mark [`SANDBOX_ENV`] carries into its processes.
@@ -724,6 +695,53 @@ impl Drop for Sandbox {
             );
         }
     }
+}
+
+/// A new root directory in `spec.parent` (default: the temporary
+/// directory), marked with this run.
+fn make_root(spec: &SandboxBuilder) -> Result<tempfile::TempDir, HarnessError> {
+    let parent = spec.parent.clone().unwrap_or_else(std::env::temp_dir);
+    let root = tempfile::Builder::new()
+        .prefix(&spec.prefix)
+        .tempdir_in(&parent)
+        .map_err(HarnessError::io(format!(
+            "creating the sandbox root in {}",
+            parent.display()
+        )))?;
+    crate::runs::mark_dir(root.path())
+        .map_err(HarnessError::io("marking the sandbox root with its run"))?;
+    Ok(root)
+}
+
+/// A directory of its own for the tool shims when `root/bin` cannot go on
+/// PATH; `None` when it can.
+fn make_shim_dir(root: &Path) -> Result<Option<tempfile::TempDir>, HarnessError> {
+    // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
+    // Windows): under such a root, the shims go to a plain directory.
+    // (Windows can quote such an entry, but not every program that
+    // reads PATH unquotes it.)
+    let separator = if cfg!(windows) { ';' } else { ':' };
+    let bin = root.join("bin");
+    if std::env::join_paths([&bin]).is_ok() && !bin.to_string_lossy().contains(separator) {
+        return Ok(None);
+    }
+    let shims = tempfile::Builder::new()
+        .prefix("limavm-bin-")
+        .tempdir()
+        .map_err(HarnessError::io("creating the shim directory"))?;
+    if std::env::join_paths([shims.path()]).is_err()
+        || shims.path().to_string_lossy().contains(separator)
+    {
+        return Err(HarnessError::Setup(format!(
+            "the temporary directory {} holds the PATH list separator {:?}: \
+             the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
+            std::env::temp_dir().display(),
+            separator
+        )));
+    }
+    crate::runs::mark_dir(shims.path())
+        .map_err(HarnessError::io("marking the shim directory with its run"))?;
+    Ok(Some(shims))
 }
 
 /// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
