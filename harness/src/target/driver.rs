@@ -1,7 +1,7 @@
 //! [`ExternalDriver`]: any reconciler driven through a kubectl-style
 //! command line, as its [`TargetFile`] describes it.
 
-use super::TargetFile;
+use super::file::TargetFile;
 use super::home::{link_lima_home, read_args_file};
 use super::placeholders::{PLACEHOLDERS, expand_value};
 use super::ready::ReadyCheck;
