@@ -1,12 +1,15 @@
 //! Where the fake tools' and the reference reconciler's executables are.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::{Path, PathBuf};
 
 /// Overrides for the executables (a multicall binary may name itself).
-pub const FAKE_BIN_ENV: &str = "LIMAVM_FAKE_BIN";
-pub const RECONCILER_BIN_ENV: &str = "LIMAVM_RECONCILER_BIN";
+pub(crate) const FAKE_BIN_ENV: &str = "LIMAVM_FAKE_BIN";
+pub(crate) const RECONCILER_BIN_ENV: &str = "LIMAVM_RECONCILER_BIN";
 
+/// The workspace executables a sandbox installs: the multicall fake and the
+/// reference reconciler (found next to the test binary, or by `LIMAVM_FAKE_BIN`
+/// / `LIMAVM_RECONCILER_BIN`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Binaries {
     /// The multicall fake (`limavm-fake`), installed under each tool's name.

@@ -52,7 +52,9 @@ impl From<Invariant> for Defect {
 /// One defect seen in a run, with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Seen {
+    /// Which defect.
     pub defect: Defect,
+    /// What was seen that shows it.
     pub message: String,
 }
 

@@ -1,7 +1,7 @@
 //! "A reconciler under test", as scenarios see it: a service to start, stop
 //! and crash, and LimaVM resources to apply, read, patch and delete.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use crate::template::Template;
 use contract::condition::{kind, reason, status};
 use serde_json::Value;
@@ -10,12 +10,16 @@ use std::time::Duration;
 /// The resource a scenario applies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
+    /// `metadata.name`.
     pub name: String,
+    /// `spec.running`: whether it should run.
     pub running: bool,
+    /// The `lima.yaml` it runs.
     pub template: Template,
 }
 
 impl VmSpec {
+    /// VM `name` of `template`, to run.
     pub fn new(name: &str, template: Template) -> Self {
         Self {
             name: name.to_owned(),
@@ -62,16 +66,25 @@ pub fn template_patch(template: &Template) -> Value {
 /// annotation [`contract::annotation::RESTART_REQUESTED`] set to now.
 pub fn restart_patch() -> Value {
     serde_json::json!({"metadata": {"annotations": {
-        contract::annotation::RESTART_REQUESTED: crate::target_lima::now_rfc3339()
+        contract::annotation::RESTART_REQUESTED: now_rfc3339()
     }}})
+}
+
+/// Now, as an RFC 3339 UTC time with nanoseconds: a value that differs at
+/// every call (a restart annotation).
+pub(crate) fn now_rfc3339() -> String {
+    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
 /// Which resources a reconciler owns.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResourceKind {
+    /// The resources' `apiVersion`.
     pub api_version: String,
+    /// The resources' `kind` (`LimaVM`).
     pub kind: String,
+    /// Their namespace, if namespaced.
     #[serde(default)]
     pub namespace: Option<String>,
 }
@@ -87,24 +100,39 @@ impl ResourceKind {
     }
 }
 
+/// A k8s-style condition of a resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Condition {
+    /// The condition's `type` (`Running`, `Cleanup`).
     pub kind: String,
+    /// `True`, `False` or `Unknown`.
     pub status: String,
+    /// Its `reason` (`Stopped`, `StartFailed`...).
     pub reason: String,
+    /// Its `message`, for people.
     pub message: String,
 }
 
 /// What a scenario reads back of a resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VmView {
+    /// `metadata.name`.
     pub name: String,
+    /// `metadata.generation`: bumped by every spec change.
     pub generation: u64,
+    /// `status.observedGeneration`: the generation the reconciler last acted
+    /// on.
     pub observed_generation: u64,
+    /// `metadata.finalizers`.
     pub finalizers: Vec<String>,
+    /// `metadata.deletionTimestamp` is set.
     pub deletion_requested: bool,
+    /// `status.restartCount`: restarts made.
     pub restart_count: u64,
+    /// Its conditions (the harness's `Running` and `Cleanup` among them, see
+    /// `contract::condition`).
     pub conditions: Vec<Condition>,
+    /// The whole document, as read.
     pub raw: Value,
 }
 
@@ -147,6 +175,7 @@ impl VmView {
         }
     }
 
+    /// The condition of type `kind`, if any.
     pub fn condition(&self, kind: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
     }
@@ -162,6 +191,7 @@ impl VmView {
         }
     }
 
+    /// `Running=True`.
     pub fn is_running(&self) -> bool {
         self.condition(kind::RUNNING)
             .is_some_and(|c| c.status == status::TRUE)
@@ -174,12 +204,16 @@ impl VmView {
             .is_some_and(|c| c.status == status::FALSE && c.reason == reason::START_FAILED)
     }
 
+    /// `Running=False` with reason `Stopped`.
     pub fn is_stopped(&self) -> bool {
         self.condition(kind::RUNNING)
             .is_some_and(|c| c.status == status::FALSE && c.reason == reason::STOPPED)
     }
 }
 
+/// A reconciler under test, as scenarios drive it. Every method fails with
+/// [`HarnessError`] when the harness cannot do its part (a CLI that exits non-
+/// zero or hangs, a service that is not ready in time).
 pub trait ReconcilerDriver {
     /// Starts the service without waiting; returns its pid.
     fn spawn_service(&mut self) -> Result<u32, HarnessError>;
@@ -200,10 +234,15 @@ pub trait ReconcilerDriver {
     /// True while the service process is alive.
     fn service_alive(&self) -> bool;
 
+    /// Creates or replaces the resource of `vm`.
     fn apply(&mut self, vm: &VmSpec) -> Result<(), HarnessError>;
+    /// Sets VM `name`'s `spec.running`.
     fn set_running(&mut self, name: &str, running: bool) -> Result<(), HarnessError>;
+    /// Replaces VM `name`'s template (and VM type).
     fn set_template(&mut self, name: &str, template: &Template) -> Result<(), HarnessError>;
+    /// Asks for VM `name` to be deleted (returns once asked, not once gone).
     fn delete(&mut self, name: &str) -> Result<(), HarnessError>;
+    /// Reads VM `name` back; `None` when there is no such resource.
     fn get(&mut self, name: &str) -> Result<Option<VmView>, HarnessError>;
     /// Asks for a restart of VM `name`; fails for a reconciler that has no
     /// way to ask for one.

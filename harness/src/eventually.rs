@@ -6,11 +6,16 @@ use std::time::{Duration, Instant};
 /// rarely enough that probes (process-table scans) stay cheap.
 const POLL: Duration = Duration::from_millis(10);
 
+/// A wait of [`eventually`] that ran out: what it waited for, how long, and the
+/// probe's last answer.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("timed out after {waited:?} waiting for {what}; last seen: {last_seen}")]
 pub struct WaitError {
+    /// What was waited for (`the reconciler service to be ready`).
     pub what: String,
+    /// How long it waited (at least the timeout).
     pub waited: Duration,
+    /// The probe's last `Err`: what it saw instead.
     pub last_seen: String,
 }
 

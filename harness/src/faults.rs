@@ -10,6 +10,7 @@ pub struct FaultPlanBuilder {
 }
 
 impl FaultPlanBuilder {
+    /// A plan without faults: every tool behaves.
     pub fn new() -> Self {
         Self::default()
     }
@@ -40,6 +41,7 @@ impl FaultPlanBuilder {
         self
     }
 
+    /// The plan, as the fakes read it (`contract::plan`).
     pub fn build(self) -> FaultPlan {
         self.plan
     }

@@ -4,6 +4,8 @@ use contract::journal::{Event, JournalEntry, Record, read_journal};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+/// The fakes' journal of one sandbox (JSON lines, `contract::journal`), read
+/// back whole at every query.
 #[derive(Debug, Clone)]
 pub struct Journal {
     path: PathBuf,
@@ -18,10 +20,12 @@ pub struct BoundPort {
 }
 
 impl Journal {
+    /// The journal at `path` (it need not exist yet).
     pub fn new(path: PathBuf) -> Self {
         Self { path }
     }
 
+    /// Every entry so far, in file order; none when the file does not exist.
     pub fn entries(&self) -> Vec<JournalEntry> {
         // A journal that cannot be read is an empty one: the assertions that
         // need entries then fail with what they expected to find.
@@ -50,6 +54,7 @@ impl Journal {
             .collect()
     }
 
+    /// Every port a fake journaled as bound, with who bound it.
     pub fn bound_ports(&self) -> Vec<BoundPort> {
         self.events(None, Event::PortBound)
             .into_iter()

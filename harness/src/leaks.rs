@@ -3,24 +3,34 @@
 
 use std::fmt;
 
+/// A process of the sandbox still alive after the scenario.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakedProcess {
+    /// Its pid.
     pub pid: u32,
+    /// Its executable name.
     pub name: String,
+    /// Its command line, joined by spaces.
     pub cmd: String,
 }
 
+/// A port a fake of the sandbox bound and that is still held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeakedPort {
+    /// The TCP port.
     pub port: u16,
     /// Who bound it, from the journal.
     pub pid: u32,
+    /// The tool that fake played, from the journal.
     pub tool: String,
 }
 
+/// What a sandbox left behind after a scenario; clean when all is empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LeakReport {
+    /// Processes still alive.
     pub processes: Vec<LeakedProcess>,
+    /// Ports still held.
     pub ports: Vec<LeakedPort>,
     /// Invariants broken during the scenario, one message each
     /// ([`crate::invariants`]).
@@ -28,6 +38,7 @@ pub struct LeakReport {
 }
 
 impl LeakReport {
+    /// True when nothing leaked and no invariant broke.
     pub fn is_clean(&self) -> bool {
         self.processes.is_empty() && self.ports.is_empty() && self.broken.is_empty()
     }

@@ -1,120 +1,40 @@
 //! The driver for the reference reconciler: `limavm-reconciler serve` as
 //! the service, its `ctl` for writes, its resource files for reads.
 
+use crate::commands::run_cli;
 use crate::driver::{
     ReconcilerDriver, VmSpec, VmView, restart_patch, running_patch, template_patch,
 };
-use crate::service::{NotReady, ServiceProcess, run_cli};
+use crate::error::HarnessError;
+use crate::sandbox::Sandbox;
+use crate::service::{NotReady, ServiceProcess};
+use crate::settings::DriverSettings;
 use crate::template::Template;
-use crate::{HarnessError, Sandbox};
-use contract::{FindingId, Timings};
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The `--hostagent-entry` value for real Lima.
-pub const START_FOREGROUND: &str = "start-foreground";
-
-/// How a driver runs any target (the reference, a target file): the
-/// service's timings and regression switches, and the harness's own bounds.
-/// `fast()` is what scenarios use ([`Timings::fast`]). The timings
-/// read as fields of the settings (`settings.graceful_timeout`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriverSettings {
-    /// The findings whose regression switches the service runs with.
-    pub regressions: Vec<FindingId>,
-    /// The service's timeouts, backoffs and budgets.
-    pub timings: Timings,
-    /// How long a dropped driver waits for its service to shut down.
-    pub drop_shutdown_timeout: Duration,
-    /// The bound of every command the harness runs for the target (a CLI
-    /// verb, a ready or stop command); at it the command's group is killed
-    /// and the scenario ends with a harness error naming the command.
-    pub command_timeout: Duration,
-    /// How long the VMs are read, nothing asked, before a service is
-    /// stopped: their statuses must settle meanwhile
-    /// ([`crate::invariants::Invariant::StatusesSettle`]). Zero skips it.
-    pub settle_window: Duration,
-    /// PATH holds the sandbox's `bin/` only (to make a tool missing).
-    pub isolated_path: bool,
-    /// `--hostagent-entry`: how the service starts a hostagent (`hostagent`
-    /// by default; `start-foreground` for real Lima, which prepares the
-    /// instance's disks before it becomes the hostagent). Not passed when
-    /// unset.
-    pub hostagent_entry: Option<String>,
+/// The reference service's flags for `settings`: its timings
+/// ([`contract::Timings::args`]), a `--regress=<id>` per regression, and
+/// `--hostagent-entry` when set.
+fn serve_args(settings: &DriverSettings) -> Vec<String> {
+    let mut args = settings.timings.args();
+    args.extend(
+        settings
+            .regressions
+            .iter()
+            .map(|id| format!("--regress={id}")),
+    );
+    args.extend(
+        settings
+            .hostagent_entry
+            .iter()
+            .map(|entry| format!("--hostagent-entry={entry}")),
+    );
+    args
 }
 
-/// How long past its graceful timeout a service's own shutdown may take
-/// (the forced stops after the graceful ones, process exits) before the
-/// harness kills it: seconds, where the work takes well under one.
-pub const SHUTDOWN_MARGIN: Duration = Duration::from_secs(5);
-
-/// The default bound of a command the harness runs for a target: a real
-/// reconciler's CLI may wait for its API server first (rancher-desktop-
-/// daemon's `service config` waits up to 90 s), and a loaded 2-core machine
-/// slows every call; a command that hangs is still ended.
-pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// The default settle window: several reads of a status whose reconcile
-/// loop takes milliseconds a turn.
-pub const DEFAULT_SETTLE_WINDOW: Duration = Duration::from_millis(100);
-
-impl DriverSettings {
-    pub fn fast() -> Self {
-        let timings = Timings::fast();
-        Self {
-            regressions: Vec::new(),
-            drop_shutdown_timeout: timings.graceful_timeout + SHUTDOWN_MARGIN,
-            timings,
-            command_timeout: DEFAULT_COMMAND_TIMEOUT,
-            settle_window: DEFAULT_SETTLE_WINDOW,
-            isolated_path: false,
-            hostagent_entry: None,
-        }
-    }
-
-    /// The settings for `toolset`: real Lima is started with
-    /// `limactl start --foreground` (the plain `hostagent` entry expects a
-    /// prepared instance, which only a start makes).
-    pub fn for_toolset(mut self, toolset: &crate::Toolset) -> Self {
-        if toolset.has_real_lima() {
-            self.hostagent_entry = Some(START_FOREGROUND.to_owned());
-        }
-        self
-    }
-
-    /// These settings with `finding`'s regression switch on.
-    pub fn with_regression(mut self, finding: FindingId) -> Self {
-        self.regressions.push(finding);
-        self
-    }
-
-    fn args(&self) -> Vec<String> {
-        let mut args = self.timings.args();
-        args.extend(self.regressions.iter().map(|id| format!("--regress={id}")));
-        args.extend(
-            self.hostagent_entry
-                .iter()
-                .map(|entry| format!("--hostagent-entry={entry}")),
-        );
-        args
-    }
-}
-
-impl Deref for DriverSettings {
-    type Target = Timings;
-
-    fn deref(&self) -> &Timings {
-        &self.timings
-    }
-}
-
-impl DerefMut for DriverSettings {
-    fn deref_mut(&mut self) -> &mut Timings {
-        &mut self.timings
-    }
-}
-
+/// The driver of the reference reconciler (`limavm-reconciler serve`) in a
+/// sandbox; dropping it shuts the service down.
 pub struct ReferenceDriver<'s> {
     sandbox: &'s Sandbox,
     settings: DriverSettings,
@@ -123,6 +43,7 @@ pub struct ReferenceDriver<'s> {
 }
 
 impl<'s> ReferenceDriver<'s> {
+    /// A driver whose service keeps its state in the sandbox's state directory.
     pub fn new(sandbox: &'s Sandbox, settings: DriverSettings) -> Self {
         Self::with_state(sandbox, settings, sandbox.state_dir())
     }
@@ -138,10 +59,12 @@ impl<'s> ReferenceDriver<'s> {
         }
     }
 
+    /// The service's state directory (`service.json`, `resources/`).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
 
+    /// The settings it runs the service with.
     pub fn settings(&self) -> &DriverSettings {
         &self.settings
     }
@@ -226,7 +149,7 @@ impl ReconcilerDriver for ReferenceDriver<'_> {
             .arg(self.sandbox.lima_home().path())
             .arg("--state")
             .arg(&self.state_dir)
-            .args(self.settings.args());
+            .args(serve_args(&self.settings));
         if self.settings.isolated_path {
             cmd.env("PATH", self.sandbox.bin_dir());
         }
@@ -325,13 +248,12 @@ impl Drop for ReferenceDriver<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Toolset;
+    use crate::toolset::Toolset;
 
     #[test]
     fn the_hostagent_entry_is_passed_only_for_real_lima() {
         let entry = |settings: DriverSettings| {
-            settings
-                .args()
+            serve_args(&settings)
                 .into_iter()
                 .filter(|a| a.starts_with("--hostagent-entry"))
                 .collect::<Vec<_>>()

@@ -17,7 +17,7 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 /// Environment variable naming the run (`PID@START`) that started a
-/// sandbox process; set next to [`crate::sandbox::SANDBOX_ENV`].
+/// sandbox process; set next to [`contract::env::SANDBOX`].
 pub const OWNER_ENV: &str = "LIMAVM_HARNESS_RUN";
 
 /// The file in a sandbox directory that names the run owning it.
@@ -90,11 +90,11 @@ pub fn stopping() -> bool {
 /// Runs `start` (which starts one process of a sandbox) unless the run is
 /// stopping; a stop waits for a start in progress.
 pub(crate) fn start_process<T>(
-    start: impl FnOnce() -> Result<T, crate::HarnessError>,
-) -> Result<T, crate::HarnessError> {
+    start: impl FnOnce() -> Result<T, crate::error::HarnessError>,
+) -> Result<T, crate::error::HarnessError> {
     let _guard = STARTS.read().unwrap_or_else(|e| e.into_inner());
     if stopping() {
-        return Err(crate::HarnessError::Interrupted);
+        return Err(crate::error::HarnessError::Interrupted);
     }
     start()
 }
@@ -107,7 +107,9 @@ pub(crate) fn mark_dir(dir: &Path) -> std::io::Result<()> {
 /// A process that was killed or found, with what identified it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MarkedProcess {
+    /// Its pid.
     pub pid: u32,
+    /// Its executable name.
     pub name: String,
     /// Its sandbox mark.
     pub sandbox: String,
@@ -116,11 +118,14 @@ pub struct MarkedProcess {
 /// What a stop or a leftover removal found (and, when it removed, removed).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cleaned {
+    /// The marked processes found (killed when it removed).
     pub processes: Vec<MarkedProcess>,
+    /// The sandbox directories found (removed when it removed).
     pub dirs: Vec<PathBuf>,
 }
 
 impl Cleaned {
+    /// True when it found nothing.
     pub fn is_empty(&self) -> bool {
         self.processes.is_empty() && self.dirs.is_empty()
     }
@@ -155,7 +160,7 @@ pub fn stop_all() -> Cleaned {
     let ids: Vec<&str> = live.iter().map(|l| l.id.as_str()).collect();
     let run = this_run();
     let processes = kill_marked(|p, _| {
-        let sandbox = p.env_var(crate::sandbox::SANDBOX_ENV)?;
+        let sandbox = p.env_var(contract::env::SANDBOX)?;
         (p.env_var(OWNER_ENV) == Some(run) && ids.contains(&sandbox)).then(|| sandbox.to_owned())
     });
     let dirs = live
@@ -241,13 +246,20 @@ pub fn leftovers(temp_dir: &Path) -> Cleaned {
 }
 
 fn leftover_mark(p: &proctree::ProcessInfo, table: &ProcessTable) -> Option<MarkedProcess> {
-    let sandbox = p.env_var(crate::sandbox::SANDBOX_ENV)?;
+    let sandbox = p.env_var(contract::env::SANDBOX)?;
     let run = p.env_var(OWNER_ENV)?;
     (!run_is_alive(run, table)).then(|| MarkedProcess {
         pid: p.pid,
         name: p.name.clone(),
         sandbox: sandbox.to_owned(),
     })
+}
+
+/// The id of the sandbox whose root directory is named `dir_name`: the
+/// name with its spaces made dashes, the value of [`contract::env::SANDBOX`] in its
+/// processes.
+pub(crate) fn id_of(dir_name: &str) -> String {
+    dir_name.replace(' ', "-")
 }
 
 /// The sandbox ids (a sandbox's directory name, spaces made dashes: its
@@ -260,7 +272,7 @@ fn sandbox_ids_in(temp_dir: &Path) -> Vec<String> {
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with("limavm"))
-        .map(|name| crate::sandbox::id_of(&name))
+        .map(|name| id_of(&name))
         .collect()
 }
 

@@ -6,8 +6,14 @@
 //! Dropping the sandbox, also on panic, kills everything started inside it
 //! and reports what was still alive.
 
+use crate::binaries::Binaries;
+use crate::error::HarnessError;
+use crate::eventually::eventually;
+use crate::faults::FaultPlanBuilder;
+use crate::journal::Journal;
 use crate::leaks::{LeakReport, LeakedPort, LeakedProcess};
-use crate::{Binaries, FaultPlanBuilder, HarnessError, Journal, ToolChoice, Toolset, eventually};
+use crate::toolset::ToolChoice;
+use crate::toolset::Toolset;
 use contract::Tool;
 use lima_layout::LimaHome;
 use proctree::{ProcessTable, SpawnAttributes};
@@ -23,13 +29,6 @@ pub use builder::SandboxBuilder;
 /// Environment variable carrying the sandbox id into every process started
 /// inside it: the mark by which the harness recognises its own processes.
 pub const SANDBOX_ENV: &str = contract::env::SANDBOX;
-
-/// The id of the sandbox whose root directory is named `dir_name`: the
-/// name with its spaces made dashes, the value of [`SANDBOX_ENV`] in its
-/// processes.
-pub(crate) fn id_of(dir_name: &str) -> String {
-    dir_name.replace(' ', "-")
-}
 
 /// The start of a sandbox root's name: a bracket pair and a space, so that
 /// code treating paths as patterns or words fails under every scenario.
@@ -89,7 +88,7 @@ pub struct Sandbox {
     /// them gets the same answer.
     exited: Mutex<std::collections::HashMap<u32, Option<i32>>>,
     /// What the drivers asked and read, for the invariants.
-    witness: crate::invariants::Witness,
+    witness: crate::witness::Witness,
     /// The target's instance slot this sandbox holds, if its target has
     /// slots ([`crate::slots`]). Last, so that it is released only once
     /// the drop has killed what ran in it.
@@ -166,50 +165,14 @@ impl Sandbox {
         if crate::runs::stopping() {
             return Err(HarnessError::Interrupted);
         }
-        let parent = spec.parent.clone().unwrap_or_else(std::env::temp_dir);
-        let root = tempfile::Builder::new()
-            .prefix(&spec.prefix)
-            .tempdir_in(&parent)
-            .map_err(HarnessError::io(format!(
-                "creating the sandbox root in {}",
-                parent.display()
-            )))?;
-        crate::runs::mark_dir(root.path())
-            .map_err(HarnessError::io("marking the sandbox root with its run"))?;
-        // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
-        // Windows): under such a root, the shims go to a plain directory.
-        // (Windows can quote such an entry, but not every program that
-        // reads PATH unquotes it.)
-        let separator = if cfg!(windows) { ';' } else { ':' };
-        let bin = root.path().join("bin");
-        let shims = match std::env::join_paths([&bin]) {
-            Ok(_) if !bin.to_string_lossy().contains(separator) => None,
-            _ => {
-                let shims = tempfile::Builder::new()
-                    .prefix("limavm-bin-")
-                    .tempdir()
-                    .map_err(HarnessError::io("creating the shim directory"))?;
-                if std::env::join_paths([shims.path()]).is_err()
-                    || shims.path().to_string_lossy().contains(separator)
-                {
-                    return Err(HarnessError::Setup(format!(
-                        "the temporary directory {} holds the PATH list separator {:?}: \
-                         the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
-                        std::env::temp_dir().display(),
-                        separator
-                    )));
-                }
-                crate::runs::mark_dir(shims.path())
-                    .map_err(HarnessError::io("marking the shim directory with its run"))?;
-                Some(shims)
-            }
-        };
+        let root = make_root(&spec)?;
+        let shims = make_shim_dir(root.path())?;
         let id = root
             .path()
             .file_name()
-            .map(|n| id_of(&n.to_string_lossy()))
+            .map(|n| crate::runs::id_of(&n.to_string_lossy()))
             .unwrap_or_default();
-        let witness = crate::invariants::Witness::new(
+        let witness = crate::witness::Witness::new(
             LimaHome::new(lima_home_under(root.path())),
             Journal::new(journal_under(root.path())),
         );
@@ -231,42 +194,54 @@ impl Sandbox {
                 .chain(sandbox.shims.as_ref().map(|d| d.path().to_owned()))
                 .collect(),
         );
-        for dir in [
-            sandbox.home(),
-            sandbox.lima_home_dir(),
-            sandbox.state_dir(),
-            sandbox.bin_dir(),
-        ] {
-            std::fs::create_dir_all(&dir)
-                .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
-        }
-        if spec.parent.is_none() {
-            sandbox.check_socket_room()?;
-        }
-        sandbox.install_tools(spec.tools.as_deref().unwrap_or(&Tool::ALL))?;
-        if let Some(reconciler) = &spec.reconciler {
-            sandbox.install_reconciler(reconciler)?;
-        }
+        sandbox.populate(&spec)?;
         // Fakes refuse a plan file that is named but missing: start empty.
         sandbox.set_faults(&FaultPlanBuilder::new())?;
         Ok(sandbox)
     }
 
+    /// Makes the sandbox's directories and installs its tools and the
+    /// reconciler.
+    fn populate(&self, spec: &SandboxBuilder) -> Result<(), HarnessError> {
+        for dir in [
+            self.home(),
+            self.lima_home_dir(),
+            self.state_dir(),
+            self.bin_dir(),
+        ] {
+            std::fs::create_dir_all(&dir)
+                .map_err(HarnessError::io(format!("creating {}", dir.display())))?;
+        }
+        if spec.parent.is_none() {
+            self.check_socket_room()?;
+        }
+        self.install_tools(spec.tools.as_deref().unwrap_or(&Tool::ALL))?;
+        if let Some(reconciler) = &spec.reconciler {
+            self.install_reconciler(reconciler)?;
+        }
+        Ok(())
+    }
+
+    /// The sandbox id: the mark [`SANDBOX_ENV`] carries into its processes.
     pub fn id(&self) -> &str {
         &self.id
     }
+    /// The sandbox's root directory (removed at drop).
     pub fn root(&self) -> &Path {
         self.root.path()
     }
+    /// The `HOME` (and `USERPROFILE`) of its processes: `<root>/home`.
     pub fn home(&self) -> PathBuf {
         self.root().join("home")
     }
     fn lima_home_dir(&self) -> PathBuf {
         lima_home_under(self.root())
     }
+    /// The `LIMA_HOME` of its processes.
     pub fn lima_home(&self) -> LimaHome {
         LimaHome::new(self.lima_home_dir())
     }
+    /// The reference service's default state directory: `<root>/state`.
     pub fn state_dir(&self) -> PathBuf {
         self.root().join("state")
     }
@@ -277,12 +252,15 @@ impl Sandbox {
             None => self.root().join("bin"),
         }
     }
+    /// The fault plan the fakes read: `<root>/faults.json`.
     pub fn plan_path(&self) -> PathBuf {
         self.root().join("faults.json")
     }
+    /// The fakes' journal file.
     pub fn journal_path(&self) -> PathBuf {
         journal_under(self.root())
     }
+    /// The fakes' journal, to query.
     pub fn journal(&self) -> Journal {
         Journal::new(self.journal_path())
     }
@@ -343,6 +321,8 @@ impl Sandbox {
             .join(format!("limavm-reconciler{}", std::env::consts::EXE_SUFFIX))
     }
 
+    /// Writes `plan` as the sandbox's fault plan; the fakes read it at every
+    /// call. Fails when the file cannot be written.
     pub fn set_faults(&self, plan: &FaultPlanBuilder) -> Result<(), HarnessError> {
         plan.write_to(&self.plan_path())
             .map_err(HarnessError::io("writing the fault plan"))
@@ -361,7 +341,10 @@ impl Sandbox {
                 ToolChoice::Fake => self.fake()?.to_owned(),
                 ToolChoice::Real if tool == Tool::Limactl => {
                     // Real limactl may need a shim that drops root.
-                    crate::real_lima::install_limactl(&self.tool_path("limactl"))?;
+                    let link = self.tool_path("limactl");
+                    if let Some(limactl) = crate::real_lima::install_limactl(&link)? {
+                        link_executable(&limactl, &link)?;
+                    }
                     continue;
                 }
                 ToolChoice::Real => Toolset::resolve_real(tool)?,
@@ -444,6 +427,14 @@ impl Sandbox {
         cmd
     }
 
+    /// [`Sandbox::command`] for a whole command line: `args[0]` with the
+    /// rest as its arguments. `args` must not be empty.
+    pub(crate) fn command_line(&self, args: &[String]) -> Command {
+        let mut cmd = self.command(&args[0]);
+        cmd.args(&args[1..]);
+        cmd
+    }
+
     /// Starts `cmd` in a process group of its own (so that nothing it sends
     /// to "its own group" reaches the test runner) and keeps the child to
     /// reap it. Returns the pid.
@@ -488,7 +479,7 @@ impl Sandbox {
         if running_only {
             cmd.arg("--running");
         }
-        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::service::TOOL_TIMEOUT))
+        let Ok(out) = proctree::run_bounded(&mut cmd, None, Some(crate::commands::TOOL_TIMEOUT))
         else {
             return Vec::new();
         };
@@ -540,7 +531,7 @@ impl Sandbox {
 
     /// What the drivers of this sandbox asked and read: the invariants
     /// every scenario is held to (see [`crate::invariants`]).
-    pub fn witness(&self) -> &crate::invariants::Witness {
+    pub fn witness(&self) -> &crate::witness::Witness {
         &self.witness
     }
 
@@ -706,10 +697,57 @@ impl Drop for Sandbox {
     }
 }
 
+/// A new root directory in `spec.parent` (default: the temporary
+/// directory), marked with this run.
+fn make_root(spec: &SandboxBuilder) -> Result<tempfile::TempDir, HarnessError> {
+    let parent = spec.parent.clone().unwrap_or_else(std::env::temp_dir);
+    let root = tempfile::Builder::new()
+        .prefix(&spec.prefix)
+        .tempdir_in(&parent)
+        .map_err(HarnessError::io(format!(
+            "creating the sandbox root in {}",
+            parent.display()
+        )))?;
+    crate::runs::mark_dir(root.path())
+        .map_err(HarnessError::io("marking the sandbox root with its run"))?;
+    Ok(root)
+}
+
+/// A directory of its own for the tool shims when `root/bin` cannot go on
+/// PATH; `None` when it can.
+fn make_shim_dir(root: &Path) -> Result<Option<tempfile::TempDir>, HarnessError> {
+    // A PATH entry cannot hold the list separator (`:` on Unix, `;` on
+    // Windows): under such a root, the shims go to a plain directory.
+    // (Windows can quote such an entry, but not every program that
+    // reads PATH unquotes it.)
+    let separator = if cfg!(windows) { ';' } else { ':' };
+    let bin = root.join("bin");
+    if std::env::join_paths([&bin]).is_ok() && !bin.to_string_lossy().contains(separator) {
+        return Ok(None);
+    }
+    let shims = tempfile::Builder::new()
+        .prefix("limavm-bin-")
+        .tempdir()
+        .map_err(HarnessError::io("creating the shim directory"))?;
+    if std::env::join_paths([shims.path()]).is_err()
+        || shims.path().to_string_lossy().contains(separator)
+    {
+        return Err(HarnessError::Setup(format!(
+            "the temporary directory {} holds the PATH list separator {:?}: \
+             the tool shims cannot go on PATH (set TMPDIR to a directory without it)",
+            std::env::temp_dir().display(),
+            separator
+        )));
+    }
+    crate::runs::mark_dir(shims.path())
+        .map_err(HarnessError::io("marking the shim directory with its run"))?;
+    Ok(Some(shims))
+}
+
 /// Installs `target` under `link`: a symlink on Unix (argv[0] keeps the
 /// link's name), a hard link to the target or to one staged copy per
 /// directory on Windows (see [`fakes::install`]).
-pub(crate) fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
+fn link_executable(target: &Path, link: &Path) -> Result<(), HarnessError> {
     let what = format!("installing {} as {}", target.display(), link.display());
     contract::install::install_executable(target, link).map_err(HarnessError::io(what))
 }

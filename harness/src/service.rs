@@ -2,7 +2,10 @@
 //! sandbox with its output kept in a file, waited for until ready, stopped
 //! the way an operator would, or crashed.
 
-use crate::{HarnessError, Sandbox, eventually};
+use crate::commands::run_cli;
+use crate::error::HarnessError;
+use crate::eventually::eventually;
+use crate::sandbox::Sandbox;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -10,15 +13,15 @@ use std::time::Duration;
 
 /// How long the reference's service gets to become ready (key generation
 /// included).
-pub const READY_TIMEOUT: Duration = Duration::from_secs(20);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// How long a target file's service gets by default: a real reconciler
 /// starts an API server first, on a machine that may be loaded.
-pub const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(180);
+pub(crate) const EXTERNAL_READY_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// Why a readiness check did not hold.
 #[derive(Debug)]
-pub enum NotReady {
+pub(crate) enum NotReady {
     /// Not yet: what was seen.
     Yet(String),
     /// The check itself failed (a ready command that hung): waiting on
@@ -26,7 +29,7 @@ pub enum NotReady {
     Never(HarnessError),
 }
 
-pub struct ServiceProcess<'s> {
+pub(crate) struct ServiceProcess<'s> {
     sandbox: &'s Sandbox,
     /// Where the service's stdout and stderr go.
     output: PathBuf,
@@ -34,7 +37,7 @@ pub struct ServiceProcess<'s> {
 }
 
 impl<'s> ServiceProcess<'s> {
-    pub fn new(sandbox: &'s Sandbox, output: PathBuf) -> Self {
+    pub(crate) fn new(sandbox: &'s Sandbox, output: PathBuf) -> Self {
         Self {
             sandbox,
             output,
@@ -42,16 +45,16 @@ impl<'s> ServiceProcess<'s> {
         }
     }
 
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         self.pid
     }
 
-    pub fn output_text(&self) -> String {
+    pub(crate) fn output_text(&self) -> String {
         std::fs::read_to_string(&self.output).unwrap_or_default()
     }
 
     /// Starts `cmd` (built with the sandbox's environment) as the service.
-    pub fn spawn(&mut self, mut cmd: Command) -> Result<u32, HarnessError> {
+    pub(crate) fn spawn(&mut self, mut cmd: Command) -> Result<u32, HarnessError> {
         if let Some(dir) = self.output.parent() {
             std::fs::create_dir_all(dir)
                 .map_err(HarnessError::io("creating the service's output directory"))?;
@@ -73,7 +76,7 @@ impl<'s> ServiceProcess<'s> {
     /// Waits until `ready()` holds; a service that exits first ends the wait
     /// at once with its exit code and output, and so does a check that
     /// answers [`NotReady::Never`].
-    pub fn wait_ready(
+    pub(crate) fn wait_ready(
         &mut self,
         timeout: Duration,
         mut ready: impl FnMut() -> Result<(), NotReady>,
@@ -108,7 +111,7 @@ impl<'s> ServiceProcess<'s> {
         }
     }
 
-    pub fn alive(&self) -> bool {
+    pub(crate) fn alive(&self) -> bool {
         self.pid
             .is_some_and(|pid| self.sandbox.try_reap(pid).is_none())
     }
@@ -116,7 +119,7 @@ impl<'s> ServiceProcess<'s> {
     /// Asks the service to stop (SIGTERM / CTRL_BREAK, or `stop_command`
     /// run within its bound) and waits up to `timeout`; returns its exit
     /// code.
-    pub fn stop(
+    pub(crate) fn stop(
         &mut self,
         timeout: Duration,
         stop_command: Option<(Command, Duration)>,
@@ -142,7 +145,7 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Kills the service outright.
-    pub fn crash(&mut self) -> Result<(), HarnessError> {
+    pub(crate) fn crash(&mut self) -> Result<(), HarnessError> {
         if let Some(pid) = self.pid.take() {
             if self.sandbox.try_reap(pid).is_none() {
                 proctree::kill(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
@@ -153,56 +156,13 @@ impl<'s> ServiceProcess<'s> {
     }
 
     /// Stops the service within `timeout`, killing it when it does not go.
-    pub fn shut_down(&mut self, timeout: Duration, stop_command: Option<(Command, Duration)>) {
+    pub(crate) fn shut_down(
+        &mut self,
+        timeout: Duration,
+        stop_command: Option<(Command, Duration)>,
+    ) {
         if self.pid.is_some() && self.stop(timeout, stop_command).is_err() {
             let _ = self.crash();
         }
     }
-}
-
-/// The bound of the harness's own tool calls inside a sandbox (preparing a
-/// key or a disk, listing distros): generous, as they are not under test.
-pub const TOOL_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Runs one command the harness needs from a target (a CLI verb, a ready
-/// or stop command) within `timeout`, in a process group of its own that is
-/// killed whole at the deadline; `what` names it in every error. Fails when
-/// it exits non-zero (with its stderr), when it does not finish in time,
-/// and when a process it started still holds its output after it exited.
-pub fn run_cli(
-    mut cmd: Command,
-    stdin: Option<&str>,
-    what: &str,
-    timeout: Duration,
-) -> Result<String, HarnessError> {
-    // Not under the start lock: a stop must not wait for a whole command.
-    // One that starts as the run stops carries the mark and is killed by it.
-    if crate::runs::stopping() {
-        return Err(HarnessError::Interrupted);
-    }
-    let done =
-        proctree::run_bounded(&mut cmd, stdin.map(str::as_bytes), Some(timeout)).map_err(|e| {
-            match e {
-                proctree::BoundedError::TimedOut { stderr, .. } => HarnessError::CommandHung {
-                    what: what.to_owned(),
-                    timeout,
-                    stderr: String::from_utf8_lossy(&stderr).trim().to_owned(),
-                },
-                other => HarnessError::Driver(format!("{what}: {other}")),
-            }
-        })?;
-    if done.output_held {
-        return Err(HarnessError::OutputHeld {
-            what: what.to_owned(),
-            grace: proctree::bounded::OUTPUT_GRACE,
-        });
-    }
-    if !done.status.success() {
-        return Err(HarnessError::Cli {
-            what: what.to_owned(),
-            status: done.status.to_string(),
-            stderr: String::from_utf8_lossy(&done.stderr).trim().to_owned(),
-        });
-    }
-    Ok(String::from_utf8_lossy(&done.stdout).into_owned())
 }

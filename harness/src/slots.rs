@@ -21,7 +21,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Slots {
+    /// The first slot number.
     pub first: u32,
+    /// How many slots (at least one).
     pub count: u32,
 }
 
@@ -32,6 +34,7 @@ pub const SLOT_WAIT: Duration = Duration::from_secs(600);
 /// A slot held until drop.
 #[derive(Debug)]
 pub struct SlotLease {
+    /// The slot's number (`{slot}`).
     pub number: u32,
     /// Holds the lock; closing it releases the slot.
     _file: File,

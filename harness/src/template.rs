@@ -40,6 +40,7 @@ pub struct Template {
 }
 
 impl Template {
+    /// A template of `vm_type` with no disks, forwards or mounts.
     pub fn new(vm_type: VmType) -> Self {
         Self {
             config: LimaConfig {
@@ -113,6 +114,7 @@ impl Template {
         self.static_forwards
     }
 
+    /// The template's `vmType`.
     pub fn vm_type(&self) -> VmType {
         self.config.vm_type
     }
@@ -143,6 +145,7 @@ impl Template {
         self
     }
 
+    /// The template with additional disk `name` attached.
     pub fn disk(mut self, name: &str) -> Self {
         self.config
             .additional_disks
@@ -159,6 +162,7 @@ impl Template {
             .collect()
     }
 
+    /// The host ports its port forwards listen on.
     pub fn host_ports(&self) -> Vec<u16> {
         let mut ports: Vec<u16> = self
             .config
@@ -172,6 +176,7 @@ impl Template {
         ports
     }
 
+    /// The names of its additional disks.
     pub fn disks(&self) -> Vec<String> {
         self.config.disk_names().map(str::to_owned).collect()
     }

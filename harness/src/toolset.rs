@@ -1,12 +1,14 @@
 //! Which executable stands behind each tool name on the sandbox's PATH.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use contract::Tool;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+/// What stands behind one tool name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ToolChoice {
+    /// The multicall fake, with fault injection and a journal.
     Fake,
     /// The real tool, resolved on the harness's own PATH.
     Real,
@@ -19,6 +21,7 @@ pub struct Toolset {
 }
 
 impl Toolset {
+    /// Every tool faked.
     pub fn fakes() -> Self {
         Self::default()
     }
@@ -36,11 +39,13 @@ impl Toolset {
         self.choice(Tool::Limactl) == ToolChoice::Real
     }
 
+    /// The same toolset with `tool` real.
     pub fn with_real(mut self, tool: Tool) -> Self {
         self.real.insert(tool.as_str(), ());
         self
     }
 
+    /// Whether `tool` is fake or real.
     pub fn choice(&self, tool: Tool) -> ToolChoice {
         if self.real.contains_key(tool.as_str()) {
             ToolChoice::Real

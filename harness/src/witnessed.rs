@@ -1,15 +1,18 @@
-//! A driver that tells the sandbox's [`crate::invariants::Witness`] what
+//! A driver that tells the sandbox's [`crate::witness::Witness`] what
 //! the harness asks and what it reads, around the driver of any target:
 //! every scenario's calls go through it, so the invariants hold for the
 //! reference and for external targets alike.
 
 use crate::driver::{ReconcilerDriver, VmSpec, VmView};
-use crate::invariants::{SettleRead, now_ms};
-use crate::{HarnessError, Sandbox, Template};
+use crate::error::HarnessError;
+use crate::invariants::SettleRead;
+use crate::sandbox::Sandbox;
+use crate::template::Template;
+use crate::witness::now_ms;
 use std::time::Duration;
 
 /// The driver `inner`, watched.
-pub struct Witnessed<'s> {
+pub(crate) struct Witnessed<'s> {
     inner: Box<dyn ReconcilerDriver + 's>,
     sandbox: &'s Sandbox,
     /// The run's graceful timeout: the hostagent is not forced before it.
@@ -21,7 +24,7 @@ pub struct Witnessed<'s> {
 }
 
 impl<'s> Witnessed<'s> {
-    pub fn new(
+    pub(crate) fn new(
         inner: Box<dyn ReconcilerDriver + 's>,
         sandbox: &'s Sandbox,
         graceful_timeout: Duration,

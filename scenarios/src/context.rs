@@ -29,7 +29,7 @@ impl std::fmt::Display for ScenarioError {
 
 impl From<HarnessError> for ScenarioError {
     fn from(e: HarnessError) -> Self {
-        ScenarioError::Harness(e.to_string())
+        ScenarioError::Harness(harness::error::chain(&e))
     }
 }
 

@@ -162,7 +162,10 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     }
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
-        Err(e) => return outcome(Verdict::HarnessError, e.to_string(), LeakReport::default()),
+        Err(e) => {
+            let message = harness::error::chain(&e);
+            return outcome(Verdict::HarnessError, message, LeakReport::default());
+        }
     };
     let mut settings = config.settings.clone();
     if variant == Variant::Regressed {

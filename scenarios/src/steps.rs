@@ -333,7 +333,7 @@ pub fn wait_restarted(
 pub fn wsl_shutdown(sandbox: &harness::Sandbox) -> ScenarioResult {
     let mut shutdown = sandbox.command(sandbox.tool_path("wsl.exe"));
     shutdown.arg("--shutdown");
-    let out = proctree::run_bounded(&mut shutdown, None, Some(harness::service::TOOL_TIMEOUT))
+    let out = proctree::run_bounded(&mut shutdown, None, Some(harness::commands::TOOL_TIMEOUT))
         .map_err(|e| ScenarioError::Harness(format!("wsl.exe --shutdown: {e}")))?;
     if !out.status.success() {
         return Err(ScenarioError::Harness(format!(

@@ -1,6 +1,6 @@
 //! The image of the blank-disk template: a small qcow2 with nothing on it.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -20,11 +20,11 @@ pub fn blank_disk(dir: &Path) -> Result<PathBuf, HarnessError> {
         .args(["create", "-q", "-f", "qcow2"])
         .arg(&path)
         .arg(SIZE);
-    crate::service::run_cli(
+    crate::commands::run_cli(
         create,
         None,
         &format!("qemu-img create {}", path.display()),
-        crate::service::TOOL_TIMEOUT,
+        crate::commands::TOOL_TIMEOUT,
     )?;
     Ok(path)
 }

@@ -14,7 +14,9 @@ pub const QEMU_BINARY_ENV: &str = "QEMU_SYSTEM_X86_64";
 pub struct RealGuest {
     /// The image `location`: an empty qcow2 (the guest runs in RAM).
     pub disk: PathBuf,
+    /// The guest's kernel (`vmlinuz`).
     pub kernel: PathBuf,
+    /// Its initrd, holding the whole root file system.
     pub initrd: PathBuf,
     /// `Some(wrapper)` when this host's KVM cannot run the guest's kernel
     /// (the build's probe wrote `tcg` to `accel`): a `qemu-system-x86_64`

@@ -31,7 +31,7 @@ pub fn limactl_path() -> Option<PathBuf> {
 }
 
 /// Lima needs its guest agent even for a guest that never runs it.
-pub fn check_guest_agent(limactl: &Path) -> Result<(), String> {
+pub(crate) fn check_guest_agent(limactl: &Path) -> Result<(), String> {
     if !cfg!(target_os = "linux") {
         return Ok(());
     }

@@ -15,8 +15,8 @@ pub use guest::{QEMU_BINARY_ENV, RealGuest};
 pub use locate::{GUEST_AGENT, TOOLS_DIR_ENV, limactl_path};
 pub use status::{LimaStatus, lima_status, qmp_answers};
 
-use crate::HarnessError;
-use std::path::Path;
+use crate::error::HarnessError;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 /// Set to `true` by CI: a real-Lima test then fails instead of skipping
@@ -70,19 +70,22 @@ pub fn required() -> bool {
         && !std::env::var(OPT_OUT_ENV).is_ok_and(|v| v == "skip")
 }
 
-/// Installs the shim for the real `limactl` at `link`: a plain link, or,
-/// when the harness runs as root, a script that drops to the unprivileged
-/// user first (limactl refuses root).
-pub fn install_limactl(link: &Path) -> Result<(), HarnessError> {
+/// Installs the shim for the real `limactl` at `link` when the harness runs
+/// as root: a script that drops to the unprivileged user first (limactl
+/// refuses root). Otherwise returns the real `limactl`, for the sandbox to
+/// link at `link`. Fails when limactl is not installed or the script
+/// cannot be written.
+pub(crate) fn install_limactl(link: &Path) -> Result<Option<PathBuf>, HarnessError> {
     let limactl = limactl_path().ok_or_else(|| HarnessError::RealToolMissing {
         tool: "limactl".to_owned(),
     })?;
     #[cfg(unix)]
     if let Some(script) = privilege::shim_script(&limactl).map_err(HarnessError::Driver)? {
-        return privilege::write_script(link, &script).map_err(HarnessError::io(format!(
+        privilege::write_script(link, &script).map_err(HarnessError::io(format!(
             "writing the limactl shim {}",
             link.display()
-        )));
+        )))?;
+        return Ok(None);
     }
-    crate::sandbox::link_executable(&limactl, link)
+    Ok(Some(limactl))
 }

@@ -27,7 +27,7 @@ fn id_of(user: &str, flag: &str) -> Result<u32, String> {
     let output = proctree::run_bounded(
         Command::new("id").args([flag, user]),
         None,
-        Some(crate::service::TOOL_TIMEOUT),
+        Some(crate::commands::TOOL_TIMEOUT),
     )
     .map_err(|e| format!("running id: {e}"))?;
     String::from_utf8_lossy(&output.stdout)
@@ -39,7 +39,7 @@ fn id_of(user: &str, flag: &str) -> Result<u32, String> {
 }
 
 /// What a root harness needs to drop privileges: the user and setpriv.
-pub fn check() -> Result<(), String> {
+pub(crate) fn check() -> Result<(), String> {
     if !is_root() {
         return Ok(());
     }
@@ -48,7 +48,7 @@ pub fn check() -> Result<(), String> {
 }
 
 /// The shim's text when the harness runs as root, `None` otherwise.
-pub fn shim_script(limactl: &Path) -> Result<Option<String>, String> {
+pub(crate) fn shim_script(limactl: &Path) -> Result<Option<String>, String> {
     if !is_root() {
         return Ok(None);
     }
@@ -82,7 +82,7 @@ fn setpriv_args(user: &str) -> Result<Vec<String>, String> {
 
 /// The words to put before a command so that it runs as the unprivileged
 /// user, as the limactl shim does: `None` when the harness is not root.
-pub fn drop_privileges_prefix() -> Result<Option<Vec<String>>, String> {
+pub(crate) fn drop_privileges_prefix() -> Result<Option<Vec<String>>, String> {
     if !is_root() {
         return Ok(None);
     }
@@ -95,7 +95,7 @@ fn shell_quoted(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-pub fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_script(path: &Path, text: &str) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, text)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))

@@ -8,19 +8,28 @@ use std::time::Duration;
 
 const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// An instance's status as Lima itself judges it from the instance directory
+/// (Lima's pkg/store/instance.go: `ha.pid`, the driver's pid file, the SSH
+/// port).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LimaStatus {
+    /// The hostagent and its driver are alive.
     Running {
+        /// The hostagent's pid (`ha.pid`).
         hostagent: u32,
+        /// The driver's pid (`qemu.pid`).
         driver: u32,
+        /// The forwarded SSH port on the host.
         ssh_port: u16,
     },
+    /// No hostagent and no driver: stopped.
     Stopped,
     /// Half up or half down: what Lima would call `Broken`, and why.
     Broken(String),
 }
 
 impl LimaStatus {
+    /// True for [`LimaStatus::Running`].
     pub fn is_running(&self) -> bool {
         matches!(self, LimaStatus::Running { .. })
     }

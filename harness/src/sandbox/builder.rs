@@ -4,7 +4,9 @@
 //! no fakes and nothing but the tools they name on PATH.
 
 use super::{DEFAULT_ROOT_PREFIX, Sandbox};
-use crate::{Binaries, HarnessError, Toolset};
+use crate::binaries::Binaries;
+use crate::error::HarnessError;
+use crate::toolset::Toolset;
 use contract::Tool;
 use std::path::{Path, PathBuf};
 

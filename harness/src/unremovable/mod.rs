@@ -5,7 +5,7 @@
 //! [`make`] creates the file `DIR/held` and blocks its removal the way
 //! this platform allows for whoever the harness runs as (see the `unix`
 //! and `windows` modules); `DIR/held` is then the entry a delete of `DIR`
-//! trips over. [`undo`] lets it go. A [`crate::Sandbox`] records what it
+//! trips over. [`undo`] lets it go. A [`crate::sandbox::Sandbox`] records what it
 //! made in [`RECORD_FILE`] and undoes it when dropped, and a later run's
 //! leftover cleaning undoes what a killed run left.
 

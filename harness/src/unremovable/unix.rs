@@ -14,7 +14,7 @@ use std::io;
 use std::path::Path;
 
 #[cfg(target_os = "linux")]
-pub fn block(held: &Path) -> io::Result<()> {
+pub(crate) fn block(held: &Path) -> io::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return linux::set_immutable(held, true).map_err(|e| {
@@ -31,7 +31,7 @@ pub fn block(held: &Path) -> io::Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-pub fn unblock(held: &Path) -> io::Result<()> {
+pub(crate) fn unblock(held: &Path) -> io::Result<()> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } == 0 {
         return linux::set_immutable(held, false);
@@ -48,7 +48,7 @@ mod linux {
     /// `FS_IMMUTABLE_FL` from `linux/fs.h`.
     const FS_IMMUTABLE_FL: libc::c_int = 0x0000_0010;
 
-    pub fn set_immutable(path: &Path, on: bool) -> io::Result<()> {
+    pub(crate) fn set_immutable(path: &Path, on: bool) -> io::Result<()> {
         let file = std::fs::File::open(path)?;
         let fd = file.as_raw_fd();
         let mut flags: libc::c_int = 0;

@@ -59,7 +59,7 @@ fn disk_unlocked(disk: &std::path::Path) -> Result<(), String> {
     let output = proctree::run_bounded(
         Command::new("qemu-img").arg("info").arg(disk),
         None,
-        Some(harness::service::TOOL_TIMEOUT),
+        Some(harness::commands::TOOL_TIMEOUT),
     )
     .map_err(|e| format!("qemu-img info: {e}"))?;
     if output.status.success() {

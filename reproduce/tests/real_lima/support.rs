@@ -13,9 +13,9 @@ pub const START: Duration = Duration::from_secs(30);
 pub const EXIT: Duration = Duration::from_secs(20);
 
 /// Runs `cmd` to its end through [`proctree::run_bounded`] (its tree killed
-/// after [`harness::service::TOOL_TIMEOUT`]), or fails the test naming it.
+/// after [`harness::commands::TOOL_TIMEOUT`]), or fails the test naming it.
 pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
-    let timeout = harness::service::TOOL_TIMEOUT;
+    let timeout = harness::commands::TOOL_TIMEOUT;
     match proctree::run_bounded(cmd, None, Some(timeout)) {
         Ok(done) => done.into(),
         Err(e) => panic!("{cmd:?}: {e}"),

@@ -86,11 +86,11 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     keygen
         .args(["-t", "ed25519", "-q", "-N", "", "-C", "lima", "-f"])
         .arg(dir.join("user"));
-    harness::service::run_cli(
+    harness::commands::run_cli(
         keygen,
         None,
         "pre-generating the key with ssh-keygen",
-        harness::service::TOOL_TIMEOUT,
+        harness::commands::TOOL_TIMEOUT,
     )?;
     std::fs::remove_file(dir.join("user.pub"))
         .map_err(|e| ScenarioError::Harness(e.to_string()))?;

@@ -109,11 +109,11 @@ pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
 pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
     let mut create = ctx.sandbox.command(ctx.sandbox.tool_path("limactl"));
     create.args(["disk", "create", "data", "--size", "64MiB"]);
-    harness::service::run_cli(
+    harness::commands::run_cli(
         create,
         None,
         "limactl disk create",
-        harness::service::TOOL_TIMEOUT,
+        harness::commands::TOOL_TIMEOUT,
     )?;
     super::stop::disk_released_by_forced_stop(ctx)
 }

@@ -1,13 +1,42 @@
-//! Which reconciler the scenarios drive.
+//! Which reconciler the scenarios drive ([`Target`]): the reference, or
+//! one a target file describes.
+//!
+//! The target file's format and its checks are read in `file.rs` (the
+//! file and its service, cli, resource and lima sections), `status.rs`,
+//! `resource.rs` (changes, observed), `bounds.rs` (timeouts, harness),
+//! `placeholders.rs` and `validate.rs`; the driver that follows it in
+//! `driver.rs`, with `ready.rs`, `tracker.rs` and `home.rs`. See
+//! `fixtures/targets/README.md` for the format.
 
-use crate::external::{ExternalDriver, TargetError, TargetFile};
-use crate::{DriverSettings, ReconcilerDriver, ReferenceDriver, Sandbox};
+mod bounds;
+mod driver;
+mod file;
+mod home;
+mod placeholders;
+mod ready;
+mod resource;
+mod status;
+mod tracker;
+mod validate;
+
+pub use bounds::{FixedTimeouts, HarnessSection};
+pub use driver::ExternalDriver;
+pub use file::{CliSection, LimaSection, ResourceSection, ServiceSection, TargetError, TargetFile};
+pub use resource::{Change, Changes, Observed};
+pub use status::{ConditionRule, StatusMap};
+
+use crate::driver::ReconcilerDriver;
+use crate::reference::ReferenceDriver;
+use crate::sandbox::Sandbox;
+use crate::settings::DriverSettings;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Environment variable naming a target file for the test suites.
 pub const TARGET_ENV: &str = "HARNESS_TARGET";
 
+/// The reconciler under test.
+/// The reconciler under test.
 #[derive(Debug, Clone)]
 pub enum Target {
     /// The reference reconciler, driven through its files and `ctl`.
@@ -33,6 +62,8 @@ impl Target {
         std::env::var(TARGET_ENV).map_or(Ok(Target::Reference), |spec| Self::parse(&spec))
     }
 
+    /// The name reports give it: `reference`, or the file's `name`.
+    /// The name reports give it: `reference`, or the file's `name`.
     pub fn name(&self) -> &str {
         match self {
             Target::Reference => "reference",
@@ -125,6 +156,12 @@ impl Target {
         crate::real_lima::drop_privileges_prefix().map(Option::unwrap_or_default)
     }
 
+    /// A driver of this target in `sandbox` with `settings`, its service's
+    /// state in `state_dir`; every call is watched for the invariants
+    /// ([`crate::witnessed::Witnessed`]).
+    /// A driver of this target in `sandbox` with `settings`, its service's
+    /// state in `state_dir`; every call is watched for the invariants
+    /// ([`crate::witnessed::Witnessed`]).
     pub fn driver<'s>(
         &self,
         sandbox: &'s Sandbox,

@@ -1,14 +1,14 @@
-//! Small file-system helpers of external targets: a target's own Lima home
-//! made a link to the sandbox's, the kubeconfig file, the `{now}` time.
+//! The file-system side of an external target: its own Lima home made a
+//! link to the sandbox's, its `args_file` read, the kubeconfig written.
 
-use crate::HarnessError;
+use crate::error::HarnessError;
 use std::path::Path;
 
 /// Makes `path` (where a target keeps its Lima instances whatever
 /// `LIMA_HOME` says) a link to `sandbox_home`, so that the harness's checks
 /// look where the target writes. A link already there is kept; a directory
 /// or file there is an error (the target created it before the harness).
-pub fn link_lima_home(path: &Path, sandbox_home: &Path) -> Result<(), HarnessError> {
+pub(super) fn link_lima_home(path: &Path, sandbox_home: &Path) -> Result<(), HarnessError> {
     if path == sandbox_home {
         return Ok(());
     }
@@ -38,31 +38,8 @@ pub fn link_lima_home(path: &Path, sandbox_home: &Path) -> Result<(), HarnessErr
     }
 }
 
-/// Replaces every `{env:NAME}` in a target file's text by the value of
-/// environment variable NAME (escaped for a TOML basic string); an unset
-/// variable is an error naming it.
-pub fn expand_env(text: &str) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(open) = rest.find("{env:") {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 5..];
-        let close = after
-            .find('}')
-            .ok_or_else(|| "an {env: placeholder is not closed".to_owned())?;
-        let name = &after[..close];
-        let value = std::env::var(name).map_err(|_| {
-            format!("environment variable {name} is not set (the file uses {{env:{name}}})")
-        })?;
-        out.push_str(&value.replace('\\', "\\\\").replace('"', "\\\""));
-        rest = &after[close + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
 /// The arguments in `path`, a JSON array of strings.
-pub fn read_args_file(path: &Path) -> Result<Vec<String>, HarnessError> {
+pub(super) fn read_args_file(path: &Path) -> Result<Vec<String>, HarnessError> {
     let text = std::fs::read_to_string(path)
         .map_err(HarnessError::io(format!("reading {}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| {
@@ -74,31 +51,8 @@ pub fn read_args_file(path: &Path) -> Result<Vec<String>, HarnessError> {
 }
 
 /// Writes `text` to `path` (replacing it), for a ready check.
-pub fn write_file(path: &Path, text: &str) -> Result<(), String> {
+pub(super) fn write_file(path: &Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("writing {}: {e}", path.display()))
-}
-
-/// Now, as an RFC 3339 UTC time with nanoseconds: a value that differs at
-/// every call (a restart annotation).
-pub fn now_rfc3339() -> String {
-    humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
-}
-
-#[cfg(test)]
-mod env_tests {
-    use super::*;
-
-    #[test]
-    fn env_placeholders_are_replaced_escaped_and_an_unset_one_is_named() {
-        let path = std::env::var("PATH").unwrap();
-        let text = expand_env("start = [\"{env:PATH}\"]").unwrap();
-        // Escaped for a TOML string (Windows paths hold backslashes): the
-        // file reads back the value itself.
-        let parsed: toml::Value = toml::from_str(&text).unwrap();
-        assert_eq!(parsed["start"][0].as_str(), Some(path.as_str()), "{text}");
-        let err = expand_env("x = \"{env:LIMAVM_SURELY_UNSET_VAR}\"").unwrap_err();
-        assert!(err.contains("LIMAVM_SURELY_UNSET_VAR is not set"), "{err}");
-    }
 }
 
 #[cfg(all(test, unix))]
