@@ -20,7 +20,7 @@ fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sandbox.lima_home().config_dir()
 }
 
-pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
@@ -52,7 +52,7 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
 }
 
-pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().times(
         Tool::SshKeygen,
         &["-t"],
@@ -79,7 +79,7 @@ pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
     }
 }
 
-pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     let dir = config_dir(ctx);
     std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let mut keygen = ctx.sandbox.command(ctx.sandbox.tool_path("ssh-keygen"));
@@ -125,7 +125,10 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
+/// ssh-keygen hangs: the service must give up within its keygen timeout
+/// (and a margin), naming ssh-keygen; then, with ssh-keygen missing from
+/// PATH, it must fail naming it.
+pub(crate) fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
@@ -135,7 +138,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     settings.keygen_timeout = Duration::from_millis(500);
     let hung = ctx.with_settings(settings);
     // A target's fixed keygen timeout wins over the short one asked for.
-    let mut settings = hung.settings.clone();
+    let settings = hung.settings.clone();
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
     // The keygen timeout runs from the hung ssh-keygen's start, which the
@@ -181,8 +184,12 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
         format!("the service exited with {code:?} without naming ssh-keygen: {output}")
     })?;
     drop(svc);
+    keygen_missing_named(ctx, settings)
+}
 
-    // Missing from PATH: the error names the missing tool.
+/// With ssh-keygen missing from PATH (`settings` with an isolated PATH),
+/// the service fails to start and its error names the missing tool.
+fn keygen_missing_named(ctx: &Ctx, mut settings: harness::DriverSettings) -> ScenarioResult {
     ctx.sandbox.remove_tool(Tool::SshKeygen)?;
     settings.isolated_path = true;
     let isolated = ctx.with_settings(settings);
@@ -202,7 +209,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
 /// A valid private key with mode 0644: OpenSSH ignores it ("UNPROTECTED
 /// PRIVATE KEY FILE!"), so every connection to the guest would fail. The
 /// reconciler must make it owner-only (or replace it) before using it.
-pub fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
     let dir = config_dir(ctx);
     std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let private = dir.join("user");

@@ -52,7 +52,7 @@ fn forced_stop(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, name: &str) -> Scenari
     })
 }
 
-pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     // On real Lima the guest boots and powers off when asked, so the
     // graceful stop really completes.
@@ -97,7 +97,7 @@ fn probe_vm(ctx: &Ctx) -> Result<VmSpec, ScenarioError> {
     Ok(probe)
 }
 
-pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 2);
@@ -125,7 +125,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = ctx.qemu_vm("vm", 0)?;
@@ -140,7 +140,7 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     steps::wait_up(ctx, svc.as_mut(), "vm", "the VM up on the next start").map(|_| ())
 }
 
-pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     // On real Lima nobody answers the power button, so the real hostagent
     // outlives the graceful wait as one that ignores the interrupt does.
     let ctx = &hostagent_ignores_interrupt(ctx)?;
@@ -202,7 +202,7 @@ fn stopped_leaves_nothing(
 /// the forced-stop routine, so that nothing of the VM (QEMU, its ports,
 /// its tmp files) outlives the service. The review's finding is WSL2's;
 /// this is the same defect where there is no WSL2.
-pub fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
@@ -217,7 +217,7 @@ pub fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
             .hostagent(Fault::IgnoreInterrupt)
@@ -243,7 +243,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     std::fs::create_dir_all(ctx.sandbox.lima_home().disk_dir("data"))
         .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
@@ -273,7 +273,7 @@ pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     // A stopped instance whose ha.pid is stale: the delete forces it down.
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
@@ -348,7 +348,7 @@ fn spawn_bystander(ctx: &Ctx) -> Result<u32, crate::ScenarioError> {
     Ok(ctx.sandbox.spawn(cmd)?)
 }
 
-pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     let reports = ctx
