@@ -58,7 +58,9 @@ pub enum PathFault {
 }
 
 impl PathFault {
-    fn plan(self) -> FaultPlanBuilder {
+    /// The fault plan that makes the fault (empty for WSL2: the VM type
+    /// is the fault).
+    pub(crate) fn plan(self) -> FaultPlanBuilder {
         let plan = FaultPlanBuilder::new();
         match self {
             PathFault::IgnoresInterrupt | PathFault::PortHolders => {

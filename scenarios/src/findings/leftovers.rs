@@ -6,6 +6,7 @@
 use super::qemu_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::cross_path::PathFault;
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::plan::Fault;
@@ -74,11 +75,8 @@ pub(crate) fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
 /// session, parent pid 1, titled `ssh: DIR/ssh.sock [mux]`, so no process
 /// tree and no path argument leads to it) must not keep the port.
 pub(crate) fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
-            .hostagent(Fault::ControlMaster)
-            .hostagent(Fault::KeepChildren),
-    )?;
+    ctx.sandbox
+        .set_faults(&PathFault::ControlMasterKept.plan())?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 1);
     let ports = vm.template.host_ports();

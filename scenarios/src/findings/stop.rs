@@ -4,11 +4,11 @@
 use super::qemu_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::cross_path::PathFault;
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::FindingId;
 use contract::journal::{Record, event};
-use contract::plan::Fault;
 use harness::invariants::Invariant;
 use harness::{FaultPlanBuilder, ReconcilerDriver, VmSpec, VmView, eventually, waits};
 use lima_layout::paths::{read_pid_file, write_pid_file};
@@ -218,11 +218,7 @@ pub(crate) fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult 
 }
 
 pub(crate) fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
-            .hostagent(Fault::IgnoreInterrupt)
-            .hostagent(Fault::ReplaceDriver),
-    )?;
+    ctx.sandbox.set_faults(&PathFault::ReplacesDriver.plan())?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     forced_stop(ctx, svc.as_mut(), "vm")?;
