@@ -42,7 +42,8 @@ fn target(file: &str) -> Target {
 
 /// The fixture `file` as another build of its reconciler would be: with
 /// the regression `id` built in (a switch on its start command).
-fn with_defect(file: &harness::TargetFile, id: &str) -> Target {
+fn with_defect(file: &str, id: &str) -> Target {
+    let file = target_file(file);
     let mut defective = file.clone();
     defective.name = format!("{}-{id}", file.name);
     defective.service.start.push(format!("--regress={id}"));
@@ -110,9 +111,8 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
 fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
     // The same reconciler with one defect built in (a regression switch on
     // its start command, as another build would have it).
-    let file = target_file("reference-foreign.toml");
     let present = audit_of(
-        with_defect(&file, "bracketed-home-path"),
+        with_defect("reference-foreign.toml", "bracketed-home-path"),
         "bracketed-home-path",
     );
     assert_eq!(present.audit, Audit::Present, "{}", present.text());
@@ -121,7 +121,7 @@ fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
         "{}",
         present.text()
     );
-    let absent = audit_of(Target::External(file.into()), "bracketed-home-path");
+    let absent = audit_of(target("reference-foreign.toml"), "bracketed-home-path");
     let diffs = audit::diff(
         std::slice::from_ref(&present),
         std::slice::from_ref(&absent),
@@ -200,8 +200,7 @@ fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower(
     #[case] id: &str,
     #[case] symptom: &str,
 ) {
-    let file = target_file("reference-embedded.toml");
-    let row = audit_of(with_defect(&file, id), id);
+    let row = audit_of(with_defect("reference-embedded.toml", id), id);
     assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
     assert!(row.message.contains(symptom), "{id}: {}", row.text());
 }
@@ -329,9 +328,8 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
 /// its own check (which entry the failure names) cannot be read.
 #[test]
 fn a_finalizer_dropped_after_a_blocked_delete_is_named() {
-    let file = target_file("reference-ctl.toml");
     let rows = audit_rows_of(
-        with_defect(&file, "finalizer-after-failed-delete"),
+        with_defect("reference-ctl.toml", "finalizer-after-failed-delete"),
         "delete-blocker-unnamed",
     );
     let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();

@@ -53,14 +53,7 @@ pub(crate) fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
     };
     checks::ports_free(ctx.sandbox, &ports).map_err(after)?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()]).map_err(after)?;
-    svc.set_running("vm", true)?;
-    let view = steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        SETTLE,
-        "Running=True after restart",
-        VmView::is_running,
-    )?;
+    let view = steps::restart_vm(svc.as_mut(), "vm")?;
     ensure(!says_degraded(&view), || {
         format!(
             "the restarted VM runs degraded, after the hostagent exited gracefully: {}",

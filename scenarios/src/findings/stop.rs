@@ -108,14 +108,7 @@ pub(crate) fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     // The next start must bind the same ports again.
     let bound_before = ctx.sandbox.journal().bound_ports().len();
-    svc.set_running("vm", true)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        SETTLE,
-        "Running=True after restart",
-        VmView::is_running,
-    )?;
+    steps::restart_vm(svc.as_mut(), "vm")?;
     let rebound: Vec<u16> = ctx.sandbox.journal().bound_ports()[bound_before..]
         .iter()
         .map(|b| b.port)
