@@ -364,8 +364,9 @@ fn racing_services_share_one_key_pair(
             svc.spawn_service()?;
         }
         steps::all_ready(&mut services)?;
-        key_pair::exactly_one_valid_pair(&sandbox.lima_home().config_dir())
-            .map_err(|e| symptom!("{e}"))
+        Ok(key_pair::exactly_one_valid_pair(
+            &sandbox.lima_home().config_dir(),
+        )?)
     })
 }
 

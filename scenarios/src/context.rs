@@ -40,6 +40,13 @@ impl From<harness::WaitError> for ScenarioError {
     }
 }
 
+/// A broken key pair is the symptom of the reconciler that made it.
+impl From<crate::key_pair::KeyPairError> for ScenarioError {
+    fn from(e: crate::key_pair::KeyPairError) -> Self {
+        ScenarioError::Symptom(crate::error::chain(&e))
+    }
+}
+
 /// A scenario's result: `Ok` when the reconciler behaved.
 pub type ScenarioResult = Result<(), ScenarioError>;
 

@@ -28,27 +28,52 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// Why a shard spec is not `k/n` with 1 <= k <= n; each names the spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardSpecError {
+    /// No `/` in it.
+    #[error("{0:?} is not k/n (e.g. 1/3)")]
+    NotKOverN(String),
+    /// `k` or `n` is not a whole number.
+    #[error("{spec:?}: {part:?} is not a whole number")]
+    NotANumber {
+        /// The spec.
+        spec: String,
+        /// The part that is not a number.
+        part: String,
+    },
+    /// `n` is 0.
+    #[error("{0:?}: n must be at least 1")]
+    NoShards(String),
+    /// `k` is 0 or more than `n`.
+    #[error(
+        "{0:?}: k must be 1 to n (shards are numbered from 1, as nextest's --partition count:k/n)"
+    )]
+    IndexOutOfRange(String),
+}
+
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ShardSpecError;
 
     /// `k/n` with 1 <= k <= n, as nextest's `--partition count:k/n`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ShardSpecError> {
         let (k, n) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not k/n (e.g. 1/3)"))?;
+            .ok_or_else(|| ShardSpecError::NotKOverN(text.to_owned()))?;
         let number = |s: &str| {
             s.trim()
                 .parse::<usize>()
-                .map_err(|_| format!("{text:?}: {s:?} is not a whole number"))
+                .map_err(|_| ShardSpecError::NotANumber {
+                    spec: text.to_owned(),
+                    part: s.to_owned(),
+                })
         };
         let (index, count) = (number(k)?, number(n)?);
         if count == 0 {
-            return Err(format!("{text:?}: n must be at least 1"));
+            return Err(ShardSpecError::NoShards(text.to_owned()));
         }
         if index == 0 || index > count {
-            return Err(format!(
-                "{text:?}: k must be 1 to n (shards are numbered from 1, as nextest's --partition count:k/n)"
-            ));
+            return Err(ShardSpecError::IndexOutOfRange(text.to_owned()));
         }
         Ok(Self { index, count })
     }
@@ -244,14 +269,19 @@ impl Part {
     }
 
     /// Reads the part out of a `--format json` report.
-    pub fn from_report(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| {
-            format!(
-                "not a `reproduce --format json` report with its selection, shard and runs: {e}"
-            )
-        })
+    ///
+    /// # Errors
+    ///
+    /// [`NotAReport`] when `text` is not JSON, or lacks the part's keys.
+    pub fn from_report(text: &str) -> Result<Self, NotAReport> {
+        serde_json::from_str(text).map_err(NotAReport)
     }
 }
+
+/// A text that is not a `reproduce --format json` report with its part.
+#[derive(Debug, thiserror::Error)]
+#[error("not a `reproduce --format json` report with its selection, shard and runs")]
+pub struct NotAReport(#[source] serde_json::Error);
 
 /// The runs of the whole selection, put back together.
 #[derive(Debug)]

@@ -320,7 +320,7 @@ fn merge(files: &[PathBuf], format: Format) -> anyhow::Result<bool> {
         .map(|file| {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
-            let part = Part::from_report(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let part = Part::from_report(&text).with_context(|| name.clone())?;
             Ok((name, part))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;

@@ -2,6 +2,7 @@
 //! repaired when half of it is missing.
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::error::chain;
 use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
@@ -49,7 +50,7 @@ pub(crate) fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     waits::timed(KEYGEN_DELAY.saturating_sub(first_keygen.elapsed()), || {
         steps::all_ready(&mut services)
     })?;
-    exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
+    Ok(exactly_one_valid_pair(&config_dir(ctx))?)
 }
 
 pub(crate) fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
@@ -70,10 +71,11 @@ pub(crate) fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
     let pair = valid_pair(&config_dir(ctx));
     match (started, pair) {
         (Ok(()), Ok(())) => Ok(()),
-        (Ok(()), Err(pair)) => Err(symptom!("after the second start: {pair}")),
+        (Ok(()), Err(pair)) => Err(symptom!("after the second start: {}", chain(&pair))),
         (Err(_), pair) => Err(symptom!(
             "the second start failed after a crashed ssh-keygen ({}): {}",
-            pair.err().unwrap_or_else(|| "the key pair is valid".into()),
+            pair.err()
+                .map_or_else(|| "the key pair is valid".into(), |e| chain(&e)),
             first_error_line(second.as_ref())
         )),
     }
@@ -118,7 +120,7 @@ pub(crate) fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
             dir.join("user.pub").display()
         )
     })?;
-    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    valid_pair(&dir)?;
     ensure(
         std::fs::read(dir.join("user")).unwrap_or_default() == private_before,
         || "the private key was replaced instead of deriving the public key".into(),
@@ -238,7 +240,7 @@ pub(crate) fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
             private.display()
         )
     })?;
-    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    valid_pair(&dir)?;
     let refused = ctx
         .sandbox
         .journal()
