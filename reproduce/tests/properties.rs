@@ -128,6 +128,17 @@ fn judge(sandbox: &Sandbox, result: ScenarioResult) -> Result<(), TestCaseError>
     }
 }
 
+/// Runs `scenario` with a context on `sandbox` and `settings`, then judges
+/// the case ([`judge`]).
+fn run_case(
+    sandbox: &Sandbox,
+    settings: &DriverSettings,
+    scenario: impl FnOnce(&Ctx) -> ScenarioResult,
+) -> Result<(), TestCaseError> {
+    let result = scenario(&Ctx::new(sandbox, settings.clone()));
+    judge(sandbox, result)
+}
+
 /// The settings of a run with `regression` switched on. A regressed
 /// service may be stuck for good: it gets one graceful wait to go.
 fn regressed(settings: DriverSettings, regression: FindingId) -> DriverSettings {
@@ -175,9 +186,8 @@ fn forced_stop_leaves_nothing(
     let Some(name) = case.name.resolve(&sandbox.lima_home()) else {
         return Err(TestCaseError::reject("no room for an instance name"));
     };
-    let result = (|| -> ScenarioResult {
+    run_case(&sandbox, settings, |ctx| {
         sandbox.set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreInterrupt))?;
-        let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;
         let vm = qemu_vm(&name, case.forwards);
         let ports = vm.template.host_ports();
@@ -186,8 +196,7 @@ fn forced_stop_leaves_nothing(
         checks::no_tmp_files(&sandbox.lima_home().instance(&name))?;
         checks::ports_free(&sandbox, &ports)?;
         checks::only_alive(&sandbox, &[svc.service_pid().unwrap_or_default()])
-    })();
-    judge(&sandbox, result)
+    })
 }
 
 proptest! {
@@ -260,7 +269,7 @@ fn stop_and_delete_are_bounded(
     settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
-    let result = (|| -> ScenarioResult {
+    run_case(&sandbox, settings, |ctx| {
         let mut plan = FaultPlanBuilder::new();
         if let Some(fault) = case.hostagent.fault() {
             plan = plan.always(Tool::Limactl, &["hostagent", "stuck"], fault);
@@ -272,7 +281,6 @@ fn stop_and_delete_are_bounded(
             plan = plan.times(Tool::Wsl, &["--unregister", "lima-stuck"], 1, fault);
         }
         sandbox.set_faults(&plan)?;
-        let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;
         steps::start_vm(svc.as_mut(), &wsl_vm("stuck"))?;
 
@@ -308,8 +316,7 @@ fn stop_and_delete_are_bounded(
                 "the delete of stuck took longer than {delete_bound:?} (two attempts + margin): {e}"
             )
         })
-    })();
-    judge(&sandbox, result)
+    })
 }
 
 proptest! {
@@ -342,7 +349,7 @@ fn racing_services_share_one_key_pair(
     settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
-    let result = (|| -> ScenarioResult {
+    run_case(&sandbox, settings, |ctx| {
         sandbox.set_faults(&FaultPlanBuilder::new().always(
             Tool::SshKeygen,
             &["-t"],
@@ -350,7 +357,6 @@ fn racing_services_share_one_key_pair(
                 ms: case.keygen_delay_ms,
             },
         ))?;
-        let ctx = Ctx::new(&sandbox, settings.clone());
         let mut services: Vec<_> = (0..case.services)
             .map(|i| ctx.service_with_state(sandbox.root().join(format!("state-{i}"))))
             .collect();
@@ -358,10 +364,10 @@ fn racing_services_share_one_key_pair(
             svc.spawn_service()?;
         }
         steps::all_ready(&mut services)?;
-        key_pair::exactly_one_valid_pair(&sandbox.lima_home().config_dir())
-            .map_err(|e| symptom!("{e}"))
-    })();
-    judge(&sandbox, result)
+        Ok(key_pair::exactly_one_valid_pair(
+            &sandbox.lima_home().config_dir(),
+        )?)
+    })
 }
 
 proptest! {
@@ -413,9 +419,8 @@ fn finalizer_waits_for_the_distro(
     settings: &DriverSettings,
 ) -> Result<(), TestCaseError> {
     let sandbox = plain_sandbox()?;
-    let result = (|| -> ScenarioResult {
+    run_case(&sandbox, settings, |ctx| {
         sandbox.set_faults(&script.plan(FaultPlanBuilder::new(), "lima-vm"))?;
-        let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;
         steps::start_vm(svc.as_mut(), &wsl_vm("vm"))?;
         svc.delete("vm")?;
@@ -472,8 +477,7 @@ fn finalizer_waits_for_the_distro(
             )),
             _ => Ok(()),
         }
-    })();
-    judge(&sandbox, result)
+    })
 }
 
 proptest! {
@@ -513,8 +517,7 @@ fn unusable_names_are_refused(
     let parent = hostile_dir(&case.home_parent)?;
     let sandbox = sandbox_in(parent.path())?;
     let name = case.name.resolve(&sandbox.lima_home());
-    let result = (|| -> ScenarioResult {
-        let ctx = Ctx::new(&sandbox, settings.clone());
+    run_case(&sandbox, settings, |ctx| {
         let mut svc = ctx.started_service()?;
         let state = sandbox.state_dir();
         let before = checks::file_tree(parent.outer(), &state);
@@ -557,8 +560,7 @@ fn unusable_names_are_refused(
         checks::only_alive(&sandbox, &[svc.service_pid().unwrap_or_default()])?;
         svc.delete(&name)?;
         steps::wait_gone(svc.as_mut(), &name, SETTLE)
-    })();
-    judge(&sandbox, result)
+    })
 }
 
 proptest! {
@@ -615,11 +617,10 @@ fn hostagent_endings_leave_nothing(
     let Some(name) = case.name.resolve(&sandbox.lima_home()) else {
         return Err(TestCaseError::reject("no room for an instance name"));
     };
-    let result = (|| -> ScenarioResult {
+    run_case(&sandbox, settings, |ctx| {
         if case.ending == Ending::GracefulLeavingChildren {
             sandbox.set_faults(&FaultPlanBuilder::new().hostagent(Fault::KeepChildren))?;
         }
-        let ctx = Ctx::new(&sandbox, settings.clone());
         let mut svc = ctx.started_service()?;
         let vm = qemu_vm(&name, case.forwards);
         let ports = vm.template.host_ports();
@@ -633,8 +634,7 @@ fn hostagent_endings_leave_nothing(
         checks::no_tmp_files(&instance)?;
         checks::ports_free(&sandbox, &ports)?;
         checks::only_alive(&sandbox, &[svc.service_pid().unwrap_or_default()])
-    })();
-    judge(&sandbox, result)
+    })
 }
 
 proptest! {
@@ -647,20 +647,23 @@ proptest! {
 
 // ------------------------------------------ regressions: found and shrunk
 
-/// Runs `property` on `strategy` with the CI case budget and bounded
+/// Runs `property` on `strategy` with `settings` and the `regression`
+/// switched on ([`regressed`]), with the CI case budget and bounded
 /// shrinking, as proptest would; returns the shrunk counterexample and its
 /// failure, after printing both.
 fn shrunk_counterexample<S>(
-    regression: &str,
-    ci_cases: u32,
-    max_shrink_iters: u32,
+    regression: FindingId,
+    settings: DriverSettings,
+    (ci_cases, max_shrink_iters): (u32, u32),
     strategy: S,
-    property: impl Fn(&S::Value) -> Result<(), TestCaseError>,
+    property: impl Fn(&S::Value, &DriverSettings) -> Result<(), TestCaseError>,
 ) -> (S::Value, String)
 where
     S: Strategy,
     S::Value: Debug,
 {
+    let settings = regressed(settings, regression);
+    let regression = regression.id();
     // A fixed seed: these tests show that the property finds and shrinks
     // the regression within the CI budget, so the same cases every run
     // (the properties themselves draw new ones each run). The regressed
@@ -675,7 +678,7 @@ where
     let rng = TestRng::deterministic_rng(config.rng_algorithm);
     let mut runner = TestRunner::new_with_rng(config, rng);
     let started = Instant::now();
-    match runner.run(&strategy, |value| property(&value)) {
+    match runner.run(&strategy, |value| property(&value, &settings)) {
         Err(TestError::Fail(reason, value)) => {
             eprintln!(
                 "{regression}: shrunk counterexample after {:.1?}:\n{value:#?}\nfailure: {reason}",
@@ -695,13 +698,12 @@ where
 
 #[test]
 fn orphaned_port_holders_are_found_and_shrunk() {
-    let settings = regressed(forced_stop_settings(), FindingId::OrphanedPortHolders);
     let (case, reason) = shrunk_counterexample(
-        "orphaned-port-holders",
-        CI_CASES_FORCED_STOP,
-        SHRINK_ITERS_SLOW_FAILURES,
+        FindingId::OrphanedPortHolders,
+        forced_stop_settings(),
+        (CI_CASES_FORCED_STOP, SHRINK_ITERS_SLOW_FAILURES),
         forced_stop_case(),
-        |case| forced_stop_leaves_nothing(case, &settings),
+        forced_stop_leaves_nothing,
     );
     assert!(reason.contains("still held"), "{reason}");
     assert_eq!(case.forwards, 1, "one forwarded port is enough: {case:?}");
@@ -709,13 +711,12 @@ fn orphaned_port_holders_are_found_and_shrunk() {
 
 #[test]
 fn bracketed_home_paths_are_found_and_shrunk() {
-    let settings = regressed(forced_stop_settings(), FindingId::BracketedHomePath);
     let (case, reason) = shrunk_counterexample(
-        "bracketed-home-path",
-        CI_CASES_FORCED_STOP,
-        SHRINK_ITERS_FAST_FAILURES,
+        FindingId::BracketedHomePath,
+        forced_stop_settings(),
+        (CI_CASES_FORCED_STOP, SHRINK_ITERS_FAST_FAILURES),
         forced_stop_case(),
-        |case| forced_stop_leaves_nothing(case, &settings),
+        forced_stop_leaves_nothing,
     );
     assert!(reason.contains("tmp files left"), "{reason}");
     assert!(
@@ -727,13 +728,12 @@ fn bracketed_home_paths_are_found_and_shrunk() {
 
 #[test]
 fn ignored_interrupts_without_fallback_are_found_and_shrunk() {
-    let settings = regressed(timing_settings(), FindingId::IgnoredSignalFallback);
     let (case, reason) = shrunk_counterexample(
-        "ignored-signal-fallback",
-        CI_CASES_TIMINGS,
-        SHRINK_ITERS_TIMING_FAILURES,
+        FindingId::IgnoredSignalFallback,
+        timing_settings(),
+        (CI_CASES_TIMINGS, SHRINK_ITERS_TIMING_FAILURES),
         timing_case(),
-        |case| stop_and_delete_are_bounded(case, &settings),
+        stop_and_delete_are_bounded,
     );
     assert!(reason.contains("the stop of stuck took longer"), "{reason}");
     assert!(
@@ -744,13 +744,12 @@ fn ignored_interrupts_without_fallback_are_found_and_shrunk() {
 
 #[test]
 fn unbounded_wsl_calls_are_found_and_shrunk() {
-    let settings = regressed(timing_settings(), FindingId::WslHangUnbounded);
     let (case, reason) = shrunk_counterexample(
-        "wsl-hang-unbounded",
-        CI_CASES_TIMINGS,
-        SHRINK_ITERS_TIMING_FAILURES,
+        FindingId::WslHangUnbounded,
+        timing_settings(),
+        (CI_CASES_TIMINGS, SHRINK_ITERS_TIMING_FAILURES),
         timing_case(),
-        |case| stop_and_delete_are_bounded(case, &settings),
+        stop_and_delete_are_bounded,
     );
     assert!(reason.contains("took longer"), "{reason}");
     let timeouts = timing_settings();
@@ -763,13 +762,12 @@ fn unbounded_wsl_calls_are_found_and_shrunk() {
 
 #[test]
 fn keygen_races_are_found_and_shrunk() {
-    let settings = regressed(DriverSettings::fast(), FindingId::ConcurrentKeygenRace);
     let (case, reason) = shrunk_counterexample(
-        "concurrent-keygen-race",
-        CI_CASES_KEYGEN,
-        SHRINK_ITERS_FAST_FAILURES,
+        FindingId::ConcurrentKeygenRace,
+        DriverSettings::fast(),
+        (CI_CASES_KEYGEN, SHRINK_ITERS_FAST_FAILURES),
         keygen_case(),
-        |case| racing_services_share_one_key_pair(case, &settings),
+        racing_services_share_one_key_pair,
     );
     assert!(
         reason.contains("failed to start") || reason.contains("key pair"),
@@ -783,13 +781,12 @@ fn keygen_races_are_found_and_shrunk() {
 
 #[test]
 fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
-    let settings = regressed(unregister_settings(), FindingId::FinalizerAfterFailedDelete);
     let (script, reason) = shrunk_counterexample(
-        "finalizer-after-failed-delete",
-        CI_CASES_UNREGISTER,
-        SHRINK_ITERS_FAST_FAILURES,
+        FindingId::FinalizerAfterFailedDelete,
+        unregister_settings(),
+        (CI_CASES_UNREGISTER, SHRINK_ITERS_FAST_FAILURES),
         unregister_case(),
-        |script| finalizer_waits_for_the_distro(script, &settings),
+        finalizer_waits_for_the_distro,
     );
     assert!(
         reason.contains("still registered") && reason.contains("no give-up was recorded"),
@@ -809,13 +806,12 @@ fn finalizers_dropped_after_a_failed_delete_are_found_and_shrunk() {
 
 #[test]
 fn leftovers_of_a_hostagent_are_found_and_shrunk() {
-    let settings = regressed(DriverSettings::fast(), FindingId::HostagentDeathLeftovers);
     let (case, reason) = shrunk_counterexample(
-        "hostagent-death-leftovers",
-        CI_CASES_HOSTAGENT_ENDINGS,
-        SHRINK_ITERS_SLOW_FAILURES,
+        FindingId::HostagentDeathLeftovers,
+        DriverSettings::fast(),
+        (CI_CASES_HOSTAGENT_ENDINGS, SHRINK_ITERS_SLOW_FAILURES),
         ending_case(),
-        |case| hostagent_endings_leave_nothing(case, &settings),
+        hostagent_endings_leave_nothing,
     );
     assert!(
         reason.contains("still alive") || reason.contains("still held"),

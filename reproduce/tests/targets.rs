@@ -6,10 +6,34 @@
 //! few findings, fixed runs only: the audit must say `absent` or `cannot
 //! run here`, with the reason the catalogue gives.
 
-use harness::{Binaries, Target};
+use harness::{Binaries, ReconcilerDriver, Sandbox, Target, VmView};
+use scenarios::Ctx;
 use scenarios::audit::{self, Audit};
 use scenarios::catalogue;
 use scenarios::runner::{RunConfig, Variant, run_finding};
+use scenarios::steps;
+
+fn binaries() -> Binaries {
+    Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref())
+}
+
+/// A context on `sandbox` driving `target` with fast settings.
+fn ctx_for(sandbox: &Sandbox, target: Target) -> Ctx<'_> {
+    Ctx::for_target(sandbox, harness::DriverSettings::fast(), target)
+}
+
+/// Waits, bounded, until VM vm reports Stopped.
+fn wait_stopped(svc: &mut dyn ReconcilerDriver) {
+    steps::wait_for(svc, "vm", steps::SETTLE, "stopped", VmView::is_stopped).unwrap();
+}
+
+/// The target file `file` of `fixtures/targets/`, parsed.
+fn target_file(file: &str) -> harness::TargetFile {
+    let Target::External(parsed) = target(file) else {
+        unreachable!("a target file")
+    };
+    harness::TargetFile::clone(&parsed)
+}
 
 fn target(file: &str) -> Target {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/targets/").to_owned() + file;
@@ -18,7 +42,8 @@ fn target(file: &str) -> Target {
 
 /// The fixture `file` as another build of its reconciler would be: with
 /// the regression `id` built in (a switch on its start command).
-fn with_defect(file: &harness::TargetFile, id: &str) -> Target {
+fn with_defect(file: &str, id: &str) -> Target {
+    let file = target_file(file);
     let mut defective = file.clone();
     defective.name = format!("{}-{id}", file.name);
     defective.service.start.push(format!("--regress={id}"));
@@ -38,9 +63,7 @@ fn audit_rows_of(target: Target, id: &str) -> Vec<audit::AuditRow> {
 }
 
 fn fixed_run(target: Target, finding: &catalogue::Finding) -> scenarios::runner::Outcome {
-    let mut config = RunConfig::new(Binaries::multicall(
-        env!("CARGO_BIN_EXE_reproduce").as_ref(),
-    ));
+    let mut config = RunConfig::new(binaries());
     config.target = target;
     run_finding(finding, Variant::Fixed, &config)
 }
@@ -88,11 +111,8 @@ fn a_fixed_timeout_longer_than_a_scenario_allows_means_cannot_run() {
 fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
     // The same reconciler with one defect built in (a regression switch on
     // its start command, as another build would have it).
-    let Target::External(file) = target("reference-foreign.toml") else {
-        unreachable!("a target file")
-    };
     let present = audit_of(
-        with_defect(&file, "bracketed-home-path"),
+        with_defect("reference-foreign.toml", "bracketed-home-path"),
         "bracketed-home-path",
     );
     assert_eq!(present.audit, Audit::Present, "{}", present.text());
@@ -101,7 +121,7 @@ fn the_foreign_schema_fixture_sees_a_defect_and_the_baseline_names_it() {
         "{}",
         present.text()
     );
-    let absent = audit_of(Target::External(file), "bracketed-home-path");
+    let absent = audit_of(target("reference-foreign.toml"), "bracketed-home-path");
     let diffs = audit::diff(
         std::slice::from_ref(&present),
         std::slice::from_ref(&absent),
@@ -120,27 +140,15 @@ fn the_configmap_schema_fixture_gives_absent_verdicts() {
 
 #[test]
 fn a_template_change_by_reapplied_configmap_reaches_the_vm() {
-    use harness::{Sandbox, Template, VmView};
+    use harness::Template;
     use lima_layout::VmType;
-    let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
-    let sandbox = Sandbox::new(&binaries).unwrap();
-    let ctx = scenarios::Ctx::for_target(
-        &sandbox,
-        harness::DriverSettings::fast(),
-        target("reference-configmap.toml"),
-    );
+    let sandbox = Sandbox::new(&binaries()).unwrap();
+    let ctx = ctx_for(&sandbox, target("reference-configmap.toml"));
     let mut svc = ctx.started_service().unwrap();
     let mut vm = scenarios::qemu_vm("vm", 0);
     vm.running = false;
     svc.apply(&vm).unwrap();
-    scenarios::steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        scenarios::steps::SETTLE,
-        "stopped",
-        VmView::is_stopped,
-    )
-    .unwrap();
+    wait_stopped(svc.as_mut());
     let changed = Template::new(VmType::Qemu).disk("data");
     svc.set_template("vm", &changed).unwrap();
     let view = svc.get("vm").unwrap().unwrap();
@@ -192,24 +200,15 @@ fn the_embedded_hostagent_fixture_sees_defects_one_layer_lower(
     #[case] id: &str,
     #[case] symptom: &str,
 ) {
-    let Target::External(file) = target("reference-embedded.toml") else {
-        unreachable!("a target file")
-    };
-    let row = audit_of(with_defect(&file, id), id);
+    let row = audit_of(with_defect("reference-embedded.toml", id), id);
     assert_eq!(row.audit, Audit::Present, "{id}: {}", row.text());
     assert!(row.message.contains(symptom), "{id}: {}", row.text());
 }
 
 #[test]
 fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
-    use harness::{Sandbox, VmView};
-    let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
-    let sandbox = Sandbox::new(&binaries).unwrap();
-    let ctx = scenarios::Ctx::for_target(
-        &sandbox,
-        harness::DriverSettings::fast(),
-        target("reference-embedded.toml"),
-    );
+    let sandbox = Sandbox::new(&binaries()).unwrap();
+    let ctx = ctx_for(&sandbox, target("reference-embedded.toml"));
     let mut svc = ctx.started_service().unwrap();
     scenarios::steps::start_vm(svc.as_mut(), &scenarios::qemu_vm("vm", 1)).unwrap();
     let instance = sandbox.lima_home().instance("vm");
@@ -233,14 +232,7 @@ fn an_embedded_hostagent_is_the_service_re_executed_and_calls_no_limactl() {
         "{tools:?}"
     );
     svc.set_running("vm", false).unwrap();
-    scenarios::steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        scenarios::steps::SETTLE,
-        "stopped",
-        VmView::is_stopped,
-    )
-    .unwrap();
+    wait_stopped(svc.as_mut());
     assert!(!proctree::is_alive(hostagent));
 }
 
@@ -251,11 +243,9 @@ fn a_requested_restart_through_each_fixture_stops_gracefully_and_leaves_nothing(
         "reference-foreign.toml",
         "reference-configmap.toml",
     ] {
-        let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
-        let sandbox = harness::Sandbox::new(&binaries).unwrap();
+        let sandbox = Sandbox::new(&binaries()).unwrap();
         {
-            let ctx =
-                scenarios::Ctx::for_target(&sandbox, harness::DriverSettings::fast(), target(file));
+            let ctx = ctx_for(&sandbox, target(file));
             scenarios::restart::restart_requested(&ctx).unwrap_or_else(|e| panic!("{file}: {e}"));
         }
         let leaks = sandbox.settled_leak_report(std::time::Duration::from_secs(3));
@@ -281,10 +271,7 @@ fn unprivileged_reference() -> Option<Target> {
             return None;
         }
     }
-    let Target::External(file) = target("reference-ctl.toml") else {
-        unreachable!("a target file")
-    };
-    let mut unprivileged = harness::TargetFile::clone(&file);
+    let mut unprivileged = target_file("reference-ctl.toml");
     unprivileged.name = "reference-ctl-unprivileged".into();
     unprivileged.service.unprivileged = true;
     Some(Target::External(unprivileged.into()))
@@ -297,13 +284,8 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
         return;
     };
     {
-        let binaries = Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref());
-        let sandbox = harness::Sandbox::new(&binaries).unwrap();
-        let ctx = scenarios::Ctx::for_target(
-            &sandbox,
-            harness::DriverSettings::fast(),
-            unprivileged.clone(),
-        );
+        let sandbox = Sandbox::new(&binaries()).unwrap();
+        let ctx = ctx_for(&sandbox, unprivileged.clone());
         let svc = ctx.started_service().unwrap();
         let pid = svc.service_pid().unwrap();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -314,9 +296,7 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
             .unwrap();
         assert_ne!(uid, "0", "the service (pid {pid}) runs as root");
     }
-    let mut config = RunConfig::new(Binaries::multicall(
-        env!("CARGO_BIN_EXE_reproduce").as_ref(),
-    ));
+    let mut config = RunConfig::new(binaries());
     config.target = unprivileged;
     for id in ["console-group-signal", "recycled-pid-kill"] {
         let finding = catalogue::find(id).unwrap();
@@ -348,11 +328,8 @@ fn an_unprivileged_service_runs_through_the_drop_and_its_kills_reach_the_bystand
 /// its own check (which entry the failure names) cannot be read.
 #[test]
 fn a_finalizer_dropped_after_a_blocked_delete_is_named() {
-    let Target::External(file) = target("reference-ctl.toml") else {
-        unreachable!("a target file")
-    };
     let rows = audit_rows_of(
-        with_defect(&file, "finalizer-after-failed-delete"),
+        with_defect("reference-ctl.toml", "finalizer-after-failed-delete"),
         "delete-blocker-unnamed",
     );
     let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();

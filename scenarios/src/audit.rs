@@ -37,6 +37,8 @@ pub enum Audit {
 }
 
 impl Audit {
+    /// The verdict as the reports print it: `absent`, `PRESENT`,
+    /// `cannot run here` or `harness error`.
     pub fn label(self) -> &'static str {
         match self {
             Audit::Absent => "absent",
@@ -52,7 +54,10 @@ impl Audit {
 pub struct AuditRow {
     /// A finding's ID, or an invariant's ([`harness::defects::Defect::id`]).
     pub id: &'static str,
+    /// The verdict.
     pub audit: Audit,
+    /// The symptom (PRESENT), why it cannot run, or the harness's error;
+    /// empty when absent.
     pub message: String,
     /// The time of the finding's own run; 0 for an invariant.
     pub duration_ms: u64,
@@ -203,6 +208,8 @@ fn grouped(rows: &[AuditRow]) -> Vec<&AuditRow> {
         .collect()
 }
 
+/// The audit as a table for a terminal, grouped by verdict (PRESENT
+/// first), headed `audit of <target>` and followed by the [`summary`].
 pub fn table(target: &str, rows: &[AuditRow]) -> String {
     let mut table = Table::new();
     table
@@ -220,6 +227,8 @@ pub fn table(target: &str, rows: &[AuditRow]) -> String {
     format!("audit of {target}\n{table}\n{}", summary(rows))
 }
 
+/// The audit as a Markdown table (for a CI job summary), grouped like
+/// [`table`], messages cut to 300 characters and `|` escaped.
 pub fn markdown(target: &str, rows: &[AuditRow]) -> String {
     let mut out = format!(
         "### limavm-harness: audit of {target}\n\n| finding | verdict | symptom / why | time |\n|---|---|---|---|\n"
@@ -265,6 +274,8 @@ pub enum Change {
 }
 
 impl Change {
+    /// The change as the reports print it: `APPEARED`, `went away`,
+    /// `unchanged` or `inconclusive`.
     pub fn label(self) -> &'static str {
         match self {
             Change::Appeared => "APPEARED",
@@ -274,6 +285,7 @@ impl Change {
         }
     }
 
+    /// How a finding's verdict changed from `baseline` to `target`.
     pub fn between(baseline: Audit, target: Audit) -> Self {
         match (baseline, target) {
             (a, b) if a == b => Change::Unchanged,
@@ -287,9 +299,13 @@ impl Change {
 /// One finding in both builds.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Diff {
+    /// The finding's or invariant's ID.
     pub id: &'static str,
+    /// What changed from the baseline to the target.
     pub change: Change,
+    /// Its row in the baseline build (absent when only the target has it).
     pub baseline: AuditRow,
+    /// Its row in the target build (absent when only the baseline has it).
     pub target: AuditRow,
 }
 
@@ -348,6 +364,8 @@ fn diff_summary(diffs: &[Diff]) -> String {
     .join(", ")
 }
 
+/// The differences as a table for a terminal, headed `<baseline> ->
+/// <target>` and followed by the count of each change.
 pub fn diff_table(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     let mut table = Table::new();
     table
@@ -370,6 +388,8 @@ pub fn diff_table(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     format!("{baseline} -> {target}\n{table}\n{}", diff_summary(diffs))
 }
 
+/// The differences as a Markdown table (for a CI job summary), messages
+/// cut to 200 characters and `|` escaped.
 pub fn diff_markdown(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     let mut out = format!(
         "### limavm-harness: {baseline} -> {target}\n\n| finding | change | baseline: {baseline} | target: {target} |\n|---|---|---|---|\n"
@@ -387,6 +407,7 @@ pub fn diff_markdown(baseline: &str, target: &str, diffs: &[Diff]) -> String {
     out
 }
 
+/// The differences as JSON: `{"changes": [Diff...], "summary": "..."}`.
 pub fn diff_json(diffs: &[Diff]) -> serde_json::Value {
     json!({ "changes": diffs, "summary": diff_summary(diffs) })
 }
@@ -426,15 +447,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn every_defect_a_run_saw_is_a_present_under_its_own_name() {
-        let ids = [
-            "ignored-signal-fallback",
-            "bracketed-home-path",
-            "shutdown-fallback-skips-cleanup",
-        ];
-        let rows = rows(
-            &ids,
+    /// The findings of the audit in [`rows_that_saw_other_defects`].
+    const SEEING_IDS: [&str; 3] = [
+        "ignored-signal-fallback",
+        "bracketed-home-path",
+        "shutdown-fallback-skips-cleanup",
+    ];
+
+    /// An audit of [`SEEING_IDS`] whose runs saw each other's defects: one
+    /// left tmp files and a live QEMU, another left QEMU running after the
+    /// service's shutdown.
+    fn rows_that_saw_other_defects() -> Vec<AuditRow> {
+        rows(
+            &SEEING_IDS,
             &[
                 passed_but(
                     "ignored-signal-fallback",
@@ -460,7 +485,12 @@ mod tests {
                     )],
                 ),
             ],
-        );
+        )
+    }
+
+    #[test]
+    fn every_defect_a_run_saw_is_a_present_under_its_own_name() {
+        let rows = rows_that_saw_other_defects();
         let row = |id: &str| rows.iter().find(|r| r.id == id).unwrap().clone();
         // Its own check passed: the other defects do not make it unknown.
         assert_eq!(row("ignored-signal-fallback").audit, Audit::Absent);
@@ -493,9 +523,13 @@ mod tests {
         );
         assert_eq!(row("statuses-settle").audit, Audit::Absent);
         assert!(!clean(&rows));
-        // Against a build without the leftovers, the difference names it.
+    }
+
+    #[test]
+    fn against_a_build_without_the_leftovers_the_difference_names_them() {
+        let rows = rows_that_saw_other_defects();
         let fixed = super::rows(
-            &ids,
+            &SEEING_IDS,
             &[
                 outcome("ignored-signal-fallback", Verdict::Passed, ""),
                 outcome("bracketed-home-path", Verdict::Passed, ""),

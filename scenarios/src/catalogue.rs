@@ -24,9 +24,11 @@ pub enum OnRealLima {
 pub struct Finding {
     /// The finding, also the reference reconciler's regression switch.
     pub id: FindingId,
+    /// The scenario: `Ok` when the reconciler behaves, the symptom when not.
     pub scenario: fn(&Ctx) -> ScenarioResult,
     /// Why the scenario cannot run on this OS, if it cannot.
     pub unsupported_here: Option<&'static str>,
+    /// How it runs against real Lima.
     pub on_real_lima: OnRealLima,
     /// How it runs against a target that embeds its hostagent.
     pub on_embedded: OnEmbedded,
@@ -62,7 +64,9 @@ pub struct TimeoutNeed {
     /// The timeout (a target file's `[timeouts]` fixes it under a short
     /// name: `graceful` for [`Timing::GracefulTimeout`]).
     pub timeout: Timing,
+    /// The bound the timeout must be below.
     pub below: std::time::Duration,
+    /// Why the scenario needs it so.
     pub why: &'static str,
 }
 
@@ -160,6 +164,7 @@ const PORT_HOLDERS: &str = "needs ssh forwarders that outlive the forced stop, a
 /// Why the WSL2 findings need the fakes on Linux and macOS.
 const WSL: &str = "needs wsl.exe to hang or fail on demand; only the fake wsl.exe does (real WSL2 is Windows-only)";
 
+/// Every finding of `shared/design/findings.md`, in its order.
 pub static CATALOGUE: &[Finding] = &[
     Finding {
         id: FindingId::ConsoleGroupSignal,

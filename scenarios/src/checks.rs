@@ -41,6 +41,8 @@ pub fn no_tmp_files(instance: &InstancePaths) -> ScenarioResult {
     }
 }
 
+/// The `*.pid`, `*.sock` and `*.tmp` entries of the instance directory,
+/// sorted (none when it cannot be read).
 pub fn tmp_files(instance: &InstancePaths) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(&instance.dir) else {
         return Vec::new();
@@ -54,13 +56,15 @@ pub fn tmp_files(instance: &InstancePaths) -> Vec<String> {
     names
 }
 
-/// Every port bound by a fake is free again, within `VANISH`.
 /// The program name a command line starts with (`ssh: ...` is ssh).
 fn tool_of(cmd: &str) -> &str {
     let first = cmd.split([' ', ':']).next().unwrap_or_default();
     first.rsplit('/').next().unwrap_or(first)
 }
 
+/// Every port of `ports` is free again within the sandbox's vanish bound;
+/// the symptom names each port still held and who holds it (from the
+/// fakes' journal, or the system's listeners for real tools).
 pub fn ports_free(sandbox: &Sandbox, ports: &[u16]) -> ScenarioResult {
     let held = |sandbox: &Sandbox| -> Vec<String> {
         let bound = sandbox.journal().bound_ports();

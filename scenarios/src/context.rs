@@ -29,17 +29,25 @@ impl std::fmt::Display for ScenarioError {
 
 impl From<HarnessError> for ScenarioError {
     fn from(e: HarnessError) -> Self {
-        ScenarioError::Harness(harness::error::chain(&e))
+        ScenarioError::Harness(crate::error::chain(&e))
     }
 }
 
 /// A wait for a precondition the scenario sets up itself.
 impl From<harness::WaitError> for ScenarioError {
     fn from(e: harness::WaitError) -> Self {
-        ScenarioError::Harness(e.to_string())
+        ScenarioError::Harness(crate::error::chain(&e))
     }
 }
 
+/// A broken key pair is the symptom of the reconciler that made it.
+impl From<crate::key_pair::KeyPairError> for ScenarioError {
+    fn from(e: crate::key_pair::KeyPairError) -> Self {
+        ScenarioError::Symptom(crate::error::chain(&e))
+    }
+}
+
+/// A scenario's result: `Ok` when the reconciler behaved.
 pub type ScenarioResult = Result<(), ScenarioError>;
 
 /// A symptom, formatted.
@@ -59,9 +67,13 @@ pub fn ensure(condition: bool, symptom: impl FnOnce() -> String) -> ScenarioResu
     }
 }
 
+/// What a scenario works with.
 pub struct Ctx<'s> {
+    /// The run's sandbox: LIMA_HOME, the tools, the fault plan, the journal.
     pub sandbox: &'s Sandbox,
+    /// The reconciler's settings, with the target's fixed timeouts.
     pub settings: DriverSettings,
+    /// The reconciler under test.
     pub target: Target,
 }
 

@@ -7,6 +7,7 @@ pub mod catalogue;
 pub mod checks;
 pub mod context;
 pub mod cross_path;
+mod error;
 mod findings;
 pub mod hostile;
 pub mod key_pair;

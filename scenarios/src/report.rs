@@ -10,8 +10,11 @@ use std::time::Duration;
 /// The fixed and regressed outcomes of one finding.
 #[derive(Debug, Clone)]
 pub struct Row {
+    /// The finding's ID.
     pub id: &'static str,
+    /// The run with its regression switched off (`None`: not selected).
     pub fixed: Option<Outcome>,
+    /// The run with its regression switched on (`None`: not selected).
     pub regressed: Option<Outcome>,
 }
 
@@ -38,17 +41,20 @@ pub fn rows(ids: &[&'static str], outcomes: &[Outcome]) -> Vec<Row> {
 pub struct Summary {
     /// Findings in the report.
     pub total: usize,
-    /// Regressed runs that ran, and how many of them reproduced.
+    /// Regressed runs that ran.
     pub regressed_runs: usize,
+    /// Regressed runs that reproduced their finding.
     pub reproduced: usize,
-    /// Fixed runs that ran, and how many of them passed.
+    /// Fixed runs that ran.
     pub fixed_runs: usize,
+    /// Fixed runs that passed.
     pub fixed: usize,
     /// Findings whose runs are unsupported here.
     pub unsupported: usize,
 }
 
 impl Summary {
+    /// Counts the runs of `rows`.
     pub fn of(rows: &[Row]) -> Self {
         let count = |pick: fn(&Row) -> &Option<Outcome>, wanted: fn(Verdict) -> bool| {
             rows.iter()
@@ -74,6 +80,8 @@ impl Summary {
         }
     }
 
+    /// True when every selected run of `rows` has the verdict its variant
+    /// should have (see [`Verdict::as_expected`]).
     pub fn all_as_expected(rows: &[Row]) -> bool {
         rows.iter().all(|r| {
             [&r.fixed, &r.regressed]
@@ -129,6 +137,8 @@ fn seconds(row: &Row) -> String {
     format!("{total:.1}s")
 }
 
+/// The report as a table for a terminal, one line per finding, followed by
+/// the summary line ([`Summary::line`]).
 pub fn table(rows: &[Row]) -> String {
     let mut table = Table::new();
     table
@@ -146,6 +156,8 @@ pub fn table(rows: &[Row]) -> String {
     format!("{table}\n{}", Summary::of(rows).line())
 }
 
+/// The report as a Markdown table (for a CI job summary), messages cut to
+/// 300 characters and `|` escaped, followed by the summary line in bold.
 pub fn markdown(rows: &[Row]) -> String {
     let escape = |s: String| s.replace('|', "\\|");
     let mut out = String::from(
@@ -170,8 +182,11 @@ pub fn markdown(rows: &[Row]) -> String {
 /// `duration_ms` (give or take the rounding).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaitsMs {
+    /// [`harness::WaitSplit::timeouts`], in milliseconds.
     pub timeouts_ms: u64,
+    /// [`harness::WaitSplit::margins`], in milliseconds.
     pub margins_ms: u64,
+    /// [`harness::WaitSplit::other`], in milliseconds.
     pub other_ms: u64,
 }
 
@@ -196,6 +211,9 @@ impl From<WaitsMs> for harness::WaitSplit {
     }
 }
 
+/// The report as pretty-printed JSON: per finding its `fixed` and
+/// `regressed` run (`verdict`, `message`, `leaked`, `duration_ms`,
+/// `waits`), then the summary.
 pub fn json(rows: &[Row]) -> String {
     let outcome = |o: &Option<Outcome>| {
         o.as_ref().map(|o| {

@@ -40,34 +40,12 @@ pub fn restart_requested(ctx: &Ctx) -> ScenarioResult {
     let old_run = processes_of(ctx, &instance, old);
     // The real hostagent logs the interrupt; the next start replaces its
     // log, so the old one is held open and followed from here.
-    let mut old_log = (!fake_hostagent)
+    let old_log = (!fake_hostagent)
         .then(|| std::fs::File::open(instance.ha_stderr_log()))
         .transpose()
         .map_err(|e| ScenarioError::Harness(format!("opening ha.stderr.log: {e}")))?;
     svc.request_restart("vm")?;
-    let mut logged = String::new();
-    let stopped_gracefully =
-        eventually(forced_stop_bound(ctx), "the old hostagent to stop", || {
-            if let Some(file) = old_log.as_mut() {
-                let _ = file.read_to_string(&mut logged);
-            }
-            let interrupted = match old_log {
-                Some(_) => logged.contains(INTERRUPT_LOGGED),
-                None => ctx
-                    .sandbox
-                    .journal()
-                    .events(Some("limactl"), event::INTERRUPT_RECEIVED)
-                    .iter()
-                    .any(|e| e.pid == old),
-            };
-            if interrupted {
-                Ok(true)
-            } else if !proctree::is_alive(old) {
-                Ok(false)
-            } else {
-                Err(format!("hostagent pid {old} alive, not interrupted yet"))
-            }
-        })?;
+    let stopped_gracefully = interrupted_before_exit(ctx, old, old_log)?;
     let boot = if vm.template.boots_real_guest() {
         GUEST_BOOT
     } else {
@@ -99,6 +77,40 @@ pub fn restart_requested(ctx: &Ctx) -> ScenarioResult {
     ensure(svc.service_alive(), || {
         "the service died during the restart".into()
     })
+}
+
+/// Whether hostagent `old` got the graceful interrupt before it exited, as
+/// its held-open stderr log (`old_log`, real Lima's: it logs
+/// [`INTERRUPT_LOGGED`]) or the fakes' journal shows; waits up to the
+/// forced-stop bound for either.
+fn interrupted_before_exit(
+    ctx: &Ctx,
+    old: u32,
+    mut old_log: Option<std::fs::File>,
+) -> Result<bool, ScenarioError> {
+    let mut logged = String::new();
+    eventually(forced_stop_bound(ctx), "the old hostagent to stop", || {
+        if let Some(file) = old_log.as_mut() {
+            let _ = file.read_to_string(&mut logged);
+        }
+        let interrupted = match old_log {
+            Some(_) => logged.contains(INTERRUPT_LOGGED),
+            None => ctx
+                .sandbox
+                .journal()
+                .events(Some("limactl"), event::INTERRUPT_RECEIVED)
+                .iter()
+                .any(|e| e.pid == old),
+        };
+        if interrupted {
+            Ok(true)
+        } else if !proctree::is_alive(old) {
+            Ok(false)
+        } else {
+            Err(format!("hostagent pid {old} alive, not interrupted yet"))
+        }
+    })
+    .map_err(ScenarioError::from)
 }
 
 /// The hostagent `hostagent` of `instance`, its descendants, and the

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "lowercase")]
+/// Which reconciler build a finding's scenario runs against.
 pub enum Variant {
     /// No regression switch: the scenario must pass and leave nothing behind.
     Fixed,
@@ -22,12 +23,19 @@ pub enum Variant {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+/// What one run came to.
 pub enum Verdict {
+    /// A fixed run's scenario passed and left nothing behind.
     Passed,
+    /// A fixed run failed: its check, or something it left or broke.
     Failed,
+    /// A regressed run failed naming its finding's symptom.
     Reproduced,
+    /// A regressed run passed, or failed without the symptom.
     NotReproduced,
+    /// The harness could not do its part; says nothing of the reconciler.
     HarnessError,
+    /// The scenario cannot run on this OS, toolset or target.
     Unsupported,
 }
 
@@ -40,6 +48,9 @@ impl Verdict {
         )
     }
 
+    /// The verdict as the reports print it: `pass`, `FAIL`, `reproduced`,
+    /// `NOT REPRODUCED`, `HARNESS ERROR` or `unsupported` (capitals for
+    /// the unexpected).
     pub fn label(self) -> &'static str {
         match self {
             Verdict::Passed => "pass",
@@ -57,14 +68,20 @@ impl Verdict {
 /// with what was seen.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Also {
+    /// The defect's ID.
     pub id: String,
+    /// What was seen.
     pub message: String,
 }
 
+/// One run of a finding's scenario, judged.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Outcome {
+    /// The finding's ID.
     pub id: &'static str,
+    /// Fixed or regressed.
     pub variant: Variant,
+    /// What the run came to.
     pub verdict: Verdict,
     /// The symptom, the failure, or why it could not run.
     pub message: String,
@@ -75,9 +92,12 @@ pub struct Outcome {
     /// runs only): what the service's shutdown left running, a follow-on
     /// check of another finding's kind, a broken invariant.
     pub also: Vec<Also>,
+    /// What the run left behind: processes, ports, broken invariants.
     #[serde(skip)]
     pub leaks: LeakReport,
+    /// `leaks` as text; empty when clean.
     pub leaked: String,
+    /// The run's time, from its start to its judgement.
     pub duration: Duration,
     /// `duration` split into waiting on configured timeouts, on margins,
     /// and everything else (see [`harness::waits`]).
@@ -88,13 +108,19 @@ pub struct Outcome {
 /// What a run needs besides the finding.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
+    /// Where the reconciler under test and the fakes are.
     pub binaries: Binaries,
+    /// The tools on the sandbox's PATH: the fakes, or real Lima.
     pub toolset: Toolset,
+    /// The reconciler's settings (a target's fixed timeouts replace them).
     pub settings: DriverSettings,
+    /// The reconciler under test.
     pub target: Target,
 }
 
 impl RunConfig {
+    /// The reference reconciler of `binaries` with the fakes and fast
+    /// settings ([`DriverSettings::fast`]).
     pub fn new(binaries: Binaries) -> Self {
         Self {
             binaries,
@@ -146,91 +172,22 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
         duration: started.elapsed(),
         waits: WaitSplit::default(),
     };
-    let scenario = match finding.scenario_for_target(&config.toolset, &config.target) {
+    let scenario = match runnable(finding, config) {
         Ok(scenario) => scenario,
-        Err(reason) => {
-            return outcome(
-                Verdict::Unsupported,
-                reason.to_owned(),
-                LeakReport::default(),
-            );
-        }
+        Err(why) => return outcome(Verdict::Unsupported, why, LeakReport::default()),
     };
-    let resolved = config.target.settings(config.settings.clone());
-    if let Some(why) = finding.needs.iter().find_map(|n| n.unmet(&resolved)) {
-        return outcome(Verdict::Unsupported, why, LeakReport::default());
-    }
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
         Err(e) => {
-            let message = harness::error::chain(&e);
+            let message = crate::error::chain(&e);
             return outcome(Verdict::HarnessError, message, LeakReport::default());
         }
     };
-    let mut settings = config.settings.clone();
-    if variant == Variant::Regressed {
-        settings = settings.with_regression(finding.id);
-        // A regressed service may be stuck for good, and what it leaves is
-        // not judged: give it no more than one graceful wait to go.
-        settings.drop_shutdown_timeout = settings.graceful_timeout;
-    }
-    let result = {
-        // The fakes refuse a plan that is named but gone: once it is, the
-        // run is the harness's failure whatever the reconciler does next.
-        let plan = sandbox.plan_path();
-        let _plan_removed = crate::steps::end_waits_when(move || plan_removed(&plan));
-        let ctx = Ctx::for_target(&sandbox, settings, config.target.clone());
-        catch_unwind(AssertUnwindSafe(|| scenario(&ctx))).unwrap_or_else(|panic| {
-            let text = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            Err(ScenarioError::Harness(format!(
-                "the scenario panicked: {text}"
-            )))
-        })
-    };
-    // The fakes refuse a plan that is named but gone: every tool call after
-    // that failed for the harness's sake, not the reconciler's.
-    let result = match plan_removed(&sandbox.plan_path()) {
-        Some(removed) => Err(ScenarioError::Harness(removed)),
-        None => result,
-    };
-    // A regressed run is expected to leave things behind: no point waiting
-    // for them to go.
-    let leaks = match variant {
-        Variant::Fixed => {
-            let report = harness::waits::timed(Duration::ZERO, || {
-                let report = sandbox.settled_leak_report(LEAK_SETTLE);
-                if report.is_clean() {
-                    Ok(report)
-                } else {
-                    Err(report)
-                }
-            });
-            report.unwrap_or_else(|report| report)
-        }
-        Variant::Regressed => sandbox.leak_report(),
-    };
-    let found = sandbox.witness().found_defects();
-    let owned_by_shutdown = sandbox.witness().owned_by_shutdown();
+    let settings = settings_for(finding, variant, config);
+    let result = run_scenario(&sandbox, scenario, settings, &config.target);
+    let leaks = leaks_after(&sandbox, variant);
     let (result, also) = match variant {
-        Variant::Fixed => {
-            // A follow-on check of the run's own kind is its check; what
-            // was left and what broke stay apart, also when they are its
-            // own finding's (the audit makes that row PRESENT).
-            let (result, mut also) = fold_own(finding, result, found);
-            also.extend(leftovers(finding, &leaks, &owned_by_shutdown));
-            if leaks.processes.is_empty() {
-                also.extend(left_files(&sandbox));
-            }
-            also.extend(leaks.broken.iter().map(|b| Seen {
-                defect: Defect::Invariant(b.invariant),
-                message: b.message.clone(),
-            }));
-            (result, also)
-        }
+        Variant::Fixed => seen_beyond_check(finding, result, &sandbox, &leaks),
         // A regressed run's knock-on defects are the switch's, not news.
         Variant::Regressed => (result, Vec::new()),
     };
@@ -251,6 +208,112 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
             .collect(),
         ..outcome(verdict, message, leaks)
     }
+}
+
+/// The scenario to run for `finding` under `config`, or why it cannot run
+/// there: the toolset or target lacks what it needs, or a timeout the
+/// target fixes is not below what the scenario needs.
+fn runnable(finding: &Finding, config: &RunConfig) -> Result<Scenario, String> {
+    let scenario = finding.scenario_for_target(&config.toolset, &config.target)?;
+    let resolved = config.target.settings(config.settings.clone());
+    match finding.needs.iter().find_map(|n| n.unmet(&resolved)) {
+        Some(why) => Err(why),
+        None => Ok(scenario),
+    }
+}
+
+/// A scenario of the catalogue.
+type Scenario = fn(&Ctx) -> crate::ScenarioResult;
+
+/// The settings of `variant`'s run: a regressed run has the finding's
+/// switch on.
+fn settings_for(finding: &Finding, variant: Variant, config: &RunConfig) -> DriverSettings {
+    let mut settings = config.settings.clone();
+    if variant == Variant::Regressed {
+        settings = settings.with_regression(finding.id);
+        // A regressed service may be stuck for good, and what it leaves is
+        // not judged: give it no more than one graceful wait to go.
+        settings.drop_shutdown_timeout = settings.graceful_timeout;
+    }
+    settings
+}
+
+/// Runs `scenario` in `sandbox`; a panic is the harness's error, and so is
+/// any result once the fault plan was removed.
+fn run_scenario(
+    sandbox: &Sandbox,
+    scenario: Scenario,
+    settings: DriverSettings,
+    target: &Target,
+) -> Result<(), ScenarioError> {
+    let result = {
+        // The fakes refuse a plan that is named but gone: once it is, the
+        // run is the harness's failure whatever the reconciler does next.
+        let plan = sandbox.plan_path();
+        let _plan_removed = crate::steps::end_waits_when(move || plan_removed(&plan));
+        let ctx = Ctx::for_target(sandbox, settings, target.clone());
+        catch_unwind(AssertUnwindSafe(|| scenario(&ctx))).unwrap_or_else(|panic| {
+            let text = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            Err(ScenarioError::Harness(format!(
+                "the scenario panicked: {text}"
+            )))
+        })
+    };
+    // The fakes refuse a plan that is named but gone: every tool call after
+    // that failed for the harness's sake, not the reconciler's.
+    match plan_removed(&sandbox.plan_path()) {
+        Some(removed) => Err(ScenarioError::Harness(removed)),
+        None => result,
+    }
+}
+
+/// What the run left: a fixed run's processes get [`LEAK_SETTLE`] to go; a
+/// regressed run is expected to leave things behind, so no point waiting
+/// for them.
+fn leaks_after(sandbox: &Sandbox, variant: Variant) -> LeakReport {
+    match variant {
+        Variant::Fixed => {
+            let report = harness::waits::timed(Duration::ZERO, || {
+                let report = sandbox.settled_leak_report(LEAK_SETTLE);
+                if report.is_clean() {
+                    Ok(report)
+                } else {
+                    Err(report)
+                }
+            });
+            report.unwrap_or_else(|report| report)
+        }
+        Variant::Regressed => sandbox.leak_report(),
+    }
+}
+
+/// A fixed run's result with its own follow-on checks folded in, and the
+/// defects it saw beyond its check: what was left running, left on disk,
+/// and the invariants broken. A follow-on check of the run's own kind is
+/// its check; what was left and what broke stay apart, also when they are
+/// its own finding's (the audit makes that row PRESENT).
+fn seen_beyond_check(
+    finding: &Finding,
+    result: Result<(), ScenarioError>,
+    sandbox: &Sandbox,
+    leaks: &LeakReport,
+) -> (Result<(), ScenarioError>, Vec<Seen>) {
+    let found = sandbox.witness().found_defects();
+    let owned_by_shutdown = sandbox.witness().owned_by_shutdown();
+    let (result, mut also) = fold_own(finding, result, found);
+    also.extend(leftovers(finding, leaks, &owned_by_shutdown));
+    if leaks.processes.is_empty() {
+        also.extend(left_files(sandbox));
+    }
+    also.extend(leaks.broken.iter().map(|b| Seen {
+        defect: Defect::Invariant(b.invariant),
+        message: b.message.clone(),
+    }));
+    (result, also)
 }
 
 /// What a fixed run left running (processes, ports) as the defect of the

@@ -28,27 +28,52 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// Why a shard spec is not `k/n` with 1 <= k <= n; each names the spec.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ShardSpecError {
+    /// No `/` in it.
+    #[error("{0:?} is not k/n (e.g. 1/3)")]
+    NotKOverN(String),
+    /// `k` or `n` is not a whole number.
+    #[error("{spec:?}: {part:?} is not a whole number")]
+    NotANumber {
+        /// The spec.
+        spec: String,
+        /// The part that is not a number.
+        part: String,
+    },
+    /// `n` is 0.
+    #[error("{0:?}: n must be at least 1")]
+    NoShards(String),
+    /// `k` is 0 or more than `n`.
+    #[error(
+        "{0:?}: k must be 1 to n (shards are numbered from 1, as nextest's --partition count:k/n)"
+    )]
+    IndexOutOfRange(String),
+}
+
 impl std::str::FromStr for Shard {
-    type Err = String;
+    type Err = ShardSpecError;
 
     /// `k/n` with 1 <= k <= n, as nextest's `--partition count:k/n`.
-    fn from_str(text: &str) -> Result<Self, String> {
+    fn from_str(text: &str) -> Result<Self, ShardSpecError> {
         let (k, n) = text
             .split_once('/')
-            .ok_or_else(|| format!("{text:?} is not k/n (e.g. 1/3)"))?;
+            .ok_or_else(|| ShardSpecError::NotKOverN(text.to_owned()))?;
         let number = |s: &str| {
             s.trim()
                 .parse::<usize>()
-                .map_err(|_| format!("{text:?}: {s:?} is not a whole number"))
+                .map_err(|_| ShardSpecError::NotANumber {
+                    spec: text.to_owned(),
+                    part: s.to_owned(),
+                })
         };
         let (index, count) = (number(k)?, number(n)?);
         if count == 0 {
-            return Err(format!("{text:?}: n must be at least 1"));
+            return Err(ShardSpecError::NoShards(text.to_owned()));
         }
         if index == 0 || index > count {
-            return Err(format!(
-                "{text:?}: k must be 1 to n (shards are numbered from 1, as nextest's --partition count:k/n)"
-            ));
+            return Err(ShardSpecError::IndexOutOfRange(text.to_owned()));
         }
         Ok(Self { index, count })
     }
@@ -95,7 +120,9 @@ pub enum Mode {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Of {
+    /// The reconciler `--target` names.
     Target,
+    /// The reconciler `--baseline` names.
     Baseline,
 }
 
@@ -103,6 +130,7 @@ pub enum Of {
 /// one run, whatever `--shard` says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Selection {
+    /// How the runs are judged.
     pub mode: Mode,
     /// `--target` as given (`reference` or a target file).
     pub target: String,
@@ -151,10 +179,16 @@ impl Selection {
 /// One run's outcome as a report carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Run {
+    /// Which reconciler it ran.
     pub of: Of,
+    /// The finding's ID.
     pub id: String,
+    /// Fixed or regressed.
     pub variant: Variant,
+    /// The verdict ([`Outcome::verdict`]).
     pub verdict: Verdict,
+    /// The symptom, the failure, or why it could not run
+    /// ([`Outcome::message`]).
     pub message: String,
     /// The finding's own check passed ([`Outcome::check_passed`]).
     #[serde(default)]
@@ -162,7 +196,9 @@ pub struct Run {
     /// Other defects the run saw ([`Outcome::also`]).
     #[serde(default)]
     pub also: Vec<Also>,
+    /// What the run left behind, as text ([`Outcome::leaked`]).
     pub leaked: String,
+    /// The run's time, in milliseconds.
     pub duration_ms: u64,
     /// The run's time split ([`harness::WaitSplit`]).
     #[serde(default)]
@@ -170,6 +206,7 @@ pub struct Run {
 }
 
 impl Run {
+    /// The report's form of `outcome`, a run of `of`.
     pub fn of_outcome(of: Of, outcome: &Outcome) -> Self {
         Self {
             of,
@@ -211,9 +248,11 @@ impl Run {
 /// `shard`, `runs` beside the report's own).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Part {
+    /// What the whole run was asked to do.
     pub selection: Selection,
     /// `None` for a whole run.
     pub shard: Option<Shard>,
+    /// The runs this part ran, in the order they ran.
     pub runs: Vec<Run>,
 }
 
@@ -230,57 +269,106 @@ impl Part {
     }
 
     /// Reads the part out of a `--format json` report.
-    pub fn from_report(text: &str) -> Result<Self, String> {
-        serde_json::from_str(text).map_err(|e| {
-            format!(
-                "not a `reproduce --format json` report with its selection, shard and runs: {e}"
-            )
-        })
+    ///
+    /// # Errors
+    ///
+    /// [`NotAReport`] when `text` is not JSON, or lacks the part's keys.
+    pub fn from_report(text: &str) -> Result<Self, NotAReport> {
+        serde_json::from_str(text).map_err(NotAReport)
     }
 }
+
+/// A text that is not a `reproduce --format json` report with its part.
+#[derive(Debug, thiserror::Error)]
+#[error("not a `reproduce --format json` report with its selection, shard and runs")]
+pub struct NotAReport(#[source] serde_json::Error);
 
 /// The runs of the whole selection, put back together.
 #[derive(Debug)]
 pub struct Merged {
+    /// What the whole run was asked to do.
     pub selection: Selection,
+    /// The outcomes of the target's runs.
     pub target: Vec<Outcome>,
+    /// The outcomes of the baseline's runs (empty but in
+    /// [`Mode::Baseline`]).
     pub baseline: Vec<Outcome>,
 }
 
 /// Why reports cannot be merged into one run.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+///
+/// Each names the report files involved (`file` the one at fault, `first`
+/// the first one given) as the caller gave them.
 pub enum MergeError {
+    /// No report was given.
     #[error("no report to merge")]
     Nothing,
+    /// Two reports were asked to do different things.
     #[error("{file} and {first} are not shards of one run: they differ in {field}")]
     OtherRun {
+        /// The first report.
         first: String,
+        /// The report that differs from it.
         file: String,
+        /// The first [`Selection`] field that differs.
         field: &'static str,
     },
+    /// A whole run was given among others.
     #[error("{file} is a whole run, not a shard: merge it alone or merge shards only")]
-    WholeRun { file: String },
+    WholeRun {
+        /// The whole run's report.
+        file: String,
+    },
+    /// Two shards of different counts.
     #[error("{first} is shard {first_shard} but {file} is shard {shard}")]
     Counts {
+        /// The first report.
         first: String,
+        /// Its shard.
         first_shard: Shard,
+        /// The report with another count.
         file: String,
+        /// Its shard.
         shard: Shard,
     },
+    /// One shard given twice.
     #[error("{file} and {first} are both shard {shard}: give each shard once")]
     ShardTwice {
+        /// The first report of that shard.
         first: String,
+        /// The second.
         file: String,
+        /// The shard.
         shard: Shard,
     },
+    /// A shard whose index is 0 or past its count.
     #[error("{file} says it is shard {shard}, past its count")]
-    ShardOutOfRange { file: String, shard: Shard },
+    ShardOutOfRange {
+        /// The report.
+        file: String,
+        /// The shard it claims.
+        shard: Shard,
+    },
+    /// Runs run by more than one report: `<run> in <file> and <file>` each.
     #[error("the shards overlap: {}", .0.join("; "))]
     Overlap(Vec<String>),
+    /// Runs of the selection no report ran.
     #[error("the shards are incomplete: {shards}no report ran {}", .runs.join(", "))]
-    Missing { shards: String, runs: Vec<String> },
+    Missing {
+        /// The shards not given (`shard 2/3 not given; `), or empty.
+        shards: String,
+        /// The runs missing.
+        runs: Vec<String>,
+    },
+    /// A report ran what its selection (or the catalogue) lacks.
     #[error("{file} ran what its selection lacks: {}", .runs.join(", "))]
-    Unselected { file: String, runs: Vec<String> },
+    Unselected {
+        /// The report.
+        file: String,
+        /// The runs it should not have run.
+        runs: Vec<String>,
+    },
 }
 
 fn describe(of: Of, id: &str, variant: Variant, baseline: bool) -> String {
@@ -295,14 +383,49 @@ fn describe(of: Of, id: &str, variant: Variant, baseline: bool) -> String {
 /// Merges the parts read from `(file, part)`: they must be the shards of
 /// one selection, each once, together running every run of it exactly
 /// once (a lone whole run merges to itself).
+///
+/// # Errors
+///
+/// The first [`MergeError`] met, in the order: no part, parts of other
+/// runs, a shard given twice or out of range, a run not selected, runs
+/// overlapping, runs missing.
 pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
-    let Some((first, head)) = parts.first() else {
+    let Some((_, head)) = parts.first() else {
         return Err(MergeError::Nothing);
     };
     let selection = &head.selection;
     let baseline = selection.mode == Mode::Baseline;
+    one_run(parts)?;
+    each_shard_once(parts)?;
+    let seen = runs_by_key(parts, selection, baseline)?;
+    no_overlap(&seen, baseline)?;
+    none_missing(parts, selection, &seen, baseline)?;
+    let outcomes = |of: Of| -> Vec<Outcome> {
+        parts
+            .iter()
+            .flat_map(|(_, p)| &p.runs)
+            .filter(|r| r.of == of)
+            .filter_map(Run::outcome)
+            .collect()
+    };
+    Ok(Merged {
+        selection: selection.clone(),
+        target: outcomes(Of::Target),
+        baseline: outcomes(Of::Baseline),
+    })
+}
+
+/// A run's key: which reconciler, which finding, which variant.
+type RunKey = (Of, String, Variant);
+
+/// Every part has the first one's selection and shard count, and a whole
+/// run comes alone.
+fn one_run(parts: &[(String, Part)]) -> Result<(), MergeError> {
+    let Some((first, head)) = parts.first() else {
+        return Ok(());
+    };
     for (file, part) in parts {
-        if let Some(field) = selection.differs(&part.selection) {
+        if let Some(field) = head.selection.differs(&part.selection) {
             return Err(MergeError::OtherRun {
                 first: first.clone(),
                 file: file.clone(),
@@ -327,6 +450,11 @@ pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
             _ => {}
         }
     }
+    Ok(())
+}
+
+/// Every shard is within its count and given once.
+fn each_shard_once(parts: &[(String, Part)]) -> Result<(), MergeError> {
     let mut shards_seen: BTreeMap<(usize, usize), &str> = BTreeMap::new();
     for (file, part) in parts {
         let Some(shard) = part.shard else { continue };
@@ -344,8 +472,18 @@ pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
             });
         }
     }
-    let expected: BTreeSet<(Of, String, Variant)> = selection.runs().into_iter().collect();
-    let mut seen: BTreeMap<(Of, String, Variant), Vec<&str>> = BTreeMap::new();
+    Ok(())
+}
+
+/// The files that ran each run, once every run of every part is one of
+/// `selection` (and of the catalogue).
+fn runs_by_key<'p>(
+    parts: &'p [(String, Part)],
+    selection: &Selection,
+    baseline: bool,
+) -> Result<BTreeMap<RunKey, Vec<&'p str>>, MergeError> {
+    let expected: BTreeSet<RunKey> = selection.runs().into_iter().collect();
+    let mut seen: BTreeMap<RunKey, Vec<&str>> = BTreeMap::new();
     for (file, part) in parts {
         let unselected: Vec<String> = part
             .runs
@@ -363,6 +501,11 @@ pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
             seen.entry(run.key()).or_default().push(file);
         }
     }
+    Ok(seen)
+}
+
+/// No run was run by two files.
+fn no_overlap(seen: &BTreeMap<RunKey, Vec<&str>>, baseline: bool) -> Result<(), MergeError> {
     let overlap: Vec<String> = seen
         .iter()
         .filter(|(_, files)| files.len() > 1)
@@ -374,34 +517,32 @@ pub fn merge(parts: &[(String, Part)]) -> Result<Merged, MergeError> {
             )
         })
         .collect();
-    if !overlap.is_empty() {
-        return Err(MergeError::Overlap(overlap));
+    match overlap.is_empty() {
+        true => Ok(()),
+        false => Err(MergeError::Overlap(overlap)),
     }
+}
+
+/// Every run of `selection` was run by some file.
+fn none_missing(
+    parts: &[(String, Part)],
+    selection: &Selection,
+    seen: &BTreeMap<RunKey, Vec<&str>>,
+    baseline: bool,
+) -> Result<(), MergeError> {
     let missing: Vec<String> = selection
         .runs()
         .into_iter()
         .filter(|key| !seen.contains_key(key))
         .map(|(of, id, v)| describe(of, &id, v, baseline))
         .collect();
-    if !missing.is_empty() {
-        return Err(MergeError::Missing {
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(MergeError::Missing {
             shards: missing_shards(parts),
             runs: missing,
-        });
+        }),
     }
-    let outcomes = |of: Of| -> Vec<Outcome> {
-        parts
-            .iter()
-            .flat_map(|(_, p)| &p.runs)
-            .filter(|r| r.of == of)
-            .filter_map(Run::outcome)
-            .collect()
-    };
-    Ok(Merged {
-        selection: selection.clone(),
-        target: outcomes(Of::Target),
-        baseline: outcomes(Of::Baseline),
-    })
 }
 
 /// `shard 2/3 and 3/3 not given; ` (empty when every shard is there).

@@ -230,6 +230,19 @@ pub fn stop_vm(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) ->
     .map(|_| ())
 }
 
+/// Sets running=true on a stopped VM and waits up to `SETTLE` for
+/// Running=True; returns its view then.
+pub fn restart_vm(svc: &mut dyn ReconcilerDriver, name: &str) -> Result<VmView, ScenarioError> {
+    svc.set_running(name, true)?;
+    wait_for(
+        svc,
+        name,
+        SETTLE,
+        "Running=True after restart",
+        VmView::is_running,
+    )
+}
+
 /// Waits until the resource is gone.
 pub fn wait_gone(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) -> ScenarioResult {
     let mut last = String::new();

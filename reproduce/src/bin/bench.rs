@@ -314,7 +314,7 @@ mod findings {
     /// Runs each finding (of `only`, or all) fixed and regressed `runs`
     /// times, one run at a time, and prints per finding and variant the
     /// median run's total and its split, then the sums of the medians.
-    pub fn bench(binaries: Binaries, only: &[String], runs: usize) -> anyhow::Result<()> {
+    pub(super) fn bench(binaries: Binaries, only: &[String], runs: usize) -> anyhow::Result<()> {
         let findings: Vec<&Finding> = if only.is_empty() {
             CATALOGUE.iter().collect()
         } else {

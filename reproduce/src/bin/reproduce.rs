@@ -204,6 +204,7 @@ fn toolset(choice: ToolsetArg) -> anyhow::Result<Toolset> {
     })
 }
 
+/// The run `args` ask for: true when every verdict is as expected.
 fn reproduce(args: Args) -> anyhow::Result<bool> {
     if !args.merge.is_empty() {
         return merge(&args.merge, args.format);
@@ -220,46 +221,8 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
         print_stdout(&text)?;
         return Ok(true);
     }
-    let exe = std::env::current_exe().context("locating this executable")?;
-    let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
-    let timeout = args.command_timeout;
-    config.target = with_command_timeout(target, timeout);
-    if let Some(timeout) = timeout {
-        config.settings.command_timeout = timeout;
-    }
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(Target::parse)
-        .transpose()?
-        .map(|b| with_command_timeout(b, timeout));
-    let audited = args.audit || baseline.is_some() || !config.target.supports_regressions();
-    if audited && args.variants == Variants::Regressed {
-        anyhow::bail!(
-            "--variants regressed: an audit ({}) runs the fixed variants only",
-            if args.audit || baseline.is_some() {
-                "--audit, --baseline"
-            } else {
-                "the target declares no regression_args"
-            }
-        );
-    }
-    let selection = Selection {
-        mode: match (&baseline, audited) {
-            (Some(_), _) => Mode::Baseline,
-            (None, true) => Mode::Audit,
-            (None, false) => Mode::Regressions,
-        },
-        target: config.target.name().to_owned(),
-        baseline: baseline.as_ref().map(|b| b.name().to_owned()),
-        toolset: format!("{:?}", args.toolset).to_lowercase(),
-        findings: findings.iter().map(|f| f.id.id().to_owned()).collect(),
-        variants: match (audited, args.variants) {
-            (true, _) | (false, Variants::Fixed) => vec![Variant::Fixed],
-            (false, Variants::Both) => vec![Variant::Fixed, Variant::Regressed],
-            (false, Variants::Regressed) => vec![Variant::Regressed],
-        },
-    };
+    let (config, baseline) = run_configs(&args, target)?;
+    let selection = selection(&args, &findings, &config, baseline.as_ref())?;
     let all = findings.len() * selection.variants.len();
     let tasks: Vec<(&Finding, Variant)> = args
         .shard
@@ -292,6 +255,63 @@ fn reproduce(args: Args) -> anyhow::Result<bool> {
     )
 }
 
+/// The configuration of the target's runs, and the `--baseline` target
+/// (if any), both with `--command-timeout` applied.
+fn run_configs(args: &Args, target: Target) -> anyhow::Result<(RunConfig, Option<Target>)> {
+    let exe = std::env::current_exe().context("locating this executable")?;
+    let mut config = RunConfig::new(Binaries::multicall(&exe)).with_toolset(toolset(args.toolset)?);
+    let timeout = args.command_timeout;
+    config.target = with_command_timeout(target, timeout);
+    if let Some(timeout) = timeout {
+        config.settings.command_timeout = timeout;
+    }
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(Target::parse)
+        .transpose()?
+        .map(|b| with_command_timeout(b, timeout));
+    Ok((config, baseline))
+}
+
+/// What this run does: an audit (asked for, with a baseline, or for a
+/// target without regression switches) runs the fixed variants only, and
+/// refuses `--variants regressed`.
+fn selection(
+    args: &Args,
+    findings: &[&Finding],
+    config: &RunConfig,
+    baseline: Option<&Target>,
+) -> anyhow::Result<Selection> {
+    let audited = args.audit || baseline.is_some() || !config.target.supports_regressions();
+    if audited && args.variants == Variants::Regressed {
+        anyhow::bail!(
+            "--variants regressed: an audit ({}) runs the fixed variants only",
+            if args.audit || baseline.is_some() {
+                "--audit, --baseline"
+            } else {
+                "the target declares no regression_args"
+            }
+        );
+    }
+    Ok(Selection {
+        mode: match (baseline, audited) {
+            (Some(_), _) => Mode::Baseline,
+            (None, true) => Mode::Audit,
+            (None, false) => Mode::Regressions,
+        },
+        target: config.target.name().to_owned(),
+        baseline: baseline.map(|b| b.name().to_owned()),
+        toolset: format!("{:?}", args.toolset).to_lowercase(),
+        findings: findings.iter().map(|f| f.id.id().to_owned()).collect(),
+        variants: match (audited, args.variants) {
+            (true, _) | (false, Variants::Fixed) => vec![Variant::Fixed],
+            (false, Variants::Both) => vec![Variant::Fixed, Variant::Regressed],
+            (false, Variants::Regressed) => vec![Variant::Regressed],
+        },
+    })
+}
+
 /// `reproduce --merge FILE...`: the shards' reports, checked and merged,
 /// printed as the whole run's report.
 fn merge(files: &[PathBuf], format: Format) -> anyhow::Result<bool> {
@@ -300,7 +320,7 @@ fn merge(files: &[PathBuf], format: Format) -> anyhow::Result<bool> {
         .map(|file| {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
-            let part = Part::from_report(&text).map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+            let part = Part::from_report(&text).with_context(|| name.clone())?;
             Ok((name, part))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -410,7 +430,7 @@ mod interrupts {
     use anyhow::Context;
 
     /// The exit code of an interrupted run (128 + SIGINT, by convention).
-    pub const INTERRUPTED_EXIT: i32 = 130;
+    pub(super) const INTERRUPTED_EXIT: i32 = 130;
 
     /// How long the main thread waits for an interrupt's cleaning before
     /// it exits by itself: killing and removing a few sandboxes takes
@@ -422,7 +442,7 @@ mod interrupts {
     /// process must not end before the sandboxes are cleaned. Returns at
     /// once when no interrupt came; otherwise waits, bounded, for the
     /// handler's exit.
-    pub fn let_the_handler_finish() {
+    pub(super) fn let_the_handler_finish() {
         if !harness::runs::stopping() {
             return;
         }
@@ -435,7 +455,8 @@ mod interrupts {
         std::process::exit(INTERRUPTED_EXIT);
     }
 
-    pub fn install() -> anyhow::Result<()> {
+    /// Installs the handler of Ctrl-C, SIGTERM and SIGHUP (see the module).
+    pub(super) fn install() -> anyhow::Result<()> {
         ctrlc::set_handler(|| {
             eprintln!("reproduce: interrupted: stopping every scenario and cleaning its sandbox");
             let cleaned = harness::runs::stop_all();

@@ -8,13 +8,13 @@ use std::fs::File;
 use std::time::Duration;
 
 /// Bound for a real start: Lima prepares the disks and cidata first.
-pub const START: Duration = Duration::from_secs(30);
+pub(crate) const START: Duration = Duration::from_secs(30);
 /// Bound for a hostagent to go once told to.
-pub const EXIT: Duration = Duration::from_secs(20);
+pub(crate) const EXIT: Duration = Duration::from_secs(20);
 
 /// Runs `cmd` to its end through [`proctree::run_bounded`] (its tree killed
 /// after [`harness::commands::TOOL_TIMEOUT`]), or fails the test naming it.
-pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
+pub(crate) fn run(cmd: &mut std::process::Command) -> std::process::Output {
     let timeout = harness::commands::TOOL_TIMEOUT;
     match proctree::run_bounded(cmd, None, Some(timeout)) {
         Ok(done) => done.into(),
@@ -24,7 +24,7 @@ pub fn run(cmd: &mut std::process::Command) -> std::process::Output {
 
 /// `true` when real Lima can run; otherwise prints why and returns `false`
 /// (the test then passes as skipped), or panics when `CI=true`.
-pub fn real_lima_here() -> bool {
+pub(crate) fn real_lima_here() -> bool {
     match availability() {
         Ok(()) => true,
         Err(why) if required() => panic!("CI=true requires real Lima: {why}"),
@@ -37,7 +37,7 @@ pub fn real_lima_here() -> bool {
 
 /// The built guest, or `None` (the test then skips; with `CI=true` it
 /// fails).
-pub fn built_guest() -> Option<harness::real_lima::RealGuest> {
+pub(crate) fn built_guest() -> Option<harness::real_lima::RealGuest> {
     if !real_lima_here() {
         return None;
     }
@@ -52,23 +52,23 @@ pub fn built_guest() -> Option<harness::real_lima::RealGuest> {
     guest
 }
 
-pub fn binaries() -> Binaries {
+pub(crate) fn binaries() -> Binaries {
     Binaries::multicall(env!("CARGO_BIN_EXE_reproduce").as_ref())
 }
 
-pub fn real_sandbox() -> Sandbox {
+pub(crate) fn real_sandbox() -> Sandbox {
     Sandbox::with_toolset(&binaries(), Toolset::real_lima()).expect("a real-Lima sandbox")
 }
 
 /// The blank-disk template with a picked SSH port, its image in the
 /// sandbox.
-pub fn blank_template(sandbox: &Sandbox) -> Template {
+pub(crate) fn blank_template(sandbox: &Sandbox) -> Template {
     let disk = harness::real_lima::blank_disk(&sandbox.root().join("images")).expect("qemu-img");
     Template::blank_disk(&disk).ssh_port(harness::ports::pick_free_port())
 }
 
 /// The instance directory and lima.yaml, as a reconciler writes them.
-pub fn instance(sandbox: &Sandbox, name: &str, template: &Template) -> InstancePaths {
+pub(crate) fn instance(sandbox: &Sandbox, name: &str, template: &Template) -> InstancePaths {
     let instance = sandbox.lima_home().instance(name);
     std::fs::create_dir_all(&instance.dir).unwrap();
     std::fs::write(instance.lima_yaml(), template.to_yaml()).unwrap();
@@ -78,7 +78,7 @@ pub fn instance(sandbox: &Sandbox, name: &str, template: &Template) -> InstanceP
 /// `limactl start --foreground --tty=false NAME` as the reconciler's
 /// `start-foreground` entry runs it: logs as stdout and stderr, a process
 /// group of its own. Returns the pid (the hostagent's, after the exec).
-pub fn start_foreground(sandbox: &Sandbox, instance: &InstancePaths) -> u32 {
+pub(crate) fn start_foreground(sandbox: &Sandbox, instance: &InstancePaths) -> u32 {
     let mut cmd = sandbox.command(sandbox.tool_path("limactl"));
     cmd.args(["start", "--foreground", "--tty=false"])
         .arg(&instance.name)
@@ -90,7 +90,11 @@ pub fn start_foreground(sandbox: &Sandbox, instance: &InstancePaths) -> u32 {
 /// Waits until Lima would list the instance as Running; fails at once if
 /// `started` (the process that should become the hostagent) exits.
 /// Returns the hostagent's pid, QEMU's pid and the SSH port.
-pub fn wait_running(sandbox: &Sandbox, instance: &InstancePaths, started: u32) -> (u32, u32, u16) {
+pub(crate) fn wait_running(
+    sandbox: &Sandbox,
+    instance: &InstancePaths,
+    started: u32,
+) -> (u32, u32, u16) {
     let status = eventually(START, "the instance to be Running", || {
         if let Some(code) = sandbox.try_reap(started) {
             return Err(format!(
@@ -113,7 +117,7 @@ pub fn wait_running(sandbox: &Sandbox, instance: &InstancePaths, started: u32) -
     status.unwrap_or_else(|e| panic!("{e}"))
 }
 
-pub fn log_tail(path: &std::path::Path) -> String {
+pub(crate) fn log_tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().rev().take(4).collect();
     lines.into_iter().rev().collect::<Vec<_>>().join("\n")
@@ -123,7 +127,7 @@ pub fn log_tail(path: &std::path::Path) -> String {
 /// ([`harness::real_lima::qmp_answers`]). Real Lima presses the power
 /// button through it; a stop asked for before that makes Lima kill QEMU
 /// instead.
-pub fn wait_for_qmp(instance: &InstancePaths) {
+pub(crate) fn wait_for_qmp(instance: &InstancePaths) {
     let qmp = instance.qmp_sock();
     eventually(EXIT, "QEMU to answer on its QMP socket", || {
         harness::real_lima::qmp_answers(instance)
@@ -141,7 +145,7 @@ const POWER_BUTTON_LOGGED: &str = "system_powerdown";
 /// hostagent has pressed the button (its log says so), QEMU gets SIGTERM,
 /// which it also answers with a clean exit. QEMU is signalled only if it
 /// carries this sandbox's mark.
-pub fn power_off_when_asked(sandbox: &Sandbox, instance: &InstancePaths, qemu: u32) {
+pub(crate) fn power_off_when_asked(sandbox: &Sandbox, instance: &InstancePaths, qemu: u32) {
     eventually(EXIT, "the hostagent to press the power button", || {
         let log = std::fs::read_to_string(instance.ha_stderr_log()).unwrap_or_default();
         if log.contains(POWER_BUTTON_LOGGED) {
@@ -159,12 +163,12 @@ pub fn power_off_when_asked(sandbox: &Sandbox, instance: &InstancePaths, qemu: u
 }
 
 /// The tmp files (`*.pid`, `*.sock`, `*.tmp`) left in the instance.
-pub fn tmp_files(instance: &InstancePaths) -> Vec<String> {
+pub(crate) fn tmp_files(instance: &InstancePaths) -> Vec<String> {
     scenarios::checks::tmp_files(instance)
 }
 
 /// Every entry of the instance directory, by name.
-pub fn entries(instance: &InstancePaths) -> Vec<String> {
+pub(crate) fn entries(instance: &InstancePaths) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(&instance.dir)
         .unwrap()
         .flatten()

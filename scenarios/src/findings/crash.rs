@@ -39,7 +39,7 @@ fn last_line(path: &std::path::Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn crash_loop(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(
         &FaultPlanBuilder::new()
             .always(
@@ -64,6 +64,40 @@ pub fn crash_loop(ctx: &Ctx) -> ScenarioResult {
     // backoffs after them.
     let floor = QEMU_LIFETIME * 3 + ctx.settings.restart_backoff * 7;
     waits::timed(floor, || crash_loop_observed(ctx, svc.as_mut()))
+}
+
+/// VM vm's Running message comes to carry the crash-looping hostagent's
+/// last stderr line (numbers aside: pids and times differ), within
+/// `SETTLE`.
+fn status_carries_last_stderr_line(
+    ctx: &Ctx,
+    svc: &mut dyn harness::ReconcilerDriver,
+) -> ScenarioResult {
+    let stderr_log = ctx.sandbox.lima_home().instance("vm").ha_stderr_log();
+    eventually(
+        SETTLE,
+        "the hostagent's last stderr line in the status",
+        || {
+            let line = last_line(&stderr_log).ok_or("no stderr line yet")?;
+            let message = svc
+                .get("vm")
+                .ok()
+                .flatten()
+                .and_then(|v| v.condition(kind::RUNNING).map(|c| c.message.clone()))
+                .unwrap_or_default();
+            if without_numbers(&message).contains(&without_numbers(&line)) {
+                Ok(())
+            } else {
+                Err(format!("message {message:?} lacks {line:?}"))
+            }
+        },
+    )
+    .map_err(|e| {
+        symptom!(
+            "VM vm crash-loops and its status does not carry the hostagent's last stderr line: {}",
+            e.last_seen
+        )
+    })
 }
 
 /// The hostagent of VM vm fails to start again and again: the status says
@@ -98,31 +132,7 @@ fn crash_loop_observed(ctx: &Ctx, svc: &mut dyn harness::ReconcilerDriver) -> Sc
             )
         },
     )?;
-    let stderr_log = ctx.sandbox.lima_home().instance("vm").ha_stderr_log();
-    eventually(
-        SETTLE,
-        "the hostagent's last stderr line in the status",
-        || {
-            let line = last_line(&stderr_log).ok_or("no stderr line yet")?;
-            let message = svc
-                .get("vm")
-                .ok()
-                .flatten()
-                .and_then(|v| v.condition(kind::RUNNING).map(|c| c.message.clone()))
-                .unwrap_or_default();
-            if without_numbers(&message).contains(&without_numbers(&line)) {
-                Ok(())
-            } else {
-                Err(format!("message {message:?} lacks {line:?}"))
-            }
-        },
-    )
-    .map_err(|e| {
-        symptom!(
-            "VM vm crash-loops and its status does not carry the hostagent's last stderr line: {}",
-            e.last_seen
-        )
-    })?;
+    status_carries_last_stderr_line(ctx, svc)?;
     // The third failure's backoff is at least four times the first one.
     let times = starts(4)?;
     let gap = Duration::from_millis(times[3].saturating_sub(times[2]));
@@ -161,7 +171,7 @@ fn hostagent_starts(ctx: &Ctx) -> Vec<u64> {
 /// notice (fault `ignore_driver_exit`; real Lima's exits, which the
 /// reconciler sees as any hostagent exit): the reconciler must notice the
 /// driver's end itself, say the VM is not running, and restart it.
-pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn driver_death(ctx: &Ctx) -> ScenarioResult {
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;
@@ -185,7 +195,7 @@ pub fn driver_death(ctx: &Ctx) -> ScenarioResult {
 /// `ignore_driver_exit`: Lima's keep-alive reports only a `wsl.exe -d`
 /// that exits with an error): the reconciler must notice through WSL
 /// itself, say the VM is not running, and start it again.
-pub fn distro_stop(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn distro_stop(ctx: &Ctx) -> ScenarioResult {
     use lima_layout::paths::read_pid_file;
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::IgnoreDriverExit))?;

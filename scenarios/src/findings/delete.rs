@@ -16,7 +16,7 @@ const BLOCKED_DIR: &str = "blocked";
 /// deleted. The delete must fail, keep the finalizer, and say which entry
 /// blocked it (not only the instance directory, which holds dozens);
 /// once the entry can go, the retried delete finishes.
-pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     let vm = ctx.qemu_vm("vm", 0)?;
     steps::bring_up(ctx, svc.as_mut(), &vm)?;
@@ -54,31 +54,7 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
         )
     })?;
     let Some((view, message)) = failed else {
-        // A retry that no longer finds the instance (the first attempt
-        // removed what it could, `lima.yaml` included) must not take that
-        // for success while the directory is still there: that is the
-        // review's finalizer dropped after a failed delete, on any OS.
-        ctx.follow_on(
-            FindingId::FinalizerAfterFailedDelete,
-            ensure(!dir_left, || {
-                format!(
-                    "VM vm is gone although its delete failed: the finalizer was dropped and \
-                     the instance directory {} is left (with {blocker})",
-                    instance.dir.display()
-                )
-            }),
-        )?;
-        if dir_left {
-            // Which entry a failure names cannot be read from a resource
-            // that is gone: not this finding's verdict either way.
-            return Err(symptom!(
-                "VM vm went away with its delete failed ({blocker} unremovable): no failure \
-                 could be read, the finalizer having been dropped"
-            ));
-        }
-        return Err(ScenarioError::Harness(format!(
-            "VM vm and its instance directory are gone: {blocker} did not block the delete"
-        )));
+        return gone_although_blocked(ctx, dir_left, &instance.dir, &blocker);
     };
     ensure(!view.finalizers.is_empty(), || {
         format!(
@@ -98,6 +74,41 @@ pub fn delete_blocker(ctx: &Ctx) -> ScenarioResult {
             instance.dir.display()
         )
     })
+}
+
+/// VM vm went away although `blocker` kept its delete from finishing
+/// (`dir_left`: the instance directory was still there): always an error.
+/// A retry that no longer finds the instance (the first attempt removed
+/// what it could, `lima.yaml` included) must not take that for success
+/// while the directory is still there: that is the review's finalizer
+/// dropped after a failed delete, on any OS.
+fn gone_although_blocked(
+    ctx: &Ctx,
+    dir_left: bool,
+    dir: &std::path::Path,
+    blocker: &str,
+) -> ScenarioResult {
+    ctx.follow_on(
+        FindingId::FinalizerAfterFailedDelete,
+        ensure(!dir_left, || {
+            format!(
+                "VM vm is gone although its delete failed: the finalizer was dropped and \
+                 the instance directory {} is left (with {blocker})",
+                dir.display()
+            )
+        }),
+    )?;
+    if dir_left {
+        // Which entry a failure names cannot be read from a resource
+        // that is gone: not this finding's verdict either way.
+        return Err(symptom!(
+            "VM vm went away with its delete failed ({blocker} unremovable): no failure \
+             could be read, the finalizer having been dropped"
+        ));
+    }
+    Err(ScenarioError::Harness(format!(
+        "VM vm and its instance directory are gone: {blocker} did not block the delete"
+    )))
 }
 
 /// True when `message` names `entry` (a path below the Lima home), with

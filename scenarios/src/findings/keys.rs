@@ -2,6 +2,7 @@
 //! repaired when half of it is missing.
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::error::chain;
 use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
@@ -20,7 +21,7 @@ fn config_dir(ctx: &Ctx) -> std::path::PathBuf {
     ctx.sandbox.lima_home().config_dir()
 }
 
-pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
@@ -49,10 +50,10 @@ pub fn concurrent_keygen_race(ctx: &Ctx) -> ScenarioResult {
     waits::timed(KEYGEN_DELAY.saturating_sub(first_keygen.elapsed()), || {
         steps::all_ready(&mut services)
     })?;
-    exactly_one_valid_pair(&config_dir(ctx)).map_err(ScenarioError::Symptom)
+    Ok(exactly_one_valid_pair(&config_dir(ctx))?)
 }
 
-pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().times(
         Tool::SshKeygen,
         &["-t"],
@@ -70,16 +71,17 @@ pub fn partial_key_after_crash(ctx: &Ctx) -> ScenarioResult {
     let pair = valid_pair(&config_dir(ctx));
     match (started, pair) {
         (Ok(()), Ok(())) => Ok(()),
-        (Ok(()), Err(pair)) => Err(symptom!("after the second start: {pair}")),
+        (Ok(()), Err(pair)) => Err(symptom!("after the second start: {}", chain(&pair))),
         (Err(_), pair) => Err(symptom!(
             "the second start failed after a crashed ssh-keygen ({}): {}",
-            pair.err().unwrap_or_else(|| "the key pair is valid".into()),
+            pair.err()
+                .map_or_else(|| "the key pair is valid".into(), |e| chain(&e)),
             first_error_line(second.as_ref())
         )),
     }
 }
 
-pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
     let dir = config_dir(ctx);
     std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let mut keygen = ctx.sandbox.command(ctx.sandbox.tool_path("ssh-keygen"));
@@ -118,14 +120,17 @@ pub fn missing_public_key(ctx: &Ctx) -> ScenarioResult {
             dir.join("user.pub").display()
         )
     })?;
-    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    valid_pair(&dir)?;
     ensure(
         std::fs::read(dir.join("user")).unwrap_or_default() == private_before,
         || "the private key was replaced instead of deriving the public key".into(),
     )
 }
 
-pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
+/// ssh-keygen hangs: the service must give up within its keygen timeout
+/// (and a margin), naming ssh-keygen; then, with ssh-keygen missing from
+/// PATH, it must fail naming it.
+pub(crate) fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().always(
         Tool::SshKeygen,
         &["-t"],
@@ -135,7 +140,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
     settings.keygen_timeout = Duration::from_millis(500);
     let hung = ctx.with_settings(settings);
     // A target's fixed keygen timeout wins over the short one asked for.
-    let mut settings = hung.settings.clone();
+    let settings = hung.settings.clone();
     let mut svc = hung.service();
     let pid = svc.spawn_service()?;
     // The keygen timeout runs from the hung ssh-keygen's start, which the
@@ -181,8 +186,12 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
         format!("the service exited with {code:?} without naming ssh-keygen: {output}")
     })?;
     drop(svc);
+    keygen_missing_named(ctx, settings)
+}
 
-    // Missing from PATH: the error names the missing tool.
+/// With ssh-keygen missing from PATH (`settings` with an isolated PATH),
+/// the service fails to start and its error names the missing tool.
+fn keygen_missing_named(ctx: &Ctx, mut settings: harness::DriverSettings) -> ScenarioResult {
     ctx.sandbox.remove_tool(Tool::SshKeygen)?;
     settings.isolated_path = true;
     let isolated = ctx.with_settings(settings);
@@ -202,7 +211,7 @@ pub fn keygen_unbounded(ctx: &Ctx) -> ScenarioResult {
 /// A valid private key with mode 0644: OpenSSH ignores it ("UNPROTECTED
 /// PRIVATE KEY FILE!"), so every connection to the guest would fail. The
 /// reconciler must make it owner-only (or replace it) before using it.
-pub fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
     let dir = config_dir(ctx);
     std::fs::create_dir_all(&dir).map_err(|e| ScenarioError::Harness(e.to_string()))?;
     let private = dir.join("user");
@@ -231,7 +240,7 @@ pub fn key_mode_unprotected(ctx: &Ctx) -> ScenarioResult {
             private.display()
         )
     })?;
-    valid_pair(&dir).map_err(ScenarioError::Symptom)?;
+    valid_pair(&dir)?;
     let refused = ctx
         .sandbox
         .journal()

@@ -6,6 +6,7 @@
 use super::qemu_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::cross_path::PathFault;
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::plan::Fault;
@@ -16,7 +17,7 @@ use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::net::{Ipv4Addr, TcpListener};
 
 /// True when a condition of `view` says the VM runs degraded.
-pub fn says_degraded(view: &VmView) -> bool {
+pub(crate) fn says_degraded(view: &VmView) -> bool {
     view.conditions.iter().any(|c| {
         c.reason.to_ascii_lowercase().contains("degraded")
             || c.message.to_ascii_lowercase().contains("degraded")
@@ -36,7 +37,7 @@ fn processes_of_the_run(ctx: &Ctx, service: Option<u32>) -> Vec<(u32, String)> {
 
 /// Fault `keep_children`: the hostagent honours the interrupt, says it is
 /// exiting and exits 0, but leaves its `ssh` forwarders running.
-pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox
         .set_faults(&FaultPlanBuilder::new().hostagent(Fault::KeepChildren))?;
     let mut svc = ctx.started_service()?;
@@ -52,14 +53,7 @@ pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
     };
     checks::ports_free(ctx.sandbox, &ports).map_err(after)?;
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()]).map_err(after)?;
-    svc.set_running("vm", true)?;
-    let view = steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        SETTLE,
-        "Running=True after restart",
-        VmView::is_running,
-    )?;
+    let view = steps::restart_vm(svc.as_mut(), "vm")?;
     ensure(!says_degraded(&view), || {
         format!(
             "the restarted VM runs degraded, after the hostagent exited gracefully: {}",
@@ -73,12 +67,9 @@ pub fn graceful_exit_leftovers(ctx: &Ctx) -> ScenarioResult {
 /// exits on the interrupt without `ssh -O exit`. The master (its own
 /// session, parent pid 1, titled `ssh: DIR/ssh.sock [mux]`, so no process
 /// tree and no path argument leads to it) must not keep the port.
-pub fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
-            .hostagent(Fault::ControlMaster)
-            .hostagent(Fault::KeepChildren),
-    )?;
+pub(crate) fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox
+        .set_faults(&PathFault::ControlMasterKept.plan())?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 1);
     let ports = vm.template.host_ports();
@@ -120,7 +111,7 @@ pub fn control_master_leftover(ctx: &Ctx) -> ScenarioResult {
 /// The hostagent is killed (SIGKILL: no cleanup at all) while its driver
 /// and forwarders run: the reconciler must end all of them, then the
 /// restarted VM must get its port again.
-pub fn hostagent_death_leftovers(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn hostagent_death_leftovers(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 1);
     steps::start_vm(svc.as_mut(), &vm)?;
@@ -155,7 +146,7 @@ pub fn hostagent_death_leftovers(ctx: &Ctx) -> ScenarioResult {
 
 /// A stale `vm/qemu.pid` names `vm2`'s live QEMU, and `LIMA_HOME/vm` is a
 /// text prefix of `LIMA_HOME/vm2/...`: deleting `vm` must leave `vm2` alone.
-pub fn path_prefix_identity(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn path_prefix_identity(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm2", 0))?;
@@ -187,7 +178,7 @@ pub fn path_prefix_identity(ctx: &Ctx) -> ScenarioResult {
 
 /// A forward's host port is taken by someone else: the hostagent runs, but
 /// reports `degraded` with the forwarding error; the resource must say so.
-pub fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
     let port = pick_free_port();
     let _holder = TcpListener::bind((Ipv4Addr::LOCALHOST, port))
         .map_err(|e| ScenarioError::Harness(format!("holding port {port}: {e}")))?;

@@ -1,14 +1,14 @@
 //! One scenario per finding, grouped by the part of the lifecycle it probes.
 
-pub mod crash;
-pub mod delete;
-pub mod keys;
-pub mod leftovers;
-pub mod orphan;
-pub mod real_lima;
-pub mod stop;
-pub mod strict;
-pub mod wsl;
+pub(crate) mod crash;
+pub(crate) mod delete;
+pub(crate) mod keys;
+pub(crate) mod leftovers;
+pub(crate) mod orphan;
+pub(crate) mod real_lima;
+pub(crate) mod stop;
+pub(crate) mod strict;
+pub(crate) mod wsl;
 
 use harness::{Template, VmSpec, ports::pick_free_port};
 use lima_layout::VmType;

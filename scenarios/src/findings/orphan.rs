@@ -10,7 +10,7 @@ use harness::{FaultPlanBuilder, VmView};
 use lima_layout::paths::read_pid_file;
 use std::time::Duration;
 
-pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
     // The orphan (the first hostagent) takes a third of the graceful
     // timeout to shut down: given the graceful wait, it exits by itself.
     let shutdown = Duration::from_millis(ctx.settings.graceful_timeout.as_millis() as u64 / 3);

@@ -26,7 +26,7 @@ fn harness_error(what: &str) -> impl FnOnce(std::io::Error) -> ScenarioError + '
 /// The hostagent reports nothing about itself, but its process group and
 /// niceness are visible from outside. The real guest boots, so the VM is
 /// up when the reconciler reports the hostagent's running event.
-pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.guest_vm("vm", 0)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
@@ -60,7 +60,7 @@ pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
 /// The real hostagent logs the interrupt to its stderr log. The next start
 /// truncates that file and Lima then replaces it, so the orphan's file is
 /// held open and followed while the restarted service recovers the orphan.
-pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
     let instance = ctx.sandbox.lima_home().instance("vm");
@@ -106,7 +106,7 @@ pub fn orphan_recovery_skips_graceful(ctx: &Ctx) -> ScenarioResult {
 
 /// A real additional disk, made with `limactl disk create`: Lima marks it
 /// `in_use_by` the instance while it runs.
-pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
     let mut create = ctx.sandbox.command(ctx.sandbox.tool_path("limactl"));
     create.args(["disk", "create", "data", "--size", "64MiB"]);
     harness::commands::run_cli(
@@ -128,7 +128,7 @@ const MISSING_GUEST_FILE: &str = "/nonexistent/limavm-harness/degraded";
 /// `{{.Dir}}/...`: a reconciler that validates the template before Lima
 /// fills it in (rancher-desktop-daemon's admission webhook) refuses a
 /// relative one.
-pub fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     let mut vm = ctx.guest_vm("vm", 0)?;
     let host = ctx

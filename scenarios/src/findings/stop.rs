@@ -4,11 +4,11 @@
 use super::qemu_vm;
 use crate::checks;
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
+use crate::cross_path::PathFault;
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::FindingId;
 use contract::journal::{Record, event};
-use contract::plan::Fault;
 use harness::invariants::Invariant;
 use harness::{FaultPlanBuilder, ReconcilerDriver, VmSpec, VmView, eventually, waits};
 use lima_layout::paths::{read_pid_file, write_pid_file};
@@ -52,7 +52,7 @@ fn forced_stop(ctx: &Ctx, svc: &mut dyn ReconcilerDriver, name: &str) -> Scenari
     })
 }
 
-pub fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     // On real Lima the guest boots and powers off when asked, so the
     // graceful stop really completes.
@@ -97,7 +97,7 @@ fn probe_vm(ctx: &Ctx) -> Result<VmSpec, ScenarioError> {
     Ok(probe)
 }
 
-pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = qemu_vm("vm", 2);
@@ -108,14 +108,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     checks::only_alive(ctx.sandbox, &[svc.service_pid().unwrap_or_default()])?;
     // The next start must bind the same ports again.
     let bound_before = ctx.sandbox.journal().bound_ports().len();
-    svc.set_running("vm", true)?;
-    steps::wait_for(
-        svc.as_mut(),
-        "vm",
-        SETTLE,
-        "Running=True after restart",
-        VmView::is_running,
-    )?;
+    steps::restart_vm(svc.as_mut(), "vm")?;
     let rebound: Vec<u16> = ctx.sandbox.journal().bound_ports()[bound_before..]
         .iter()
         .map(|b| b.port)
@@ -125,7 +118,7 @@ pub fn orphaned_port_holders(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     let vm = ctx.qemu_vm("vm", 0)?;
@@ -140,7 +133,7 @@ pub fn bracketed_home_path(ctx: &Ctx) -> ScenarioResult {
     steps::wait_up(ctx, svc.as_mut(), "vm", "the VM up on the next start").map(|_| ())
 }
 
-pub fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn ignored_signal_fallback(ctx: &Ctx) -> ScenarioResult {
     // On real Lima nobody answers the power button, so the real hostagent
     // outlives the graceful wait as one that ignores the interrupt does.
     let ctx = &hostagent_ignores_interrupt(ctx)?;
@@ -202,7 +195,7 @@ fn stopped_leaves_nothing(
 /// the forced-stop routine, so that nothing of the VM (QEMU, its ports,
 /// its tmp files) outlives the service. The review's finding is WSL2's;
 /// this is the same defect where there is no WSL2.
-pub fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     let mut svc = ctx.started_service()?;
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 1)?)?;
@@ -217,12 +210,8 @@ pub fn shutdown_fallback_skips_qemu_cleanup(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
-    ctx.sandbox.set_faults(
-        &FaultPlanBuilder::new()
-            .hostagent(Fault::IgnoreInterrupt)
-            .hostagent(Fault::ReplaceDriver),
-    )?;
+pub(crate) fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
+    ctx.sandbox.set_faults(&PathFault::ReplacesDriver.plan())?;
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     forced_stop(ctx, svc.as_mut(), "vm")?;
@@ -243,7 +232,7 @@ pub fn divergent_shutdown_paths(ctx: &Ctx) -> ScenarioResult {
     )
 }
 
-pub fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn disk_lock_leak(ctx: &Ctx) -> ScenarioResult {
     let ctx = &hostagent_ignores_interrupt(ctx)?;
     std::fs::create_dir_all(ctx.sandbox.lima_home().disk_dir("data"))
         .map_err(|e| crate::ScenarioError::Harness(format!("creating the disk: {e}")))?;
@@ -273,7 +262,7 @@ pub(crate) fn disk_released_by_forced_stop(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-pub fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn recycled_pid_kill(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     // A stopped instance whose ha.pid is stale: the delete forces it down.
     steps::bring_up(ctx, svc.as_mut(), &ctx.qemu_vm("vm", 0)?)?;
@@ -348,7 +337,7 @@ fn spawn_bystander(ctx: &Ctx) -> Result<u32, crate::ScenarioError> {
     Ok(ctx.sandbox.spawn(cmd)?)
 }
 
-pub fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn spawn_attributes_overwritten(ctx: &Ctx) -> ScenarioResult {
     let mut svc = ctx.started_service()?;
     steps::start_vm(svc.as_mut(), &qemu_vm("vm", 0))?;
     let reports = ctx

@@ -7,7 +7,8 @@ use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::condition::{kind, reason, status};
-use harness::{VmView, eventually, waits};
+use harness::{ReconcilerDriver, VmView, eventually, waits};
+use lima_layout::LimaHome;
 use std::time::{Duration, Instant};
 
 /// The names of the bug reports: brackets, a space, a leading dash,
@@ -36,7 +37,7 @@ fn limactl_starts(ctx: &Ctx, name: &str) -> usize {
 /// (Running=False, not a start in progress), which says why, and is not
 /// started again and again. A reconciler may try one start and report
 /// Lima's refusal; it may not loop on it.
-pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
     let names = refused_names();
     let mut svc = ctx.started_service()?;
     for name in &names {
@@ -56,6 +57,24 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             },
         )?;
     }
+    not_started_again(ctx, svc.as_mut(), &names)?;
+    refusals_say_why(svc.as_mut(), &names)?;
+    for name in &names {
+        svc.delete(name)?;
+    }
+    for name in &names {
+        steps::wait_gone(svc.as_mut(), name, SETTLE)?;
+    }
+    Ok(())
+}
+
+/// No name of `names` gets its `limactl start` run twice within the retry
+/// window: a reconciler may try once and report Lima's refusal, not loop.
+fn not_started_again(
+    ctx: &Ctx,
+    svc: &mut dyn ReconcilerDriver,
+    names: &[String],
+) -> ScenarioResult {
     let window = retry_window(ctx);
     let looping = waits::timed(Duration::ZERO, || {
         eventually(window, "a name Lima refuses to be started again", || {
@@ -71,18 +90,24 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             }
         })
     });
-    if let Ok(counts) = looping {
-        let (name, count) = &counts[0];
-        let summary = svc
-            .get(name)?
-            .map(|v| v.running_summary())
-            .unwrap_or_default();
-        return Err(symptom!(
-            "VM {name:?}, a name Lima refuses, was started {count} times instead of being \
-             refused ({summary})"
-        ));
-    }
-    for name in &names {
+    let Ok(counts) = looping else {
+        return Ok(());
+    };
+    let (name, count) = &counts[0];
+    let summary = svc
+        .get(name)?
+        .map(|v| v.running_summary())
+        .unwrap_or_default();
+    Err(symptom!(
+        "VM {name:?}, a name Lima refuses, was started {count} times instead of being \
+         refused ({summary})"
+    ))
+}
+
+/// Each VM of `names` says why it was refused: its Running message names
+/// Lima, the identifier rule, or the socket path.
+fn refusals_say_why(svc: &mut dyn ReconcilerDriver, names: &[String]) -> ScenarioResult {
+    for name in names {
         let view = svc
             .get(name)?
             .ok_or_else(|| ScenarioError::Harness(format!("{name:?} vanished")))?;
@@ -102,12 +127,6 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
             },
         )?;
     }
-    for name in &names {
-        svc.delete(name)?;
-    }
-    for name in &names {
-        steps::wait_gone(svc.as_mut(), name, SETTLE)?;
-    }
     Ok(())
 }
 
@@ -115,18 +134,44 @@ pub fn invalid_lima_name(ctx: &Ctx) -> ScenarioResult {
 /// the host (its `ha.pid` names no live process). Lima refuses the disk to
 /// any other instance while the mark is there; the reconciler must see
 /// that its holder no longer runs, release it, and start VM vm.
-pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
     let home = ctx.sandbox.lima_home();
+    leave_crashed_holders_mark(&home)?;
+    let mut svc = ctx.started_service()?;
+    let mut vm = ctx.qemu_vm("vm", 0)?;
+    vm.template = vm.template.disk("data");
+    svc.apply(&vm)?;
+    runs_despite_stale_mark(ctx, svc.as_mut())?;
+    let holder = marked_holder(&home.disk_in_use_by("data")).unwrap_or_default();
+    // By name: a target with a Lima home of its own (a link to the
+    // sandbox's) marks the disk with its own spelling of the directory.
+    ensure(
+        holder.file_name() == Some(std::ffi::OsStr::new("vm")),
+        || {
+            format!(
+                "VM vm runs, but disk data is marked in use by {}",
+                holder.display()
+            )
+        },
+    )?;
+    steps::stop_vm(svc.as_mut(), "vm", SETTLE)?;
+    Ok(())
+}
+
+/// Leaves what a host crash leaves: `_disks/data/in_use_by` naming
+/// instance `gone`, whose `ha.pid` names a dead process.
+fn leave_crashed_holders_mark(home: &LimaHome) -> ScenarioResult {
     let gone = home.instance("gone");
     let made = std::fs::create_dir_all(home.disk_dir("data"))
         .and_then(|()| std::fs::create_dir_all(&gone.dir))
         .and_then(|()| std::fs::write(gone.ha_pid(), format!("{}\n", dead_pid())))
         .and_then(|()| mark_in_use(&home.disk_in_use_by("data"), &gone.dir));
-    made.map_err(|e| ScenarioError::Harness(format!("leaving a host crash's disk mark: {e}")))?;
-    let mut svc = ctx.started_service()?;
-    let mut vm = ctx.qemu_vm("vm", 0)?;
-    vm.template = vm.template.disk("data");
-    svc.apply(&vm)?;
+    made.map_err(|e| ScenarioError::Harness(format!("leaving a host crash's disk mark: {e}")))
+}
+
+/// VM vm comes to run on disk data, within `SETTLE` and at most the retry
+/// window after its first start refused for the stale mark.
+fn runs_despite_stale_mark(ctx: &Ctx, svc: &mut dyn ReconcilerDriver) -> ScenarioResult {
     // Once a start was refused for the mark, a few restart backoffs to
     // recover (a reconciler may release the mark only after the refusal).
     let grace = retry_window(ctx);
@@ -160,29 +205,13 @@ pub fn foreign_disk_lock(ctx: &Ctx) -> ScenarioResult {
         }
     });
     match started {
-        Ok(()) => {}
-        Err(Ok(summary)) => {
-            return Err(symptom!(
-                "VM vm never ran: disk data stays marked in use by instance gone, which no \
-                 longer runs (a host crash's leftover in_use_by): {summary}"
-            ));
-        }
-        Err(Err(e)) => return Err(symptom!("VM vm never ran on disk data: {}", e.last_seen)),
+        Ok(()) => Ok(()),
+        Err(Ok(summary)) => Err(symptom!(
+            "VM vm never ran: disk data stays marked in use by instance gone, which no \
+             longer runs (a host crash's leftover in_use_by): {summary}"
+        )),
+        Err(Err(e)) => Err(symptom!("VM vm never ran on disk data: {}", e.last_seen)),
     }
-    let holder = marked_holder(&home.disk_in_use_by("data")).unwrap_or_default();
-    // By name: a target with a Lima home of its own (a link to the
-    // sandbox's) marks the disk with its own spelling of the directory.
-    ensure(
-        holder.file_name() == Some(std::ffi::OsStr::new("vm")),
-        || {
-            format!(
-                "VM vm runs, but disk data is marked in use by {}",
-                holder.display()
-            )
-        },
-    )?;
-    steps::stop_vm(svc.as_mut(), "vm", SETTLE)?;
-    Ok(())
 }
 
 /// Long enough for a retry at the restart backoff (a start that fails is

@@ -10,10 +10,10 @@ use crate::symptom;
 use contract::FindingId;
 use contract::condition::{kind, reason, status};
 use contract::plan::{Fault, Tool};
-use harness::{FaultPlanBuilder, VmView, eventually, waits};
+use harness::{FaultPlanBuilder, ReconcilerDriver, VmView, eventually, waits};
 use std::time::{Duration, Instant};
 
-pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     ctx.sandbox.set_faults(&FaultPlanBuilder::new().times(
         Tool::Wsl,
         &["--unregister"],
@@ -59,7 +59,7 @@ pub fn finalizer_after_failed_delete(ctx: &Ctx) -> ScenarioResult {
     })
 }
 
-pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
     let ctx = &ignoring_interrupt(
         ctx,
         ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-vm")),
@@ -83,7 +83,7 @@ pub fn shutdown_fallback_skips_cleanup(ctx: &Ctx) -> ScenarioResult {
 
 const WSL_TIMEOUT_MESSAGE: &str = "The operation timed out because a response was not received from the virtual machine or container.";
 
-pub fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
+pub(crate) fn silent_cleanup_errors(ctx: &Ctx) -> ScenarioResult {
     let ctx = &ignoring_interrupt(
         ctx,
         ctx.graceful_stop_held(FaultPlanBuilder::new(), Some("lima-quiet-vm"))
@@ -150,7 +150,11 @@ fn stop_over(view: &VmView) -> bool {
     })
 }
 
-pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
+/// VM stuck's hostagent ignores the interrupt and its `wsl.exe
+/// --terminate` hangs: other VMs are still reconciled, and the stop ends
+/// within the WSL timeout of reaching the hung call (a margin of three
+/// more), naming it when it does not.
+pub(crate) fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
     let ctx = &ignoring_interrupt(
         ctx,
         FaultPlanBuilder::new()
@@ -172,31 +176,9 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
     // ends within the WSL timeout and the stop right after. Three times as
     // long again is the margin (a loaded machine delays the kill and the
     // status): an unbounded call never ends.
-    let mut stopped_before = false;
-    let reached = waits::timed(ctx.settings.graceful_timeout, || {
-        eventually(SETTLE, "the stop to run wsl.exe --terminate", || {
-            let invoked = ctx
-                .sandbox
-                .journal()
-                .events(Some("wsl.exe"), contract::journal::event::INVOKED)
-                .iter()
-                .any(|e| e.args().iter().any(|a| a == "lima-stuck"));
-            stopped_before = !invoked
-                && svc
-                    .get("stuck")
-                    .ok()
-                    .flatten()
-                    .is_some_and(|v| v.is_stopped());
-            if invoked || stopped_before {
-                Ok(Instant::now())
-            } else {
-                Err("no wsl.exe --terminate lima-stuck yet".to_owned())
-            }
-        })
-    })?;
-    if stopped_before {
+    let Some(reached) = terminate_reached(ctx, svc.as_mut())? else {
         return Ok(());
-    }
+    };
     let bound = ctx.settings.wsl_timeout * 4;
     let stopped = waits::timed(ctx.settings.wsl_timeout, || {
         steps::wait_for(
@@ -226,4 +208,36 @@ pub fn wsl_hang_unbounded(ctx: &Ctx) -> ScenarioResult {
         }
     })?;
     Ok(())
+}
+
+/// When the stop of VM stuck ran `wsl.exe --terminate lima-stuck` (the
+/// forced stop, after the graceful wait); `None` when stuck stopped
+/// without it.
+fn terminate_reached(
+    ctx: &Ctx,
+    svc: &mut dyn ReconcilerDriver,
+) -> Result<Option<Instant>, ScenarioError> {
+    let mut stopped_before = false;
+    let reached = waits::timed(ctx.settings.graceful_timeout, || {
+        eventually(SETTLE, "the stop to run wsl.exe --terminate", || {
+            let invoked = ctx
+                .sandbox
+                .journal()
+                .events(Some("wsl.exe"), contract::journal::event::INVOKED)
+                .iter()
+                .any(|e| e.args().iter().any(|a| a == "lima-stuck"));
+            stopped_before = !invoked
+                && svc
+                    .get("stuck")
+                    .ok()
+                    .flatten()
+                    .is_some_and(|v| v.is_stopped());
+            if invoked || stopped_before {
+                Ok(Instant::now())
+            } else {
+                Err("no wsl.exe --terminate lima-stuck yet".to_owned())
+            }
+        })
+    })?;
+    Ok((!stopped_before).then_some(reached))
 }

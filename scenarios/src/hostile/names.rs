@@ -90,7 +90,10 @@ pub fn is_usable_instance_name(name: &str) -> bool {
 /// name is as long as Lima allows, when that comes first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceName {
+    /// A name Lima accepts, before it is fitted to a LIMA_HOME.
     pub base: String,
+    /// Bytes to leave between `ha.sock`'s path and the platform's limit
+    /// (0 to 4); `None` keeps the base's length.
     pub socket_slack: Option<usize>,
 }
 
@@ -153,13 +156,17 @@ fn fit(base: &str, length: usize) -> Option<String> {
 /// with Lima's own directories, or make `ha.sock` too long to bind.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnusableName {
+    /// The empty name.
     Empty,
     /// `.` or `..`: LIMA_HOME itself, or its parent.
     DotName(&'static str),
     /// Components joined by `/` or `\`, such as `../x`.
     WithSeparator {
+        /// The part before the separator: `..` or a hostile component.
         before: String,
+        /// `/` or `\`.
         separator: char,
+        /// The part after the separator: `..` or a hostile component.
         after: String,
     },
     /// `_config`, `_disks`, or any name starting with `_`.
@@ -169,12 +176,16 @@ pub enum UnusableName {
     RefusedByLima(String),
     /// A usable name made `excess` bytes too long for `ha.sock`.
     OverSocketLimit {
+        /// The usable name it is made from.
         base: String,
+        /// How many bytes (1 to 24) the name is over the limit.
         excess: usize,
     },
 }
 
 impl UnusableName {
+    /// The name as the reconciler gets it, under `lima_home` (whose length
+    /// sets how long an [`UnusableName::OverSocketLimit`] name is).
     pub fn resolve(&self, lima_home: &LimaHome) -> String {
         match self {
             UnusableName::Empty => String::new(),
@@ -216,6 +227,7 @@ fn separated_part() -> impl Strategy<Value = String> {
     prop_oneof![Just("..".to_owned()), path_component()]
 }
 
+/// Names the reconciler must refuse, of every [`UnusableName`] kind.
 pub fn unusable_name() -> impl Strategy<Value = UnusableName> {
     prop_oneof![
         Just(UnusableName::Empty),
@@ -262,6 +274,11 @@ pub struct HostileDir {
 }
 
 impl HostileDir {
+    /// Creates the directory `component` in a fresh temporary directory.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error of creating either directory.
     pub fn create(component: &str) -> std::io::Result<Self> {
         // A short prefix leaves room for names near the socket limit.
         let outer = tempfile::Builder::new().prefix("lv").tempdir()?;

@@ -24,9 +24,11 @@ pub const WSL_DEGRADED: &str = "The operation timed out because a response was n
 /// How the hostagent answers the graceful interrupt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostagentExit {
+    /// It shuts down at once.
     Prompt,
     /// It shuts down `ms` milliseconds after the interrupt.
     Slow {
+        /// Milliseconds from the interrupt to the exit.
         ms: u64,
     },
     /// It takes no notice: only the forced stop ends it.
@@ -34,6 +36,7 @@ pub enum HostagentExit {
 }
 
 impl HostagentExit {
+    /// The fake hostagent's fault that makes it exit so (`None`: none).
     pub fn fault(self) -> Option<Fault> {
         match self {
             HostagentExit::Prompt => None,
@@ -55,9 +58,11 @@ pub fn hostagent_exit(graceful_timeout: Duration) -> impl Strategy<Value = Hosta
 /// How long one kind of `wsl.exe` call takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WslCall {
+    /// It works at once.
     Prompt,
     /// It works, after `ms` milliseconds (if it is let live that long).
     Slow {
+        /// Milliseconds the call takes.
         ms: u64,
     },
     /// It never returns (a degraded WSL service).
@@ -75,6 +80,7 @@ impl WslCall {
         }
     }
 
+    /// The fake `wsl.exe`'s fault that makes the call so (`None`: none).
     pub fn fault(self) -> Option<Fault> {
         match self {
             WslCall::Prompt => None,
@@ -119,7 +125,10 @@ impl FailedUnregister {
 pub enum ThenUnregister {
     /// The next attempt works after `ms` (a failure if that is past the
     /// delete timeout); any later one works at once.
-    Succeeds { ms: u64 },
+    Succeeds {
+        /// Milliseconds the next attempt takes.
+        ms: u64,
+    },
     /// Every later attempt fails the same way.
     KeepsFailing(FailedUnregister),
 }
@@ -127,7 +136,9 @@ pub enum ThenUnregister {
 /// The outcomes of successive `wsl.exe --unregister` attempts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnregisterScript {
+    /// The first attempts, in order.
     pub failures: Vec<FailedUnregister>,
+    /// What every attempt after them does.
     pub then: ThenUnregister,
 }
 
