@@ -10,17 +10,17 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::MakeWriterExt;
 
 /// Environment variable with a tracing filter (default `info`).
-pub const LOG_FILTER_ENV: &str = contract::env::LOG;
+pub(crate) const LOG_FILTER_ENV: &str = contract::env::LOG;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     #[default]
     Text,
     Json,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum LoggingError {
+pub(crate) enum LoggingError {
     #[error("cannot open the log file {path}: {source}")]
     Open {
         path: String,
@@ -31,7 +31,7 @@ pub enum LoggingError {
 }
 
 /// Installs the process-wide logger.
-pub fn init(log_file: &Path, format: LogFormat) -> Result<(), LoggingError> {
+pub(crate) fn init(log_file: &Path, format: LogFormat) -> Result<(), LoggingError> {
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -60,7 +60,7 @@ pub fn init(log_file: &Path, format: LogFormat) -> Result<(), LoggingError> {
 
 /// A field value shown bare when that is unambiguous (`instance=vm1`) and
 /// quoted otherwise (`instance="my vm"`).
-pub struct Shown<'a>(pub &'a str);
+pub(crate) struct Shown<'a>(pub(crate) &'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -78,7 +78,7 @@ impl fmt::Display for Shown<'_> {
 }
 
 /// A path field, quoted like [`Shown`] when it holds spaces or quotes.
-pub struct ShownPath<'a>(pub &'a std::path::Path);
+pub(crate) struct ShownPath<'a>(pub(crate) &'a std::path::Path);
 
 impl fmt::Display for ShownPath<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -3,10 +3,10 @@
 //! CTRL_BREAK/CTRL_C) every worker stops its hostagent, all in parallel,
 //! and the service exits.
 
-use crate::atomic_file;
-use crate::keys::{self, KeyError};
+use crate::lifecycle::keys::{self, KeyError};
 use crate::logging::{Shown, ShownPath};
 use crate::settings::Settings;
+use crate::store::atomic_file;
 use crate::store::{Scanned, Store, StoreError};
 use crate::worker::{self, Message, Shared, WorkerHandle};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 const CORRUPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+pub(crate) enum ServiceError {
     #[error("cannot prepare the SSH keys: {0}")]
     Keys(#[from] KeyError),
     #[error("cannot open the resource store: {0}")]
@@ -35,7 +35,7 @@ pub enum ServiceError {
 
 /// Runs the service until a shutdown signal; returns after every worker
 /// has stopped its VM.
-pub fn serve(settings: Settings) -> Result<(), ServiceError> {
+pub(crate) fn serve(settings: Settings) -> Result<(), ServiceError> {
     tracing::info!(
         pid = std::process::id(),
         lima_home = %ShownPath(settings.lima_home.path()),

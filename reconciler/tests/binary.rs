@@ -178,7 +178,7 @@ fn regressions_lists_every_switch() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(
         text.lines().count(),
-        reconciler::regression::Regression::ALL.len(),
+        contract::FindingId::ALL.len(),
         "{text}"
     );
     assert!(text.lines().any(|l| l.starts_with("wsl-hang-unbounded ")));

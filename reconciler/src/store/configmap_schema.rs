@@ -9,14 +9,14 @@
 //! names it. Exists so that the harness's target files for such
 //! reconcilers are exercised on every CI build.
 
-use crate::atomic_file;
-use crate::resource::API_VERSION;
+use crate::store::atomic_file;
+use crate::store::resource::API_VERSION;
 use crate::store::{ApplyOutcome, Store};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 
 /// The API version of this schema's LimaVM.
-pub const API_VERSION_V2: &str = "limavm.dev/v1alpha2";
+pub(crate) const API_VERSION_V2: &str = "limavm.dev/v1alpha2";
 
 /// Where the ConfigMaps and the template references are kept.
 fn dir(store: &Store, what: &str) -> PathBuf {
@@ -42,7 +42,7 @@ fn file(name: &str) -> String {
 }
 
 /// Applies a ConfigMap or a v1alpha2 LimaVM; returns what kubectl prints.
-pub fn apply(store: &Store, doc: Value) -> Result<String, String> {
+pub(crate) fn apply(store: &Store, doc: Value) -> Result<String, String> {
     let name = doc["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -117,7 +117,7 @@ fn template_of(store: &Store, name: &str) -> Result<(String, String), String> {
 
 /// The store's document as this schema shows it: v1alpha2, namespaced,
 /// with its template reference and without `status.observedGeneration`.
-pub fn present(store: &Store, mut doc: Value) -> Value {
+pub(crate) fn present(store: &Store, mut doc: Value) -> Value {
     let name = doc["metadata"]["name"]
         .as_str()
         .unwrap_or_default()

@@ -2,36 +2,36 @@
 //! down, unregister the WSL2 distro, remove the directory. A failure keeps
 //! the finalizer and is retried with exponential backoff.
 
-use crate::forced_stop::ForcedStopReport;
-use crate::instance::Instance;
+use crate::lifecycle::forced_stop::ForcedStopReport;
+use crate::lifecycle::instance::Instance;
+use crate::lifecycle::wsl::{self, WslOutcome};
 use crate::settings::Settings;
-use crate::wsl::{self, WslOutcome};
 use lima_layout::VmType;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why a delete attempt failed, and what it left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteFailure {
-    pub error: String,
+pub(crate) struct DeleteFailure {
+    pub(crate) error: String,
     /// Human-readable leftovers, e.g. "WSL2 distro lima-vm1 still registered".
-    pub left_behind: Vec<String>,
+    pub(crate) left_behind: Vec<String>,
 }
 
 /// The wait before retry `attempt` (1-based): `base * 2^(attempt-1)`,
 /// capped at `max`.
-pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exponent = attempt.saturating_sub(1).min(32);
     base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
 }
 
 /// True when `attempts` failures spend the budget (0: unlimited).
-pub fn budget_spent(budget: u32, attempts: u32) -> bool {
+pub(crate) fn budget_spent(budget: u32, attempts: u32) -> bool {
     budget > 0 && attempts >= budget
 }
 
 /// Deletes the instance after the forced stop that `stopped` reports.
-pub fn delete_instance(
+pub(crate) fn delete_instance(
     settings: &Settings,
     instance: &Instance,
     stopped: &ForcedStopReport,
@@ -160,7 +160,7 @@ fn remove_tree(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::inspect;
+    use crate::lifecycle::instance::inspect;
 
     #[test]
     fn a_tree_that_cannot_be_listed_is_reported_not_taken_for_gone() {
@@ -207,7 +207,7 @@ mod tests {
 
     #[test]
     fn after_a_failed_kill_nothing_is_deleted_and_only_a_wsl2_instance_names_its_distro() {
-        use crate::forced_stop::{Step, StepFailure};
+        use crate::lifecycle::forced_stop::{Step, StepFailure};
         let home = tempfile::tempdir().unwrap();
         let settings = Settings::new(home.path(), home.path().join("state"));
         let killed_not = ForcedStopReport {

@@ -2,8 +2,8 @@
 //! (`apply -f`, `get -o json`, `patch --type=merge`, `delete`, `wait`).
 //! Exit 0 on success, 1 on failure with a message on stderr.
 
-use crate::resource::{CONDITION_RUNNING, LimaVm};
 use crate::settings::parse_duration;
+use crate::store::resource::{CONDITION_RUNNING, LimaVm};
 use crate::store::{ApplyOutcome, DeleteOutcome, PatchOutcome, Store, StoreError};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use serde_json::Value;
@@ -22,27 +22,27 @@ const TYPE_ALIASES: [&str; 4] = [
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Args)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The reconciler's state directory.
     #[arg(long, env = contract::env::STATE, value_name = "DIR")]
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// The resource schema: `limavm` (this reconciler's), or `configmap`
     /// (namespaced v1alpha2 LimaVMs whose template is in a ConfigMap; see
     /// `configmap_schema`).
     #[arg(long, value_enum, default_value = "limavm")]
-    pub schema: Schema,
+    pub(crate) schema: Schema,
     #[command(subcommand)]
-    pub command: CtlCommand,
+    pub(crate) command: CtlCommand,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Schema {
+pub(crate) enum Schema {
     Limavm,
     Configmap,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CtlCommand {
+pub(crate) enum CtlCommand {
     /// Creates or updates a LimaVM from a JSON (or YAML) file, `-` for stdin.
     Apply {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
@@ -91,7 +91,7 @@ pub enum CtlCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Json,
     Yaml,
     Name,
@@ -119,7 +119,12 @@ fn failed(message: impl Into<String>) -> CtlError {
 }
 
 /// Runs one ctl command; returns the exit code.
-pub fn run(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub(crate) fn run(
+    args: CtlArgs,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     match execute(args, stdin, out) {
         Ok(()) => contract::exit::OK,
         Err(e) => {
@@ -135,7 +140,7 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
     match args.command {
         CtlCommand::Apply { file } if args.schema == Schema::Configmap => {
             let document = read_document(&file, stdin)?;
-            let line = crate::configmap_schema::apply(&store, document).map_err(failed)?;
+            let line = crate::store::configmap_schema::apply(&store, document).map_err(failed)?;
             writeln!(out, "{line}").map_err(write_failed)
         }
         CtlCommand::Apply { file } => {
@@ -226,7 +231,7 @@ fn get(
 ) -> Result<(), CtlError> {
     let show = |vm: &LimaVm| match schema {
         Schema::Limavm => vm.to_value(),
-        Schema::Configmap => crate::configmap_schema::present(store, vm.to_value()),
+        Schema::Configmap => crate::store::configmap_schema::present(store, vm.to_value()),
     };
     let items = match name {
         Some(name) => vec![
@@ -361,10 +366,10 @@ fn wait_until(
 }
 
 /// The largest document `apply` reads (bytes); a LimaVM is a few hundred.
-pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
 
 /// The deepest nesting of `[`/`{` `apply` parses (a LimaVM has 4 levels).
-pub const MAX_DOCUMENT_DEPTH: usize = 32;
+pub(crate) const MAX_DOCUMENT_DEPTH: usize = 32;
 
 fn read_document(file: &str, stdin: &mut dyn Read) -> Result<Value, CtlError> {
     let source = if file == "-" { "stdin" } else { file };
@@ -478,7 +483,7 @@ fn resolve_get_target(target: &[String]) -> Result<Option<String>, CtlError> {
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use crate::resource::CLEANUP_FINALIZER;
+    use crate::store::resource::CLEANUP_FINALIZER;
     use clap::Parser;
 
     struct Ran {

@@ -6,8 +6,8 @@
 //! if it did not exit, or the interrupt could not be delivered, read the
 //! instance again and go through the forced-stop routine; reap the child.
 
-use crate::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
-use crate::instance::{Instance, inspect};
+use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
+use crate::lifecycle::instance::{Instance, inspect};
 use crate::logging::Shown;
 use crate::regression::Regression;
 use crate::settings::{Settings, format_duration};
@@ -26,7 +26,7 @@ fn reap_deadline() -> Instant {
 
 /// Which path asked for the stop (some regressions act on one path only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopPath {
+pub(crate) enum StopPath {
     RunningFalse,
     Restart,
     ServiceShutdown,
@@ -36,7 +36,7 @@ pub enum StopPath {
 }
 
 impl StopPath {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StopPath::RunningFalse => "spec.running=false",
             StopPath::Restart => "restart",
@@ -50,7 +50,7 @@ impl StopPath {
 
 /// The hostagent to stop: a child of this service, or an orphan found by
 /// its pid file (its group id is its pid).
-pub enum Target<'a> {
+pub(crate) enum Target<'a> {
     Child(&'a mut Child),
     Orphan(u32),
 }
@@ -85,16 +85,17 @@ impl Target<'_> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StopOutcome {
+pub(crate) struct StopOutcome {
     /// It exited within the graceful wait.
-    pub graceful: bool,
-    pub forced: Option<ForcedStopReport>,
+    pub(crate) graceful: bool,
+    pub(crate) forced: Option<ForcedStopReport>,
     /// The hostagent is gone at the end.
-    pub exited: bool,
+    pub(crate) exited: bool,
 }
 
 impl StopOutcome {
-    pub fn summary(&self) -> String {
+    #[cfg(test)]
+    pub(crate) fn summary(&self) -> String {
         match (&self.forced, self.graceful) {
             (_, true) => "stopped gracefully".to_owned(),
             (Some(report), false) => report.summary(),
@@ -105,7 +106,7 @@ impl StopOutcome {
 }
 
 /// Stops the instance `name` whose hostagent is `target`.
-pub fn stop_instance(
+pub(crate) fn stop_instance(
     settings: &Settings,
     name: &str,
     assumed_vm_type: VmType,
@@ -192,16 +193,16 @@ pub fn stop_instance(
 /// of the instance running (children it did not stop, a daemonized `ssh`
 /// master): when any is found, the forced stop takes them and whatever
 /// they hold. `None` when nothing was left.
-pub fn clean_up_after_exit(
+pub(crate) fn clean_up_after_exit(
     settings: &Settings,
     name: &str,
     assumed_vm_type: VmType,
 ) -> Option<ForcedStopReport> {
     let instance = inspect(&settings.lima_home, name, assumed_vm_type);
-    let left = crate::leftovers::find(
+    let left = crate::lifecycle::leftovers::find(
         &settings.lima_home,
         &instance.paths,
-        crate::leftovers::Masters::of(settings),
+        crate::lifecycle::leftovers::Masters::of(settings),
     );
     if left.is_empty() {
         return None;
@@ -310,8 +311,8 @@ mod tests {
     impl Drop for DriverGuard {
         fn drop(&mut self) {
             if let Some(pid) = read_pid_file(&self.0.join("replacement.txt"))
-                && crate::identity::driver_identity(pid, &self.0, false)
-                    == crate::identity::Identity::Ours
+                && crate::lifecycle::identity::driver_identity(pid, &self.0, false)
+                    == crate::lifecycle::identity::Identity::Ours
             {
                 let _ = proctree::kill_tree(pid);
             }
@@ -329,7 +330,8 @@ mod tests {
 
     fn driver_pid(dir: &Path) -> Option<u32> {
         read_pid_file(&dir.join("qemu.pid")).filter(|pid| {
-            crate::identity::driver_identity(*pid, dir, false) == crate::identity::Identity::Ours
+            crate::lifecycle::identity::driver_identity(*pid, dir, false)
+                == crate::lifecycle::identity::Identity::Ours
         })
     }
 

@@ -3,17 +3,17 @@
 //! It cannot be adopted: it is interrupted, given the graceful wait, forced
 //! if needed, and the worker then starts afresh if the spec says so.
 
-use crate::forced_stop::{ForcedStopReport, forced_stop, list_tmp_files};
-use crate::identity::{Identity, hostagent_identity};
-use crate::instance::inspect;
+use crate::lifecycle::forced_stop::{ForcedStopReport, forced_stop, list_tmp_files};
+use crate::lifecycle::identity::{Identity, hostagent_identity};
+use crate::lifecycle::instance::inspect;
+use crate::lifecycle::stop::{StopOutcome, StopPath, Target, stop_instance};
 use crate::logging::Shown;
 use crate::regression::Regression;
 use crate::settings::Settings;
-use crate::stop::{StopOutcome, StopPath, Target, stop_instance};
 use lima_layout::VmType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
+pub(crate) enum Recovery {
     /// Nothing was running and nothing was left behind.
     Clean,
     /// A live hostagent was stopped.
@@ -22,7 +22,7 @@ pub enum Recovery {
     LeftoversCleaned(ForcedStopReport),
 }
 
-pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
+pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
     let instance = inspect(&settings.lima_home, name, assumed_vm_type);
     if !instance.exists() {
         return Recovery::Clean;
@@ -57,10 +57,10 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
     let processes = if settings.is_on(Regression::HostagentDeathLeftovers) {
         Vec::new()
     } else {
-        crate::leftovers::find(
+        crate::lifecycle::leftovers::find(
             &settings.lima_home,
             &instance.paths,
-            crate::leftovers::Masters::of(settings),
+            crate::lifecycle::leftovers::Masters::of(settings),
         )
     };
     if leftovers.is_empty() && processes.is_empty() {

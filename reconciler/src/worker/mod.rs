@@ -2,27 +2,31 @@
 //! resource from the service loop and drives its instance toward it; a
 //! worker stuck on its VM (a hung `wsl.exe`, a long graceful wait) delays
 //! no other VM and not the service loop.
+//!
+//! The folder owns the per-VM loop: the pure decisions (`decision`), which
+//! resource names can be instance names (`names`) and the operator event
+//! log (`event_log`).
 
-use crate::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
-use crate::event_log::{self, RecordedEvent};
-use crate::forced_stop::forced_stop;
-use crate::hostagent::{self, EventTail, Hostagent, StartError};
-use crate::identity::{Identity, driver_identity};
-use crate::instance::inspect;
+use crate::lifecycle::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
+use crate::lifecycle::forced_stop::forced_stop;
+use crate::lifecycle::hostagent::{self, EventTail, Hostagent, StartError};
+use crate::lifecycle::identity::{Identity, driver_identity};
+use crate::lifecycle::instance::inspect;
+use crate::lifecycle::orphan;
+use crate::lifecycle::stop::{StopPath, Target, stop_instance};
 use crate::logging::{Shown, ShownPath};
-use crate::names::{InvalidName, validate_instance_name};
-use crate::orphan;
 use crate::regression::Regression;
-use crate::resource::{
+use crate::settings::{Settings, format_duration};
+use crate::store::Store;
+use crate::store::resource::{
     CLEANUP_FINALIZER, CONDITION_CLEANUP, CONDITION_RUNNING, LimaVm, Status, reason,
     rfc3339_millis, time_until,
 };
-use crate::settings::{Settings, format_duration};
-use crate::stop::{StopPath, Target, stop_instance};
-use crate::store::Store;
 use crate::template::{TemplateError, render_lima_yaml};
+use event_log::RecordedEvent;
 use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
+use names::{InvalidName, validate_instance_name};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -30,6 +34,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 mod decision;
+pub(crate) mod event_log;
+pub(crate) mod names;
 
 use decision::{
     Action, AfterExit, Observation, Progress, Reported, Template, after_exit, decide, running_news,
@@ -47,14 +53,14 @@ fn distro_watch_interval(poll_interval: Duration) -> Duration {
 }
 
 /// What every worker shares with the service loop.
-pub struct Shared {
-    pub settings: Settings,
-    pub store: Store,
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) store: Store,
     shutting_down: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(settings: Settings, store: Store) -> Self {
+    pub(crate) fn new(settings: Settings, store: Store) -> Self {
         Self {
             settings,
             store,
@@ -62,31 +68,31 @@ impl Shared {
         }
     }
 
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    pub fn shutdown_flag(&self) -> &AtomicBool {
+    pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
         &self.shutting_down
     }
 }
 
-pub enum Message {
+pub(crate) enum Message {
     Update(Box<LimaVm>),
     /// The document is no longer in the store.
     Gone,
 }
 
-pub struct WorkerHandle {
-    pub inbox: Sender<Message>,
-    pub thread: JoinHandle<()>,
+pub(crate) struct WorkerHandle {
+    pub(crate) inbox: Sender<Message>,
+    pub(crate) thread: JoinHandle<()>,
 }
 
-pub fn spawn(shared: Arc<Shared>, name: String) -> std::io::Result<WorkerHandle> {
+pub(crate) fn spawn(shared: Arc<Shared>, name: String) -> std::io::Result<WorkerHandle> {
     let (inbox, messages) = channel();
     let thread_name = format!("vm {name}");
     let worker = Worker::new(shared, name, messages);
@@ -494,7 +500,7 @@ impl Worker {
         let settings = &self.shared.settings;
         let distro = settings.lima_home.instance(&self.name).wsl_distro();
         let timeout = settings.wsl_bound(settings.wsl_timeout);
-        match crate::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
+        match crate::lifecycle::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
             Ok(true) => {}
             Ok(false) => {
                 let message = format!(
@@ -616,15 +622,18 @@ impl Worker {
         if !settings.is_on(Regression::KeyModeUnrepaired) {
             // The key may have been loosened since the service checked it.
             let key = settings.lima_home.user_private_key();
-            crate::keys::repair_private_key_mode(&key)
+            crate::lifecycle::keys::repair_private_key_mode(&key)
                 .map_err(|e| prepare(key.clone())(std::io::Error::other(e.to_string())))?;
         }
-        crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
+        crate::store::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
         if !settings.is_on(Regression::ForeignDiskLock) {
             let disks = inspect(&settings.lima_home, &self.name, vm.spec.vm_type).disks;
-            for mark in crate::disk_locks::release_stale_marks(&settings.lima_home, &paths, &disks)?
-            {
+            for mark in crate::lifecycle::disk_locks::release_stale_marks(
+                &settings.lima_home,
+                &paths,
+                &disks,
+            )? {
                 tracing::warn!(
                     instance = %Shown(&self.name),
                     disk = %Shown(&mark.disk),
@@ -759,8 +768,8 @@ impl Worker {
         &mut self,
         vm: &LimaVm,
     ) -> (
-        crate::instance::Instance,
-        crate::forced_stop::ForcedStopReport,
+        crate::lifecycle::instance::Instance,
+        crate::lifecycle::forced_stop::ForcedStopReport,
     ) {
         let mut instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
         if let Some(agent) = &self.hostagent {

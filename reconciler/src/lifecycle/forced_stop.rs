@@ -13,13 +13,13 @@
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
-use crate::identity::{Identity, driver_identity, hostagent_identity};
-use crate::instance::Instance;
-use crate::leftovers;
+use crate::lifecycle::identity::{Identity, driver_identity, hostagent_identity};
+use crate::lifecycle::instance::Instance;
+use crate::lifecycle::leftovers;
+use crate::lifecycle::wsl::{self, WslOutcome};
 use crate::logging::{Shown, ShownPath};
 use crate::regression::Regression;
 use crate::settings::Settings;
-use crate::wsl::{self, WslOutcome};
 use lima_layout::{TMP_SUFFIXES, VmType, is_tmp_file_name};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     KillDriver,
     KillHostagent,
     KillLeftover,
@@ -39,7 +39,7 @@ pub enum Step {
 
 impl Step {
     /// The `step` field of the log line.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Step::KillDriver => "kill driver",
             Step::KillHostagent => "kill hostagent",
@@ -51,35 +51,43 @@ impl Step {
     }
 }
 
+/// One step of the forced stop that failed; its `Debug` form names the
+/// step and quotes the error (a tool's or the OS's message, as logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepFailure {
-    pub step: Step,
-    pub error: String,
+    pub(crate) step: Step,
+    pub(crate) error: String,
 }
 
 /// A pid that a pid file named but that is not this instance's process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedPid {
-    pub pid: u32,
-    pub pid_file: PathBuf,
-    pub description: String,
+pub(crate) struct RefusedPid {
+    pub(crate) pid: u32,
+    pub(crate) pid_file: PathBuf,
+    pub(crate) description: String,
 }
 
+/// What a forced stop did: the pids it killed or refused to kill, the WSL
+/// distro's termination, the disks released and files removed, and every
+/// step that failed ([`ForcedStopReport::failures`], empty when the stop is
+/// complete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForcedStopReport {
     /// Every pid killed, roots and descendants.
-    pub killed: Vec<u32>,
-    pub refused: Vec<RefusedPid>,
-    pub wsl: Option<WslOutcome>,
-    pub released_disks: Vec<String>,
-    pub removed_files: Vec<PathBuf>,
+    pub(crate) killed: Vec<u32>,
+    pub(crate) refused: Vec<RefusedPid>,
+    pub(crate) wsl: Option<WslOutcome>,
+    pub(crate) released_disks: Vec<String>,
+    pub(crate) removed_files: Vec<PathBuf>,
+    /// The steps that failed, in the order they ran; a failed kill keeps
+    /// the disks and tmp files (see `kept_files`).
     pub failures: Vec<StepFailure>,
     /// Disks and tmp files were left alone because a kill failed.
-    pub kept_files: bool,
+    pub(crate) kept_files: bool,
 }
 
 impl ForcedStopReport {
-    pub fn kill_failed(&self) -> bool {
+    pub(crate) fn kill_failed(&self) -> bool {
         self.failures.iter().any(|f| {
             matches!(
                 f.step,
@@ -89,12 +97,12 @@ impl ForcedStopReport {
     }
 
     #[cfg(test)]
-    pub fn failed(&self, step: Step) -> bool {
+    pub(crate) fn failed(&self, step: Step) -> bool {
         self.failures.iter().any(|f| f.step == step)
     }
 
     /// One line for a status message.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if self.failures.is_empty() {
             return "forced stop complete".to_owned();
         }
@@ -109,7 +117,7 @@ impl ForcedStopReport {
 
 /// How far a forced stop looks for the instance's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// The pid files' trees, then every process still identified as the
     /// instance's (see [`leftovers`]).
     Instance,
@@ -118,7 +126,9 @@ pub enum Reach {
     PidFiles,
 }
 
-/// Forces `instance` down (see the module comment).
+/// Forces `instance` down (see the module comment) with the tools and
+/// regression switches of `settings`; never fails as a whole: each failed
+/// step is logged and listed in the report's `failures`.
 pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
     let narrowed = [
         Regression::HostagentDeathLeftovers,
@@ -135,7 +145,7 @@ pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport
 }
 
 /// [`forced_stop`] with an explicit reach.
-pub fn forced_stop_with(
+pub(crate) fn forced_stop_with(
     settings: &Settings,
     instance: &Instance,
     reach: Reach,
@@ -403,7 +413,7 @@ fn kill_unless_gone(pid: u32, tree: bool) -> Result<Option<Vec<u32>>, proctree::
 
 /// The tmp files of `dir`, found by listing it and matching name suffixes:
 /// the path is never read as a pattern.
-pub fn list_tmp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn list_tmp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -467,7 +477,7 @@ fn wait_for_exit(pids: &[u32]) {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::instance::inspect;
+    use crate::lifecycle::instance::inspect;
     use crate::regression::Regressions;
     use crate::test_support::{Spawned, wait_until};
     use lima_layout::InstancePaths;
