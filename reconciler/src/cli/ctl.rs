@@ -136,27 +136,16 @@ pub(crate) fn run(
 
 fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), CtlError> {
     let store = Store::open(&args.state)?;
-    let write_failed = |e: std::io::Error| failed(format!("cannot write the output: {e}"));
     match args.command {
-        CtlCommand::Apply { file } if args.schema == Schema::Configmap => {
-            let document = read_document(&file, stdin)?;
-            let line = crate::store::configmap_schema::apply(&store, document).map_err(failed)?;
-            writeln!(out, "{line}").map_err(write_failed)
-        }
         CtlCommand::Apply { file } => {
             let document = read_document(&file, stdin)?;
-            let name = document
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let outcome = match store.apply(document)? {
-                ApplyOutcome::Created => "created",
-                ApplyOutcome::Configured => "configured",
-                ApplyOutcome::Unchanged => "unchanged",
+            let line = match args.schema {
+                Schema::Configmap => {
+                    crate::store::configmap_schema::apply(&store, document).map_err(failed)?
+                }
+                Schema::Limavm => apply(&store, document)?,
             };
-            writeln!(out, "{QUALIFIED}/{name} {outcome}").map_err(write_failed)
+            writeln!(out, "{line}").map_err(write_failed)
         }
         CtlCommand::Get { target, output } => {
             let name = resolve_get_target(&target)?;
@@ -167,19 +156,8 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
             patch_type,
             patch,
         } => {
-            let name = resolve_target(&target)?;
-            if patch_type != "merge" {
-                return Err(failed(format!(
-                    "--type={patch_type} is not supported; use --type=merge"
-                )));
-            }
-            let patch: Value = serde_json::from_str(&patch)
-                .map_err(|e| failed(format!("the patch is not valid JSON: {e}")))?;
-            let note = match store.patch_merge(&name, &patch)? {
-                PatchOutcome::Patched => "",
-                PatchOutcome::Unchanged => " (no change)",
-            };
-            writeln!(out, "{QUALIFIED}/{name} patched{note}").map_err(write_failed)
+            let line = merge_patch(&store, &resolve_target(&target)?, &patch_type, &patch)?;
+            writeln!(out, "{line}").map_err(write_failed)
         }
         CtlCommand::Delete {
             target,
@@ -200,25 +178,72 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
             timeout,
         } => {
             let name = resolve_target(&target)?;
-            match WaitFor::parse(&wait_for)? {
-                WaitFor::Delete => {
-                    wait_until(&name, Some(timeout), || Ok(store.get(&name)?.is_none()))?;
-                    writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
-                }
-                WaitFor::Condition { kind, status } => {
-                    wait_until(&name, Some(timeout), || {
-                        let vm = store
-                            .get(&name)?
-                            .ok_or_else(|| CtlError::NotFound(name.clone()))?;
-                        Ok(vm
-                            .status
-                            .condition(&kind)
-                            .is_some_and(|c| c.status.eq_ignore_ascii_case(&status)))
-                    })?;
-                    writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
-                }
-            }
+            wait_for_condition(&store, &name, &WaitFor::parse(&wait_for)?, timeout)?;
+            writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
         }
+    }
+}
+
+fn write_failed(e: std::io::Error) -> CtlError {
+    failed(format!("cannot write the output: {e}"))
+}
+
+/// `apply` of a LimaVM document; returns the line to print
+/// (`limavm.limavm.dev/NAME created|configured|unchanged`).
+fn apply(store: &Store, document: Value) -> Result<String, CtlError> {
+    let name = document
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let outcome = match store.apply(document)? {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Configured => "configured",
+        ApplyOutcome::Unchanged => "unchanged",
+    };
+    Ok(format!("{QUALIFIED}/{name} {outcome}"))
+}
+
+/// `patch --type=merge` (the only type supported); returns the line to print.
+fn merge_patch(
+    store: &Store,
+    name: &str,
+    patch_type: &str,
+    patch: &str,
+) -> Result<String, CtlError> {
+    if patch_type != "merge" {
+        return Err(failed(format!(
+            "--type={patch_type} is not supported; use --type=merge"
+        )));
+    }
+    let patch: Value = serde_json::from_str(patch)
+        .map_err(|e| failed(format!("the patch is not valid JSON: {e}")))?;
+    let note = match store.patch_merge(name, &patch)? {
+        PatchOutcome::Patched => "",
+        PatchOutcome::Unchanged => " (no change)",
+    };
+    Ok(format!("{QUALIFIED}/{name} patched{note}"))
+}
+
+/// `wait --for=…`: until the resource is gone or has the condition.
+fn wait_for_condition(
+    store: &Store,
+    name: &str,
+    wait_for: &WaitFor,
+    timeout: Duration,
+) -> Result<(), CtlError> {
+    match wait_for {
+        WaitFor::Delete => wait_until(name, Some(timeout), || Ok(store.get(name)?.is_none())),
+        WaitFor::Condition { kind, status } => wait_until(name, Some(timeout), || {
+            let vm = store
+                .get(name)?
+                .ok_or_else(|| CtlError::NotFound(name.to_owned()))?;
+            Ok(vm
+                .status
+                .condition(kind)
+                .is_some_and(|c| c.status.eq_ignore_ascii_case(status)))
+        }),
     }
 }
 
@@ -710,45 +735,18 @@ mod tests {
                 st.set_condition("Running", true, "Started", "up");
             })
             .unwrap();
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "vm1",
-                "--for=condition=Running=True",
-                "--timeout",
-                "2s",
-            ],
-            "",
-        );
+        let wait = |target, condition, timeout| {
+            ctl(s, &["wait", target, condition, "--timeout", timeout], "")
+        };
+        let ran = wait("vm1", "--for=condition=Running=True", "2s");
         assert_eq!(
             (ran.code, ran.out.as_str()),
             (0, "limavm.limavm.dev/vm1 condition met\n")
         );
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "limavm/vm1",
-                "--for=condition=Running",
-                "--timeout",
-                "1s",
-            ],
-            "",
-        );
+        let ran = wait("limavm/vm1", "--for=condition=Running", "1s");
         assert_eq!(ran.code, 0);
         let started = Instant::now();
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "vm1",
-                "--for=condition=Running=False",
-                "--timeout",
-                "200ms",
-            ],
-            "",
-        );
+        let ran = wait("vm1", "--for=condition=Running=False", "200ms");
         assert_eq!(ran.code, 1);
         assert!(
             ran.err
@@ -763,7 +761,7 @@ mod tests {
             let store = store.clone();
             move || store.remove_finalizer("vm1", CLEANUP_FINALIZER).unwrap()
         });
-        let ran = ctl(s, &["wait", "vm1", "--for=delete", "--timeout", "10s"], "");
+        let ran = wait("vm1", "--for=delete", "10s");
         assert_eq!(ran.code, 0, "{}", ran.err);
         assert!(remover.join().unwrap());
     }

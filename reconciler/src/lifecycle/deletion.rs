@@ -30,6 +30,63 @@ pub(crate) fn budget_spent(budget: u32, attempts: u32) -> bool {
     budget > 0 && attempts >= budget
 }
 
+/// What is left when a kill failed and nothing was deleted: the processes
+/// still alive, the directory and, for WSL2, the registered distro.
+fn left_after_failed_kill(instance: &Instance) -> Vec<String> {
+    let mut left_behind: Vec<String> = [instance.driver_pid, instance.hostagent_pid]
+        .into_iter()
+        .flatten()
+        .filter(|pid| proctree::is_alive(*pid))
+        .map(|pid| format!("process {pid} still running"))
+        .collect();
+    left_behind.push(format!(
+        "instance directory {} still present",
+        instance.paths.dir.display()
+    ));
+    if instance.vm_type == VmType::Wsl2 {
+        left_behind.push(format!(
+            "WSL2 distro {} still registered",
+            instance.wsl_distro()
+        ));
+    }
+    left_behind
+}
+
+/// Unregisters the instance's WSL2 distro. A failed unregister is a
+/// failure only when the distro is (or may be) still registered: WSL may
+/// finish an unregister after its client failed or was killed, so only
+/// what is really left is named.
+fn unregister_distro(settings: &Settings, instance: &Instance) -> Result<(), DeleteFailure> {
+    let distro = instance.wsl_distro();
+    let timeout = settings.wsl_bound(settings.delete_timeout);
+    let error = match wsl::unregister(&settings.tools.wsl, &distro, timeout) {
+        Ok(WslOutcome::Done) | Ok(WslOutcome::NotFound) => return Ok(()),
+        Err(e) => e,
+    };
+    let registered = wsl::is_registered(
+        &settings.tools.wsl,
+        &distro,
+        settings.wsl_bound(settings.wsl_timeout),
+    );
+    let distro_left = match registered {
+        Ok(false) => return Ok(()),
+        Ok(true) => format!("WSL2 distro {distro} still registered"),
+        Err(list_error) => format!(
+            "WSL2 distro {distro} possibly still registered (cannot list distros: {list_error})"
+        ),
+    };
+    Err(DeleteFailure {
+        error: error.to_string(),
+        left_behind: vec![
+            distro_left,
+            format!(
+                "instance directory {} still present",
+                instance.paths.dir.display()
+            ),
+        ],
+    })
+}
+
 /// Deletes the instance after the forced stop that `stopped` reports.
 pub(crate) fn delete_instance(
     settings: &Settings,
@@ -37,59 +94,13 @@ pub(crate) fn delete_instance(
     stopped: &ForcedStopReport,
 ) -> Result<(), DeleteFailure> {
     if stopped.kill_failed() {
-        let error = stopped.summary();
-        let mut left_behind: Vec<String> = [instance.driver_pid, instance.hostagent_pid]
-            .into_iter()
-            .flatten()
-            .filter(|pid| proctree::is_alive(*pid))
-            .map(|pid| format!("process {pid} still running"))
-            .collect();
-        left_behind.push(format!(
-            "instance directory {} still present",
-            instance.paths.dir.display()
-        ));
-        if instance.vm_type == VmType::Wsl2 {
-            left_behind.push(format!(
-                "WSL2 distro {} still registered",
-                instance.wsl_distro()
-            ));
-        }
-        return Err(DeleteFailure { error, left_behind });
+        return Err(DeleteFailure {
+            error: stopped.summary(),
+            left_behind: left_after_failed_kill(instance),
+        });
     }
     if instance.vm_type == VmType::Wsl2 {
-        let distro = instance.wsl_distro();
-        let timeout = settings.wsl_bound(settings.delete_timeout);
-        match wsl::unregister(&settings.tools.wsl, &distro, timeout) {
-            Ok(WslOutcome::Done) | Ok(WslOutcome::NotFound) => {}
-            Err(e) => {
-                // WSL may finish an unregister after its client failed or
-                // was killed: name only what is really left.
-                let registered = wsl::is_registered(
-                    &settings.tools.wsl,
-                    &distro,
-                    settings.wsl_bound(settings.wsl_timeout),
-                );
-                let distro_left = match registered {
-                    Ok(false) => None,
-                    Ok(true) => Some(format!("WSL2 distro {distro} still registered")),
-                    Err(list_error) => Some(format!(
-                        "WSL2 distro {distro} possibly still registered (cannot list distros: {list_error})"
-                    )),
-                };
-                if let Some(distro_left) = distro_left {
-                    return Err(DeleteFailure {
-                        error: e.to_string(),
-                        left_behind: vec![
-                            distro_left,
-                            format!(
-                                "instance directory {} still present",
-                                instance.paths.dir.display()
-                            ),
-                        ],
-                    });
-                }
-            }
-        }
+        unregister_distro(settings, instance)?;
     }
     if settings.is_on(crate::regression::Regression::DeleteBlockerUnnamed) {
         return remove_naming_only_the_directory(&instance.paths.dir);

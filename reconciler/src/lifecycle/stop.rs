@@ -105,6 +105,56 @@ impl StopOutcome {
     }
 }
 
+/// Waits up to the graceful timeout for the hostagent that `delivered`
+/// says was interrupted, and cleans up after it if it exits; `None` when
+/// the stop must go on to the forced stop.
+fn wait_gracefully(
+    settings: &Settings,
+    name: &str,
+    assumed_vm_type: VmType,
+    target: &mut Target<'_>,
+    delivered: bool,
+) -> Option<StopOutcome> {
+    let deadline = Instant::now() + settings.graceful_timeout;
+    if delivered && target.wait_for_exit(Some(deadline)) {
+        tracing::info!(instance = %Shown(name), pid = target.pid(), "the hostagent stopped gracefully");
+        let forced = if settings.is_on(Regression::GracefulExitLeftovers) {
+            None
+        } else {
+            clean_up_after_exit(settings, name, assumed_vm_type)
+        };
+        return Some(StopOutcome {
+            graceful: true,
+            forced,
+            exited: true,
+        });
+    }
+    if settings.is_on(Regression::IgnoredSignalFallback) {
+        // No fallback: this worker waits as long as the hostagent lives.
+        target.wait_for_exit(None);
+        return Some(StopOutcome {
+            graceful: false,
+            forced: None,
+            exited: true,
+        });
+    }
+    None
+}
+
+/// The service-shutdown regression's fallback: kill the child alone and
+/// leave its processes and files as they are.
+fn kill_without_cleanup(target: &mut Target<'_>) -> StopOutcome {
+    if let Target::Child(child) = target {
+        let _ = child.kill();
+    }
+    let exited = target.wait_for_exit(Some(reap_deadline()));
+    StopOutcome {
+        graceful: false,
+        forced: None,
+        exited,
+    }
+}
+
 /// Stops the instance `name` whose hostagent is `target`.
 pub(crate) fn stop_instance(
     settings: &Settings,
@@ -122,28 +172,9 @@ pub(crate) fn stop_instance(
         "stopping the hostagent gracefully"
     );
     let delivered = interrupt(settings, name, pid);
-    let deadline = Instant::now() + settings.graceful_timeout;
-    if delivered && target.wait_for_exit(Some(deadline)) {
-        tracing::info!(instance = %Shown(name), pid, "the hostagent stopped gracefully");
-        let forced = if settings.is_on(Regression::GracefulExitLeftovers) {
-            None
-        } else {
-            clean_up_after_exit(settings, name, assumed_vm_type)
-        };
-        return StopOutcome {
-            graceful: true,
-            forced,
-            exited: true,
-        };
-    }
-    if settings.is_on(Regression::IgnoredSignalFallback) {
-        // No fallback: this worker waits as long as the hostagent lives.
-        target.wait_for_exit(None);
-        return StopOutcome {
-            graceful: false,
-            forced: None,
-            exited: true,
-        };
+    if let Some(outcome) = wait_gracefully(settings, name, assumed_vm_type, &mut target, delivered)
+    {
+        return outcome;
     }
     if delivered {
         tracing::warn!(
@@ -155,15 +186,7 @@ pub(crate) fn stop_instance(
     }
     if path == StopPath::ServiceShutdown && settings.is_on(Regression::ShutdownFallbackSkipsCleanup)
     {
-        if let Target::Child(child) = &mut target {
-            let _ = child.kill();
-        }
-        let exited = target.wait_for_exit(Some(reap_deadline()));
-        return StopOutcome {
-            graceful: false,
-            forced: None,
-            exited,
-        };
+        return kill_without_cleanup(&mut target);
     }
     let report =
         if path == StopPath::RunningFalse && settings.is_on(Regression::DivergentShutdownPaths) {

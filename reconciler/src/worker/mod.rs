@@ -8,6 +8,7 @@
 //! log (`event_log`).
 
 use crate::lifecycle::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
+use crate::lifecycle::disk_locks::release_stale_marks;
 use crate::lifecycle::forced_stop::forced_stop;
 use crate::lifecycle::hostagent::{self, EventTail, Hostagent, StartError};
 use crate::lifecycle::identity::{Identity, driver_identity};
@@ -24,9 +25,10 @@ use crate::store::resource::{
 };
 use crate::template::{TemplateError, render_lima_yaml};
 use event_log::RecordedEvent;
-use lima_layout::VmType;
 use lima_layout::paths::read_pid_file;
+use lima_layout::{InstancePaths, VmType};
 use names::{InvalidName, validate_instance_name};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -320,69 +322,39 @@ impl Worker {
 
     /// Follows the hostagent's events and notices an exit nobody asked for.
     fn watch_hostagent(&mut self, vm: &LimaVm) {
+        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
         let Some(agent) = self.hostagent.as_mut() else {
             return;
         };
-        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
-        let mut running_report = None;
-        for event in agent.events.poll() {
-            let status = &event.status;
-            let seen = Reported {
-                running: status.running,
-                degraded: status.degraded && report_degraded,
-            };
-            let before = Reported {
-                running: agent.running_reported,
-                degraded: agent.degraded,
-            };
-            if let Some(first) = running_news(before, seen) {
-                let degraded = seen.degraded;
-                agent.running_reported = true;
-                agent.degraded = degraded;
-                running_report = Some(if degraded {
-                    let errors = if status.errors.is_empty() {
-                        "no error given".to_owned()
-                    } else {
-                        status.errors.join("; ")
-                    };
-                    let message = format!(
-                        "the VM is running degraded (hostagent pid {}): {errors}",
-                        agent.pid()
-                    );
-                    (first, reason::DEGRADED, message)
-                } else {
-                    let message = format!(
-                        "the VM is running (hostagent pid {}, ssh port {})",
-                        agent.pid(),
-                        status.ssh_local_port
-                    );
-                    (first, reason::STARTED, message)
-                });
-            }
-            if status.exiting {
-                tracing::info!(instance = %Shown(&self.name), "the hostagent announced it is exiting");
-            }
+        let news = read_running_news(agent, report_degraded, &self.name);
+        let (exit, pid, ran) = (agent.exited(), agent.pid(), agent.running_reported);
+        if let Some(news) = news {
+            self.report_running_news(pid, &news);
         }
-        let exit = agent.exited();
-        let pid = agent.pid();
-        let ran = agent.running_reported;
-        if let Some((first, reason, message)) = running_report {
-            if first {
-                self.progress.start_failures = 0;
-            }
-            if reason == reason::DEGRADED {
-                tracing::warn!(instance = %Shown(&self.name), pid, message = message.as_str(), "the VM is running degraded");
-            } else {
-                tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
-            }
-            self.write_status(|status| {
-                status.set_condition(CONDITION_RUNNING, true, reason, &message)
-            });
+        match exit {
+            Some(exit) => self.after_unexpected_exit(vm, pid, exit, ran),
+            None => self.watch_driver(vm),
         }
-        let Some(exit) = exit else {
-            self.watch_driver(vm);
-            return;
-        };
+    }
+
+    /// Writes what the hostagent's events said about the VM running.
+    fn report_running_news(&mut self, pid: u32, news: &RunningNews) {
+        if news.first {
+            self.progress.start_failures = 0;
+        }
+        if news.reason == reason::DEGRADED {
+            tracing::warn!(instance = %Shown(&self.name), pid, message = news.message.as_str(), "the VM is running degraded");
+        } else {
+            tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+        }
+        self.write_status(|status| {
+            status.set_condition(CONDITION_RUNNING, true, news.reason, &news.message)
+        });
+    }
+
+    /// Cleans up after a hostagent that exited on its own, then reports the
+    /// VM stopped, the start failed, or a restart after the backoff.
+    fn after_unexpected_exit(&mut self, vm: &LimaVm, pid: u32, exit: ExitStatus, ran: bool) {
         self.hostagent = None;
         tracing::warn!(
             instance = %Shown(&self.name),
@@ -393,13 +365,12 @@ impl Worker {
         let instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
         forced_stop(self.settings(), &instance);
         let fixed_backoff = self.settings().is_on(Regression::CrashLoopFixedBackoff);
-        let with_last_line = match after_exit(vm.spec.running, ran, fixed_backoff) {
+        match after_exit(vm.spec.running, ran, fixed_backoff) {
             AfterExit::ReportStopped => {
                 let message = format!("the hostagent (pid {pid}) exited ({exit})");
                 self.write_status(|status| {
                     status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, &message)
                 });
-                return;
             }
             AfterExit::StartFailed => {
                 let last_line = hostagent::last_stderr_line(&instance.paths);
@@ -409,17 +380,23 @@ impl Worker {
                     last_line,
                 });
                 self.write_status(|status| status.restart_count += 1);
-                return;
             }
-            AfterExit::Restart { with_last_line } => with_last_line,
-        };
-        let last_line = hostagent::last_stderr_line(&instance.paths);
+            AfterExit::Restart { with_last_line } => {
+                let last_line = hostagent::last_stderr_line(&instance.paths);
+                let said = match &last_line {
+                    Some(line) if with_last_line => format!("; last stderr line: {line}"),
+                    _ => String::new(),
+                };
+                self.schedule_restart(pid, exit, &said);
+            }
+        }
+    }
+
+    /// Reports a restart of the hostagent after the restart backoff; `said`
+    /// ends the message (the last stderr line, or nothing).
+    fn schedule_restart(&mut self, pid: u32, exit: ExitStatus, said: &str) {
         let delay = self.settings().restart_backoff;
         self.progress.start_not_before = Some(Instant::now() + delay);
-        let said = match &last_line {
-            Some(line) if with_last_line => format!("; last stderr line: {line}"),
-            _ => String::new(),
-        };
         let message = format!(
             "the hostagent (pid {pid}) exited unexpectedly ({exit}){said}; restarting in {}",
             format_duration(delay)
@@ -607,6 +584,51 @@ impl Worker {
     fn try_start(&mut self, vm: &LimaVm, config_text: String) -> Result<Hostagent, StartError> {
         let settings = self.shared.settings.clone();
         let paths = settings.lima_home.instance(&self.name);
+        self.prepare_start(&settings, &paths, vm.spec.vm_type, &config_text)?;
+        let previous_pid = read_pid_file(&paths.ha_pid());
+        let mut child = hostagent::spawn(&settings, &paths)?;
+        let shutting_down = match hostagent::wait_for_pid_file(
+            &mut child,
+            &paths,
+            previous_pid,
+            settings.start_timeout,
+            self.shared.shutdown_flag(),
+        ) {
+            Ok(_) => false,
+            Err(StartError::ShuttingDown) => true,
+            Err(e) => {
+                self.abandon_start(&settings, vm.spec.vm_type, &mut child);
+                return Err(e);
+            }
+        };
+        let agent = Hostagent {
+            child,
+            config_text,
+            restart_request: vm.restart_request().map(str::to_owned),
+            events: EventTail::new(paths.ha_stdout_log()),
+            running_reported: false,
+            degraded: false,
+            driver: None,
+            driver_checked: None,
+        };
+        if shutting_down {
+            // The shutdown stops it like any other running hostagent.
+            self.hostagent = Some(agent);
+            return Err(StartError::ShuttingDown);
+        }
+        Ok(agent)
+    }
+
+    /// Everything before the hostagent is spawned: the cleanup finalizer,
+    /// the instance directory, the private key's mode, `lima.yaml` and the
+    /// in-use marks a crash left on the instance's disks.
+    fn prepare_start(
+        &self,
+        settings: &Settings,
+        paths: &InstancePaths,
+        vm_type: VmType,
+        config_text: &str,
+    ) -> Result<(), StartError> {
         let prepare = |path: std::path::PathBuf| move |source| StartError::Prepare { path, source };
         match self.store().add_finalizer(&self.name, CLEANUP_FINALIZER) {
             Ok(true) => {}
@@ -628,12 +650,8 @@ impl Worker {
         crate::store::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
         if !settings.is_on(Regression::ForeignDiskLock) {
-            let disks = inspect(&settings.lima_home, &self.name, vm.spec.vm_type).disks;
-            for mark in crate::lifecycle::disk_locks::release_stale_marks(
-                &settings.lima_home,
-                &paths,
-                &disks,
-            )? {
+            let disks = inspect(&settings.lima_home, &self.name, vm_type).disks;
+            for mark in release_stale_marks(&settings.lima_home, paths, &disks)? {
                 tracing::warn!(
                     instance = %Shown(&self.name),
                     disk = %Shown(&mark.disk),
@@ -642,49 +660,25 @@ impl Worker {
                 );
             }
         }
-        let previous_pid = read_pid_file(&paths.ha_pid());
-        let mut child = hostagent::spawn(&settings, &paths)?;
-        let shutting_down = match hostagent::wait_for_pid_file(
-            &mut child,
-            &paths,
-            previous_pid,
-            settings.start_timeout,
-            self.shared.shutdown_flag(),
-        ) {
-            Ok(_) => false,
-            Err(StartError::ShuttingDown) => true,
-            Err(e) => {
-                if matches!(child.try_wait(), Ok(None)) {
-                    stop_instance(
-                        &settings,
-                        &self.name,
-                        vm.spec.vm_type,
-                        Target::Child(&mut child),
-                        StopPath::StartFailed,
-                    );
-                } else {
-                    let instance = inspect(&settings.lima_home, &self.name, vm.spec.vm_type);
-                    forced_stop(&settings, &instance);
-                }
-                return Err(e);
-            }
-        };
-        let agent = Hostagent {
-            child,
-            config_text,
-            restart_request: vm.restart_request().map(str::to_owned),
-            events: EventTail::new(paths.ha_stdout_log()),
-            running_reported: false,
-            degraded: false,
-            driver: None,
-            driver_checked: None,
-        };
-        if shutting_down {
-            // The shutdown stops it like any other running hostagent.
-            self.hostagent = Some(agent);
-            return Err(StartError::ShuttingDown);
+        Ok(())
+    }
+
+    /// Stops what a start that failed after the spawn left running: the
+    /// child through the stop path if it still runs, else whatever its pid
+    /// files name.
+    fn abandon_start(&self, settings: &Settings, vm_type: VmType, child: &mut std::process::Child) {
+        if matches!(child.try_wait(), Ok(None)) {
+            stop_instance(
+                settings,
+                &self.name,
+                vm_type,
+                Target::Child(child),
+                StopPath::StartFailed,
+            );
+        } else {
+            let instance = inspect(&settings.lima_home, &self.name, vm_type);
+            forced_stop(settings, &instance);
         }
-        Ok(agent)
     }
 
     fn start_failed(&mut self, error: &StartError) {
@@ -802,69 +796,39 @@ impl Worker {
             return self.release_finalizer();
         }
         let settings = self.shared.settings.clone();
-        let mut attempts = 0;
-        let mut spent = false;
-        let mut delay = Duration::ZERO;
-        self.write_status(|status| {
-            let deletion = &mut status.deletion;
-            deletion.attempts += 1;
-            deletion.last_error = Some(failure.error.clone());
-            attempts = deletion.attempts;
-            spent = budget_spent(settings.delete_retry_budget, attempts);
-            if spent {
-                deletion.next_retry = None;
-                let message = format!(
-                    "gave up after {attempts} failed delete attempts: {}; left behind: {}",
-                    failure.error,
-                    failure.left_behind.join(", ")
-                );
-                status.set_condition(
-                    CONDITION_CLEANUP,
-                    false,
-                    reason::DELETE_RETRY_BUDGET_SPENT,
-                    &message,
-                );
-            } else {
-                delay = backoff_delay(
-                    settings.delete_backoff,
-                    settings.delete_backoff_max,
-                    attempts,
-                );
-                deletion.next_retry = Some(rfc3339_millis(SystemTime::now() + delay));
-                let message = format!(
-                    "delete attempt {attempts} failed: {}; retrying in {}",
-                    failure.error,
-                    format_duration(delay)
-                );
-                status.set_condition(CONDITION_CLEANUP, false, reason::DELETE_FAILED, &message);
-            }
-            status.set_condition(
-                CONDITION_RUNNING,
-                false,
-                reason::STOPPED,
-                "stopped for deletion",
-            );
-        });
-        if !spent {
+        let mut retry = DeleteRetry::default();
+        self.write_status(|status| retry = record_delete_failure(status, &settings, &failure));
+        if !retry.spent {
             tracing::warn!(
                 instance = %Shown(&name),
-                attempt = attempts,
+                attempt = retry.attempts,
                 error = failure.error.as_str(),
-                retry_in = %format_duration(delay),
+                retry_in = %format_duration(retry.delay),
                 "deleting the instance failed; keeping the finalizer and retrying"
             );
-            self.progress.delete_not_before = Some(Instant::now() + delay);
+            self.progress.delete_not_before = Some(Instant::now() + retry.delay);
             return Flow::Continue;
         }
+        self.give_up_deletion(&settings, retry.attempts, failure)
+    }
+
+    /// The delete retry budget is spent: records the abandoned deletion in
+    /// the event log and lets the resource go with what is left behind.
+    fn give_up_deletion(
+        &mut self,
+        settings: &Settings,
+        attempts: u32,
+        failure: DeleteFailure,
+    ) -> Flow {
         tracing::error!(
-            instance = %Shown(&name),
+            instance = %Shown(&self.name),
             attempts,
             error = failure.error.as_str(),
             left_behind = failure.left_behind.join(", ").as_str(),
             "the delete retry budget is spent; removing the finalizer and leaving resources behind"
         );
         let event = RecordedEvent::delete_retry_budget_spent(
-            &name,
+            &self.name,
             attempts,
             &failure.error,
             failure.left_behind,
@@ -933,5 +897,139 @@ impl Worker {
                 "cannot write the status"
             );
         }
+    }
+}
+
+/// What the hostagent's events said about the VM running: the condition's
+/// reason and message, and whether this is the first report of this start.
+struct RunningNews {
+    first: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// Reads the hostagent's new events; returns the last change in running or
+/// degraded they report (degraded is ignored when `report_degraded` is off)
+/// and records it in `agent`.
+fn read_running_news(
+    agent: &mut Hostagent,
+    report_degraded: bool,
+    name: &str,
+) -> Option<RunningNews> {
+    let mut news = None;
+    for event in agent.events.poll() {
+        let status = &event.status;
+        let seen = Reported {
+            running: status.running,
+            degraded: status.degraded && report_degraded,
+        };
+        let before = Reported {
+            running: agent.running_reported,
+            degraded: agent.degraded,
+        };
+        if let Some(first) = running_news(before, seen) {
+            agent.running_reported = true;
+            agent.degraded = seen.degraded;
+            news = Some(describe_running(first, seen.degraded, agent.pid(), status));
+        }
+        if status.exiting {
+            tracing::info!(instance = %Shown(name), "the hostagent announced it is exiting");
+        }
+    }
+    news
+}
+
+/// The Running condition's reason and message for a hostagent status that
+/// reports the VM running (degraded or not).
+fn describe_running(
+    first: bool,
+    degraded: bool,
+    pid: u32,
+    status: &lima_layout::HostagentStatus,
+) -> RunningNews {
+    if degraded {
+        let errors = if status.errors.is_empty() {
+            "no error given".to_owned()
+        } else {
+            status.errors.join("; ")
+        };
+        let message = format!("the VM is running degraded (hostagent pid {pid}): {errors}");
+        return RunningNews {
+            first,
+            reason: reason::DEGRADED,
+            message,
+        };
+    }
+    let message = format!(
+        "the VM is running (hostagent pid {pid}, ssh port {})",
+        status.ssh_local_port
+    );
+    RunningNews {
+        first,
+        reason: reason::STARTED,
+        message,
+    }
+}
+
+/// What a failed delete attempt leads to: the attempt's number, whether the
+/// retry budget is spent, and otherwise the backoff before the next one.
+#[derive(Default)]
+struct DeleteRetry {
+    attempts: u32,
+    spent: bool,
+    delay: Duration,
+}
+
+/// Counts a failed delete attempt in `status` and sets its Cleanup and
+/// Running conditions: a retry after the backoff, or giving up once the
+/// budget is spent.
+fn record_delete_failure(
+    status: &mut Status,
+    settings: &Settings,
+    failure: &DeleteFailure,
+) -> DeleteRetry {
+    let deletion = &mut status.deletion;
+    deletion.attempts += 1;
+    deletion.last_error = Some(failure.error.clone());
+    let attempts = deletion.attempts;
+    let spent = budget_spent(settings.delete_retry_budget, attempts);
+    let mut delay = Duration::ZERO;
+    if spent {
+        deletion.next_retry = None;
+        let message = format!(
+            "gave up after {attempts} failed delete attempts: {}; left behind: {}",
+            failure.error,
+            failure.left_behind.join(", ")
+        );
+        status.set_condition(
+            CONDITION_CLEANUP,
+            false,
+            reason::DELETE_RETRY_BUDGET_SPENT,
+            &message,
+        );
+    } else {
+        delay = backoff_delay(
+            settings.delete_backoff,
+            settings.delete_backoff_max,
+            attempts,
+        );
+        deletion.next_retry = Some(rfc3339_millis(SystemTime::now() + delay));
+        let message = format!(
+            "delete attempt {attempts} failed: {}; retrying in {}",
+            failure.error,
+            format_duration(delay)
+        );
+        status.set_condition(CONDITION_CLEANUP, false, reason::DELETE_FAILED, &message);
+    }
+    status.set_condition(
+        CONDITION_RUNNING,
+        false,
+        reason::STOPPED,
+        "stopped for deletion",
+    );
+    DeleteRetry {
+        attempts,
+        spent,
+        delay,
     }
 }
