@@ -30,7 +30,7 @@ pub(crate) struct CommandOutput {
 pub(crate) enum CommandError {
     #[error("{tool} not found on PATH")]
     NotFound { tool: String },
-    #[error("cannot run {tool}: {source}")]
+    #[error("cannot run {tool}")]
     Spawn {
         tool: String,
         source: std::io::Error,
@@ -41,7 +41,7 @@ pub(crate) enum CommandError {
         timeout: Duration,
         stderr: String,
     },
-    #[error("lost track of {tool}: {source}")]
+    #[error("lost track of {tool}")]
     Wait {
         tool: String,
         source: std::io::Error,
@@ -221,7 +221,7 @@ mod tests {
             .timeout(Some(Duration::from_secs(5)))
             .run()
             .unwrap_err();
-        let text = err.to_string();
+        let text = crate::error_chain::chain(&err);
         assert!(text.starts_with("cannot run ssh-keygen: "), "{text}");
     }
 

@@ -16,6 +16,7 @@
 
 mod cli;
 mod command;
+mod error_chain;
 mod lifecycle;
 mod logging;
 mod platform;

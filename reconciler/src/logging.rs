@@ -21,7 +21,7 @@ pub(crate) enum LogFormat {
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LoggingError {
-    #[error("cannot open the log file {path}: {source}")]
+    #[error("cannot open the log file {path}")]
     Open {
         path: String,
         source: std::io::Error,

@@ -20,16 +20,16 @@ const CORRUPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ServiceError {
-    #[error("cannot prepare the SSH keys: {0}")]
+    #[error("cannot prepare the SSH keys")]
     Keys(#[from] KeyError),
-    #[error("cannot open the resource store: {0}")]
+    #[error("cannot open the resource store")]
     Store(#[from] StoreError),
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     ServiceFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot install the shutdown signal handler: {0}")]
+    #[error("cannot install the shutdown signal handler")]
     Signals(#[from] ctrlc::Error),
 }
 
@@ -111,7 +111,7 @@ impl Loop {
             Err(e) => {
                 if due(&mut self.scan_error_logged) {
                     tracing::error!(
-                        error = e.to_string().as_str(),
+                        error = crate::error_chain::chain(&e).as_str(),
                         "cannot read the resource store"
                     );
                 }

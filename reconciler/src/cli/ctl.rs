@@ -109,7 +109,7 @@ impl From<StoreError> for CtlError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { name } => CtlError::NotFound(name),
-            other => CtlError::Failed(other.to_string()),
+            other => CtlError::Failed(crate::error_chain::chain(&other)),
         }
     }
 }

@@ -151,7 +151,7 @@ fn serve(args: ServeArgs) -> i32 {
     let _lock = match crate::store::state_lock::StateLock::acquire(&settings.state_dir) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::error_chain::ErrorChain(&e));
             return exit::FAILURE;
         }
     };
@@ -171,21 +171,9 @@ fn run_service(settings: Settings, log_format: LogFormat) -> anyhow::Result<()> 
     service::serve(settings).context("the reconciler service failed")
 }
 
-/// The error and its causes on one line, each cause once (the library's
-/// messages already quote the cause they wrap).
+/// The error and its causes on one line, by the crate's one chain printer.
 fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let message = cause.to_string();
-        if text.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
+    crate::error_chain::chain(error.as_ref())
 }
 
 /// Settings from the arguments plus `LIMAVM_REGRESS`.

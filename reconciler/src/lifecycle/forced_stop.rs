@@ -261,7 +261,7 @@ impl Run<'_> {
                     }
                     Ok(None) => None,
                     Err(e) => {
-                        self.fail(step, e.to_string());
+                        self.fail(step, crate::error_chain::chain(&e));
                         None
                     }
                 }
@@ -301,7 +301,7 @@ impl Run<'_> {
             ),
             Err(e) => tracing::debug!(
                 instance = %name,
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "could not ask the ssh ControlMaster to exit"
             ),
         }
@@ -342,7 +342,7 @@ impl Run<'_> {
         let timeout = self.settings.wsl_bound(self.settings.wsl_timeout);
         match wsl::terminate(&self.settings.tools.wsl, &distro, timeout) {
             Ok(outcome) => self.report.wsl = Some(outcome),
-            Err(e) => self.fail(Step::WslTerminate, e.to_string()),
+            Err(e) => self.fail(Step::WslTerminate, crate::error_chain::chain(&e)),
         }
     }
 

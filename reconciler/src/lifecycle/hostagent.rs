@@ -22,14 +22,14 @@ const POLL: Duration = Duration::from_millis(10);
 pub(crate) enum StartError {
     #[error("limactl not found on PATH")]
     LimactlNotFound,
-    #[error("cannot start limactl hostagent: {0}")]
-    Spawn(std::io::Error),
-    #[error("cannot prepare {}: {source}", path.display())]
+    #[error("cannot start limactl hostagent")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot prepare {}", path.display())]
     Prepare {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
     #[error(
         "the hostagent exited ({status}) before writing ha.pid{}",

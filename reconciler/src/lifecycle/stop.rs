@@ -252,7 +252,7 @@ fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
             tracing::warn!(
                 instance = %Shown(name),
                 pid,
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "could not deliver the graceful interrupt; forcing the stop"
             );
             false

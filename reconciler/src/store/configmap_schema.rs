@@ -51,7 +51,7 @@ pub(crate) fn apply(store: &Store, doc: Value) -> Result<String, String> {
         Some("Namespace") => Ok(format!("namespace/{name} unchanged")),
         Some("ConfigMap") => {
             write(&dir(store, "configmaps").join(file(&name)), &doc)?;
-            for vm in store.list().map_err(|e| e.to_string())? {
+            for vm in store.list().map_err(|e| crate::error_chain::chain(&e))? {
                 let reference = read(&dir(store, "refs").join(file(vm.name())));
                 if reference.is_some_and(|r| r["name"] == name.as_str()) {
                     let (template, vm_type) = template_of(store, &name)?;
@@ -60,7 +60,7 @@ pub(crate) fn apply(store: &Store, doc: Value) -> Result<String, String> {
                             vm.name(),
                             &json!({"spec": {"template": template, "vmType": vm_type}}),
                         )
-                        .map_err(|e| e.to_string())?;
+                        .map_err(|e| crate::error_chain::chain(&e))?;
                 }
             }
             Ok(format!("configmap/{name} configured"))
@@ -85,7 +85,7 @@ pub(crate) fn apply(store: &Store, doc: Value) -> Result<String, String> {
                         "vmType": vm_type,
                     }
                 }))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| crate::error_chain::chain(&e))?;
             let outcome = match outcome {
                 ApplyOutcome::Created => "created",
                 ApplyOutcome::Configured => "configured",

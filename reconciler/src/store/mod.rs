@@ -22,12 +22,12 @@ use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum StoreError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot lock {}: {source}", path.display())]
+    #[error("cannot lock {}", path.display())]
     Lock {
         path: PathBuf,
         source: std::io::Error,
@@ -256,7 +256,7 @@ impl Store {
                 Ok(Some(vm)) => found.push(Scanned::Valid(Box::new(vm))),
                 Err(error) => found.push(Scanned::Corrupt {
                     path,
-                    error: error.to_string(),
+                    error: crate::error_chain::chain(&error),
                 }),
             }
         }

@@ -14,7 +14,7 @@ pub(crate) const LOCK_FILE: &str = "service.lock";
 pub(crate) enum StateLockError {
     #[error("--state {}: the path is a file, not a directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("cannot create the state directory {}: {source}", path.display())]
+    #[error("cannot create the state directory {}", path.display())]
     Create {
         path: PathBuf,
         source: std::io::Error,
@@ -26,7 +26,7 @@ pub(crate) enum StateLockError {
         file: PathBuf,
         holder: Option<u32>,
     },
-    #[error("cannot lock {}: {source}", file.display())]
+    #[error("cannot lock {}", file.display())]
     Lock {
         file: PathBuf,
         source: std::io::Error,

@@ -268,7 +268,7 @@ impl Worker {
             Action::ReportInvalidTemplate => {
                 self.progress.acted_generation = Some(generation);
                 if let Some(Err(e)) = rendered {
-                    let message = e.to_string();
+                    let message = crate::error_chain::chain(&e);
                     self.report_running(generation, false, reason::START_FAILED, &message);
                 }
             }
@@ -488,7 +488,7 @@ impl Worker {
             // Not knowing is no reason to restart a VM.
             Err(e) => tracing::warn!(
                 instance = %Shown(&self.name),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot tell whether the WSL2 distro still runs"
             ),
         }
@@ -636,7 +636,7 @@ impl Worker {
             Err(e) => {
                 return Err(StartError::Prepare {
                     path: self.store().path_of(&self.name),
-                    source: std::io::Error::other(e.to_string()),
+                    source: std::io::Error::other(crate::error_chain::chain(&e)),
                 });
             }
         }
@@ -644,8 +644,9 @@ impl Worker {
         if !settings.is_on(Regression::KeyModeUnrepaired) {
             // The key may have been loosened since the service checked it.
             let key = settings.lima_home.user_private_key();
-            crate::lifecycle::keys::repair_private_key_mode(&key)
-                .map_err(|e| prepare(key.clone())(std::io::Error::other(e.to_string())))?;
+            crate::lifecycle::keys::repair_private_key_mode(&key).map_err(|e| {
+                prepare(key.clone())(std::io::Error::other(crate::error_chain::chain(&e)))
+            })?;
         }
         crate::store::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
             .map_err(prepare(paths.lima_yaml()))?;
@@ -689,10 +690,14 @@ impl Worker {
             self.progress.start_failures,
         );
         self.progress.start_not_before = Some(Instant::now() + delay);
-        let message = format!("{error} (retrying in {})", format_duration(delay));
+        let message = format!(
+            "{} (retrying in {})",
+            crate::error_chain::ErrorChain(error),
+            format_duration(delay)
+        );
         tracing::error!(
             instance = %Shown(&self.name),
-            error = error.to_string().as_str(),
+            error = crate::error_chain::chain(error).as_str(),
             retry_in = %format_duration(delay),
             "the VM did not start"
         );
@@ -836,7 +841,7 @@ impl Worker {
         if let Err(e) = event_log::append(&settings.events_file(), &event) {
             tracing::error!(
                 file = %ShownPath(&settings.events_file()),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot record the abandoned deletion"
             );
         }
@@ -893,7 +898,7 @@ impl Worker {
         if let Err(e) = self.store().update_status(&self.name, change) {
             tracing::error!(
                 instance = %Shown(&self.name),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot write the status"
             );
         }
