@@ -17,7 +17,7 @@ use crate::lifecycle::identity::{Identity, driver_identity, hostagent_identity};
 use crate::lifecycle::instance::Instance;
 use crate::lifecycle::leftovers;
 use crate::lifecycle::wsl::{self, WslOutcome};
-use crate::logging::{Shown, ShownPath};
+use crate::logging::{Shown, ShownPath, enter_instance};
 use crate::regression::Regression;
 use crate::settings::Settings;
 use lima_layout::{TMP_SUFFIXES, VmType, is_tmp_file_name};
@@ -150,6 +150,7 @@ pub(crate) fn forced_stop_with(
     instance: &Instance,
     reach: Reach,
 ) -> ForcedStopReport {
+    let _vm = enter_instance(instance.name());
     let mut run = Run {
         settings,
         instance,
@@ -180,10 +181,7 @@ pub(crate) fn forced_stop_with(
     if run.report.kill_failed() {
         // Removing the pid files would make a live process look stopped.
         run.report.kept_files = true;
-        tracing::warn!(
-            instance = %Shown(instance.name()),
-            "a kill failed: keeping the pid files, disk locks and sockets"
-        );
+        tracing::warn!("a kill failed: keeping the pid files, disk locks and sockets");
     } else {
         if !settings.is_on(Regression::DiskLockLeak) {
             run.release_disks();
@@ -192,7 +190,6 @@ pub(crate) fn forced_stop_with(
     }
     let report = run.report;
     tracing::info!(
-        instance = %Shown(instance.name()),
         killed = ?report.killed,
         removed_files = report.removed_files.len(),
         failed_steps = report.failures.len(),
@@ -211,7 +208,6 @@ impl Run<'_> {
     fn fail(&mut self, step: Step, error: String) {
         if !self.settings.is_on(Regression::SilentCleanupErrors) {
             tracing::warn!(
-                instance = %Shown(self.instance.name()),
                 step = step.as_str(),
                 error = error.as_str(),
                 "forced stop step failed"
@@ -239,7 +235,6 @@ impl Run<'_> {
             Identity::Gone => None,
             Identity::Foreign { description } => {
                 tracing::warn!(
-                    instance = %Shown(self.instance.name()),
                     pid,
                     pid_file = %ShownPath(pid_file),
                     process = description.as_str(),
@@ -289,18 +284,15 @@ impl Run<'_> {
             .arg("lima@127.0.0.1")
             .timeout(Some(self.settings.graceful_timeout))
             .run();
-        let name = Shown(self.instance.name());
         match result {
             Ok(output) if output.status.success() => {
-                tracing::info!(instance = %name, "asked the ssh ControlMaster to exit");
+                tracing::info!("asked the ssh ControlMaster to exit");
             }
             Ok(output) => tracing::debug!(
-                instance = %name,
                 stderr = crate::command::decode_output(&output.stderr).trim(),
                 "no ssh ControlMaster answered on the instance's control socket"
             ),
             Err(e) => tracing::debug!(
-                instance = %name,
                 error = crate::error_chain::chain(&e).as_str(),
                 "could not ask the ssh ControlMaster to exit"
             ),
@@ -320,7 +312,6 @@ impl Run<'_> {
                 continue;
             }
             tracing::warn!(
-                instance = %Shown(self.instance.name()),
                 pid = leftover.pid,
                 process = leftover.command.as_str(),
                 "a process of the instance outlived its hostagent; killing it"
@@ -354,7 +345,6 @@ impl Run<'_> {
             }
             if let Some(holder) = other_holder(&lock, &self.instance.paths.dir) {
                 tracing::warn!(
-                    instance = %Shown(self.instance.name()),
                     disk = %Shown(disk),
                     holder = %ShownPath(&holder),
                     "the disk is locked by another instance; leaving its lock"

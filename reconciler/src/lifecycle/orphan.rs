@@ -7,7 +7,7 @@ use crate::lifecycle::forced_stop::{ForcedStopReport, forced_stop, list_tmp_file
 use crate::lifecycle::identity::{Identity, hostagent_identity};
 use crate::lifecycle::instance::inspect;
 use crate::lifecycle::stop::{StopOutcome, StopPath, Target, stop_instance};
-use crate::logging::Shown;
+use crate::logging::enter_instance;
 use crate::regression::Regression;
 use crate::settings::Settings;
 use lima_layout::VmType;
@@ -23,6 +23,7 @@ pub(crate) enum Recovery {
 }
 
 pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
+    let _vm = enter_instance(name);
     let instance = inspect(&settings.lima_home, name, assumed_vm_type);
     if !instance.exists() {
         return Recovery::Clean;
@@ -31,7 +32,6 @@ pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) 
         && hostagent_identity(pid, name) == Identity::Ours
     {
         tracing::warn!(
-            instance = %Shown(name),
             pid,
             "found an orphaned hostagent this service did not start; stopping it"
         );
@@ -67,7 +67,6 @@ pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) 
         return Recovery::Clean;
     }
     tracing::info!(
-        instance = %Shown(name),
         files = leftovers.len(),
         processes = processes.len(),
         "no hostagent runs, but files or processes of a previous run are left; cleaning up"

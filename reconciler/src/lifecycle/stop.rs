@@ -8,7 +8,7 @@
 
 use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
 use crate::lifecycle::instance::{Instance, inspect};
-use crate::logging::Shown;
+use crate::logging::enter_instance;
 use crate::regression::Regression;
 use crate::settings::{Settings, format_duration};
 use lima_layout::VmType;
@@ -117,7 +117,7 @@ fn wait_gracefully(
 ) -> Option<StopOutcome> {
     let deadline = Instant::now() + settings.graceful_timeout;
     if delivered && target.wait_for_exit(Some(deadline)) {
-        tracing::info!(instance = %Shown(name), pid = target.pid(), "the hostagent stopped gracefully");
+        tracing::info!(pid = target.pid(), "the hostagent stopped gracefully");
         let forced = if settings.is_on(Regression::GracefulExitLeftovers) {
             None
         } else {
@@ -163,22 +163,21 @@ pub(crate) fn stop_instance(
     mut target: Target<'_>,
     path: StopPath,
 ) -> StopOutcome {
+    let _vm = enter_instance(name);
     let pid = target.pid();
     let read_before_wait = inspect(&settings.lima_home, name, assumed_vm_type);
     tracing::info!(
-        instance = %Shown(name),
         pid,
         path = path.as_str(),
         "stopping the hostagent gracefully"
     );
-    let delivered = interrupt(settings, name, pid);
+    let delivered = interrupt(settings, pid);
     if let Some(outcome) = wait_gracefully(settings, name, assumed_vm_type, &mut target, delivered)
     {
         return outcome;
     }
     if delivered {
         tracing::warn!(
-            instance = %Shown(name),
             pid,
             graceful_timeout = %format_duration(settings.graceful_timeout),
             "the hostagent did not stop within the graceful timeout; forcing it"
@@ -199,11 +198,7 @@ pub(crate) fn stop_instance(
         };
     let exited = target.wait_for_exit(Some(reap_deadline()));
     if !exited {
-        tracing::error!(
-            instance = %Shown(name),
-            pid,
-            "the hostagent is still alive after the forced stop"
-        );
+        tracing::error!(pid, "the hostagent is still alive after the forced stop");
     }
     StopOutcome {
         graceful: false,
@@ -232,7 +227,6 @@ pub(crate) fn clean_up_after_exit(
     }
     let listed: Vec<String> = left.iter().map(ToString::to_string).collect();
     tracing::warn!(
-        instance = %Shown(name),
         leftovers = listed.join("; ").as_str(),
         "the hostagent exited but left processes of the instance running; forcing them down"
     );
@@ -240,7 +234,7 @@ pub(crate) fn clean_up_after_exit(
 }
 
 /// Sends the graceful interrupt; `false` when it could not be delivered.
-fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
+fn interrupt(settings: &Settings, pid: u32) -> bool {
     let result = if settings.is_on(Regression::ConsoleGroupSignal) {
         proctree::interrupt_own_group()
     } else {
@@ -250,7 +244,6 @@ fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(
-                instance = %Shown(name),
                 pid,
                 error = crate::error_chain::chain(&e).as_str(),
                 "could not deliver the graceful interrupt; forcing the stop"

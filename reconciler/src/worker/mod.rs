@@ -150,6 +150,8 @@ impl Worker {
     }
 
     fn run(mut self) {
+        // Everything this thread logs is about this VM.
+        let _vm = crate::logging::enter_instance(&self.name);
         loop {
             let inbox_open = self.receive();
             if self.shared.is_shutting_down() || !inbox_open {
@@ -314,7 +316,10 @@ impl Worker {
     }
 
     fn report_invalid_name(&mut self, generation: u64, invalid: &InvalidName) {
-        tracing::error!(instance = %Shown(&self.name), error = invalid.to_string().as_str(), "invalid instance name");
+        tracing::error!(
+            error = invalid.to_string().as_str(),
+            "invalid instance name"
+        );
         let message = invalid.to_string();
         self.report_running(generation, false, reason::INVALID_NAME, &message);
         self.progress.acted_generation = Some(generation);
@@ -326,7 +331,7 @@ impl Worker {
         let Some(agent) = self.hostagent.as_mut() else {
             return;
         };
-        let news = read_running_news(agent, report_degraded, &self.name);
+        let news = read_running_news(agent, report_degraded);
         let (exit, pid, ran) = (agent.exited(), agent.pid(), agent.running_reported);
         if let Some(news) = news {
             self.report_running_news(pid, &news);
@@ -343,9 +348,13 @@ impl Worker {
             self.progress.start_failures = 0;
         }
         if news.reason == reason::DEGRADED {
-            tracing::warn!(instance = %Shown(&self.name), pid, message = news.message.as_str(), "the VM is running degraded");
+            tracing::warn!(
+                pid,
+                message = news.message.as_str(),
+                "the VM is running degraded"
+            );
         } else {
-            tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
+            tracing::info!(pid, "the VM is running");
         }
         self.write_status(|status| {
             status.set_condition(CONDITION_RUNNING, true, news.reason, &news.message)
@@ -357,7 +366,6 @@ impl Worker {
     fn after_unexpected_exit(&mut self, vm: &LimaVm, pid: u32, exit: ExitStatus, ran: bool) {
         self.hostagent = None;
         tracing::warn!(
-            instance = %Shown(&self.name),
             pid,
             status = %exit,
             "the hostagent exited unexpectedly; cleaning up after it"
@@ -487,7 +495,6 @@ impl Worker {
             }
             // Not knowing is no reason to restart a VM.
             Err(e) => tracing::warn!(
-                instance = %Shown(&self.name),
                 error = crate::error_chain::chain(&e).as_str(),
                 "cannot tell whether the WSL2 distro still runs"
             ),
@@ -502,7 +509,6 @@ impl Worker {
         };
         let pid = agent.pid();
         tracing::warn!(
-            instance = %Shown(&self.name),
             pid,
             cause = message.as_str(),
             "the driver ended while the hostagent runs; the VM is broken: restarting it"
@@ -532,7 +538,7 @@ impl Worker {
             Some(agent) if agent.config_text == config_text => "a restart was requested",
             _ => "the template changed",
         };
-        tracing::info!(instance = %Shown(&self.name), why, "restarting the VM");
+        tracing::info!(why, "restarting the VM");
         self.report_running(
             generation,
             false,
@@ -566,7 +572,7 @@ impl Worker {
                     "hostagent pid {} started; waiting for the VM to boot",
                     agent.pid()
                 );
-                tracing::info!(instance = %Shown(&self.name), pid = agent.pid(), "hostagent started");
+                tracing::info!(pid = agent.pid(), "hostagent started");
                 self.hostagent = Some(agent);
                 if retrying && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
                     // The last failure stays the status until the VM runs.
@@ -654,7 +660,6 @@ impl Worker {
             let disks = inspect(&settings.lima_home, &self.name, vm_type).disks;
             for mark in release_stale_marks(&settings.lima_home, paths, &disks)? {
                 tracing::warn!(
-                    instance = %Shown(&self.name),
                     disk = %Shown(&mark.disk),
                     holder = %ShownPath(&mark.holder),
                     "removed the in-use mark of an instance that no longer runs (left by a crash)"
@@ -696,7 +701,6 @@ impl Worker {
             format_duration(delay)
         );
         tracing::error!(
-            instance = %Shown(&self.name),
             error = crate::error_chain::chain(error).as_str(),
             retry_in = %format_duration(delay),
             "the VM did not start"
@@ -748,14 +752,13 @@ impl Worker {
     /// records the failure and backs off).
     fn delete(&mut self, vm: &LimaVm) -> Flow {
         tracing::info!(
-            instance = %Shown(&self.name),
             attempt = vm.status.deletion.attempts + 1,
             "deleting the instance"
         );
         let (instance, report) = self.force_down_for_deletion(vm);
         match delete_instance(self.settings(), &instance, &report) {
             Ok(()) => {
-                tracing::info!(instance = %Shown(&self.name), "deleted the instance");
+                tracing::info!("deleted the instance");
                 self.release_finalizer()
             }
             Err(failure) => self.delete_failed(failure),
@@ -788,13 +791,11 @@ impl Worker {
     }
 
     fn delete_failed(&mut self, failure: DeleteFailure) -> Flow {
-        let name = self.name.clone();
         if self
             .settings()
             .is_on(Regression::FinalizerAfterFailedDelete)
         {
             tracing::error!(
-                instance = %Shown(&name),
                 error = failure.error.as_str(),
                 "failed to delete the instance (proceeding with finalizer removal)"
             );
@@ -805,7 +806,6 @@ impl Worker {
         self.write_status(|status| retry = record_delete_failure(status, &settings, &failure));
         if !retry.spent {
             tracing::warn!(
-                instance = %Shown(&name),
                 attempt = retry.attempts,
                 error = failure.error.as_str(),
                 retry_in = %format_duration(retry.delay),
@@ -826,7 +826,6 @@ impl Worker {
         failure: DeleteFailure,
     ) -> Flow {
         tracing::error!(
-            instance = %Shown(&self.name),
             attempts,
             error = failure.error.as_str(),
             left_behind = failure.left_behind.join(", ").as_str(),
@@ -854,7 +853,10 @@ impl Worker {
             // Other finalizers still hold the document; nothing left for us.
             Ok(false) => Flow::Continue,
             Err(e) => {
-                tracing::error!(instance = %Shown(&self.name), error = e.to_string().as_str(), "cannot remove the finalizer");
+                tracing::error!(
+                    error = e.to_string().as_str(),
+                    "cannot remove the finalizer"
+                );
                 Flow::Continue
             }
         }
@@ -881,7 +883,7 @@ impl Worker {
 
     fn resource_removed(&mut self) {
         if let Some(vm) = self.latest.clone() {
-            tracing::warn!(instance = %Shown(&self.name), "the resource was removed while its VM ran; stopping it");
+            tracing::warn!("the resource was removed while its VM ran; stopping it");
             self.stop_own_hostagent(&vm, StopPath::ResourceRemoved);
         }
     }
@@ -897,7 +899,6 @@ impl Worker {
     fn write_status(&self, change: impl FnOnce(&mut Status)) {
         if let Err(e) = self.store().update_status(&self.name, change) {
             tracing::error!(
-                instance = %Shown(&self.name),
                 error = crate::error_chain::chain(&e).as_str(),
                 "cannot write the status"
             );
@@ -916,11 +917,7 @@ struct RunningNews {
 /// Reads the hostagent's new events; returns the last change in running or
 /// degraded they report (degraded is ignored when `report_degraded` is off)
 /// and records it in `agent`.
-fn read_running_news(
-    agent: &mut Hostagent,
-    report_degraded: bool,
-    name: &str,
-) -> Option<RunningNews> {
+fn read_running_news(agent: &mut Hostagent, report_degraded: bool) -> Option<RunningNews> {
     let mut news = None;
     for event in agent.events.poll() {
         let status = &event.status;
@@ -938,7 +935,7 @@ fn read_running_news(
             news = Some(describe_running(first, seen.degraded, agent.pid(), status));
         }
         if status.exiting {
-            tracing::info!(instance = %Shown(name), "the hostagent announced it is exiting");
+            tracing::info!("the hostagent announced it is exiting");
         }
     }
     news
