@@ -16,6 +16,7 @@
 use crate::lifecycle::identity::{Identity, driver_identity, hostagent_identity};
 use crate::lifecycle::instance::Instance;
 use crate::lifecycle::leftovers;
+use crate::lifecycle::stop_settings::ForcedStopSettings;
 use crate::lifecycle::wsl::{self, WslOutcome};
 use crate::logging::{Shown, ShownPath, enter_instance};
 use crate::regression::Regression;
@@ -128,25 +129,21 @@ pub(crate) enum Reach {
 
 /// Forces `instance` down (see the module comment) with the tools and
 /// regression switches of `settings`; never fails as a whole: each failed
-/// step is logged and listed in the report's `failures`.
+/// step is logged and listed in the report's `failures`. For callers
+/// outside the service (Lima's `limactl stop --force` is compared with
+/// it); the service's steps call [`force`] with settings built once.
 pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
-    let narrowed = [
-        Regression::HostagentDeathLeftovers,
-        Regression::OrphanedPortHolders,
-    ]
-    .into_iter()
-    .any(|r| settings.is_on(r));
-    let reach = if narrowed {
-        Reach::PidFiles
-    } else {
-        Reach::Instance
-    };
-    forced_stop_with(settings, instance, reach)
+    force(&ForcedStopSettings::new(settings), instance)
 }
 
-/// [`forced_stop`] with an explicit reach.
-pub(crate) fn forced_stop_with(
-    settings: &Settings,
+/// [`forced_stop`] with the forced stop's own settings, at their reach.
+pub(crate) fn force(settings: &ForcedStopSettings, instance: &Instance) -> ForcedStopReport {
+    force_with(settings, instance, settings.reach)
+}
+
+/// [`force`] with an explicit reach.
+pub(crate) fn force_with(
+    settings: &ForcedStopSettings,
     instance: &Instance,
     reach: Reach,
 ) -> ForcedStopReport {
@@ -199,7 +196,7 @@ pub(crate) fn forced_stop_with(
 }
 
 struct Run<'a> {
-    settings: &'a Settings,
+    settings: &'a ForcedStopSettings,
     instance: &'a Instance,
     report: ForcedStopReport,
 }
@@ -276,13 +273,13 @@ impl Run<'_> {
         }
         // ssh expands `%` tokens in a control path.
         let escaped = socket.to_string_lossy().replace('%', "%%");
-        let result = crate::command::ExternalCommand::new("ssh", &self.settings.tools.ssh)
+        let result = crate::command::ExternalCommand::new("ssh", &self.settings.ssh)
             .arg("-O")
             .arg("exit")
             .arg("-S")
             .arg(escaped)
             .arg("lima@127.0.0.1")
-            .timeout(Some(self.settings.graceful_timeout))
+            .timeout(Some(self.settings.control_master_timeout))
             .run();
         match result {
             Ok(output) if output.status.success() => {
@@ -306,7 +303,7 @@ impl Run<'_> {
         for leftover in leftovers::find(
             &self.settings.lima_home,
             &self.instance.paths,
-            leftovers::Masters::of(self.settings),
+            self.settings.masters,
         ) {
             if self.report.killed.contains(&leftover.pid) {
                 continue;
@@ -330,8 +327,7 @@ impl Run<'_> {
 
     fn terminate_distro(&mut self) {
         let distro = self.instance.wsl_distro();
-        let timeout = self.settings.wsl_bound(self.settings.wsl_timeout);
-        match wsl::terminate(&self.settings.tools.wsl, &distro, timeout) {
+        match wsl::terminate(&self.settings.wsl, &distro, self.settings.wsl_timeout) {
             Ok(outcome) => self.report.wsl = Some(outcome),
             Err(e) => self.fail(Step::WslTerminate, crate::error_chain::chain(&e)),
         }

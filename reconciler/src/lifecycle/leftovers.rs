@@ -23,8 +23,9 @@ pub(crate) enum Masters {
 }
 
 impl Masters {
-    pub(crate) fn of(settings: &crate::settings::Settings) -> Self {
-        if settings.is_on(crate::regression::Regression::ControlMasterLeftover) {
+    /// `Unseen` when `regressions` holds `control-master-leftover`.
+    pub(crate) fn of(regressions: &crate::regression::Regressions) -> Self {
+        if regressions.is_on(crate::regression::Regression::ControlMasterLeftover) {
             Masters::Unseen
         } else {
             Masters::Seen

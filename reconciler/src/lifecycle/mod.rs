@@ -16,4 +16,5 @@ pub(crate) mod keys;
 pub(crate) mod leftovers;
 pub(crate) mod orphan;
 pub(crate) mod stop;
+pub(crate) mod stop_settings;
 pub(crate) mod wsl;

@@ -3,13 +3,13 @@
 //! It cannot be adopted: it is interrupted, given the graceful wait, forced
 //! if needed, and the worker then starts afresh if the spec says so.
 
-use crate::lifecycle::forced_stop::{ForcedStopReport, forced_stop, list_tmp_files};
+use crate::lifecycle::forced_stop::{ForcedStopReport, force, list_tmp_files};
 use crate::lifecycle::identity::{Identity, hostagent_identity};
 use crate::lifecycle::instance::inspect;
 use crate::lifecycle::stop::{StopOutcome, StopPath, Target, stop_instance};
+use crate::lifecycle::stop_settings::StopSettings;
 use crate::logging::enter_instance;
 use crate::regression::Regression;
-use crate::settings::Settings;
 use lima_layout::VmType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,9 +22,9 @@ pub(crate) enum Recovery {
     LeftoversCleaned(ForcedStopReport),
 }
 
-pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
+pub(crate) fn recover(settings: &StopSettings, name: &str, assumed_vm_type: VmType) -> Recovery {
     let _vm = enter_instance(name);
-    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+    let instance = inspect(settings.lima_home(), name, assumed_vm_type);
     if !instance.exists() {
         return Recovery::Clean;
     }
@@ -36,7 +36,7 @@ pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) 
             "found an orphaned hostagent this service did not start; stopping it"
         );
         let outcome = if settings.is_on(Regression::OrphanRecoverySkipsGraceful) {
-            let report = forced_stop(settings, &instance);
+            let report = force(&settings.forced, &instance);
             StopOutcome {
                 graceful: false,
                 exited: !proctree::is_alive(pid),
@@ -58,9 +58,9 @@ pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) 
         Vec::new()
     } else {
         crate::lifecycle::leftovers::find(
-            &settings.lima_home,
+            settings.lima_home(),
             &instance.paths,
-            crate::lifecycle::leftovers::Masters::of(settings),
+            settings.forced.masters,
         )
     };
     if leftovers.is_empty() && processes.is_empty() {
@@ -71,7 +71,7 @@ pub(crate) fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) 
         processes = processes.len(),
         "no hostagent runs, but files or processes of a previous run are left; cleaning up"
     );
-    Recovery::LeftoversCleaned(forced_stop(settings, &instance))
+    Recovery::LeftoversCleaned(force(&settings.forced, &instance))
 }
 
 #[cfg(all(test, unix))]
@@ -81,12 +81,13 @@ mod tests {
     #[test]
     fn tmp_files_left_without_any_process_are_cleaned_up() {
         let root = tempfile::tempdir().unwrap();
-        let settings = Settings::new(root.path().join(".lima"), root.path().join("state"));
+        let settings =
+            crate::settings::Settings::new(root.path().join(".lima"), root.path().join("state"));
         let paths = settings.lima_home.instance("vm1");
         std::fs::create_dir_all(&paths.dir).unwrap();
         std::fs::write(paths.lima_yaml(), "vmType: qemu\n").unwrap();
         std::fs::write(paths.ha_sock(), "").unwrap();
-        let recovery = recover(&settings, "vm1", VmType::Qemu);
+        let recovery = recover(&StopSettings::new(&settings), "vm1", VmType::Qemu);
         assert!(
             matches!(recovery, Recovery::LeftoversCleaned(_)),
             "{recovery:?}"

@@ -6,11 +6,12 @@
 //! if it did not exit, or the interrupt could not be delivered, read the
 //! instance again and go through the forced-stop routine; reap the child.
 
-use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
+use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, force, force_with};
 use crate::lifecycle::instance::{Instance, inspect};
+use crate::lifecycle::stop_settings::StopSettings;
 use crate::logging::enter_instance;
 use crate::regression::Regression;
-use crate::settings::{Settings, format_duration};
+use crate::settings::format_duration;
 use lima_layout::VmType;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -109,7 +110,7 @@ impl StopOutcome {
 /// says was interrupted, and cleans up after it if it exits; `None` when
 /// the stop must go on to the forced stop.
 fn wait_gracefully(
-    settings: &Settings,
+    settings: &StopSettings,
     name: &str,
     assumed_vm_type: VmType,
     target: &mut Target<'_>,
@@ -157,7 +158,7 @@ fn kill_without_cleanup(target: &mut Target<'_>) -> StopOutcome {
 
 /// Stops the instance `name` whose hostagent is `target`.
 pub(crate) fn stop_instance(
-    settings: &Settings,
+    settings: &StopSettings,
     name: &str,
     assumed_vm_type: VmType,
     mut target: Target<'_>,
@@ -165,7 +166,7 @@ pub(crate) fn stop_instance(
 ) -> StopOutcome {
     let _vm = enter_instance(name);
     let pid = target.pid();
-    let read_before_wait = inspect(&settings.lima_home, name, assumed_vm_type);
+    let read_before_wait = inspect(settings.lima_home(), name, assumed_vm_type);
     tracing::info!(
         pid,
         path = path.as_str(),
@@ -191,10 +192,10 @@ pub(crate) fn stop_instance(
         if path == StopPath::RunningFalse && settings.is_on(Regression::DivergentShutdownPaths) {
             // The stale data is all this path looks at.
             let instance = with_hostagent(read_before_wait, &target);
-            forced_stop_with(settings, &instance, Reach::PidFiles)
+            force_with(&settings.forced, &instance, Reach::PidFiles)
         } else {
-            let instance = inspect(&settings.lima_home, name, assumed_vm_type);
-            forced_stop(settings, &with_hostagent(instance, &target))
+            let instance = inspect(settings.lima_home(), name, assumed_vm_type);
+            force(&settings.forced, &with_hostagent(instance, &target))
         };
     let exited = target.wait_for_exit(Some(reap_deadline()));
     if !exited {
@@ -212,15 +213,15 @@ pub(crate) fn stop_instance(
 /// master): when any is found, the forced stop takes them and whatever
 /// they hold. `None` when nothing was left.
 pub(crate) fn clean_up_after_exit(
-    settings: &Settings,
+    settings: &StopSettings,
     name: &str,
     assumed_vm_type: VmType,
 ) -> Option<ForcedStopReport> {
-    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+    let instance = inspect(settings.lima_home(), name, assumed_vm_type);
     let left = crate::lifecycle::leftovers::find(
-        &settings.lima_home,
+        settings.lima_home(),
         &instance.paths,
-        crate::lifecycle::leftovers::Masters::of(settings),
+        settings.forced.masters,
     );
     if left.is_empty() {
         return None;
@@ -230,11 +231,11 @@ pub(crate) fn clean_up_after_exit(
         leftovers = listed.join("; ").as_str(),
         "the hostagent exited but left processes of the instance running; forcing them down"
     );
-    Some(forced_stop(settings, &instance))
+    Some(force(&settings.forced, &instance))
 }
 
 /// Sends the graceful interrupt; `false` when it could not be delivered.
-fn interrupt(settings: &Settings, pid: u32) -> bool {
+fn interrupt(settings: &StopSettings, pid: u32) -> bool {
     let result = if settings.is_on(Regression::ConsoleGroupSignal) {
         proctree::interrupt_own_group()
     } else {
@@ -278,6 +279,7 @@ mod tests {
         assert_eq!(outcome(false).summary(), "the hostagent is still running");
         assert_eq!(outcome(true).summary(), "stopped");
     }
+    use crate::settings::Settings;
     use std::path::{Path, PathBuf};
 
     struct Fixture {
@@ -311,7 +313,7 @@ mod tests {
 
         fn stop(&self, agent: &mut Spawned, path: StopPath) -> StopOutcome {
             stop_instance(
-                &self.settings,
+                &StopSettings::new(&self.settings),
                 "vm1",
                 VmType::Qemu,
                 Target::Child(agent.child_mut()),

@@ -9,12 +9,13 @@
 
 use crate::lifecycle::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
 use crate::lifecycle::disk_locks::release_stale_marks;
-use crate::lifecycle::forced_stop::forced_stop;
+use crate::lifecycle::forced_stop::force;
 use crate::lifecycle::hostagent::{self, EventTail, Hostagent, StartError};
 use crate::lifecycle::identity::{Identity, driver_identity};
 use crate::lifecycle::instance::inspect;
 use crate::lifecycle::orphan;
 use crate::lifecycle::stop::{StopPath, Target, stop_instance};
+use crate::lifecycle::stop_settings::StopSettings;
 use crate::logging::{Shown, ShownPath};
 use crate::regression::Regression;
 use crate::settings::{Settings, format_duration};
@@ -57,6 +58,8 @@ fn distro_watch_interval(poll_interval: Duration) -> Duration {
 /// What every worker shares with the service loop.
 pub(crate) struct Shared {
     pub(crate) settings: Settings,
+    /// The stop steps' part of `settings`, built once.
+    stop: StopSettings,
     pub(crate) store: Store,
     shutting_down: AtomicBool,
 }
@@ -64,6 +67,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn new(settings: Settings, store: Store) -> Self {
         Self {
+            stop: StopSettings::new(&settings),
             settings,
             store,
             shutting_down: AtomicBool::new(false),
@@ -311,7 +315,7 @@ impl Worker {
             return;
         }
         if name_ok {
-            orphan::recover(self.settings(), &self.name, vm.spec.vm_type);
+            orphan::recover(&self.shared.stop, &self.name, vm.spec.vm_type);
         }
     }
 
@@ -371,7 +375,7 @@ impl Worker {
             "the hostagent exited unexpectedly; cleaning up after it"
         );
         let instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
-        forced_stop(self.settings(), &instance);
+        force(&self.shared.stop.forced, &instance);
         let fixed_backoff = self.settings().is_on(Regression::CrashLoopFixedBackoff);
         match after_exit(vm.spec.running, ran, fixed_backoff) {
             AfterExit::ReportStopped => {
@@ -603,7 +607,7 @@ impl Worker {
             Ok(_) => false,
             Err(StartError::ShuttingDown) => true,
             Err(e) => {
-                self.abandon_start(&settings, vm.spec.vm_type, &mut child);
+                self.abandon_start(vm.spec.vm_type, &mut child);
                 return Err(e);
             }
         };
@@ -672,18 +676,18 @@ impl Worker {
     /// Stops what a start that failed after the spawn left running: the
     /// child through the stop path if it still runs, else whatever its pid
     /// files name.
-    fn abandon_start(&self, settings: &Settings, vm_type: VmType, child: &mut std::process::Child) {
+    fn abandon_start(&self, vm_type: VmType, child: &mut std::process::Child) {
         if matches!(child.try_wait(), Ok(None)) {
             stop_instance(
-                settings,
+                &self.shared.stop,
                 &self.name,
                 vm_type,
                 Target::Child(child),
                 StopPath::StartFailed,
             );
         } else {
-            let instance = inspect(&settings.lima_home, &self.name, vm_type);
-            forced_stop(settings, &instance);
+            let instance = inspect(self.shared.stop.lima_home(), &self.name, vm_type);
+            force(&self.shared.stop.forced, &instance);
         }
     }
 
@@ -733,9 +737,8 @@ impl Worker {
         let Some(mut agent) = self.hostagent.take() else {
             return true;
         };
-        let settings = self.shared.settings.clone();
         let outcome = stop_instance(
-            &settings,
+            &self.shared.stop,
             &self.name,
             vm.spec.vm_type,
             Target::Child(&mut agent.child),
@@ -777,7 +780,7 @@ impl Worker {
         if let Some(agent) = &self.hostagent {
             instance.hostagent_pid = Some(agent.pid());
         }
-        let report = forced_stop(self.settings(), &instance);
+        let report = force(&self.shared.stop.forced, &instance);
         if let Some(mut agent) = self.hostagent.take() {
             let deadline = Instant::now() + REAP_TIMEOUT;
             while matches!(agent.child.try_wait(), Ok(None)) && Instant::now() < deadline {
