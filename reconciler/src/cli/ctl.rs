@@ -140,9 +140,8 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
         CtlCommand::Apply { file } => {
             let document = read_document(&file, stdin)?;
             let line = match args.schema {
-                Schema::Configmap => {
-                    crate::store::configmap_schema::apply(&store, document).map_err(failed)?
-                }
+                Schema::Configmap => crate::store::configmap_schema::apply(&store, document)
+                    .map_err(|e| failed(crate::error_chain::chain(&e)))?,
                 Schema::Limavm => apply(&store, document)?,
             };
             writeln!(out, "{line}").map_err(write_failed)

@@ -32,10 +32,18 @@ pub(crate) enum StoreError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is not a valid LimaVM document: {message}", path.display())]
-    Corrupt { path: PathBuf, message: String },
+    #[error("{} is not a valid LimaVM document", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A document that breaks one of the store's rules (the message says
+    /// which).
     #[error("invalid LimaVM: {0}")]
     Invalid(String),
+    /// A document that does not deserialise as a LimaVM.
+    #[error("invalid LimaVM")]
+    Malformed(#[source] serde_json::Error),
     #[error("limavms {name:?} not found")]
     NotFound { name: String },
 }
@@ -277,7 +285,7 @@ impl Store {
         })?;
         let mut document = existing.to_value();
         merge_patch::apply(&mut document, patch);
-        let mut patched = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+        let mut patched = LimaVm::from_value(document).map_err(StoreError::Malformed)?;
         if patched.name() != existing.name() {
             return Err(StoreError::Invalid(format!(
                 "metadata.name cannot be changed (from {:?} to {:?})",
@@ -409,7 +417,7 @@ fn parse_applied(mut document: Value) -> Result<LimaVm, StoreError> {
             "metadata.name must be a string, not {name}"
         )));
     }
-    let applied = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+    let applied = LimaVm::from_value(document).map_err(StoreError::Malformed)?;
     check_kind(&applied.api_version, &applied.kind)?;
     Ok(applied)
 }
@@ -446,11 +454,11 @@ fn read_typed(path: &Path) -> Result<Option<LimaVm>, StoreError> {
             });
         }
     };
-    let corrupt = |message: String| StoreError::Corrupt {
+    let corrupt = |source| StoreError::Corrupt {
         path: path.to_owned(),
-        message,
+        source,
     };
-    let value: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let value: Value = serde_json::from_str(&text).map_err(corrupt)?;
     LimaVm::from_value(value).map(Some).map_err(corrupt)
 }
 
@@ -598,7 +606,7 @@ mod tests {
                 "hyperv",
             ),
         ] {
-            let err = store.apply(doc.clone()).unwrap_err().to_string();
+            let err = crate::error_chain::chain(&store.apply(doc.clone()).unwrap_err());
             assert!(err.contains(expected), "{doc}: {err}");
         }
         assert!(store.list().unwrap().is_empty());

@@ -145,8 +145,10 @@ impl LimaVm {
         serde_json::to_value(self).expect("a LimaVM serialises")
     }
 
-    pub(crate) fn from_value(value: serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+    /// The LimaVM in `value`; fails naming the first field that does not
+    /// fit (an unknown spec field is refused by name).
+    pub(crate) fn from_value(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value)
     }
 }
 
@@ -262,7 +264,8 @@ mod tests {
         let err = LimaVm::from_value(serde_json::json!({
             "metadata": {"name": "a"}, "spec": {"runing": true}
         }))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("runing"), "{err}");
     }
 

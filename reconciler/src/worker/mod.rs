@@ -857,7 +857,7 @@ impl Worker {
             Ok(false) => Flow::Continue,
             Err(e) => {
                 tracing::error!(
-                    error = e.to_string().as_str(),
+                    error = crate::error_chain::chain(&e).as_str(),
                     "cannot remove the finalizer"
                 );
                 Flow::Continue
