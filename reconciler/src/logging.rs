@@ -157,18 +157,11 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_text_line_of_vm_work_names_the_instance_once() {
-        let buffer = crate::test_support::LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_ansi(false)
-            .with_target(false)
-            .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        let ((), text) = crate::test_support::with_captured_log(|| {
             let _vm = enter_instance("vm1");
             let _step = enter_instance("vm1");
             tracing::info!("forced stop done");
         });
-        let text = buffer.contents();
         assert!(
             text.contains("vm{instance=vm1}: forced stop done"),
             "{text}"

@@ -106,3 +106,16 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
         self.clone()
     }
 }
+
+/// Runs `f` with a text logger (as the service's, without colours or
+/// targets) writing into a buffer; returns `f`'s result and the log.
+pub(crate) fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buffer = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buffer.clone())
+        .with_ansi(false)
+        .with_target(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    (result, buffer.contents())
+}

@@ -201,6 +201,11 @@ mod tests {
         Cli::try_parse_from(std::iter::once("limavm-reconciler").chain(args.iter().copied()))
     }
 
+    /// `serve --lima-home /l --state /s`, then `extra`.
+    fn serve_line<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["serve", "--lima-home", "/l", "--state", "/s"][..], extra].concat()
+    }
+
     fn serve_args(args: &[&str]) -> ServeArgs {
         match parse(args).unwrap().command {
             Command::Serve(args) => args,
@@ -210,12 +215,7 @@ mod tests {
 
     #[test]
     fn serve_takes_durations_and_repeated_regressions() {
-        let args = serve_args(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
+        let args = serve_args(&serve_line(&[
             "--graceful-timeout",
             "250ms",
             "--regress",
@@ -224,7 +224,7 @@ mod tests {
             "recycled-pid-kill",
             "--log-format",
             "json",
-        ]);
+        ]));
         assert_eq!(args.timings.graceful_timeout, Duration::from_millis(250));
         assert_eq!(args.timings.poll_interval, Duration::from_millis(100));
         assert_eq!(args.log_format, LogFormat::Json);
@@ -242,23 +242,14 @@ mod tests {
 
     #[test]
     fn an_unknown_regression_is_a_usage_error_listing_the_valid_ids() {
-        let err = parse(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--regress",
-            "bogus",
-        ])
-        .unwrap_err();
+        let err = parse(&serve_line(&["--regress", "bogus"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
         assert!(
             text.contains("bogus") && text.contains("disk-lock-leak"),
             "{text}"
         );
-        let args = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        let args = serve_args(&serve_line(&[]));
         let err = settings_from(args, "disk-lock-leak,bogus").unwrap_err();
         let text = format!("{err:#}");
         assert!(
@@ -285,16 +276,7 @@ mod tests {
 
     #[test]
     fn a_bad_duration_is_a_usage_error() {
-        let err = parse(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--start-timeout",
-            "soon",
-        ])
-        .unwrap_err();
+        let err = parse(&serve_line(&["--start-timeout", "soon"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("soon"));
     }
@@ -319,8 +301,7 @@ mod tests {
             ),
             ("--poll-interval", "0s", "is zero"),
         ] {
-            let err =
-                parse(&["serve", "--lima-home", "/l", "--state", "/s", option, value]).unwrap_err();
+            let err = parse(&serve_line(&[option, value])).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{option}");
             let text = err.to_string();
             assert!(text.contains(option) && text.contains(says), "{text}");
@@ -396,20 +377,12 @@ mod tests {
 
     #[test]
     fn the_embedded_entry_re_executes_as_a_hostagent_with_limas_flags() {
-        let serve = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        let serve = serve_args(&serve_line(&[]));
         assert_eq!(
             serve.hostagent_entry,
             crate::settings::HostagentEntry::Hostagent
         );
-        let serve = serve_args(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--hostagent-entry",
-            "embedded",
-        ]);
+        let serve = serve_args(&serve_line(&["--hostagent-entry", "embedded"]));
         assert_eq!(
             serve.hostagent_entry,
             crate::settings::HostagentEntry::Embedded

@@ -465,7 +465,7 @@ mod tests {
     use super::*;
     use crate::lifecycle::instance::inspect;
     use crate::regression::Regressions;
-    use crate::test_support::{Spawned, wait_until};
+    use crate::test_support::{Spawned, wait_until, with_captured_log};
     use lima_layout::InstancePaths;
     use std::os::unix::fs::PermissionsExt;
 
@@ -862,15 +862,5 @@ mod tests {
             remove_link(&file.join("x")).is_err(),
             "a path through a file"
         );
-    }
-
-    fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
-        let buffer = crate::test_support::LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_ansi(false)
-            .finish();
-        let result = tracing::subscriber::with_default(subscriber, f);
-        (result, buffer.contents())
     }
 }
