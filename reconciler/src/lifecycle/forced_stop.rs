@@ -97,7 +97,7 @@ impl ForcedStopReport {
         })
     }
 
-    #[cfg(test)]
+    #[cfg(all(test, unix))]
     pub(crate) fn failed(&self, step: Step) -> bool {
         self.failures.iter().any(|f| f.step == step)
     }

@@ -95,7 +95,7 @@ pub(crate) struct StopOutcome {
 }
 
 impl StopOutcome {
-    #[cfg(test)]
+    #[cfg(all(test, unix))]
     pub(crate) fn summary(&self) -> String {
         match (&self.forced, self.graceful) {
             (_, true) => "stopped gracefully".to_owned(),
