@@ -9,28 +9,28 @@ use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct ExternalCommand {
+pub(crate) struct ExternalCommand {
     /// The name used in messages (`wsl.exe`), whatever path runs it.
-    pub tool: String,
-    pub program: OsString,
-    pub args: Vec<OsString>,
-    pub env: Vec<(OsString, OsString)>,
+    pub(crate) tool: String,
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: Vec<(OsString, OsString)>,
     /// `None` waits for ever (only regressions ask for that).
-    pub timeout: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
-pub struct CommandOutput {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
+pub(crate) struct CommandOutput {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: Vec<u8>,
+    pub(crate) stderr: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum CommandError {
+pub(crate) enum CommandError {
     #[error("{tool} not found on PATH")]
     NotFound { tool: String },
-    #[error("cannot run {tool}: {source}")]
+    #[error("cannot run {tool}")]
     Spawn {
         tool: String,
         source: std::io::Error,
@@ -41,7 +41,7 @@ pub enum CommandError {
         timeout: Duration,
         stderr: String,
     },
-    #[error("lost track of {tool}: {source}")]
+    #[error("lost track of {tool}")]
     Wait {
         tool: String,
         source: std::io::Error,
@@ -58,7 +58,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 impl ExternalCommand {
-    pub fn new(tool: &str, program: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn new(tool: &str, program: impl AsRef<OsStr>) -> Self {
         Self {
             tool: tool.to_owned(),
             program: program.as_ref().to_owned(),
@@ -68,24 +68,24 @@ impl ExternalCommand {
         }
     }
 
-    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
         self.args.push(arg.as_ref().to_owned());
         self
     }
 
-    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+    pub(crate) fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
         self.env
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));
         self
     }
 
-    pub fn timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub(crate) fn timeout(mut self, timeout: Option<Duration>) -> Self {
         self.timeout = timeout;
         self
     }
 
     /// `wsl.exe --terminate lima-vm1`, for messages.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         let mut text = self.tool.clone();
         for arg in &self.args {
             let arg = arg.to_string_lossy();
@@ -99,7 +99,7 @@ impl ExternalCommand {
         text
     }
 
-    pub fn run(&self) -> Result<CommandOutput, CommandError> {
+    pub(crate) fn run(&self) -> Result<CommandOutput, CommandError> {
         run(self)
     }
 }
@@ -108,7 +108,7 @@ impl ExternalCommand {
 /// captured, its tree killed at the deadline; a process it leaves holding
 /// its output is killed [`proctree::bounded::OUTPUT_GRACE`] after its exit
 /// and the output read until then is kept.
-pub fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
+pub(crate) fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
     let tool = command.tool.clone();
     let mut cmd = Command::new(&command.program);
     cmd.args(&command.args)
@@ -136,7 +136,7 @@ pub fn run(command: &ExternalCommand) -> Result<CommandOutput, CommandError> {
 
 /// Text of a tool's output: UTF-16LE when it looks like it (`wsl.exe`
 /// without `WSL_UTF8=1`), UTF-8 otherwise.
-pub fn decode_output(bytes: &[u8]) -> String {
+pub(crate) fn decode_output(bytes: &[u8]) -> String {
     let utf16 = bytes.starts_with(&[0xFF, 0xFE]) || looks_like_utf16le(bytes);
     if !utf16 {
         return String::from_utf8_lossy(bytes).into_owned();
@@ -221,7 +221,7 @@ mod tests {
             .timeout(Some(Duration::from_secs(5)))
             .run()
             .unwrap_err();
-        let text = err.to_string();
+        let text = crate::error_chain::chain(&err);
         assert!(text.starts_with("cannot run ssh-keygen: "), "{text}");
     }
 

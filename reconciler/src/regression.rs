@@ -6,25 +6,25 @@ use std::fmt;
 
 /// A regression switch: one per finding, under the finding's ID
 /// (declared in [`contract::finding`]).
-pub use contract::FindingId as Regression;
+pub(crate) use contract::FindingId as Regression;
 /// An ID that names no regression switch.
-pub use contract::UnknownFinding as UnknownRegression;
+pub(crate) use contract::UnknownFinding as UnknownRegression;
 
 /// The switches a service runs with (empty: the fixed reconciler).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Regressions(BTreeSet<Regression>);
+pub(crate) struct Regressions(BTreeSet<Regression>);
 
 impl Regressions {
-    pub fn none() -> Self {
+    pub(crate) fn none() -> Self {
         Self::default()
     }
 
-    pub fn of(switches: impl IntoIterator<Item = Regression>) -> Self {
+    pub(crate) fn of(switches: impl IntoIterator<Item = Regression>) -> Self {
         Self(switches.into_iter().collect())
     }
 
     /// Parses a comma-separated list (`LIMAVM_REGRESS`); blanks are ignored.
-    pub fn parse_list(list: &str) -> Result<Self, UnknownRegression> {
+    pub(crate) fn parse_list(list: &str) -> Result<Self, UnknownRegression> {
         list.split(',')
             .filter(|id| !id.trim().is_empty())
             .map(str::parse)
@@ -32,23 +32,20 @@ impl Regressions {
             .map(Self)
     }
 
-    pub fn enable(&mut self, regression: Regression) {
-        self.0.insert(regression);
-    }
-
-    pub fn extend(&mut self, other: &Regressions) {
+    pub(crate) fn extend(&mut self, other: &Regressions) {
         self.0.extend(other.0.iter().copied());
     }
 
-    pub fn is_on(&self, regression: Regression) -> bool {
+    pub(crate) fn is_on(&self, regression: Regression) -> bool {
         self.0.contains(&regression)
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = Regression> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Regression> + '_ {
         self.0.iter().copied()
     }
 }

@@ -3,10 +3,10 @@
 //! CTRL_BREAK/CTRL_C) every worker stops its hostagent, all in parallel,
 //! and the service exits.
 
-use crate::atomic_file;
-use crate::keys::{self, KeyError};
+use crate::lifecycle::keys::{self, KeyError};
 use crate::logging::{Shown, ShownPath};
 use crate::settings::Settings;
+use crate::store::atomic_file;
 use crate::store::{Scanned, Store, StoreError};
 use crate::worker::{self, Message, Shared, WorkerHandle};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -19,23 +19,23 @@ use std::time::{Duration, Instant};
 const CORRUPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
-    #[error("cannot prepare the SSH keys: {0}")]
+pub(crate) enum ServiceError {
+    #[error("cannot prepare the SSH keys")]
     Keys(#[from] KeyError),
-    #[error("cannot open the resource store: {0}")]
+    #[error("cannot open the resource store")]
     Store(#[from] StoreError),
-    #[error("cannot write {}: {source}", path.display())]
+    #[error("cannot write {}", path.display())]
     ServiceFile {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot install the shutdown signal handler: {0}")]
+    #[error("cannot install the shutdown signal handler")]
     Signals(#[from] ctrlc::Error),
 }
 
 /// Runs the service until a shutdown signal; returns after every worker
 /// has stopped its VM.
-pub fn serve(settings: Settings) -> Result<(), ServiceError> {
+pub(crate) fn serve(settings: Settings) -> Result<(), ServiceError> {
     tracing::info!(
         pid = std::process::id(),
         lima_home = %ShownPath(settings.lima_home.path()),
@@ -111,7 +111,7 @@ impl Loop {
             Err(e) => {
                 if due(&mut self.scan_error_logged) {
                     tracing::error!(
-                        error = e.to_string().as_str(),
+                        error = crate::error_chain::chain(&e).as_str(),
                         "cannot read the resource store"
                     );
                 }

@@ -2,24 +2,22 @@
 //! the external tools it calls and the regression switches.
 
 use crate::regression::{Regression, Regressions};
-pub use contract::timings::{
-    MAX_DURATION, TimingError, format_duration, parse_duration, parse_interval,
-};
+pub(crate) use contract::timings::{format_duration, parse_duration};
 use contract::{Timings, Tool};
 use lima_layout::LimaHome;
 use std::ffi::OsString;
 use std::ops::{Deref, DerefMut};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// The external programs, looked up on PATH unless a test names a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tools {
-    pub limactl: OsString,
-    pub wsl: OsString,
-    pub ssh_keygen: OsString,
+pub(crate) struct Tools {
+    pub(crate) limactl: OsString,
+    pub(crate) wsl: OsString,
+    pub(crate) ssh_keygen: OsString,
     /// Only to end an instance's ControlMaster (`ssh -O exit`).
-    pub ssh: OsString,
+    pub(crate) ssh: OsString,
 }
 
 impl Default for Tools {
@@ -35,7 +33,7 @@ impl Default for Tools {
 
 /// How the hostagent is launched.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum HostagentEntry {
+pub(crate) enum HostagentEntry {
     /// `limactl hostagent --pidfile DIR/ha.pid --socket DIR/ha.sock NAME`:
     /// the instance is ready to run (the fakes, or an instance Lima
     /// prepared before).
@@ -53,20 +51,27 @@ pub enum HostagentEntry {
     Embedded,
 }
 
+/// A service run's configuration: the Lima home and state directory, the
+/// timings (durations, see [`contract::Timings`]), the regression switches,
+/// the external tools and how the hostagent is started. Built by
+/// [`Settings::new`] with the documented defaults, then adjusted by the
+/// command line.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub lima_home: LimaHome,
-    pub state_dir: PathBuf,
+    pub(crate) lima_home: LimaHome,
+    pub(crate) state_dir: PathBuf,
     /// Timeouts, backoffs and budgets; they read as fields of the
     /// settings (`settings.graceful_timeout`).
-    pub timings: Timings,
-    pub regressions: Regressions,
-    pub tools: Tools,
-    pub hostagent_entry: HostagentEntry,
+    pub(crate) timings: Timings,
+    pub(crate) regressions: Regressions,
+    pub(crate) tools: Tools,
+    pub(crate) hostagent_entry: HostagentEntry,
 }
 
 impl Settings {
-    /// The documented defaults.
+    /// The documented defaults for Lima's home `lima_home` (what
+    /// `LIMA_HOME` names) and `state_dir` (the store, logs, `service.json`
+    /// and `events.jsonl`): default timings, no regression, tools on PATH.
     pub fn new(lima_home: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> Self {
         Self {
             lima_home: LimaHome::new(lima_home),
@@ -78,34 +83,30 @@ impl Settings {
         }
     }
 
-    pub fn is_on(&self, regression: Regression) -> bool {
+    pub(crate) fn is_on(&self, regression: Regression) -> bool {
         self.regressions.is_on(regression)
     }
 
     /// The bound for a `wsl.exe` call, `None` when a regression removes it.
-    pub fn wsl_bound(&self, timeout: Duration) -> Option<Duration> {
+    pub(crate) fn wsl_bound(&self, timeout: Duration) -> Option<Duration> {
         (!self.is_on(Regression::WslHangUnbounded)).then_some(timeout)
     }
 
     /// The bound for an `ssh-keygen` call, `None` when a regression removes it.
-    pub fn keygen_bound(&self) -> Option<Duration> {
+    pub(crate) fn keygen_bound(&self) -> Option<Duration> {
         (!self.is_on(Regression::KeygenUnbounded)).then_some(self.keygen_timeout)
     }
 
-    pub fn service_file(&self) -> PathBuf {
+    pub(crate) fn service_file(&self) -> PathBuf {
         self.state_dir.join("service.json")
     }
 
-    pub fn log_file(&self) -> PathBuf {
+    pub(crate) fn log_file(&self) -> PathBuf {
         self.state_dir.join("reconciler.log")
     }
 
-    pub fn events_file(&self) -> PathBuf {
+    pub(crate) fn events_file(&self) -> PathBuf {
         self.state_dir.join("events.jsonl")
-    }
-
-    pub fn lima_home_path(&self) -> &Path {
-        self.lima_home.path()
     }
 }
 

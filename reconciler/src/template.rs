@@ -1,10 +1,10 @@
 //! Renders an instance's `lima.yaml` from the resource's spec.
 
-use crate::resource::Spec;
+use crate::store::resource::Spec;
 use serde_norway::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TemplateError {
+pub(crate) enum TemplateError {
     #[error("spec.template is not valid YAML: {0}")]
     Parse(String),
     #[error("spec.template must be a YAML mapping, not {0}")]
@@ -17,7 +17,7 @@ pub enum TemplateError {
 /// `spec.template` with `vmType` set from `spec.vmType`, refused when Lima
 /// would refuse it (checked with `lima_rules`; off under the regression
 /// `invalid-lima-name`).
-pub fn render_lima_yaml(spec: &Spec, lima_rules: bool) -> Result<String, TemplateError> {
+pub(crate) fn render_lima_yaml(spec: &Spec, lima_rules: bool) -> Result<String, TemplateError> {
     let document: Value = if spec.template.trim().is_empty() {
         Value::Null
     } else {

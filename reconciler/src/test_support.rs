@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 /// A process a test started; it, its descendants and its process group are
 /// killed when the guard drops, also when the test panics.
-pub struct Spawned {
+pub(crate) struct Spawned {
     child: Option<Child>,
     pid: u32,
 }
@@ -14,7 +14,7 @@ pub struct Spawned {
 impl Spawned {
     /// `sh -c <script> <args...>` (the first arg becomes `$0`), in a process
     /// group of its own so that nothing it leaves behind escapes the kill.
-    pub fn sh(script: &str, args: &[&str]) -> Self {
+    pub(crate) fn sh(script: &str, args: &[&str]) -> Self {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(script)
@@ -29,23 +29,23 @@ impl Spawned {
         Self::from_child(cmd.spawn().expect("sh starts"))
     }
 
-    pub fn from_child(child: Child) -> Self {
+    pub(crate) fn from_child(child: Child) -> Self {
         Self {
             pid: child.id(),
             child: Some(child),
         }
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
-    pub fn child_mut(&mut self) -> &mut Child {
+    pub(crate) fn child_mut(&mut self) -> &mut Child {
         self.child.as_mut().expect("not yet reaped")
     }
 
     /// Waits for the process to exit and reaps it.
-    pub fn wait(&mut self) {
+    pub(crate) fn wait(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait();
         }
@@ -70,7 +70,7 @@ impl Drop for Spawned {
 }
 
 /// Polls `done` until it holds, panicking with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -80,10 +80,10 @@ pub fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool)
 
 /// A log destination tests can read back.
 #[derive(Clone, Default)]
-pub struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+pub(crate) struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogBuffer {
-    pub fn contents(&self) -> String {
+    pub(crate) fn contents(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
 }
@@ -105,4 +105,17 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogBuffer {
     fn make_writer(&'a self) -> Self::Writer {
         self.clone()
     }
+}
+
+/// Runs `f` with a text logger (as the service's, without colours or
+/// targets) writing into a buffer; returns `f`'s result and the log.
+pub(crate) fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buffer = LogBuffer::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(buffer.clone())
+        .with_ansi(false)
+        .with_target(false)
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    (result, buffer.contents())
 }

@@ -178,7 +178,7 @@ fn regressions_lists_every_switch() {
     let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
     assert_eq!(
         text.lines().count(),
-        reconciler::regression::Regression::ALL.len(),
+        contract::FindingId::ALL.len(),
         "{text}"
     );
     assert!(text.lines().any(|l| l.starts_with("wsl-hang-unbounded ")));
@@ -241,28 +241,55 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
 
     sandbox.ctl(&["apply", "-f", "-"], &vm("vm1")).success();
     sandbox.ctl(&["apply", "-f", "-"], &vm("_disks")).success();
+    assert_start_failure_reported(&sandbox, "vm1");
+    assert_invalid_name_refused(&sandbox, "_disks");
+    assert_corrupt_document_skipped(&sandbox, "_disks");
+
+    // Deleting a VM whose instance never ran drops the finalizer.
+    sandbox
+        .ctl(&["delete", "vm1", "--wait", "--timeout", "10s"], "")
+        .success();
+    assert!(!sandbox.lima_home_path().join("vm1").exists());
+
+    proctree::request_shutdown(service.pid()).unwrap();
+    service.wait_exit(Duration::from_secs(20)).code(0);
+    assert!(!service_json.exists());
+    let log = std::fs::read_to_string(sandbox.state_dir().join("reconciler.log")).unwrap();
+    assert!(log.contains("the reconciler service stopped"), "{log}");
+}
+
+/// `name`'s start failed (no `limactl` on PATH), its generation was
+/// observed and it holds the cleanup finalizer.
+fn assert_start_failure_reported(sandbox: &Sandbox, name: &str) {
     let (_, _, message) = eventually("StartFailed", Duration::from_secs(10), || {
-        running_condition(&sandbox.get("vm1")).filter(|c| c.1 == "StartFailed")
+        running_condition(&sandbox.get(name)).filter(|c| c.1 == "StartFailed")
     });
     assert!(message.contains("limactl not found on PATH"), "{message}");
-    let doc = sandbox.get("vm1");
+    let doc = sandbox.get(name);
     assert_eq!(doc["status"]["observedGeneration"], 1);
     assert_eq!(doc["metadata"]["finalizers"][0], "limavm.dev/cleanup");
+}
 
+/// `name` cannot be an instance name: refused without creating anything
+/// and without a finalizer.
+fn assert_invalid_name_refused(sandbox: &Sandbox, name: &str) {
     let condition = eventually("InvalidName", Duration::from_secs(10), || {
-        running_condition(&sandbox.get("_disks")).filter(|c| c.1 == "InvalidName")
+        running_condition(&sandbox.get(name)).filter(|c| c.1 == "InvalidName")
     });
     assert_eq!(condition.0, "False");
     assert!(
-        !sandbox.lima_home_path().join("_disks").exists(),
+        !sandbox.lima_home_path().join(name).exists(),
         "nothing created"
     );
     assert_eq!(
-        sandbox.get("_disks")["metadata"]["finalizers"],
+        sandbox.get(name)["metadata"]["finalizers"],
         serde_json::json!([])
     );
+}
 
-    // A corrupt document is skipped, logged by name, and harms nobody.
+/// A corrupt document is skipped, logged by name, and harms nobody: a
+/// patch of `name` is still observed.
+fn assert_corrupt_document_skipped(sandbox: &Sandbox, name: &str) {
     std::fs::write(sandbox.state_dir().join("resources/broken.json"), "{").unwrap();
     let log_path = sandbox.state_dir().join("reconciler.log");
     eventually(
@@ -278,7 +305,7 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
         .ctl(
             &[
                 "patch",
-                "_disks",
+                name,
                 "--type=merge",
                 "-p",
                 r#"{"spec":{"running":false}}"#,
@@ -287,20 +314,8 @@ fn serve_reports_start_failures_and_bad_names_and_stops_on_sigterm() {
         )
         .success();
     eventually("generation 2 observed", Duration::from_secs(10), || {
-        (sandbox.get("_disks")["status"]["observedGeneration"] == 2).then_some(())
+        (sandbox.get(name)["status"]["observedGeneration"] == 2).then_some(())
     });
-
-    // Deleting a VM whose instance never ran drops the finalizer.
-    sandbox
-        .ctl(&["delete", "vm1", "--wait", "--timeout", "10s"], "")
-        .success();
-    assert!(!sandbox.lima_home_path().join("vm1").exists());
-
-    proctree::request_shutdown(service.pid()).unwrap();
-    service.wait_exit(Duration::from_secs(20)).code(0);
-    assert!(!service_json.exists());
-    let log = std::fs::read_to_string(log_path).unwrap();
-    assert!(log.contains("the reconciler service stopped"), "{log}");
 }
 
 #[test]

@@ -22,19 +22,19 @@ pub(super) enum Phase {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(super) struct Progress {
     /// The `metadata.generation` whose spec the worker has acted on.
-    pub acted_generation: Option<u64>,
+    pub(crate) acted_generation: Option<u64>,
     /// Starts that failed in a row (reset once the VM runs, or when it is
     /// to stay stopped).
-    pub start_failures: u32,
+    pub(crate) start_failures: u32,
     /// No start before this instant (after a crash or a failed start).
-    pub start_not_before: Option<Instant>,
+    pub(crate) start_not_before: Option<Instant>,
     /// No delete attempt before this instant (after a failed one).
-    pub delete_not_before: Option<Instant>,
+    pub(crate) delete_not_before: Option<Instant>,
 }
 
 impl Progress {
     /// The phase, given whether a hostagent of ours is held.
-    pub fn phase(&self, hostagent_up: bool) -> Phase {
+    pub(crate) fn phase(&self, hostagent_up: bool) -> Phase {
         match (hostagent_up, self.start_not_before) {
             (true, _) => Phase::Up,
             (false, Some(until)) => Phase::BackingOff { until },
@@ -43,13 +43,13 @@ impl Progress {
     }
 
     /// True when `generation` was acted on already.
-    pub fn acted_on(&self, generation: u64) -> bool {
+    pub(crate) fn acted_on(&self, generation: u64) -> bool {
         self.acted_generation == Some(generation)
     }
 
     /// True when a start of `generation` repeats one that failed (its
     /// status then keeps the failure until the VM runs).
-    pub fn is_retry(&self, generation: u64) -> bool {
+    pub(crate) fn is_retry(&self, generation: u64) -> bool {
         self.start_failures > 0 && self.acted_on(generation)
     }
 }
@@ -68,23 +68,23 @@ pub(super) enum Template {
 /// What the worker read of its resource in this pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Observation {
-    pub now: Instant,
+    pub(crate) now: Instant,
     /// `metadata.generation`.
-    pub generation: u64,
+    pub(crate) generation: u64,
     /// `metadata.deletionTimestamp` is set.
-    pub being_deleted: bool,
+    pub(crate) being_deleted: bool,
     /// `metadata.finalizers` holds `limavm.dev/cleanup`.
-    pub has_cleanup_finalizer: bool,
+    pub(crate) has_cleanup_finalizer: bool,
     /// `metadata.name` is a valid Lima instance name.
-    pub name_valid: bool,
+    pub(crate) name_valid: bool,
     /// `metadata.name` makes a path inside LIMA_HOME: enough to clean up
     /// an instance that a less strict version left under a name Lima
     /// refuses.
-    pub path_in_home: bool,
+    pub(crate) path_in_home: bool,
     /// `spec.running`.
-    pub wants_running: bool,
+    pub(crate) wants_running: bool,
     /// `None` when the spec asks for no running VM (nothing is rendered).
-    pub template: Option<Template>,
+    pub(crate) template: Option<Template>,
 }
 
 /// The one thing the worker does in a pass.
@@ -168,9 +168,9 @@ pub(super) fn decide(phase: Phase, progress: &Progress, seen: &Observation) -> A
 /// worker last reported of it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Reported {
-    pub running: bool,
+    pub(crate) running: bool,
     /// Running, but with errors (counted only when they are reported).
-    pub degraded: bool,
+    pub(crate) degraded: bool,
 }
 
 /// Whether a status event is news for the Running condition: `None` when

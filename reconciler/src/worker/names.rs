@@ -12,7 +12,7 @@ use lima_layout::identifiers::{self, InvalidIdentifier};
 use lima_layout::paths::max_socket_path_len;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum InvalidName {
+pub(crate) enum InvalidName {
     #[error("the instance name is empty")]
     Empty,
     #[error("the instance name {0:?} is not a directory name")]
@@ -46,7 +46,7 @@ pub enum InvalidName {
 /// Checks that `name` can be an instance under `lima_home`: one path
 /// component not Lima's own, then Lima's rules (skipped with `lima_rules:
 /// false`, the regression `invalid-lima-name`), then a bindable `ha.sock`.
-pub fn validate_instance_name(
+pub(crate) fn validate_instance_name(
     lima_home: &LimaHome,
     name: &str,
     lima_rules: bool,

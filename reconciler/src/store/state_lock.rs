@@ -8,13 +8,13 @@ use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 /// The lock file's name inside the state directory.
-pub const LOCK_FILE: &str = "service.lock";
+pub(crate) const LOCK_FILE: &str = "service.lock";
 
 #[derive(Debug, thiserror::Error)]
-pub enum StateLockError {
+pub(crate) enum StateLockError {
     #[error("--state {}: the path is a file, not a directory", path.display())]
     NotADirectory { path: PathBuf },
-    #[error("cannot create the state directory {}: {source}", path.display())]
+    #[error("cannot create the state directory {}", path.display())]
     Create {
         path: PathBuf,
         source: std::io::Error,
@@ -26,7 +26,7 @@ pub enum StateLockError {
         file: PathBuf,
         holder: Option<u32>,
     },
-    #[error("cannot lock {}: {source}", file.display())]
+    #[error("cannot lock {}", file.display())]
     Lock {
         file: PathBuf,
         source: std::io::Error,
@@ -35,14 +35,14 @@ pub enum StateLockError {
 
 /// The held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
-pub struct StateLock {
+pub(crate) struct StateLock {
     _file: File,
 }
 
 impl StateLock {
     /// Creates the state directory when needed and takes its lock, or says
     /// who holds it.
-    pub fn acquire(dir: &Path) -> Result<Self, StateLockError> {
+    pub(crate) fn acquire(dir: &Path) -> Result<Self, StateLockError> {
         if dir.exists() && !dir.is_dir() {
             return Err(StateLockError::NotADirectory {
                 path: dir.to_owned(),

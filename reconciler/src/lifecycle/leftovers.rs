@@ -7,7 +7,7 @@
 //! its pid file and disks, `ssh` its `ControlPath`, the hostagent its pid
 //! file and socket), which is how they are found here.
 
-use crate::identity::InstanceDir;
+use crate::lifecycle::identity::InstanceDir;
 use lima_layout::{InstancePaths, LimaHome};
 use proctree::{ProcessInfo, ProcessTable};
 use std::path::Path;
@@ -15,7 +15,7 @@ use std::path::Path;
 /// Whether [`find`] recognises a daemonized `ssh` ControlMaster by its
 /// title.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Masters {
+pub(crate) enum Masters {
     Seen,
     /// The `control-master-leftover` regression: only the command lines
     /// that still carry a path argument count.
@@ -23,8 +23,9 @@ pub enum Masters {
 }
 
 impl Masters {
-    pub fn of(settings: &crate::settings::Settings) -> Self {
-        if settings.is_on(crate::regression::Regression::ControlMasterLeftover) {
+    /// `Unseen` when `regressions` holds `control-master-leftover`.
+    pub(crate) fn of(regressions: &crate::regression::Regressions) -> Self {
+        if regressions.is_on(crate::regression::Regression::ControlMasterLeftover) {
             Masters::Unseen
         } else {
             Masters::Seen
@@ -34,10 +35,10 @@ impl Masters {
 
 /// One live process of the instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Leftover {
-    pub pid: u32,
+pub(crate) struct Leftover {
+    pub(crate) pid: u32,
     /// Its command line, for log lines and status messages.
-    pub command: String,
+    pub(crate) command: String,
 }
 
 impl std::fmt::Display for Leftover {
@@ -52,7 +53,11 @@ impl std::fmt::Display for Leftover {
 /// (`ssh: DIR/ssh.sock [mux]`) does unless `masters` is
 /// [`Masters::Unseen`], and a hostagent started as `limactl
 /// hostagent|start ... NAME` whose `LIMA_HOME` is `lima_home`.
-pub fn find(lima_home: &LimaHome, instance: &InstancePaths, masters: Masters) -> Vec<Leftover> {
+pub(crate) fn find(
+    lima_home: &LimaHome,
+    instance: &InstancePaths,
+    masters: Masters,
+) -> Vec<Leftover> {
     let table = ProcessTable::snapshot();
     // This process and every ancestor: never ours to kill.
     let spared = table.lineage_of(std::process::id());

@@ -2,94 +2,105 @@
 //! down, unregister the WSL2 distro, remove the directory. A failure keeps
 //! the finalizer and is retried with exponential backoff.
 
-use crate::forced_stop::ForcedStopReport;
-use crate::instance::Instance;
+use crate::lifecycle::forced_stop::ForcedStopReport;
+use crate::lifecycle::instance::Instance;
+use crate::lifecycle::wsl::{self, WslOutcome};
 use crate::settings::Settings;
-use crate::wsl::{self, WslOutcome};
 use lima_layout::VmType;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Why a delete attempt failed, and what it left behind.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeleteFailure {
-    pub error: String,
+pub(crate) struct DeleteFailure {
+    pub(crate) error: String,
     /// Human-readable leftovers, e.g. "WSL2 distro lima-vm1 still registered".
-    pub left_behind: Vec<String>,
+    pub(crate) left_behind: Vec<String>,
 }
 
 /// The wait before retry `attempt` (1-based): `base * 2^(attempt-1)`,
 /// capped at `max`.
-pub fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
+pub(crate) fn backoff_delay(base: Duration, max: Duration, attempt: u32) -> Duration {
     let exponent = attempt.saturating_sub(1).min(32);
     base.saturating_mul(2u32.saturating_pow(exponent)).min(max)
 }
 
 /// True when `attempts` failures spend the budget (0: unlimited).
-pub fn budget_spent(budget: u32, attempts: u32) -> bool {
+pub(crate) fn budget_spent(budget: u32, attempts: u32) -> bool {
     budget > 0 && attempts >= budget
 }
 
+/// What is left when a kill failed and nothing was deleted: the processes
+/// still alive, the directory and, for WSL2, the registered distro.
+fn left_after_failed_kill(instance: &Instance) -> Vec<String> {
+    let mut left_behind: Vec<String> = [instance.driver_pid, instance.hostagent_pid]
+        .into_iter()
+        .flatten()
+        .filter(|pid| proctree::is_alive(*pid))
+        .map(|pid| format!("process {pid} still running"))
+        .collect();
+    left_behind.push(format!(
+        "instance directory {} still present",
+        instance.paths.dir.display()
+    ));
+    if instance.vm_type == VmType::Wsl2 {
+        left_behind.push(format!(
+            "WSL2 distro {} still registered",
+            instance.wsl_distro()
+        ));
+    }
+    left_behind
+}
+
+/// Unregisters the instance's WSL2 distro. A failed unregister is a
+/// failure only when the distro is (or may be) still registered: WSL may
+/// finish an unregister after its client failed or was killed, so only
+/// what is really left is named.
+fn unregister_distro(settings: &Settings, instance: &Instance) -> Result<(), DeleteFailure> {
+    let distro = instance.wsl_distro();
+    let timeout = settings.wsl_bound(settings.delete_timeout);
+    let error = match wsl::unregister(&settings.tools.wsl, &distro, timeout) {
+        Ok(WslOutcome::Done) | Ok(WslOutcome::NotFound) => return Ok(()),
+        Err(e) => e,
+    };
+    let registered = wsl::is_registered(
+        &settings.tools.wsl,
+        &distro,
+        settings.wsl_bound(settings.wsl_timeout),
+    );
+    let distro_left = match registered {
+        Ok(false) => return Ok(()),
+        Ok(true) => format!("WSL2 distro {distro} still registered"),
+        Err(list_error) => format!(
+            "WSL2 distro {distro} possibly still registered (cannot list distros: {list_error})"
+        ),
+    };
+    Err(DeleteFailure {
+        error: crate::error_chain::chain(&error),
+        left_behind: vec![
+            distro_left,
+            format!(
+                "instance directory {} still present",
+                instance.paths.dir.display()
+            ),
+        ],
+    })
+}
+
 /// Deletes the instance after the forced stop that `stopped` reports.
-pub fn delete_instance(
+pub(crate) fn delete_instance(
     settings: &Settings,
     instance: &Instance,
     stopped: &ForcedStopReport,
 ) -> Result<(), DeleteFailure> {
     if stopped.kill_failed() {
-        let error = stopped.summary();
-        let mut left_behind: Vec<String> = [instance.driver_pid, instance.hostagent_pid]
-            .into_iter()
-            .flatten()
-            .filter(|pid| proctree::is_alive(*pid))
-            .map(|pid| format!("process {pid} still running"))
-            .collect();
-        left_behind.push(format!(
-            "instance directory {} still present",
-            instance.paths.dir.display()
-        ));
-        if instance.vm_type == VmType::Wsl2 {
-            left_behind.push(format!(
-                "WSL2 distro {} still registered",
-                instance.wsl_distro()
-            ));
-        }
-        return Err(DeleteFailure { error, left_behind });
+        return Err(DeleteFailure {
+            error: stopped.summary(),
+            left_behind: left_after_failed_kill(instance),
+        });
     }
     if instance.vm_type == VmType::Wsl2 {
-        let distro = instance.wsl_distro();
-        let timeout = settings.wsl_bound(settings.delete_timeout);
-        match wsl::unregister(&settings.tools.wsl, &distro, timeout) {
-            Ok(WslOutcome::Done) | Ok(WslOutcome::NotFound) => {}
-            Err(e) => {
-                // WSL may finish an unregister after its client failed or
-                // was killed: name only what is really left.
-                let registered = wsl::is_registered(
-                    &settings.tools.wsl,
-                    &distro,
-                    settings.wsl_bound(settings.wsl_timeout),
-                );
-                let distro_left = match registered {
-                    Ok(false) => None,
-                    Ok(true) => Some(format!("WSL2 distro {distro} still registered")),
-                    Err(list_error) => Some(format!(
-                        "WSL2 distro {distro} possibly still registered (cannot list distros: {list_error})"
-                    )),
-                };
-                if let Some(distro_left) = distro_left {
-                    return Err(DeleteFailure {
-                        error: e.to_string(),
-                        left_behind: vec![
-                            distro_left,
-                            format!(
-                                "instance directory {} still present",
-                                instance.paths.dir.display()
-                            ),
-                        ],
-                    });
-                }
-            }
-        }
+        unregister_distro(settings, instance)?;
     }
     if settings.is_on(crate::regression::Regression::DeleteBlockerUnnamed) {
         return remove_naming_only_the_directory(&instance.paths.dir);
@@ -160,7 +171,7 @@ fn remove_tree(dir: &Path) -> Result<(), (PathBuf, std::io::Error)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::instance::inspect;
+    use crate::lifecycle::instance::inspect;
 
     #[test]
     fn a_tree_that_cannot_be_listed_is_reported_not_taken_for_gone() {
@@ -207,7 +218,7 @@ mod tests {
 
     #[test]
     fn after_a_failed_kill_nothing_is_deleted_and_only_a_wsl2_instance_names_its_distro() {
-        use crate::forced_stop::{Step, StepFailure};
+        use crate::lifecycle::forced_stop::{Step, StepFailure};
         let home = tempfile::tempdir().unwrap();
         let settings = Settings::new(home.path(), home.path().join("state"));
         let killed_not = ForcedStopReport {

@@ -2,10 +2,18 @@
 //! `<state>/resources/`, written atomically, every read-modify-write under
 //! an exclusive lock on `<state>/resources/.lock` (reads take it shared, so
 //! a rename never races an open reader on Windows).
+//!
+//! The folder owns everything persisted under `<state>/`: the store, the
+//! LimaVM resource type, the ConfigMap schema `ctl` serves, JSON merge
+//! patches, the state directory's lock and atomic file writes.
 
-use crate::atomic_file;
-use crate::merge_patch;
-use crate::resource::{API_VERSION, KIND, LimaVm, Spec, Status, now_rfc3339};
+pub(crate) mod atomic_file;
+pub(crate) mod configmap_schema;
+pub(crate) mod merge_patch;
+pub(crate) mod resource;
+pub(crate) mod state_lock;
+
+use crate::store::resource::{API_VERSION, KIND, LimaVm, Status, now_rfc3339};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::fs::File;
@@ -13,21 +21,29 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("{}: {source}", path.display())]
+pub(crate) enum StoreError {
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("cannot lock {}: {source}", path.display())]
+    #[error("cannot lock {}", path.display())]
     Lock {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{} is not a valid LimaVM document: {message}", path.display())]
-    Corrupt { path: PathBuf, message: String },
+    #[error("{} is not a valid LimaVM document", path.display())]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// A document that breaks one of the store's rules (the message says
+    /// which).
     #[error("invalid LimaVM: {0}")]
     Invalid(String),
+    /// A document that does not deserialise as a LimaVM.
+    #[error("invalid LimaVM")]
+    Malformed(#[source] serde_json::Error),
     #[error("limavms {name:?} not found")]
     NotFound { name: String },
 }
@@ -43,7 +59,7 @@ impl StoreError {
 
 /// One document found by [`Store::scan`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scanned {
+pub(crate) enum Scanned {
     Valid(Box<LimaVm>),
     /// A file that cannot be read as a LimaVM; nothing can be written into it.
     Corrupt {
@@ -53,20 +69,20 @@ pub enum Scanned {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ApplyOutcome {
+pub(crate) enum ApplyOutcome {
     Created,
     Configured,
     Unchanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchOutcome {
+pub(crate) enum PatchOutcome {
     Patched,
     Unchanged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeleteOutcome {
+pub(crate) enum DeleteOutcome {
     /// No finalizer held it: the document is gone.
     Removed,
     /// Finalizers hold it: the deletion timestamp is set and the reconciler
@@ -75,7 +91,7 @@ pub enum DeleteOutcome {
 }
 
 #[derive(Debug, Clone)]
-pub struct Store {
+pub(crate) struct Store {
     resources: PathBuf,
     /// Documents as last parsed, with the file stamp they were parsed at:
     /// a poll re-reads only the documents that changed.
@@ -119,7 +135,7 @@ impl Stamp {
 
 impl Store {
     /// Opens (creating when needed) the store of a state directory.
-    pub fn open(state_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
+    pub(crate) fn open(state_dir: impl AsRef<Path>) -> Result<Self, StoreError> {
         let state_dir = state_dir.as_ref();
         if state_dir.exists() && !state_dir.is_dir() {
             return Err(StoreError::Io {
@@ -163,19 +179,19 @@ impl Store {
         self.parsed.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(crate) fn dir(&self) -> &Path {
         &self.resources
     }
 
     /// The file that holds the resource `name`.
-    pub fn path_of(&self, name: &str) -> PathBuf {
+    pub(crate) fn path_of(&self, name: &str) -> PathBuf {
         self.resources.join(file_name_for(name))
     }
 
     /// Creates the resource, or updates its spec, labels and annotations;
     /// the generation moves when the spec changes. Status, finalizers and
     /// the deletion timestamp are never taken from the applied document.
-    pub fn apply(&self, document: Value) -> Result<ApplyOutcome, StoreError> {
+    pub(crate) fn apply(&self, document: Value) -> Result<ApplyOutcome, StoreError> {
         let applied = parse_applied(document)?;
         let _lock = self.lock(true)?;
         let path = self.path_of(applied.name());
@@ -204,14 +220,14 @@ impl Store {
         }
     }
 
-    pub fn get(&self, name: &str) -> Result<Option<LimaVm>, StoreError> {
+    pub(crate) fn get(&self, name: &str) -> Result<Option<LimaVm>, StoreError> {
         let _lock = self.lock(false)?;
         self.read(&self.path_of(name))
     }
 
     /// Every valid resource, by name; corrupt documents are left out (see
     /// [`Store::scan`] to hear about them).
-    pub fn list(&self) -> Result<Vec<LimaVm>, StoreError> {
+    pub(crate) fn list(&self) -> Result<Vec<LimaVm>, StoreError> {
         Ok(self
             .scan()?
             .into_iter()
@@ -223,7 +239,7 @@ impl Store {
     }
 
     /// Every document, valid or not, sorted by file name.
-    pub fn scan(&self) -> Result<Vec<Scanned>, StoreError> {
+    pub(crate) fn scan(&self) -> Result<Vec<Scanned>, StoreError> {
         let _lock = self.lock(false)?;
         let entries =
             std::fs::read_dir(&self.resources).map_err(StoreError::io(&self.resources))?;
@@ -248,7 +264,7 @@ impl Store {
                 Ok(Some(vm)) => found.push(Scanned::Valid(Box::new(vm))),
                 Err(error) => found.push(Scanned::Corrupt {
                     path,
-                    error: error.to_string(),
+                    error: crate::error_chain::chain(&error),
                 }),
             }
         }
@@ -257,7 +273,11 @@ impl Store {
 
     /// Applies an RFC 7386 merge patch to the document. The name, the
     /// generation, the deletion timestamp and the status cannot be patched.
-    pub fn patch_merge(&self, name: &str, patch: &Value) -> Result<PatchOutcome, StoreError> {
+    pub(crate) fn patch_merge(
+        &self,
+        name: &str,
+        patch: &Value,
+    ) -> Result<PatchOutcome, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
         let existing = self.read(&path)?.ok_or_else(|| StoreError::NotFound {
@@ -265,7 +285,7 @@ impl Store {
         })?;
         let mut document = existing.to_value();
         merge_patch::apply(&mut document, patch);
-        let mut patched = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+        let mut patched = LimaVm::from_value(document).map_err(StoreError::Malformed)?;
         if patched.name() != existing.name() {
             return Err(StoreError::Invalid(format!(
                 "metadata.name cannot be changed (from {:?} to {:?})",
@@ -293,7 +313,7 @@ impl Store {
 
     /// Deletes the resource: at once when no finalizer holds it, otherwise
     /// by setting its deletion timestamp.
-    pub fn delete(&self, name: &str) -> Result<DeleteOutcome, StoreError> {
+    pub(crate) fn delete(&self, name: &str) -> Result<DeleteOutcome, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
         let mut vm = self.read(&path)?.ok_or_else(|| StoreError::NotFound {
@@ -311,7 +331,7 @@ impl Store {
     }
 
     /// Changes the status of `name`; `false` when the resource is gone.
-    pub fn update_status(
+    pub(crate) fn update_status(
         &self,
         name: &str,
         change: impl FnOnce(&mut Status),
@@ -320,7 +340,7 @@ impl Store {
     }
 
     /// Adds a finalizer; `false` when the resource is gone.
-    pub fn add_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
+    pub(crate) fn add_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
         self.update(name, |vm| {
             if !vm.has_finalizer(finalizer) {
                 vm.metadata.finalizers.push(finalizer.to_owned());
@@ -330,7 +350,7 @@ impl Store {
 
     /// Removes a finalizer, and the whole document when it is being deleted
     /// and no finalizer is left. `true` when the document is gone now.
-    pub fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
+    pub(crate) fn remove_finalizer(&self, name: &str, finalizer: &str) -> Result<bool, StoreError> {
         let _lock = self.lock(true)?;
         let path = self.path_of(name);
         let Some(mut vm) = self.read(&path)? else {
@@ -397,7 +417,7 @@ fn parse_applied(mut document: Value) -> Result<LimaVm, StoreError> {
             "metadata.name must be a string, not {name}"
         )));
     }
-    let applied = LimaVm::from_value(document).map_err(StoreError::Invalid)?;
+    let applied = LimaVm::from_value(document).map_err(StoreError::Malformed)?;
     check_kind(&applied.api_version, &applied.kind)?;
     Ok(applied)
 }
@@ -434,11 +454,11 @@ fn read_typed(path: &Path) -> Result<Option<LimaVm>, StoreError> {
             });
         }
     };
-    let corrupt = |message: String| StoreError::Corrupt {
+    let corrupt = |source| StoreError::Corrupt {
         path: path.to_owned(),
-        message,
+        source,
     };
-    let value: Value = serde_json::from_str(&text).map_err(|e| corrupt(e.to_string()))?;
+    let value: Value = serde_json::from_str(&text).map_err(corrupt)?;
     LimaVm::from_value(value).map(Some).map_err(corrupt)
 }
 
@@ -467,7 +487,7 @@ fn remove_document(path: &Path) -> Result<(), StoreError> {
 /// A trailing `.` or space of the name is kept on Windows too: Windows
 /// strips those only at the end of a whole file name, and the file name
 /// always ends in `.json`. So `..` is `%2E..json` on every platform.
-pub fn file_name_for(name: &str) -> String {
+pub(crate) fn file_name_for(name: &str) -> String {
     if name.is_empty() {
         // No other name encodes to a lone '%'.
         return "%.json".to_owned();
@@ -505,20 +525,10 @@ fn is_windows_device_name(name: &str) -> bool {
             && upper.as_bytes()[3].is_ascii_digit())
 }
 
-/// Builds a document from a typed spec (for callers that have no JSON).
-pub fn document(name: &str, spec: &Spec) -> Value {
-    serde_json::json!({
-        "apiVersion": API_VERSION,
-        "kind": KIND,
-        "metadata": {"name": name},
-        "spec": spec,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::CLEANUP_FINALIZER;
+    use crate::store::resource::CLEANUP_FINALIZER;
     use serde_json::json;
 
     fn store() -> (tempfile::TempDir, Store) {
@@ -596,7 +606,7 @@ mod tests {
                 "hyperv",
             ),
         ] {
-            let err = store.apply(doc.clone()).unwrap_err().to_string();
+            let err = crate::error_chain::chain(&store.apply(doc.clone()).unwrap_err());
             assert!(err.contains(expected), "{doc}: {err}");
         }
         assert!(store.list().unwrap().is_empty());

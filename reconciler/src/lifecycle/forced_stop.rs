@@ -13,13 +13,14 @@
 //! kill succeeded, release additional disks and remove the tmp files found
 //! by listing the directory. Every failed step is logged with its context.
 
-use crate::identity::{Identity, driver_identity, hostagent_identity};
-use crate::instance::Instance;
-use crate::leftovers;
-use crate::logging::{Shown, ShownPath};
+use crate::lifecycle::identity::{Identity, driver_identity, hostagent_identity};
+use crate::lifecycle::instance::Instance;
+use crate::lifecycle::leftovers;
+use crate::lifecycle::stop_settings::ForcedStopSettings;
+use crate::lifecycle::wsl::{self, WslOutcome};
+use crate::logging::{Shown, ShownPath, enter_instance};
 use crate::regression::Regression;
 use crate::settings::Settings;
-use crate::wsl::{self, WslOutcome};
 use lima_layout::{TMP_SUFFIXES, VmType, is_tmp_file_name};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 const KILL_SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Step {
+pub(crate) enum Step {
     KillDriver,
     KillHostagent,
     KillLeftover,
@@ -39,7 +40,7 @@ pub enum Step {
 
 impl Step {
     /// The `step` field of the log line.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Step::KillDriver => "kill driver",
             Step::KillHostagent => "kill hostagent",
@@ -51,35 +52,43 @@ impl Step {
     }
 }
 
+/// One step of the forced stop that failed; its `Debug` form names the
+/// step and quotes the error (a tool's or the OS's message, as logged).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepFailure {
-    pub step: Step,
-    pub error: String,
+    pub(crate) step: Step,
+    pub(crate) error: String,
 }
 
 /// A pid that a pid file named but that is not this instance's process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefusedPid {
-    pub pid: u32,
-    pub pid_file: PathBuf,
-    pub description: String,
+pub(crate) struct RefusedPid {
+    pub(crate) pid: u32,
+    pub(crate) pid_file: PathBuf,
+    pub(crate) description: String,
 }
 
+/// What a forced stop did: the pids it killed or refused to kill, the WSL
+/// distro's termination, the disks released and files removed, and every
+/// step that failed ([`ForcedStopReport::failures`], empty when the stop is
+/// complete).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ForcedStopReport {
     /// Every pid killed, roots and descendants.
-    pub killed: Vec<u32>,
-    pub refused: Vec<RefusedPid>,
-    pub wsl: Option<WslOutcome>,
-    pub released_disks: Vec<String>,
-    pub removed_files: Vec<PathBuf>,
+    pub(crate) killed: Vec<u32>,
+    pub(crate) refused: Vec<RefusedPid>,
+    pub(crate) wsl: Option<WslOutcome>,
+    pub(crate) released_disks: Vec<String>,
+    pub(crate) removed_files: Vec<PathBuf>,
+    /// The steps that failed, in the order they ran; a failed kill keeps
+    /// the disks and tmp files (see `kept_files`).
     pub failures: Vec<StepFailure>,
     /// Disks and tmp files were left alone because a kill failed.
-    pub kept_files: bool,
+    pub(crate) kept_files: bool,
 }
 
 impl ForcedStopReport {
-    pub fn kill_failed(&self) -> bool {
+    pub(crate) fn kill_failed(&self) -> bool {
         self.failures.iter().any(|f| {
             matches!(
                 f.step,
@@ -88,13 +97,13 @@ impl ForcedStopReport {
         })
     }
 
-    #[cfg(test)]
-    pub fn failed(&self, step: Step) -> bool {
+    #[cfg(all(test, unix))]
+    pub(crate) fn failed(&self, step: Step) -> bool {
         self.failures.iter().any(|f| f.step == step)
     }
 
     /// One line for a status message.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         if self.failures.is_empty() {
             return "forced stop complete".to_owned();
         }
@@ -109,7 +118,7 @@ impl ForcedStopReport {
 
 /// How far a forced stop looks for the instance's processes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reach {
+pub(crate) enum Reach {
     /// The pid files' trees, then every process still identified as the
     /// instance's (see [`leftovers`]).
     Instance,
@@ -118,28 +127,27 @@ pub enum Reach {
     PidFiles,
 }
 
-/// Forces `instance` down (see the module comment).
+/// Forces `instance` down (see the module comment) with the tools and
+/// regression switches of `settings`; never fails as a whole: each failed
+/// step is logged and listed in the report's `failures`. For callers
+/// outside the service (Lima's `limactl stop --force` is compared with
+/// it); the service's steps call [`force`] with settings built once.
 pub fn forced_stop(settings: &Settings, instance: &Instance) -> ForcedStopReport {
-    let narrowed = [
-        Regression::HostagentDeathLeftovers,
-        Regression::OrphanedPortHolders,
-    ]
-    .into_iter()
-    .any(|r| settings.is_on(r));
-    let reach = if narrowed {
-        Reach::PidFiles
-    } else {
-        Reach::Instance
-    };
-    forced_stop_with(settings, instance, reach)
+    force(&ForcedStopSettings::new(settings), instance)
 }
 
-/// [`forced_stop`] with an explicit reach.
-pub fn forced_stop_with(
-    settings: &Settings,
+/// [`forced_stop`] with the forced stop's own settings, at their reach.
+pub(crate) fn force(settings: &ForcedStopSettings, instance: &Instance) -> ForcedStopReport {
+    force_with(settings, instance, settings.reach)
+}
+
+/// [`force`] with an explicit reach.
+pub(crate) fn force_with(
+    settings: &ForcedStopSettings,
     instance: &Instance,
     reach: Reach,
 ) -> ForcedStopReport {
+    let _vm = enter_instance(instance.name());
     let mut run = Run {
         settings,
         instance,
@@ -170,10 +178,7 @@ pub fn forced_stop_with(
     if run.report.kill_failed() {
         // Removing the pid files would make a live process look stopped.
         run.report.kept_files = true;
-        tracing::warn!(
-            instance = %Shown(instance.name()),
-            "a kill failed: keeping the pid files, disk locks and sockets"
-        );
+        tracing::warn!("a kill failed: keeping the pid files, disk locks and sockets");
     } else {
         if !settings.is_on(Regression::DiskLockLeak) {
             run.release_disks();
@@ -182,7 +187,6 @@ pub fn forced_stop_with(
     }
     let report = run.report;
     tracing::info!(
-        instance = %Shown(instance.name()),
         killed = ?report.killed,
         removed_files = report.removed_files.len(),
         failed_steps = report.failures.len(),
@@ -192,7 +196,7 @@ pub fn forced_stop_with(
 }
 
 struct Run<'a> {
-    settings: &'a Settings,
+    settings: &'a ForcedStopSettings,
     instance: &'a Instance,
     report: ForcedStopReport,
 }
@@ -201,7 +205,6 @@ impl Run<'_> {
     fn fail(&mut self, step: Step, error: String) {
         if !self.settings.is_on(Regression::SilentCleanupErrors) {
             tracing::warn!(
-                instance = %Shown(self.instance.name()),
                 step = step.as_str(),
                 error = error.as_str(),
                 "forced stop step failed"
@@ -229,7 +232,6 @@ impl Run<'_> {
             Identity::Gone => None,
             Identity::Foreign { description } => {
                 tracing::warn!(
-                    instance = %Shown(self.instance.name()),
                     pid,
                     pid_file = %ShownPath(pid_file),
                     process = description.as_str(),
@@ -251,7 +253,7 @@ impl Run<'_> {
                     }
                     Ok(None) => None,
                     Err(e) => {
-                        self.fail(step, e.to_string());
+                        self.fail(step, crate::error_chain::chain(&e));
                         None
                     }
                 }
@@ -271,27 +273,24 @@ impl Run<'_> {
         }
         // ssh expands `%` tokens in a control path.
         let escaped = socket.to_string_lossy().replace('%', "%%");
-        let result = crate::command::ExternalCommand::new("ssh", &self.settings.tools.ssh)
+        let result = crate::command::ExternalCommand::new("ssh", &self.settings.ssh)
             .arg("-O")
             .arg("exit")
             .arg("-S")
             .arg(escaped)
             .arg("lima@127.0.0.1")
-            .timeout(Some(self.settings.graceful_timeout))
+            .timeout(Some(self.settings.control_master_timeout))
             .run();
-        let name = Shown(self.instance.name());
         match result {
             Ok(output) if output.status.success() => {
-                tracing::info!(instance = %name, "asked the ssh ControlMaster to exit");
+                tracing::info!("asked the ssh ControlMaster to exit");
             }
             Ok(output) => tracing::debug!(
-                instance = %name,
                 stderr = crate::command::decode_output(&output.stderr).trim(),
                 "no ssh ControlMaster answered on the instance's control socket"
             ),
             Err(e) => tracing::debug!(
-                instance = %name,
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "could not ask the ssh ControlMaster to exit"
             ),
         }
@@ -304,13 +303,12 @@ impl Run<'_> {
         for leftover in leftovers::find(
             &self.settings.lima_home,
             &self.instance.paths,
-            leftovers::Masters::of(self.settings),
+            self.settings.masters,
         ) {
             if self.report.killed.contains(&leftover.pid) {
                 continue;
             }
             tracing::warn!(
-                instance = %Shown(self.instance.name()),
                 pid = leftover.pid,
                 process = leftover.command.as_str(),
                 "a process of the instance outlived its hostagent; killing it"
@@ -329,10 +327,9 @@ impl Run<'_> {
 
     fn terminate_distro(&mut self) {
         let distro = self.instance.wsl_distro();
-        let timeout = self.settings.wsl_bound(self.settings.wsl_timeout);
-        match wsl::terminate(&self.settings.tools.wsl, &distro, timeout) {
+        match wsl::terminate(&self.settings.wsl, &distro, self.settings.wsl_timeout) {
             Ok(outcome) => self.report.wsl = Some(outcome),
-            Err(e) => self.fail(Step::WslTerminate, e.to_string()),
+            Err(e) => self.fail(Step::WslTerminate, crate::error_chain::chain(&e)),
         }
     }
 
@@ -344,7 +341,6 @@ impl Run<'_> {
             }
             if let Some(holder) = other_holder(&lock, &self.instance.paths.dir) {
                 tracing::warn!(
-                    instance = %Shown(self.instance.name()),
                     disk = %Shown(disk),
                     holder = %ShownPath(&holder),
                     "the disk is locked by another instance; leaving its lock"
@@ -403,7 +399,7 @@ fn kill_unless_gone(pid: u32, tree: bool) -> Result<Option<Vec<u32>>, proctree::
 
 /// The tmp files of `dir`, found by listing it and matching name suffixes:
 /// the path is never read as a pattern.
-pub fn list_tmp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+pub(crate) fn list_tmp_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -467,9 +463,9 @@ fn wait_for_exit(pids: &[u32]) {
 #[cfg(all(test, unix))]
 mod tests {
     use super::*;
-    use crate::instance::inspect;
+    use crate::lifecycle::instance::inspect;
     use crate::regression::Regressions;
-    use crate::test_support::{Spawned, wait_until};
+    use crate::test_support::{Spawned, wait_until, with_captured_log};
     use lima_layout::InstancePaths;
     use std::os::unix::fs::PermissionsExt;
 
@@ -866,15 +862,5 @@ mod tests {
             remove_link(&file.join("x")).is_err(),
             "a path through a file"
         );
-    }
-
-    fn with_captured_log<T>(f: impl FnOnce() -> T) -> (T, String) {
-        let buffer = crate::test_support::LogBuffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_ansi(false)
-            .finish();
-        let result = tracing::subscriber::with_default(subscriber, f);
-        (result, buffer.contents())
     }
 }

@@ -5,29 +5,29 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-pub const API_VERSION: &str = "limavm.dev/v1alpha1";
-pub const KIND: &str = "LimaVM";
+pub(crate) const API_VERSION: &str = "limavm.dev/v1alpha1";
+pub(crate) const KIND: &str = "LimaVM";
 /// Held while the resource owns an instance; deletion waits for it.
-pub const CLEANUP_FINALIZER: &str = "limavm.dev/cleanup";
+pub(crate) const CLEANUP_FINALIZER: &str = "limavm.dev/cleanup";
 
-pub const CONDITION_RUNNING: &str = contract::condition::kind::RUNNING;
-pub const CONDITION_CLEANUP: &str = contract::condition::kind::CLEANUP;
+pub(crate) const CONDITION_RUNNING: &str = contract::condition::kind::RUNNING;
+pub(crate) const CONDITION_CLEANUP: &str = contract::condition::kind::CLEANUP;
 
 /// Reasons of the `Running` and `Cleanup` conditions.
-pub use contract::condition::reason;
+pub(crate) use contract::condition::reason;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct LimaVm {
+pub(crate) struct LimaVm {
     #[serde(default = "default_api_version")]
-    pub api_version: String,
+    pub(crate) api_version: String,
     #[serde(default = "default_kind")]
-    pub kind: String,
-    pub metadata: Metadata,
+    pub(crate) kind: String,
+    pub(crate) metadata: Metadata,
     #[serde(default)]
-    pub spec: Spec,
+    pub(crate) spec: Spec,
     #[serde(default)]
-    pub status: Status,
+    pub(crate) status: Status,
 }
 
 fn default_api_version() -> String {
@@ -40,73 +40,73 @@ fn default_kind() -> String {
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Metadata {
-    pub name: String,
+pub(crate) struct Metadata {
+    pub(crate) name: String,
     #[serde(default)]
-    pub generation: u64,
+    pub(crate) generation: u64,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
+    pub(crate) labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub annotations: BTreeMap<String, String>,
+    pub(crate) annotations: BTreeMap<String, String>,
     #[serde(default)]
-    pub finalizers: Vec<String>,
+    pub(crate) finalizers: Vec<String>,
     #[serde(default)]
-    pub deletion_timestamp: Option<String>,
+    pub(crate) deletion_timestamp: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Spec {
+pub(crate) struct Spec {
     #[serde(default)]
-    pub running: bool,
+    pub(crate) running: bool,
     #[serde(default)]
-    pub vm_type: VmType,
+    pub(crate) vm_type: VmType,
     /// The `lima.yaml` text; `vmType` is set from `spec.vmType` on top.
     #[serde(default)]
-    pub template: String,
+    pub(crate) template: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Status {
+pub(crate) struct Status {
     #[serde(default)]
-    pub observed_generation: u64,
+    pub(crate) observed_generation: u64,
     #[serde(default)]
-    pub restart_count: u32,
+    pub(crate) restart_count: u32,
     #[serde(default)]
-    pub conditions: Vec<Condition>,
+    pub(crate) conditions: Vec<Condition>,
     #[serde(default)]
-    pub deletion: DeletionStatus,
+    pub(crate) deletion: DeletionStatus,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Condition {
+pub(crate) struct Condition {
     #[serde(rename = "type")]
-    pub kind: String,
+    pub(crate) kind: String,
     /// `True`, `False` or `Unknown`.
-    pub status: String,
-    pub reason: String,
+    pub(crate) status: String,
+    pub(crate) reason: String,
     #[serde(default)]
-    pub message: String,
+    pub(crate) message: String,
     #[serde(default)]
-    pub last_transition_time: String,
+    pub(crate) last_transition_time: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct DeletionStatus {
+pub(crate) struct DeletionStatus {
     #[serde(default)]
-    pub attempts: u32,
+    pub(crate) attempts: u32,
     #[serde(default)]
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
     #[serde(default)]
-    pub next_retry: Option<String>,
+    pub(crate) next_retry: Option<String>,
 }
 
 impl LimaVm {
     /// A new resource as `apply` creates it.
-    pub fn new(name: impl Into<String>, spec: Spec) -> Self {
+    pub(crate) fn new(name: impl Into<String>, spec: Spec) -> Self {
         Self {
             api_version: default_api_version(),
             kind: default_kind(),
@@ -120,43 +120,45 @@ impl LimaVm {
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.metadata.name
     }
 
-    pub fn is_being_deleted(&self) -> bool {
+    pub(crate) fn is_being_deleted(&self) -> bool {
         self.metadata.deletion_timestamp.is_some()
     }
 
     /// The value of the restart request annotation
     /// ([`contract::annotation::RESTART_REQUESTED`]), if any.
-    pub fn restart_request(&self) -> Option<&str> {
+    pub(crate) fn restart_request(&self) -> Option<&str> {
         self.metadata
             .annotations
             .get(contract::annotation::RESTART_REQUESTED)
             .map(String::as_str)
     }
 
-    pub fn has_finalizer(&self, finalizer: &str) -> bool {
+    pub(crate) fn has_finalizer(&self, finalizer: &str) -> bool {
         self.metadata.finalizers.iter().any(|f| f == finalizer)
     }
 
-    pub fn to_value(&self) -> serde_json::Value {
+    pub(crate) fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).expect("a LimaVM serialises")
     }
 
-    pub fn from_value(value: serde_json::Value) -> Result<Self, String> {
-        serde_json::from_value(value).map_err(|e| e.to_string())
+    /// The LimaVM in `value`; fails naming the first field that does not
+    /// fit (an unknown spec field is refused by name).
+    pub(crate) fn from_value(value: serde_json::Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value)
     }
 }
 
 impl Status {
-    pub fn condition(&self, kind: &str) -> Option<&Condition> {
+    pub(crate) fn condition(&self, kind: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.kind == kind)
     }
 
     /// Sets a condition; its transition time moves only when its status does.
-    pub fn set_condition(&mut self, kind: &str, status: bool, reason: &str, message: &str) {
+    pub(crate) fn set_condition(&mut self, kind: &str, status: bool, reason: &str, message: &str) {
         let status = contract::condition::status::of(status);
         match self.conditions.iter_mut().find(|c| c.kind == kind) {
             Some(existing) => {
@@ -176,35 +178,25 @@ impl Status {
             }),
         }
     }
-
-    pub fn remove_condition(&mut self, kind: &str) {
-        self.conditions.retain(|c| c.kind != kind);
-    }
-}
-
-impl Condition {
-    pub fn is_true(&self) -> bool {
-        self.status == contract::condition::status::TRUE
-    }
 }
 
 /// Now, as `2026-03-19T17:37:41Z`.
-pub fn now_rfc3339() -> String {
+pub(crate) fn now_rfc3339() -> String {
     rfc3339(SystemTime::now())
 }
 
-pub fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// As [`rfc3339`] with milliseconds, for times that short backoffs set.
-pub fn rfc3339_millis(time: SystemTime) -> String {
+pub(crate) fn rfc3339_millis(time: SystemTime) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// How long until an RFC 3339 time (zero when it has passed); `None` when
 /// the text is not such a time.
-pub fn time_until(text: &str) -> Option<Duration> {
+pub(crate) fn time_until(text: &str) -> Option<Duration> {
     let when = humantime::parse_rfc3339_weak(text).ok()?;
     Some(
         when.duration_since(SystemTime::now())
@@ -272,7 +264,8 @@ mod tests {
         let err = LimaVm::from_value(serde_json::json!({
             "metadata": {"name": "a"}, "spec": {"runing": true}
         }))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("runing"), "{err}");
     }
 

@@ -2,8 +2,8 @@
 //! (`apply -f`, `get -o json`, `patch --type=merge`, `delete`, `wait`).
 //! Exit 0 on success, 1 on failure with a message on stderr.
 
-use crate::resource::{CONDITION_RUNNING, LimaVm};
 use crate::settings::parse_duration;
+use crate::store::resource::{CONDITION_RUNNING, LimaVm};
 use crate::store::{ApplyOutcome, DeleteOutcome, PatchOutcome, Store, StoreError};
 use clap::{ArgAction, Args, Subcommand, ValueEnum};
 use serde_json::Value;
@@ -22,27 +22,27 @@ const TYPE_ALIASES: [&str; 4] = [
 const WAIT_POLL: Duration = Duration::from_millis(50);
 
 #[derive(Debug, Args)]
-pub struct CtlArgs {
+pub(crate) struct CtlArgs {
     /// The reconciler's state directory.
     #[arg(long, env = contract::env::STATE, value_name = "DIR")]
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// The resource schema: `limavm` (this reconciler's), or `configmap`
     /// (namespaced v1alpha2 LimaVMs whose template is in a ConfigMap; see
     /// `configmap_schema`).
     #[arg(long, value_enum, default_value = "limavm")]
-    pub schema: Schema,
+    pub(crate) schema: Schema,
     #[command(subcommand)]
-    pub command: CtlCommand,
+    pub(crate) command: CtlCommand,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Schema {
+pub(crate) enum Schema {
     Limavm,
     Configmap,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CtlCommand {
+pub(crate) enum CtlCommand {
     /// Creates or updates a LimaVM from a JSON (or YAML) file, `-` for stdin.
     Apply {
         #[arg(short = 'f', long = "filename", value_name = "FILE")]
@@ -91,7 +91,7 @@ pub enum CtlCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+pub(crate) enum OutputFormat {
     Json,
     Yaml,
     Name,
@@ -109,7 +109,7 @@ impl From<StoreError> for CtlError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { name } => CtlError::NotFound(name),
-            other => CtlError::Failed(other.to_string()),
+            other => CtlError::Failed(crate::error_chain::chain(&other)),
         }
     }
 }
@@ -119,7 +119,12 @@ fn failed(message: impl Into<String>) -> CtlError {
 }
 
 /// Runs one ctl command; returns the exit code.
-pub fn run(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub(crate) fn run(
+    args: CtlArgs,
+    stdin: &mut dyn Read,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> i32 {
     match execute(args, stdin, out) {
         Ok(()) => contract::exit::OK,
         Err(e) => {
@@ -131,27 +136,15 @@ pub fn run(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write, err: &mut d
 
 fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(), CtlError> {
     let store = Store::open(&args.state)?;
-    let write_failed = |e: std::io::Error| failed(format!("cannot write the output: {e}"));
     match args.command {
-        CtlCommand::Apply { file } if args.schema == Schema::Configmap => {
-            let document = read_document(&file, stdin)?;
-            let line = crate::configmap_schema::apply(&store, document).map_err(failed)?;
-            writeln!(out, "{line}").map_err(write_failed)
-        }
         CtlCommand::Apply { file } => {
             let document = read_document(&file, stdin)?;
-            let name = document
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
-            let outcome = match store.apply(document)? {
-                ApplyOutcome::Created => "created",
-                ApplyOutcome::Configured => "configured",
-                ApplyOutcome::Unchanged => "unchanged",
+            let line = match args.schema {
+                Schema::Configmap => crate::store::configmap_schema::apply(&store, document)
+                    .map_err(|e| failed(crate::error_chain::chain(&e)))?,
+                Schema::Limavm => apply(&store, document)?,
             };
-            writeln!(out, "{QUALIFIED}/{name} {outcome}").map_err(write_failed)
+            writeln!(out, "{line}").map_err(write_failed)
         }
         CtlCommand::Get { target, output } => {
             let name = resolve_get_target(&target)?;
@@ -162,19 +155,8 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
             patch_type,
             patch,
         } => {
-            let name = resolve_target(&target)?;
-            if patch_type != "merge" {
-                return Err(failed(format!(
-                    "--type={patch_type} is not supported; use --type=merge"
-                )));
-            }
-            let patch: Value = serde_json::from_str(&patch)
-                .map_err(|e| failed(format!("the patch is not valid JSON: {e}")))?;
-            let note = match store.patch_merge(&name, &patch)? {
-                PatchOutcome::Patched => "",
-                PatchOutcome::Unchanged => " (no change)",
-            };
-            writeln!(out, "{QUALIFIED}/{name} patched{note}").map_err(write_failed)
+            let line = merge_patch(&store, &resolve_target(&target)?, &patch_type, &patch)?;
+            writeln!(out, "{line}").map_err(write_failed)
         }
         CtlCommand::Delete {
             target,
@@ -195,25 +177,72 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
             timeout,
         } => {
             let name = resolve_target(&target)?;
-            match WaitFor::parse(&wait_for)? {
-                WaitFor::Delete => {
-                    wait_until(&name, Some(timeout), || Ok(store.get(&name)?.is_none()))?;
-                    writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
-                }
-                WaitFor::Condition { kind, status } => {
-                    wait_until(&name, Some(timeout), || {
-                        let vm = store
-                            .get(&name)?
-                            .ok_or_else(|| CtlError::NotFound(name.clone()))?;
-                        Ok(vm
-                            .status
-                            .condition(&kind)
-                            .is_some_and(|c| c.status.eq_ignore_ascii_case(&status)))
-                    })?;
-                    writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
-                }
-            }
+            wait_for_condition(&store, &name, &WaitFor::parse(&wait_for)?, timeout)?;
+            writeln!(out, "{QUALIFIED}/{name} condition met").map_err(write_failed)
         }
+    }
+}
+
+fn write_failed(e: std::io::Error) -> CtlError {
+    failed(format!("cannot write the output: {e}"))
+}
+
+/// `apply` of a LimaVM document; returns the line to print
+/// (`limavm.limavm.dev/NAME created|configured|unchanged`).
+fn apply(store: &Store, document: Value) -> Result<String, CtlError> {
+    let name = document
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let outcome = match store.apply(document)? {
+        ApplyOutcome::Created => "created",
+        ApplyOutcome::Configured => "configured",
+        ApplyOutcome::Unchanged => "unchanged",
+    };
+    Ok(format!("{QUALIFIED}/{name} {outcome}"))
+}
+
+/// `patch --type=merge` (the only type supported); returns the line to print.
+fn merge_patch(
+    store: &Store,
+    name: &str,
+    patch_type: &str,
+    patch: &str,
+) -> Result<String, CtlError> {
+    if patch_type != "merge" {
+        return Err(failed(format!(
+            "--type={patch_type} is not supported; use --type=merge"
+        )));
+    }
+    let patch: Value = serde_json::from_str(patch)
+        .map_err(|e| failed(format!("the patch is not valid JSON: {e}")))?;
+    let note = match store.patch_merge(name, &patch)? {
+        PatchOutcome::Patched => "",
+        PatchOutcome::Unchanged => " (no change)",
+    };
+    Ok(format!("{QUALIFIED}/{name} patched{note}"))
+}
+
+/// `wait --for=…`: until the resource is gone or has the condition.
+fn wait_for_condition(
+    store: &Store,
+    name: &str,
+    wait_for: &WaitFor,
+    timeout: Duration,
+) -> Result<(), CtlError> {
+    match wait_for {
+        WaitFor::Delete => wait_until(name, Some(timeout), || Ok(store.get(name)?.is_none())),
+        WaitFor::Condition { kind, status } => wait_until(name, Some(timeout), || {
+            let vm = store
+                .get(name)?
+                .ok_or_else(|| CtlError::NotFound(name.to_owned()))?;
+            Ok(vm
+                .status
+                .condition(kind)
+                .is_some_and(|c| c.status.eq_ignore_ascii_case(status)))
+        }),
     }
 }
 
@@ -226,7 +255,7 @@ fn get(
 ) -> Result<(), CtlError> {
     let show = |vm: &LimaVm| match schema {
         Schema::Limavm => vm.to_value(),
-        Schema::Configmap => crate::configmap_schema::present(store, vm.to_value()),
+        Schema::Configmap => crate::store::configmap_schema::present(store, vm.to_value()),
     };
     let items = match name {
         Some(name) => vec![
@@ -361,10 +390,10 @@ fn wait_until(
 }
 
 /// The largest document `apply` reads (bytes); a LimaVM is a few hundred.
-pub const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
+pub(crate) const MAX_DOCUMENT_BYTES: u64 = 1024 * 1024;
 
 /// The deepest nesting of `[`/`{` `apply` parses (a LimaVM has 4 levels).
-pub const MAX_DOCUMENT_DEPTH: usize = 32;
+pub(crate) const MAX_DOCUMENT_DEPTH: usize = 32;
 
 fn read_document(file: &str, stdin: &mut dyn Read) -> Result<Value, CtlError> {
     let source = if file == "-" { "stdin" } else { file };
@@ -478,7 +507,7 @@ fn resolve_get_target(target: &[String]) -> Result<Option<String>, CtlError> {
 mod tests {
     use super::*;
     use crate::cli::Cli;
-    use crate::resource::CLEANUP_FINALIZER;
+    use crate::store::resource::CLEANUP_FINALIZER;
     use clap::Parser;
 
     struct Ran {
@@ -705,45 +734,18 @@ mod tests {
                 st.set_condition("Running", true, "Started", "up");
             })
             .unwrap();
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "vm1",
-                "--for=condition=Running=True",
-                "--timeout",
-                "2s",
-            ],
-            "",
-        );
+        let wait = |target, condition, timeout| {
+            ctl(s, &["wait", target, condition, "--timeout", timeout], "")
+        };
+        let ran = wait("vm1", "--for=condition=Running=True", "2s");
         assert_eq!(
             (ran.code, ran.out.as_str()),
             (0, "limavm.limavm.dev/vm1 condition met\n")
         );
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "limavm/vm1",
-                "--for=condition=Running",
-                "--timeout",
-                "1s",
-            ],
-            "",
-        );
+        let ran = wait("limavm/vm1", "--for=condition=Running", "1s");
         assert_eq!(ran.code, 0);
         let started = Instant::now();
-        let ran = ctl(
-            s,
-            &[
-                "wait",
-                "vm1",
-                "--for=condition=Running=False",
-                "--timeout",
-                "200ms",
-            ],
-            "",
-        );
+        let ran = wait("vm1", "--for=condition=Running=False", "200ms");
         assert_eq!(ran.code, 1);
         assert!(
             ran.err
@@ -758,7 +760,7 @@ mod tests {
             let store = store.clone();
             move || store.remove_finalizer("vm1", CLEANUP_FINALIZER).unwrap()
         });
-        let ran = ctl(s, &["wait", "vm1", "--for=delete", "--timeout", "10s"], "");
+        let ran = wait("vm1", "--for=delete", "10s");
         assert_eq!(ran.code, 0, "{}", ran.err);
         assert!(remover.join().unwrap());
     }

@@ -6,11 +6,12 @@
 //! if it did not exit, or the interrupt could not be delivered, read the
 //! instance again and go through the forced-stop routine; reap the child.
 
-use crate::forced_stop::{ForcedStopReport, Reach, forced_stop, forced_stop_with};
-use crate::instance::{Instance, inspect};
-use crate::logging::Shown;
+use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, force, force_with};
+use crate::lifecycle::instance::{Instance, inspect};
+use crate::lifecycle::stop_settings::StopSettings;
+use crate::logging::enter_instance;
 use crate::regression::Regression;
-use crate::settings::{Settings, format_duration};
+use crate::settings::format_duration;
 use lima_layout::VmType;
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -26,7 +27,7 @@ fn reap_deadline() -> Instant {
 
 /// Which path asked for the stop (some regressions act on one path only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopPath {
+pub(crate) enum StopPath {
     RunningFalse,
     Restart,
     ServiceShutdown,
@@ -36,7 +37,7 @@ pub enum StopPath {
 }
 
 impl StopPath {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             StopPath::RunningFalse => "spec.running=false",
             StopPath::Restart => "restart",
@@ -50,7 +51,7 @@ impl StopPath {
 
 /// The hostagent to stop: a child of this service, or an orphan found by
 /// its pid file (its group id is its pid).
-pub enum Target<'a> {
+pub(crate) enum Target<'a> {
     Child(&'a mut Child),
     Orphan(u32),
 }
@@ -85,16 +86,17 @@ impl Target<'_> {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StopOutcome {
+pub(crate) struct StopOutcome {
     /// It exited within the graceful wait.
-    pub graceful: bool,
-    pub forced: Option<ForcedStopReport>,
+    pub(crate) graceful: bool,
+    pub(crate) forced: Option<ForcedStopReport>,
     /// The hostagent is gone at the end.
-    pub exited: bool,
+    pub(crate) exited: bool,
 }
 
 impl StopOutcome {
-    pub fn summary(&self) -> String {
+    #[cfg(all(test, unix))]
+    pub(crate) fn summary(&self) -> String {
         match (&self.forced, self.graceful) {
             (_, true) => "stopped gracefully".to_owned(),
             (Some(report), false) => report.summary(),
@@ -104,49 +106,79 @@ impl StopOutcome {
     }
 }
 
-/// Stops the instance `name` whose hostagent is `target`.
-pub fn stop_instance(
-    settings: &Settings,
+/// Waits up to the graceful timeout for the hostagent that `delivered`
+/// says was interrupted, and cleans up after it if it exits; `None` when
+/// the stop must go on to the forced stop.
+fn wait_gracefully(
+    settings: &StopSettings,
     name: &str,
     assumed_vm_type: VmType,
-    mut target: Target<'_>,
-    path: StopPath,
-) -> StopOutcome {
-    let pid = target.pid();
-    let read_before_wait = inspect(&settings.lima_home, name, assumed_vm_type);
-    tracing::info!(
-        instance = %Shown(name),
-        pid,
-        path = path.as_str(),
-        "stopping the hostagent gracefully"
-    );
-    let delivered = interrupt(settings, name, pid);
+    target: &mut Target<'_>,
+    delivered: bool,
+) -> Option<StopOutcome> {
     let deadline = Instant::now() + settings.graceful_timeout;
     if delivered && target.wait_for_exit(Some(deadline)) {
-        tracing::info!(instance = %Shown(name), pid, "the hostagent stopped gracefully");
+        tracing::info!(pid = target.pid(), "the hostagent stopped gracefully");
         let forced = if settings.is_on(Regression::GracefulExitLeftovers) {
             None
         } else {
             clean_up_after_exit(settings, name, assumed_vm_type)
         };
-        return StopOutcome {
+        return Some(StopOutcome {
             graceful: true,
             forced,
             exited: true,
-        };
+        });
     }
     if settings.is_on(Regression::IgnoredSignalFallback) {
         // No fallback: this worker waits as long as the hostagent lives.
         target.wait_for_exit(None);
-        return StopOutcome {
+        return Some(StopOutcome {
             graceful: false,
             forced: None,
             exited: true,
-        };
+        });
+    }
+    None
+}
+
+/// The service-shutdown regression's fallback: kill the child alone and
+/// leave its processes and files as they are.
+fn kill_without_cleanup(target: &mut Target<'_>) -> StopOutcome {
+    if let Target::Child(child) = target {
+        let _ = child.kill();
+    }
+    let exited = target.wait_for_exit(Some(reap_deadline()));
+    StopOutcome {
+        graceful: false,
+        forced: None,
+        exited,
+    }
+}
+
+/// Stops the instance `name` whose hostagent is `target`.
+pub(crate) fn stop_instance(
+    settings: &StopSettings,
+    name: &str,
+    assumed_vm_type: VmType,
+    mut target: Target<'_>,
+    path: StopPath,
+) -> StopOutcome {
+    let _vm = enter_instance(name);
+    let pid = target.pid();
+    let read_before_wait = inspect(settings.lima_home(), name, assumed_vm_type);
+    tracing::info!(
+        pid,
+        path = path.as_str(),
+        "stopping the hostagent gracefully"
+    );
+    let delivered = interrupt(settings, pid);
+    if let Some(outcome) = wait_gracefully(settings, name, assumed_vm_type, &mut target, delivered)
+    {
+        return outcome;
     }
     if delivered {
         tracing::warn!(
-            instance = %Shown(name),
             pid,
             graceful_timeout = %format_duration(settings.graceful_timeout),
             "the hostagent did not stop within the graceful timeout; forcing it"
@@ -154,32 +186,20 @@ pub fn stop_instance(
     }
     if path == StopPath::ServiceShutdown && settings.is_on(Regression::ShutdownFallbackSkipsCleanup)
     {
-        if let Target::Child(child) = &mut target {
-            let _ = child.kill();
-        }
-        let exited = target.wait_for_exit(Some(reap_deadline()));
-        return StopOutcome {
-            graceful: false,
-            forced: None,
-            exited,
-        };
+        return kill_without_cleanup(&mut target);
     }
     let report =
         if path == StopPath::RunningFalse && settings.is_on(Regression::DivergentShutdownPaths) {
             // The stale data is all this path looks at.
             let instance = with_hostagent(read_before_wait, &target);
-            forced_stop_with(settings, &instance, Reach::PidFiles)
+            force_with(&settings.forced, &instance, Reach::PidFiles)
         } else {
-            let instance = inspect(&settings.lima_home, name, assumed_vm_type);
-            forced_stop(settings, &with_hostagent(instance, &target))
+            let instance = inspect(settings.lima_home(), name, assumed_vm_type);
+            force(&settings.forced, &with_hostagent(instance, &target))
         };
     let exited = target.wait_for_exit(Some(reap_deadline()));
     if !exited {
-        tracing::error!(
-            instance = %Shown(name),
-            pid,
-            "the hostagent is still alive after the forced stop"
-        );
+        tracing::error!(pid, "the hostagent is still alive after the forced stop");
     }
     StopOutcome {
         graceful: false,
@@ -192,31 +212,30 @@ pub fn stop_instance(
 /// of the instance running (children it did not stop, a daemonized `ssh`
 /// master): when any is found, the forced stop takes them and whatever
 /// they hold. `None` when nothing was left.
-pub fn clean_up_after_exit(
-    settings: &Settings,
+pub(crate) fn clean_up_after_exit(
+    settings: &StopSettings,
     name: &str,
     assumed_vm_type: VmType,
 ) -> Option<ForcedStopReport> {
-    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
-    let left = crate::leftovers::find(
-        &settings.lima_home,
+    let instance = inspect(settings.lima_home(), name, assumed_vm_type);
+    let left = crate::lifecycle::leftovers::find(
+        settings.lima_home(),
         &instance.paths,
-        crate::leftovers::Masters::of(settings),
+        settings.forced.masters,
     );
     if left.is_empty() {
         return None;
     }
     let listed: Vec<String> = left.iter().map(ToString::to_string).collect();
     tracing::warn!(
-        instance = %Shown(name),
         leftovers = listed.join("; ").as_str(),
         "the hostagent exited but left processes of the instance running; forcing them down"
     );
-    Some(forced_stop(settings, &instance))
+    Some(force(&settings.forced, &instance))
 }
 
 /// Sends the graceful interrupt; `false` when it could not be delivered.
-fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
+fn interrupt(settings: &StopSettings, pid: u32) -> bool {
     let result = if settings.is_on(Regression::ConsoleGroupSignal) {
         proctree::interrupt_own_group()
     } else {
@@ -226,9 +245,8 @@ fn interrupt(settings: &Settings, name: &str, pid: u32) -> bool {
         Ok(()) => true,
         Err(e) => {
             tracing::warn!(
-                instance = %Shown(name),
                 pid,
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "could not deliver the graceful interrupt; forcing the stop"
             );
             false
@@ -261,6 +279,7 @@ mod tests {
         assert_eq!(outcome(false).summary(), "the hostagent is still running");
         assert_eq!(outcome(true).summary(), "stopped");
     }
+    use crate::settings::Settings;
     use std::path::{Path, PathBuf};
 
     struct Fixture {
@@ -294,7 +313,7 @@ mod tests {
 
         fn stop(&self, agent: &mut Spawned, path: StopPath) -> StopOutcome {
             stop_instance(
-                &self.settings,
+                &StopSettings::new(&self.settings),
                 "vm1",
                 VmType::Qemu,
                 Target::Child(agent.child_mut()),
@@ -310,8 +329,8 @@ mod tests {
     impl Drop for DriverGuard {
         fn drop(&mut self) {
             if let Some(pid) = read_pid_file(&self.0.join("replacement.txt"))
-                && crate::identity::driver_identity(pid, &self.0, false)
-                    == crate::identity::Identity::Ours
+                && crate::lifecycle::identity::driver_identity(pid, &self.0, false)
+                    == crate::lifecycle::identity::Identity::Ours
             {
                 let _ = proctree::kill_tree(pid);
             }
@@ -329,7 +348,8 @@ mod tests {
 
     fn driver_pid(dir: &Path) -> Option<u32> {
         read_pid_file(&dir.join("qemu.pid")).filter(|pid| {
-            crate::identity::driver_identity(*pid, dir, false) == crate::identity::Identity::Ours
+            crate::lifecycle::identity::driver_identity(*pid, dir, false)
+                == crate::lifecycle::identity::Identity::Ours
         })
     }
 

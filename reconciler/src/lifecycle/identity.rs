@@ -9,7 +9,7 @@ const CMDLINE_RETRIES: u32 = 20;
 const CMDLINE_RETRY_PAUSE: Duration = Duration::from_millis(5);
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Identity {
+pub(crate) enum Identity {
     /// The process belongs to this instance.
     Ours,
     /// No such live process: the pid file is stale.
@@ -19,7 +19,7 @@ pub enum Identity {
 }
 
 /// A hostagent of this instance runs `limactl hostagent ... <name>`.
-pub fn hostagent_identity(pid: u32, instance_name: &str) -> Identity {
+pub(crate) fn hostagent_identity(pid: u32, instance_name: &str) -> Identity {
     identify(pid, |process| {
         let args = &process.cmd;
         args.iter().any(|a| a == "hostagent") && args.iter().skip(1).any(|a| a == instance_name)
@@ -31,7 +31,7 @@ pub fn hostagent_identity(pid: u32, instance_name: &str) -> Identity {
 /// (the `path-prefix-identity` regression) any argument whose text merely
 /// contains the directory's text counts, so `LIMA_HOME/vm` matches
 /// `LIMA_HOME/vm2/qemu.pid`.
-pub fn driver_identity(pid: u32, instance_dir: &Path, raw_text: bool) -> Identity {
+pub(crate) fn driver_identity(pid: u32, instance_dir: &Path, raw_text: bool) -> Identity {
     if raw_text {
         let dir = instance_dir.to_string_lossy();
         return identify(pid, |process| process.cmd_contains(&dir));
@@ -46,7 +46,7 @@ pub fn driver_identity(pid: u32, instance_dir: &Path, raw_text: bool) -> Identit
 /// exists. So `LIMA_HOME/vm` never matches `LIMA_HOME/vm2/...`, and
 /// `LIMA_HOME/./vm/qemu.pid` or a path through a symlinked parent does.
 #[derive(Debug, Clone)]
-pub struct InstanceDir {
+pub(crate) struct InstanceDir {
     resolved: PathBuf,
     /// The last component: an argument without it cannot name the dir
     /// (a cheap filter before resolving anything).
@@ -54,7 +54,7 @@ pub struct InstanceDir {
 }
 
 impl InstanceDir {
-    pub fn new(dir: &Path) -> Self {
+    pub(crate) fn new(dir: &Path) -> Self {
         Self {
             resolved: resolve(dir),
             leaf: dir
@@ -68,7 +68,7 @@ impl InstanceDir {
     /// directory itself): the whole argument, or a value in it after `=`
     /// (`ControlPath=DIR/ssh.sock`), or one item of a comma list
     /// (`file=DIR/disk,if=virtio`).
-    pub fn named_by(&self, args: &[String]) -> bool {
+    pub(crate) fn named_by(&self, args: &[String]) -> bool {
         args.iter()
             .filter(|arg| arg.contains(&self.leaf) || arg.replace(",,", ",").contains(&self.leaf))
             .flat_map(|arg| path_candidates(arg))
@@ -80,7 +80,7 @@ impl InstanceDir {
     /// seen on real Lima v2.2.0's master) and its control path lies inside
     /// the directory. The title replaces the whole command line, so the
     /// `ControlPath=` argument [`InstanceDir::named_by`] looks for is gone.
-    pub fn is_master_title(&self, args: &[String]) -> bool {
+    pub(crate) fn is_master_title(&self, args: &[String]) -> bool {
         let title = args.join(" ");
         title
             .trim_end()
@@ -90,12 +90,12 @@ impl InstanceDir {
     }
 
     /// True when `path` (absolute) is the directory itself.
-    pub fn is(&self, path: &Path) -> bool {
+    pub(crate) fn is(&self, path: &Path) -> bool {
         path.is_absolute() && resolve(path) == self.resolved
     }
 
     /// True when `path` (absolute) lies inside the directory.
-    pub fn contains(&self, path: &Path) -> bool {
+    pub(crate) fn contains(&self, path: &Path) -> bool {
         path.is_absolute() && resolve(path).starts_with(&self.resolved)
     }
 }

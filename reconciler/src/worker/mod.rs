@@ -2,27 +2,34 @@
 //! resource from the service loop and drives its instance toward it; a
 //! worker stuck on its VM (a hung `wsl.exe`, a long graceful wait) delays
 //! no other VM and not the service loop.
+//!
+//! The folder owns the per-VM loop: the pure decisions (`decision`), which
+//! resource names can be instance names (`names`) and the operator event
+//! log (`event_log`).
 
-use crate::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
-use crate::event_log::{self, RecordedEvent};
-use crate::forced_stop::forced_stop;
-use crate::hostagent::{self, EventTail, Hostagent, StartError};
-use crate::identity::{Identity, driver_identity};
-use crate::instance::inspect;
+use crate::lifecycle::deletion::{DeleteFailure, backoff_delay, budget_spent, delete_instance};
+use crate::lifecycle::disk_locks::release_stale_marks;
+use crate::lifecycle::forced_stop::force;
+use crate::lifecycle::hostagent::{self, EventTail, Hostagent, StartError};
+use crate::lifecycle::identity::{Identity, driver_identity};
+use crate::lifecycle::instance::inspect;
+use crate::lifecycle::orphan;
+use crate::lifecycle::stop::{StopPath, Target, stop_instance};
+use crate::lifecycle::stop_settings::StopSettings;
 use crate::logging::{Shown, ShownPath};
-use crate::names::{InvalidName, validate_instance_name};
-use crate::orphan;
 use crate::regression::Regression;
-use crate::resource::{
+use crate::settings::{Settings, format_duration};
+use crate::store::Store;
+use crate::store::resource::{
     CLEANUP_FINALIZER, CONDITION_CLEANUP, CONDITION_RUNNING, LimaVm, Status, reason,
     rfc3339_millis, time_until,
 };
-use crate::settings::{Settings, format_duration};
-use crate::stop::{StopPath, Target, stop_instance};
-use crate::store::Store;
 use crate::template::{TemplateError, render_lima_yaml};
-use lima_layout::VmType;
+use event_log::RecordedEvent;
 use lima_layout::paths::read_pid_file;
+use lima_layout::{InstancePaths, VmType};
+use names::{InvalidName, validate_instance_name};
+use std::process::ExitStatus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
@@ -30,6 +37,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 mod decision;
+pub(crate) mod event_log;
+pub(crate) mod names;
 
 use decision::{
     Action, AfterExit, Observation, Progress, Reported, Template, after_exit, decide, running_news,
@@ -47,46 +56,49 @@ fn distro_watch_interval(poll_interval: Duration) -> Duration {
 }
 
 /// What every worker shares with the service loop.
-pub struct Shared {
-    pub settings: Settings,
-    pub store: Store,
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    /// The stop steps' part of `settings`, built once.
+    stop: StopSettings,
+    pub(crate) store: Store,
     shutting_down: AtomicBool,
 }
 
 impl Shared {
-    pub fn new(settings: Settings, store: Store) -> Self {
+    pub(crate) fn new(settings: Settings, store: Store) -> Self {
         Self {
+            stop: StopSettings::new(&settings),
             settings,
             store,
             shutting_down: AtomicBool::new(false),
         }
     }
 
-    pub fn begin_shutdown(&self) {
+    pub(crate) fn begin_shutdown(&self) {
         self.shutting_down.store(true, Ordering::SeqCst);
     }
 
-    pub fn is_shutting_down(&self) -> bool {
+    pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutting_down.load(Ordering::SeqCst)
     }
 
-    pub fn shutdown_flag(&self) -> &AtomicBool {
+    pub(crate) fn shutdown_flag(&self) -> &AtomicBool {
         &self.shutting_down
     }
 }
 
-pub enum Message {
+pub(crate) enum Message {
     Update(Box<LimaVm>),
     /// The document is no longer in the store.
     Gone,
 }
 
-pub struct WorkerHandle {
-    pub inbox: Sender<Message>,
-    pub thread: JoinHandle<()>,
+pub(crate) struct WorkerHandle {
+    pub(crate) inbox: Sender<Message>,
+    pub(crate) thread: JoinHandle<()>,
 }
 
-pub fn spawn(shared: Arc<Shared>, name: String) -> std::io::Result<WorkerHandle> {
+pub(crate) fn spawn(shared: Arc<Shared>, name: String) -> std::io::Result<WorkerHandle> {
     let (inbox, messages) = channel();
     let thread_name = format!("vm {name}");
     let worker = Worker::new(shared, name, messages);
@@ -142,6 +154,8 @@ impl Worker {
     }
 
     fn run(mut self) {
+        // Everything this thread logs is about this VM.
+        let _vm = crate::logging::enter_instance(&self.name);
         loop {
             let inbox_open = self.receive();
             if self.shared.is_shutting_down() || !inbox_open {
@@ -260,7 +274,7 @@ impl Worker {
             Action::ReportInvalidTemplate => {
                 self.progress.acted_generation = Some(generation);
                 if let Some(Err(e)) = rendered {
-                    let message = e.to_string();
+                    let message = crate::error_chain::chain(&e);
                     self.report_running(generation, false, reason::START_FAILED, &message);
                 }
             }
@@ -301,12 +315,15 @@ impl Worker {
             return;
         }
         if name_ok {
-            orphan::recover(self.settings(), &self.name, vm.spec.vm_type);
+            orphan::recover(&self.shared.stop, &self.name, vm.spec.vm_type);
         }
     }
 
     fn report_invalid_name(&mut self, generation: u64, invalid: &InvalidName) {
-        tracing::error!(instance = %Shown(&self.name), error = invalid.to_string().as_str(), "invalid instance name");
+        tracing::error!(
+            error = invalid.to_string().as_str(),
+            "invalid instance name"
+        );
         let message = invalid.to_string();
         self.report_running(generation, false, reason::INVALID_NAME, &message);
         self.progress.acted_generation = Some(generation);
@@ -314,86 +331,58 @@ impl Worker {
 
     /// Follows the hostagent's events and notices an exit nobody asked for.
     fn watch_hostagent(&mut self, vm: &LimaVm) {
+        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
         let Some(agent) = self.hostagent.as_mut() else {
             return;
         };
-        let report_degraded = !self.shared.settings.is_on(Regression::DegradedNotReported);
-        let mut running_report = None;
-        for event in agent.events.poll() {
-            let status = &event.status;
-            let seen = Reported {
-                running: status.running,
-                degraded: status.degraded && report_degraded,
-            };
-            let before = Reported {
-                running: agent.running_reported,
-                degraded: agent.degraded,
-            };
-            if let Some(first) = running_news(before, seen) {
-                let degraded = seen.degraded;
-                agent.running_reported = true;
-                agent.degraded = degraded;
-                running_report = Some(if degraded {
-                    let errors = if status.errors.is_empty() {
-                        "no error given".to_owned()
-                    } else {
-                        status.errors.join("; ")
-                    };
-                    let message = format!(
-                        "the VM is running degraded (hostagent pid {}): {errors}",
-                        agent.pid()
-                    );
-                    (first, reason::DEGRADED, message)
-                } else {
-                    let message = format!(
-                        "the VM is running (hostagent pid {}, ssh port {})",
-                        agent.pid(),
-                        status.ssh_local_port
-                    );
-                    (first, reason::STARTED, message)
-                });
-            }
-            if status.exiting {
-                tracing::info!(instance = %Shown(&self.name), "the hostagent announced it is exiting");
-            }
+        let news = read_running_news(agent, report_degraded);
+        let (exit, pid, ran) = (agent.exited(), agent.pid(), agent.running_reported);
+        if let Some(news) = news {
+            self.report_running_news(pid, &news);
         }
-        let exit = agent.exited();
-        let pid = agent.pid();
-        let ran = agent.running_reported;
-        if let Some((first, reason, message)) = running_report {
-            if first {
-                self.progress.start_failures = 0;
-            }
-            if reason == reason::DEGRADED {
-                tracing::warn!(instance = %Shown(&self.name), pid, message = message.as_str(), "the VM is running degraded");
-            } else {
-                tracing::info!(instance = %Shown(&self.name), pid, "the VM is running");
-            }
-            self.write_status(|status| {
-                status.set_condition(CONDITION_RUNNING, true, reason, &message)
-            });
+        match exit {
+            Some(exit) => self.after_unexpected_exit(vm, pid, exit, ran),
+            None => self.watch_driver(vm),
         }
-        let Some(exit) = exit else {
-            self.watch_driver(vm);
-            return;
-        };
+    }
+
+    /// Writes what the hostagent's events said about the VM running.
+    fn report_running_news(&mut self, pid: u32, news: &RunningNews) {
+        if news.first {
+            self.progress.start_failures = 0;
+        }
+        if news.reason == reason::DEGRADED {
+            tracing::warn!(
+                pid,
+                message = news.message.as_str(),
+                "the VM is running degraded"
+            );
+        } else {
+            tracing::info!(pid, "the VM is running");
+        }
+        self.write_status(|status| {
+            status.set_condition(CONDITION_RUNNING, true, news.reason, &news.message)
+        });
+    }
+
+    /// Cleans up after a hostagent that exited on its own, then reports the
+    /// VM stopped, the start failed, or a restart after the backoff.
+    fn after_unexpected_exit(&mut self, vm: &LimaVm, pid: u32, exit: ExitStatus, ran: bool) {
         self.hostagent = None;
         tracing::warn!(
-            instance = %Shown(&self.name),
             pid,
             status = %exit,
             "the hostagent exited unexpectedly; cleaning up after it"
         );
         let instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
-        forced_stop(self.settings(), &instance);
+        force(&self.shared.stop.forced, &instance);
         let fixed_backoff = self.settings().is_on(Regression::CrashLoopFixedBackoff);
-        let with_last_line = match after_exit(vm.spec.running, ran, fixed_backoff) {
+        match after_exit(vm.spec.running, ran, fixed_backoff) {
             AfterExit::ReportStopped => {
                 let message = format!("the hostagent (pid {pid}) exited ({exit})");
                 self.write_status(|status| {
                     status.set_condition(CONDITION_RUNNING, false, reason::STOPPED, &message)
                 });
-                return;
             }
             AfterExit::StartFailed => {
                 let last_line = hostagent::last_stderr_line(&instance.paths);
@@ -403,17 +392,23 @@ impl Worker {
                     last_line,
                 });
                 self.write_status(|status| status.restart_count += 1);
-                return;
             }
-            AfterExit::Restart { with_last_line } => with_last_line,
-        };
-        let last_line = hostagent::last_stderr_line(&instance.paths);
+            AfterExit::Restart { with_last_line } => {
+                let last_line = hostagent::last_stderr_line(&instance.paths);
+                let said = match &last_line {
+                    Some(line) if with_last_line => format!("; last stderr line: {line}"),
+                    _ => String::new(),
+                };
+                self.schedule_restart(pid, exit, &said);
+            }
+        }
+    }
+
+    /// Reports a restart of the hostagent after the restart backoff; `said`
+    /// ends the message (the last stderr line, or nothing).
+    fn schedule_restart(&mut self, pid: u32, exit: ExitStatus, said: &str) {
         let delay = self.settings().restart_backoff;
         self.progress.start_not_before = Some(Instant::now() + delay);
-        let said = match &last_line {
-            Some(line) if with_last_line => format!("; last stderr line: {line}"),
-            _ => String::new(),
-        };
         let message = format!(
             "the hostagent (pid {pid}) exited unexpectedly ({exit}){said}; restarting in {}",
             format_duration(delay)
@@ -494,7 +489,7 @@ impl Worker {
         let settings = &self.shared.settings;
         let distro = settings.lima_home.instance(&self.name).wsl_distro();
         let timeout = settings.wsl_bound(settings.wsl_timeout);
-        match crate::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
+        match crate::lifecycle::wsl::is_running(&settings.tools.wsl, &distro, timeout) {
             Ok(true) => {}
             Ok(false) => {
                 let message = format!(
@@ -504,8 +499,7 @@ impl Worker {
             }
             // Not knowing is no reason to restart a VM.
             Err(e) => tracing::warn!(
-                instance = %Shown(&self.name),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot tell whether the WSL2 distro still runs"
             ),
         }
@@ -519,7 +513,6 @@ impl Worker {
         };
         let pid = agent.pid();
         tracing::warn!(
-            instance = %Shown(&self.name),
             pid,
             cause = message.as_str(),
             "the driver ended while the hostagent runs; the VM is broken: restarting it"
@@ -549,7 +542,7 @@ impl Worker {
             Some(agent) if agent.config_text == config_text => "a restart was requested",
             _ => "the template changed",
         };
-        tracing::info!(instance = %Shown(&self.name), why, "restarting the VM");
+        tracing::info!(why, "restarting the VM");
         self.report_running(
             generation,
             false,
@@ -583,7 +576,7 @@ impl Worker {
                     "hostagent pid {} started; waiting for the VM to boot",
                     agent.pid()
                 );
-                tracing::info!(instance = %Shown(&self.name), pid = agent.pid(), "hostagent started");
+                tracing::info!(pid = agent.pid(), "hostagent started");
                 self.hostagent = Some(agent);
                 if retrying && !self.settings().is_on(Regression::CrashLoopFixedBackoff) {
                     // The last failure stays the status until the VM runs.
@@ -601,38 +594,7 @@ impl Worker {
     fn try_start(&mut self, vm: &LimaVm, config_text: String) -> Result<Hostagent, StartError> {
         let settings = self.shared.settings.clone();
         let paths = settings.lima_home.instance(&self.name);
-        let prepare = |path: std::path::PathBuf| move |source| StartError::Prepare { path, source };
-        match self.store().add_finalizer(&self.name, CLEANUP_FINALIZER) {
-            Ok(true) => {}
-            Ok(false) => return Err(StartError::ResourceGone),
-            Err(e) => {
-                return Err(StartError::Prepare {
-                    path: self.store().path_of(&self.name),
-                    source: std::io::Error::other(e.to_string()),
-                });
-            }
-        }
-        std::fs::create_dir_all(&paths.dir).map_err(prepare(paths.dir.clone()))?;
-        if !settings.is_on(Regression::KeyModeUnrepaired) {
-            // The key may have been loosened since the service checked it.
-            let key = settings.lima_home.user_private_key();
-            crate::keys::repair_private_key_mode(&key)
-                .map_err(|e| prepare(key.clone())(std::io::Error::other(e.to_string())))?;
-        }
-        crate::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
-            .map_err(prepare(paths.lima_yaml()))?;
-        if !settings.is_on(Regression::ForeignDiskLock) {
-            let disks = inspect(&settings.lima_home, &self.name, vm.spec.vm_type).disks;
-            for mark in crate::disk_locks::release_stale_marks(&settings.lima_home, &paths, &disks)?
-            {
-                tracing::warn!(
-                    instance = %Shown(&self.name),
-                    disk = %Shown(&mark.disk),
-                    holder = %ShownPath(&mark.holder),
-                    "removed the in-use mark of an instance that no longer runs (left by a crash)"
-                );
-            }
-        }
+        self.prepare_start(&settings, &paths, vm.spec.vm_type, &config_text)?;
         let previous_pid = read_pid_file(&paths.ha_pid());
         let mut child = hostagent::spawn(&settings, &paths)?;
         let shutting_down = match hostagent::wait_for_pid_file(
@@ -645,18 +607,7 @@ impl Worker {
             Ok(_) => false,
             Err(StartError::ShuttingDown) => true,
             Err(e) => {
-                if matches!(child.try_wait(), Ok(None)) {
-                    stop_instance(
-                        &settings,
-                        &self.name,
-                        vm.spec.vm_type,
-                        Target::Child(&mut child),
-                        StopPath::StartFailed,
-                    );
-                } else {
-                    let instance = inspect(&settings.lima_home, &self.name, vm.spec.vm_type);
-                    forced_stop(&settings, &instance);
-                }
+                self.abandon_start(vm.spec.vm_type, &mut child);
                 return Err(e);
             }
         };
@@ -678,6 +629,68 @@ impl Worker {
         Ok(agent)
     }
 
+    /// Everything before the hostagent is spawned: the cleanup finalizer,
+    /// the instance directory, the private key's mode, `lima.yaml` and the
+    /// in-use marks a crash left on the instance's disks.
+    fn prepare_start(
+        &self,
+        settings: &Settings,
+        paths: &InstancePaths,
+        vm_type: VmType,
+        config_text: &str,
+    ) -> Result<(), StartError> {
+        let prepare = |path: std::path::PathBuf| move |source| StartError::Prepare { path, source };
+        match self.store().add_finalizer(&self.name, CLEANUP_FINALIZER) {
+            Ok(true) => {}
+            Ok(false) => return Err(StartError::ResourceGone),
+            Err(e) => {
+                return Err(StartError::Prepare {
+                    path: self.store().path_of(&self.name),
+                    source: std::io::Error::other(crate::error_chain::chain(&e)),
+                });
+            }
+        }
+        std::fs::create_dir_all(&paths.dir).map_err(prepare(paths.dir.clone()))?;
+        if !settings.is_on(Regression::KeyModeUnrepaired) {
+            // The key may have been loosened since the service checked it.
+            let key = settings.lima_home.user_private_key();
+            crate::lifecycle::keys::repair_private_key_mode(&key).map_err(|e| {
+                prepare(key.clone())(std::io::Error::other(crate::error_chain::chain(&e)))
+            })?;
+        }
+        crate::store::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
+            .map_err(prepare(paths.lima_yaml()))?;
+        if !settings.is_on(Regression::ForeignDiskLock) {
+            let disks = inspect(&settings.lima_home, &self.name, vm_type).disks;
+            for mark in release_stale_marks(&settings.lima_home, paths, &disks)? {
+                tracing::warn!(
+                    disk = %Shown(&mark.disk),
+                    holder = %ShownPath(&mark.holder),
+                    "removed the in-use mark of an instance that no longer runs (left by a crash)"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops what a start that failed after the spawn left running: the
+    /// child through the stop path if it still runs, else whatever its pid
+    /// files name.
+    fn abandon_start(&self, vm_type: VmType, child: &mut std::process::Child) {
+        if matches!(child.try_wait(), Ok(None)) {
+            stop_instance(
+                &self.shared.stop,
+                &self.name,
+                vm_type,
+                Target::Child(child),
+                StopPath::StartFailed,
+            );
+        } else {
+            let instance = inspect(self.shared.stop.lima_home(), &self.name, vm_type);
+            force(&self.shared.stop.forced, &instance);
+        }
+    }
+
     fn start_failed(&mut self, error: &StartError) {
         self.progress.start_failures += 1;
         let delay = backoff_delay(
@@ -686,10 +699,13 @@ impl Worker {
             self.progress.start_failures,
         );
         self.progress.start_not_before = Some(Instant::now() + delay);
-        let message = format!("{error} (retrying in {})", format_duration(delay));
+        let message = format!(
+            "{} (retrying in {})",
+            crate::error_chain::ErrorChain(error),
+            format_duration(delay)
+        );
         tracing::error!(
-            instance = %Shown(&self.name),
-            error = error.to_string().as_str(),
+            error = crate::error_chain::chain(error).as_str(),
             retry_in = %format_duration(delay),
             "the VM did not start"
         );
@@ -721,9 +737,8 @@ impl Worker {
         let Some(mut agent) = self.hostagent.take() else {
             return true;
         };
-        let settings = self.shared.settings.clone();
         let outcome = stop_instance(
-            &settings,
+            &self.shared.stop,
             &self.name,
             vm.spec.vm_type,
             Target::Child(&mut agent.child),
@@ -740,14 +755,13 @@ impl Worker {
     /// records the failure and backs off).
     fn delete(&mut self, vm: &LimaVm) -> Flow {
         tracing::info!(
-            instance = %Shown(&self.name),
             attempt = vm.status.deletion.attempts + 1,
             "deleting the instance"
         );
         let (instance, report) = self.force_down_for_deletion(vm);
         match delete_instance(self.settings(), &instance, &report) {
             Ok(()) => {
-                tracing::info!(instance = %Shown(&self.name), "deleted the instance");
+                tracing::info!("deleted the instance");
                 self.release_finalizer()
             }
             Err(failure) => self.delete_failed(failure),
@@ -759,14 +773,14 @@ impl Worker {
         &mut self,
         vm: &LimaVm,
     ) -> (
-        crate::instance::Instance,
-        crate::forced_stop::ForcedStopReport,
+        crate::lifecycle::instance::Instance,
+        crate::lifecycle::forced_stop::ForcedStopReport,
     ) {
         let mut instance = inspect(&self.settings().lima_home, &self.name, vm.spec.vm_type);
         if let Some(agent) = &self.hostagent {
             instance.hostagent_pid = Some(agent.pid());
         }
-        let report = forced_stop(self.settings(), &instance);
+        let report = force(&self.shared.stop.forced, &instance);
         if let Some(mut agent) = self.hostagent.take() {
             let deadline = Instant::now() + REAP_TIMEOUT;
             while matches!(agent.child.try_wait(), Ok(None)) && Instant::now() < deadline {
@@ -780,82 +794,48 @@ impl Worker {
     }
 
     fn delete_failed(&mut self, failure: DeleteFailure) -> Flow {
-        let name = self.name.clone();
         if self
             .settings()
             .is_on(Regression::FinalizerAfterFailedDelete)
         {
             tracing::error!(
-                instance = %Shown(&name),
                 error = failure.error.as_str(),
                 "failed to delete the instance (proceeding with finalizer removal)"
             );
             return self.release_finalizer();
         }
         let settings = self.shared.settings.clone();
-        let mut attempts = 0;
-        let mut spent = false;
-        let mut delay = Duration::ZERO;
-        self.write_status(|status| {
-            let deletion = &mut status.deletion;
-            deletion.attempts += 1;
-            deletion.last_error = Some(failure.error.clone());
-            attempts = deletion.attempts;
-            spent = budget_spent(settings.delete_retry_budget, attempts);
-            if spent {
-                deletion.next_retry = None;
-                let message = format!(
-                    "gave up after {attempts} failed delete attempts: {}; left behind: {}",
-                    failure.error,
-                    failure.left_behind.join(", ")
-                );
-                status.set_condition(
-                    CONDITION_CLEANUP,
-                    false,
-                    reason::DELETE_RETRY_BUDGET_SPENT,
-                    &message,
-                );
-            } else {
-                delay = backoff_delay(
-                    settings.delete_backoff,
-                    settings.delete_backoff_max,
-                    attempts,
-                );
-                deletion.next_retry = Some(rfc3339_millis(SystemTime::now() + delay));
-                let message = format!(
-                    "delete attempt {attempts} failed: {}; retrying in {}",
-                    failure.error,
-                    format_duration(delay)
-                );
-                status.set_condition(CONDITION_CLEANUP, false, reason::DELETE_FAILED, &message);
-            }
-            status.set_condition(
-                CONDITION_RUNNING,
-                false,
-                reason::STOPPED,
-                "stopped for deletion",
-            );
-        });
-        if !spent {
+        let mut retry = DeleteRetry::default();
+        self.write_status(|status| retry = record_delete_failure(status, &settings, &failure));
+        if !retry.spent {
             tracing::warn!(
-                instance = %Shown(&name),
-                attempt = attempts,
+                attempt = retry.attempts,
                 error = failure.error.as_str(),
-                retry_in = %format_duration(delay),
+                retry_in = %format_duration(retry.delay),
                 "deleting the instance failed; keeping the finalizer and retrying"
             );
-            self.progress.delete_not_before = Some(Instant::now() + delay);
+            self.progress.delete_not_before = Some(Instant::now() + retry.delay);
             return Flow::Continue;
         }
+        self.give_up_deletion(&settings, retry.attempts, failure)
+    }
+
+    /// The delete retry budget is spent: records the abandoned deletion in
+    /// the event log and lets the resource go with what is left behind.
+    fn give_up_deletion(
+        &mut self,
+        settings: &Settings,
+        attempts: u32,
+        failure: DeleteFailure,
+    ) -> Flow {
         tracing::error!(
-            instance = %Shown(&name),
             attempts,
             error = failure.error.as_str(),
             left_behind = failure.left_behind.join(", ").as_str(),
             "the delete retry budget is spent; removing the finalizer and leaving resources behind"
         );
         let event = RecordedEvent::delete_retry_budget_spent(
-            &name,
+            &self.name,
             attempts,
             &failure.error,
             failure.left_behind,
@@ -863,7 +843,7 @@ impl Worker {
         if let Err(e) = event_log::append(&settings.events_file(), &event) {
             tracing::error!(
                 file = %ShownPath(&settings.events_file()),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot record the abandoned deletion"
             );
         }
@@ -876,7 +856,10 @@ impl Worker {
             // Other finalizers still hold the document; nothing left for us.
             Ok(false) => Flow::Continue,
             Err(e) => {
-                tracing::error!(instance = %Shown(&self.name), error = e.to_string().as_str(), "cannot remove the finalizer");
+                tracing::error!(
+                    error = crate::error_chain::chain(&e).as_str(),
+                    "cannot remove the finalizer"
+                );
                 Flow::Continue
             }
         }
@@ -903,7 +886,7 @@ impl Worker {
 
     fn resource_removed(&mut self) {
         if let Some(vm) = self.latest.clone() {
-            tracing::warn!(instance = %Shown(&self.name), "the resource was removed while its VM ran; stopping it");
+            tracing::warn!("the resource was removed while its VM ran; stopping it");
             self.stop_own_hostagent(&vm, StopPath::ResourceRemoved);
         }
     }
@@ -919,10 +902,139 @@ impl Worker {
     fn write_status(&self, change: impl FnOnce(&mut Status)) {
         if let Err(e) = self.store().update_status(&self.name, change) {
             tracing::error!(
-                instance = %Shown(&self.name),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot write the status"
             );
         }
+    }
+}
+
+/// What the hostagent's events said about the VM running: the condition's
+/// reason and message, and whether this is the first report of this start.
+struct RunningNews {
+    first: bool,
+    reason: &'static str,
+    message: String,
+}
+
+/// Reads the hostagent's new events; returns the last change in running or
+/// degraded they report (degraded is ignored when `report_degraded` is off)
+/// and records it in `agent`.
+fn read_running_news(agent: &mut Hostagent, report_degraded: bool) -> Option<RunningNews> {
+    let mut news = None;
+    for event in agent.events.poll() {
+        let status = &event.status;
+        let seen = Reported {
+            running: status.running,
+            degraded: status.degraded && report_degraded,
+        };
+        let before = Reported {
+            running: agent.running_reported,
+            degraded: agent.degraded,
+        };
+        if let Some(first) = running_news(before, seen) {
+            agent.running_reported = true;
+            agent.degraded = seen.degraded;
+            news = Some(describe_running(first, seen.degraded, agent.pid(), status));
+        }
+        if status.exiting {
+            tracing::info!("the hostagent announced it is exiting");
+        }
+    }
+    news
+}
+
+/// The Running condition's reason and message for a hostagent status that
+/// reports the VM running (degraded or not).
+fn describe_running(
+    first: bool,
+    degraded: bool,
+    pid: u32,
+    status: &lima_layout::HostagentStatus,
+) -> RunningNews {
+    if degraded {
+        let errors = if status.errors.is_empty() {
+            "no error given".to_owned()
+        } else {
+            status.errors.join("; ")
+        };
+        let message = format!("the VM is running degraded (hostagent pid {pid}): {errors}");
+        return RunningNews {
+            first,
+            reason: reason::DEGRADED,
+            message,
+        };
+    }
+    let message = format!(
+        "the VM is running (hostagent pid {pid}, ssh port {})",
+        status.ssh_local_port
+    );
+    RunningNews {
+        first,
+        reason: reason::STARTED,
+        message,
+    }
+}
+
+/// What a failed delete attempt leads to: the attempt's number, whether the
+/// retry budget is spent, and otherwise the backoff before the next one.
+#[derive(Default)]
+struct DeleteRetry {
+    attempts: u32,
+    spent: bool,
+    delay: Duration,
+}
+
+/// Counts a failed delete attempt in `status` and sets its Cleanup and
+/// Running conditions: a retry after the backoff, or giving up once the
+/// budget is spent.
+fn record_delete_failure(
+    status: &mut Status,
+    settings: &Settings,
+    failure: &DeleteFailure,
+) -> DeleteRetry {
+    let deletion = &mut status.deletion;
+    deletion.attempts += 1;
+    deletion.last_error = Some(failure.error.clone());
+    let attempts = deletion.attempts;
+    let spent = budget_spent(settings.delete_retry_budget, attempts);
+    let mut delay = Duration::ZERO;
+    if spent {
+        deletion.next_retry = None;
+        let message = format!(
+            "gave up after {attempts} failed delete attempts: {}; left behind: {}",
+            failure.error,
+            failure.left_behind.join(", ")
+        );
+        status.set_condition(
+            CONDITION_CLEANUP,
+            false,
+            reason::DELETE_RETRY_BUDGET_SPENT,
+            &message,
+        );
+    } else {
+        delay = backoff_delay(
+            settings.delete_backoff,
+            settings.delete_backoff_max,
+            attempts,
+        );
+        deletion.next_retry = Some(rfc3339_millis(SystemTime::now() + delay));
+        let message = format!(
+            "delete attempt {attempts} failed: {}; retrying in {}",
+            failure.error,
+            format_duration(delay)
+        );
+        status.set_condition(CONDITION_CLEANUP, false, reason::DELETE_FAILED, &message);
+    }
+    status.set_condition(
+        CONDITION_RUNNING,
+        false,
+        reason::STOPPED,
+        "stopped for deletion",
+    );
+    DeleteRetry {
+        attempts,
+        spent,
+        delay,
     }
 }

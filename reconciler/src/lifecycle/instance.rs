@@ -5,34 +5,38 @@
 use lima_layout::paths::read_pid_file;
 use lima_layout::{InstancePaths, LimaConfig, LimaHome, VmType};
 
+/// One instance directory as read by [`inspect`]: its paths, VM type, the
+/// pids its pid files name and its additional disks (Lima's layout,
+/// `pkg/store/instance.go`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {
-    pub paths: InstancePaths,
-    pub vm_type: VmType,
+    pub(crate) paths: InstancePaths,
+    pub(crate) vm_type: VmType,
     /// What `ha.pid` names (it may be stale: check identity before use).
-    pub hostagent_pid: Option<u32>,
+    pub(crate) hostagent_pid: Option<u32>,
     /// What `<vmType>.pid` names (likewise).
-    pub driver_pid: Option<u32>,
-    pub disks: Vec<String>,
+    pub(crate) driver_pid: Option<u32>,
+    pub(crate) disks: Vec<String>,
     /// Why `lima.yaml` could not be read, when it could not.
-    pub config_problem: Option<String>,
+    pub(crate) config_problem: Option<String>,
 }
 
 impl Instance {
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.paths.name
     }
 
-    pub fn exists(&self) -> bool {
+    pub(crate) fn exists(&self) -> bool {
         self.paths.dir.is_dir()
     }
 
-    pub fn wsl_distro(&self) -> String {
+    pub(crate) fn wsl_distro(&self) -> String {
         self.paths.wsl_distro()
     }
 }
 
-/// Reads the instance `name`. `assumed_vm_type` stands in when `lima.yaml`
+/// Reads the instance `name` under `lima_home` (missing files read as
+/// absent: this never fails). `assumed_vm_type` stands in when `lima.yaml`
 /// is missing or unreadable (the resource's spec knows it too).
 pub fn inspect(lima_home: &LimaHome, name: &str, assumed_vm_type: VmType) -> Instance {
     let paths = lima_home.instance(name);

@@ -8,7 +8,7 @@
 //! `limactl disk unlock` does for an instance that is not running. The mark
 //! of a running instance stays, and the start fails saying who holds it.
 
-use crate::identity::{Identity, hostagent_identity};
+use crate::lifecycle::identity::{Identity, hostagent_identity};
 use lima_layout::paths::read_pid_file;
 use lima_layout::{InstancePaths, LimaHome};
 use std::path::{Path, PathBuf};
@@ -19,18 +19,18 @@ use std::path::{Path, PathBuf};
     "additional disk {disk:?} is in use by the running instance {} (hostagent pid {pid})",
     holder.display()
 )]
-pub struct DiskInUse {
-    pub disk: String,
+pub(crate) struct DiskInUse {
+    pub(crate) disk: String,
     /// The holder's instance directory, as the mark names it.
-    pub holder: PathBuf,
-    pub pid: u32,
+    pub(crate) holder: PathBuf,
+    pub(crate) pid: u32,
 }
 
 /// A mark removed because its instance no longer runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReleasedMark {
-    pub disk: String,
-    pub holder: PathBuf,
+pub(crate) struct ReleasedMark {
+    pub(crate) disk: String,
+    pub(crate) holder: PathBuf,
 }
 
 /// Removes the in-use marks of `disks` that name an instance other than
@@ -38,7 +38,7 @@ pub struct ReleasedMark {
 /// running instance is an error; one naming `instance` is left (Lima takes
 /// it over); one that cannot be read (not a link) is left for Lima to
 /// judge.
-pub fn release_stale_marks(
+pub(crate) fn release_stale_marks(
     lima_home: &LimaHome,
     instance: &InstancePaths,
     disks: &[String],
@@ -63,7 +63,7 @@ pub fn release_stale_marks(
                 pid,
             });
         }
-        match crate::forced_stop::remove_link(&mark) {
+        match crate::lifecycle::forced_stop::remove_link(&mark) {
             Ok(()) => released.push(ReleasedMark {
                 disk: disk.clone(),
                 holder,
@@ -71,7 +71,7 @@ pub fn release_stale_marks(
             // The start then fails with Lima's own words about the mark.
             Err(e) => tracing::warn!(
                 mark = %crate::logging::ShownPath(&mark),
-                error = e.to_string().as_str(),
+                error = crate::error_chain::chain(&e).as_str(),
                 "cannot remove the in-use mark of an instance that no longer runs"
             ),
         }

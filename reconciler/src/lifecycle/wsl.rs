@@ -12,7 +12,7 @@ const NOT_FOUND_MARKERS: [&str; 2] = [
 ];
 
 #[derive(Debug, thiserror::Error)]
-pub enum WslError {
+pub(crate) enum WslError {
     #[error(transparent)]
     Command(#[from] CommandError),
     #[error("{command} exited with {status}: {}", output_text(.stdout, .stderr))]
@@ -38,14 +38,14 @@ fn output_text(stdout: &str, stderr: &str) -> String {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WslOutcome {
+pub(crate) enum WslOutcome {
     Done,
     /// The distro was not registered: nothing to do.
     NotFound,
 }
 
 /// `wsl.exe --terminate <distro>`.
-pub fn terminate(
+pub(crate) fn terminate(
     program: &OsStr,
     distro: &str,
     timeout: Option<Duration>,
@@ -54,7 +54,7 @@ pub fn terminate(
 }
 
 /// `wsl.exe --unregister <distro>`.
-pub fn unregister(
+pub(crate) fn unregister(
     program: &OsStr,
     distro: &str,
     timeout: Option<Duration>,
@@ -64,7 +64,7 @@ pub fn unregister(
 
 /// Whether `wsl.exe --list --quiet` names `distro` (bounded like every
 /// call). Names are compared without case, as WSL does.
-pub fn is_registered(
+pub(crate) fn is_registered(
     program: &OsStr,
     distro: &str,
     timeout: Option<Duration>,
@@ -74,7 +74,7 @@ pub fn is_registered(
 
 /// Whether `wsl.exe --list --quiet --running` names `distro`: the distro
 /// runs (a `wsl.exe --shutdown` or `--terminate` from anyone ends that).
-pub fn is_running(
+pub(crate) fn is_running(
     program: &OsStr,
     distro: &str,
     timeout: Option<Duration>,

@@ -19,17 +19,17 @@ const STDERR_TAIL_BYTES: u64 = 2048;
 const POLL: Duration = Duration::from_millis(10);
 
 #[derive(Debug, thiserror::Error)]
-pub enum StartError {
+pub(crate) enum StartError {
     #[error("limactl not found on PATH")]
     LimactlNotFound,
-    #[error("cannot start limactl hostagent: {0}")]
-    Spawn(std::io::Error),
-    #[error("cannot prepare {}: {source}", path.display())]
+    #[error("cannot start limactl hostagent")]
+    Spawn(#[source] std::io::Error),
+    #[error("cannot prepare {}", path.display())]
     Prepare {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Template(#[from] crate::template::TemplateError),
     #[error(
         "the hostagent exited ({status}) before writing ha.pid{}",
@@ -53,7 +53,7 @@ pub enum StartError {
         last_line: Option<String>,
     },
     #[error(transparent)]
-    DiskInUse(#[from] crate::disk_locks::DiskInUse),
+    DiskInUse(#[from] crate::lifecycle::disk_locks::DiskInUse),
     #[error("the service is shutting down")]
     ShuttingDown,
     #[error("the resource was removed")]
@@ -70,7 +70,7 @@ fn quoted_tail(tail: &str) -> String {
 
 /// The attributes the hostagent is started with, built the way the review's
 /// code built them: background priority first, then its own group on top.
-pub fn spawn_attributes(settings: &Settings) -> SpawnAttributes {
+pub(crate) fn spawn_attributes(settings: &Settings) -> SpawnAttributes {
     let mut attributes = SpawnAttributes {
         background_priority: true,
         ..SpawnAttributes::default()
@@ -103,7 +103,7 @@ fn set_own_process_group(attributes: &mut SpawnAttributes, replace: bool) {
 /// executable with the same arguments), or `limactl start --foreground
 /// --tty=false NAME`, which writes those logs itself (its own output before
 /// that goes to `ha.start.log`).
-pub fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartError> {
+pub(crate) fn spawn(settings: &Settings, paths: &InstancePaths) -> Result<Child, StartError> {
     let log =
         |path: PathBuf| File::create(&path).map_err(|source| StartError::Prepare { path, source });
     let mut cmd = match settings.hostagent_entry {
@@ -172,7 +172,7 @@ fn own_executable() -> std::io::Result<PathBuf> {
 
 /// Waits (bounded) for `ha.pid` to name the new hostagent. `previous` is
 /// what the file held before the spawn, so a stale file does not count.
-pub fn wait_for_pid_file(
+pub(crate) fn wait_for_pid_file(
     child: &mut Child,
     paths: &InstancePaths,
     previous: Option<u32>,
@@ -208,7 +208,7 @@ pub fn wait_for_pid_file(
 /// The last lines of a log file (at most a couple of kilobytes).
 /// The last non-empty line the hostagent wrote to its stderr log
 /// (`ha.stderr.log`, or `ha.start.log` before `limactl start` opened it).
-pub fn last_stderr_line(paths: &InstancePaths) -> Option<String> {
+pub(crate) fn last_stderr_line(paths: &InstancePaths) -> Option<String> {
     [paths.ha_stderr_log(), paths.dir.join("ha.start.log")]
         .iter()
         .find_map(|log| {
@@ -221,7 +221,7 @@ pub fn last_stderr_line(paths: &InstancePaths) -> Option<String> {
         })
 }
 
-pub fn stderr_tail(path: &Path) -> String {
+pub(crate) fn stderr_tail(path: &Path) -> String {
     let Ok(mut file) = File::open(path) else {
         return String::new();
     };
@@ -244,14 +244,14 @@ pub fn stderr_tail(path: &Path) -> String {
 
 /// Follows `ha.stdout.log`, yielding each complete event line once.
 #[derive(Debug)]
-pub struct EventTail {
+pub(crate) struct EventTail {
     path: PathBuf,
     offset: u64,
     partial: Vec<u8>,
 }
 
 impl EventTail {
-    pub fn new(path: PathBuf) -> Self {
+    pub(crate) fn new(path: PathBuf) -> Self {
         Self {
             path,
             offset: 0,
@@ -259,7 +259,7 @@ impl EventTail {
         }
     }
 
-    pub fn poll(&mut self) -> Vec<HostagentEvent> {
+    pub(crate) fn poll(&mut self) -> Vec<HostagentEvent> {
         let Ok(mut file) = File::open(&self.path) else {
             return Vec::new();
         };
@@ -285,33 +285,33 @@ impl EventTail {
 
 /// A hostagent this service started.
 #[derive(Debug)]
-pub struct Hostagent {
-    pub child: Child,
+pub(crate) struct Hostagent {
+    pub(crate) child: Child,
     /// The `lima.yaml` it was started with: a different one means restart.
-    pub config_text: String,
+    pub(crate) config_text: String,
     /// The restart request annotation's value it was started under
-    /// ([`crate::resource::LimaVm::restart_request`]): a different one
+    /// ([`crate::store::resource::LimaVm::restart_request`]): a different one
     /// means restart.
-    pub restart_request: Option<String>,
-    pub events: EventTail,
-    pub running_reported: bool,
+    pub(crate) restart_request: Option<String>,
+    pub(crate) events: EventTail,
+    pub(crate) running_reported: bool,
     /// The last running event reported was degraded (`Running=True`,
     /// reason `Degraded`, the hostagent's errors in the message).
-    pub degraded: bool,
+    pub(crate) degraded: bool,
     /// The driver's pid once the VM ran (identity checked when read):
     /// its end while the hostagent lives means the VM is broken.
-    pub driver: Option<u32>,
+    pub(crate) driver: Option<u32>,
     /// When a driver without a pid (a WSL2 distro) was last asked about.
-    pub driver_checked: Option<std::time::Instant>,
+    pub(crate) driver_checked: Option<std::time::Instant>,
 }
 
 impl Hostagent {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The exit status, once it has exited.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 }

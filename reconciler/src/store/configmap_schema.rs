@@ -9,31 +9,66 @@
 //! names it. Exists so that the harness's target files for such
 //! reconcilers are exercised on every CI build.
 
-use crate::atomic_file;
-use crate::resource::API_VERSION;
-use crate::store::{ApplyOutcome, Store};
+use crate::store::atomic_file;
+use crate::store::resource::API_VERSION;
+use crate::store::{ApplyOutcome, Store, StoreError};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Why a document could not be applied under this schema.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigMapError {
+    #[error("creating {}", path.display())]
+    CreateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing {}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("LimaVM {vm}: spec.templateRef.name is missing")]
+    MissingTemplateRef { vm: String },
+    #[error("ConfigMap {name} not found")]
+    ConfigMapNotFound { name: String },
+    #[error("ConfigMap {name} has no key `template`")]
+    NoTemplateKey { name: String },
+    /// `reason` is `lima_layout::LimaConfig::parse`'s message (a string,
+    /// not an error value).
+    #[error("ConfigMap {name}: the template is not a Lima template: {reason}")]
+    NotATemplate { name: String, reason: String },
+    #[error(
+        "--schema configmap takes a Namespace, a ConfigMap or a {API_VERSION_V2} LimaVM, not {kind:?}"
+    )]
+    UnknownKind { kind: Option<String> },
+}
 
 /// The API version of this schema's LimaVM.
-pub const API_VERSION_V2: &str = "limavm.dev/v1alpha2";
+pub(crate) const API_VERSION_V2: &str = "limavm.dev/v1alpha2";
 
 /// Where the ConfigMaps and the template references are kept.
 fn dir(store: &Store, what: &str) -> PathBuf {
     store.dir().join("configmap-schema").join(what)
 }
 
-fn read(path: &std::path::Path) -> Option<Value> {
+fn read(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn write(path: &std::path::Path, value: &Value) -> Result<(), String> {
+fn write(path: &Path, value: &Value) -> Result<(), ConfigMapError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("creating {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|source| ConfigMapError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
     }
-    atomic_file::write(path, value.to_string().as_bytes())
-        .map_err(|e| format!("writing {}: {e}", path.display()))
+    atomic_file::write(path, value.to_string().as_bytes()).map_err(|source| ConfigMapError::Write {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// A name as a file name (no separators).
@@ -42,7 +77,7 @@ fn file(name: &str) -> String {
 }
 
 /// Applies a ConfigMap or a v1alpha2 LimaVM; returns what kubectl prints.
-pub fn apply(store: &Store, doc: Value) -> Result<String, String> {
+pub(crate) fn apply(store: &Store, doc: Value) -> Result<String, ConfigMapError> {
     let name = doc["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -51,16 +86,14 @@ pub fn apply(store: &Store, doc: Value) -> Result<String, String> {
         Some("Namespace") => Ok(format!("namespace/{name} unchanged")),
         Some("ConfigMap") => {
             write(&dir(store, "configmaps").join(file(&name)), &doc)?;
-            for vm in store.list().map_err(|e| e.to_string())? {
+            for vm in store.list()? {
                 let reference = read(&dir(store, "refs").join(file(vm.name())));
                 if reference.is_some_and(|r| r["name"] == name.as_str()) {
                     let (template, vm_type) = template_of(store, &name)?;
-                    store
-                        .patch_merge(
-                            vm.name(),
-                            &json!({"spec": {"template": template, "vmType": vm_type}}),
-                        )
-                        .map_err(|e| e.to_string())?;
+                    store.patch_merge(
+                        vm.name(),
+                        &json!({"spec": {"template": template, "vmType": vm_type}}),
+                    )?;
                 }
             }
             Ok(format!("configmap/{name} configured"))
@@ -69,23 +102,21 @@ pub fn apply(store: &Store, doc: Value) -> Result<String, String> {
             let reference = &doc["spec"]["templateRef"];
             let map = reference["name"]
                 .as_str()
-                .ok_or_else(|| format!("LimaVM {name}: spec.templateRef.name is missing"))?;
+                .ok_or_else(|| ConfigMapError::MissingTemplateRef { vm: name.clone() })?;
             let (template, vm_type) = template_of(store, map)?;
             write(&dir(store, "refs").join(file(&name)), reference)?;
             let namespace = doc["metadata"]["namespace"].clone();
             write(&dir(store, "namespaces").join(file(&name)), &namespace)?;
-            let outcome = store
-                .apply(json!({
-                    "apiVersion": API_VERSION,
-                    "kind": "LimaVM",
-                    "metadata": {"name": name},
-                    "spec": {
-                        "running": doc["spec"]["running"].as_bool().unwrap_or(true),
-                        "template": template,
-                        "vmType": vm_type,
-                    }
-                }))
-                .map_err(|e| e.to_string())?;
+            let outcome = store.apply(json!({
+                "apiVersion": API_VERSION,
+                "kind": "LimaVM",
+                "metadata": {"name": name},
+                "spec": {
+                    "running": doc["spec"]["running"].as_bool().unwrap_or(true),
+                    "template": template,
+                    "vmType": vm_type,
+                }
+            }))?;
             let outcome = match outcome {
                 ApplyOutcome::Created => "created",
                 ApplyOutcome::Configured => "configured",
@@ -93,22 +124,26 @@ pub fn apply(store: &Store, doc: Value) -> Result<String, String> {
             };
             Ok(format!("limavm.limavm.dev/{name} {outcome}"))
         }
-        other => Err(format!(
-            "--schema configmap takes a Namespace, a ConfigMap or a {API_VERSION_V2} LimaVM, not {other:?}"
-        )),
+        other => Err(ConfigMapError::UnknownKind {
+            kind: other.map(str::to_owned),
+        }),
     }
 }
 
 /// The template text and VM type in ConfigMap `name`.
-fn template_of(store: &Store, name: &str) -> Result<(String, String), String> {
+fn template_of(store: &Store, name: &str) -> Result<(String, String), ConfigMapError> {
+    let name_of = || name.to_owned();
     let map = read(&dir(store, "configmaps").join(file(name)))
-        .ok_or_else(|| format!("ConfigMap {name} not found"))?;
+        .ok_or_else(|| ConfigMapError::ConfigMapNotFound { name: name_of() })?;
     let template = map["data"]["template"]
         .as_str()
-        .ok_or_else(|| format!("ConfigMap {name} has no key `template`"))?
+        .ok_or_else(|| ConfigMapError::NoTemplateKey { name: name_of() })?
         .to_owned();
     let vm_type = lima_layout::LimaConfig::parse(&template)
-        .map_err(|e| format!("ConfigMap {name}: the template is not a Lima template: {e}"))?
+        .map_err(|reason| ConfigMapError::NotATemplate {
+            name: name_of(),
+            reason,
+        })?
         .vm_type
         .as_str()
         .to_owned();
@@ -117,7 +152,7 @@ fn template_of(store: &Store, name: &str) -> Result<(String, String), String> {
 
 /// The store's document as this schema shows it: v1alpha2, namespaced,
 /// with its template reference and without `status.observedGeneration`.
-pub fn present(store: &Store, mut doc: Value) -> Value {
+pub(crate) fn present(store: &Store, mut doc: Value) -> Value {
     let name = doc["metadata"]["name"]
         .as_str()
         .unwrap_or_default()
@@ -154,6 +189,7 @@ mod tests {
         assert!(
             apply(&store, vm.clone())
                 .unwrap_err()
+                .to_string()
                 .contains("vm-source not found")
         );
         apply(&store, map("vmType: qemu\n")).unwrap();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A name no other writer (thread or process) uses at the same time.
-pub fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
+pub(crate) fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -33,9 +33,9 @@ pub fn unique_sibling(path: &Path, tag: &str) -> PathBuf {
 
 /// The longest file name (bytes) every supported file system takes
 /// (`NAME_MAX` on Linux and macOS; Windows counts 255 UTF-16 units).
-pub const MAX_FILE_NAME_BYTES: usize = 255;
+pub(crate) const MAX_FILE_NAME_BYTES: usize = 255;
 
-pub fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     let tmp = unique_sibling(path, "write");
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;

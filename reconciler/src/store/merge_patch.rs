@@ -4,7 +4,7 @@ use serde_json::Value;
 
 /// Applies `patch` to `target`: objects merge key by key, `null` removes a
 /// key, anything else replaces the target value whole.
-pub fn apply(target: &mut Value, patch: &Value) {
+pub(crate) fn apply(target: &mut Value, patch: &Value) {
     let Value::Object(patch_members) = patch else {
         *target = patch.clone();
         return;

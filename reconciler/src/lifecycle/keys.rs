@@ -8,12 +8,12 @@
 //! to a unique temporary name and rename into place; clean stale
 //! temporaries first; bound every `ssh-keygen` call.
 
-use crate::atomic_file;
 use crate::command::{CommandError, CommandOutput, ExternalCommand};
 use crate::logging::ShownPath;
 use crate::platform;
 use crate::regression::Regression;
 use crate::settings::{Settings, format_duration};
+use crate::store::atomic_file;
 use std::fs::{File, TryLockError};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -23,8 +23,8 @@ const TMP_PREFIX: &str = "user.tmp-";
 const LOCK_POLL: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    #[error("{}: {source}", path.display())]
+pub(crate) enum KeyError {
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -51,7 +51,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeyOutcome {
+pub(crate) enum KeyOutcome {
     /// A valid pair was already there.
     Existing,
     /// The private key was kept; `user.pub` was derived from it.
@@ -71,7 +71,7 @@ enum PrivateKeyState {
     Present(Option<Box<ssh_key::PrivateKey>>),
 }
 
-pub fn ensure_ssh_keys(settings: &Settings) -> Result<KeyOutcome, KeyError> {
+pub(crate) fn ensure_ssh_keys(settings: &Settings) -> Result<KeyOutcome, KeyError> {
     let config_dir = settings.lima_home.config_dir();
     std::fs::create_dir_all(&config_dir).map_err(io(&config_dir))?;
     let _lock = if settings.is_on(Regression::ConcurrentKeygenRace) {
@@ -303,7 +303,7 @@ fn check_generated(private: &Path) -> Result<(), KeyError> {
 
 /// Takes the group's and others' access to the private key away, saying
 /// so when it had any; a missing key is left to the key check.
-pub fn repair_private_key_mode(private: &Path) -> Result<(), KeyError> {
+pub(crate) fn repair_private_key_mode(private: &Path) -> Result<(), KeyError> {
     match platform::restrict_to_owner(private) {
         Ok(Some(mode)) => {
             tracing::warn!(
@@ -612,7 +612,7 @@ bE84cApcR/RtrPk1zo0stR2iazTH8Pzp7nS2dqvVHk11IxByhpH8GgkCqU
             let err = ensure_ssh_keys(&fx.settings).unwrap_err();
             // A fork in another test thread may still hold the fresh
             // script open for writing (ETXTBSY): try again.
-            if !err.to_string().contains("Text file busy") {
+            if !crate::error_chain::chain(&err).contains("Text file busy") {
                 break (err, started.elapsed());
             }
         };

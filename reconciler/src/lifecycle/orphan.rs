@@ -3,17 +3,17 @@
 //! It cannot be adopted: it is interrupted, given the graceful wait, forced
 //! if needed, and the worker then starts afresh if the spec says so.
 
-use crate::forced_stop::{ForcedStopReport, forced_stop, list_tmp_files};
-use crate::identity::{Identity, hostagent_identity};
-use crate::instance::inspect;
-use crate::logging::Shown;
+use crate::lifecycle::forced_stop::{ForcedStopReport, force, list_tmp_files};
+use crate::lifecycle::identity::{Identity, hostagent_identity};
+use crate::lifecycle::instance::inspect;
+use crate::lifecycle::stop::{StopOutcome, StopPath, Target, stop_instance};
+use crate::lifecycle::stop_settings::StopSettings;
+use crate::logging::enter_instance;
 use crate::regression::Regression;
-use crate::settings::Settings;
-use crate::stop::{StopOutcome, StopPath, Target, stop_instance};
 use lima_layout::VmType;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recovery {
+pub(crate) enum Recovery {
     /// Nothing was running and nothing was left behind.
     Clean,
     /// A live hostagent was stopped.
@@ -22,8 +22,9 @@ pub enum Recovery {
     LeftoversCleaned(ForcedStopReport),
 }
 
-pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Recovery {
-    let instance = inspect(&settings.lima_home, name, assumed_vm_type);
+pub(crate) fn recover(settings: &StopSettings, name: &str, assumed_vm_type: VmType) -> Recovery {
+    let _vm = enter_instance(name);
+    let instance = inspect(settings.lima_home(), name, assumed_vm_type);
     if !instance.exists() {
         return Recovery::Clean;
     }
@@ -31,12 +32,11 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
         && hostagent_identity(pid, name) == Identity::Ours
     {
         tracing::warn!(
-            instance = %Shown(name),
             pid,
             "found an orphaned hostagent this service did not start; stopping it"
         );
         let outcome = if settings.is_on(Regression::OrphanRecoverySkipsGraceful) {
-            let report = forced_stop(settings, &instance);
+            let report = force(&settings.forced, &instance);
             StopOutcome {
                 graceful: false,
                 exited: !proctree::is_alive(pid),
@@ -57,22 +57,21 @@ pub fn recover(settings: &Settings, name: &str, assumed_vm_type: VmType) -> Reco
     let processes = if settings.is_on(Regression::HostagentDeathLeftovers) {
         Vec::new()
     } else {
-        crate::leftovers::find(
-            &settings.lima_home,
+        crate::lifecycle::leftovers::find(
+            settings.lima_home(),
             &instance.paths,
-            crate::leftovers::Masters::of(settings),
+            settings.forced.masters,
         )
     };
     if leftovers.is_empty() && processes.is_empty() {
         return Recovery::Clean;
     }
     tracing::info!(
-        instance = %Shown(name),
         files = leftovers.len(),
         processes = processes.len(),
         "no hostagent runs, but files or processes of a previous run are left; cleaning up"
     );
-    Recovery::LeftoversCleaned(forced_stop(settings, &instance))
+    Recovery::LeftoversCleaned(force(&settings.forced, &instance))
 }
 
 #[cfg(all(test, unix))]
@@ -82,12 +81,13 @@ mod tests {
     #[test]
     fn tmp_files_left_without_any_process_are_cleaned_up() {
         let root = tempfile::tempdir().unwrap();
-        let settings = Settings::new(root.path().join(".lima"), root.path().join("state"));
+        let settings =
+            crate::settings::Settings::new(root.path().join(".lima"), root.path().join("state"));
         let paths = settings.lima_home.instance("vm1");
         std::fs::create_dir_all(&paths.dir).unwrap();
         std::fs::write(paths.lima_yaml(), "vmType: qemu\n").unwrap();
         std::fs::write(paths.ha_sock(), "").unwrap();
-        let recovery = recover(&settings, "vm1", VmType::Qemu);
+        let recovery = recover(&StopSettings::new(&settings), "vm1", VmType::Qemu);
         assert!(
             matches!(recovery, Recovery::LeftoversCleaned(_)),
             "{recovery:?}"

@@ -1,6 +1,11 @@
 //! The `limavm-reconciler` command line: `serve`, `regressions`, `ctl`.
+//!
+//! The folder owns the command line and how it reports: parsing, logging
+//! set-up, exit codes, error chains, and `ctl` (the kubectl-like client of
+//! the store).
 
-use crate::ctl::{self, CtlArgs};
+pub(crate) mod ctl;
+
 use crate::logging::{self, LogFormat};
 use crate::regression::{Regression, Regressions};
 use crate::service;
@@ -8,11 +13,12 @@ use crate::settings::Settings;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use contract::exit;
+use ctl::CtlArgs;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Environment variable with comma-separated regression IDs, added to `--regress`.
-pub const REGRESS_ENV: &str = contract::env::REGRESS;
+pub(crate) const REGRESS_ENV: &str = contract::env::REGRESS;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,13 +26,13 @@ pub const REGRESS_ENV: &str = contract::env::REGRESS;
     version,
     about = "The reference Lima-backed VM reconciler, with one regression switch per finding"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Runs the reconciler service until SIGTERM/SIGINT (Windows: CTRL_BREAK/CTRL_C).
     Serve(ServeArgs),
     /// Lists the regression switches, one `ID  description` a line.
@@ -42,41 +48,41 @@ pub enum Command {
 /// `limactl hostagent` takes them (`--pidfile` and `--socket` always given
 /// by the service).
 #[derive(Debug, Args)]
-pub struct HostagentArgs {
+pub(crate) struct HostagentArgs {
     /// Where the hostagent writes its pid (`ha.pid`).
     #[arg(long, value_name = "FILE")]
-    pub pidfile: PathBuf,
+    pub(crate) pidfile: PathBuf,
     /// Where the hostagent serves its API (`ha.sock`).
     #[arg(long, value_name = "FILE")]
-    pub socket: PathBuf,
+    pub(crate) socket: PathBuf,
     /// Accepted and ignored, as the fake `limactl` does.
     #[arg(long)]
-    pub debug: bool,
+    pub(crate) debug: bool,
     /// The instance's name (its directory under `LIMA_HOME`).
-    pub name: String,
+    pub(crate) name: String,
 }
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Lima's home directory.
     #[arg(long, env = "LIMA_HOME", value_name = "DIR")]
-    pub lima_home: PathBuf,
+    pub(crate) lima_home: PathBuf,
     /// The state directory: resources/, service.json, reconciler.log, events.jsonl.
     #[arg(long, value_name = "DIR")]
-    pub state: PathBuf,
+    pub(crate) state: PathBuf,
     /// Timeouts, backoffs and budgets (`--graceful-timeout 30s`, ...).
     #[command(flatten)]
-    pub timings: contract::Timings,
+    pub(crate) timings: contract::Timings,
     /// Switch on a regression (repeatable; see `regressions`).
     #[arg(long = "regress", value_name = "ID")]
-    pub regress: Vec<Regression>,
+    pub(crate) regress: Vec<Regression>,
     /// How to launch the hostagent: `hostagent` (default),
     /// `start-foreground` for real Lima (`limactl start --foreground`), or
     /// `embedded` (this executable re-executed as `hostagent`).
     #[arg(long, value_enum, env = contract::env::HOSTAGENT_ENTRY, default_value_t)]
-    pub hostagent_entry: crate::settings::HostagentEntry,
+    pub(crate) hostagent_entry: crate::settings::HostagentEntry,
     #[arg(long, value_enum, default_value_t)]
-    pub log_format: LogFormat,
+    pub(crate) log_format: LogFormat,
 }
 
 /// Runs the command line of this process; returns the exit code.
@@ -85,7 +91,7 @@ pub fn cli_main() -> i32 {
 }
 
 /// Runs a command line (the first item is the program name).
-pub fn cli_main_from<I, T>(args: I) -> i32
+pub(crate) fn cli_main_from<I, T>(args: I) -> i32
 where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
@@ -118,7 +124,7 @@ where
 }
 
 /// `ID  description` lines, aligned.
-pub fn regressions_listing() -> String {
+pub(crate) fn regressions_listing() -> String {
     let width = Regression::ALL
         .iter()
         .map(|r| r.id().len())
@@ -142,10 +148,10 @@ fn serve(args: ServeArgs) -> i32 {
     };
     // Held until the service returns: a second service on this state
     // directory refuses to start.
-    let _lock = match crate::state_lock::StateLock::acquire(&settings.state_dir) {
+    let _lock = match crate::store::state_lock::StateLock::acquire(&settings.state_dir) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", crate::error_chain::ErrorChain(&e));
             return exit::FAILURE;
         }
     };
@@ -165,25 +171,13 @@ fn run_service(settings: Settings, log_format: LogFormat) -> anyhow::Result<()> 
     service::serve(settings).context("the reconciler service failed")
 }
 
-/// The error and its causes on one line, each cause once (the library's
-/// messages already quote the cause they wrap).
+/// The error and its causes on one line, by the crate's one chain printer.
 fn describe(error: &anyhow::Error) -> String {
-    let mut text = String::new();
-    for cause in error.chain() {
-        let message = cause.to_string();
-        if text.contains(&message) {
-            continue;
-        }
-        if !text.is_empty() {
-            text.push_str(": ");
-        }
-        text.push_str(&message);
-    }
-    text
+    crate::error_chain::chain(error.as_ref())
 }
 
 /// Settings from the arguments plus `LIMAVM_REGRESS`.
-pub fn settings_from(args: ServeArgs, regress_env: &str) -> anyhow::Result<Settings> {
+pub(crate) fn settings_from(args: ServeArgs, regress_env: &str) -> anyhow::Result<Settings> {
     let mut regressions = Regressions::of(args.regress);
     let from_env = Regressions::parse_list(regress_env).context(REGRESS_ENV)?;
     regressions.extend(&from_env);
@@ -207,6 +201,11 @@ mod tests {
         Cli::try_parse_from(std::iter::once("limavm-reconciler").chain(args.iter().copied()))
     }
 
+    /// `serve --lima-home /l --state /s`, then `extra`.
+    fn serve_line<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["serve", "--lima-home", "/l", "--state", "/s"][..], extra].concat()
+    }
+
     fn serve_args(args: &[&str]) -> ServeArgs {
         match parse(args).unwrap().command {
             Command::Serve(args) => args,
@@ -216,12 +215,7 @@ mod tests {
 
     #[test]
     fn serve_takes_durations_and_repeated_regressions() {
-        let args = serve_args(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
+        let args = serve_args(&serve_line(&[
             "--graceful-timeout",
             "250ms",
             "--regress",
@@ -230,7 +224,7 @@ mod tests {
             "recycled-pid-kill",
             "--log-format",
             "json",
-        ]);
+        ]));
         assert_eq!(args.timings.graceful_timeout, Duration::from_millis(250));
         assert_eq!(args.timings.poll_interval, Duration::from_millis(100));
         assert_eq!(args.log_format, LogFormat::Json);
@@ -248,23 +242,14 @@ mod tests {
 
     #[test]
     fn an_unknown_regression_is_a_usage_error_listing_the_valid_ids() {
-        let err = parse(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--regress",
-            "bogus",
-        ])
-        .unwrap_err();
+        let err = parse(&serve_line(&["--regress", "bogus"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         let text = err.to_string();
         assert!(
             text.contains("bogus") && text.contains("disk-lock-leak"),
             "{text}"
         );
-        let args = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        let args = serve_args(&serve_line(&[]));
         let err = settings_from(args, "disk-lock-leak,bogus").unwrap_err();
         let text = format!("{err:#}");
         assert!(
@@ -275,11 +260,12 @@ mod tests {
 
     #[test]
     fn errors_are_described_with_each_cause_once() {
-        let keys = crate::keys::KeyError::Command(crate::command::CommandError::TimedOut {
-            tool: "ssh-keygen".into(),
-            timeout: Duration::from_millis(300),
-            stderr: String::new(),
-        });
+        let keys =
+            crate::lifecycle::keys::KeyError::Command(crate::command::CommandError::TimedOut {
+                tool: "ssh-keygen".into(),
+                timeout: Duration::from_millis(300),
+                stderr: String::new(),
+            });
         let error = anyhow::Error::new(service::ServiceError::Keys(keys))
             .context("the reconciler service failed");
         assert_eq!(
@@ -290,16 +276,7 @@ mod tests {
 
     #[test]
     fn a_bad_duration_is_a_usage_error() {
-        let err = parse(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--start-timeout",
-            "soon",
-        ])
-        .unwrap_err();
+        let err = parse(&serve_line(&["--start-timeout", "soon"])).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("soon"));
     }
@@ -324,8 +301,7 @@ mod tests {
             ),
             ("--poll-interval", "0s", "is zero"),
         ] {
-            let err =
-                parse(&["serve", "--lima-home", "/l", "--state", "/s", option, value]).unwrap_err();
+            let err = parse(&serve_line(&[option, value])).unwrap_err();
             assert_eq!(err.exit_code(), 2, "{option}");
             let text = err.to_string();
             assert!(text.contains(option) && text.contains(says), "{text}");
@@ -401,20 +377,12 @@ mod tests {
 
     #[test]
     fn the_embedded_entry_re_executes_as_a_hostagent_with_limas_flags() {
-        let serve = serve_args(&["serve", "--lima-home", "/l", "--state", "/s"]);
+        let serve = serve_args(&serve_line(&[]));
         assert_eq!(
             serve.hostagent_entry,
             crate::settings::HostagentEntry::Hostagent
         );
-        let serve = serve_args(&[
-            "serve",
-            "--lima-home",
-            "/l",
-            "--state",
-            "/s",
-            "--hostagent-entry",
-            "embedded",
-        ]);
+        let serve = serve_args(&serve_line(&["--hostagent-entry", "embedded"]));
         assert_eq!(
             serve.hostagent_entry,
             crate::settings::HostagentEntry::Embedded

@@ -1,27 +1,27 @@
 //! `<state>/events.jsonl`: one JSON object a line for things an operator
 //! must not miss, such as a deletion that gave up and left something behind.
 
-use crate::resource::now_rfc3339;
+use crate::store::resource::now_rfc3339;
 use serde::Serialize;
 use std::io::Write;
 use std::path::Path;
 
-pub const DELETE_RETRY_BUDGET_SPENT: &str = "delete_retry_budget_spent";
+pub(crate) const DELETE_RETRY_BUDGET_SPENT: &str = "delete_retry_budget_spent";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RecordedEvent {
-    pub time: String,
-    pub event: String,
-    pub instance: String,
-    pub attempts: u32,
-    pub last_error: String,
-    pub left_behind: Vec<String>,
-    pub message: String,
+pub(crate) struct RecordedEvent {
+    pub(crate) time: String,
+    pub(crate) event: String,
+    pub(crate) instance: String,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: String,
+    pub(crate) left_behind: Vec<String>,
+    pub(crate) message: String,
 }
 
 impl RecordedEvent {
-    pub fn delete_retry_budget_spent(
+    pub(crate) fn delete_retry_budget_spent(
         instance: &str,
         attempts: u32,
         last_error: &str,
@@ -48,7 +48,7 @@ impl RecordedEvent {
 }
 
 /// Appends one line (a single write, so concurrent appenders never interleave).
-pub fn append(path: &Path, event: &RecordedEvent) -> std::io::Result<()> {
+pub(crate) fn append(path: &Path, event: &RecordedEvent) -> std::io::Result<()> {
     let mut line = serde_json::to_string(event).expect("an event serialises");
     line.push('\n');
     std::fs::OpenOptions::new()
