@@ -9,6 +9,7 @@ pub mod context;
 pub mod cross_path;
 mod findings;
 pub mod hostile;
+pub mod junit;
 pub mod key_pair;
 pub mod report;
 pub mod restart;
