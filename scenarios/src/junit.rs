@@ -162,7 +162,7 @@ fn serialise(suites: impl IntoIterator<Item = TestSuite>) -> String {
 mod tests {
     use super::*;
     use crate::audit::Change;
-    use crate::shard::{self, Mode, Of, Part, Run, Selection, Shard};
+    use crate::shard::{self, Mode, Of, Part, Run, Selection};
     use harness::invariants::Invariant;
 
     fn outcome(id: &'static str, variant: Variant, verdict: Verdict, message: &str) -> Outcome {
@@ -404,56 +404,45 @@ mod tests {
         );
     }
 
+    /// What the GitHub Action does: an audit's whole `--format json`
+    /// report, read back and merged alone (to itself), rendered as JUnit.
     #[test]
-    fn merged_audit_shards_give_the_whole_audits_cases() {
+    fn an_audit_report_merged_alone_gives_the_audits_cases() {
+        const GROUP: &str = "console-group-signal";
+        const HOME: &str = "bracketed-home-path";
         let selection = Selection {
             mode: Mode::Audit,
-            target: "fixtures/targets/reference-ctl.toml".into(),
+            target: "reference-ctl".into(),
             baseline: None,
             toolset: "fake".into(),
-            findings: vec!["console-group-signal".into(), "bracketed-home-path".into()],
+            findings: vec![GROUP.into(), HOME.into()],
             variants: vec![Variant::Fixed],
         };
-        let verdicts = [Verdict::Passed, Verdict::Unsupported];
-        let parts: Vec<(String, Part)> = (1..=2)
-            .map(|k| {
-                let shard = Shard { index: k, count: 2 };
-                let runs = shard
-                    .pick(&selection.findings, &selection.variants)
-                    .into_iter()
-                    .map(|(id, _)| {
-                        let id = catalogue::find(&id).unwrap().id.id();
-                        let o = outcome(id, Variant::Fixed, verdicts[k - 1], "why not");
-                        Run::of_outcome(Of::Target, &o)
-                    })
-                    .collect();
-                let part = Part {
-                    selection: selection.clone(),
-                    shard: Some(shard),
-                    runs,
-                };
-                (format!("{k}.json"), part)
-            })
-            .collect();
-        let merged = shard::merge(&parts).expect("the shards merge");
-        let ids = ["console-group-signal", "bracketed-home-path"];
-        let rows = crate::audit::rows(&ids, &merged.target);
+        let runs = [(GROUP, Verdict::Passed), (HOME, Verdict::Unsupported)]
+            .map(|(id, verdict)| outcome(id, Variant::Fixed, verdict, "why not"));
+        let whole = Part {
+            selection,
+            shard: None,
+            runs: runs
+                .iter()
+                .map(|o| Run::of_outcome(Of::Target, o))
+                .collect(),
+        };
+        let mut json = serde_json::json!({});
+        whole.add_to(&mut json);
+        let read = Part::from_report(&json.to_string()).expect("the report reads back");
+        let merged = shard::merge(&[("audit.json".into(), read)]).expect("a whole run merges");
+        let rows = crate::audit::rows(&[GROUP, HOME], &merged.target);
         let suites = parse(&audit("reference-ctl", &rows));
-        let findings: Vec<&Case> = suites[0].1.iter().filter(|c| c.name == "fixed").collect();
+        let (findings, invariants): (Vec<&Case>, Vec<&Case>) =
+            suites[0].1.iter().partition(|c| c.name == "fixed");
         assert_eq!(
             findings,
             [
-                &expect("console-group-signal", "fixed", "success", None, 1.5),
-                &expect(
-                    "bracketed-home-path",
-                    "fixed",
-                    "skipped",
-                    Some("why not"),
-                    1.5
-                ),
+                &expect(GROUP, "fixed", "success", None, 1.5),
+                &expect(HOME, "fixed", "skipped", Some("why not"), 1.5),
             ]
         );
-        let invariants = suites[0].1.iter().filter(|c| c.name == "invariant").count();
-        assert_eq!(invariants, Invariant::ALL.len());
+        assert_eq!(invariants.len(), Invariant::ALL.len());
     }
 }
