@@ -580,6 +580,73 @@ fn merge_refuses_a_missing_a_repeated_or_a_foreign_shard_naming_the_findings() {
     assert_clean(tmp.path(), "");
 }
 
+/// `(class name, name, status)` of each test case of a JUnit report.
+fn junit_cases(xml: &str) -> Vec<(String, String, &'static str)> {
+    use quick_junit::{Report, TestCaseStatus};
+    let report = Report::deserialize_from_str(xml).unwrap_or_else(|e| panic!("{e}: {xml}"));
+    let suite = match report.test_suites.as_slice() {
+        [suite] => suite,
+        suites => panic!("one suite expected, {} in {xml}", suites.len()),
+    };
+    suite
+        .test_cases
+        .iter()
+        .map(|case| {
+            let status = match case.status {
+                TestCaseStatus::Success { .. } => "success",
+                TestCaseStatus::NonSuccess { .. } => "failure",
+                TestCaseStatus::Skipped { .. } => "skipped",
+            };
+            let class = case.classname.as_ref().map(|c| c.as_str().to_owned());
+            (
+                class.unwrap_or_default(),
+                case.name.as_str().to_owned(),
+                status,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_run_and_an_audit_render_as_junit_with_a_case_per_run() {
+    let tmp = Tmp::new();
+    let only = ["--only", SHARDED[0], "--only", SHARDED[1], "--jobs", "2"];
+    let run = Run::start(tmp.path(), &[&only[..], &["--format", "junit"]].concat());
+    let cases = junit_cases(&stdout_of(&run.finish().success()));
+    let case = |id: &str, variant: &str| (id.to_owned(), variant.to_owned(), "success");
+    assert_eq!(
+        cases,
+        [
+            case(SHARDED[0], "fixed"),
+            case(SHARDED[0], "regressed"),
+            case(SHARDED[1], "fixed"),
+            case(SHARDED[1], "regressed"),
+        ]
+    );
+
+    // An audit's JSON report, rendered again as JUnit through `--merge`
+    // (what the GitHub Action does): a case per finding, then per invariant.
+    let target = target_file(tmp.path(), |text| text);
+    let audit = ["--target", &target, "--audit", "--format", "json"];
+    let done = Run::start(tmp.path(), &[&only[..], &audit].concat()).finish();
+    let report = tmp.path().join("audit.json");
+    std::fs::write(&report, stdout_of(&done.success())).unwrap();
+    let junit = merge(tmp.path(), &[&report], &["--format", "junit"]).success();
+    let cases = junit_cases(&stdout_of(&junit));
+    assert_eq!(
+        cases[..2],
+        [case(SHARDED[0], "fixed"), case(SHARDED[1], "fixed")]
+    );
+    assert!(
+        cases.len() > 2
+            && cases[2..]
+                .iter()
+                .all(|(_, name, status)| name == "invariant" && *status == "success"),
+        "{cases:?}"
+    );
+    assert_clean(tmp.path(), "");
+}
+
 #[test]
 fn a_shard_spec_counts_from_one_as_nextest_s_partition() {
     let tmp = Tmp::new();

@@ -10,6 +10,7 @@ pub mod cross_path;
 mod error;
 mod findings;
 pub mod hostile;
+pub mod junit;
 pub mod key_pair;
 pub mod report;
 pub mod restart;

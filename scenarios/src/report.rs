@@ -118,9 +118,14 @@ fn cell(outcome: &Option<Outcome>, width: usize) -> String {
     }
 }
 
+/// `text` on one line: every run of whitespace (newlines too) one space.
+pub(crate) fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// `text` on one line, cut to `width` characters with an ellipsis.
 pub(crate) fn shorten(text: &str, width: usize) -> String {
-    let flat = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = one_line(text);
     if flat.chars().count() <= width {
         flat
     } else {

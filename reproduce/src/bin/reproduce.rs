@@ -8,9 +8,9 @@ use clap::{Parser, ValueEnum};
 use harness::{Binaries, Target, Toolset};
 use indicatif::{ProgressBar, ProgressStyle};
 use scenarios::catalogue::{self, CATALOGUE, Finding};
-use scenarios::report;
 use scenarios::runner::{Outcome, RunConfig, Variant, run_finding};
 use scenarios::shard::{self, Mode, Of, Part, Run, Selection, Shard};
+use scenarios::{junit, report};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +31,9 @@ enum Format {
     Table,
     Json,
     Markdown,
+    /// JUnit XML: one test case per finding and variant run (per audit row
+    /// in an audit), the symptom as the failure message.
+    Junit,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -54,6 +57,8 @@ struct Args {
     target: String,
     #[arg(long, value_enum, default_value = "fake")]
     toolset: ToolsetArg,
+    /// The report's format: `json` also carries what `--merge` needs;
+    /// `markdown` suits a CI job summary, `junit` a CI's test view.
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Which runs of each finding.
@@ -95,6 +100,8 @@ struct Args {
     shard: Option<Shard>,
     /// Merge the `--format json` reports of every shard of one run and
     /// print the report (in `--format`) and exit as that run would have.
+    /// A whole run's report alone merges to itself: that renders a run
+    /// (an audit too) again in another format.
     /// Refuses shards of different runs, a shard given twice or past its
     /// count, runs that two reports both made (naming them) and missing
     /// shards (naming the findings no report ran).
@@ -359,6 +366,7 @@ fn print_report(
                 Format::Table => report::table(&rows),
                 Format::Json => report::json(&rows),
                 Format::Markdown => report::markdown(&rows),
+                Format::Junit => junit::findings(&rows),
             };
             (text, report::Summary::all_as_expected(&rows))
         }
@@ -380,7 +388,7 @@ fn print_report(
             part.add_to(&mut json);
             format!("{json:#}")
         }
-        Format::Table | Format::Markdown => text,
+        Format::Table | Format::Markdown | Format::Junit => text,
     };
     print_stdout(&format!("{text}\n"))?;
     Ok(expected)
@@ -485,6 +493,7 @@ fn audit_report(
             Format::Table => audit::table(name, &rows),
             Format::Json => format!("{:#}", audit::json(name, &rows)),
             Format::Markdown => audit::markdown(name, &rows),
+            Format::Junit => junit::audit(name, &rows),
         };
         return (text, clean);
     };
@@ -511,6 +520,7 @@ fn audit_report(
             audit::markdown(name, &rows),
             audit::diff_markdown(base_name, name, &diffs)
         ),
+        Format::Junit => junit::baseline(base_name, &base_rows, name, &rows, &diffs),
     };
     (text, clean)
 }
