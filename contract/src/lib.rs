@@ -12,6 +12,7 @@
 pub mod annotation;
 pub mod condition;
 pub mod env;
+pub mod error_chain;
 pub mod exit;
 pub mod finding;
 pub mod install;

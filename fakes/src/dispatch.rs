@@ -36,7 +36,7 @@ pub(crate) fn run(program: &str, args: Vec<String>) -> i32 {
     let code = match start(tool, args, journal.clone()).and_then(dispatch) {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("{}", crate::error::chain(&error));
+            eprintln!("{}", contract::error_chain::chain(&error));
             error.exit_code()
         }
     };

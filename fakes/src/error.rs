@@ -45,19 +45,6 @@ impl FakeError {
     }
 }
 
-/// `error` and its causes, outermost first, joined with ": " (the way
-/// every fake prints an error on stderr before it exits).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(error) = cause {
-        text.push_str(": ");
-        text.push_str(&error.to_string());
-        cause = error.source();
-    }
-    text
-}
-
 /// An OS error as the C library words it (`strerror`), without Rust's
 /// `(os error N)` suffix: the real tools print it that way, on Windows too
 /// (OpenSSH for Windows words errors through its POSIX layer, not with

@@ -2,7 +2,8 @@
 //! check and read of an instance before anything else: its name and its
 //! `lima.yaml`.
 
-use crate::error::{FakeError, chain};
+use crate::error::FakeError;
+use contract::error_chain::chain;
 use lima_layout::{InstancePaths, LimaConfig};
 
 /// Lima refuses a name that is not an identifier before it touches

@@ -1,13 +1,14 @@
 //! The harness's own errors ([`HarnessError`], failures of the harness, not
-//! of the system under test) and [`chain`], the one way to print an error
-//! with its causes.
+//! of the system under test) printed with
+//! [`contract::error_chain::chain`].
 
 use crate::eventually::WaitError;
 use std::time::Duration;
 
 /// Errors of the harness itself (not of the system under test). A variant
 /// with a cause exposes it as [`std::error::Error::source`] and does not
-/// repeat it in its message: print it with [`chain`].
+/// repeat it in its message: print it with
+/// [`contract::error_chain::chain`].
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
     /// A file-system or process call of the harness failed.
@@ -93,23 +94,10 @@ impl HarnessError {
     }
 }
 
-/// `error` and each of its causes ([`std::error::Error::source`]), joined
-/// by `: ` (`creating /x: Permission denied (os error 13)`). Every message
-/// in the chain leaves its cause out, so each part is printed once.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use contract::error_chain::chain;
 
     #[test]
     fn the_chain_names_what_failed_and_why() {

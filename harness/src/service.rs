@@ -94,7 +94,7 @@ impl<'s> ServiceProcess<'s> {
                 Err(NotReady::Never(e)) => Ok(Some(Err(e))),
             }
         })
-        .map_err(|e| HarnessError::Driver(e.to_string()))?;
+        .map_err(|e| HarnessError::Driver(contract::error_chain::chain(&e)))?;
         // Ready, but is it the service the harness started? (A CLI may
         // start one of its own, which then says it is ready.)
         let outcome = outcome.or_else(|| self.sandbox.try_reap(pid).map(Ok));
@@ -135,9 +135,8 @@ impl<'s> ServiceProcess<'s> {
             Some((cmd, bound)) => {
                 run_cli(cmd, None, "the service's stop_command", bound)?;
             }
-            None => {
-                proctree::request_shutdown(pid).map_err(|e| HarnessError::Driver(e.to_string()))?
-            }
+            None => proctree::request_shutdown(pid)
+                .map_err(|e| HarnessError::Driver(contract::error_chain::chain(&e)))?,
         }
         let code = self.sandbox.wait_child(pid, timeout)?;
         self.pid = None;
@@ -148,7 +147,8 @@ impl<'s> ServiceProcess<'s> {
     pub(crate) fn crash(&mut self) -> Result<(), HarnessError> {
         if let Some(pid) = self.pid.take() {
             if self.sandbox.try_reap(pid).is_none() {
-                proctree::kill(pid).map_err(|e| HarnessError::Driver(e.to_string()))?;
+                proctree::kill(pid)
+                    .map_err(|e| HarnessError::Driver(contract::error_chain::chain(&e)))?;
             }
             self.sandbox.wait_child(pid, Duration::from_secs(10))?;
         }

@@ -29,21 +29,21 @@ impl std::fmt::Display for ScenarioError {
 
 impl From<HarnessError> for ScenarioError {
     fn from(e: HarnessError) -> Self {
-        ScenarioError::Harness(crate::error::chain(&e))
+        ScenarioError::Harness(contract::error_chain::chain(&e))
     }
 }
 
 /// A wait for a precondition the scenario sets up itself.
 impl From<harness::WaitError> for ScenarioError {
     fn from(e: harness::WaitError) -> Self {
-        ScenarioError::Harness(crate::error::chain(&e))
+        ScenarioError::Harness(contract::error_chain::chain(&e))
     }
 }
 
 /// A broken key pair is the symptom of the reconciler that made it.
 impl From<crate::key_pair::KeyPairError> for ScenarioError {
     fn from(e: crate::key_pair::KeyPairError) -> Self {
-        ScenarioError::Symptom(crate::error::chain(&e))
+        ScenarioError::Symptom(contract::error_chain::chain(&e))
     }
 }
 

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 /// What is wrong with the key pair; each is a symptom of the reconciler
-/// that made it. Print it with its causes (`crate::error::chain`, or
+/// that made it. Print it with its causes (`contract::error_chain::chain`, or
 /// `ScenarioError::from`).
 #[derive(Debug, thiserror::Error)]
 pub enum KeyPairError {

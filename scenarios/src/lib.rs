@@ -7,7 +7,6 @@ pub mod catalogue;
 pub mod checks;
 pub mod context;
 pub mod cross_path;
-mod error;
 mod findings;
 pub mod hostile;
 pub mod junit;

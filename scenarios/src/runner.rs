@@ -179,7 +179,7 @@ fn run(finding: &Finding, variant: Variant, config: &RunConfig) -> Outcome {
     let sandbox = match Sandbox::with_toolset(&config.binaries, config.toolset.clone()) {
         Ok(sandbox) => sandbox,
         Err(e) => {
-            let message = crate::error::chain(&e);
+            let message = contract::error_chain::chain(&e);
             return outcome(Verdict::HarnessError, message, LeakReport::default());
         }
     };

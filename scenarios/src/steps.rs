@@ -79,7 +79,7 @@ pub fn wait_for(
                 | harness::HarnessError::OutputHeld { .. }),
             ) => Ok(Err(e.into())),
             Err(e) => {
-                harness_error = Some(e.to_string());
+                harness_error = Some(contract::error_chain::chain(&e));
                 Err(format!("cannot read {name}"))
             }
         }
@@ -88,7 +88,7 @@ pub fn wait_for(
         (Ok(Ok(view)), _) => Ok(view),
         (Ok(Err(ended)), _) => Err(ended),
         (Err(_), Some(e)) => Err(ScenarioError::Harness(e)),
-        (Err(e), None) => Err(symptom!("VM {name}: {e}")),
+        (Err(e), None) => Err(symptom!("VM {name}: {}", contract::error_chain::chain(&e))),
     }
 }
 
@@ -256,7 +256,7 @@ pub fn wait_gone(svc: &mut dyn ReconcilerDriver, name: &str, timeout: Duration) 
                 );
                 Err(last.clone())
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(contract::error_chain::chain(&e)),
         }
     });
     gone.map_err(|e| symptom!("VM {name} was not deleted: {e}"))
@@ -277,7 +277,7 @@ pub fn service_answers(svc: &mut dyn ReconcilerDriver, probe: &VmSpec) -> Scenar
                 v.generation, v.observed_generation
             )),
             Ok(None) => Err(format!("{} does not exist", probe.name)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(contract::error_chain::chain(&e)),
         }
     })
     .map_err(|e| symptom!("VM {}: {e}", probe.name))?;
@@ -320,8 +320,12 @@ pub fn first_error_line(svc: &dyn ReconcilerDriver) -> String {
 pub fn kill_hostagent(instance: &lima_layout::InstancePaths) -> Result<u32, ScenarioError> {
     let pid = lima_layout::paths::read_pid_file(&instance.ha_pid())
         .ok_or_else(|| ScenarioError::Harness(format!("ha.pid of {} is missing", instance.name)))?;
-    proctree::kill(pid)
-        .map_err(|e| ScenarioError::Harness(format!("killing the hostagent: {e}")))?;
+    proctree::kill(pid).map_err(|e| {
+        ScenarioError::Harness(format!(
+            "killing the hostagent: {}",
+            contract::error_chain::chain(&e)
+        ))
+    })?;
     Ok(pid)
 }
 
@@ -347,7 +351,12 @@ pub fn wsl_shutdown(sandbox: &harness::Sandbox) -> ScenarioResult {
     let mut shutdown = sandbox.command(sandbox.tool_path("wsl.exe"));
     shutdown.arg("--shutdown");
     let out = proctree::run_bounded(&mut shutdown, None, Some(harness::commands::TOOL_TIMEOUT))
-        .map_err(|e| ScenarioError::Harness(format!("wsl.exe --shutdown: {e}")))?;
+        .map_err(|e| {
+            ScenarioError::Harness(format!(
+                "wsl.exe --shutdown: {}",
+                contract::error_chain::chain(&e)
+            ))
+        })?;
     if !out.status.success() {
         return Err(ScenarioError::Harness(format!(
             "wsl.exe --shutdown exited with {}",
@@ -364,6 +373,11 @@ pub fn kill_driver(instance: &lima_layout::InstancePaths) -> Result<u32, Scenari
         lima_layout::paths::read_pid_file(&instance.driver_pid(VmType::Qemu)).ok_or_else(|| {
             ScenarioError::Harness(format!("qemu.pid of {} is missing", instance.name))
         })?;
-    proctree::kill(pid).map_err(|e| ScenarioError::Harness(format!("killing QEMU: {e}")))?;
+    proctree::kill(pid).map_err(|e| {
+        ScenarioError::Harness(format!(
+            "killing QEMU: {}",
+            contract::error_chain::chain(&e)
+        ))
+    })?;
     Ok(pid)
 }

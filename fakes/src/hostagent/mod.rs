@@ -9,12 +9,13 @@ mod driver;
 mod events;
 mod forwards;
 
-use crate::error::{FakeError, chain};
+use crate::error::FakeError;
 use crate::home::lima_home;
 use crate::instance::{check_instance_name, load_config};
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
 use crate::journal::Record;
+use contract::error_chain::chain;
 use contract::exit;
 use disks::DiskClaims;
 use driver::Driver;

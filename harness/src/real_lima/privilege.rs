@@ -29,7 +29,7 @@ fn id_of(user: &str, flag: &str) -> Result<u32, String> {
         None,
         Some(crate::commands::TOOL_TIMEOUT),
     )
-    .map_err(|e| format!("running id: {e}"))?;
+    .map_err(|e| format!("running id: {}", contract::error_chain::chain(&e)))?;
     String::from_utf8_lossy(&output.stdout)
         .trim()
         .parse()

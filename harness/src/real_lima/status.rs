@@ -51,7 +51,10 @@ pub fn lima_status(instance: &InstancePaths, vm_type: VmType) -> LimaStatus {
                 driver,
                 ssh_port: info.ssh_local_port,
             },
-            Err(e) => LimaStatus::Broken(format!("hostagent {hostagent} does not answer: {e}")),
+            Err(e) => LimaStatus::Broken(format!(
+                "hostagent {hostagent} does not answer: {}",
+                contract::error_chain::chain(&e)
+            )),
         },
         (Some(hostagent), None) => LimaStatus::Broken(format!("hostagent {hostagent}, no driver")),
         (None, Some(driver)) => LimaStatus::Broken(format!("driver {driver}, no hostagent")),

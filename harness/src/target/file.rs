@@ -251,7 +251,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.toml");
         std::fs::write(&path, text).unwrap();
-        TargetFile::load(&path).map_err(|e| e.to_string())
+        TargetFile::load(&path).map_err(|e| contract::error_chain::chain(&e))
     }
 
     const GOOD: &str = r#"

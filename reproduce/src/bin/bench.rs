@@ -136,7 +136,7 @@ fn hostagent_ready(binaries: &Binaries) -> anyhow::Result<Vec<Duration>> {
     let pid = sandbox.spawn(cmd)?;
     wait_for(Duration::from_secs(10), "/v1/info to answer", || {
         lima_layout::info::query_info(&instance.ha_sock(), Duration::from_secs(1))
-            .map_err(|e| e.to_string())
+            .map_err(|e| contract::error_chain::chain(&e))
     })?;
     let elapsed = started.elapsed();
     proctree::interrupt_group(pid)?;
@@ -169,7 +169,7 @@ fn wait(
         || match svc.get("bench") {
             Ok(Some(v)) if wanted(&v) => Ok(()),
             Ok(v) => Err(format!("{:?}", v.map(|v| v.running_summary()))),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(contract::error_chain::chain(&e)),
         },
     )?;
     Ok(())

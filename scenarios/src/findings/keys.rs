@@ -2,10 +2,10 @@
 //! repaired when half of it is missing.
 
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
-use crate::error::chain;
 use crate::key_pair::{exactly_one_valid_pair, valid_pair};
 use crate::steps::{self, SETTLE, first_error_line};
 use crate::symptom;
+use contract::error_chain::chain;
 use contract::plan::{Fault, Tool};
 use harness::{FaultPlanBuilder, ReconcilerDriver, eventually, waits};
 use std::time::{Duration, Instant};

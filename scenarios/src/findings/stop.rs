@@ -71,7 +71,7 @@ pub(crate) fn console_group_signal(ctx: &Ctx) -> ScenarioResult {
         match svc.get("vm") {
             Ok(Some(view)) if view.is_stopped() => Ok(()),
             Ok(view) => Err(view.map(|v| v.running_summary()).unwrap_or_default()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(contract::error_chain::chain(&e)),
         }
     });
     ensure(!service_died, || {
