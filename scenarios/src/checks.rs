@@ -2,11 +2,20 @@
 
 use crate::context::ScenarioResult;
 use crate::symptom;
-use harness::{Sandbox, eventually, waits};
+use harness::{Sandbox, VmView, eventually, waits};
 use lima_layout::{InstancePaths, is_tmp_file_name};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// True when a condition of `view` says the VM runs degraded (its reason
+/// or message names it, as Lima's `Degraded` status does).
+pub(crate) fn says_degraded(view: &VmView) -> bool {
+    view.conditions.iter().any(|c| {
+        c.reason.to_ascii_lowercase().contains("degraded")
+            || c.message.to_ascii_lowercase().contains("degraded")
+    })
+}
 
 /// How long a process just killed, or a port just closed, may take to go.
 /// These checks run once the reconciler has said that a stop, restart or

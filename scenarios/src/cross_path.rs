@@ -227,7 +227,7 @@ fn restarted_clean(svc: &mut dyn ReconcilerDriver) -> ScenarioResult {
     let view = svc
         .get("vm")?
         .ok_or_else(|| crate::symptom!("VM vm disappeared after the restart"))?;
-    ensure(!crate::findings::leftovers::says_degraded(&view), || {
+    ensure(!crate::checks::says_degraded(&view), || {
         format!("the restarted VM runs degraded: {}", view.running_summary())
     })
 }

@@ -71,7 +71,7 @@ pub fn restart_requested(ctx: &Ctx) -> ScenarioResult {
     for pid in old_run {
         checks::dead(pid, "a process of the hostagent before the restart")?;
     }
-    ensure(!crate::findings::leftovers::says_degraded(&view), || {
+    ensure(!crate::checks::says_degraded(&view), || {
         format!("the restarted VM runs degraded: {}", view.running_summary())
     })?;
     ensure(svc.service_alive(), || {

@@ -4,25 +4,17 @@
 //! from a neighbour's.
 
 use super::qemu_vm;
-use crate::checks;
+use crate::checks::{self, says_degraded};
 use crate::context::{Ctx, ScenarioError, ScenarioResult, ensure};
 use crate::cross_path::PathFault;
 use crate::steps::{self, SETTLE};
 use crate::symptom;
 use contract::plan::Fault;
 use harness::ports::pick_free_port;
-use harness::{FaultPlanBuilder, Template, VmSpec, VmView, waits};
+use harness::{FaultPlanBuilder, Template, VmSpec, waits};
 use lima_layout::VmType;
 use lima_layout::paths::{read_pid_file, write_pid_file};
 use std::net::{Ipv4Addr, TcpListener};
-
-/// True when a condition of `view` says the VM runs degraded.
-pub(crate) fn says_degraded(view: &VmView) -> bool {
-    view.conditions.iter().any(|c| {
-        c.reason.to_ascii_lowercase().contains("degraded")
-            || c.message.to_ascii_lowercase().contains("degraded")
-    })
-}
 
 /// The sandbox's live processes except the service, for "nothing of the
 /// first run survives" checks.

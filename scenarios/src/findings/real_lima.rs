@@ -140,7 +140,7 @@ pub(crate) fn degraded_not_reported(ctx: &Ctx) -> ScenarioResult {
         .template
         .copy_to_host(MISSING_GUEST_FILE, &host.to_string_lossy());
     let view = steps::boot_real_guest(svc.as_mut(), &vm)?;
-    ensure(super::leftovers::says_degraded(&view), || {
+    ensure(crate::checks::says_degraded(&view), || {
         format!(
             "VM vm reports {} although its hostagent reported it degraded (copyToHost of \
              {MISSING_GUEST_FILE} failed)",
