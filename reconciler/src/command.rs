@@ -221,7 +221,7 @@ mod tests {
             .timeout(Some(Duration::from_secs(5)))
             .run()
             .unwrap_err();
-        let text = crate::error_chain::chain(&err);
+        let text = contract::error_chain::chain(&err);
         assert!(text.starts_with("cannot run ssh-keygen: "), "{text}");
     }
 

@@ -16,7 +16,6 @@
 
 mod cli;
 mod command;
-mod error_chain;
 mod lifecycle;
 mod logging;
 mod platform;

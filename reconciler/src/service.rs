@@ -111,7 +111,7 @@ impl Loop {
             Err(e) => {
                 if due(&mut self.scan_error_logged) {
                     tracing::error!(
-                        error = crate::error_chain::chain(&e).as_str(),
+                        error = contract::error_chain::chain(&e).as_str(),
                         "cannot read the resource store"
                     );
                 }

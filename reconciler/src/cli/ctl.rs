@@ -109,7 +109,7 @@ impl From<StoreError> for CtlError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound { name } => CtlError::NotFound(name),
-            other => CtlError::Failed(crate::error_chain::chain(&other)),
+            other => CtlError::Failed(contract::error_chain::chain(&other)),
         }
     }
 }
@@ -141,7 +141,7 @@ fn execute(args: CtlArgs, stdin: &mut dyn Read, out: &mut dyn Write) -> Result<(
             let document = read_document(&file, stdin)?;
             let line = match args.schema {
                 Schema::Configmap => crate::store::configmap_schema::apply(&store, document)
-                    .map_err(|e| failed(crate::error_chain::chain(&e)))?,
+                    .map_err(|e| failed(contract::error_chain::chain(&e)))?,
                 Schema::Limavm => apply(&store, document)?,
             };
             writeln!(out, "{line}").map_err(write_failed)

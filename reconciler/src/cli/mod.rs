@@ -151,7 +151,7 @@ fn serve(args: ServeArgs) -> i32 {
     let _lock = match crate::store::state_lock::StateLock::acquire(&settings.state_dir) {
         Ok(lock) => lock,
         Err(e) => {
-            eprintln!("error: {}", crate::error_chain::ErrorChain(&e));
+            eprintln!("error: {}", contract::error_chain::ErrorChain(&e));
             return exit::FAILURE;
         }
     };
@@ -173,7 +173,7 @@ fn run_service(settings: Settings, log_format: LogFormat) -> anyhow::Result<()> 
 
 /// The error and its causes on one line, by the crate's one chain printer.
 fn describe(error: &anyhow::Error) -> String {
-    crate::error_chain::chain(error.as_ref())
+    contract::error_chain::chain(error.as_ref())
 }
 
 /// Settings from the arguments plus `LIMAVM_REGRESS`.

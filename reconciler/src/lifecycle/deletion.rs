@@ -76,7 +76,7 @@ fn unregister_distro(settings: &Settings, instance: &Instance) -> Result<(), Del
         ),
     };
     Err(DeleteFailure {
-        error: crate::error_chain::chain(&error),
+        error: contract::error_chain::chain(&error),
         left_behind: vec![
             distro_left,
             format!(

@@ -71,7 +71,7 @@ pub(crate) fn release_stale_marks(
             // The start then fails with Lima's own words about the mark.
             Err(e) => tracing::warn!(
                 mark = %crate::logging::ShownPath(&mark),
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "cannot remove the in-use mark of an instance that no longer runs"
             ),
         }

@@ -16,7 +16,7 @@
 use crate::lifecycle::identity::{Identity, driver_identity, hostagent_identity};
 use crate::lifecycle::instance::Instance;
 use crate::lifecycle::leftovers;
-use crate::lifecycle::stop_settings::ForcedStopSettings;
+use crate::lifecycle::stop_settings::{ForcedStopSettings, Reach};
 use crate::lifecycle::wsl::{self, WslOutcome};
 use crate::logging::{Shown, ShownPath, enter_instance};
 use crate::regression::Regression;
@@ -114,17 +114,6 @@ impl ForcedStopReport {
             .collect();
         format!("forced stop incomplete: {}", failed.join("; "))
     }
-}
-
-/// How far a forced stop looks for the instance's processes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Reach {
-    /// The pid files' trees, then every process still identified as the
-    /// instance's (see [`leftovers`]).
-    Instance,
-    /// Only what the pid files name and its descendants (the reviewed
-    /// code's reach, which the regressions of the forced stop put back).
-    PidFiles,
 }
 
 /// Forces `instance` down (see the module comment) with the tools and
@@ -253,7 +242,7 @@ impl Run<'_> {
                     }
                     Ok(None) => None,
                     Err(e) => {
-                        self.fail(step, crate::error_chain::chain(&e));
+                        self.fail(step, contract::error_chain::chain(&e));
                         None
                     }
                 }
@@ -290,7 +279,7 @@ impl Run<'_> {
                 "no ssh ControlMaster answered on the instance's control socket"
             ),
             Err(e) => tracing::debug!(
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "could not ask the ssh ControlMaster to exit"
             ),
         }
@@ -329,7 +318,7 @@ impl Run<'_> {
         let distro = self.instance.wsl_distro();
         match wsl::terminate(&self.settings.wsl, &distro, self.settings.wsl_timeout) {
             Ok(outcome) => self.report.wsl = Some(outcome),
-            Err(e) => self.fail(Step::WslTerminate, crate::error_chain::chain(&e)),
+            Err(e) => self.fail(Step::WslTerminate, contract::error_chain::chain(&e)),
         }
     }
 

@@ -612,7 +612,7 @@ bE84cApcR/RtrPk1zo0stR2iazTH8Pzp7nS2dqvVHk11IxByhpH8GgkCqU
             let err = ensure_ssh_keys(&fx.settings).unwrap_err();
             // A fork in another test thread may still hold the fresh
             // script open for writing (ETXTBSY): try again.
-            if !crate::error_chain::chain(&err).contains("Text file busy") {
+            if !contract::error_chain::chain(&err).contains("Text file busy") {
                 break (err, started.elapsed());
             }
         };

@@ -6,8 +6,9 @@
 //! if it did not exit, or the interrupt could not be delivered, read the
 //! instance again and go through the forced-stop routine; reap the child.
 
-use crate::lifecycle::forced_stop::{ForcedStopReport, Reach, force, force_with};
+use crate::lifecycle::forced_stop::{ForcedStopReport, force, force_with};
 use crate::lifecycle::instance::{Instance, inspect};
+use crate::lifecycle::stop_settings::Reach;
 use crate::lifecycle::stop_settings::StopSettings;
 use crate::logging::enter_instance;
 use crate::regression::Regression;
@@ -246,7 +247,7 @@ fn interrupt(settings: &StopSettings, pid: u32) -> bool {
         Err(e) => {
             tracing::warn!(
                 pid,
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "could not deliver the graceful interrupt; forcing the stop"
             );
             false

@@ -4,13 +4,23 @@
 //! graceful stop and orphan recovery. The worker builds them once; the
 //! steps pass them down instead of the whole service configuration.
 
-use crate::lifecycle::forced_stop::Reach;
 use crate::lifecycle::leftovers::Masters;
 use crate::regression::{Regression, Regressions};
 use crate::settings::Settings;
 use lima_layout::LimaHome;
 use std::ffi::OsString;
 use std::time::Duration;
+
+/// How far a forced stop looks for the instance's processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// The pid files' trees, then every process still identified as the
+    /// instance's (see [`crate::lifecycle::leftovers`]).
+    Instance,
+    /// Only what the pid files name and its descendants (the reviewed
+    /// code's reach, which the regressions of the forced stop put back).
+    PidFiles,
+}
 
 /// The forced stop's settings: where the instances are, the tools it
 /// calls and their bounds, how far it looks for the instance's processes,

@@ -264,7 +264,7 @@ impl Store {
                 Ok(Some(vm)) => found.push(Scanned::Valid(Box::new(vm))),
                 Err(error) => found.push(Scanned::Corrupt {
                     path,
-                    error: crate::error_chain::chain(&error),
+                    error: contract::error_chain::chain(&error),
                 }),
             }
         }
@@ -606,7 +606,7 @@ mod tests {
                 "hyperv",
             ),
         ] {
-            let err = crate::error_chain::chain(&store.apply(doc.clone()).unwrap_err());
+            let err = contract::error_chain::chain(&store.apply(doc.clone()).unwrap_err());
             assert!(err.contains(expected), "{doc}: {err}");
         }
         assert!(store.list().unwrap().is_empty());

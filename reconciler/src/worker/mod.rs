@@ -274,7 +274,7 @@ impl Worker {
             Action::ReportInvalidTemplate => {
                 self.progress.acted_generation = Some(generation);
                 if let Some(Err(e)) = rendered {
-                    let message = crate::error_chain::chain(&e);
+                    let message = contract::error_chain::chain(&e);
                     self.report_running(generation, false, reason::START_FAILED, &message);
                 }
             }
@@ -499,7 +499,7 @@ impl Worker {
             }
             // Not knowing is no reason to restart a VM.
             Err(e) => tracing::warn!(
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "cannot tell whether the WSL2 distro still runs"
             ),
         }
@@ -646,7 +646,7 @@ impl Worker {
             Err(e) => {
                 return Err(StartError::Prepare {
                     path: self.store().path_of(&self.name),
-                    source: std::io::Error::other(crate::error_chain::chain(&e)),
+                    source: std::io::Error::other(contract::error_chain::chain(&e)),
                 });
             }
         }
@@ -655,7 +655,7 @@ impl Worker {
             // The key may have been loosened since the service checked it.
             let key = settings.lima_home.user_private_key();
             crate::lifecycle::keys::repair_private_key_mode(&key).map_err(|e| {
-                prepare(key.clone())(std::io::Error::other(crate::error_chain::chain(&e)))
+                prepare(key.clone())(std::io::Error::other(contract::error_chain::chain(&e)))
             })?;
         }
         crate::store::atomic_file::write(&paths.lima_yaml(), config_text.as_bytes())
@@ -701,11 +701,11 @@ impl Worker {
         self.progress.start_not_before = Some(Instant::now() + delay);
         let message = format!(
             "{} (retrying in {})",
-            crate::error_chain::ErrorChain(error),
+            contract::error_chain::ErrorChain(error),
             format_duration(delay)
         );
         tracing::error!(
-            error = crate::error_chain::chain(error).as_str(),
+            error = contract::error_chain::chain(error).as_str(),
             retry_in = %format_duration(delay),
             "the VM did not start"
         );
@@ -843,7 +843,7 @@ impl Worker {
         if let Err(e) = event_log::append(&settings.events_file(), &event) {
             tracing::error!(
                 file = %ShownPath(&settings.events_file()),
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "cannot record the abandoned deletion"
             );
         }
@@ -857,7 +857,7 @@ impl Worker {
             Ok(false) => Flow::Continue,
             Err(e) => {
                 tracing::error!(
-                    error = crate::error_chain::chain(&e).as_str(),
+                    error = contract::error_chain::chain(&e).as_str(),
                     "cannot remove the finalizer"
                 );
                 Flow::Continue
@@ -902,7 +902,7 @@ impl Worker {
     fn write_status(&self, change: impl FnOnce(&mut Status)) {
         if let Err(e) = self.store().update_status(&self.name, change) {
             tracing::error!(
-                error = crate::error_chain::chain(&e).as_str(),
+                error = contract::error_chain::chain(&e).as_str(),
                 "cannot write the status"
             );
         }
