@@ -82,12 +82,12 @@ fn set_dir_writable(held: &Path, writable: bool) -> io::Result<()> {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn block(held: &Path) -> io::Result<()> {
+pub(crate) fn block(held: &Path) -> io::Result<()> {
     set_user_immutable(held, true)
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn unblock(held: &Path) -> io::Result<()> {
+pub(crate) fn unblock(held: &Path) -> io::Result<()> {
     set_user_immutable(held, false)
 }
 

@@ -5,11 +5,11 @@
 use std::io;
 use std::path::Path;
 
-pub fn block(held: &Path) -> io::Result<()> {
+pub(crate) fn block(held: &Path) -> io::Result<()> {
     set_readonly(held, true)
 }
 
-pub fn unblock(held: &Path) -> io::Result<()> {
+pub(crate) fn unblock(held: &Path) -> io::Result<()> {
     set_readonly(held, false)
 }
 
