@@ -52,176 +52,179 @@ fn the_base_and_what_lima_accepts_are_accepted() {
     }
 }
 
+/// The smallest change that breaks each rule, and the field named.
+const REFUSED: &[(&str, Rule, &str)] = &[
+    ("os: Plan9", Rule::Os, "os"),
+    ("arch: amd64", Rule::Arch, "arch"),
+    ("images: null", Rule::ImagesRequired, "images"),
+    (
+        "images: [{location: /x.qcow2, arch: amd64}]",
+        Rule::ImageArch,
+        "images[0].arch",
+    ),
+    ("memory: lots", Rule::MemorySize, "memory"),
+    ("disk: big", Rule::DiskSize, "disk"),
+    ("user: {shell: bash}", Rule::UserShellAbsolute, "user.shell"),
+    (
+        "additionalDisks: [\"we[1]rd\"]",
+        Rule::AdditionalDiskName,
+        "additionalDisks[0].name",
+    ),
+    (
+        "mounts: [{location: rel/dir}]",
+        Rule::MountLocationAbsolute,
+        "mounts[0].location",
+    ),
+    (
+        "mounts: [{location: /d, mountPoint: /etc}]",
+        Rule::MountpointSystem,
+        "mounts[0].mountPoint",
+    ),
+    (
+        "mounts: [{location: /tmp}]",
+        Rule::MountpointSystem,
+        "mounts[0].mountPoint",
+    ),
+    (
+        "mounts: [{location: /d, mountPoint: \"~/x\"}]",
+        Rule::MountpointTilde,
+        "mounts[0].mountPoint",
+    ),
+    ("mountType: nfs", Rule::MountType, "mountType"),
+    (
+        "mountType: 9p\nmountTypesUnsupported: [9p]",
+        Rule::MountType,
+        "mountType",
+    ),
+    ("ssh: {localPort: 22}", Rule::SshLocalPort, "ssh.localPort"),
+    ("ssh: {localPort: -1}", Rule::SshLocalPort, "ssh.localPort"),
+    (
+        "ssh: {localPort: 70000}",
+        Rule::SshLocalPort,
+        "ssh.localPort",
+    ),
+    (
+        "provision: [{mode: weird, script: \"#!/bin/sh\"}]",
+        Rule::ProvisionMode,
+        "provision[0].mode",
+    ),
+    (
+        "provision: [{mode: system}]",
+        Rule::ProvisionScriptRequired,
+        "provision[0].script",
+    ),
+    (
+        "provision: [{mode: data, content: x}]",
+        Rule::ProvisionPath,
+        "provision[0].path",
+    ),
+    (
+        "provision: [{mode: data, path: etc/x, content: x}]",
+        Rule::ProvisionPath,
+        "provision[0].path",
+    ),
+    (
+        "probes: [{script: echo hi}]",
+        Rule::ProbeShebang,
+        "probe[0].script",
+    ),
+    (
+        "probes: [{mode: liveness, script: \"#!/bin/sh\"}]",
+        Rule::ProbeMode,
+        "probe[0].mode",
+    ),
+    (
+        "portForwards: [{guestPort: 22, hostPort: 2222}]",
+        Rule::PfPortValues,
+        "portForwards[0].guestPort",
+    ),
+    (
+        "portForwards: [{guestPort: 80, hostPort: 22}]",
+        Rule::PfPortValues,
+        "portForwards[0].hostPort",
+    ),
+    (
+        "portForwards: [{guestPort: 80, hostPort: 70000}]",
+        Rule::PfPortValues,
+        "portForwards[0].hostPort",
+    ),
+    (
+        "portForwards: [{guestPort: 80, guestPortRange: [81, 81], hostPort: 8080}]",
+        Rule::PfPortRangeMatch,
+        "portForwards[0].guestPort",
+    ),
+    (
+        "portForwards: [{guestPortRange: [90, 80], hostPortRange: [90, 80]}]",
+        Rule::PfRangeOrder,
+        "portForwards[0].guestPortRange[1]",
+    ),
+    (
+        "portForwards: [{guestPortRange: [8080, 8081], hostPortRange: [9080, 9082]}]",
+        Rule::PfRangeSize,
+        "portForwards[0].hostPortRange",
+    ),
+    (
+        "portForwards: [{guestPort: 80, guestSocket: /run/x.sock, hostSocket: x.sock}]",
+        Rule::PfPortWithSocket,
+        "portForwards[0].guestPort",
+    ),
+    (
+        "portForwards: [{guestSocket: run/x.sock, hostSocket: x.sock}]",
+        Rule::PfGuestsocketAbsolute,
+        "portForwards[0].guestSocket",
+    ),
+    (
+        "portForwards: [{guestPort: 80, hostPort: 8080, proto: sctp}]",
+        Rule::PfProto,
+        "portForwards[0].proto",
+    ),
+    (
+        "copyToHost: [{guest: rel/x, host: /tmp/x}]",
+        Rule::CopyToHostAbsolute,
+        "CopyToHost[0].guest",
+    ),
+    (
+        "copyToHost: [{guest: /etc/x, host: rel/x}]",
+        Rule::CopyToHostAbsolute,
+        "CopyToHost[0].host",
+    ),
+    ("dns: [1.1.1.1]", Rule::DnsWithHostResolver, "dns"),
+    (
+        "networks: [{interface: lima0}]",
+        Rule::NetNeither,
+        "networks[0].lima",
+    ),
+    (
+        "networks: [{lima: user-v2, socket: /a.sock}]",
+        Rule::NetExclusive,
+        "networks[0].lima",
+    ),
+    (
+        "networks: [{socket: /a.sock, interface: abcdefghijklmnop}]",
+        Rule::NetInterface,
+        "networks[0].interface",
+    ),
+    (
+        "networks: [{socket: /a.sock, interface: a/b}]",
+        Rule::NetInterface,
+        "networks[0].interface",
+    ),
+    (
+        "networks: [{socket: /a.sock, interface: eth0}]",
+        Rule::NetInterface,
+        "networks[0].interface",
+    ),
+    (
+        "audio: {device: none, interface: ac97}",
+        Rule::AudioInterface,
+        "audio.interface",
+    ),
+    ("cpus: [", Rule::YamlSyntax, ""),
+];
+
 #[test]
 fn each_rule_refuses_the_smallest_change_naming_its_field() {
-    for (fragment, rule, field) in [
-        ("os: Plan9", Rule::Os, "os"),
-        ("arch: amd64", Rule::Arch, "arch"),
-        ("images: null", Rule::ImagesRequired, "images"),
-        (
-            "images: [{location: /x.qcow2, arch: amd64}]",
-            Rule::ImageArch,
-            "images[0].arch",
-        ),
-        ("memory: lots", Rule::MemorySize, "memory"),
-        ("disk: big", Rule::DiskSize, "disk"),
-        ("user: {shell: bash}", Rule::UserShellAbsolute, "user.shell"),
-        (
-            "additionalDisks: [\"we[1]rd\"]",
-            Rule::AdditionalDiskName,
-            "additionalDisks[0].name",
-        ),
-        (
-            "mounts: [{location: rel/dir}]",
-            Rule::MountLocationAbsolute,
-            "mounts[0].location",
-        ),
-        (
-            "mounts: [{location: /d, mountPoint: /etc}]",
-            Rule::MountpointSystem,
-            "mounts[0].mountPoint",
-        ),
-        (
-            "mounts: [{location: /tmp}]",
-            Rule::MountpointSystem,
-            "mounts[0].mountPoint",
-        ),
-        (
-            "mounts: [{location: /d, mountPoint: \"~/x\"}]",
-            Rule::MountpointTilde,
-            "mounts[0].mountPoint",
-        ),
-        ("mountType: nfs", Rule::MountType, "mountType"),
-        (
-            "mountType: 9p\nmountTypesUnsupported: [9p]",
-            Rule::MountType,
-            "mountType",
-        ),
-        ("ssh: {localPort: 22}", Rule::SshLocalPort, "ssh.localPort"),
-        ("ssh: {localPort: -1}", Rule::SshLocalPort, "ssh.localPort"),
-        (
-            "ssh: {localPort: 70000}",
-            Rule::SshLocalPort,
-            "ssh.localPort",
-        ),
-        (
-            "provision: [{mode: weird, script: \"#!/bin/sh\"}]",
-            Rule::ProvisionMode,
-            "provision[0].mode",
-        ),
-        (
-            "provision: [{mode: system}]",
-            Rule::ProvisionScriptRequired,
-            "provision[0].script",
-        ),
-        (
-            "provision: [{mode: data, content: x}]",
-            Rule::ProvisionPath,
-            "provision[0].path",
-        ),
-        (
-            "provision: [{mode: data, path: etc/x, content: x}]",
-            Rule::ProvisionPath,
-            "provision[0].path",
-        ),
-        (
-            "probes: [{script: echo hi}]",
-            Rule::ProbeShebang,
-            "probe[0].script",
-        ),
-        (
-            "probes: [{mode: liveness, script: \"#!/bin/sh\"}]",
-            Rule::ProbeMode,
-            "probe[0].mode",
-        ),
-        (
-            "portForwards: [{guestPort: 22, hostPort: 2222}]",
-            Rule::PfPortValues,
-            "portForwards[0].guestPort",
-        ),
-        (
-            "portForwards: [{guestPort: 80, hostPort: 22}]",
-            Rule::PfPortValues,
-            "portForwards[0].hostPort",
-        ),
-        (
-            "portForwards: [{guestPort: 80, hostPort: 70000}]",
-            Rule::PfPortValues,
-            "portForwards[0].hostPort",
-        ),
-        (
-            "portForwards: [{guestPort: 80, guestPortRange: [81, 81], hostPort: 8080}]",
-            Rule::PfPortRangeMatch,
-            "portForwards[0].guestPort",
-        ),
-        (
-            "portForwards: [{guestPortRange: [90, 80], hostPortRange: [90, 80]}]",
-            Rule::PfRangeOrder,
-            "portForwards[0].guestPortRange[1]",
-        ),
-        (
-            "portForwards: [{guestPortRange: [8080, 8081], hostPortRange: [9080, 9082]}]",
-            Rule::PfRangeSize,
-            "portForwards[0].hostPortRange",
-        ),
-        (
-            "portForwards: [{guestPort: 80, guestSocket: /run/x.sock, hostSocket: x.sock}]",
-            Rule::PfPortWithSocket,
-            "portForwards[0].guestPort",
-        ),
-        (
-            "portForwards: [{guestSocket: run/x.sock, hostSocket: x.sock}]",
-            Rule::PfGuestsocketAbsolute,
-            "portForwards[0].guestSocket",
-        ),
-        (
-            "portForwards: [{guestPort: 80, hostPort: 8080, proto: sctp}]",
-            Rule::PfProto,
-            "portForwards[0].proto",
-        ),
-        (
-            "copyToHost: [{guest: rel/x, host: /tmp/x}]",
-            Rule::CopyToHostAbsolute,
-            "CopyToHost[0].guest",
-        ),
-        (
-            "copyToHost: [{guest: /etc/x, host: rel/x}]",
-            Rule::CopyToHostAbsolute,
-            "CopyToHost[0].host",
-        ),
-        ("dns: [1.1.1.1]", Rule::DnsWithHostResolver, "dns"),
-        (
-            "networks: [{interface: lima0}]",
-            Rule::NetNeither,
-            "networks[0].lima",
-        ),
-        (
-            "networks: [{lima: user-v2, socket: /a.sock}]",
-            Rule::NetExclusive,
-            "networks[0].lima",
-        ),
-        (
-            "networks: [{socket: /a.sock, interface: abcdefghijklmnop}]",
-            Rule::NetInterface,
-            "networks[0].interface",
-        ),
-        (
-            "networks: [{socket: /a.sock, interface: a/b}]",
-            Rule::NetInterface,
-            "networks[0].interface",
-        ),
-        (
-            "networks: [{socket: /a.sock, interface: eth0}]",
-            Rule::NetInterface,
-            "networks[0].interface",
-        ),
-        (
-            "audio: {device: none, interface: ac97}",
-            Rule::AudioInterface,
-            "audio.interface",
-        ),
-        ("cpus: [", Rule::YamlSyntax, ""),
-    ] {
+    for &(fragment, rule, field) in REFUSED {
         let text = if fragment == "cpus: [" {
             fragment.to_owned()
         } else {
