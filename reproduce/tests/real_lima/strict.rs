@@ -457,19 +457,16 @@ const CASES: &[Case] = &[
     ),
 ];
 
-/// `base` (a lima.yaml) with the fragment's top-level keys replaced; a
-/// null value removes the key.
-fn changed(base: &str, fragment: &str) -> String {
-    let mut doc: serde_norway::Mapping = serde_norway::from_str(base).unwrap();
+/// `template` with the fragment's top-level keys set over it (`~`, a null,
+/// is an absent key to Lima).
+fn changed(template: &Template, fragment: &str) -> String {
     let change: serde_norway::Mapping = serde_norway::from_str(fragment).unwrap();
-    for (key, value) in change {
-        if value.is_null() {
-            doc.remove(&key);
-        } else {
-            doc.insert(key, value);
-        }
-    }
-    serde_norway::to_string(&doc).unwrap()
+    change
+        .into_iter()
+        .fold(template.clone(), |t, (key, value)| {
+            t.set(key.as_str().expect("a key is text"), value)
+        })
+        .to_yaml()
 }
 
 /// `limactl create --tty=false --name NAME FILE`: exit code and stderr.
@@ -516,7 +513,8 @@ fn real_lima_the_fake_and_the_reference_refuse_each_template_check() {
         return;
     };
     let limactl = real.tool_path("limactl");
-    let base = blank_template(&real).to_yaml();
+    let template = blank_template(&real);
+    let base = template.to_yaml();
     let drivers = lima_layout::checks::Drivers::of_this_host_with_faked_wsl2();
     // The control: all three take the unchanged template.
     let (code, stderr) = create(&real, &limactl, "control", &base);
@@ -524,7 +522,7 @@ fn real_lima_the_fake_and_the_reference_refuse_each_template_check() {
     assert_eq!(lima_layout::checks::check_lima_yaml(&base, drivers), Ok(()));
     for (i, case) in CASES.iter().enumerate() {
         let name = format!("c{i}");
-        let yaml = changed(&base, case.fragment);
+        let yaml = changed(&template, case.fragment);
         let (code, stderr) = create(&real, &limactl, &name, &yaml);
         let what = format!("{} ({})", case.rule, case.fragment);
         assert_eq!(code, Some(1), "real limactl create, {what}: {stderr}");
