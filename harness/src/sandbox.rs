@@ -148,8 +148,8 @@ impl Sandbox {
         let dir = self.lima_home_dir().join("x".repeat(SOCKET_ROOM_NAME_LEN));
         check_instance_dir(&dir, Stage::Create).map_err(|refusal| {
             HarnessError::Setup(format!(
-                "the temporary directory {} is too long: an instance directory {} {refusal} \
-                 (set TMPDIR to a shorter directory)",
+                "the temporary directory {} is too long: an instance's socket would not fit \
+                 under {}: {refusal} (set TMPDIR to a shorter directory)",
                 std::env::temp_dir().display(),
                 dir.display(),
             ))
