@@ -63,7 +63,8 @@ pub const INHERITED_ENV: &[&str] = &[
 ];
 
 /// The instance-name length a sandbox in the temporary directory must leave
-/// room for in socket paths (the catalogue's names are shorter).
+/// room for under Lima's socket rule for `create` (the catalogue's names
+/// are shorter).
 const SOCKET_ROOM_NAME_LEN: usize = 24;
 
 /// How long cleanup waits for killed processes to die and ports to free.
@@ -143,21 +144,16 @@ impl Sandbox {
     /// Refuses a sandbox in the temporary directory that leaves no room
     /// for the sockets of an instance with an ordinary name.
     fn check_socket_room(&self) -> Result<(), HarnessError> {
-        let socket = self
-            .lima_home_dir()
-            .join("x".repeat(SOCKET_ROOM_NAME_LEN))
-            .join("ha.sock");
-        let len = socket.as_os_str().len();
-        if len > lima_layout::paths::max_socket_path_len() {
-            return Err(HarnessError::Setup(format!(
-                "the temporary directory {} is too long: an instance's socket {} would be \
-                 {len} bytes, over the platform limit of {} (set TMPDIR to a shorter directory)",
+        use lima_layout::checks::{Stage, check_instance_dir};
+        let dir = self.lima_home_dir().join("x".repeat(SOCKET_ROOM_NAME_LEN));
+        check_instance_dir(&dir, Stage::Create).map_err(|refusal| {
+            HarnessError::Setup(format!(
+                "the temporary directory {} is too long: an instance's socket would not fit \
+                 under {}: {refusal} (set TMPDIR to a shorter directory)",
                 std::env::temp_dir().display(),
-                socket.display(),
-                lima_layout::paths::max_socket_path_len()
-            )));
-        }
-        Ok(())
+                dir.display(),
+            ))
+        })
     }
 
     /// Creates the root in `spec.parent` and everything in it.

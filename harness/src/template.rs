@@ -37,6 +37,9 @@ pub struct Template {
     /// Lima's `copyToHost` rules, `(guest, host)` (not modelled by
     /// `LimaConfig`; the fakes do not read them).
     copy_to_host: Vec<(String, String)>,
+    /// Top-level keys set as they are, over everything else (see
+    /// [`Template::set`]).
+    overrides: Mapping,
 }
 
 impl Template {
@@ -50,6 +53,7 @@ impl Template {
             base: None,
             static_forwards: false,
             copy_to_host: Vec::new(),
+            overrides: Mapping::new(),
         }
     }
 
@@ -74,6 +78,7 @@ impl Template {
             base: Some(base),
             static_forwards: false,
             copy_to_host: Vec::new(),
+            overrides: Mapping::new(),
         }
     }
 
@@ -105,6 +110,7 @@ impl Template {
             base: Some(base),
             static_forwards: true,
             copy_to_host: Vec::new(),
+            overrides: Mapping::new(),
         }
     }
 
@@ -136,6 +142,14 @@ impl Template {
     /// `pkg/hostagent/hostagent.go`). The fakes ignore it.
     pub fn copy_to_host(mut self, guest: &str, host: &str) -> Self {
         self.copy_to_host.push((guest.to_owned(), host.to_owned()));
+        self
+    }
+
+    /// Sets top-level key `key` of the lima.yaml to `value` as it is, over
+    /// what the other methods set: for values the model cannot hold (a
+    /// port of 70000, a field the fakes do not read).
+    pub fn set(mut self, key: &str, value: Value) -> Self {
+        self.overrides.insert(key.into(), value);
         self
     }
 
@@ -198,6 +212,7 @@ impl Template {
                 Value::Sequence(vec![Value::Mapping(image)]),
             );
             self.insert_copy_to_host(&mut doc);
+            doc.extend(self.overrides.clone());
             return serde_norway::to_string(&doc).expect("a YAML mapping serialises");
         };
         let mut merged = base.clone();
@@ -210,6 +225,7 @@ impl Template {
             merged.insert(key, value);
         }
         self.insert_copy_to_host(&mut merged);
+        merged.extend(self.overrides.clone());
         serde_norway::to_string(&merged).expect("a YAML mapping serialises")
     }
 

@@ -59,7 +59,10 @@ pub struct PortForward {
     /// `guestPort`: the port inside the VM (0 when absent).
     #[serde(default)]
     pub guest_port: u16,
-    /// `hostPort`: the host port the hostagent's `ssh -L` listens on.
+    /// `hostPort`: the host port the hostagent's `ssh -L` listens on (0
+    /// when absent: a rule by range or socket, which Lima accepts and the
+    /// fakes do not forward).
+    #[serde(default)]
     pub host_port: u16,
 }
 
@@ -208,6 +211,17 @@ mod tests {
         assert_eq!(cfg.disk_names().collect::<Vec<_>>(), ["data", "logs"]);
         assert_eq!(cfg.port_forwards[0].host_port, 8080);
         assert_eq!(cfg.ssh.local_port, 60022);
+    }
+
+    #[test]
+    fn forwards_without_a_host_port_parse_as_lima_reads_them() {
+        let cfg = LimaConfig::parse(
+            "portForwards:\n- guestSocket: /run/x.sock\n  hostSocket: x.sock\n\
+             - guestPortRange: [8080, 8081]\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.port_forwards.len(), 2);
+        assert!(cfg.port_forwards.iter().all(|f| f.host_port == 0));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What Lima puts on disk and says on its sockets, as far as a reconciler and
 //! the fakes that stand in for Lima need to agree on it.
 
+pub mod checks;
 pub mod config;
 pub mod events;
 pub mod identifiers;

@@ -1,6 +1,7 @@
 //! Renders an instance's `lima.yaml` from the resource's spec.
 
 use crate::store::resource::Spec;
+use lima_layout::checks::{Drivers, check_lima_yaml};
 use serde_norway::{Mapping, Value};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -9,9 +10,10 @@ pub(crate) enum TemplateError {
     Parse(String),
     #[error("spec.template must be a YAML mapping, not {0}")]
     NotAMapping(&'static str),
-    /// Lima refuses the template (a disk name that is not an identifier).
-    #[error("spec.template is one Lima refuses: {0}")]
-    RefusedByLima(String),
+    /// Lima refuses the template: one of its checks
+    /// ([`lima_layout::checks`]) fails, named in the source.
+    #[error("spec.template is one Lima refuses")]
+    RefusedByLima(#[source] lima_layout::checks::Refusal),
 }
 
 /// `spec.template` with `vmType` set from `spec.vmType`, refused when Lima
@@ -34,10 +36,10 @@ pub(crate) fn render_lima_yaml(spec: &Spec, lima_rules: bool) -> Result<String, 
     let text =
         serde_norway::to_string(&Value::Mapping(mapping)).expect("a YAML mapping serialises");
     if lima_rules {
-        let config = lima_layout::LimaConfig::parse(&text).map_err(TemplateError::Parse)?;
-        config
-            .validate_disk_names()
-            .map_err(TemplateError::RefusedByLima)?;
+        // The fake wsl.exe stands in for WSL2 wherever the reference runs.
+        let drivers = Drivers::of_this_host_with_faked_wsl2();
+        check_lima_yaml(&text, drivers).map_err(TemplateError::RefusedByLima)?;
+        lima_layout::LimaConfig::parse(&text).map_err(TemplateError::Parse)?;
     }
     Ok(text)
 }
@@ -45,6 +47,7 @@ pub(crate) fn render_lima_yaml(spec: &Spec, lima_rules: bool) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lima_layout::checks::Rule;
     use lima_layout::{LimaConfig, VmType};
 
     fn render_lima_yaml_checked(spec: &Spec) -> Result<String, TemplateError> {
@@ -53,10 +56,14 @@ mod tests {
 
     #[test]
     fn a_disk_name_lima_refuses_is_refused_unless_the_regression_is_on() {
-        let bad = spec("additionalDisks: [\"with space\"]\n", VmType::Qemu);
+        let bad = spec(
+            "images: [{location: /x.qcow2}]\nadditionalDisks: [\"with space\"]\n",
+            VmType::Qemu,
+        );
         let err = render_lima_yaml(&bad, true).unwrap_err();
         assert!(matches!(err, TemplateError::RefusedByLima(_)), "{err}");
-        assert!(err.to_string().contains("additionalDisks[0]"), "{err}");
+        let text = contract::error_chain::chain(&err);
+        assert!(text.contains("additionalDisks[0]"), "{text}");
         assert!(render_lima_yaml(&bad, false).is_ok());
     }
 
@@ -71,7 +78,8 @@ mod tests {
     #[test]
     fn the_spec_vm_type_wins_and_other_keys_stay() {
         let text = render_lima_yaml_checked(&spec(
-            "vmType: qemu\nadditionalDisks: [data]\nportForwards:\n- guestPort: 80\n  hostPort: 8080\n",
+            "vmType: qemu\nimages: [{location: /x.qcow2}]\nadditionalDisks: [data]\n\
+             portForwards:\n- guestPort: 80\n  hostPort: 8080\n",
             VmType::Wsl2,
         ))
         .unwrap();
@@ -83,10 +91,42 @@ mod tests {
 
     #[test]
     fn an_empty_template_is_just_the_vm_type() {
-        let text = render_lima_yaml_checked(&spec("  \n", VmType::Qemu)).unwrap();
+        // Rendered without Lima's checks: Lima itself wants `images`.
+        let text = render_lima_yaml(&spec("  \n", VmType::Qemu), false).unwrap();
         assert_eq!(LimaConfig::parse(&text).unwrap().vm_type, VmType::Qemu);
-        let text = render_lima_yaml_checked(&spec("# only a comment\n", VmType::Vz)).unwrap();
+        let text = render_lima_yaml(&spec("# only a comment\n", VmType::Vz), false).unwrap();
         assert_eq!(LimaConfig::parse(&text).unwrap().vm_type, VmType::Vz);
+        let err = render_lima_yaml_checked(&spec("  \n", VmType::Qemu)).unwrap_err();
+        assert!(matches!(&err, TemplateError::RefusedByLima(r) if r.rule == Rule::ImagesRequired));
+    }
+
+    #[test]
+    fn a_field_lima_refuses_is_refused_naming_the_field_and_the_check() {
+        let image = "images: [{location: /x.qcow2}]\n";
+        for (template, vm_type, words) in [
+            ("ssh: {localPort: 22}\n", VmType::Qemu, "ssh.localPort"),
+            (
+                "portForwards: [{guestPort: 22}]\n",
+                VmType::Qemu,
+                "pf-port-values",
+            ),
+            (
+                "mounts: [{location: /tmp}]\n",
+                VmType::Qemu,
+                "mountpoint-system",
+            ),
+        ] {
+            let err = render_lima_yaml_checked(&spec(&format!("{image}{template}"), vm_type))
+                .unwrap_err();
+            let text = contract::error_chain::chain(&err);
+            assert!(text.contains(words), "{template}: {text}");
+        }
+        if !cfg!(target_os = "macos") {
+            let err = render_lima_yaml_checked(&spec(image, VmType::Vz)).unwrap_err();
+            assert!(
+                matches!(&err, TemplateError::RefusedByLima(r) if r.rule == Rule::VmtypeNoDriver)
+            );
+        }
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn vm(name: &str) -> String {
     serde_json::json!({
         "apiVersion": "limavm.dev/v1alpha1", "kind": "LimaVM",
         "metadata": {"name": name},
-        "spec": {"running": true, "vmType": "qemu", "template": "images: []\n"}
+        "spec": {"running": true, "vmType": "qemu", "template": "images: [{location: /no-os.qcow2}]\n"}
     })
     .to_string()
 }

@@ -1,6 +1,7 @@
 //! Properties over generated inputs, against the reference reconciler with
-//! the fakes: hostile path names (`scenarios::hostile::names`) and timings
-//! around every timeout (`scenarios::hostile::timings`). Every case runs in
+//! the fakes: hostile path names (`scenarios::hostile::names`), timings
+//! around every timeout (`scenarios::hostile::timings`) and templates at
+//! the limits of Lima's checks (`lima_layout::checks`). Every case runs in
 //! a sandbox of its own, which kills what is left when it is dropped.
 //!
 //! Each property is also run with the regression switches it covers: with
@@ -15,7 +16,10 @@ use contract::FindingId;
 use contract::condition::{kind, reason, status};
 use contract::journal::event;
 use contract::plan::{Fault, Tool};
-use harness::{Binaries, DriverSettings, FaultPlanBuilder, Sandbox, Toolset, VmView};
+use harness::{
+    Binaries, DriverSettings, FaultPlanBuilder, Sandbox, Template, Toolset, VmSpec, VmView,
+};
+use lima_layout::VmType;
 use proptest::prelude::*;
 use proptest::test_runner::{
     Config, FileFailurePersistence, TestCaseError, TestError, TestRng, TestRunner,
@@ -42,6 +46,7 @@ const CI_CASES_KEYGEN: u32 = 8;
 const CI_CASES_UNREGISTER: u32 = 8;
 const CI_CASES_UNUSABLE_NAMES: u32 = 24;
 const CI_CASES_HOSTAGENT_ENDINGS: u32 = 6;
+const CI_CASES_TEMPLATE_LIMITS: u32 = 12;
 
 /// Shrinking runs whole cases (up to seconds each): bounded, so that a
 /// property's failure is reported within a minute or so.
@@ -642,6 +647,163 @@ proptest! {
     #[test]
     fn however_the_hostagent_ends_nothing_is_left(case in ending_case()) {
         hostagent_endings_leave_nothing(&case, &DriverSettings::fast())?;
+    }
+}
+
+// ---------------------------------------------- 7. Lima's template limits
+
+/// A `lima.yaml` field at one of the limits Lima's checks draw
+/// (`lima_layout::checks`).
+#[derive(Debug, Clone)]
+enum LimitCase {
+    /// `ssh.localPort` (0 means "pick one").
+    SshLocalPort(i64),
+    /// One port of a `portForwards` rule, the other side ordinary.
+    Forward { side: ForwardSide, port: i64 },
+    /// A `networks` interface name of this many bytes.
+    Interface(usize),
+}
+
+/// Which port of a forward a [`LimitCase::Forward`] sets.
+#[derive(Debug, Clone, Copy)]
+enum ForwardSide {
+    GuestPort,
+    HostPort,
+    GuestPortRange,
+    HostPortRange,
+}
+
+/// Ports at the limits of Lima's `validatePort`: negative, 0, 1, 22,
+/// 65535 and 65536.
+fn limit_port() -> impl Strategy<Value = i64> {
+    prop::sample::select(vec![-1i64, 0, 1, 22, 65535, 65536])
+}
+
+fn limit_case() -> impl Strategy<Value = LimitCase> {
+    let side = prop::sample::select(vec![
+        ForwardSide::GuestPort,
+        ForwardSide::HostPort,
+        ForwardSide::GuestPortRange,
+        ForwardSide::HostPortRange,
+    ]);
+    prop_oneof![
+        limit_port().prop_map(LimitCase::SshLocalPort),
+        // A port of 0 is an absent one, whose defaults other rules judge.
+        (
+            side,
+            limit_port().prop_filter("a port that is set", |p| *p != 0)
+        )
+            .prop_map(|(side, port)| LimitCase::Forward { side, port }),
+        (15usize..=16).prop_map(LimitCase::Interface),
+    ]
+}
+
+impl LimitCase {
+    /// The template's key and value.
+    fn key_and_value(&self) -> (&'static str, String) {
+        match *self {
+            LimitCase::SshLocalPort(port) => ("ssh", format!("{{localPort: {port}}}")),
+            LimitCase::Forward { side, port } => {
+                let rule = match side {
+                    ForwardSide::GuestPort => format!("{{guestPort: {port}, hostPort: 8080}}"),
+                    ForwardSide::HostPort => format!("{{guestPort: 80, hostPort: {port}}}"),
+                    ForwardSide::GuestPortRange => {
+                        format!("{{guestPortRange: [{port}, {port}], hostPortRange: [8080, 8080]}}")
+                    }
+                    ForwardSide::HostPortRange => {
+                        format!("{{guestPortRange: [80, 80], hostPortRange: [{port}, {port}]}}")
+                    }
+                };
+                ("portForwards", format!("[{rule}]"))
+            }
+            LimitCase::Interface(len) => (
+                "networks",
+                format!(
+                    "[{{socket: /nonexistent.sock, interface: {}}}]",
+                    "i".repeat(len)
+                ),
+            ),
+        }
+    }
+
+    /// The field Lima names when it refuses the case, or `None` when Lima
+    /// takes it (Lima v2.2.0 `limayaml/validate.go`: a port is 1 to 65535
+    /// and not 22; an interface name is under 16 bytes).
+    fn refused_field(&self) -> Option<&'static str> {
+        let bad_port = |port: i64| !(1..=65535).contains(&port) || port == 22;
+        match *self {
+            LimitCase::SshLocalPort(port) => {
+                (port != 0 && bad_port(port)).then_some("ssh.localPort")
+            }
+            LimitCase::Forward { side, port } => bad_port(port).then_some(match side {
+                ForwardSide::GuestPort => "portForwards[0].guestPort",
+                ForwardSide::HostPort => "portForwards[0].hostPort",
+                ForwardSide::GuestPortRange => "portForwards[0].guestPortRange[0]",
+                ForwardSide::HostPortRange => "portForwards[0].hostPortRange[0]",
+            }),
+            LimitCase::Interface(len) => (len >= 16).then_some("networks[0].interface"),
+        }
+    }
+
+    fn template(&self) -> Template {
+        let (key, value) = self.key_and_value();
+        let value = serde_norway::from_str(&value).expect("the case is YAML");
+        Template::new(VmType::Qemu).set(key, value)
+    }
+}
+
+/// A template at a limit is judged as Lima judges it: refused ones are
+/// reported StartFailed naming the field, and no `limactl` runs for them;
+/// accepted ones pass Lima's checks as the reference applies them.
+fn template_limits_are_judged_as_lima_does(
+    case: &LimitCase,
+    settings: &DriverSettings,
+) -> Result<(), TestCaseError> {
+    let template = case.template();
+    let drivers = lima_layout::checks::Drivers::of_this_host_with_faked_wsl2();
+    let judged = lima_layout::checks::check_lima_yaml(&template.to_yaml(), drivers);
+    let Some(field) = case.refused_field() else {
+        // Taken: starting it would bind ports such as 1; the rule suffices.
+        return ensure(judged.is_ok(), || {
+            format!("Lima takes {case:?}, the checks refuse it: {judged:?}")
+        })
+        .map_err(|e| TestCaseError::fail(e.to_string()));
+    };
+    let sandbox = plain_sandbox()?;
+    run_case(&sandbox, settings, |ctx| {
+        let mut svc = ctx.started_service()?;
+        svc.apply(&VmSpec::new("vm", template))?;
+        let view = steps::wait_for(
+            svc.as_mut(),
+            "vm",
+            SETTLE,
+            "Running=False reason=StartFailed",
+            |v| {
+                v.condition(kind::RUNNING)
+                    .is_some_and(|c| c.status == status::FALSE && c.reason == reason::START_FAILED)
+            },
+        )?;
+        let message = view
+            .condition(kind::RUNNING)
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        ensure(message.contains(field), || {
+            format!("the refusal of {case:?} does not name {field}: {message:?}")
+        })?;
+        let invoked = sandbox.journal().events(Some("limactl"), event::INVOKED);
+        ensure(invoked.is_empty(), || {
+            format!("limactl ran for {case:?}, which Lima refuses")
+        })?;
+        svc.delete("vm")?;
+        steps::wait_gone(svc.as_mut(), "vm", SETTLE)
+    })
+}
+
+proptest! {
+    #![proptest_config(config(CI_CASES_TEMPLATE_LIMITS))]
+    #[test]
+    fn templates_at_lima_s_limits_are_judged_as_lima_does(case in limit_case()) {
+        template_limits_are_judged_as_lima_does(&case, &DriverSettings::fast())?;
     }
 }
 

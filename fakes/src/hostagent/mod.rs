@@ -11,7 +11,7 @@ mod forwards;
 
 use crate::error::FakeError;
 use crate::home::lima_home;
-use crate::instance::{check_instance_name, load_config};
+use crate::instance::{check_instance_name, check_socket_room, load_config};
 use crate::interrupts::Interrupts;
 use crate::invocation::Invocation;
 use crate::journal::Record;
@@ -72,9 +72,7 @@ pub(crate) fn run(invocation: &Invocation, args: &HostagentArgs) -> Result<i32, 
     let home = lima_home()?;
     let instance = home.instance(&args.name);
     let config = load_config(&instance)?;
-    config
-        .validate_disk_names()
-        .map_err(|e| FakeError::failed(format!("instance {:?}: {e}", args.name)))?;
+    check_socket_room(&instance)?;
     let interrupts = Interrupts::install()?;
     let observed = proctree::ObservedAttributes::of_current_process();
     invocation.journal.record(Record::SpawnAttributes {

@@ -235,7 +235,7 @@ fn a_missing_additional_disk_fails_and_leaves_nothing_behind() {
     let vm = qemu_vm(&sandbox, 0, &[]);
     std::fs::write(
         vm.paths.lima_yaml(),
-        "vmType: qemu\nadditionalDisks: [nope]\n",
+        "vmType: qemu\nimages: [{location: /no-os.qcow2}]\nadditionalDisks: [nope]\n",
     )
     .unwrap();
     let (code, stderr) = run_to_exit(&sandbox, &vm.paths);
@@ -801,5 +801,51 @@ fn a_disk_name_lima_refuses_fails_the_start() {
     let (code, stderr) = run_to_exit(&sandbox, &paths);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(stderr.contains("additionalDisks[0].name"), "{stderr}");
+    assert!(!paths.ha_pid().exists());
+}
+
+/// A `lima.yaml` Lima's checks refuse fails the start as `limactl start`
+/// does ("has configuration errors", the field and the check), before the
+/// pid file is written.
+#[test]
+fn a_lima_yaml_lima_refuses_fails_before_anything_is_written() {
+    let sandbox = Sandbox::new();
+    for (yaml, field) in [
+        ("vmType: qemu\nssh: {localPort: 22}\n", "ssh.localPort"),
+        (
+            "vmType: qemu\nportForwards: [{guestPort: 22, hostPort: 2222}]\n",
+            "portForwards[0].guestPort",
+        ),
+        ("vmType: qemu\nmemory: lots\n", "memory"),
+    ] {
+        let paths = sandbox.instance("vm1", yaml);
+        let (code, stderr) = run_to_exit(&sandbox, &paths);
+        assert_eq!(code, Some(1), "{yaml}: {stderr}");
+        assert!(
+            stderr.contains("has configuration errors") && stderr.contains(field),
+            "{yaml}: {stderr}"
+        );
+        assert!(!paths.ha_pid().exists() && !paths.ha_sock().exists());
+        assert!(sandbox.events(event::CHILD_STARTED).is_empty(), "{yaml}");
+    }
+}
+
+/// Lima's hostagent needs room for `ssh.sock` in the instance directory:
+/// one byte over (rule `socket-path-start`) fails it before it starts.
+#[test]
+fn an_instance_directory_without_room_for_ssh_sock_fails_the_hostagent() {
+    use lima_layout::checks::{Stage, max_instance_dir_len};
+    let sandbox = Sandbox::new();
+    let home_len = sandbox.lima_home().path().as_os_str().len();
+    let Some(name_len) = (max_instance_dir_len(Stage::Start) + 1).checked_sub(home_len + 1) else {
+        return;
+    };
+    if name_len == 0 || name_len > lima_layout::identifiers::MAX_LENGTH {
+        return;
+    }
+    let paths = sandbox.instance(&"n".repeat(name_len), "vmType: qemu\n");
+    let (code, stderr) = run_to_exit(&sandbox, &paths);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("socket-path-start"), "{stderr}");
     assert!(!paths.ha_pid().exists());
 }

@@ -76,11 +76,18 @@ impl Sandbox {
         std::fs::write(self.plan_path(), plan.to_string()).unwrap();
     }
 
-    /// Creates `LIMA_HOME/<name>/lima.yaml`.
+    /// Creates `LIMA_HOME/<name>/lima.yaml`: `lima_yaml` and, when it has
+    /// no `images`, the image entry Lima requires (rule `images-required`;
+    /// the fakes never read it).
     pub(crate) fn instance(&self, name: &str, lima_yaml: &str) -> InstancePaths {
         let instance = self.lima_home().instance(name);
         std::fs::create_dir_all(&instance.dir).unwrap();
-        std::fs::write(instance.lima_yaml(), lima_yaml).unwrap();
+        let image = if lima_yaml.lines().any(|l| l.starts_with("images:")) {
+            ""
+        } else {
+            "images: [{location: /nonexistent/no-os.qcow2}]\n"
+        };
+        std::fs::write(instance.lima_yaml(), format!("{lima_yaml}{image}")).unwrap();
         instance
     }
 

@@ -320,11 +320,8 @@ impl Worker {
     }
 
     fn report_invalid_name(&mut self, generation: u64, invalid: &InvalidName) {
-        tracing::error!(
-            error = invalid.to_string().as_str(),
-            "invalid instance name"
-        );
-        let message = invalid.to_string();
+        let message = contract::error_chain::chain(invalid);
+        tracing::error!(error = message.as_str(), "invalid instance name");
         self.report_running(generation, false, reason::INVALID_NAME, &message);
         self.progress.acted_generation = Some(generation);
     }

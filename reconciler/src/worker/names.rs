@@ -2,14 +2,17 @@
 //!
 //! What would break the layout is refused with its own reason (a name that
 //! is not one path component, one that collides with Lima's
-//! `_config`/`_disks`, one whose `ha.sock` could not be bound), then every
-//! name Lima itself refuses ([`lima_layout::identifiers`]: brackets,
-//! spaces, a leading dash, non-ASCII, over 76 bytes, a `.yaml` ending):
-//! starting such an instance could only fail, again and again.
+//! `_config`/`_disks`), then every name Lima itself refuses
+//! ([`lima_layout::identifiers`]: brackets, spaces, a leading dash,
+//! non-ASCII, over 76 bytes, a `.yaml` ending), then an instance directory
+//! too long for Lima's sockets: the reference creates the instance, so
+//! Lima's `create` rule applies ([`lima_layout::checks`], rule
+//! `socket-path-create`: on Linux at most 81 bytes). Starting such an
+//! instance could only fail, again and again.
 
 use lima_layout::LimaHome;
+use lima_layout::checks::{Refusal, Stage, check_instance_dir};
 use lima_layout::identifiers::{self, InvalidIdentifier};
-use lima_layout::paths::max_socket_path_len;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum InvalidName {
@@ -23,14 +26,11 @@ pub(crate) enum InvalidName {
     Nul(String),
     #[error("the instance name {0:?} starts with '_', which Lima keeps for _config and _disks")]
     LeadingUnderscore(String),
-    #[error(
-        "the instance name {name:?} makes the socket path {socket} {len} bytes long, over the platform limit of {max}"
-    )]
+    #[error("the instance name {name:?} leaves no room for Lima's sockets")]
     SocketPathTooLong {
         name: String,
-        socket: String,
-        len: usize,
-        max: usize,
+        #[source]
+        refusal: Refusal,
     },
     #[error(
         "the instance name {name:?} is one Lima refuses ({reason}): Lima accepts letters and \
@@ -45,7 +45,8 @@ pub(crate) enum InvalidName {
 
 /// Checks that `name` can be an instance under `lima_home`: one path
 /// component not Lima's own, then Lima's rules (skipped with `lima_rules:
-/// false`, the regression `invalid-lima-name`), then a bindable `ha.sock`.
+/// false`, the regression `invalid-lima-name`), then room for Lima's
+/// sockets as `limactl create` measures it.
 pub(crate) fn validate_instance_name(
     lima_home: &LimaHome,
     name: &str,
@@ -58,18 +59,11 @@ pub(crate) fn validate_instance_name(
             reason,
         })?;
     }
-    let socket = lima_home.instance(name).ha_sock();
-    let len = socket.as_os_str().len();
-    let max = max_socket_path_len();
-    if len > max {
-        return Err(InvalidName::SocketPathTooLong {
-            name: name.to_owned(),
-            socket: socket.display().to_string(),
-            len,
-            max,
-        });
-    }
-    Ok(())
+    let dir = lima_home.instance(name).dir;
+    check_instance_dir(&dir, Stage::Create).map_err(|refusal| InvalidName::SocketPathTooLong {
+        name: name.to_owned(),
+        refusal,
+    })
 }
 
 /// One path component that is not Lima's own.
@@ -98,13 +92,18 @@ fn validate_component(name: &str) -> Result<(), InvalidName> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lima_layout::checks::max_instance_dir_len;
+
+    /// A LIMA_HOME short enough that a 77-byte name still leaves room
+    /// for Lima's sockets: only the rule under test refuses it.
+    const SHORT_HOME: &str = "/l";
 
     fn check(name: &str) -> Result<(), InvalidName> {
-        validate_instance_name(&LimaHome::new("/home/u/.lima"), name, true)
+        validate_instance_name(&LimaHome::new(SHORT_HOME), name, true)
     }
 
     fn check_layout(name: &str) -> Result<(), InvalidName> {
-        validate_instance_name(&LimaHome::new("/home/u/.lima"), name, false)
+        validate_instance_name(&LimaHome::new(SHORT_HOME), name, false)
     }
 
     #[test]
@@ -176,16 +175,16 @@ mod tests {
 
     #[test]
     fn the_socket_limit_is_checked_at_the_exact_boundary() {
-        let home = LimaHome::new("/home/u/.lima");
-        // "/home/u/.lima/" + name + "/ha.sock"
-        let overhead = "/home/u/.lima/".len() + "/ha.sock".len();
-        let longest = "n".repeat(max_socket_path_len() - overhead);
+        let home = LimaHome::new("/home/u/.lima/deeper/than/usual");
+        // "<home>/" + name: the instance directory `limactl create` measures.
+        let overhead = home.path().as_os_str().len() + 1;
+        let longest = "n".repeat(max_instance_dir_len(Stage::Create) - overhead);
         assert_eq!(validate_instance_name(&home, &longest, false), Ok(()));
         let err = validate_instance_name(&home, &format!("{longest}n"), false).unwrap_err();
         assert!(matches!(err, InvalidName::SocketPathTooLong { .. }));
-        let text = err.to_string();
+        let text = contract::error_chain::chain(&err);
         assert!(
-            text.contains("ha.sock") && text.contains("over the platform limit"),
+            text.contains("socket-path-create") && text.contains("over the limit"),
             "{text}"
         );
     }

@@ -1,6 +1,9 @@
 //! What real Lima refuses, the fakes refuse the same way: instance names
-//! that are not Lima identifiers, and an additional disk whose `in_use_by`
-//! names another instance (running or not).
+//! that are not Lima identifiers, an additional disk whose `in_use_by`
+//! names another instance (running or not), each template check of
+//! `lima_layout::checks` (one table, one real `limactl create` per row,
+//! the fake's `start` of the same lima.yaml, and the rule the reference
+//! applies), and the socket-path limits of `create` and `start`.
 
 use crate::support::{
     EXIT, START, binaries, blank_template, instance, log_tail, real_lima_here, real_sandbox,
@@ -213,6 +216,404 @@ fn real_lima_and_the_fake_refuse_a_disk_name_that_is_not_an_identifier() {
             log.contains("additionalDisks[0].name"),
             "{}: {log}",
             sandbox.root().display()
+        );
+        assert!(
+            sandbox.live_processes().is_empty(),
+            "a refused start left a process"
+        );
+    }
+}
+
+/// One of Lima's checks, by the smallest change to the blank-disk
+/// template that breaks it (from the enumeration of Lima v2.2.0's checks):
+/// the rule's id, the fragment (its top-level keys replace the template's;
+/// `~` removes a key), the words real `limactl create` must say, and the
+/// field the fake must name.
+struct Case {
+    rule: &'static str,
+    fragment: &'static str,
+    real_words: &'static str,
+    field: &'static str,
+}
+
+const fn case(
+    rule: &'static str,
+    fragment: &'static str,
+    real_words: &'static str,
+    field: &'static str,
+) -> Case {
+    Case {
+        rule,
+        fragment,
+        real_words,
+        field,
+    }
+}
+
+/// Every rule of `lima_layout::checks` that a template can break.
+const CASES: &[Case] = &[
+    case(
+        "vmtype-no-driver",
+        "vmType: vz",
+        "unsupported VM type",
+        "vmType",
+    ),
+    case("os", "os: Plan9", "field `os`", "os"),
+    case("arch", "arch: amd64", "field `arch`", "arch"),
+    case("images-required", "images: ~", "field `images`", "images"),
+    case(
+        "image-arch",
+        "images: [{location: /nonexistent/x.qcow2, arch: amd64}]",
+        "field `arch`",
+        "images[0].arch",
+    ),
+    case("memory-size", "memory: lots", "field `memory`", "memory"),
+    case("disk-size", "disk: big", "field `disk`", "disk"),
+    case(
+        "user-shell-absolute",
+        "user: {shell: bash}",
+        "user.shell",
+        "user.shell",
+    ),
+    case(
+        "additional-disk-name",
+        "additionalDisks: [\"we[1]rd\"]",
+        "additionalDisks[0].name",
+        "additionalDisks[0].name",
+    ),
+    case(
+        "mount-location-absolute",
+        "mounts: [{location: rel/dir}]",
+        "mounts[0].location",
+        "mounts[0].location",
+    ),
+    case(
+        "mount-location-directory",
+        "mounts: [{location: /etc/passwd, mountPoint: /mnt/x}]",
+        "non-directory",
+        "mounts[0].location",
+    ),
+    case(
+        "mountpoint-system",
+        "mounts: [{location: /srv/nonexistent, mountPoint: /etc}]",
+        "mounts[0].mountPoint",
+        "mounts[0].mountPoint",
+    ),
+    case(
+        "mountpoint-tilde",
+        "mounts: [{location: /srv/nonexistent, mountPoint: \"~/x\"}]",
+        "mounts[0].mountPoint",
+        "mounts[0].mountPoint",
+    ),
+    case(
+        "mount-type",
+        "mountType: nfs",
+        "field `mountType`",
+        "mountType",
+    ),
+    case(
+        "mount-type",
+        "{mountType: 9p, mountTypesUnsupported: [9p]}",
+        "field `mountType`",
+        "mountType",
+    ),
+    case(
+        "ssh-local-port",
+        "ssh: {localPort: 22}",
+        "ssh.localPort",
+        "ssh.localPort",
+    ),
+    case(
+        "ssh-local-port",
+        "ssh: {localPort: 70000}",
+        "ssh.localPort",
+        "ssh.localPort",
+    ),
+    case(
+        "provision-mode",
+        "provision: [{mode: weird, script: \"#!/bin/sh\"}]",
+        "provision[0].mode",
+        "provision[0].mode",
+    ),
+    case(
+        "provision-script-required",
+        "provision: [{mode: system}]",
+        "provision[0].script",
+        "provision[0].script",
+    ),
+    case(
+        "provision-path",
+        "provision: [{mode: data, path: etc/x, content: x}]",
+        "provision[0].path",
+        "provision[0].path",
+    ),
+    case(
+        "probe-shebang",
+        "probes: [{script: echo hi}]",
+        "probe[0].script",
+        "probe[0].script",
+    ),
+    case(
+        "probe-mode",
+        "probes: [{mode: liveness, script: \"#!/bin/sh\"}]",
+        "probe[0].mode",
+        "probe[0].mode",
+    ),
+    case(
+        "pf-port-values",
+        "portForwards: [{guestPort: 22, hostPort: 2222}]",
+        "portForwards[0].guestPort",
+        "portForwards[0].guestPort",
+    ),
+    case(
+        "pf-port-values",
+        "portForwards: [{guestPort: 80, hostPort: 22}]",
+        "portForwards[0].hostPort",
+        "portForwards[0].hostPort",
+    ),
+    case(
+        "pf-port-range-match",
+        "portForwards: [{guestPort: 80, guestPortRange: [81, 81], hostPort: 8080}]",
+        "portForwards[0].guestPort",
+        "portForwards[0].guestPort",
+    ),
+    case(
+        "pf-range-order",
+        "portForwards: [{guestPortRange: [90, 80], hostPortRange: [90, 80]}]",
+        "portForwards[0].guestPortRange[1]",
+        "portForwards[0].guestPortRange[1]",
+    ),
+    case(
+        "pf-range-size",
+        "portForwards: [{guestPortRange: [8080, 8081], hostPortRange: [9080, 9082]}]",
+        "portForwards[0].hostPortRange",
+        "portForwards[0].hostPortRange",
+    ),
+    case(
+        "pf-port-with-socket",
+        "portForwards: [{guestPort: 80, guestSocket: /run/x.sock, hostSocket: x.sock}]",
+        "portForwards[0].guestPort",
+        "portForwards[0].guestPort",
+    ),
+    case(
+        "pf-guestsocket-absolute",
+        "portForwards: [{guestSocket: run/x.sock, hostSocket: x.sock}]",
+        "portForwards[0].guestSocket",
+        "portForwards[0].guestSocket",
+    ),
+    case(
+        "pf-proto",
+        "portForwards: [{guestPort: 80, hostPort: 8080, proto: sctp}]",
+        "portForwards[0].proto",
+        "portForwards[0].proto",
+    ),
+    case(
+        "copy-to-host-absolute",
+        "copyToHost: [{guest: rel/x, host: /tmp/x}]",
+        "CopyToHost[0].guest",
+        "CopyToHost[0].guest",
+    ),
+    case(
+        "dns-with-host-resolver",
+        "dns: [1.1.1.1]",
+        "field `dns`",
+        "dns",
+    ),
+    case(
+        "net-neither",
+        "networks: [{interface: lima0}]",
+        "networks[0].lima",
+        "networks[0].lima",
+    ),
+    case(
+        "net-exclusive",
+        "networks: [{lima: user-v2, socket: /nonexistent.sock}]",
+        "mutually exclusive",
+        "networks[0].lima",
+    ),
+    case(
+        "net-lima-macos-only",
+        "networks: [{lima: shared}]",
+        "networks[0].lima",
+        "networks[0].lima",
+    ),
+    case(
+        "net-interface",
+        "networks: [{socket: /nonexistent.sock, interface: abcdefghijklmnop}]",
+        "less than 16 bytes",
+        "networks[0].interface",
+    ),
+    case(
+        "net-interface",
+        "networks: [{socket: /nonexistent.sock, interface: eth0}]",
+        "reserved for slirp",
+        "networks[0].interface",
+    ),
+    case(
+        "audio-interface",
+        "audio: {device: none, interface: ac97}",
+        "audio.interface",
+        "audio.interface",
+    ),
+];
+
+/// `template` with the fragment's top-level keys set over it (`~`, a null,
+/// is an absent key to Lima).
+fn changed(template: &Template, fragment: &str) -> String {
+    let change: serde_norway::Mapping = serde_norway::from_str(fragment).unwrap();
+    change
+        .into_iter()
+        .fold(template.clone(), |t, (key, value)| {
+            t.set(key.as_str().expect("a key is text"), value)
+        })
+        .to_yaml()
+}
+
+/// `limactl create --tty=false --name NAME FILE`: exit code and stderr.
+fn create(
+    sandbox: &Sandbox,
+    limactl: &std::path::Path,
+    name: &str,
+    yaml: &str,
+) -> (Option<i32>, String) {
+    let file = sandbox.root().join("images").join(format!("{name}.yaml"));
+    std::fs::write(&file, yaml).unwrap();
+    let mut cmd = sandbox.command(limactl);
+    cmd.args(["create", "--tty=false", "--name", name])
+        .arg(&file);
+    let out = run(cmd);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// The fake's `limactl start --foreground NAME` of `yaml` written as the
+/// instance's lima.yaml, as the reference writes it: exit code and stderr.
+fn fake_start(sandbox: &Sandbox, name: &str, yaml: &str) -> (Option<i32>, String) {
+    let vm = sandbox.lima_home().instance(name);
+    std::fs::create_dir_all(&vm.dir).unwrap();
+    std::fs::write(vm.lima_yaml(), yaml).unwrap();
+    let mut cmd = sandbox.command(sandbox.fake_tool_path("limactl").unwrap());
+    cmd.args(["start", "--foreground", "--tty=false", name]);
+    let out = run(cmd);
+    assert!(
+        !vm.ha_pid().exists(),
+        "the fake's refused start of {name} wrote ha.pid"
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn real_lima_the_fake_and_the_reference_refuse_each_template_check() {
+    let Some((real, fake)) = real_and_fake() else {
+        return;
+    };
+    let limactl = real.tool_path("limactl");
+    let template = blank_template(&real);
+    let base = template.to_yaml();
+    let drivers = lima_layout::checks::Drivers::of_this_host_with_faked_wsl2();
+    // The control: all three take the unchanged template.
+    let (code, stderr) = create(&real, &limactl, "control", &base);
+    assert_eq!(code, Some(0), "real limactl create of the base: {stderr}");
+    assert_eq!(lima_layout::checks::check_lima_yaml(&base, drivers), Ok(()));
+    for (i, case) in CASES.iter().enumerate() {
+        let name = format!("c{i}");
+        let yaml = changed(&template, case.fragment);
+        let (code, stderr) = create(&real, &limactl, &name, &yaml);
+        let what = format!("{} ({})", case.rule, case.fragment);
+        assert_eq!(code, Some(1), "real limactl create, {what}: {stderr}");
+        assert!(
+            stderr.contains(case.real_words),
+            "real limactl create, {what}: {stderr}"
+        );
+        assert!(
+            !real.lima_home().instance(&name).dir.exists(),
+            "real limactl create left {name}/ for {what}"
+        );
+        let (code, stderr) = fake_start(&fake, &name, &yaml);
+        assert_eq!(code, Some(1), "the fake, {what}: {stderr}");
+        assert!(
+            stderr.contains(case.field) && stderr.contains(case.rule),
+            "the fake, {what}: {stderr}"
+        );
+        // The reference judges with the same function.
+        let refusal = lima_layout::checks::check_lima_yaml(&yaml, drivers).unwrap_err();
+        assert_eq!(refusal.rule.id(), case.rule, "{what}: {refusal}");
+    }
+    for sandbox in [&real, &fake] {
+        assert!(
+            sandbox.live_processes().is_empty(),
+            "a refusal left a process"
+        );
+    }
+}
+
+/// `limactl create` makes room in the instance directory for its longest
+/// socket (rule `socket-path-create`): 81 bytes are taken, 82 refused, and
+/// the reference's rule agrees at both.
+#[test]
+fn real_lima_and_the_reference_agree_on_the_create_socket_limit() {
+    use lima_layout::checks::{Stage, check_instance_dir, max_instance_dir_len};
+    let Some((real, _fake)) = real_and_fake() else {
+        return;
+    };
+    let limactl = real.tool_path("limactl");
+    let base = blank_template(&real).to_yaml();
+    let home = real.lima_home();
+    let room = max_instance_dir_len(Stage::Create) - home.path().as_os_str().len() - 1;
+    assert!(
+        (2..lima_layout::identifiers::MAX_LENGTH).contains(&room),
+        "LIMA_HOME {} leaves {room} bytes for a name",
+        home.path().display()
+    );
+    for (len, accepted) in [(room, true), (room + 1, false)] {
+        let name = "n".repeat(len);
+        let (code, stderr) = create(&real, &limactl, &name, &base);
+        assert_eq!(code == Some(0), accepted, "{len}-byte name: {stderr}");
+        if !accepted {
+            assert!(stderr.contains("too long"), "{stderr}");
+        }
+        let dir = home.instance(&name).dir;
+        assert_eq!(
+            check_instance_dir(&dir, Stage::Create).is_ok(),
+            accepted,
+            "{}",
+            dir.display()
+        );
+    }
+}
+
+/// The hostagent needs room for `ssh.sock` (rule `socket-path-start`): an
+/// instance directory one byte over is refused at start by real Lima and
+/// by the fake.
+#[test]
+fn real_lima_and_the_fake_refuse_a_start_without_room_for_ssh_sock() {
+    use lima_layout::checks::{Stage, max_instance_dir_len};
+    let Some((real, fake)) = real_and_fake() else {
+        return;
+    };
+    for sandbox in [&real, &fake] {
+        let home = sandbox.lima_home();
+        let len = max_instance_dir_len(Stage::Start) + 1 - home.path().as_os_str().len() - 1;
+        assert!(
+            len <= lima_layout::identifiers::MAX_LENGTH,
+            "{}",
+            home.path().display()
+        );
+        let template = if std::ptr::eq(sandbox, &real) {
+            blank_template(sandbox)
+        } else {
+            Template::blank_disk(std::path::Path::new("/unused/by/the/fake.qcow2"))
+        };
+        let vm = instance(sandbox, &"n".repeat(len), &template);
+        let log = refused_start(sandbox, &vm);
+        assert!(
+            log.contains("too long") || log.contains("socket-path-start"),
+            "{log}"
         );
         assert!(
             sandbox.live_processes().is_empty(),

@@ -4,8 +4,8 @@
 
 use super::corpus::{corpus, is_file_name_here};
 use lima_layout::LimaHome;
+use lima_layout::checks::{Stage, max_instance_dir_len};
 use lima_layout::identifiers;
-use lima_layout::paths::max_socket_path_len;
 use proptest::prelude::*;
 use proptest::sample::select;
 use std::path::{Path, PathBuf};
@@ -86,14 +86,15 @@ pub fn is_usable_instance_name(name: &str) -> bool {
 
 /// An instance name: one Lima accepts (the hostile part of a property is
 /// then the directories around it), maybe padded with `n` so that its
-/// `ha.sock` is `socket_slack` bytes short of the platform limit (or the
-/// name is as long as Lima allows, when that comes first).
+/// instance directory is `socket_slack` bytes short of the longest that
+/// `limactl create` accepts (rule `socket-path-create`; or the name is as
+/// long as Lima allows, when that comes first).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceName {
     /// A name Lima accepts, before it is fitted to a LIMA_HOME.
     pub base: String,
-    /// Bytes to leave between `ha.sock`'s path and the platform's limit
-    /// (0 to 4); `None` keeps the base's length.
+    /// Bytes to leave between the instance directory and Lima's create
+    /// limit (0 to 4); `None` keeps the base's length.
     pub socket_slack: Option<usize>,
 }
 
@@ -117,16 +118,17 @@ pub fn instance_name() -> impl Strategy<Value = InstanceName> {
         .prop_map(|(base, socket_slack)| InstanceName { base, socket_slack })
 }
 
-/// `<lima_home>/<name>/ha.sock` minus the name: two separators and `ha.sock`.
-fn socket_overhead(lima_home: &LimaHome) -> usize {
-    lima_home.path().as_os_str().len() + 2 + "ha.sock".len()
+/// `<lima_home>/<name>` minus the name: LIMA_HOME and a separator.
+fn dir_overhead(lima_home: &LimaHome) -> usize {
+    lima_home.path().as_os_str().len() + 1
 }
 
-/// How many bytes an instance name may have before its `ha.sock` path is
-/// longer than the platform allows (`None`: not even one).
+/// How many bytes an instance name may have before its instance directory
+/// leaves no room for Lima's sockets, as `limactl create` measures it
+/// (`None`: not even one).
 pub fn name_room(lima_home: &LimaHome) -> Option<usize> {
-    max_socket_path_len()
-        .checked_sub(socket_overhead(lima_home))
+    max_instance_dir_len(Stage::Create)
+        .checked_sub(dir_overhead(lima_home))
         .filter(|room| *room > 0)
 }
 
@@ -153,7 +155,7 @@ fn fit(base: &str, length: usize) -> Option<String> {
 }
 
 /// A name the reconciler must refuse: it would escape LIMA_HOME, collide
-/// with Lima's own directories, or make `ha.sock` too long to bind.
+/// with Lima's own directories, or leave no room for Lima's sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum UnusableName {
     /// The empty name.
@@ -174,7 +176,8 @@ pub enum UnusableName {
     /// One path component that Lima refuses as an instance name: brackets,
     /// spaces, a leading dash, non-ASCII, doubled separators...
     RefusedByLima(String),
-    /// A usable name made `excess` bytes too long for `ha.sock`.
+    /// A usable name made `excess` bytes too long for Lima's sockets (rule
+    /// `socket-path-create`).
     OverSocketLimit {
         /// The usable name it is made from.
         base: String,
@@ -197,7 +200,8 @@ impl UnusableName {
             } => format!("{before}{separator}{after}"),
             UnusableName::LimaReserved(name) | UnusableName::RefusedByLima(name) => name.clone(),
             UnusableName::OverSocketLimit { base, excess } => {
-                let limit = max_socket_path_len().saturating_sub(socket_overhead(lima_home));
+                let limit =
+                    max_instance_dir_len(Stage::Create).saturating_sub(dir_overhead(lima_home));
                 fit(base, limit + excess).expect("an excess of at least one byte")
             }
         }
@@ -315,12 +319,12 @@ mod tests {
     }
 
     #[test]
-    fn padded_names_put_ha_sock_exactly_at_the_limit() {
+    fn padded_names_put_the_instance_directory_exactly_at_the_limit() {
         // Deep enough that the socket limit comes before Lima's 76 bytes.
         let home = LimaHome::new(
             std::env::temp_dir()
                 .join("lv[1]")
-                .join("d".repeat(24))
+                .join("d".repeat(8))
                 .join(".lima"),
         );
         let name = InstanceName {
@@ -329,15 +333,18 @@ mod tests {
         }
         .resolve(&home)
         .unwrap();
-        let socket = home.instance(&name).ha_sock();
-        assert_eq!(socket.as_os_str().len(), max_socket_path_len());
+        let dir = home.instance(&name).dir;
+        assert_eq!(dir.as_os_str().len(), max_instance_dir_len(Stage::Create));
         let over = UnusableName::OverSocketLimit {
             base: "x".into(),
             excess: 1,
         }
         .resolve(&home);
-        let socket = home.instance(&over).ha_sock();
-        assert_eq!(socket.as_os_str().len(), max_socket_path_len() + 1);
+        let dir = home.instance(&over).dir;
+        assert_eq!(
+            dir.as_os_str().len(),
+            max_instance_dir_len(Stage::Create) + 1
+        );
         // Where the socket leaves more room, Lima's limit comes first.
         let name = InstanceName {
             base: "r".into(),
