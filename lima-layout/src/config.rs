@@ -170,35 +170,11 @@ impl LimaConfig {
     pub fn disk_names(&self) -> impl Iterator<Item = &str> {
         self.additional_disks.iter().map(AdditionalDisk::name)
     }
-
-    /// Lima's check of the disk names (`limayaml.Validate`: each must be an
-    /// identifier, see [`crate::identifiers`]); the first bad one, in words
-    /// close to Lima's.
-    pub fn validate_disk_names(&self) -> Result<(), String> {
-        for (i, name) in self.disk_names().enumerate() {
-            crate::identifiers::validate(name)
-                .map_err(|e| format!("field `additionalDisks[{i}].name` is invalid: {e}"))?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn disk_names_lima_refuses_are_named_by_index() {
-        let ok = LimaConfig::parse("additionalDisks: [data, {name: logs.1}]\n").unwrap();
-        assert_eq!(ok.validate_disk_names(), Ok(()));
-        let bad = LimaConfig::parse("additionalDisks: [data, \"we[1]rd\"]\n").unwrap();
-        let err = bad.validate_disk_names().unwrap_err();
-        assert!(
-            err.starts_with("field `additionalDisks[1].name` is invalid"),
-            "{err}"
-        );
-        assert!(err.contains("we[1]rd"), "{err}");
-    }
 
     #[test]
     fn parses_the_fields_it_knows_and_ignores_the_rest() {
