@@ -113,7 +113,12 @@ mod tests {
             (
                 "mounts: [{location: /tmp}]\n",
                 VmType::Qemu,
-                "mountpoint-system",
+                // A Windows host's paths start with a drive, for Lima too.
+                if cfg!(windows) {
+                    "mount-location-absolute"
+                } else {
+                    "mountpoint-system"
+                },
             ),
         ] {
             let err = render_lima_yaml_checked(&spec(&format!("{image}{template}"), vm_type))
