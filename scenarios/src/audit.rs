@@ -415,21 +415,9 @@ pub fn diff_json(diffs: &[Diff]) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     fn outcome(id: &'static str, verdict: Verdict, message: &str) -> Outcome {
-        Outcome {
-            id,
-            variant: Variant::Fixed,
-            verdict,
-            message: message.into(),
-            check_passed: false,
-            also: Vec::new(),
-            leaks: Default::default(),
-            leaked: String::new(),
-            duration: Duration::from_millis(1500),
-            waits: harness::WaitSplit::default(),
-        }
+        Outcome::for_test(id, Variant::Fixed, verdict, message)
     }
 
     /// A fixed run whose own check passed, failed for `also`.

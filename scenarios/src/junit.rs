@@ -166,18 +166,7 @@ mod tests {
     use harness::invariants::Invariant;
 
     fn outcome(id: &'static str, variant: Variant, verdict: Verdict, message: &str) -> Outcome {
-        Outcome {
-            id,
-            variant,
-            verdict,
-            message: message.into(),
-            check_passed: false,
-            also: Vec::new(),
-            leaks: Default::default(),
-            leaked: String::new(),
-            duration: Duration::from_millis(1500),
-            waits: Default::default(),
-        }
+        Outcome::for_test(id, variant, verdict, message)
     }
 
     fn row(id: &'static str, audit: Audit, message: &str) -> AuditRow {
