@@ -4,15 +4,16 @@
 //! judge through here, so they refuse what Lima refuses, with the rule's id
 //! and the field in the message.
 //!
-//! The ids are those of the enumeration of Lima's checks made for issue 29
-//! (kebab case, stable: tests and documents name them). Each rule's doc
-//! says where Lima makes the check (file and function at v2.2.0).
+//! The ids are kebab case and stable: tests and documents name them.
+//! Each rule's doc says where Lima makes the check (file and function at
+//! v2.2.0).
 //! [`Rule::ALL`] lists the rules judged here; README.md says which of
 //! Lima's checks are left out and why.
 
 mod port_forwards;
 mod sockets;
 mod template;
+mod yaml;
 
 pub use sockets::{
     LONGEST_SOCKET_NAME, SSH_SOCKET_NAME, Stage, UNIX_PATH_MAX, check_instance_dir,

@@ -3,7 +3,7 @@
 //! FillPortForwardDefaults`: a missing guest range is the guest port, or
 //! every port; a missing host range is the host port, or the guest range).
 
-use super::template::{list, port_problem, text};
+use super::yaml::{list, port_problem, text};
 use super::{Refusal, Rule};
 use serde_norway::Value;
 

@@ -6,6 +6,7 @@
 //! parser), with Lima's defaults where a check depends on them.
 
 use super::port_forwards::check_port_forwards;
+use super::yaml::{list, port_problem, text};
 use super::{Refusal, Rule};
 use crate::VmType;
 use crate::identifiers;
@@ -102,18 +103,6 @@ pub fn check_lima_yaml(text: &str, drivers: Drivers) -> Result<(), Refusal> {
         return Err(Refusal::new(Rule::YamlSyntax, "", "must be a YAML mapping"));
     }
     CHECKS.iter().try_for_each(|check| check(&doc, drivers))
-}
-
-/// `doc[key]` as text, when it is a string.
-pub(super) fn text<'a>(doc: &'a Value, key: &str) -> Option<&'a str> {
-    doc.get(key).and_then(Value::as_str)
-}
-
-/// `doc[key]` as a list (empty when absent or not a list).
-pub(super) fn list<'a>(doc: &'a Value, key: &str) -> &'a [Value] {
-    doc.get(key)
-        .and_then(Value::as_sequence)
-        .map_or(&[], Vec::as_slice)
 }
 
 fn check_vm_type(doc: &Value, drivers: Drivers) -> Result<(), Refusal> {
@@ -311,17 +300,6 @@ fn check_mount_location(i: usize, location: &str) -> Result<(), Refusal> {
             format!("refers to a non-directory path: {location:?}"),
         )),
         _ => Ok(()),
-    }
-}
-
-/// Lima's `validatePort`: 1 to 65535, not 22.
-pub(super) fn port_problem(port: i64) -> Option<&'static str> {
-    match port {
-        ..0 => Some("must be > 0"),
-        0 => Some("must be set"),
-        22 => Some("must not be 22"),
-        65536.. => Some("must be < 65536"),
-        _ => None,
     }
 }
 
