@@ -103,8 +103,13 @@ impl<'s> ServiceProcess<'s> {
             Some(Err(e)) => Err(e),
             Some(Ok(code)) => {
                 self.pid = None;
+                // No code: a signal ended it (Unix).
+                let ended = code.map_or_else(
+                    || "was killed by a signal".to_owned(),
+                    |code| format!("exited with code {code}"),
+                );
                 Err(HarnessError::Driver(format!(
-                    "the service exited with {code:?} before it was ready; its output:\n{}",
+                    "the service {ended} before it was ready; its output:\n{}",
                     self.output_text()
                 )))
             }
