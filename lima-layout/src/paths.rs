@@ -130,9 +130,9 @@ pub fn write_pid_file(path: &Path, pid: u32) -> std::io::Result<()> {
 }
 
 /// The longest Unix socket path the platform accepts (bytes, without the
-/// terminating NUL).
+/// terminating NUL): [`crate::checks::UNIX_PATH_MAX`] less the NUL.
 pub const fn max_socket_path_len() -> usize {
-    if cfg!(target_os = "macos") { 103 } else { 107 }
+    crate::checks::UNIX_PATH_MAX - 1
 }
 
 #[cfg(test)]
